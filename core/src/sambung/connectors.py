@@ -1,0 +1,132 @@
+"""What a connector is: base classes per mode, its settings, and what core hands it.
+
+A plugin subclasses one base per mode it supports and writes only the vendor-specific parts;
+core owns every loop, the store, retries and logging around them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+
+from .clock import Clock, SystemClock
+from .models import Record
+from .parse import loads
+
+
+class Mode(StrEnum):
+    """How records reach sambung from a vendor."""
+
+    WEBHOOK = "webhook"
+    POLL = "poll"
+    FILE_DROP = "file-drop"
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+# One mode or a list of them (`mode: webhook` or `mode: [webhook, poll]`).
+Modes = Annotated[frozenset[Mode], BeforeValidator(_as_list)]
+
+# One secret or a list: while a secret is rotated, the old and the new one are both accepted.
+Secrets = Annotated[tuple[SecretStr, ...], BeforeValidator(_as_list), Field(min_length=1)]
+
+
+class ConnectorSettings(BaseModel):
+    """A connector's YAML block. Core owns `mode` and `enabled`; a plugin adds its own fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Modes
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Outlet:
+    """One shop branch, as configured."""
+
+    id: str
+    name: str
+    timezone: ZoneInfo
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """Everything core injects into a connector instance (one per outlet and connector)."""
+
+    outlet: Outlet
+    settings: ConnectorSettings
+    log: Any  # a structlog BoundLogger, already bound to outlet and connector
+    clock: Clock = field(default_factory=SystemClock)
+
+
+class Connector:
+    """Base of every connector. Subclass the base of each mode you support, not this one."""
+
+    name: ClassVar[str]
+    modes: ClassVar[frozenset[Mode]] = frozenset()
+    Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+
+    def __init__(self, context: ConnectorContext) -> None:
+        self.context = context
+        self.outlet = context.outlet
+        self.settings: Any = context.settings
+        self.log = context.log
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """An incoming webhook as a connector sees it: raw bytes, headers and query, no framework."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def payload(self) -> Any:
+        """The body as JSON, with exact Decimals; raises `InvalidPayload` if it is not JSON."""
+        return loads(self.body)
+
+    @cached_property
+    def body_sha256(self) -> str:
+        """Hex SHA-256 of the raw body: the default key to recognise a repeated delivery."""
+        return hashlib.sha256(self.body).hexdigest()
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """What a connector made of one webhook: its event type and the records it carries."""
+
+    event_type: str
+    records: list[Record]
+    # Identifies the delivery, so a resend is recognised; defaults to the body's SHA-256.
+    dedup_key: str | None = None
+
+
+class WebhookConnector(Connector):
+    """A connector that receives pushed events on the public listener."""
+
+    modes = frozenset({Mode.WEBHOOK})
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Raise `SignatureError` unless the request is authentic. Called before anything else."""
+        raise NotImplementedError
+
+    def parse(self, request: WebhookRequest) -> WebhookEvent:
+        """Map a verified request to records; raise `InvalidRecord` naming what is wrong."""
+        raise NotImplementedError
+
+
+MODE_METHODS: dict[Mode, tuple[str, ...]] = {
+    Mode.WEBHOOK: ("verify", "parse"),
+    Mode.POLL: ("poll",),
+    Mode.FILE_DROP: ("parse_file",),
+}

@@ -1,0 +1,63 @@
+"""The typed errors of sambung: each class has exactly one behaviour, decided by core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SambungError(Exception):
+    """Base of every error sambung raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in the YAML, located by its path (`outlets[1].connectors.moka.mode`)."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(SambungError):
+    """The configuration is unusable: refuse to start and name every problem."""
+
+    def __init__(self, problems: list[ConfigProblem] | str) -> None:
+        if isinstance(problems, str):
+            problems = [ConfigProblem("", problems)]
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class SignatureError(SambungError):
+    """A webhook failed authentication: answer 401 and store nothing."""
+
+
+class InvalidPayload(SambungError):
+    """An authentic request whose body cannot be read at all (not JSON): 400, kept in the DLQ."""
+
+
+class InvalidRecord(SambungError):
+    """A payload that cannot be mapped: that record goes to the DLQ (422 for a webhook)."""
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        self.reason = reason
+        self.field = field
+        super().__init__(f"{field}: {reason}" if field else reason)
+
+
+class RetriableError(SambungError):
+    """A passing failure (timeout, 5xx, 429): back off and try again later."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class AuthError(SambungError):
+    """The vendor refused our credentials: refresh once, then mark the connection needs_reauth."""
+
+
+class StoreUnavailable(SambungError):
+    """The store could not commit: the sender must retry later (503), nothing was acknowledged."""

@@ -1,0 +1,37 @@
+"""The durable store: one interface, an embedded SQLite and (later) a PostgreSQL implementation.
+
+No SQL lives outside this package. Every write that must be atomic goes through `ingest`, which
+commits a raw event, its records, their outbox rows, a dead letter and a cursor together.
+"""
+
+from __future__ import annotations
+
+from .base import (
+    CursorUpdate,
+    DeadLetter,
+    DeadLetterIn,
+    IngestRequest,
+    IngestResult,
+    Outcome,
+    OutboxRow,
+    RawEvent,
+    RecordResult,
+    Store,
+    StoredRecord,
+    open_store,
+)
+
+__all__ = [
+    "CursorUpdate",
+    "DeadLetter",
+    "DeadLetterIn",
+    "IngestRequest",
+    "IngestResult",
+    "OutboxRow",
+    "Outcome",
+    "RawEvent",
+    "RecordResult",
+    "Store",
+    "StoredRecord",
+    "open_store",
+]

@@ -1,0 +1,1 @@
+"""sambung connector for Moka."""
