@@ -7,11 +7,11 @@ core owns every loop, the store, retries and logging around them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
@@ -19,6 +19,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from .clock import Clock, SystemClock
 from .models import Record
 from .parse import loads
+
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Mode(StrEnum):
@@ -111,15 +114,28 @@ class WebhookEvent:
     dedup_key: str | None = None
 
 
+def required(method: F) -> F:
+    """Mark a base-class method that a connector of that mode must override."""
+    method.__sambung_required__ = True  # type: ignore[attr-defined]
+    return method
+
+
+def is_implemented(method: Any) -> bool:
+    """Whether a connector class overrides a `required` base method (or defines it at all)."""
+    return callable(method) and not getattr(method, "__sambung_required__", False)
+
+
 class WebhookConnector(Connector):
     """A connector that receives pushed events on the public listener."""
 
     modes = frozenset({Mode.WEBHOOK})
 
+    @required
     def verify(self, request: WebhookRequest) -> None:
         """Raise `SignatureError` unless the request is authentic. Called before anything else."""
         raise NotImplementedError
 
+    @required
     def parse(self, request: WebhookRequest) -> WebhookEvent:
         """Map a verified request to records; raise `InvalidRecord` naming what is wrong."""
         raise NotImplementedError

@@ -1,0 +1,162 @@
+"""The `sambung` command: run the daemon, check a config, list plugins, look at stored records."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, logs
+from .config import LoadedConfig, load_config
+from .errors import ConfigError
+from .plugins import Registry, allowed_plugins, load_plugins
+from .store import open_store
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `sambung` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_CONFIG
+    logs.configure(level=os.environ.get("SAMBUNG_LOG_LEVEL", "info"))
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as err:
+        print(f"sambung: configuration is not valid ({len(err.problems)} problem"
+              f"{'s' if len(err.problems) != 1 else ''}):", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sambung", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"sambung {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, help: str, handler: object, config: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler, command=name)
+        if config:
+            sub.add_argument("-c", "--config", type=Path, default=Path("sambung.yaml"),
+                             help="the YAML file (default: ./sambung.yaml)")
+        return sub
+
+    run = command("run", "Run the daemon until SIGTERM or Ctrl-C.", _run)
+    run.add_argument("--simulate", action="store_true",
+                     help="also run the bundled simulator, which posts signed demo webhooks")
+    command("check", "Validate a config and print outlets, connectors and webhook URLs.", _check)
+    command("plugins", "List installed plugins: name, version, connectors and modes.", _plugins,
+            config=False)
+    records = command("records", "Print the most recently stored records.", _records)
+    records.add_argument("--outlet")
+    records.add_argument("--source-system", "--connector", dest="source_system")
+    records.add_argument("--kind", choices=["transaction", "inventory_level", "payment"])
+    records.add_argument("--limit", type=int, default=20)
+    records.add_argument("--json", action="store_true", help="one JSON record per line")
+    return parser
+
+
+def _registry() -> Registry:
+    return load_plugins(allowed_plugins(os.environ.get("SAMBUNG_PLUGINS")))
+
+
+def _load(args: argparse.Namespace) -> tuple[Registry, LoadedConfig]:
+    registry = _registry()
+    loaded = load_config(args.config, registry)
+    logs.redactor.update(loaded.secrets)
+    return registry, loaded
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .daemon import Daemon, serve
+
+    registry, loaded = _load(args)
+    logs.configure(level=loaded.config.log.level, fmt=loaded.config.log.format)
+    daemon = Daemon(loaded, registry)
+    also = None
+    if args.simulate:
+        from .simulator import simulate
+
+        also = simulate
+    asyncio.run(serve(daemon, also=also))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    _, loaded = _load(args)
+    config = loaded.config
+    print(f"config: {loaded.path}")
+    print(f"store: {config.store.url}")
+    public = config.server.public
+    print(f"public listener: {public.host}:{public.port} (max body {public.max_body_bytes} bytes)")
+    for outlet in config.outlets:
+        print(f"\noutlet {outlet.id} — {outlet.name} ({outlet.timezone})")
+        connections = [c for c in loaded.connections if c.outlet.id == outlet.id]
+        if not connections:
+            print("  (no connectors)")
+        for connection in connections:
+            modes = ", ".join(sorted(connection.settings.mode))
+            state = "" if connection.settings.enabled else " [disabled]"
+            print(f"  {connection.name}: {modes}{state}")
+            if "webhook" in connection.settings.mode:
+                print(f"    webhook URL: {loaded.webhook_url(connection)}")
+    if config.sinks:
+        print("\nsinks:")
+        for name, sink in config.sinks.items():
+            kinds = ", ".join(sink.kinds) if sink.kinds else "every kind"
+            outlets = ", ".join(sink.outlets) if sink.outlets else "every outlet"
+            print(f"  {name}: {sink.type} ({kinds}; {outlets})")
+    print("\nconfig OK")
+    return 0
+
+
+def _plugins(_args: argparse.Namespace) -> int:
+    registry = _registry()
+    if not registry.plugins and not registry.failures:
+        print("no sambung plugins installed")
+    for plugin in registry.plugins:
+        print(f"{plugin.name} {plugin.version} ({plugin.distribution})")
+        for name in plugin.connectors:
+            modes = ", ".join(sorted(registry.connectors[name].modes))
+            print(f"  connector {name}: {modes}")
+        for name in plugin.sinks:
+            print(f"  sink {name}")
+    for failure in registry.failures:
+        print(f"{failure.name} FAILED to load ({failure.distribution}): {failure.error}")
+    return 1 if registry.failures else 0
+
+
+def _records(args: argparse.Namespace) -> int:
+    _, loaded = _load(args)
+
+    async def show() -> None:
+        store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+        await store.open()
+        try:
+            rows = await store.list_records(outlet=args.outlet, source_system=args.source_system,
+                                            kind=args.kind, limit=args.limit)
+        finally:
+            await store.close()
+        for row in rows:
+            if args.json:
+                print(row.payload)
+                continue
+            record = json.loads(row.payload)
+            amount = record.get("total") or record.get("amount") or record.get("quantity") or ""
+            print(f"#{row.id:<6} {row.outlet:<12} {row.source_system:<8} {row.kind:<16}"
+                  f" {row.external_id:<24} r{row.revision} {amount:>14} "
+                  f"{row.updated_at:%Y-%m-%d %H:%M:%S}Z")
+
+    asyncio.run(show())
+    return 0

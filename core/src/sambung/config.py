@@ -1,0 +1,322 @@
+"""The YAML file: `${ENV}` interpolation, validation with every problem named by its path.
+
+Validation runs in two passes. The first checks core's own shape (store, server, outlets,
+sinks); the second validates each connector block with that connector's own `Settings` model,
+so a plugin's fields get the same error paths as core's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .connectors import Connector, ConnectorSettings, Outlet
+from .errors import ConfigError, ConfigProblem
+from .models import RecordKind
+from .plugins import Registry
+
+WEBHOOK_PATH = "/api/v1/integrations/webhooks"
+_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PublicListener(_Strict):
+    """The listener vendors reach: webhooks and `/healthz`."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(1_048_576, gt=0, le=64 * 1_048_576)
+    # The address vendors use to reach this listener (behind a tunnel or proxy); `sambung check`
+    # prints webhook URLs with it.
+    base_url: AnyHttpUrl | None = None
+
+
+class ServerSettings(_Strict):
+    """Listeners of the daemon."""
+
+    public: PublicListener = PublicListener()
+
+
+class StoreSettings(_Strict):
+    """Where state lives; a relative SQLite path is read from the YAML file's folder."""
+
+    url: str = "sqlite:///./data/sambung.db"
+
+
+class LogSettings(_Strict):
+    """Logging: JSON lines when not on a terminal, readable text when on one."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class SinkConfig(BaseModel):
+    """A named destination: its type, what it receives, and its own settings."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+    kinds: list[RecordKind] | None = None
+    outlets: list[str] | None = None
+
+
+class OutletConfig(_Strict):
+    """One shop branch and the systems it uses."""
+
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+$", max_length=64)]
+    name: str
+    timezone: str = "Asia/Jakarta"
+    connectors: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r} (use an IANA name such as Asia/Jakarta, "
+                "Asia/Makassar or Asia/Jayapura)"
+            ) from None
+        return value
+
+
+class Config(_Strict):
+    """The whole YAML file."""
+
+    store: StoreSettings = StoreSettings()
+    server: ServerSettings = ServerSettings()
+    log: LogSettings = LogSettings()
+    outlets: list[OutletConfig] = Field(min_length=1)
+    sinks: dict[str, SinkConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        ids = [outlet.id for outlet in self.outlets]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"outlet ids must be unique, repeated: {', '.join(duplicates)}")
+        for name, sink in self.sinks.items():
+            unknown = sorted(set(sink.outlets or ()) - set(ids))
+            if unknown:
+                raise ValueError(f"sinks.{name}.outlets names unknown outlets: {unknown}")
+        return self
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One connector configured at one outlet: the unit core runs loops and routes for."""
+
+    outlet: Outlet
+    connector: type[Connector]
+    settings: ConnectorSettings
+
+    @property
+    def name(self) -> str:
+        """The connector's name (also its YAML key and source_system)."""
+        return self.connector.name
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated configuration and what was derived from it."""
+
+    path: Path
+    config: Config
+    connections: list[Connection]
+    secrets: tuple[str, ...]
+
+    @property
+    def base_dir(self) -> Path:
+        """The YAML file's folder: relative paths in it are read from here."""
+        return self.path.parent
+
+    def sinks_for(self, outlet: str, kind: str) -> tuple[str, ...]:
+        """Names of the sinks that receive a record of `kind` from `outlet`."""
+        return tuple(
+            name
+            for name, sink in self.config.sinks.items()
+            if (sink.kinds is None or kind in sink.kinds)
+            and (sink.outlets is None or outlet in sink.outlets)
+        )
+
+    def webhook_url(self, connection: Connection) -> str:
+        """The URL to register with the vendor for one outlet's webhooks."""
+        listener = self.config.server.public
+        if listener.base_url is not None:
+            base = str(listener.base_url).rstrip("/")
+        else:
+            host = listener.host
+            if host in ("0.0.0.0", "::", ""):
+                host = socket.gethostname()
+            base = f"http://{host}:{listener.port}"
+        return f"{base}{WEBHOOK_PATH}/{connection.name}/{connection.outlet.id}"
+
+
+def load_config(
+    path: Path, registry: Registry, *, environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """Read, interpolate and validate a YAML file; raise `ConfigError` listing every problem."""
+    environ = os.environ if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from err
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from err
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top (store, server, outlets)")
+
+    problems: list[ConfigProblem] = []
+    document = _interpolate(document, environ, (), problems)
+    try:
+        config = Config.model_validate(document)
+    except ValidationError as err:
+        problems.extend(_problems(err))
+        raise ConfigError(problems) from None
+
+    connections: list[Connection] = []
+    for index, outlet_config in enumerate(config.outlets):
+        outlet = Outlet(outlet_config.id, outlet_config.name, ZoneInfo(outlet_config.timezone))
+        for name, block in outlet_config.connectors.items():
+            where: tuple[str | int, ...] = ("outlets", index, "connectors", name)
+            connection = _connection(registry, outlet, name, block, where, problems)
+            if connection is not None:
+                connections.append(connection)
+    for name, sink in config.sinks.items():
+        if sink.type not in registry.sinks:
+            installed = ", ".join(sorted(registry.sinks)) or "none"
+            problems.append(
+                ConfigProblem(f"sinks.{name}.type", f"no sink type {sink.type!r} is installed "
+                              f"(installed: {installed})")
+            )
+            continue
+        extra = dict(sink.model_extra or {})
+        try:
+            registry.sinks[sink.type].Settings.model_validate(extra)
+        except ValidationError as err:
+            problems.extend(_problems(err, ("sinks", name)))
+    if problems:
+        raise ConfigError(problems)
+    secrets = tuple(_secrets(c.settings for c in connections))
+    return LoadedConfig(path=path.resolve(), config=config, connections=connections,
+                        secrets=secrets)
+
+
+def _connection(
+    registry: Registry,
+    outlet: Outlet,
+    name: str,
+    block: Any,
+    where: tuple[str | int, ...],
+    problems: list[ConfigProblem],
+) -> Connection | None:
+    cls = registry.connectors.get(name)
+    if cls is None:
+        installed = ", ".join(sorted(registry.connectors)) or "none"
+        problems.append(ConfigProblem(_path(where), f"no connector named {name!r} is installed "
+                                      f"(installed: {installed})"))
+        return None
+    if not isinstance(block, dict):
+        problems.append(ConfigProblem(_path(where), "expected a mapping such as {mode: webhook}"))
+        return None
+    try:
+        settings = cls.Settings.model_validate(block)
+    except ValidationError as err:
+        problems.extend(_problems(err, where))
+        return None
+    unsupported = sorted(settings.mode - cls.modes)
+    if unsupported:
+        supported = ", ".join(sorted(cls.modes))
+        problems.append(ConfigProblem(_path((*where, "mode")),
+                                      f"{name} supports {supported}; not {', '.join(unsupported)}"))
+        return None
+    return Connection(outlet=outlet, connector=cls, settings=settings)
+
+
+def _interpolate(
+    node: Any, environ: Mapping[str, str], where: tuple[str | int, ...],
+    problems: list[ConfigProblem],
+) -> Any:
+    """Replace `${NAME}` and `${NAME:-default}` in every string value; `$$` is a literal `$`."""
+    if isinstance(node, dict):
+        return {k: _interpolate(v, environ, (*where, str(k)), problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, environ, (*where, i), problems) for i, v in enumerate(node)]
+    if not isinstance(node, str) or "$" not in node:
+        return node
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        problems.append(ConfigProblem(_path(where), f"environment variable {name} is not set"))
+        return ""
+
+    return _ENV.sub(substitute, node)
+
+
+def _problems(err: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[ConfigProblem]:
+    found = []
+    for error in err.errors(include_url=False):
+        location = tuple(
+            step for step in error["loc"] if not (isinstance(step, str) and "[" in step)
+        )  # pydantic adds union-member names like `tuple[...]`: not part of the YAML path
+        message = error["msg"]
+        message = message[0].lower() + message[1:] if message[1:2].islower() else message
+        if message.startswith("value error, "):
+            message = message.removeprefix("value error, ")
+        found.append(ConfigProblem(_path((*prefix, *location)), message))
+    return found
+
+
+def _path(location: tuple[str | int, ...]) -> str:
+    """`('outlets', 1, 'connectors', 'moka')` → `outlets[1].connectors.moka`."""
+    text = ""
+    for step in location:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
+    return text
+
+
+def _secrets(models: Iterator[BaseModel] | Any) -> Iterator[str]:
+    """Every SecretStr value in the given settings, so logs can redact them wherever they turn up."""
+    for model in models:
+        for value in model.__dict__.values():
+            values = value if isinstance(value, tuple | list) else (value,)
+            for item in values:
+                if isinstance(item, SecretStr) and item.get_secret_value():
+                    yield item.get_secret_value()
+                elif isinstance(item, BaseModel):
+                    yield from _secrets([item])
+

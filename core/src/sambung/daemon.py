@@ -1,0 +1,142 @@
+"""The daemon: builds connectors from the config, runs the listeners, drains on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from . import __version__
+from .clock import Clock, SystemClock
+from .config import LoadedConfig
+from .connectors import ConnectorContext, Mode, WebhookConnector
+from .plugins import Registry
+from .store import DeadLetter, Store, open_store
+from .webhooks import (
+    INGEST_KEY,
+    MAX_BODY_KEY,
+    TARGETS_KEY,
+    WebhookIngest,
+    WebhookTargets,
+    add_webhook_routes,
+)
+
+# How long in-flight requests may take to finish after SIGTERM before they are cut off.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+log = structlog.get_logger("sambung.daemon")
+
+
+class Daemon:
+    """One running sambung: a store, the connectors of every outlet, and the listeners."""
+
+    def __init__(self, loaded: LoadedConfig, registry: Registry, *, clock: Clock | None = None):
+        self.loaded = loaded
+        self.registry = registry
+        self.clock = clock or SystemClock()
+        self.store: Store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+        self._runner: web.AppRunner | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self.public_url: str | None = None
+
+    def _webhook_targets(self) -> WebhookTargets:
+        targets: dict[tuple[str, str], WebhookConnector] = {}
+        for connection in self.loaded.connections:
+            if not connection.settings.enabled or Mode.WEBHOOK not in connection.settings.mode:
+                continue
+            bound = log.bind(outlet=connection.outlet.id, connector=connection.name)
+            context = ConnectorContext(outlet=connection.outlet, settings=connection.settings,
+                                       log=bound, clock=self.clock)
+            instance = connection.connector(context)
+            assert isinstance(instance, WebhookConnector)
+            targets[(connection.name, connection.outlet.id)] = instance
+        return WebhookTargets(targets)
+
+    def public_app(self) -> web.Application:
+        """The app vendors talk to: webhooks and `/healthz`."""
+        max_body = self.loaded.config.server.public.max_body_bytes
+        # aiohttp enforces the limit while reading; one extra byte lets our handler answer 413
+        # itself, as JSON, rather than aiohttp's plain-text page.
+        app = web.Application(client_max_size=max_body + 1)
+        app[MAX_BODY_KEY] = max_body
+        app[TARGETS_KEY] = self._webhook_targets()
+        app[INGEST_KEY] = WebhookIngest(self.store, self.loaded.sinks_for, self.clock,
+                                        self._notify_dead_letter)
+        add_webhook_routes(app)
+        app.router.add_get("/healthz", self._healthz)
+        return app
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "version": __version__})
+
+    def _notify_dead_letter(self, entry: DeadLetter) -> None:
+        """Run the `sambung_dead_letter` hooks in a thread: a slow e-mail never blocks ingest."""
+        self._spawn(self._call_dead_letter_hooks(entry))
+
+    async def _call_dead_letter_hooks(self, entry: DeadLetter) -> None:
+        try:
+            await asyncio.to_thread(self.registry.hook.sambung_dead_letter, entry=entry)
+        except Exception as err:
+            log.error("hook.dead_letter_failed", error=f"{type(err).__name__}: {err}",
+                      dead_letter_id=entry.id)
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def start(self) -> None:
+        """Open the store and start listening."""
+        await self.store.open()
+        listener = self.loaded.config.server.public
+        self._runner = web.AppRunner(
+            self.public_app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, listener.host, listener.port, backlog=1024)
+        await site.start()
+        # With port 0 the OS picks one; the runner knows which.
+        port = self._runner.addresses[0][1] if self._runner.addresses else listener.port
+        self.public_url = f"http://{listener.host}:{port}"
+        log.info(
+            "daemon.started",
+            version=__version__,
+            public=self.public_url,
+            outlets=[o.id for o in self.loaded.config.outlets],
+            connections=[f"{c.outlet.id}/{c.name}" for c in self.loaded.connections],
+            store=self.loaded.config.store.url,
+        )
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish their commits, then close the store."""
+        log.info("daemon.stopping")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._background:
+            await asyncio.wait(self._background, timeout=SHUTDOWN_GRACE_SECONDS)
+        await self.store.close()
+        log.info("daemon.stopped")
+
+
+async def serve(
+    daemon: Daemon, *, also: Callable[[Daemon], Awaitable[None]] | None = None
+) -> None:
+    """Run `daemon` until SIGTERM or SIGINT, then drain; `also` runs beside it (the simulator)."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await daemon.start()
+    companion = asyncio.create_task(also(daemon)) if also is not None else None
+    try:
+        await stopping.wait()
+    finally:
+        if companion is not None:
+            companion.cancel()
+            await asyncio.gather(companion, return_exceptions=True)
+        await daemon.stop()

@@ -1,0 +1,33 @@
+"""Prometheus series of the daemon, in one registry that the admin listener will serve."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+WEBHOOK_REQUESTS = Counter(
+    "sambung_webhook_requests",
+    "Webhook requests by connector and answer.",
+    ["source_system", "outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_SECONDS = Histogram(
+    "sambung_webhook_duration_seconds",
+    "Time from a webhook's body being read to its answer (commit included).",
+    ["source_system"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+RECORDS_INGESTED = Counter(
+    "sambung_records_ingested",
+    "Records upserted, by connector, channel and what the upsert did.",
+    ["source_system", "channel", "outcome"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS = Counter(
+    "sambung_dead_letters",
+    "New dead-letter entries by stage.",
+    ["stage", "source_system"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,471 @@
+"""The embedded store: one SQLite file in WAL mode, one writer thread that group-commits.
+
+Every write request is queued; the writer takes everything waiting, applies each request inside
+its own savepoint and commits the lot in one transaction, so a burst of webhooks costs one fsync
+instead of one each. The whole group runs in one hop to the writer thread (the stdlib `sqlite3`
+driver on a dedicated thread): going through aiosqlite would cost a thread hop per statement,
+several per webhook, and that overhead is most of the hot path. Reads use aiosqlite on their own
+connection; WAL lets them run beside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ..errors import ConfigError, StoreUnavailable
+from ..models import Record
+from .base import (
+    DeadLetter,
+    IngestRequest,
+    IngestResult,
+    OutboxRow,
+    Outcome,
+    RawEvent,
+    RecordResult,
+    Store,
+    StoredRecord,
+)
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_MAX_GROUP = 512
+_Pending = tuple[IngestRequest, "asyncio.Future[IngestResult]"]
+
+
+def to_db_time(value: datetime) -> str:
+    """An aware datetime as sortable UTC text."""
+    return value.astimezone(timezone.utc).strftime(_TIME_FORMAT)
+
+
+def from_db_time(value: str) -> datetime:
+    """Sortable UTC text back to an aware datetime."""
+    return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def _optional_time(value: str | None) -> datetime | None:
+    return from_db_time(value) if value is not None else None
+
+
+def idempotency_key(sink: str, record: Record, revision: int, fingerprint: str) -> str:
+    """The delivery id a receiver deduplicates on: stable across retries, new for new content."""
+    identity = "|".join((sink, *record.key, str(revision), fingerprint))
+    return "msg_" + hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, SQL) of every SQLite migration shipped with this sambung, in order."""
+    folder = resources.files("sambung.store.migrations.sqlite")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class SqliteStore(Store):
+    """The default store: a single SQLite file next to the daemon."""
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        # FULL: a commit survives power loss, which on-premises machines do suffer; group commit
+        # keeps the cost to one fsync per group.
+        self._synchronous = synchronous
+        self._executor: ThreadPoolExecutor | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._writer_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the file if needed, migrate, and start the writer."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sambung-sqlite-writer")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._open_writer)
+        self._reader = await aiosqlite.connect(self.path)
+        await self._reader.execute("PRAGMA busy_timeout = 10000")
+        await self._reader.execute("PRAGMA query_only = ON")
+        self._writer_task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
+
+    def _open_writer(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 10000")
+        self._migrate(conn)
+        self._writer = conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        known = migrations()
+        newest_known = known[-1][0] if known else 0
+        if applied and max(applied) > newest_known:
+            raise ConfigError(
+                f"store.url: the database schema is at version {max(applied)}, newer than this "
+                f"sambung knows ({newest_known}); upgrade sambung before running it on this store"
+            )
+        for version, name, sql in known:
+            if version in applied:
+                continue
+            # executescript commits on its own, so the migration and its bookkeeping row go in
+            # one explicit transaction inside the script.
+            stamp = to_db_time(datetime.now(timezone.utc))
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\n"
+                f"INSERT INTO schema_migrations VALUES ({version}, '{name}', '{stamp}');\nCOMMIT;"
+            )
+
+    async def close(self) -> None:
+        """Drain queued writes, stop the writer and close both connections."""
+        if self._writer_task is not None:
+            self._queue.put_nowait(None)
+            await self._writer_task
+            self._writer_task = None
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        if self._executor is not None:
+            writer = self._writer
+            if writer is not None:
+                await asyncio.get_running_loop().run_in_executor(self._executor, writer.close)
+            self._writer = None
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def ingest(self, request: IngestRequest) -> IngestResult:
+        """Queue one atomic write and wait until the group holding it is committed."""
+        if self._writer_task is None or self._writer_task.done():
+            raise StoreUnavailable("the store is not open")
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((request, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < _MAX_GROUP and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                group.append(item)
+            requests = [request for request, _ in group]
+            try:
+                results = await loop.run_in_executor(self._executor, self._commit_group, requests)
+            except Exception as err:  # the commit itself failed: nothing in the group is durable
+                failure = StoreUnavailable(f"commit failed: {err}")
+                failure.__cause__ = err
+                results = [failure] * len(group)
+            for (_, future), result in zip(group, results, strict=True):
+                if future.done():  # the waiter went away; the write stands regardless
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    def _commit_group(self, requests: Sequence[IngestRequest]) -> list[IngestResult | Exception]:
+        conn = self._writer
+        assert conn is not None
+        now = to_db_time(datetime.now(timezone.utc))
+        results: list[IngestResult | Exception] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for request in requests:
+                conn.execute("SAVEPOINT request")
+                try:
+                    results.append(self._apply(conn, request, now))
+                except Exception as err:  # one bad request must not sink the rest of the group
+                    conn.execute("ROLLBACK TO request")
+                    failure = StoreUnavailable(f"write failed: {err}")
+                    failure.__cause__ = err
+                    results.append(failure)
+                conn.execute("RELEASE request")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+    def _apply(self, conn: sqlite3.Connection, request: IngestRequest, now: str) -> IngestResult:
+        raw_event_id: int | None = None
+        raw_duplicate = False
+        if request.raw is not None:
+            raw_event_id, raw_duplicate = self._insert_raw(conn, request.raw)
+
+        outcomes: list[RecordResult] = []
+        outbox_rows = 0
+        routes = request.routes or [()] * len(request.records)
+        for record, sinks in zip(request.records, routes, strict=True):
+            fingerprint, payload = record.fingerprint(), record.to_json()
+            result = self._upsert(conn, record, fingerprint, payload, raw_event_id, now)
+            outcomes.append(result)
+            if result.outcome in (Outcome.INSERTED, Outcome.UPDATED) and sinks:
+                outbox_rows += self._enqueue(conn, record, fingerprint, payload, result, sinks, now)
+
+        dead_letter_id = None
+        if request.dead_letter is not None:
+            dl = request.dead_letter
+            row = conn.execute(
+                "INSERT INTO dead_letters (stage, outlet, connector, error_type, error, field,"
+                " raw_event_id, payload, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                (dl.stage, dl.outlet, dl.connector, dl.error_type, dl.error, dl.field,
+                 raw_event_id, dl.payload, now, now),
+            ).fetchone()
+            if row is not None:
+                dead_letter_id = row[0]
+
+        if request.cursor is not None:
+            c = request.cursor
+            conn.execute(
+                "INSERT INTO cursors (outlet, connector, value, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (outlet, connector) DO UPDATE"
+                " SET value = excluded.value, updated_at = excluded.updated_at",
+                (c.outlet, c.connector, c.value, now),
+            )
+        return IngestResult(
+            raw_event_id=raw_event_id,
+            raw_duplicate=raw_duplicate,
+            records=outcomes,
+            dead_letter_id=dead_letter_id,
+            outbox_rows=outbox_rows,
+        )
+
+    @staticmethod
+    def _insert_raw(conn: sqlite3.Connection, raw: RawEvent) -> tuple[int, bool]:
+        row = conn.execute(
+            "INSERT INTO raw_events (outlet, source_system, channel, dedup_key, event_type,"
+            " content_type, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (outlet, source_system, dedup_key) DO NOTHING RETURNING id",
+            (raw.outlet, raw.source_system, raw.channel, raw.dedup_key, raw.event_type,
+             raw.content_type, raw.body, to_db_time(raw.received_at)),
+        ).fetchone()
+        if row is not None:
+            return row[0], False
+        existing = conn.execute(
+            "SELECT id FROM raw_events WHERE outlet = ? AND source_system = ? AND dedup_key = ?",
+            (raw.outlet, raw.source_system, raw.dedup_key),
+        ).fetchone()
+        return existing[0], True
+
+    @staticmethod
+    def _upsert(
+        conn: sqlite3.Connection,
+        record: Record,
+        fingerprint: str,
+        payload: str,
+        raw_event_id: int | None,
+        now: str,
+    ) -> RecordResult:
+        version = to_db_time(record.source_updated_at) if record.source_updated_at else None
+        existing = conn.execute(
+            "SELECT id, fingerprint, revision, source_updated_at FROM records"
+            " WHERE outlet = ? AND source_system = ? AND kind = ? AND external_id = ?",
+            record.key,
+        ).fetchone()
+        if existing is None:
+            row = conn.execute(
+                "INSERT INTO records (outlet, source_system, kind, external_id, fingerprint,"
+                " revision, source_updated_at, payload, raw_event_id, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) RETURNING id",
+                (*record.key, fingerprint, version, payload, raw_event_id, now, now),
+            ).fetchone()
+            return RecordResult(id=row[0], revision=1, outcome=Outcome.INSERTED)
+
+        record_id, stored_fingerprint, revision, stored_version = existing
+        if version is not None and stored_version is not None and version < stored_version:
+            return RecordResult(id=record_id, revision=revision, outcome=Outcome.STALE)
+        if fingerprint == stored_fingerprint:
+            if version is not None and version != stored_version:
+                # Same content, newer version: remember it so an older one cannot win later.
+                conn.execute(
+                    "UPDATE records SET source_updated_at = ? WHERE id = ?", (version, record_id)
+                )
+            return RecordResult(id=record_id, revision=revision, outcome=Outcome.UNCHANGED)
+        revision += 1
+        conn.execute(
+            "UPDATE records SET fingerprint = ?, revision = ?, source_updated_at = ?, payload = ?,"
+            " raw_event_id = COALESCE(?, raw_event_id), updated_at = ? WHERE id = ?",
+            (fingerprint, revision, version, payload, raw_event_id, now, record_id),
+        )
+        return RecordResult(id=record_id, revision=revision, outcome=Outcome.UPDATED)
+
+    @staticmethod
+    def _enqueue(
+        conn: sqlite3.Connection,
+        record: Record,
+        fingerprint: str,
+        payload: str,
+        result: RecordResult,
+        sinks: Sequence[str],
+        now: str,
+    ) -> int:
+        conn.executemany(
+            "INSERT INTO outbox (sink, record_id, revision, idempotency_key, payload,"
+            " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (idempotency_key) DO NOTHING",
+            [
+                (sink, result.id, result.revision,
+                 idempotency_key(sink, record, result.revision, fingerprint), payload, now, now)
+                for sink in sinks
+            ],
+        )
+        return len(sinks)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        if self._reader is None:
+            raise StoreUnavailable("the store is not open")
+        try:
+            async with self._reader.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.Error as err:
+            raise StoreUnavailable(f"read failed: {err}") from err
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless a query answers."""
+        await self._fetch("SELECT 1")
+
+    _RECORD_COLUMNS = (
+        "id, outlet, source_system, kind, external_id, fingerprint, revision,"
+        " source_updated_at, payload, raw_event_id, created_at, updated_at"
+    )
+
+    @staticmethod
+    def _stored_record(row: Sequence[Any]) -> StoredRecord:
+        return StoredRecord(
+            id=row[0], outlet=row[1], source_system=row[2], kind=row[3], external_id=row[4],
+            fingerprint=row[5], revision=row[6], source_updated_at=_optional_time(row[7]),
+            payload=row[8], raw_event_id=row[9], created_at=from_db_time(row[10]),
+            updated_at=from_db_time(row[11]),
+        )
+
+    async def get_record(
+        self, outlet: str, source_system: str, kind: str, external_id: str
+    ) -> StoredRecord | None:
+        """The stored record with that identity, if any."""
+        rows = await self._fetch(
+            f"SELECT {self._RECORD_COLUMNS} FROM records"
+            " WHERE outlet = ? AND source_system = ? AND kind = ? AND external_id = ?",
+            (outlet, source_system, kind, external_id),
+        )
+        return self._stored_record(rows[0]) if rows else None
+
+    async def list_records(
+        self,
+        *,
+        outlet: str | None = None,
+        source_system: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> list[StoredRecord]:
+        """The most recently changed records, newest first."""
+        where, params = _filters(outlet=outlet, source_system=source_system, kind=kind)
+        rows = await self._fetch(
+            f"SELECT {self._RECORD_COLUMNS} FROM records{where}"
+            " ORDER BY updated_at DESC, id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [self._stored_record(row) for row in rows]
+
+    async def list_outbox(self, *, sink: str | None = None, limit: int = 1000) -> list[OutboxRow]:
+        """Outbox rows in the order they were written."""
+        where, params = _filters(sink=sink)
+        rows = await self._fetch(
+            "SELECT id, sink, record_id, revision, idempotency_key, payload, status, attempts,"
+            f" next_attempt_at, created_at FROM outbox{where} ORDER BY id LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            OutboxRow(
+                id=r[0], sink=r[1], record_id=r[2], revision=r[3], idempotency_key=r[4],
+                payload=r[5], status=r[6], attempts=r[7], next_attempt_at=from_db_time(r[8]),
+                created_at=from_db_time(r[9]),
+            )
+            for r in rows
+        ]
+
+    async def list_dead_letters(
+        self, *, stage: str | None = None, outlet: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Dead letters, newest first."""
+        where, params = _filters(stage=stage, outlet=outlet)
+        rows = await self._fetch(
+            "SELECT id, stage, outlet, connector, error_type, error, field, raw_event_id, payload,"
+            f" status, created_at FROM dead_letters{where} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            DeadLetter(
+                id=r[0], stage=r[1], outlet=r[2], connector=r[3], error_type=r[4], error=r[5],
+                field=r[6], raw_event_id=r[7], payload=r[8], status=r[9],
+                created_at=from_db_time(r[10]),
+            )
+            for r in rows
+        ]
+
+    async def get_raw_event(self, raw_event_id: int) -> RawEvent | None:
+        """A stored raw event with its verbatim body."""
+        rows = await self._fetch(
+            "SELECT outlet, source_system, channel, dedup_key, body, received_at, event_type,"
+            " content_type FROM raw_events WHERE id = ?",
+            (raw_event_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return RawEvent(
+            outlet=r[0], source_system=r[1], channel=r[2], dedup_key=r[3], body=bytes(r[4]),
+            received_at=from_db_time(r[5]), event_type=r[6], content_type=r[7],
+        )
+
+    async def get_cursor(self, outlet: str, connector: str) -> str | None:
+        """The committed poll cursor of one connection."""
+        rows = await self._fetch(
+            "SELECT value FROM cursors WHERE outlet = ? AND connector = ?", (outlet, connector)
+        )
+        return rows[0][0] if rows else None
+
+    async def counts(self) -> dict[str, int]:
+        """Row counts per table."""
+        tables = ("raw_events", "records", "outbox", "dead_letters", "cursors")
+        rows = await self._fetch(
+            " UNION ALL ".join(f"SELECT '{t}', COUNT(*) FROM {t}" for t in tables)
+        )
+        return {name: count for name, count in rows}
+
+
+def _filters(**columns: str | None) -> tuple[str, list[str]]:
+    """A WHERE clause (or nothing) matching every given column exactly."""
+    given = {name: value for name, value in columns.items() if value is not None}
+    if not given:
+        return "", []
+    return " WHERE " + " AND ".join(f"{name} = ?" for name in given), list(given.values())

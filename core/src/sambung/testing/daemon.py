@@ -1,0 +1,117 @@
+"""Run `sambung run` as a real process for end-to-end tests, and talk to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DaemonProcess:
+    """A `sambung run` child process with its own YAML, SQLite file and log file."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        config: Mapping[str, Any],
+        *,
+        env: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        document = dict(config)
+        server = dict(document.get("server") or {})
+        server["public"] = {"host": "127.0.0.1", **(server.get("public") or {}), "port": self.port}
+        document["server"] = server
+        document.setdefault("store", {"url": "sqlite:///./sambung.db"})
+        document.setdefault("log", {"level": "info", "format": "json"})
+        self.config_path = workdir / "sambung.yaml"
+        self.config_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        self.log_path = workdir / "daemon.log"
+        self.env = {**os.environ, **(env or {})}
+        self.args = args
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the public listener."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> DaemonProcess:
+        """Start the process and wait until `/healthz` answers."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "sambung", "run", "-c", str(self.config_path), *self.args],
+                cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"sambung exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.05)
+        self.kill()
+        raise TimeoutError(f"sambung did not become healthy in {timeout}s:\n{self.logs()}")
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        """SIGTERM and wait; returns the exit status."""
+        return self._signal(signal.SIGTERM, timeout)
+
+    def kill(self) -> int:
+        """SIGKILL: the crash a power cut or the OOM killer would cause."""
+        return self._signal(signal.SIGKILL, 10.0)
+
+    def _signal(self, signum: int, timeout: float) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            self.process = None
+
+    def logs(self) -> str:
+        """Everything the process wrote so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def post(
+        self, path: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """POST raw bytes; returns (status, parsed JSON body or text)."""
+        import json
+
+        request = urllib.request.Request(self.url + path, data=body, method="POST",
+                                         headers={"Content-Type": "application/json",
+                                                  **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as err:
+            status, raw = err.code, err.read()
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode(errors="replace")
