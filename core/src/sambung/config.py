@@ -24,17 +24,19 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from .connectors import Connector, ConnectorSettings, Outlet
+from .connectors import Connector, ConnectorSettings, Mode, Modes, Outlet
 from .errors import ConfigError, ConfigProblem
 from .models import RecordKind
 from .plugins import Registry
 
 WEBHOOK_PATH = "/api/v1/integrations/webhooks"
+_MODES: TypeAdapter[frozenset[Mode]] = TypeAdapter(Modes)
 _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -196,43 +198,65 @@ def load_config(
 
     problems: list[ConfigProblem] = []
     document = _interpolate(document, environ, (), problems)
+    config: Config | None = None
     try:
         config = Config.model_validate(document)
     except ValidationError as err:
         problems.extend(_problems(err))
-        raise ConfigError(problems) from None
 
+    # Connector and sink blocks are checked even when core's shape failed, so one run of
+    # `sambung check` names every problem in the file.
     connections: list[Connection] = []
-    for index, outlet_config in enumerate(config.outlets):
-        outlet = Outlet(outlet_config.id, outlet_config.name, ZoneInfo(outlet_config.timezone))
-        for name, block in outlet_config.connectors.items():
-            where: tuple[str | int, ...] = ("outlets", index, "connectors", name)
-            connection = _connection(registry, outlet, name, block, where, problems)
-            if connection is not None:
-                connections.append(connection)
-    for name, sink in config.sinks.items():
-        if sink.type not in registry.sinks:
-            installed = ", ".join(sorted(registry.sinks)) or "none"
-            problems.append(
-                ConfigProblem(f"sinks.{name}.type", f"no sink type {sink.type!r} is installed "
-                              f"(installed: {installed})")
-            )
+    raw_outlets = document.get("outlets")
+    for index, raw_outlet in enumerate(raw_outlets if isinstance(raw_outlets, list) else []):
+        blocks = raw_outlet.get("connectors") if isinstance(raw_outlet, dict) else None
+        if not isinstance(blocks, dict):
             continue
-        extra = dict(sink.model_extra or {})
-        try:
-            registry.sinks[sink.type].Settings.model_validate(extra)
-        except ValidationError as err:
-            problems.extend(_problems(err, ("sinks", name)))
-    if problems:
-        raise ConfigError(problems)
+        outlet = _outlet(config, index)
+        for name, block in blocks.items():
+            where: tuple[str | int, ...] = ("outlets", index, "connectors", str(name))
+            connection = _connection(registry, outlet, str(name), block, where, problems)
+            if connection is not None and outlet is not None:
+                connections.append(connection)
+    raw_sinks = document.get("sinks")
+    for name, sink in (raw_sinks if isinstance(raw_sinks, dict) else {}).items():
+        if isinstance(sink, dict):
+            _check_sink(registry, str(name), sink, problems)
+    if problems or config is None:
+        raise ConfigError(sorted(problems, key=_path_order))
     secrets = tuple(_secrets(c.settings for c in connections))
     return LoadedConfig(path=path.resolve(), config=config, connections=connections,
                         secrets=secrets)
 
 
+def _outlet(config: Config | None, index: int) -> Outlet | None:
+    """The validated outlet at `index`, or None when core's own validation failed."""
+    if config is None:
+        return None
+    outlet = config.outlets[index]
+    return Outlet(outlet.id, outlet.name, ZoneInfo(outlet.timezone))
+
+
+def _check_sink(
+    registry: Registry, name: str, sink: dict[str, Any], problems: list[ConfigProblem]
+) -> None:
+    """Validate a sink block's own settings (everything but core's routing keys)."""
+    kind = sink.get("type")
+    if kind not in registry.sinks:
+        installed = ", ".join(sorted(registry.sinks)) or "none"
+        problems.append(ConfigProblem(f"sinks.{name}.type", f"no sink type {kind!r} is installed "
+                                      f"(installed: {installed})"))
+        return
+    own = {k: v for k, v in sink.items() if k not in SinkConfig.model_fields}
+    try:
+        registry.sinks[kind].Settings.model_validate(own)
+    except ValidationError as err:
+        problems.extend(_problems(err, ("sinks", name)))
+
+
 def _connection(
     registry: Registry,
-    outlet: Outlet,
+    outlet: Outlet | None,
     name: str,
     block: Any,
     where: tuple[str | int, ...],
@@ -251,12 +275,18 @@ def _connection(
         settings = cls.Settings.model_validate(block)
     except ValidationError as err:
         problems.extend(_problems(err, where))
-        return None
-    unsupported = sorted(settings.mode - cls.modes)
+        settings = None
+    try:
+        modes = settings.mode if settings else _MODES.validate_python(block.get("mode"))
+    except ValidationError:
+        return None  # already reported by the Settings model
+    unsupported = sorted(modes - cls.modes)
     if unsupported:
         supported = ", ".join(sorted(cls.modes))
         problems.append(ConfigProblem(_path((*where, "mode")),
                                       f"{name} supports {supported}; not {', '.join(unsupported)}"))
+        return None
+    if outlet is None or settings is None:
         return None
     return Connection(outlet=outlet, connector=cls, settings=settings)
 
@@ -299,6 +329,12 @@ def _problems(err: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[
             message = message.removeprefix("value error, ")
         found.append(ConfigProblem(_path((*prefix, *location)), message))
     return found
+
+
+def _path_order(problem: ConfigProblem) -> list[tuple[int, str]]:
+    """Sort key that puts `outlets[2]` before `outlets[10]`."""
+    return [(int(part), "") if part.isdigit() else (-1, part)
+            for part in re.split(r"(\d+)", problem.path)]
 
 
 def _path(location: tuple[str | int, ...]) -> str:

@@ -1,0 +1,47 @@
+"""Shared fixtures for core's tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from sambung.models import LineItem, Transaction
+from sambung.store import Store
+from sambung.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """An open, migrated store in a temporary folder."""
+    opened = SqliteStore(tmp_path / "sambung.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def sale(
+    external_id: str = "TRX-1",
+    *,
+    total: str = "27500",
+    outlet: str = "kemang",
+    updated_at: datetime | None = None,
+) -> Transaction:
+    """A small sale for store tests."""
+    occurred = datetime(2026, 11, 26, 13, 15, tzinfo=timezone.utc)
+    amount = Decimal(total)
+    return Transaction(
+        outlet=outlet,
+        source_system="pawoon",
+        external_id=external_id,
+        occurred_at=occurred,
+        business_date=occurred.date(),
+        subtotal=amount,
+        total=amount,
+        items=(LineItem(name="Es Kopi Susu", quantity=Decimal(1), unit_price=amount,
+                        total=amount),),
+        source_updated_at=updated_at,
+    )

@@ -1,0 +1,54 @@
+"""Plugin loading: entry points, the allow-list, and broken plugins reported and skipped."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+
+from sambung.plugins import allowed_plugins, load_plugins
+
+DEMO = EntryPoint("demo", "core.tests.demo_plugin", "sambung")
+HALF = EntryPoint("half", "core.tests.broken_plugins:HalfRegistering", "sambung")
+MISSING = EntryPoint("missing", "core.tests.broken_plugins:MissingMethod", "sambung")
+GONE = EntryPoint("gone", "sambung_no_such_module", "sambung")
+
+
+def test_installed_plugins_are_found_through_their_entry_points() -> None:
+    registry = load_plugins()
+    assert {"pawoon", "moka"} <= set(registry.connectors)
+    pawoon = next(p for p in registry.plugins if p.name == "pawoon")
+    assert pawoon.distribution == "sambung-pawoon" and pawoon.connectors == ("pawoon",)
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_skipped() -> None:
+    registry = load_plugins(discovered=[GONE, DEMO])
+    assert set(registry.connectors) == {"demo"}
+    [failure] = registry.failures
+    assert failure.name == "gone" and "ModuleNotFoundError" in failure.error
+
+
+def test_unfit_registrations_skip_the_whole_plugin() -> None:
+    registry = load_plugins(discovered=[HALF, MISSING, DEMO])
+    assert set(registry.connectors) == {"demo"}
+    errors = {f.name: f.error for f in registry.failures}
+    assert "name must match" in errors["half"]
+    assert "declares mode webhook but not parse()" in errors["missing"]
+
+
+def test_a_second_connector_with_a_taken_name_is_refused() -> None:
+    twice = EntryPoint("demo2", "core.tests.demo_plugin", "sambung")
+    registry = load_plugins(discovered=[DEMO, twice])
+    assert [f.name for f in registry.failures] == ["demo2"]
+    assert "already registered" in registry.failures[0].error
+
+
+def test_the_allow_list_restricts_what_loads() -> None:
+    assert allowed_plugins(None) is None and allowed_plugins(" ") is None
+    allow = allowed_plugins("demo, pawoon")
+    assert allow == frozenset({"demo", "pawoon"})
+    registry = load_plugins(allow, discovered=[GONE, DEMO])
+    assert set(registry.connectors) == {"demo"} and registry.failures == []
+
+
+def test_notification_hooks_reach_registered_plugins() -> None:
+    registry = load_plugins(discovered=[DEMO])
+    assert registry.hook.sambung_dead_letter(entry=object()) == []

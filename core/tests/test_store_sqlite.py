@@ -1,0 +1,184 @@
+"""The SQLite store: upsert by fingerprint, outbox per sink, versions, atomicity, group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from sambung.errors import ConfigError
+from sambung.store import CursorUpdate, DeadLetterIn, IngestRequest, Outcome, RawEvent, Store
+from sambung.store.sqlite import SqliteStore
+
+from .conftest import sale
+
+NOW = datetime(2026, 11, 26, 13, 20, tzinfo=timezone.utc)
+
+
+def raw(key: str = "k1", body: bytes = b"{}") -> RawEvent:
+    return RawEvent(outlet="kemang", source_system="pawoon", channel="webhook", dedup_key=key,
+                    body=body, received_at=NOW, event_type="transaction.created")
+
+
+async def test_insert_then_same_content_is_unchanged_and_writes_no_outbox(store: Store) -> None:
+    first = await store.ingest(IngestRequest(raw=raw("a"), records=[sale()], routes=[["backend"]]))
+    again = await store.ingest(IngestRequest(raw=raw("b"), records=[sale()], routes=[["backend"]]))
+
+    assert first.records[0].outcome is Outcome.INSERTED
+    assert again.records[0].outcome is Outcome.UNCHANGED
+    assert again.records[0].id == first.records[0].id
+    assert len(await store.list_outbox()) == 1
+
+
+async def test_changed_content_updates_and_writes_one_outbox_row_per_sink(store: Store) -> None:
+    await store.ingest(IngestRequest(records=[sale()], routes=[["backend", "ledger"]]))
+    changed = await store.ingest(
+        IngestRequest(records=[sale(total="30000")], routes=[["backend", "ledger"]])
+    )
+
+    assert changed.records[0].outcome is Outcome.UPDATED
+    assert changed.records[0].revision == 2
+    rows = await store.list_outbox()
+    assert [(r.sink, r.revision) for r in rows] == [
+        ("backend", 1), ("ledger", 1), ("backend", 2), ("ledger", 2)
+    ]
+    assert len({r.idempotency_key for r in rows}) == 4
+    stored = await store.get_record("kemang", "pawoon", "transaction", "TRX-1")
+    assert stored is not None and '"total":"30000"' in stored.payload
+
+
+async def test_no_sink_configured_means_no_outbox_rows(store: Store) -> None:
+    result = await store.ingest(IngestRequest(records=[sale()], routes=[[]]))
+    assert result.outbox_rows == 0
+    assert await store.list_outbox() == []
+
+
+async def test_trailing_zeros_do_not_count_as_a_change(store: Store) -> None:
+    await store.ingest(IngestRequest(records=[sale(total="27500")], routes=[["backend"]]))
+    again = await store.ingest(IngestRequest(records=[sale(total="27500.00")], routes=[["backend"]]))
+    assert again.records[0].outcome is Outcome.UNCHANGED
+
+
+async def test_an_older_version_never_overwrites_a_newer_one(store: Store) -> None:
+    newer, older = NOW, NOW - timedelta(minutes=5)
+    await store.ingest(IngestRequest(records=[sale(total="30000", updated_at=newer)],
+                                     routes=[["backend"]]))
+    late = await store.ingest(IngestRequest(records=[sale(total="27500", updated_at=older)],
+                                            routes=[["backend"]]))
+
+    assert late.records[0].outcome is Outcome.STALE
+    stored = await store.get_record("kemang", "pawoon", "transaction", "TRX-1")
+    assert stored is not None and '"total":"30000"' in stored.payload
+    assert len(await store.list_outbox()) == 1
+
+
+async def test_same_content_with_a_newer_version_still_blocks_older_ones(store: Store) -> None:
+    t0, t1, t2 = NOW, NOW + timedelta(minutes=1), NOW + timedelta(minutes=2)
+    await store.ingest(IngestRequest(records=[sale(total="1", updated_at=t0)]))
+    await store.ingest(IngestRequest(records=[sale(total="1", updated_at=t2)]))
+    late = await store.ingest(IngestRequest(records=[sale(total="2", updated_at=t1)]))
+    assert late.records[0].outcome is Outcome.STALE
+
+
+async def test_repeated_raw_event_is_recognised(store: Store) -> None:
+    first = await store.ingest(IngestRequest(raw=raw("same")))
+    again = await store.ingest(IngestRequest(raw=raw("same")))
+    assert not first.raw_duplicate and again.raw_duplicate
+    assert again.raw_event_id == first.raw_event_id
+    assert (await store.counts())["raw_events"] == 1
+
+
+async def test_dead_letter_keeps_the_raw_body_and_is_not_repeated(store: Store) -> None:
+    entry = DeadLetterIn(stage="ingest", outlet="kemang", connector="pawoon",
+                         error_type="InvalidPayload", error="body is not valid JSON")
+    first = await store.ingest(IngestRequest(raw=raw("bad", b"not json"), dead_letter=entry))
+    again = await store.ingest(IngestRequest(raw=raw("bad", b"not json"), dead_letter=entry))
+
+    assert first.dead_letter_id is not None and again.dead_letter_id is None
+    [letter] = await store.list_dead_letters()
+    assert letter.raw_event_id == first.raw_event_id
+    kept = await store.get_raw_event(letter.raw_event_id)
+    assert kept is not None and kept.body == b"not json"
+
+
+async def test_cursor_moves_with_its_records(store: Store) -> None:
+    await store.ingest(IngestRequest(records=[sale()],
+                                     cursor=CursorUpdate("kemang", "pawoon", "2026-11-26T13:00")))
+    assert await store.get_cursor("kemang", "pawoon") == "2026-11-26T13:00"
+
+
+async def test_a_failing_request_does_not_sink_its_group(store: Store) -> None:
+    # routes of the wrong length make this request fail inside the writer, in the same group.
+    broken = IngestRequest(records=[sale("TRX-2")], routes=[["a"], ["b"]])
+    results = await asyncio.gather(
+        store.ingest(IngestRequest(records=[sale("TRX-1")])),
+        store.ingest(broken),
+        store.ingest(IngestRequest(records=[sale("TRX-3")])),
+        return_exceptions=True,
+    )
+    assert not isinstance(results[0], BaseException)
+    assert isinstance(results[1], Exception)
+    assert not isinstance(results[2], BaseException)
+    assert {r.external_id for r in await store.list_records()} == {"TRX-1", "TRX-3"}
+
+
+async def test_concurrent_writes_are_group_committed(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "group.db")
+    await store.open()
+    groups: list[int] = []
+    commit_group = store._commit_group
+
+    def counting(requests):  # type: ignore[no-untyped-def]
+        groups.append(len(requests))
+        return commit_group(requests)
+
+    store._commit_group = counting  # type: ignore[method-assign]
+    try:
+        await asyncio.gather(
+            *(store.ingest(IngestRequest(records=[sale(f"TRX-{i}")])) for i in range(200))
+        )
+    finally:
+        await store.close()
+    assert sum(groups) == 200
+    assert len(groups) < 50, f"expected batching, got {len(groups)} commits"
+
+
+async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "drain.db")
+    await store.open()
+    pending = [asyncio.ensure_future(store.ingest(IngestRequest(records=[sale(f"T{i}")])))
+               for i in range(50)]
+    await asyncio.sleep(0)
+    await store.close()
+    assert all(p.done() and not p.exception() for p in pending)
+    reopened = SqliteStore(tmp_path / "drain.db")
+    await reopened.open()
+    assert (await reopened.counts())["records"] == 50
+    await reopened.close()
+
+
+async def test_refuses_a_schema_newer_than_it_knows(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (999, '0999_future.sql', 'x')")
+    with pytest.raises(ConfigError, match="newer than this sambung knows"):
+        await SqliteStore(path).open()
+
+
+async def test_migrations_apply_once(tmp_path: Path) -> None:
+    path = tmp_path / "twice.db"
+    for _ in range(2):
+        store = SqliteStore(path)
+        await store.open()
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert versions == [1]
+    assert mode == "wal"
