@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from sambung.models import LineItem, Transaction
 from sambung.store import Store
 from sambung.store.sqlite import SqliteStore
@@ -31,7 +30,7 @@ def sale(
     updated_at: datetime | None = None,
 ) -> Transaction:
     """A small sale for store tests."""
-    occurred = datetime(2026, 11, 26, 13, 15, tzinfo=timezone.utc)
+    occurred = datetime(2026, 11, 26, 13, 15, tzinfo=UTC)
     amount = Decimal(total)
     return Transaction(
         outlet=outlet,
@@ -41,7 +40,8 @@ def sale(
         business_date=occurred.date(),
         subtotal=amount,
         total=amount,
-        items=(LineItem(name="Es Kopi Susu", quantity=Decimal(1), unit_price=amount,
-                        total=amount),),
+        items=(
+            LineItem(name="Es Kopi Susu", quantity=Decimal(1), unit_price=amount, total=amount),
+        ),
         source_updated_at=updated_at,
     )

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sambung import hookimpl
-from sambung.connectors import ConnectorSettings, Secrets, WebhookConnector, WebhookEvent, WebhookRequest
+from sambung.connectors import (
+    ConnectorSettings,
+    Secrets,
+    WebhookConnector,
+    WebhookEvent,
+    WebhookRequest,
+)
 from sambung.signing import verify_hmac_sha256
 from sambung.sinks import Sink, SinkSettings
 

@@ -6,7 +6,6 @@ from pathlib import Path
 from textwrap import dedent
 
 import pytest
-
 from sambung.config import load_config
 from sambung.errors import ConfigError
 from sambung.plugins import Registry, load_plugins
@@ -64,7 +63,9 @@ def test_a_good_file_loads_with_env_values_and_typed_settings(
 
 
 def test_every_problem_is_reported_with_its_path(tmp_path: Path, registry: Registry) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         server: {public: {port: 99999}}
         outlets:
           - id: Kemang Raya
@@ -77,22 +78,31 @@ def test_every_problem_is_reported_with_its_path(tmp_path: Path, registry: Regis
             connectors:
               demo: {mode: poll}
               moka: {mode: webhook}
-    """)
+    """,
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(path, registry, environ={})
     messages = [str(p) for p in caught.value.problems]
-    assert any(m.startswith("outlets[0].connectors.demo.webhook_secret: environment variable "
-                            "MISSING_SECRET is not set") for m in messages)
+    assert any(
+        m.startswith(
+            "outlets[0].connectors.demo.webhook_secret: environment variable "
+            "MISSING_SECRET is not set"
+        )
+        for m in messages
+    )
     assert any(m.startswith("server.public.port:") for m in messages)
     assert any(m.startswith("outlets[0].id:") for m in messages)
-    assert any(m.startswith("outlets[0].timezone: unknown timezone 'Asia/Atlantis'")
-               for m in messages)
+    assert any(
+        m.startswith("outlets[0].timezone: unknown timezone 'Asia/Atlantis'") for m in messages
+    )
 
 
 def test_connector_blocks_are_validated_by_their_own_settings(
     tmp_path: Path, registry: Registry
 ) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         outlets:
           - id: kemang
             name: Kemang
@@ -106,15 +116,21 @@ def test_connector_blocks_are_validated_by_their_own_settings(
         sinks:
           backend: {type: kafka}
           other: {type: memory, capacity: lots}
-    """)
+    """,
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(path, registry, environ={})
     messages = {str(p) for p in caught.value.problems}
     assert "outlets[1].connectors.demo.webhook_secret: field required" in messages
-    assert any(m.startswith("outlets[0].connectors.demo.mode: input should be") or
-               m.startswith("outlets[0].connectors.demo.retires: extra inputs") for m in messages)
-    assert any(m.startswith("outlets[1].connectors.moka: no connector named 'moka' is installed")
-               for m in messages)
+    assert any(
+        m.startswith("outlets[0].connectors.demo.mode: input should be")
+        or m.startswith("outlets[0].connectors.demo.retires: extra inputs")
+        for m in messages
+    )
+    assert any(
+        m.startswith("outlets[1].connectors.moka: no connector named 'moka' is installed")
+        for m in messages
+    )
     assert any(m.startswith("sinks.backend.type: no sink type 'kafka'") for m in messages)
     assert any(m.startswith("sinks.other.capacity:") for m in messages)
 
@@ -122,24 +138,32 @@ def test_connector_blocks_are_validated_by_their_own_settings(
 def test_a_mode_the_connector_does_not_support_is_refused(
     tmp_path: Path, registry: Registry
 ) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         outlets:
           - id: kemang
             name: Kemang
             connectors:
               demo: {mode: [webhook, file-drop], webhook_secret: x}
-    """)
-    with pytest.raises(ConfigError, match=r"outlets\[0\].connectors.demo.mode: demo supports "
-                                          r"webhook; not file-drop"):
+    """,
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"outlets\[0\].connectors.demo.mode: demo supports "
+        r"webhook; not file-drop",
+    ):
         load_config(path, registry, environ={})
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("outlets: [\n  - id: a\n   name: b", "not valid YAML"),
-     ("- just\n- a list", "expected a mapping"),
-     ("outlets: []", "outlets: list should have at least 1 item"),
-     ("outlets:\n  - {id: a, name: A}\n  - {id: a, name: B}", "outlet ids must be unique")],
+    [
+        ("outlets: [\n  - id: a\n   name: b", "not valid YAML"),
+        ("- just\n- a list", "expected a mapping"),
+        ("outlets: []", "outlets: list should have at least 1 item"),
+        ("outlets:\n  - {id: a, name: A}\n  - {id: a, name: B}", "outlet ids must be unique"),
+    ],
 )
 def test_broken_files_get_a_clear_message(
     tmp_path: Path, registry: Registry, text: str, expected: str
@@ -149,11 +173,14 @@ def test_broken_files_get_a_clear_message(
 
 
 def test_dollar_dollar_is_a_literal_dollar(tmp_path: Path, registry: Registry) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         outlets:
           - id: kemang
             name: "Kemang $$5 ${NAME}"
-    """)
+    """,
+    )
     loaded = load_config(path, registry, environ={"NAME": "Raya"})
     assert loaded.config.outlets[0].name == "Kemang $5 Raya"
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
-
 from sambung.models import PaymentMethod, Transaction
 
 from .conftest import sale
@@ -16,7 +15,7 @@ from .conftest import sale
 def test_fingerprint_ignores_trailing_zeros_and_version_but_not_amounts() -> None:
     base = sale(total="27500")
     assert base.fingerprint() == sale(total="27500.00").fingerprint()
-    assert base.fingerprint() == sale(updated_at=datetime.now(timezone.utc)).fingerprint()
+    assert base.fingerprint() == sale(updated_at=datetime.now(UTC)).fingerprint()
     assert base.fingerprint() != sale(total="27501").fingerprint()
 
 
@@ -40,10 +39,21 @@ def test_json_keeps_exact_decimal_strings() -> None:
 
 @pytest.mark.parametrize(
     ("label", "method"),
-    [("Tunai", "cash"), ("CASH", "cash"), ("QRIS", "qris"), ("QRIS GoPay", "qris"),
-     ("GoPay", "ewallet"), ("OVO", "ewallet"), ("ShopeePay", "ewallet"), ("Debit BCA", "card"),
-     ("Kartu Kredit", "card"), ("Transfer Bank", "bank_transfer"),
-     ("BCA Virtual Account", "bank_transfer"), ("Voucher", "other"), (None, "other")],
+    [
+        ("Tunai", "cash"),
+        ("CASH", "cash"),
+        ("QRIS", "qris"),
+        ("QRIS GoPay", "qris"),
+        ("GoPay", "ewallet"),
+        ("OVO", "ewallet"),
+        ("ShopeePay", "ewallet"),
+        ("Debit BCA", "card"),
+        ("Kartu Kredit", "card"),
+        ("Transfer Bank", "bank_transfer"),
+        ("BCA Virtual Account", "bank_transfer"),
+        ("Voucher", "other"),
+        (None, "other"),
+    ],
 )
 def test_payment_labels_normalise(label: str | None, method: str) -> None:
     assert PaymentMethod.from_label(label) == PaymentMethod(method)

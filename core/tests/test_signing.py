@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from pydantic import SecretStr
-
 from sambung.errors import SignatureError
 from sambung.signing import sign_base64, sign_hex, verify_hmac_sha256, verify_token
 
@@ -18,8 +17,13 @@ def test_hex_signature_under_any_configured_secret_passes() -> None:
 
 
 def test_base64_and_prefixed_signatures() -> None:
-    verify_hmac_sha256(BODY, "sha256=" + sign_base64("new-secret", BODY), [NEW],
-                       encoding="base64", prefix="sha256=")
+    verify_hmac_sha256(
+        BODY,
+        "sha256=" + sign_base64("new-secret", BODY),
+        [NEW],
+        encoding="base64",
+        prefix="sha256=",
+    )
 
 
 @pytest.mark.parametrize(

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from sambung.errors import ConfigError
 from sambung.store import CursorUpdate, DeadLetterIn, IngestRequest, Outcome, RawEvent, Store
 from sambung.store.sqlite import SqliteStore
 
 from .conftest import sale
 
-NOW = datetime(2026, 11, 26, 13, 20, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 13, 20, tzinfo=UTC)
 
 
 def raw(key: str = "k1", body: bytes = b"{}") -> RawEvent:
-    return RawEvent(outlet="kemang", source_system="pawoon", channel="webhook", dedup_key=key,
-                    body=body, received_at=NOW, event_type="transaction.created")
+    return RawEvent(
+        outlet="kemang",
+        source_system="pawoon",
+        channel="webhook",
+        dedup_key=key,
+        body=body,
+        received_at=NOW,
+        event_type="transaction.created",
+    )
 
 
 async def test_insert_then_same_content_is_unchanged_and_writes_no_outbox(store: Store) -> None:
@@ -43,7 +49,10 @@ async def test_changed_content_updates_and_writes_one_outbox_row_per_sink(store:
     assert changed.records[0].revision == 2
     rows = await store.list_outbox()
     assert [(r.sink, r.revision) for r in rows] == [
-        ("backend", 1), ("ledger", 1), ("backend", 2), ("ledger", 2)
+        ("backend", 1),
+        ("ledger", 1),
+        ("backend", 2),
+        ("ledger", 2),
     ]
     assert len({r.idempotency_key for r in rows}) == 4
     stored = await store.get_record("kemang", "pawoon", "transaction", "TRX-1")
@@ -58,16 +67,20 @@ async def test_no_sink_configured_means_no_outbox_rows(store: Store) -> None:
 
 async def test_trailing_zeros_do_not_count_as_a_change(store: Store) -> None:
     await store.ingest(IngestRequest(records=[sale(total="27500")], routes=[["backend"]]))
-    again = await store.ingest(IngestRequest(records=[sale(total="27500.00")], routes=[["backend"]]))
+    again = await store.ingest(
+        IngestRequest(records=[sale(total="27500.00")], routes=[["backend"]])
+    )
     assert again.records[0].outcome is Outcome.UNCHANGED
 
 
 async def test_an_older_version_never_overwrites_a_newer_one(store: Store) -> None:
     newer, older = NOW, NOW - timedelta(minutes=5)
-    await store.ingest(IngestRequest(records=[sale(total="30000", updated_at=newer)],
-                                     routes=[["backend"]]))
-    late = await store.ingest(IngestRequest(records=[sale(total="27500", updated_at=older)],
-                                            routes=[["backend"]]))
+    await store.ingest(
+        IngestRequest(records=[sale(total="30000", updated_at=newer)], routes=[["backend"]])
+    )
+    late = await store.ingest(
+        IngestRequest(records=[sale(total="27500", updated_at=older)], routes=[["backend"]])
+    )
 
     assert late.records[0].outcome is Outcome.STALE
     stored = await store.get_record("kemang", "pawoon", "transaction", "TRX-1")
@@ -92,8 +105,13 @@ async def test_repeated_raw_event_is_recognised(store: Store) -> None:
 
 
 async def test_dead_letter_keeps_the_raw_body_and_is_not_repeated(store: Store) -> None:
-    entry = DeadLetterIn(stage="ingest", outlet="kemang", connector="pawoon",
-                         error_type="InvalidPayload", error="body is not valid JSON")
+    entry = DeadLetterIn(
+        stage="ingest",
+        outlet="kemang",
+        connector="pawoon",
+        error_type="InvalidPayload",
+        error="body is not valid JSON",
+    )
     first = await store.ingest(IngestRequest(raw=raw("bad", b"not json"), dead_letter=entry))
     again = await store.ingest(IngestRequest(raw=raw("bad", b"not json"), dead_letter=entry))
 
@@ -105,8 +123,9 @@ async def test_dead_letter_keeps_the_raw_body_and_is_not_repeated(store: Store) 
 
 
 async def test_cursor_moves_with_its_records(store: Store) -> None:
-    await store.ingest(IngestRequest(records=[sale()],
-                                     cursor=CursorUpdate("kemang", "pawoon", "2026-11-26T13:00")))
+    await store.ingest(
+        IngestRequest(records=[sale()], cursor=CursorUpdate("kemang", "pawoon", "2026-11-26T13:00"))
+    )
     assert await store.get_cursor("kemang", "pawoon") == "2026-11-26T13:00"
 
 
@@ -149,8 +168,10 @@ async def test_concurrent_writes_are_group_committed(tmp_path: Path) -> None:
 async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "drain.db")
     await store.open()
-    pending = [asyncio.ensure_future(store.ingest(IngestRequest(records=[sale(f"T{i}")])))
-               for i in range(50)]
+    pending = [
+        asyncio.ensure_future(store.ingest(IngestRequest(records=[sale(f"T{i}")])))
+        for i in range(50)
+    ]
     await asyncio.sleep(0)
     await store.close()
     assert all(p.done() and not p.exception() for p in pending)

@@ -30,8 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except ConfigError as err:
-        print(f"sambung: configuration is not valid ({len(err.problems)} problem"
-              f"{'s' if len(err.problems) != 1 else ''}):", file=sys.stderr)
+        print(
+            f"sambung: configuration is not valid ({len(err.problems)} problem"
+            f"{'s' if len(err.problems) != 1 else ''}):",
+            file=sys.stderr,
+        )
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
@@ -44,20 +47,34 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sambung {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(name: str, help: str, handler: object, config: bool = True) -> argparse.ArgumentParser:
+    def command(
+        name: str, help: str, handler: object, config: bool = True
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=handler, command=name)
         if config:
-            sub.add_argument("-c", "--config", type=Path, default=Path("sambung.yaml"),
-                             help="the YAML file (default: ./sambung.yaml)")
+            sub.add_argument(
+                "-c",
+                "--config",
+                type=Path,
+                default=Path("sambung.yaml"),
+                help="the YAML file (default: ./sambung.yaml)",
+            )
         return sub
 
     run = command("run", "Run the daemon until SIGTERM or Ctrl-C.", _run)
-    run.add_argument("--simulate", action="store_true",
-                     help="also run the bundled simulator, which posts signed demo webhooks")
+    run.add_argument(
+        "--simulate",
+        action="store_true",
+        help="also run the bundled simulator, which posts signed demo webhooks",
+    )
     command("check", "Validate a config and print outlets, connectors and webhook URLs.", _check)
-    command("plugins", "List installed plugins: name, version, connectors and modes.", _plugins,
-            config=False)
+    command(
+        "plugins",
+        "List installed plugins: name, version, connectors and modes.",
+        _plugins,
+        config=False,
+    )
     records = command("records", "Print the most recently stored records.", _records)
     records.add_argument("--outlet")
     records.add_argument("--source-system", "--connector", dest="source_system")
@@ -144,8 +161,12 @@ def _records(args: argparse.Namespace) -> int:
         store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
         await store.open()
         try:
-            rows = await store.list_records(outlet=args.outlet, source_system=args.source_system,
-                                            kind=args.kind, limit=args.limit)
+            rows = await store.list_records(
+                outlet=args.outlet,
+                source_system=args.source_system,
+                kind=args.kind,
+                limit=args.limit,
+            )
         finally:
             await store.close()
         for row in rows:
@@ -154,9 +175,11 @@ def _records(args: argparse.Namespace) -> int:
                 continue
             record = json.loads(row.payload)
             amount = record.get("total") or record.get("amount") or record.get("quantity") or ""
-            print(f"#{row.id:<6} {row.outlet:<12} {row.source_system:<8} {row.kind:<16}"
-                  f" {row.external_id:<24} r{row.revision} {amount:>14} "
-                  f"{row.updated_at:%Y-%m-%d %H:%M:%S}Z")
+            print(
+                f"#{row.id:<6} {row.outlet:<12} {row.source_system:<8} {row.kind:<16}"
+                f" {row.external_id:<24} r{row.revision} {amount:>14} "
+                f"{row.updated_at:%Y-%m-%d %H:%M:%S}Z"
+            )
 
     asyncio.run(show())
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -225,8 +225,9 @@ def load_config(
     if problems or config is None:
         raise ConfigError(sorted(problems, key=_path_order))
     secrets = tuple(_secrets(c.settings for c in connections))
-    return LoadedConfig(path=path.resolve(), config=config, connections=connections,
-                        secrets=secrets)
+    return LoadedConfig(
+        path=path.resolve(), config=config, connections=connections, secrets=secrets
+    )
 
 
 def _outlet(config: Config | None, index: int) -> Outlet | None:
@@ -244,8 +245,11 @@ def _check_sink(
     kind = sink.get("type")
     if kind not in registry.sinks:
         installed = ", ".join(sorted(registry.sinks)) or "none"
-        problems.append(ConfigProblem(f"sinks.{name}.type", f"no sink type {kind!r} is installed "
-                                      f"(installed: {installed})"))
+        problems.append(
+            ConfigProblem(
+                f"sinks.{name}.type", f"no sink type {kind!r} is installed (installed: {installed})"
+            )
+        )
         return
     own = {k: v for k, v in sink.items() if k not in SinkConfig.model_fields}
     try:
@@ -265,8 +269,11 @@ def _connection(
     cls = registry.connectors.get(name)
     if cls is None:
         installed = ", ".join(sorted(registry.connectors)) or "none"
-        problems.append(ConfigProblem(_path(where), f"no connector named {name!r} is installed "
-                                      f"(installed: {installed})"))
+        problems.append(
+            ConfigProblem(
+                _path(where), f"no connector named {name!r} is installed (installed: {installed})"
+            )
+        )
         return None
     if not isinstance(block, dict):
         problems.append(ConfigProblem(_path(where), "expected a mapping such as {mode: webhook}"))
@@ -283,8 +290,12 @@ def _connection(
     unsupported = sorted(modes - cls.modes)
     if unsupported:
         supported = ", ".join(sorted(cls.modes))
-        problems.append(ConfigProblem(_path((*where, "mode")),
-                                      f"{name} supports {supported}; not {', '.join(unsupported)}"))
+        problems.append(
+            ConfigProblem(
+                _path((*where, "mode")),
+                f"{name} supports {supported}; not {', '.join(unsupported)}",
+            )
+        )
         return None
     if outlet is None or settings is None:
         return None
@@ -292,7 +303,9 @@ def _connection(
 
 
 def _interpolate(
-    node: Any, environ: Mapping[str, str], where: tuple[str | int, ...],
+    node: Any,
+    environ: Mapping[str, str],
+    where: tuple[str | int, ...],
     problems: list[ConfigProblem],
 ) -> Any:
     """Replace `${NAME}` and `${NAME:-default}` in every string value; `$$` is a literal `$`."""
@@ -333,8 +346,10 @@ def _problems(err: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[
 
 def _path_order(problem: ConfigProblem) -> list[tuple[int, str]]:
     """Sort key that puts `outlets[2]` before `outlets[10]`."""
-    return [(int(part), "") if part.isdigit() else (-1, part)
-            for part in re.split(r"(\d+)", problem.path)]
+    return [
+        (int(part), "") if part.isdigit() else (-1, part)
+        for part in re.split(r"(\d+)", problem.path)
+    ]
 
 
 def _path(location: tuple[str | int, ...]) -> str:
@@ -345,8 +360,8 @@ def _path(location: tuple[str | int, ...]) -> str:
     return text
 
 
-def _secrets(models: Iterator[BaseModel] | Any) -> Iterator[str]:
-    """Every SecretStr value in the given settings, so logs can redact them wherever they turn up."""
+def _secrets(models: Iterable[BaseModel]) -> Iterator[str]:
+    """Every SecretStr value in the given settings, so logs can mask them wherever they appear."""
     for model in models:
         for value in model.__dict__.values():
             values = value if isinstance(value, tuple | list) else (value,)
@@ -355,4 +370,3 @@ def _secrets(models: Iterator[BaseModel] | Any) -> Iterator[str]:
                     yield item.get_secret_value()
                 elif isinstance(item, BaseModel):
                     yield from _secrets([item])
-

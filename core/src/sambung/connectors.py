@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 from .clock import Clock, SystemClock
 from .models import Record
 from .parse import loads
-
+from .signing import verify_hmac_sha256
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,6 +90,7 @@ class WebhookRequest:
     """An incoming webhook as a connector sees it: raw bytes, headers and query, no framework."""
 
     body: bytes
+    # Case-insensitive, as HTTP headers are (core passes aiohttp's CIMultiDictProxy).
     headers: Mapping[str, str]
     query: Mapping[str, str] = field(default_factory=dict)
 
@@ -139,6 +140,30 @@ class WebhookConnector(Connector):
     def parse(self, request: WebhookRequest) -> WebhookEvent:
         """Map a verified request to records; raise `InvalidRecord` naming what is wrong."""
         raise NotImplementedError
+
+
+class HmacWebhookSettings(ConnectorSettings):
+    """Settings of a webhook whose body is signed with HMAC-SHA256 (hex) in one header."""
+
+    webhook_secret: Secrets
+    signature_header: str = "X-Webhook-Signature"
+
+
+class HmacWebhookConnector(WebhookConnector):
+    """A webhook connector for the commonest scheme: hex HMAC-SHA256 of the raw body.
+
+    A subclass sets its vendor's default header by overriding `signature_header` in its own
+    `Settings(HmacWebhookSettings)` and writes only `parse`.
+    """
+
+    Settings: ClassVar[type[ConnectorSettings]] = HmacWebhookSettings
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Accept only bodies signed under one of the configured secrets."""
+        header = self.settings.signature_header
+        verify_hmac_sha256(
+            request.body, request.headers.get(header), self.settings.webhook_secret, header=header
+        )
 
 
 MODE_METHODS: dict[Mode, tuple[str, ...]] = {

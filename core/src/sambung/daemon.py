@@ -49,8 +49,9 @@ class Daemon:
             if not connection.settings.enabled or Mode.WEBHOOK not in connection.settings.mode:
                 continue
             bound = log.bind(outlet=connection.outlet.id, connector=connection.name)
-            context = ConnectorContext(outlet=connection.outlet, settings=connection.settings,
-                                       log=bound, clock=self.clock)
+            context = ConnectorContext(
+                outlet=connection.outlet, settings=connection.settings, log=bound, clock=self.clock
+            )
             instance = connection.connector(context)
             assert isinstance(instance, WebhookConnector)
             targets[(connection.name, connection.outlet.id)] = instance
@@ -64,8 +65,9 @@ class Daemon:
         app = web.Application(client_max_size=max_body + 1)
         app[MAX_BODY_KEY] = max_body
         app[TARGETS_KEY] = self._webhook_targets()
-        app[INGEST_KEY] = WebhookIngest(self.store, self.loaded.sinks_for, self.clock,
-                                        self._notify_dead_letter)
+        app[INGEST_KEY] = WebhookIngest(
+            self.store, self.loaded.sinks_for, self.clock, self._notify_dead_letter
+        )
         add_webhook_routes(app)
         app.router.add_get("/healthz", self._healthz)
         return app
@@ -81,8 +83,11 @@ class Daemon:
         try:
             await asyncio.to_thread(self.registry.hook.sambung_dead_letter, entry=entry)
         except Exception as err:
-            log.error("hook.dead_letter_failed", error=f"{type(err).__name__}: {err}",
-                      dead_letter_id=entry.id)
+            log.error(
+                "hook.dead_letter_failed",
+                error=f"{type(err).__name__}: {err}",
+                dead_letter_id=entry.id,
+            )
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -123,9 +128,7 @@ class Daemon:
         log.info("daemon.stopped")
 
 
-async def serve(
-    daemon: Daemon, *, also: Callable[[Daemon], Awaitable[None]] | None = None
-) -> None:
+async def serve(daemon: Daemon, *, also: Callable[[Daemon], Awaitable[None]] | None = None) -> None:
     """Run `daemon` until SIGTERM or SIGINT, then drain; `also` runs beside it (the simulator)."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

@@ -12,8 +12,9 @@ import structlog
 
 REDACTED = "***"
 # Keys whose values are secret whatever they contain.
-_SECRET_KEY = re.compile(r"secret|token|password|passwd|signature|authorization|api_key|apikey",
-                         re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"secret|token|password|passwd|signature|authorization|api_key|apikey", re.IGNORECASE
+)
 
 
 class Redactor:
@@ -57,7 +58,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info if use_json else structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info
+        if use_json
+        else structlog.processors.StackInfoRenderer(),
         redactor,
     ]
     renderer: Any = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
@@ -43,8 +43,20 @@ _PAYMENT_LABELS: tuple[tuple[PaymentMethod, tuple[str, ...]], ...] = (
     (PaymentMethod.CASH, ("cash", "tunai")),
     (
         PaymentMethod.EWALLET,
-        ("gopay", "go pay", "ovo", "dana", "shopeepay", "shopee pay", "linkaja", "link aja",
-         "e wallet", "ewallet", "sakuku", "jenius pay"),
+        (
+            "gopay",
+            "go pay",
+            "ovo",
+            "dana",
+            "shopeepay",
+            "shopee pay",
+            "linkaja",
+            "link aja",
+            "e wallet",
+            "ewallet",
+            "sakuku",
+            "jenius pay",
+        ),
     ),
     (
         PaymentMethod.CARD,
@@ -81,7 +93,7 @@ class Record(BaseModel):
     @field_validator("source_updated_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.astimezone(timezone.utc) if value is not None else None
+        return value.astimezone(UTC) if value is not None else None
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -137,7 +149,7 @@ class Transaction(Record):
     @field_validator("occurred_at")
     @classmethod
     def _occurred_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
 
 class InventoryLevel(Record):
@@ -154,7 +166,7 @@ class InventoryLevel(Record):
     @field_validator("occurred_at")
     @classmethod
     def _occurred_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
 
 class PaymentStatus(StrEnum):
@@ -199,7 +211,7 @@ def _canonical(value: Any) -> Any:
         # Normalise so equal amounts hash equal whatever the vendor's trailing zeros.
         return format(value.normalize(), "f") if value else "0"
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat()
+        return value.astimezone(UTC).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, dict):

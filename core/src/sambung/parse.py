@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -86,13 +86,46 @@ def optional_money(payload: Any, path: str) -> Decimal:
     return Decimal(0) if value is None else money(value, path)
 
 
+def amount(payload: Any, path: str, *, required: bool = True) -> Decimal:
+    """A non-negative amount at `path` (zero when optional and absent): the unified model's
+    amounts are positive and the record type says the direction."""
+    value = money(require(payload, path), path) if required else optional_money(payload, path)
+    if value < 0:
+        raise InvalidRecord(f"must not be negative, got {value}", field=path)
+    return value
+
+
+def optional_text(payload: Any, path: str) -> str | None:
+    """Text at `path`, or None when absent, null or blank (POS systems send "" for "not set")."""
+    value = get(payload, path)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return text(value, path)
+
+
+def optional_timestamp(payload: Any, path: str, tz: ZoneInfo) -> datetime | None:
+    """A timestamp at `path`, or None when absent or null."""
+    value = get(payload, path)
+    return None if value is None else timestamp(value, tz, path)
+
+
+def each(payload: Any, path: str) -> list[str]:
+    """The dotted paths of every element of the list at `path` (none when absent)."""
+    items = get(payload, path)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise InvalidRecord(f"expected a list, got {type(items).__name__}", field=path)
+    return [f"{path}.{index}" for index in range(len(items))]
+
+
 def timestamp(value: Any, tz: ZoneInfo, field: str) -> datetime:
     """An aware UTC datetime from ISO-8601 text or epoch seconds; naive text is read in `tz`."""
     if isinstance(value, bool) or value is None:
         raise InvalidRecord(f"expected a timestamp, got {value!r}", field=field)
     if isinstance(value, int | Decimal):
         try:
-            return datetime.fromtimestamp(int(value), tz=timezone.utc)
+            return datetime.fromtimestamp(int(value), tz=UTC)
         except (OverflowError, ValueError, OSError):
             raise InvalidRecord(f"epoch seconds out of range: {value!r}", field=field) from None
     if not isinstance(value, str):
@@ -103,7 +136,7 @@ def timestamp(value: Any, tz: ZoneInfo, field: str) -> datetime:
         raise InvalidRecord(f"not an ISO-8601 timestamp: {value!r}", field=field) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def business_date(instant: datetime, tz: ZoneInfo) -> date:

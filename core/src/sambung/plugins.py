@@ -123,8 +123,12 @@ def load_plugins(
         except Exception as err:  # a broken third-party plugin must not stop the daemon
             failure = PluginFailure(point.name, distribution, f"{type(err).__name__}: {err}")
             registry.failures.append(failure)
-            log.error("plugin.load_failed", plugin=point.name, distribution=distribution,
-                      error=failure.error)
+            log.error(
+                "plugin.load_failed",
+                plugin=point.name,
+                distribution=distribution,
+                error=failure.error,
+            )
             continue
         registry.plugins.append(
             PluginInfo(point.name, distribution, version, tuple(connectors), tuple(sinks))
@@ -132,14 +136,16 @@ def load_plugins(
     for module in extra_modules:
         _register(registry, module, module.__name__)
     if allow is not None:
-        for missing in sorted(allow - {p.name for p in registry.plugins} - {
-            f.name for f in registry.failures
-        }):
+        for missing in sorted(
+            allow - {p.name for p in registry.plugins} - {f.name for f in registry.failures}
+        ):
             log.warning("plugin.not_installed", plugin=missing, hint="listed in SAMBUNG_PLUGINS")
     return registry
 
 
-def _register(registry: Registry, module: ModuleType, plugin_name: str) -> tuple[list[str], list[str]]:
+def _register(
+    registry: Registry, module: ModuleType, plugin_name: str
+) -> tuple[list[str], list[str]]:
     """Call one plugin's registration hooks; all of it registers, or none of it does."""
     connectors: dict[str, type[Connector]] = {}
     sinks: dict[str, type[Sink]] = {}

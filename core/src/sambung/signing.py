@@ -54,7 +54,11 @@ def verify_hmac_sha256(
             raise SignatureError(f"{header} does not start with {prefix!r}")
         candidate = candidate[len(prefix) :]
     try:
-        given = bytes.fromhex(candidate) if encoding == "hex" else base64.b64decode(candidate, validate=True)
+        given = (
+            bytes.fromhex(candidate)
+            if encoding == "hex"
+            else base64.b64decode(candidate, validate=True)
+        )
     except (ValueError, binascii.Error):
         raise SignatureError(f"{header} is not {encoding}") from None
     matched = False

@@ -92,8 +92,9 @@ class WebhookIngest:
         raw = replace(raw, dedup_key=event.dedup_key or raw.dedup_key, event_type=event.event_type)
         routes = [self._routes(connector.outlet.id, record.kind) for record in event.records]
         try:
-            result = await self._store.ingest(IngestRequest(raw=raw, records=event.records,
-                                                            routes=routes))
+            result = await self._store.ingest(
+                IngestRequest(raw=raw, records=event.records, routes=routes)
+            )
         except StoreUnavailable as err:
             log.error("webhook.store_unavailable", error=str(err))
             return _unavailable()
@@ -101,8 +102,10 @@ class WebhookIngest:
         outcomes = [r.outcome for r in result.records]
         for outcome in outcomes:
             metrics.RECORDS_INGESTED.labels(source, "webhook", outcome.value).inc()
-        changed = any(o in (Outcome.INSERTED, Outcome.UPDATED) for o in outcomes)
-        duplicate = not changed if outcomes else result.raw_duplicate
+        # A duplicate changes nothing: every record already stored with this very content.
+        duplicate = (
+            all(o is Outcome.UNCHANGED for o in outcomes) if outcomes else result.raw_duplicate
+        )
         stale = Outcome.STALE in outcomes
         ids = [r.id for r in result.records]
         log.info(
@@ -146,27 +149,51 @@ class WebhookIngest:
         except StoreUnavailable as store_err:
             connector.log.error("webhook.store_unavailable", error=str(store_err))
             return _unavailable()
-        connector.log.warning("webhook.dead_lettered", status=status, error=reason, field=field,
-                              raw_event_id=result.raw_event_id)
+        connector.log.warning(
+            "webhook.dead_lettered",
+            status=status,
+            error=reason,
+            field=field,
+            raw_event_id=result.raw_event_id,
+        )
         if result.dead_letter_id is not None:
             metrics.DEAD_LETTERS.labels("ingest", connector.name).inc()
             self._notify(
                 DeadLetter(
-                    id=result.dead_letter_id, stage=entry.stage, outlet=entry.outlet,
-                    connector=entry.connector, error_type=entry.error_type, error=entry.error,
-                    field=field, raw_event_id=result.raw_event_id, payload=None, status="open",
+                    id=result.dead_letter_id,
+                    stage=entry.stage,
+                    outlet=entry.outlet,
+                    connector=entry.connector,
+                    error_type=entry.error_type,
+                    error=entry.error,
+                    field=field,
+                    raw_event_id=result.raw_event_id,
+                    payload=None,
+                    status="open",
                     created_at=raw.received_at,
                 )
             )
         extra = {"field": field} if field else {}
-        return _error(status, error, reason, dead_letter_id=result.dead_letter_id,
-                      raw_event_id=result.raw_event_id, **extra)
+        return _error(
+            status,
+            error,
+            reason,
+            dead_letter_id=result.dead_letter_id,
+            raw_event_id=result.raw_event_id,
+            **extra,
+        )
 
 
 def _unavailable() -> Answer:
-    return Answer(503, {"success": False, "error": "unavailable",
-                        "message": "could not store the event; retry later"},
-                  headers={"Retry-After": "5"})
+    return Answer(
+        503,
+        {
+            "success": False,
+            "error": "unavailable",
+            "message": "could not store the event; retry later",
+        },
+        headers={"Retry-After": "5"},
+    )
 
 
 def _check(event: WebhookEvent, connector: WebhookConnector) -> None:
@@ -208,17 +235,22 @@ class WebhookTargets:
         if outlet is not None:
             connector = self.by_outlet.get((source_system, outlet))
             if connector is None:
-                return _error(404, "not_found",
-                              f"no outlet {outlet!r} receives {source_system} webhooks")
+                return _error(
+                    404, "not_found", f"no outlet {outlet!r} receives {source_system} webhooks"
+                )
             return connector
         candidates = [c for (s, _), c in self.by_outlet.items() if s == source_system]
         if not candidates:
             return _error(404, "not_found", f"no outlet receives {source_system} webhooks")
         if len(candidates) > 1:
             outlets = sorted(c.outlet.id for c in candidates)
-            return _error(404, "outlet_required",
-                          f"several outlets receive {source_system} webhooks; post to "
-                          f"{WEBHOOK_PATH}/{source_system}/{{outlet}}", outlets=outlets)
+            return _error(
+                404,
+                "outlet_required",
+                f"several outlets receive {source_system} webhooks; post to "
+                f"{WEBHOOK_PATH}/{source_system}/{{outlet}}",
+                outlets=outlets,
+            )
         return candidates[0]
 
 

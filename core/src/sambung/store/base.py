@@ -218,5 +218,7 @@ def open_store(url: str, *, base_dir: Path) -> Store:
         path = Path(url.removeprefix("sqlite:///"))
         return SqliteStore(path if path.is_absolute() else base_dir / path)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("store.url: PostgreSQL support is not in this version yet; use sqlite:///")
+        raise ConfigError(
+            "store.url: PostgreSQL support is not in this version yet; use sqlite:///"
+        )
     raise ConfigError(f"store.url: unsupported store URL {url!r} (use sqlite:///PATH)")

@@ -15,7 +15,7 @@ import hashlib
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,12 +43,12 @@ _Pending = tuple[IngestRequest, "asyncio.Future[IngestResult]"]
 
 def to_db_time(value: datetime) -> str:
     """An aware datetime as sortable UTC text."""
-    return value.astimezone(timezone.utc).strftime(_TIME_FORMAT)
+    return value.astimezone(UTC).strftime(_TIME_FORMAT)
 
 
 def from_db_time(value: str) -> datetime:
     """Sortable UTC text back to an aware datetime."""
-    return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=UTC)
 
 
 def _optional_time(value: str | None) -> datetime | None:
@@ -127,7 +127,7 @@ class SqliteStore(Store):
                 continue
             # executescript commits on its own, so the migration and its bookkeeping row go in
             # one explicit transaction inside the script.
-            stamp = to_db_time(datetime.now(timezone.utc))
+            stamp = to_db_time(datetime.now(UTC))
             conn.executescript(
                 f"BEGIN IMMEDIATE;\n{sql}\n"
                 f"INSERT INTO schema_migrations VALUES ({version}, '{name}', '{stamp}');\nCOMMIT;"
@@ -192,7 +192,7 @@ class SqliteStore(Store):
     def _commit_group(self, requests: Sequence[IngestRequest]) -> list[IngestResult | Exception]:
         conn = self._writer
         assert conn is not None
-        now = to_db_time(datetime.now(timezone.utc))
+        now = to_db_time(datetime.now(UTC))
         results: list[IngestResult | Exception] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -236,8 +236,18 @@ class SqliteStore(Store):
                 "INSERT INTO dead_letters (stage, outlet, connector, error_type, error, field,"
                 " raw_event_id, payload, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
-                (dl.stage, dl.outlet, dl.connector, dl.error_type, dl.error, dl.field,
-                 raw_event_id, dl.payload, now, now),
+                (
+                    dl.stage,
+                    dl.outlet,
+                    dl.connector,
+                    dl.error_type,
+                    dl.error,
+                    dl.field,
+                    raw_event_id,
+                    dl.payload,
+                    now,
+                    now,
+                ),
             ).fetchone()
             if row is not None:
                 dead_letter_id = row[0]
@@ -264,8 +274,16 @@ class SqliteStore(Store):
             "INSERT INTO raw_events (outlet, source_system, channel, dedup_key, event_type,"
             " content_type, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (outlet, source_system, dedup_key) DO NOTHING RETURNING id",
-            (raw.outlet, raw.source_system, raw.channel, raw.dedup_key, raw.event_type,
-             raw.content_type, raw.body, to_db_time(raw.received_at)),
+            (
+                raw.outlet,
+                raw.source_system,
+                raw.channel,
+                raw.dedup_key,
+                raw.event_type,
+                raw.content_type,
+                raw.body,
+                to_db_time(raw.received_at),
+            ),
         ).fetchone()
         if row is not None:
             return row[0], False
@@ -332,8 +350,15 @@ class SqliteStore(Store):
             " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (idempotency_key) DO NOTHING",
             [
-                (sink, result.id, result.revision,
-                 idempotency_key(sink, record, result.revision, fingerprint), payload, now, now)
+                (
+                    sink,
+                    result.id,
+                    result.revision,
+                    idempotency_key(sink, record, result.revision, fingerprint),
+                    payload,
+                    now,
+                    now,
+                )
                 for sink in sinks
             ],
         )
@@ -362,9 +387,17 @@ class SqliteStore(Store):
     @staticmethod
     def _stored_record(row: Sequence[Any]) -> StoredRecord:
         return StoredRecord(
-            id=row[0], outlet=row[1], source_system=row[2], kind=row[3], external_id=row[4],
-            fingerprint=row[5], revision=row[6], source_updated_at=_optional_time(row[7]),
-            payload=row[8], raw_event_id=row[9], created_at=from_db_time(row[10]),
+            id=row[0],
+            outlet=row[1],
+            source_system=row[2],
+            kind=row[3],
+            external_id=row[4],
+            fingerprint=row[5],
+            revision=row[6],
+            source_updated_at=_optional_time(row[7]),
+            payload=row[8],
+            raw_event_id=row[9],
+            created_at=from_db_time(row[10]),
             updated_at=from_db_time(row[11]),
         )
 
@@ -406,8 +439,15 @@ class SqliteStore(Store):
         )
         return [
             OutboxRow(
-                id=r[0], sink=r[1], record_id=r[2], revision=r[3], idempotency_key=r[4],
-                payload=r[5], status=r[6], attempts=r[7], next_attempt_at=from_db_time(r[8]),
+                id=r[0],
+                sink=r[1],
+                record_id=r[2],
+                revision=r[3],
+                idempotency_key=r[4],
+                payload=r[5],
+                status=r[6],
+                attempts=r[7],
+                next_attempt_at=from_db_time(r[8]),
                 created_at=from_db_time(r[9]),
             )
             for r in rows
@@ -425,8 +465,16 @@ class SqliteStore(Store):
         )
         return [
             DeadLetter(
-                id=r[0], stage=r[1], outlet=r[2], connector=r[3], error_type=r[4], error=r[5],
-                field=r[6], raw_event_id=r[7], payload=r[8], status=r[9],
+                id=r[0],
+                stage=r[1],
+                outlet=r[2],
+                connector=r[3],
+                error_type=r[4],
+                error=r[5],
+                field=r[6],
+                raw_event_id=r[7],
+                payload=r[8],
+                status=r[9],
                 created_at=from_db_time(r[10]),
             )
             for r in rows
@@ -443,8 +491,14 @@ class SqliteStore(Store):
             return None
         r = rows[0]
         return RawEvent(
-            outlet=r[0], source_system=r[1], channel=r[2], dedup_key=r[3], body=bytes(r[4]),
-            received_at=from_db_time(r[5]), event_type=r[6], content_type=r[7],
+            outlet=r[0],
+            source_system=r[1],
+            channel=r[2],
+            dedup_key=r[3],
+            body=bytes(r[4]),
+            received_at=from_db_time(r[5]),
+            event_type=r[6],
+            content_type=r[7],
         )
 
     async def get_cursor(self, outlet: str, connector: str) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import structlog
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..connectors import Connector, ConnectorContext, Outlet, WebhookRequest
 from ..signing import sign_hex
@@ -24,9 +25,7 @@ def outlet(id: str = "kemang", timezone: str = "Asia/Jakarta", name: str | None 
 C = TypeVar("C", bound=Connector)
 
 
-def make_connector(
-    cls: type[C], settings: Mapping[str, Any], *, at: Outlet | None = None
-) -> C:
+def make_connector(cls: type[C], settings: Mapping[str, Any], *, at: Outlet | None = None) -> C:
     """A connector instance as core would build it, from a YAML-shaped settings mapping."""
     validated = cls.Settings.model_validate(dict(settings))
     log = structlog.get_logger().bind(outlet=(at or outlet()).id, connector=cls.name)
@@ -37,6 +36,6 @@ def signed_request(
     body: bytes, *, secret: str, header: str, extra_headers: Mapping[str, str] | None = None
 ) -> WebhookRequest:
     """A webhook request signed with hex HMAC-SHA256 of the body, as most POS vendors sign."""
-    headers = {header: sign_hex(secret, body), "Content-Type": "application/json"}
+    headers = CIMultiDict({header: sign_hex(secret, body), "Content-Type": "application/json"})
     headers.update(extra_headers or {})
-    return WebhookRequest(body=body, headers=headers)
+    return WebhookRequest(body=body, headers=CIMultiDictProxy(headers))

@@ -21,7 +21,9 @@ def sambung_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
 
     def start(
-        config: Mapping[str, Any], *, env: Mapping[str, str] | None = None,
+        config: Mapping[str, Any],
+        *,
+        env: Mapping[str, str] | None = None,
         args: tuple[str, ...] = (),
     ) -> DaemonProcess:
         workdir = tmp_path / f"daemon{len(started)}"

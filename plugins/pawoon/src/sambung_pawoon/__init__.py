@@ -1,1 +1,18 @@
-"""sambung connector for Pawoon."""
+"""sambung connector for Pawoon (POS): signed webhooks for sales and stock levels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sambung import hookimpl
+from sambung.connectors import Connector
+
+from .connector import PawoonConnector
+
+__all__ = ["PawoonConnector"]
+
+
+@hookimpl
+def sambung_register_connectors(register: Callable[[type[Connector]], None]) -> None:
+    """Register the Pawoon connector."""
+    register(PawoonConnector)

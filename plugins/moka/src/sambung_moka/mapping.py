@@ -1,0 +1,168 @@
+"""Moka webhook payloads → unified records. Pure: no I/O, no asyncio.
+
+Moka wraps every event as `{"header": {timestamp, event_name, event_id, outlet_id, version},
+"body": {...}}` (see VENDORS.md). Every field path in an `InvalidRecord` is the dotted path in
+that body (`body.transaction.total_collected`, `body.transaction.items.0.price`).
+
+Decisions:
+
+- `moka.transaction.created` and `.updated` map to the same sale, keyed by the transaction id.
+  Moka delivers events out of order, so each record carries `source_updated_at` (the
+  transaction's `updated_at`, else the header's `timestamp`) and core never lets an older
+  version overwrite a newer one.
+- `moka.transaction.refunded` maps to a *separate* refund transaction, external id
+  `<id>:refund`, `reverses_external_id=<id>`, with the amounts copied as positive numbers and
+  `occurred_at` set to the header's timestamp (when the refund happened). The original sale is
+  left untouched and keeps its own business date, which is what the books need: a refund on
+  Monday of Saturday's sale belongs to Monday. A transaction refunded twice (partial refunds)
+  still yields one refund record, the latest version winning; Moka's webhook body does not say
+  which part was refunded.
+- `moka.item.added|updated|deleted` are acknowledged with no records: the catalogue is not
+  modelled yet, and a 2xx stops Moka from retrying them.
+- The header's `event_id` is the dedup key, so a redelivery of one event is recognised even if
+  Moka re-serialises its body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sambung.connectors import Outlet, WebhookEvent
+from sambung.errors import InvalidRecord
+from sambung.models import LineItem, PaymentMethod, Record, Transaction, TransactionType
+from sambung.parse import (
+    amount,
+    business_date,
+    each,
+    get,
+    money,
+    optional_money,
+    optional_text,
+    require,
+    text,
+    timestamp,
+)
+
+SOURCE_SYSTEM = "moka"
+SALE_EVENTS = frozenset({"moka.transaction.created", "moka.transaction.updated"})
+REFUND_EVENT = "moka.transaction.refunded"
+ITEM_EVENTS = frozenset({"moka.item.added", "moka.item.updated", "moka.item.deleted"})
+
+TX = "body.transaction"
+
+
+def to_event(payload: Any, outlet: Outlet, *, moka_outlet_id: str | None = None) -> WebhookEvent:
+    """A whole Moka webhook body → its event name, records and dedup key."""
+    event_name = text(require(payload, "header.event_name"), "header.event_name")
+    if moka_outlet_id is not None:
+        sent = text(require(payload, "header.outlet_id"), "header.outlet_id")
+        if sent != moka_outlet_id:
+            raise InvalidRecord(
+                f"event for Moka outlet {sent}, expected {moka_outlet_id}",
+                field="header.outlet_id",
+            )
+    records: list[Record]
+    if event_name in SALE_EVENTS:
+        records = [to_transaction(payload, outlet)]
+    elif event_name == REFUND_EVENT:
+        records = [to_refund(payload, outlet)]
+    elif event_name in ITEM_EVENTS:
+        records = []
+    else:
+        raise InvalidRecord(f"unknown event type {event_name!r}", field="header.event_name")
+    return WebhookEvent(
+        event_type=event_name,
+        records=records,
+        dedup_key=optional_text(payload, "header.event_id"),
+    )
+
+
+def to_transaction(payload: Mapping[str, Any], outlet: Outlet) -> Transaction:
+    """A `moka.transaction.created|updated` event → the sale."""
+    occurred_at = timestamp(require(payload, f"{TX}.date"), outlet.timezone, f"{TX}.date")
+    return _transaction(payload, outlet, occurred_at, refund=False)
+
+
+def to_refund(payload: Mapping[str, Any], outlet: Outlet) -> Transaction:
+    """A `moka.transaction.refunded` event → a refund reversing the sale (see the module doc)."""
+    refunded_at = timestamp(
+        require(payload, "header.timestamp"), outlet.timezone, "header.timestamp"
+    )
+    return _transaction(payload, outlet, refunded_at, refund=True)
+
+
+def _transaction(
+    payload: Mapping[str, Any], outlet: Outlet, occurred_at: datetime, *, refund: bool
+) -> Transaction:
+    sale_id = text(require(payload, f"{TX}.id"), f"{TX}.id")
+    total = _amount(payload, f"{TX}.total_collected", refund)
+    subtotal = _amount(payload, f"{TX}.subtotal", refund)
+    discount = _amount(payload, f"{TX}.total_discounts", refund, required=False)
+    service_charge = _amount(payload, f"{TX}.total_gratuities", refund, required=False)
+    tax = _amount(payload, f"{TX}.total_taxes", refund, required=False)
+    label = optional_text(payload, f"{TX}.payment_type")
+    return Transaction(
+        outlet=outlet.id,
+        source_system=SOURCE_SYSTEM,
+        external_id=f"{sale_id}:refund" if refund else sale_id,
+        type=TransactionType.REFUND if refund else TransactionType.SALE,
+        reverses_external_id=sale_id if refund else None,
+        source_updated_at=_version(payload, outlet),
+        occurred_at=occurred_at,
+        business_date=business_date(occurred_at, outlet.timezone),
+        subtotal=subtotal,
+        discount=discount,
+        service_charge=service_charge,
+        tax=tax,
+        rounding=total - (subtotal - discount + service_charge + tax),
+        total=total,
+        payment_method=PaymentMethod.from_label(label),
+        payment_method_label=label,
+        items=_line_items(payload, refund),
+    )
+
+
+def _version(payload: Mapping[str, Any], outlet: Outlet) -> datetime:
+    path = f"{TX}.updated_at"
+    if get(payload, path) is None:
+        path = "header.timestamp"
+    return timestamp(require(payload, path), outlet.timezone, path)
+
+
+def _line_items(payload: Mapping[str, Any], refund: bool) -> tuple[LineItem, ...]:
+    return tuple(_line_item(payload, at, refund) for at in each(payload, f"{TX}.items"))
+
+
+def _line_item(payload: Mapping[str, Any], at: str, refund: bool) -> LineItem:
+    name = text(require(payload, f"{at}.name"), f"{at}.name")
+    variant = optional_text(payload, f"{at}.variant_name")
+    quantity = _amount(payload, f"{at}.quantity", refund)
+    price = _amount(payload, f"{at}.price", refund)
+    total = _amount(payload, f"{at}.total_price", refund)
+    # Modifiers can push total_price above price * quantity; only a shortfall is a discount.
+    shortfall = price * quantity - total
+    if shortfall > 0:
+        discount = shortfall
+    elif get(payload, f"{at}.discount_amount") is not None:
+        discount = _amount(payload, f"{at}.discount_amount", refund)
+    else:
+        discount = _amount(payload, f"{at}.discount", refund, required=False)
+    return LineItem(
+        sku=optional_text(payload, f"{at}.sku") or optional_text(payload, f"{at}.variant_id"),
+        name=f"{name} - {variant}" if variant and variant != name else name,
+        quantity=quantity,
+        unit_price=price,
+        discount=discount,
+        total=total,
+    )
+
+
+def _amount(payload: Any, path: str, refund: bool, *, required: bool = True) -> Decimal:
+    if refund:
+        # Whatever sign Moka gives a refund's amounts, ours are positive: the type is the direction.
+        value = money(require(payload, path), path) if required else optional_money(payload, path)
+        return abs(value)
+    return amount(payload, path, required=required)

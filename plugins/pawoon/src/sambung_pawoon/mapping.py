@@ -1,0 +1,116 @@
+"""Pawoon webhook payloads → unified records. Pure: no I/O, no asyncio.
+
+Pawoon's webhook format is known only from our seed document (see VENDORS.md): an envelope
+`{"event_type": ..., "data": {...}}` carrying `transaction.created` or `inventory.updated`.
+Every field path in an `InvalidRecord` is the dotted path in the body Pawoon sent (`data.total`,
+`data.items.1.qty`), so the 422 and the dead-letter entry say exactly what was wrong.
+
+Amounts: a line's total is `qty * price - discount`; `subtotal` is the sum of line totals (after
+item discounts); `discount` is the order-level `total_discount`. Indonesian tills round the
+amount due, so whatever `total` holds beyond `subtotal - discount + service_charge + tax` is the
+`rounding` line (usually a few hundred Rupiah either way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from sambung.connectors import Outlet, WebhookEvent
+from sambung.errors import InvalidRecord
+from sambung.models import InventoryLevel, LineItem, PaymentMethod, Record, Transaction
+from sambung.parse import (
+    amount,
+    business_date,
+    each,
+    optional_text,
+    optional_timestamp,
+    quantity,
+    require,
+    text,
+    timestamp,
+)
+
+SOURCE_SYSTEM = "pawoon"
+
+
+def to_event(payload: Any, outlet: Outlet) -> WebhookEvent:
+    """A whole Pawoon webhook body → its event type and records."""
+    event_type = text(require(payload, "event_type"), "event_type")
+    records: list[Record]
+    if event_type == "transaction.created":
+        records = [to_transaction(payload, outlet)]
+    elif event_type == "inventory.updated":
+        records = [to_inventory_level(payload, outlet)]
+    else:
+        raise InvalidRecord(f"unknown event type {event_type!r}", field="event_type")
+    return WebhookEvent(event_type=event_type, records=records)
+
+
+def to_transaction(payload: Mapping[str, Any], outlet: Outlet) -> Transaction:
+    """A `transaction.created` body → a sale."""
+    occurred_at = timestamp(require(payload, "data.timestamp"), outlet.timezone, "data.timestamp")
+    total = amount(payload, "data.total")
+    tax = amount(payload, "data.tax")
+    discount = amount(payload, "data.total_discount", required=False)
+    service_charge = amount(payload, "data.service_charge", required=False)
+    items = _line_items(payload)
+    if items:
+        subtotal = sum((item.total for item in items), Decimal(0))
+    else:
+        subtotal = total - tax - service_charge + discount
+    label = optional_text(payload, "data.payment_method")
+    return Transaction(
+        outlet=outlet.id,
+        source_system=SOURCE_SYSTEM,
+        external_id=text(require(payload, "data.transaction_id"), "data.transaction_id"),
+        source_updated_at=optional_timestamp(payload, "data.updated_at", outlet.timezone),
+        occurred_at=occurred_at,
+        business_date=business_date(occurred_at, outlet.timezone),
+        subtotal=subtotal,
+        discount=discount,
+        service_charge=service_charge,
+        tax=tax,
+        rounding=total - (subtotal - discount + service_charge + tax),
+        total=total,
+        payment_method=PaymentMethod.from_label(label),
+        payment_method_label=label,
+        items=items,
+    )
+
+
+def to_inventory_level(payload: Mapping[str, Any], outlet: Outlet) -> InventoryLevel:
+    """An `inventory.updated` body → the stock level of one product at the outlet."""
+    updated_at = timestamp(require(payload, "data.updated_at"), outlet.timezone, "data.updated_at")
+    return InventoryLevel(
+        outlet=outlet.id,
+        source_system=SOURCE_SYSTEM,
+        external_id=text(require(payload, "data.product_id"), "data.product_id"),
+        source_updated_at=updated_at,
+        sku=optional_text(payload, "data.sku"),
+        name=optional_text(payload, "data.name"),
+        # Not `_amount`: stock may legitimately go negative when a till sells past zero.
+        quantity=quantity(require(payload, "data.stock"), "data.stock"),
+        unit=optional_text(payload, "data.unit"),
+        occurred_at=updated_at,
+        business_date=business_date(updated_at, outlet.timezone),
+    )
+
+
+def _line_items(payload: Mapping[str, Any]) -> tuple[LineItem, ...]:
+    return tuple(_line_item(payload, at) for at in each(payload, "data.items"))
+
+
+def _line_item(payload: Mapping[str, Any], at: str) -> LineItem:
+    qty = amount(payload, f"{at}.qty")
+    price = amount(payload, f"{at}.price")
+    discount = amount(payload, f"{at}.discount", required=False)
+    return LineItem(
+        sku=optional_text(payload, f"{at}.sku"),
+        name=text(require(payload, f"{at}.name"), f"{at}.name"),
+        quantity=qty,
+        unit_price=price,
+        discount=discount,
+        total=qty * price - discount,
+    )
