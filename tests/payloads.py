@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
+from decimal import Decimal
 from typing import Any
 
 from sambung.signing import sign_hex
+from sambung.testing.fakes import json_bytes
 
 PAWOON_SECRET = "pawoon-e2e-secret-7f3a"
 MOKA_SECRET = "moka-e2e-secret-91bd"
@@ -42,10 +43,10 @@ def moka_event(
         "date": "2026-11-26T20:10:00+07:00",
         "updated_at": updated_at,
         "subtotal": 50000,
-        "total_collected": Number(total),
+        "total_collected": Decimal(total),
         "total_discounts": 0,
         "total_gratuities": 5000,
-        "total_taxes": Number("755.0125"),
+        "total_taxes": Decimal("755.0125"),
         "total_gross_sales": 50000,
         "total_net_sales": 50000,
         "payment_no": f"P-{transaction_id}",
@@ -76,27 +77,7 @@ def moka_event(
         "outlet_id": "41230",
         "version": 1,
     }
-    return dumps({"header": header, "body": {"transaction": transaction}})
-
-
-class Number(str):
-    """A JSON number written exactly as given (`755.0125`), never through float."""
-
-
-def dumps(payload: Any) -> bytes:
-    """JSON bytes in which every `Number` is written as a bare number."""
-    marked = json.dumps(_mark(payload))
-    return re.sub(r'"\\u0000(-?[0-9.]+)"', r"\1", marked).encode()
-
-
-def _mark(value: Any) -> Any:
-    if isinstance(value, Number):
-        return "\u0000" + value
-    if isinstance(value, dict):
-        return {k: _mark(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mark(v) for v in value]
-    return value
+    return json_bytes({"header": header, "body": {"transaction": transaction}})
 
 
 def hello_sale(sale_id: str, total: int = 15000) -> bytes:

@@ -14,12 +14,13 @@ from functools import cached_property
 from typing import Annotated, Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
+from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from .clock import Clock, SystemClock
 from .models import Record
 from .parse import loads
-from .signing import verify_hmac_sha256
+from .signing import sign_hex, verify_hmac_sha256
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -141,6 +142,14 @@ class WebhookConnector(Connector):
         """Map a verified request to records; raise `InvalidRecord` naming what is wrong."""
         raise NotImplementedError
 
+    def example_webhook(self, sequence: int) -> WebhookRequest | None:
+        """A realistic request this connector accepts, signed; None if the plugin has none.
+
+        Optional. The run command's simulator posts these (`sequence` counts up from 1), and the
+        test kit's conformance suite checks that they verify and map.
+        """
+        return None
+
 
 class HmacWebhookSettings(ConnectorSettings):
     """Settings of a webhook whose body is signed with HMAC-SHA256 (hex) in one header."""
@@ -164,6 +173,26 @@ class HmacWebhookConnector(WebhookConnector):
         verify_hmac_sha256(
             request.body, request.headers.get(header), self.settings.webhook_secret, header=header
         )
+
+    def example_body(self, sequence: int) -> bytes | None:
+        """A realistic body for `example_webhook`, which signs it; None if there is none."""
+        return None
+
+    def example_webhook(self, sequence: int) -> WebhookRequest | None:
+        """`example_body` signed with the first configured secret."""
+        body = self.example_body(sequence)
+        if body is None:
+            return None
+        return WebhookRequest(body=body, headers=self.sign(body))
+
+    def sign(self, body: bytes) -> CIMultiDictProxy[str]:
+        """Headers a vendor would send with `body` (for the simulator and tests)."""
+        secret = self.settings.webhook_secret[0].get_secret_value()
+        headers = CIMultiDict(
+            {self.settings.signature_header: sign_hex(secret, body),
+             "Content-Type": "application/json"}
+        )
+        return CIMultiDictProxy(headers)
 
 
 MODE_METHODS: dict[Mode, tuple[str, ...]] = {

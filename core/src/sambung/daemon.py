@@ -41,7 +41,12 @@ class Daemon:
         self.store: Store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
         self._runner: web.AppRunner | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self.public_url: str | None = None
+        self.webhook_targets = self._webhook_targets()
+        self.local_url: str | None = None
+
+    def webhook_connectors(self) -> list[WebhookConnector]:
+        """The connector instance of every outlet that receives webhooks."""
+        return list(self.webhook_targets.by_outlet.values())
 
     def _webhook_targets(self) -> WebhookTargets:
         targets: dict[tuple[str, str], WebhookConnector] = {}
@@ -64,7 +69,7 @@ class Daemon:
         # itself, as JSON, rather than aiohttp's plain-text page.
         app = web.Application(client_max_size=max_body + 1)
         app[MAX_BODY_KEY] = max_body
-        app[TARGETS_KEY] = self._webhook_targets()
+        app[TARGETS_KEY] = self.webhook_targets
         app[INGEST_KEY] = WebhookIngest(
             self.store, self.loaded.sinks_for, self.clock, self._notify_dead_letter
         )
@@ -106,11 +111,13 @@ class Daemon:
         await site.start()
         # With port 0 the OS picks one; the runner knows which.
         port = self._runner.addresses[0][1] if self._runner.addresses else listener.port
-        self.public_url = f"http://{listener.host}:{port}"
+        # How this machine itself reaches the listener (the simulator, health checks).
+        host = "127.0.0.1" if listener.host in ("0.0.0.0", "::", "") else listener.host
+        self.local_url = f"http://{host}:{port}"
         log.info(
             "daemon.started",
             version=__version__,
-            public=self.public_url,
+            public=f"{listener.host}:{port}",
             outlets=[o.id for o in self.loaded.config.outlets],
             connections=[f"{c.outlet.id}/{c.name}" for c in self.loaded.connections],
             store=self.loaded.config.store.url,

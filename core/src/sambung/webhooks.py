@@ -111,7 +111,7 @@ class WebhookIngest:
         log.info(
             "webhook.accepted",
             event_type=event.event_type,
-            records=len(ids),
+            external_ids=[record.external_id for record in event.records],
             outcomes=[o.value for o in outcomes],
             outbox_rows=result.outbox_rows,
         )

@@ -10,6 +10,7 @@ from sambung.connectors import (
     WebhookRequest,
 )
 
+from . import fake
 from .mapping import to_event
 
 
@@ -30,3 +31,8 @@ class MokaConnector(HmacWebhookConnector):
     def parse(self, request: WebhookRequest) -> WebhookEvent:
         """Map a verified body to records."""
         return to_event(request.payload, self.outlet, moka_outlet_id=self.settings.outlet_id)
+
+    def example_body(self, sequence: int) -> bytes:
+        """A generated Moka webhook envelope at the outlet's local time now."""
+        now = self.context.clock.now().astimezone(self.outlet.timezone)
+        return fake.webhook_bytes(sequence, now, self.settings.outlet_id or "41230")

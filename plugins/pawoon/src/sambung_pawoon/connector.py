@@ -9,6 +9,7 @@ from sambung.connectors import (
     WebhookRequest,
 )
 
+from . import fake
 from .mapping import to_event
 
 
@@ -25,3 +26,7 @@ class PawoonConnector(HmacWebhookConnector):
     def parse(self, request: WebhookRequest) -> WebhookEvent:
         """Map a verified body to records."""
         return to_event(request.payload, self.outlet)
+
+    def example_body(self, sequence: int) -> bytes:
+        """A generated Pawoon webhook at the outlet's local time now."""
+        return fake.webhook_bytes(sequence, self.context.clock.now().astimezone(self.outlet.timezone))

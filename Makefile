@@ -1,0 +1,46 @@
+# Every target sets itself up from the repo's own files: a pinned uv in .tools/, then the
+# workspace exactly as uv.lock says in .venv/. Nothing needs installing by hand but python3.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+SYNCED := $(VENV)/.synced-$(UV_VERSION)
+
+# Demo secrets for config.example.yaml; set your own in the environment to override them.
+export PAWOON_SECRET ?= demo-pawoon-secret
+export MOKA_SECRET ?= demo-moka-secret
+
+.PHONY: run test check bench-ingest lint clean
+
+## run: start the daemon on config.example.yaml (SQLite) with the demo simulator
+run: $(SYNCED)
+	$(VENV)/bin/sambung run -c config.example.yaml --simulate
+
+## test: run the whole test suite
+test: $(SYNCED)
+	$(VENV)/bin/python -m pytest
+
+## check: validate config.example.yaml and print its webhook URLs
+check: $(SYNCED)
+	$(VENV)/bin/sambung check -c config.example.yaml
+
+## bench-ingest: webhook ingest against a bare aiohttp endpoint (needs wrk: apt-get install wrk)
+bench-ingest: $(SYNCED)
+	$(VENV)/bin/python bench/ingest/run.py
+
+## lint: ruff (format and lint), through uv without adding it to the lock
+lint: $(SYNCED)
+	$(UV) tool run ruff@0.14.0 format --check core plugins tests bench
+	$(UV) tool run ruff@0.14.0 check core plugins tests bench
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(SYNCED): $(UV) uv.lock pyproject.toml core/pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	$(UV) sync --frozen --all-packages
+	touch $@
+
+clean:
+	rm -rf .tools $(VENV) data .pytest_cache

@@ -1,0 +1,65 @@
+"""The bundled simulator: posts signed example webhooks to the daemon's own public listener.
+
+It is what `sambung run --simulate` (and `make run`) adds so a newcomer sees transactions flow
+within seconds. It speaks real HTTP to the real listener, so everything after the network is
+the production path. Every tenth post repeats the one before, to show duplicate handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import TYPE_CHECKING
+
+import aiohttp
+import structlog
+
+from .config import WEBHOOK_PATH
+from .connectors import WebhookConnector
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+log = structlog.get_logger("sambung.simulator")
+
+
+async def simulate(daemon: Daemon, *, interval: float = 1.0) -> None:
+    """Post example webhooks for every connector that can make them, about every `interval` s."""
+    connectors = [c for c in daemon.webhook_connectors() if c.example_webhook(1) is not None]
+    if not connectors:
+        log.warning("simulator.nothing_to_simulate",
+                    hint="no configured webhook connector offers example webhooks")
+        return
+    log.info("simulator.started", targets=[f"{c.outlet.id}/{c.name}" for c in connectors])
+    async with aiohttp.ClientSession(base_url=daemon.local_url) as session:
+        await asyncio.gather(*(_post_forever(session, c, interval) for c in connectors))
+
+
+async def _post_forever(
+    session: aiohttp.ClientSession, connector: WebhookConnector, interval: float
+) -> None:
+    path = f"{WEBHOOK_PATH}/{connector.name}/{connector.outlet.id}"
+    bound = log.bind(outlet=connector.outlet.id, connector=connector.name)
+    # Spread the connectors out so their posts interleave rather than arrive in lockstep.
+    await asyncio.sleep(random.uniform(0, interval))
+    posts, sequence, previous = 0, 0, None
+    while True:
+        posts += 1
+        if previous is not None and posts % 10 == 0:
+            request, repeat = previous, True
+        else:
+            sequence += 1
+            request, repeat = connector.example_webhook(sequence), False
+        assert request is not None
+        try:
+            async with session.post(path, data=request.body, headers=request.headers) as answer:
+                body = await answer.json(content_type=None)
+            # The daemon logs every accepted webhook; the simulator speaks up only when the
+            # answer is not the one expected.
+            if answer.status != 200 or body.get("duplicate") is not repeat:
+                bound.warning("simulator.unexpected_answer", status=answer.status, repeat=repeat,
+                              answer=body)
+        except (aiohttp.ClientError, ValueError) as err:
+            bound.warning("simulator.post_failed", error=str(err))
+        previous = request
+        await asyncio.sleep(interval * random.uniform(0.5, 1.5))

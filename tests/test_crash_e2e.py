@@ -1,0 +1,121 @@
+"""Crashes and shutdowns: nothing acknowledged is lost, nothing is written twice."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from sambung.store.sqlite import SqliteStore
+from sambung.testing.daemon import DaemonProcess
+
+from .payloads import PAWOON_SECRET, WEBHOOKS, pawoon_sale, signed
+
+CONFIG: dict[str, Any] = {
+    "outlets": [
+        {"id": "kemang", "name": "Kopi Senja Kemang", "timezone": "Asia/Jakarta",
+         "connectors": {"pawoon": {"mode": "webhook", "webhook_secret": PAWOON_SECRET}}}
+    ],
+    "sinks": {"books": {"type": "ledger"}},
+}
+
+
+def send(daemon: DaemonProcess, transaction_id: str) -> tuple[str, int]:
+    """POST one signed sale; a connection the daemon dropped counts as status 0."""
+    body = pawoon_sale(transaction_id)
+    try:
+        status, _ = daemon.post(f"{WEBHOOKS}/pawoon/kemang", body,
+                                signed(body, PAWOON_SECRET, "X-Webhook-Signature"))
+    except OSError:
+        status = 0
+    return transaction_id, status
+
+
+async def stored(daemon: DaemonProcess) -> tuple[set[str], dict[str, int]]:
+    """External ids of the stored records, and outbox rows per record id."""
+    store = SqliteStore(daemon.workdir / "sambung.db")
+    await store.open()
+    try:
+        records = await store.list_records(limit=100_000)
+        outbox = await store.list_outbox(limit=100_000)
+    finally:
+        await store.close()
+    per_record: dict[str, int] = {}
+    by_id = {r.id: r.external_id for r in records}
+    for row in outbox:
+        per_record[by_id[row.record_id]] = per_record.get(by_id[row.record_id], 0) + 1
+    return {r.external_id for r in records}, per_record
+
+
+def load_then(daemon: DaemonProcess, stop: str, count: int = 300) -> set[str]:
+    """Send `count` sales 16 at a time; `stop` the daemon once a third are acknowledged.
+
+    Returns the ids that got a 200: those, and only those, were promised to the sender.
+    """
+    acknowledged: set[str] = set()
+    with ThreadPoolExecutor(16) as pool:
+        futures = [pool.submit(send, daemon, f"TRX-{i:05d}") for i in range(count)]
+        stopped = False
+        for future in as_completed(futures):
+            transaction_id, status = future.result()
+            assert status in (200, 0, 503), f"{transaction_id}: unexpected {status}"
+            if status == 200:
+                acknowledged.add(transaction_id)
+            if not stopped and len(acknowledged) >= count // 3:
+                stopped = True
+                getattr(daemon, stop)()
+    return acknowledged
+
+
+async def test_sigkill_under_load_loses_no_acknowledged_webhook(
+    sambung_daemon: Any, hello_site: Path
+) -> None:
+    daemon = sambung_daemon(CONFIG, env={"PYTHONPATH": str(hello_site)})
+    acknowledged = load_then(daemon, "kill")
+
+    daemon.start()
+    ids, outbox = await stored(daemon)
+    assert acknowledged <= ids, f"lost after SIGKILL: {sorted(acknowledged - ids)[:5]}"
+
+    # The senders retry everything; nothing is stored or queued for delivery twice.
+    with ThreadPoolExecutor(16) as pool:
+        retried = list(pool.map(lambda i: send(daemon, f"TRX-{i:05d}"), range(300)))
+    assert all(status == 200 for _, status in retried)
+    ids, outbox = await stored(daemon)
+    assert len(ids) == 300
+    assert set(outbox.values()) == {1}, "a record got more than one outbox row"
+
+
+async def test_sigterm_drains_in_flight_requests_and_exits_zero(
+    sambung_daemon: Any, hello_site: Path
+) -> None:
+    daemon = sambung_daemon(CONFIG, env={"PYTHONPATH": str(hello_site)})
+    process = daemon.process
+    assert process is not None
+
+    acknowledged: set[str] = set()
+    with ThreadPoolExecutor(16) as pool:
+        futures = [pool.submit(send, daemon, f"TRX-{i:05d}") for i in range(2000)]
+        time.sleep(0.5)
+        started = time.monotonic()
+        process.terminate()
+        for future in as_completed(futures):
+            transaction_id, status = future.result()
+            assert status in (200, 0), f"{transaction_id}: answered {status} while draining"
+            if status == 200:
+                acknowledged.add(transaction_id)
+    code = process.wait(timeout=15)
+    elapsed = time.monotonic() - started
+
+    assert code == 0, daemon.logs()
+    assert 0 < len(acknowledged) < 2000, "SIGTERM should land in the middle of the load"
+    assert elapsed < 10, f"took {elapsed:.1f}s to drain"
+    assert '"daemon.stopped"' in daemon.logs()
+    daemon.process = None
+    daemon.start()
+    ids, _ = await stored(daemon)
+    assert acknowledged <= ids
+    log_lines = [json.loads(line) for line in daemon.logs().splitlines() if line.startswith("{")]
+    assert not [line for line in log_lines if line.get("level") == "error"]
