@@ -189,8 +189,10 @@ class HmacWebhookConnector(WebhookConnector):
         """Headers a vendor would send with `body` (for the simulator and tests)."""
         secret = self.settings.webhook_secret[0].get_secret_value()
         headers = CIMultiDict(
-            {self.settings.signature_header: sign_hex(secret, body),
-             "Content-Type": "application/json"}
+            {
+                self.settings.signature_header: sign_hex(secret, body),
+                "Content-Type": "application/json",
+            }
         )
         return CIMultiDictProxy(headers)
 

@@ -27,8 +27,10 @@ async def simulate(daemon: Daemon, *, interval: float = 1.0) -> None:
     """Post example webhooks for every connector that can make them, about every `interval` s."""
     connectors = [c for c in daemon.webhook_connectors() if c.example_webhook(1) is not None]
     if not connectors:
-        log.warning("simulator.nothing_to_simulate",
-                    hint="no configured webhook connector offers example webhooks")
+        log.warning(
+            "simulator.nothing_to_simulate",
+            hint="no configured webhook connector offers example webhooks",
+        )
         return
     log.info("simulator.started", targets=[f"{c.outlet.id}/{c.name}" for c in connectors])
     async with aiohttp.ClientSession(base_url=daemon.local_url) as session:
@@ -57,8 +59,9 @@ async def _post_forever(
             # The daemon logs every accepted webhook; the simulator speaks up only when the
             # answer is not the one expected.
             if answer.status != 200 or body.get("duplicate") is not repeat:
-                bound.warning("simulator.unexpected_answer", status=answer.status, repeat=repeat,
-                              answer=body)
+                bound.warning(
+                    "simulator.unexpected_answer", status=answer.status, repeat=repeat, answer=body
+                )
         except (aiohttp.ClientError, ValueError) as err:
             bound.warning("simulator.post_failed", error=str(err))
         previous = request

@@ -73,7 +73,9 @@ class Basket:
     @property
     def service_charge(self) -> Decimal:
         """Service charge, when the outlet adds one."""
-        return (self.subtotal * SERVICE_RATE).quantize(Decimal(1)) if self.with_service else Decimal(0)
+        return (
+            (self.subtotal * SERVICE_RATE).quantize(Decimal(1)) if self.with_service else Decimal(0)
+        )
 
     @property
     def tax(self) -> Decimal:

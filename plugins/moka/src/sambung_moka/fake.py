@@ -38,16 +38,33 @@ def webhook_body(sequence: int, now: datetime, moka_outlet_id: str = "41230") ->
         "total_net_sales": sale.subtotal,
         "payment_type": sale.payment_label,
         "items": [
-            {"id": index + 1, "variant_id": 100 + index, "variant_name": "Regular",
-             "name": line.item.name, "sku": line.item.sku, "price": line.item.price,
-             "quantity": line.quantity, "category_name": "Menu", "gross_sales": line.total,
-             "net_sales": line.total, "total_price": line.total, "modifiers": []}
+            {
+                "id": index + 1,
+                "variant_id": 100 + index,
+                "variant_name": "Regular",
+                "name": line.item.name,
+                "sku": line.item.sku,
+                "price": line.item.price,
+                "quantity": line.quantity,
+                "category_name": "Menu",
+                "gross_sales": line.total,
+                "net_sales": line.total,
+                "total_price": line.total,
+                "modifiers": [],
+            }
             for index, line in enumerate(sale.lines)
         ],
-        "payment_taxes": [], "payment_gratuities": [], "payment_discounts": [],
+        "payment_taxes": [],
+        "payment_gratuities": [],
+        "payment_discounts": [],
     }
-    header = {"timestamp": updated_at.isoformat(timespec="seconds"), "event_name": event,
-              "event_id": f"evt-{sequence:08d}", "outlet_id": moka_outlet_id, "version": 1}
+    header = {
+        "timestamp": updated_at.isoformat(timespec="seconds"),
+        "event_name": event,
+        "event_id": f"evt-{sequence:08d}",
+        "outlet_id": moka_outlet_id,
+        "version": 1,
+    }
     return {"header": header, "body": {"transaction": transaction}}
 
 

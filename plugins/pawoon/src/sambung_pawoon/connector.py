@@ -29,4 +29,6 @@ class PawoonConnector(HmacWebhookConnector):
 
     def example_body(self, sequence: int) -> bytes:
         """A generated Pawoon webhook at the outlet's local time now."""
-        return fake.webhook_bytes(sequence, self.context.clock.now().astimezone(self.outlet.timezone))
+        return fake.webhook_bytes(
+            sequence, self.context.clock.now().astimezone(self.outlet.timezone)
+        )

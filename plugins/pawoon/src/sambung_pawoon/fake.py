@@ -15,9 +15,14 @@ def webhook_body(sequence: int, now: datetime) -> dict[str, Any]:
         item = MENU[sequence % len(MENU)]
         return {
             "event_type": "inventory.updated",
-            "data": {"product_id": f"P-{item.sku}", "sku": item.sku, "name": item.name,
-                     "stock": 40 - sequence % 37, "unit": "pcs",
-                     "updated_at": now.strftime("%Y-%m-%d %H:%M:%S")},
+            "data": {
+                "product_id": f"P-{item.sku}",
+                "sku": item.sku,
+                "name": item.name,
+                "stock": 40 - sequence % 37,
+                "unit": "pcs",
+                "updated_at": now.strftime("%Y-%m-%d %H:%M:%S"),
+            },
         }
     sale = basket(sequence)
     return {
@@ -30,8 +35,15 @@ def webhook_body(sequence: int, now: datetime) -> dict[str, Any]:
             "tax": int(sale.tax),
             "service_charge": int(sale.service_charge),
             "payment_method": sale.payment_label,
-            "items": [{"sku": line.item.sku, "name": line.item.name, "qty": line.quantity,
-                       "price": int(line.item.price)} for line in sale.lines],
+            "items": [
+                {
+                    "sku": line.item.sku,
+                    "name": line.item.name,
+                    "qty": line.quantity,
+                    "price": int(line.item.price),
+                }
+                for line in sale.lines
+            ],
         },
     }
 

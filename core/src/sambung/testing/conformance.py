@@ -1,0 +1,127 @@
+"""The conformance suite every connector runs against itself.
+
+In a plugin's tests::
+
+    class TestPawoonConformance(WebhookConnectorConformance):
+        connector = PawoonConnector
+        settings = {"mode": "webhook", "webhook_secret": "test-secret"}
+
+and pytest runs the checks below: installed through its entry point, examples that verify and
+map to well-formed records, tampered or unsigned requests refused, strict settings.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from ..connectors import WebhookConnector, WebhookRequest
+from ..errors import InvalidPayload, SignatureError
+from ..models import Record
+from ..plugins import load_plugins
+from . import make_connector, outlet
+
+EXAMPLES = range(1, 31)
+
+
+class WebhookConnectorConformance:
+    """Standard checks for a webhook connector; subclass and set `connector` and `settings`."""
+
+    connector: ClassVar[type[WebhookConnector]]
+    settings: ClassVar[dict[str, Any]]
+    # Not Jakarta on purpose: a mapping that assumes WIB shows up as a wrong instant.
+    timezone: ClassVar[str] = "Asia/Makassar"
+
+    @pytest.fixture
+    def instance(self) -> WebhookConnector:
+        """The connector as core builds it, at an outlet in `timezone`."""
+        return make_connector(
+            self.connector, self.settings, at=outlet("conformance", self.timezone)
+        )
+
+    @pytest.fixture
+    def examples(self, instance: WebhookConnector) -> list[WebhookRequest]:
+        """The connector's example webhooks (it must offer some)."""
+        found = [instance.example_webhook(n) for n in EXAMPLES]
+        requests = [request for request in found if request is not None]
+        assert requests, (
+            f"{self.connector.name} offers no example_webhook(); the simulator and "
+            "these checks need them"
+        )
+        return requests
+
+    def test_is_found_through_its_entry_point(self) -> None:
+        registry = load_plugins()
+        assert registry.connectors.get(self.connector.name) is self.connector, registry.failures
+
+    def test_examples_verify_and_map_to_well_formed_records(
+        self, instance: WebhookConnector, examples: list[WebhookRequest]
+    ) -> None:
+        mapped = 0
+        for request in examples:
+            instance.verify(request)
+            event = instance.parse(request)
+            assert event.event_type
+            for record in event.records:
+                _check_record(record, instance)
+                mapped += 1
+        assert mapped, "no example mapped to a record"
+
+    def test_mapping_is_deterministic(
+        self, instance: WebhookConnector, examples: list[WebhookRequest]
+    ) -> None:
+        for request in examples:
+            first = [r.fingerprint() for r in instance.parse(request).records]
+            fresh = WebhookRequest(body=request.body, headers=request.headers)
+            assert first == [r.fingerprint() for r in instance.parse(fresh).records]
+
+    def test_a_tampered_body_is_refused(
+        self, instance: WebhookConnector, examples: list[WebhookRequest]
+    ) -> None:
+        request = examples[0]
+        with pytest.raises(SignatureError):
+            instance.verify(WebhookRequest(body=request.body + b" ", headers=request.headers))
+
+    def test_a_request_without_headers_is_refused(
+        self, instance: WebhookConnector, examples: list[WebhookRequest]
+    ) -> None:
+        with pytest.raises(SignatureError):
+            instance.verify(WebhookRequest(body=examples[0].body, headers={}))
+
+    def test_a_signed_body_that_is_not_json_is_an_invalid_payload(
+        self, instance: WebhookConnector, examples: list[WebhookRequest]
+    ) -> None:
+        body = b"<html>502 Bad Gateway</html>"
+        sign = getattr(instance, "sign", None)
+        request = WebhookRequest(body=body, headers=sign(body) if sign else examples[0].headers)
+        with pytest.raises(InvalidPayload):
+            instance.parse(request)
+
+    def test_settings_refuse_unknown_options(self) -> None:
+        with pytest.raises(ValidationError):
+            self.connector.Settings.model_validate({**self.settings, "no_such_option": 1})
+
+
+def _check_record(record: Record, connector: WebhookConnector) -> None:
+    assert record.outlet == connector.outlet.id
+    assert record.source_system == connector.name
+    occurred = getattr(record, "occurred_at", None)
+    if occurred is not None:
+        assert occurred.utcoffset() == timedelta(0)
+        assert record.business_date == occurred.astimezone(connector.outlet.timezone).date()
+    _no_floats(record)
+
+
+def _no_floats(model: BaseModel) -> None:
+    for name, value in model:
+        values = value if isinstance(value, tuple) else (value,)
+        for item in values:
+            assert not isinstance(item, float), f"{name} is a float; money must be Decimal"
+            if isinstance(item, BaseModel):
+                _no_floats(item)
+            if isinstance(item, Decimal):
+                assert item.is_finite(), f"{name} is not finite"

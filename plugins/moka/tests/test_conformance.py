@@ -1,0 +1,11 @@
+"""The test kit's standard checks, run against the Moka connector."""
+
+from __future__ import annotations
+
+from sambung.testing.conformance import WebhookConnectorConformance
+from sambung_moka.connector import MokaConnector
+
+
+class TestMokaConformance(WebhookConnectorConformance):
+    connector = MokaConnector
+    settings = {"mode": "webhook", "webhook_secret": "conformance-secret", "outlet_id": 41230}

@@ -1,0 +1,11 @@
+"""The test kit's standard checks, run against the Pawoon connector."""
+
+from __future__ import annotations
+
+from sambung.testing.conformance import WebhookConnectorConformance
+from sambung_pawoon.connector import PawoonConnector
+
+
+class TestPawoonConformance(WebhookConnectorConformance):
+    connector = PawoonConnector
+    settings = {"mode": "webhook", "webhook_secret": "conformance-secret"}
