@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from pydantic import BaseModel
-
 from sambung.config import Config, load_config
 from sambung.connectors import HmacWebhookSettings
 from sambung.plugins import load_plugins
@@ -44,7 +43,10 @@ def test_the_example_documents_every_option() -> None:
 def test_check_prints_outlets_connectors_and_webhook_urls() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "sambung", "check", "-c", str(EXAMPLE)],
-        capture_output=True, text=True, env={**os.environ, **ENV}, check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ENV},
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "outlet panakkukang" in result.stdout and "(Asia/Makassar)" in result.stdout
@@ -66,7 +68,9 @@ def test_check_on_a_broken_file_names_every_problem_and_fails(tmp_path: Path) ->
     )
     result = subprocess.run(
         [sys.executable, "-m", "sambung", "check", "-c", str(broken)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

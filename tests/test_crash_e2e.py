@@ -15,8 +15,12 @@ from .payloads import PAWOON_SECRET, WEBHOOKS, pawoon_sale, signed
 
 CONFIG: dict[str, Any] = {
     "outlets": [
-        {"id": "kemang", "name": "Kopi Senja Kemang", "timezone": "Asia/Jakarta",
-         "connectors": {"pawoon": {"mode": "webhook", "webhook_secret": PAWOON_SECRET}}}
+        {
+            "id": "kemang",
+            "name": "Kopi Senja Kemang",
+            "timezone": "Asia/Jakarta",
+            "connectors": {"pawoon": {"mode": "webhook", "webhook_secret": PAWOON_SECRET}},
+        }
     ],
     "sinks": {"books": {"type": "ledger"}},
 }
@@ -26,8 +30,9 @@ def send(daemon: DaemonProcess, transaction_id: str) -> tuple[str, int]:
     """POST one signed sale; a connection the daemon dropped counts as status 0."""
     body = pawoon_sale(transaction_id)
     try:
-        status, _ = daemon.post(f"{WEBHOOKS}/pawoon/kemang", body,
-                                signed(body, PAWOON_SECRET, "X-Webhook-Signature"))
+        status, _ = daemon.post(
+            f"{WEBHOOKS}/pawoon/kemang", body, signed(body, PAWOON_SECRET, "X-Webhook-Signature")
+        )
     except OSError:
         status = 0
     return transaction_id, status

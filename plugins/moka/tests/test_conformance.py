@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from sambung.testing.conformance import WebhookConnectorConformance
 from sambung_moka.connector import MokaConnector
 
 
 class TestMokaConformance(WebhookConnectorConformance):
     connector = MokaConnector
-    settings = {"mode": "webhook", "webhook_secret": "conformance-secret", "outlet_id": 41230}
+    settings: ClassVar[dict[str, Any]] = {
+        "mode": "webhook",
+        "webhook_secret": "conformance-secret",
+        "outlet_id": 41230,
+    }

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from sambung.testing.conformance import WebhookConnectorConformance
 from sambung_pawoon.connector import PawoonConnector
 
 
 class TestPawoonConformance(WebhookConnectorConformance):
     connector = PawoonConnector
-    settings = {"mode": "webhook", "webhook_secret": "conformance-secret"}
+    settings: ClassVar[dict[str, Any]] = {"mode": "webhook", "webhook_secret": "conformance-secret"}
