@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
-from sambung.models import PaymentMethod, Transaction
+from sambung.models import PaymentMethod, Transaction, canonical_decimal
 
 from .conftest import sale
 
@@ -61,3 +61,40 @@ def test_payment_labels_normalise(label: str | None, method: str) -> None:
 
 def test_amounts_are_decimals_never_floats() -> None:
     assert isinstance(sale().total, Decimal)
+
+
+def test_a_record_validates_back_from_its_own_json() -> None:
+    record = sale(total="755.0125")
+    assert Transaction.model_validate_json(record.to_json()) == record
+    with pytest.raises(ValidationError, match="kind 'payment' is not 'transaction'"):
+        Transaction.model_validate({**record.model_dump(), "kind": "payment"})
+
+
+def test_amounts_have_one_spelling() -> None:
+    assert str(sale(total="27500.00").total) == "27500"
+    assert str(sale(total="1E+3").total) == "1000"
+    assert str(sale(total="755.0125").total) == "755.0125"
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [
+        ("27500.00", "27500"),
+        ("755.0125", "755.0125"),
+        ("0.10", "0.1"),
+        ("-0", "0"),
+        ("-0.00", "0"),
+        ("1E+3", "1000"),
+        ("1.5E+3", "1500"),
+        ("-12.50", "-12.5"),
+        ("0E-8", "0"),
+        ("1E-7", "1E-7"),
+        ("123456789012345678.00", "123456789012345678"),
+    ],
+)
+def test_canonical_decimal_keeps_the_value_and_drops_the_spelling(
+    given: str, canonical: str
+) -> None:
+    result = canonical_decimal(Decimal(given))
+    assert result == Decimal(given)
+    assert str(result) == canonical

@@ -203,3 +203,37 @@ async def test_migrations_apply_once(tmp_path: Path) -> None:
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     assert versions == [1]
     assert mode == "wal"
+
+
+async def test_requests_in_one_group_apply_in_order(store: Store) -> None:
+    assert isinstance(store, SqliteStore)
+    group = [
+        IngestRequest(raw=raw("same"), records=[sale(total="1")], routes=[["backend"]]),
+        IngestRequest(raw=raw("same"), records=[sale(total="1")], routes=[["backend"]]),
+        IngestRequest(raw=raw("next"), records=[sale(total="2")], routes=[["backend"]]),
+        IngestRequest(records=[sale(total="3", updated_at=NOW)], routes=[["backend"]]),
+        IngestRequest(records=[sale(total="4", updated_at=NOW - timedelta(1))]),
+    ]
+    loop = asyncio.get_running_loop()
+    results = await loop.run_in_executor(store._executor, store._commit_group, group)
+
+    outcomes = [r.records[0].outcome for r in results]  # type: ignore[union-attr]
+    assert outcomes == [
+        Outcome.INSERTED,
+        Outcome.UNCHANGED,
+        Outcome.UPDATED,
+        Outcome.UPDATED,
+        Outcome.STALE,
+    ]
+    assert [r.raw_duplicate for r in results] == [False, True, False, False, False]  # type: ignore[union-attr]
+    stored = await store.get_record("kemang", "pawoon", "transaction", "TRX-1")
+    assert stored is not None and stored.revision == 3 and '"total":"3"' in stored.payload
+    assert [row.revision for row in await store.list_outbox()] == [1, 2, 3]
+
+
+async def test_a_large_group_stays_within_sqlites_parameter_limit(store: Store) -> None:
+    many = [sale(f"TRX-{i}") for i in range(12_000)]
+    result = await store.ingest(IngestRequest(records=many))
+    assert len(result.records) == 12_000
+    again = await store.ingest(IngestRequest(records=many))
+    assert {r.outcome for r in again.records} == {Outcome.UNCHANGED}

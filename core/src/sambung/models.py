@@ -3,14 +3,45 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
+
+def canonical_decimal(value: Decimal) -> Decimal:
+    """The same amount in one spelling: no trailing zeros, no exponent (`27500.00` → `27500`).
+
+    Records are serialised once, straight to JSON, and fingerprinted on that JSON; one spelling
+    per amount is what lets `27500` and `27500.00` from two deliveries count as the same content.
+    """
+    spelled = str(value)  # C-fast; as_tuple() would build a tuple of every digit
+    if "." not in spelled and "E" not in spelled:
+        return value if value or spelled == "0" else _ZERO  # integral already ("-0" → "0")
+    if not value:
+        return _ZERO
+    normal = value.normalize()
+    # normalize() turns 27500.00 into 2.75E+4: bring a positive exponent back to an integer.
+    exponent = normal.as_tuple().exponent
+    return normal.quantize(_ONE) if isinstance(exponent, int) and exponent > 0 else normal
+
+
+_ZERO, _ONE = Decimal(0), Decimal(1)
+# Every amount and quantity in the model: exact, canonical.
+Amount = Annotated[Decimal, AfterValidator(canonical_decimal)]
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
@@ -28,13 +59,7 @@ class PaymentMethod(StrEnum):
     @classmethod
     def from_label(cls, label: str | None) -> PaymentMethod:
         """Normalise a vendor's label (`Tunai`, `GoPay`, `Debit BCA`, `QRIS`) to a method."""
-        if not label:
-            return cls.OTHER
-        words = label.lower().replace("-", " ").replace("_", " ")
-        for method, needles in _PAYMENT_LABELS:
-            if any(needle in words for needle in needles):
-                return method
-        return cls.OTHER
+        return _method_for(label) if label else cls.OTHER
 
 
 # Checked in order: "qris" before the e-wallets, since "QRIS GoPay" is a QRIS payment.
@@ -69,6 +94,16 @@ _PAYMENT_LABELS: tuple[tuple[PaymentMethod, tuple[str, ...]], ...] = (
 )
 
 
+@lru_cache(maxsize=1024)
+def _method_for(label: str) -> PaymentMethod:
+    # Cached: a merchant's tills use a handful of labels, seen on every transaction.
+    words = label.lower().replace("-", " ").replace("_", " ")
+    for method, needles in _PAYMENT_LABELS:
+        if any(needle in words for needle in needles):
+            return method
+    return PaymentMethod.OTHER
+
+
 class TransactionType(StrEnum):
     """Direction of a transaction; amounts are always positive and the type says which way."""
 
@@ -88,7 +123,7 @@ class Record(BaseModel):
     external_id: ExternalId
     # The vendor's own version of this record (its modified time). It orders versions so a late
     # older one never overwrites a newer one; it is not content, so it is not fingerprinted.
-    source_updated_at: AwareDatetime | None = None
+    source_updated_at: AwareDatetime | None = Field(default=None, exclude=True)
 
     @field_validator("source_updated_at")
     @classmethod
@@ -100,17 +135,41 @@ class Record(BaseModel):
         """The identity a record is upserted on."""
         return (self.outlet, self.source_system, self.kind, self.external_id)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_own_kind(cls, data: Any) -> Any:
+        """Let a record's own JSON (which carries its kind) validate back into the record."""
+        if isinstance(data, dict) and ("kind" in data or "record_kind" in data):
+            data = dict(data)
+            given = data.pop("kind", None) or data.pop("record_kind", None)
+            data.pop("record_kind", None)
+            if given != cls.kind:
+                raise ValueError(f"kind {given!r} is not {cls.kind!r}")
+        return data
+
+    @computed_field(alias="kind")  # type: ignore[prop-decorator]
+    @property
+    def record_kind(self) -> str:
+        """The kind, written into the JSON so a consumer knows what it holds."""
+        return self.kind
+
     def fingerprint(self) -> str:
-        """SHA-256 of the record's canonical JSON: equal content, equal fingerprint."""
-        content = self.model_dump(exclude={"source_updated_at"})
-        content["kind"] = self.kind
-        return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+        """SHA-256 of the record's JSON: equal content, equal fingerprint."""
+        return fingerprint_of(self.to_json())
 
     def to_json(self) -> str:
-        """The record as stored and delivered: JSON with its kind and exact decimal strings."""
-        content = self.model_dump(mode="json")
-        content["kind"] = self.kind
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+        """The record's content as stored and delivered: JSON with its kind, exact amounts.
+
+        Field order is the class's and amounts are canonical (see `canonical_decimal`), so this
+        JSON is itself the canonical form the fingerprint hashes; `source_updated_at` is not
+        content and travels beside it (the store keeps it in its own column).
+        """
+        return self.model_dump_json(by_alias=True)
+
+
+def fingerprint_of(content_json: str) -> str:
+    """The fingerprint of a record's `to_json()` text (so callers holding it hash it once)."""
+    return hashlib.sha256(content_json.encode()).hexdigest()
 
 
 class LineItem(BaseModel):
@@ -120,10 +179,10 @@ class LineItem(BaseModel):
 
     sku: str | None = None
     name: str
-    quantity: Decimal
-    unit_price: Decimal
-    discount: Decimal = Decimal(0)
-    total: Decimal
+    quantity: Amount
+    unit_price: Amount
+    discount: Amount = Decimal(0)
+    total: Amount
 
 
 class Transaction(Record):
@@ -134,12 +193,12 @@ class Transaction(Record):
     occurred_at: AwareDatetime
     business_date: date
     currency: Currency = "IDR"
-    subtotal: Decimal
-    discount: Decimal = Decimal(0)
-    service_charge: Decimal = Decimal(0)
-    tax: Decimal = Decimal(0)
-    rounding: Decimal = Decimal(0)
-    total: Decimal
+    subtotal: Amount
+    discount: Amount = Decimal(0)
+    service_charge: Amount = Decimal(0)
+    tax: Amount = Decimal(0)
+    rounding: Amount = Decimal(0)
+    total: Amount
     payment_method: PaymentMethod = PaymentMethod.OTHER
     payment_method_label: str | None = None
     items: tuple[LineItem, ...] = ()
@@ -158,7 +217,7 @@ class InventoryLevel(Record):
     kind: ClassVar[str] = "inventory_level"
     sku: str | None = None
     name: str | None = None
-    quantity: Decimal
+    quantity: Amount
     unit: str | None = None
     occurred_at: AwareDatetime
     business_date: date
@@ -185,8 +244,8 @@ class Payment(Record):
 
     kind: ClassVar[str] = "payment"
     reference: str
-    amount: Decimal
-    fee: Decimal = Decimal(0)
+    amount: Amount
+    fee: Amount = Decimal(0)
     currency: Currency = "IDR"
     status: PaymentStatus
     channel: str | None = None
@@ -199,23 +258,3 @@ RECORD_KINDS: dict[str, type[Record]] = {
     cls.kind: cls for cls in (Transaction, InventoryLevel, Payment)
 }
 RecordKind = Literal["transaction", "inventory_level", "payment"]
-
-
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and one spelling per value (`1.50` and `1.5` agree) for hashing."""
-    return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        # Normalise so equal amounts hash equal whatever the vendor's trailing zeros.
-        return format(value.normalize(), "f") if value else "0"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _canonical(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
-    return value

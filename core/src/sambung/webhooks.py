@@ -7,7 +7,6 @@ vendor retries. Nothing the sender controls can produce a 500.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -101,7 +100,7 @@ class WebhookIngest:
 
         outcomes = [r.outcome for r in result.records]
         for outcome in outcomes:
-            metrics.RECORDS_INGESTED.labels(source, "webhook", outcome.value).inc()
+            metrics.child(metrics.RECORDS_INGESTED, source, "webhook", outcome.value).inc()
         # A duplicate changes nothing: every record already stored with this very content.
         duplicate = (
             all(o is Outcome.UNCHANGED for o in outcomes) if outcomes else result.raw_duplicate
@@ -157,7 +156,7 @@ class WebhookIngest:
             raw_event_id=result.raw_event_id,
         )
         if result.dead_letter_id is not None:
-            metrics.DEAD_LETTERS.labels("ingest", connector.name).inc()
+            metrics.child(metrics.DEAD_LETTERS, "ingest", connector.name).inc()
             self._notify(
                 DeadLetter(
                     id=result.dead_letter_id,
@@ -268,8 +267,8 @@ async def webhook_handler(request: web.Request) -> web.Response:
         answer = target
     else:
         answer = await _read_and_ingest(request, target)
-        metrics.WEBHOOK_SECONDS.labels(source).observe(time.perf_counter() - started)
-    metrics.WEBHOOK_REQUESTS.labels(source, _outcome(answer)).inc()
+        metrics.child(metrics.WEBHOOK_SECONDS, source).observe(time.perf_counter() - started)
+    metrics.child(metrics.WEBHOOK_REQUESTS, source, _outcome(answer)).inc()
     return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 
 
@@ -285,10 +284,9 @@ async def _read_and_ingest(request: web.Request, connector: WebhookConnector) ->
         connector.log.warning("webhook.too_large", content_length=None)
         return too_large
     webhook = WebhookRequest(body=body, headers=request.headers, query=request.query)
-    # Shielded: once the body is read, a client hanging up must not cancel a commit half way.
-    return await asyncio.shield(
-        request.app[INGEST_KEY].handle(connector, webhook, request.content_type or None)
-    )
+    # No shield needed: a write handed to the store is committed whether or not this handler is
+    # still waiting for it (aiohttp does not cancel handlers when a client hangs up).
+    return await request.app[INGEST_KEY].handle(connector, webhook, request.content_type or None)
 
 
 def _outcome(answer: Answer) -> str:

@@ -38,6 +38,7 @@ from sambung.parse import (
     business_date,
     each,
     get,
+    mapping,
     money,
     optional_money,
     optional_text,
@@ -56,9 +57,10 @@ TX = "body.transaction"
 
 def to_event(payload: Any, outlet: Outlet, *, moka_outlet_id: str | None = None) -> WebhookEvent:
     """A whole Moka webhook body → its event name, records and dedup key."""
-    event_name = text(require(payload, "header.event_name"), "header.event_name")
+    header = mapping(payload, "header")
+    event_name = text(require(header, "event_name", at="header"), "header.event_name")
     if moka_outlet_id is not None:
-        sent = text(require(payload, "header.outlet_id"), "header.outlet_id")
+        sent = text(require(header, "outlet_id", at="header"), "header.outlet_id")
         if sent != moka_outlet_id:
             raise InvalidRecord(
                 f"event for Moka outlet {sent}, expected {moka_outlet_id}",
@@ -76,14 +78,15 @@ def to_event(payload: Any, outlet: Outlet, *, moka_outlet_id: str | None = None)
     return WebhookEvent(
         event_type=event_name,
         records=records,
-        dedup_key=optional_text(payload, "header.event_id"),
+        dedup_key=optional_text(header, "event_id", at="header"),
     )
 
 
 def to_transaction(payload: Mapping[str, Any], outlet: Outlet) -> Transaction:
     """A `moka.transaction.created|updated` event → the sale."""
-    occurred_at = timestamp(require(payload, f"{TX}.date"), outlet.timezone, f"{TX}.date")
-    return _transaction(payload, outlet, occurred_at, refund=False)
+    tx = mapping(payload, TX)
+    occurred_at = timestamp(require(tx, "date", at=TX), outlet.timezone, f"{TX}.date")
+    return _transaction(payload, tx, outlet, occurred_at, refund=False)
 
 
 def to_refund(payload: Mapping[str, Any], outlet: Outlet) -> Transaction:
@@ -91,26 +94,31 @@ def to_refund(payload: Mapping[str, Any], outlet: Outlet) -> Transaction:
     refunded_at = timestamp(
         require(payload, "header.timestamp"), outlet.timezone, "header.timestamp"
     )
-    return _transaction(payload, outlet, refunded_at, refund=True)
+    return _transaction(payload, mapping(payload, TX), outlet, refunded_at, refund=True)
 
 
 def _transaction(
-    payload: Mapping[str, Any], outlet: Outlet, occurred_at: datetime, *, refund: bool
+    payload: Mapping[str, Any],
+    tx: Mapping[str, Any],
+    outlet: Outlet,
+    occurred_at: datetime,
+    *,
+    refund: bool,
 ) -> Transaction:
-    sale_id = text(require(payload, f"{TX}.id"), f"{TX}.id")
-    total = _amount(payload, f"{TX}.total_collected", refund)
-    subtotal = _amount(payload, f"{TX}.subtotal", refund)
-    discount = _amount(payload, f"{TX}.total_discounts", refund, required=False)
-    service_charge = _amount(payload, f"{TX}.total_gratuities", refund, required=False)
-    tax = _amount(payload, f"{TX}.total_taxes", refund, required=False)
-    label = optional_text(payload, f"{TX}.payment_type")
+    sale_id = text(require(tx, "id", at=TX), f"{TX}.id")
+    total = _amount(tx, "total_collected", TX, refund)
+    subtotal = _amount(tx, "subtotal", TX, refund)
+    discount = _amount(tx, "total_discounts", TX, refund, required=False)
+    service_charge = _amount(tx, "total_gratuities", TX, refund, required=False)
+    tax = _amount(tx, "total_taxes", TX, refund, required=False)
+    label = optional_text(tx, "payment_type", at=TX)
     return Transaction(
         outlet=outlet.id,
         source_system=SOURCE_SYSTEM,
         external_id=f"{sale_id}:refund" if refund else sale_id,
         type=TransactionType.REFUND if refund else TransactionType.SALE,
         reverses_external_id=sale_id if refund else None,
-        source_updated_at=_version(payload, outlet),
+        source_updated_at=_version(payload, tx, outlet),
         occurred_at=occurred_at,
         business_date=business_date(occurred_at, outlet.timezone),
         subtotal=subtotal,
@@ -121,37 +129,33 @@ def _transaction(
         total=total,
         payment_method=PaymentMethod.from_label(label),
         payment_method_label=label,
-        items=_line_items(payload, refund),
+        items=tuple(_line_item(item, at, refund) for item, at in each(tx, "items", at=TX)),
     )
 
 
-def _version(payload: Mapping[str, Any], outlet: Outlet) -> datetime:
-    path = f"{TX}.updated_at"
-    if get(payload, path) is None:
-        path = "header.timestamp"
-    return timestamp(require(payload, path), outlet.timezone, path)
+def _version(payload: Mapping[str, Any], tx: Mapping[str, Any], outlet: Outlet) -> datetime:
+    updated_at = get(tx, "updated_at")
+    if updated_at is not None:
+        return timestamp(updated_at, outlet.timezone, f"{TX}.updated_at")
+    return timestamp(require(payload, "header.timestamp"), outlet.timezone, "header.timestamp")
 
 
-def _line_items(payload: Mapping[str, Any], refund: bool) -> tuple[LineItem, ...]:
-    return tuple(_line_item(payload, at, refund) for at in each(payload, f"{TX}.items"))
-
-
-def _line_item(payload: Mapping[str, Any], at: str, refund: bool) -> LineItem:
-    name = text(require(payload, f"{at}.name"), f"{at}.name")
-    variant = optional_text(payload, f"{at}.variant_name")
-    quantity = _amount(payload, f"{at}.quantity", refund)
-    price = _amount(payload, f"{at}.price", refund)
-    total = _amount(payload, f"{at}.total_price", refund)
+def _line_item(item: Any, at: str, refund: bool) -> LineItem:
+    name = text(require(item, "name", at=at), f"{at}.name")
+    variant = optional_text(item, "variant_name", at=at)
+    quantity = _amount(item, "quantity", at, refund)
+    price = _amount(item, "price", at, refund)
+    total = _amount(item, "total_price", at, refund)
     # Modifiers can push total_price above price * quantity; only a shortfall is a discount.
     shortfall = price * quantity - total
     if shortfall > 0:
         discount = shortfall
-    elif get(payload, f"{at}.discount_amount") is not None:
-        discount = _amount(payload, f"{at}.discount_amount", refund)
+    elif get(item, "discount_amount") is not None:
+        discount = _amount(item, "discount_amount", at, refund)
     else:
-        discount = _amount(payload, f"{at}.discount", refund, required=False)
+        discount = _amount(item, "discount", at, refund, required=False)
     return LineItem(
-        sku=optional_text(payload, f"{at}.sku") or optional_text(payload, f"{at}.variant_id"),
+        sku=optional_text(item, "sku", at=at) or optional_text(item, "variant_id", at=at),
         name=f"{name} - {variant}" if variant and variant != name else name,
         quantity=quantity,
         unit_price=price,
@@ -160,9 +164,12 @@ def _line_item(payload: Mapping[str, Any], at: str, refund: bool) -> LineItem:
     )
 
 
-def _amount(payload: Any, path: str, refund: bool, *, required: bool = True) -> Decimal:
+def _amount(node: Any, key: str, at: str, refund: bool, *, required: bool = True) -> Decimal:
     if refund:
         # Whatever sign Moka gives a refund's amounts, ours are positive: the type is the direction.
-        value = money(require(payload, path), path) if required else optional_money(payload, path)
+        path = f"{at}.{key}"
+        value = (
+            money(require(node, key, at=at), path) if required else optional_money(node, key, at=at)
+        )
         return abs(value)
-    return amount(payload, path, required=required)
+    return amount(node, key, required=required, at=at)

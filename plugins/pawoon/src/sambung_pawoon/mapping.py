@@ -24,6 +24,7 @@ from sambung.parse import (
     amount,
     business_date,
     each,
+    mapping,
     optional_text,
     optional_timestamp,
     quantity,
@@ -50,22 +51,25 @@ def to_event(payload: Any, outlet: Outlet) -> WebhookEvent:
 
 def to_transaction(payload: Mapping[str, Any], outlet: Outlet) -> Transaction:
     """A `transaction.created` body → a sale."""
-    occurred_at = timestamp(require(payload, "data.timestamp"), outlet.timezone, "data.timestamp")
-    total = amount(payload, "data.total")
-    tax = amount(payload, "data.tax")
-    discount = amount(payload, "data.total_discount", required=False)
-    service_charge = amount(payload, "data.service_charge", required=False)
-    items = _line_items(payload)
+    data = mapping(payload, "data")
+    occurred_at = timestamp(
+        require(data, "timestamp", at="data"), outlet.timezone, "data.timestamp"
+    )
+    total = amount(data, "total", at="data")
+    tax = amount(data, "tax", at="data")
+    discount = amount(data, "total_discount", required=False, at="data")
+    service_charge = amount(data, "service_charge", required=False, at="data")
+    items = tuple(_line_item(item, at) for item, at in each(data, "items", at="data"))
     if items:
         subtotal = sum((item.total for item in items), Decimal(0))
     else:
         subtotal = total - tax - service_charge + discount
-    label = optional_text(payload, "data.payment_method")
+    label = optional_text(data, "payment_method", at="data")
     return Transaction(
         outlet=outlet.id,
         source_system=SOURCE_SYSTEM,
-        external_id=text(require(payload, "data.transaction_id"), "data.transaction_id"),
-        source_updated_at=optional_timestamp(payload, "data.updated_at", outlet.timezone),
+        external_id=text(require(data, "transaction_id", at="data"), "data.transaction_id"),
+        source_updated_at=optional_timestamp(data, "updated_at", outlet.timezone, at="data"),
         occurred_at=occurred_at,
         business_date=business_date(occurred_at, outlet.timezone),
         subtotal=subtotal,
@@ -82,33 +86,32 @@ def to_transaction(payload: Mapping[str, Any], outlet: Outlet) -> Transaction:
 
 def to_inventory_level(payload: Mapping[str, Any], outlet: Outlet) -> InventoryLevel:
     """An `inventory.updated` body → the stock level of one product at the outlet."""
-    updated_at = timestamp(require(payload, "data.updated_at"), outlet.timezone, "data.updated_at")
+    data = mapping(payload, "data")
+    updated_at = timestamp(
+        require(data, "updated_at", at="data"), outlet.timezone, "data.updated_at"
+    )
     return InventoryLevel(
         outlet=outlet.id,
         source_system=SOURCE_SYSTEM,
-        external_id=text(require(payload, "data.product_id"), "data.product_id"),
+        external_id=text(require(data, "product_id", at="data"), "data.product_id"),
         source_updated_at=updated_at,
-        sku=optional_text(payload, "data.sku"),
-        name=optional_text(payload, "data.name"),
-        # Not `_amount`: stock may legitimately go negative when a till sells past zero.
-        quantity=quantity(require(payload, "data.stock"), "data.stock"),
-        unit=optional_text(payload, "data.unit"),
+        sku=optional_text(data, "sku", at="data"),
+        name=optional_text(data, "name", at="data"),
+        # Not `amount`: stock may legitimately go negative when a till sells past zero.
+        quantity=quantity(require(data, "stock", at="data"), "data.stock"),
+        unit=optional_text(data, "unit", at="data"),
         occurred_at=updated_at,
         business_date=business_date(updated_at, outlet.timezone),
     )
 
 
-def _line_items(payload: Mapping[str, Any]) -> tuple[LineItem, ...]:
-    return tuple(_line_item(payload, at) for at in each(payload, "data.items"))
-
-
-def _line_item(payload: Mapping[str, Any], at: str) -> LineItem:
-    qty = amount(payload, f"{at}.qty")
-    price = amount(payload, f"{at}.price")
-    discount = amount(payload, f"{at}.discount", required=False)
+def _line_item(item: Any, at: str) -> LineItem:
+    qty = amount(item, "qty", at=at)
+    price = amount(item, "price", at=at)
+    discount = amount(item, "discount", required=False, at=at)
     return LineItem(
-        sku=optional_text(payload, f"{at}.sku"),
-        name=text(require(payload, f"{at}.name"), f"{at}.name"),
+        sku=optional_text(item, "sku", at=at),
+        name=text(require(item, "name", at=at), f"{at}.name"),
         quantity=qty,
         unit_price=price,
         discount=discount,
