@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sambung.store.sqlite import SqliteStore
-from sambung.testing.daemon import DaemonProcess
+from sambung.testing.daemon import DaemonProcess, HttpClient, free_port
 
 from .payloads import (
     HELLO_SECRET,
@@ -304,3 +304,29 @@ async def test_a_third_party_connector_is_found_through_its_entry_point_alone(
     assert status == 200 and answer["event_type"] == "sale"
     record = json.loads((await contents(hello))["records"][("hello", "H-1")].payload)
     assert record["payment_method"] == "cash"
+
+
+async def test_admin_listener_needs_its_token(
+    sambung_daemon: StartDaemon, hello_site: Path
+) -> None:
+    port, token = free_port(), "admin-token-0123456789"
+    conf = config()
+    conf["server"]["admin"] = {"host": "127.0.0.1", "port": port, "token": token}
+    daemon = sambung_daemon(conf, env=env(hello_site))
+    admin = HttpClient(f"http://127.0.0.1:{port}")
+    assert admin.get("/readyz")[0] == 401
+    assert admin.get("/readyz", {"Authorization": "Bearer wrong-token-0123456789"})[0] == 401
+    status, answer = admin.get("/readyz", {"Authorization": f"Bearer {token}"})
+    assert status == 200 and answer == {"ready": True, "problems": []}
+    assert token not in daemon.logs()
+
+
+async def test_no_secret_ever_reaches_the_log(daemon: DaemonProcess) -> None:
+    post_pawoon(daemon, pawoon_sale("TRX-LOG-1"))
+    post_pawoon(daemon, b"not json")
+    daemon.post(f"{WEBHOOKS}/pawoon/kemang", b"{}", {PAWOON_HEADER: "00" * 32})
+    post_moka(daemon, moka_event("evt-log", 5))
+    logs = daemon.logs()
+    assert "webhook.accepted" in logs and "webhook.unauthorized" in logs
+    for secret in (PAWOON_SECRET, MOKA_SECRET):
+        assert secret not in logs

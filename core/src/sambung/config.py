@@ -55,10 +55,22 @@ class PublicListener(_Strict):
     base_url: AnyHttpUrl | None = None
 
 
+class AdminListener(_Strict):
+    """The operator's listener: metrics, readiness, status and operations, behind a token."""
+
+    # Loopback by default: only someone on this machine (or through a tunnel) reaches it.
+    host: str = "127.0.0.1"
+    port: int = Field(8081, ge=0, le=65535)
+    # Sent as `Authorization: Bearer <token>`; compared in constant time.
+    token: SecretStr = Field(min_length=16)
+
+
 class ServerSettings(_Strict):
     """Listeners of the daemon."""
 
     public: PublicListener = PublicListener()
+    # No admin listener unless configured: it needs a token chosen by the operator.
+    admin: AdminListener | None = None
 
 
 class StoreSettings(_Strict):
@@ -224,7 +236,7 @@ def load_config(
             _check_sink(registry, str(name), sink, problems)
     if problems or config is None:
         raise ConfigError(sorted(problems, key=_path_order))
-    secrets = tuple(_secrets(c.settings for c in connections))
+    secrets = tuple(_secrets([*(c.settings for c in connections), config.server]))
     return LoadedConfig(
         path=path.resolve(), config=config, connections=connections, secrets=secrets
     )

@@ -12,11 +12,13 @@ import structlog
 from aiohttp import web
 
 from . import __version__
+from .admin import admin_app
 from .clock import Clock, SystemClock
 from .config import LoadedConfig
 from .connectors import ConnectorContext, Mode, WebhookConnector
 from .plugins import Registry
 from .store import DeadLetter, Store, open_store
+from .supervision import Loops
 from .webhooks import (
     INGEST_KEY,
     MAX_BODY_KEY,
@@ -40,7 +42,8 @@ class Daemon:
         self.registry = registry
         self.clock = clock or SystemClock()
         self.store: Store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
-        self._runner: web.AppRunner | None = None
+        self._runners: list[web.AppRunner] = []
+        self.loops = Loops()
         self._background: set[asyncio.Task[Any]] = set()
         self.webhook_targets = self._webhook_targets()
         self.local_url: str | None = None
@@ -101,36 +104,47 @@ class Daemon:
         task.add_done_callback(self._background.discard)
 
     async def start(self) -> None:
-        """Open the store and start listening."""
+        """Open the store, start the listeners; subsystems start their loops on `self.loops`."""
         await self.store.open()
         _tune_gc()
-        listener = self.loaded.config.server.public
-        self._runner = web.AppRunner(
-            self.public_app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, listener.host, listener.port, backlog=1024)
-        await site.start()
-        # With port 0 the OS picks one; the runner knows which.
-        port = self._runner.addresses[0][1] if self._runner.addresses else listener.port
+        public = self.loaded.config.server.public
+        port = await self._listen(self.public_app(), public.host, public.port)
         # How this machine itself reaches the listener (the simulator, health checks).
-        host = "127.0.0.1" if listener.host in ("0.0.0.0", "::", "") else listener.host
+        host = "127.0.0.1" if public.host in ("0.0.0.0", "::", "") else public.host
         self.local_url = f"http://{host}:{port}"
+        admin = self.loaded.config.server.admin
+        admin_address = None
+        if admin is not None:
+            admin_port = await self._listen(
+                admin_app(self, admin.token.get_secret_value()), admin.host, admin.port
+            )
+            admin_address = f"{admin.host}:{admin_port}"
         log.info(
             "daemon.started",
             version=__version__,
-            public=f"{listener.host}:{port}",
+            public=f"{public.host}:{port}",
+            admin=admin_address,
             outlets=[o.id for o in self.loaded.config.outlets],
             connections=[f"{c.outlet.id}/{c.name}" for c in self.loaded.connections],
             store=self.loaded.config.store.url,
         )
 
+    async def _listen(self, app: web.Application, host: str, port: int) -> int:
+        """Serve `app` on host:port; returns the port (the OS picks one for port 0)."""
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+        await runner.setup()
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+        self._runners.append(runner)
+        return int(runner.addresses[0][1]) if runner.addresses else port
+
     async def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish their commits, then close the store."""
+        """Stop accepting, let in-flight requests finish their commits, stop the loops, then
+        close the store (which commits every write already queued)."""
         log.info("daemon.stopping")
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
+        await self.loops.stop()
         if self._background:
             await asyncio.wait(self._background, timeout=SHUTDOWN_GRACE_SECONDS)
         await self.store.close()

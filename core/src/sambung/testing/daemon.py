@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -24,7 +25,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class DaemonProcess:
+class HttpClient:
+    """Blocking HTTP calls against one base URL, answering (status, JSON or text)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def post(
+        self, path: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """POST raw bytes; returns (status, parsed JSON body or text)."""
+        request = urllib.request.Request(
+            self.url + path,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        return _send(request)
+
+    def get(self, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
+        """GET; returns (status, parsed JSON body or text)."""
+        return _send(urllib.request.Request(self.url + path, headers=dict(headers or {})))
+
+
+class DaemonProcess(HttpClient):
     """A `sambung run` child process with its own YAML, SQLite file and log file."""
 
     def __init__(
@@ -37,6 +61,7 @@ class DaemonProcess:
     ) -> None:
         self.workdir = workdir
         self.port = free_port()
+        super().__init__(f"http://127.0.0.1:{self.port}")
         document = dict(config)
         server = dict(document.get("server") or {})
         server["public"] = {"host": "127.0.0.1", **(server.get("public") or {}), "port": self.port}
@@ -49,11 +74,6 @@ class DaemonProcess:
         self.env = {**os.environ, **(env or {})}
         self.args = args
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL of the public listener."""
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> DaemonProcess:
         """Start the process and wait until `/healthz` answers."""
@@ -100,24 +120,15 @@ class DaemonProcess:
         """Everything the process wrote so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def post(
-        self, path: str, body: bytes, headers: Mapping[str, str] | None = None
-    ) -> tuple[int, Any]:
-        """POST raw bytes; returns (status, parsed JSON body or text)."""
-        import json
 
-        request = urllib.request.Request(
-            self.url + path,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", **(headers or {})},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as err:
-            status, raw = err.code, err.read()
-        try:
-            return status, json.loads(raw)
-        except ValueError:
-            return status, raw.decode(errors="replace")
+def _send(request: urllib.request.Request) -> tuple[int, Any]:
+    """Send, and read the answer whatever its status."""
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        status, raw = err.code, err.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")

@@ -1,0 +1,64 @@
+"""The admin listener: what an operator (or a monitoring system) asks the daemon.
+
+Bound to 127.0.0.1 by default and guarded by a bearer token from the YAML, compared in constant
+time. Endpoints that belong to one subsystem are mounted here by that subsystem's module.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from .errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from .daemon import Daemon
+
+DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("daemon")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def bearer_guard(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Middleware that answers 401 unless the request carries `Authorization: Bearer <token>`."""
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return web.json_response(
+                {
+                    "success": False,
+                    "error": "unauthorized",
+                    "message": "send Authorization: Bearer <server.admin.token>",
+                },
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="sambung admin"'},
+            )
+        return await handler(request)
+
+    return guard
+
+
+def admin_app(daemon: Daemon, token: str) -> web.Application:
+    """The admin app, with every subsystem's endpoints mounted."""
+    app = web.Application(middlewares=[bearer_guard(token)])
+    app[DAEMON_KEY] = daemon
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 when the store answers and every supervised loop is running; 503 otherwise."""
+    daemon = request.app[DAEMON_KEY]
+    problems: list[str] = []
+    try:
+        await daemon.store.ping()
+    except StoreUnavailable as err:
+        problems.append(f"store: {err}")
+    problems.extend(f"loop {name} is not running" for name in daemon.loops.stopped())
+    status = 503 if problems else 200
+    return web.json_response({"ready": not problems, "problems": problems}, status=status)
