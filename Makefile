@@ -11,7 +11,7 @@ SYNCED := $(VENV)/.synced-$(UV_VERSION)
 export PAWOON_SECRET ?= demo-pawoon-secret
 export MOKA_SECRET ?= demo-moka-secret
 
-.PHONY: run test check bench-ingest lint clean
+.PHONY: run test records check bench-ingest lint clean
 
 ## run: start the daemon on config.example.yaml (SQLite) with the demo simulator
 run: $(SYNCED)
@@ -20,6 +20,10 @@ run: $(SYNCED)
 ## test: run the whole test suite
 test: $(SYNCED)
 	$(VENV)/bin/python -m pytest
+
+## records: the newest records stored by `make run`
+records: $(SYNCED)
+	$(VENV)/bin/sambung records -c config.example.yaml --limit 20
 
 ## check: validate config.example.yaml and print its webhook URLs
 check: $(SYNCED)

@@ -44,7 +44,9 @@ async def _post_forever(
     bound = log.bind(outlet=connector.outlet.id, connector=connector.name)
     # Spread the connectors out so their posts interleave rather than arrive in lockstep.
     await asyncio.sleep(random.uniform(0, interval))
-    posts, sequence, previous = 0, 0, None
+    # Numbered from the clock, so a restarted demo makes new sales rather than new versions
+    # of the last run's.
+    posts, sequence, previous = 0, int(connector.context.clock.now().timestamp()), None
     while True:
         posts += 1
         if previous is not None and posts % 10 == 0:
