@@ -104,3 +104,7 @@ def test_text_turns_numeric_ids_into_text() -> None:
     assert text(12345, "id") == "12345"
     with pytest.raises(InvalidRecord):
         text("  ", "id")
+
+
+def test_loads_accepts_a_utf8_byte_order_mark() -> None:
+    assert loads(b'\xef\xbb\xbf{"total": 1.50}') == {"total": Decimal("1.50")}

@@ -23,13 +23,19 @@ _ZERO = Decimal(0)
 def loads(body: bytes | str) -> Any:
     """Parse JSON with every non-integer number as an exact `Decimal` (never through float)."""
     try:
-        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+        # JSON on the wire is UTF-8 (RFC 8259); -sig also accepts a BOM, as json.loads does.
+        text = body.decode("utf-8-sig") if isinstance(body, bytes) else body
+        return _DECODER.decode(text)
     except (ValueError, UnicodeDecodeError) as err:
         raise InvalidPayload(f"body is not valid JSON: {err}") from err
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
+
+
+# One decoder for the process: json.loads with hooks builds a new one on every call.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 
 
 def require(node: Any, key: str, *, at: str = "") -> Any:
