@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -330,3 +331,20 @@ async def test_no_secret_ever_reaches_the_log(daemon: DaemonProcess) -> None:
     assert "webhook.accepted" in logs and "webhook.unauthorized" in logs
     for secret in (PAWOON_SECRET, MOKA_SECRET):
         assert secret not in logs
+
+
+async def test_plugins_are_told_of_each_new_dead_letter(daemon: DaemonProcess) -> None:
+    body = pawoon_sale("TRX-DL", total="lima ribu")
+    status, answer = post_pawoon(daemon, body)
+    post_pawoon(daemon, body)  # the same failure again is the same entry: told once
+
+    assert status == 422
+    told = daemon.workdir / "hello-dead-letters.txt"
+    for _ in range(100):  # the hook runs in a worker thread, just after the answer
+        if told.exists():
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # room for a wrong second notice to land before we count
+    lines = told.read_text().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{answer['dead_letter_id']} ingest kemang/pawoon: data.total")
