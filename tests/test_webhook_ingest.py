@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
 from sambung.clock import SystemClock
 from sambung.store import DeadLetter
 from sambung.store.sqlite import SqliteStore

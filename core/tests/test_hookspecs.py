@@ -6,7 +6,6 @@ import inspect
 from pathlib import Path
 
 import pytest
-
 from sambung import hookspecs
 
 ROOT = Path(__file__).parents[2]
