@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -124,3 +127,19 @@ async def test_sigterm_drains_in_flight_requests_and_exits_zero(
     assert acknowledged <= ids
     log_lines = [json.loads(line) for line in daemon.logs().splitlines() if line.startswith("{")]
     assert not [line for line in log_lines if line.get("level") == "error"]
+
+
+def test_a_taken_port_is_a_clear_error_not_a_hang(sambung_daemon: Any, hello_site: Path) -> None:
+    first = sambung_daemon(CONFIG, env={"PYTHONPATH": str(hello_site)})
+    result = subprocess.run(
+        [sys.executable, "-m", "sambung", "run", "-c", str(first.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=first.workdir,
+        env={**os.environ, "PYTHONPATH": str(hello_site)},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"server.public: cannot listen on 127.0.0.1:{first.port}" in result.stderr
+    assert "Traceback" not in result.stderr

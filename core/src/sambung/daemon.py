@@ -16,6 +16,7 @@ from .admin import admin_app
 from .clock import Clock, SystemClock
 from .config import LoadedConfig
 from .connectors import ConnectorContext, Mode, WebhookConnector
+from .errors import ConfigError, ConfigProblem
 from .plugins import Registry
 from .store import DeadLetter, Store, open_store
 from .supervision import Loops
@@ -109,9 +110,16 @@ class Daemon:
     async def start(self) -> None:
         """Open the store, start the listeners; subsystems start their loops on `self.loops`."""
         await self.store.open()
+        try:
+            await self._start_listeners()
+        except BaseException:
+            await self.stop()  # the store's writer thread would keep the process alive
+            raise
+
+    async def _start_listeners(self) -> None:
         _tune_gc()
         public = self.loaded.config.server.public
-        port = await self._listen(self.public_app(), public.host, public.port)
+        port = await self._listen(self.public_app(), public.host, public.port, "server.public")
         # How this machine itself reaches the listener (the simulator, health checks).
         host = "127.0.0.1" if public.host in ("0.0.0.0", "::", "") else public.host
         self.local_url = f"http://{host}:{port}"
@@ -119,7 +127,10 @@ class Daemon:
         admin_address = None
         if admin is not None:
             admin_port = await self._listen(
-                admin_app(self, admin.token.get_secret_value()), admin.host, admin.port
+                admin_app(self, admin.token.get_secret_value()),
+                admin.host,
+                admin.port,
+                "server.admin",
             )
             admin_address = f"{admin.host}:{admin_port}"
         log.info(
@@ -132,12 +143,18 @@ class Daemon:
             store=self.loaded.config.store.url,
         )
 
-    async def _listen(self, app: web.Application, host: str, port: int) -> int:
+    async def _listen(self, app: web.Application, host: str, port: int, where: str) -> int:
         """Serve `app` on host:port; returns the port (the OS picks one for port 0)."""
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
         await runner.setup()
-        await web.TCPSite(runner, host, port, backlog=1024).start()
         self._runners.append(runner)
+        try:
+            await web.TCPSite(runner, host, port, backlog=1024).start()
+        except OSError as err:
+            reason = err.strerror or str(err)
+            raise ConfigError(
+                [ConfigProblem(where, f"cannot listen on {host}:{port}: {reason}")]
+            ) from err
         return int(runner.addresses[0][1]) if runner.addresses else port
 
     async def stop(self) -> None:
