@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import threading
 import time
 from collections import deque
@@ -99,6 +100,8 @@ class Receiver:
             lambda body, headers: verify_standard_webhook(secret, body, headers, now=self.now())
         )
         self.record = record
+        # Called with every verified request (the demo logs them).
+        self.on_receive: Callable[[Received], None] | None = None
         self.requests: list[Received] = []
         self.acknowledged: dict[str, int] = {}  # webhook-id → times answered 2xx
         self.count = 0
@@ -145,12 +148,15 @@ class Receiver:
             answer = self._script.popleft() if self._script else self.default
         if answer.delay:
             await asyncio.sleep(answer.delay)
+        received = Received(webhook_id, body, headers, True, answer.status)
         with self._lock:
             self.count += 1
             if self.record:
-                self.requests.append(Received(webhook_id, body, headers, True, answer.status))
+                self.requests.append(received)
             if 200 <= answer.status < 300:
                 self.acknowledged[webhook_id] = self.acknowledged.get(webhook_id, 0) + 1
+        if self.on_receive is not None:
+            self.on_receive(received)
         return web.Response(status=answer.status, text=answer.body, headers=answer.headers)
 
     async def _stats(self, _request: web.Request) -> web.Response:
@@ -159,6 +165,7 @@ class Receiver:
                 "requests": self.count,
                 "rejected": self.rejected,
                 "acknowledged": len(self.acknowledged),
+                "pid": os.getpid(),
             }
         return web.json_response(stats)
 
@@ -211,9 +218,19 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9090)
     parser.add_argument("--secret", required=True)
+    parser.add_argument(
+        "--reuse-port", action="store_true", help="share the port with other receivers"
+    )
     args = parser.parse_args()
     receiver = Receiver(args.secret, record=False)
-    web.run_app(receiver.app(), host=args.host, port=args.port, access_log=None, print=None)
+    web.run_app(
+        receiver.app(),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=None,
+        reuse_port=args.reuse_port or None,
+    )
 
 
 if __name__ == "__main__":
