@@ -219,27 +219,34 @@ class Dispatcher:
         size = max(1, runtime.sink.max_batch)
         deliveries = [_delivery(row) for row in rows]
         chunks = [deliveries[i : i + size] for i in range(0, len(deliveries), size)]
-        gate = asyncio.Semaphore(runtime.concurrency)
+        answers: list[list[DeliveryResult]] = [[] for _ in chunks]
+        pending = iter(range(len(chunks)))
 
-        async def one(chunk: list[Delivery]) -> list[DeliveryResult]:
-            async with gate:
-                try:
-                    results = await asyncio.wait_for(
-                        runtime.sink.deliver(chunk), self.deliver_timeout
-                    )
-                except Exception as err:  # a sink that raises has delivered nothing of the chunk
-                    return [err] * len(chunk)
-            if len(results) != len(chunk):
-                problem = RuntimeError(
-                    f"deliver() returned {len(results)} results for {len(chunk)}"
-                )
-                return [problem] * len(chunk)
-            return list(results)
+        async def worker() -> None:
+            # `concurrency` workers share the chunks: far fewer tasks than one per chunk.
+            for index in pending:
+                answers[index] = await self._deliver_chunk(runtime, chunks[index])
 
-        if len(chunks) == 1:
-            return await one(chunks[0])
-        answers = await asyncio.gather(*(one(chunk) for chunk in chunks))
+        workers = min(runtime.concurrency, len(chunks))
+        if workers == 1:
+            await worker()
+        else:
+            await asyncio.gather(*(worker() for _ in range(workers)))
         return [result for answer in answers for result in answer]
+
+    async def _deliver_chunk(
+        self, runtime: SinkRuntime, chunk: list[Delivery]
+    ) -> list[DeliveryResult]:
+        try:
+            # asyncio.timeout, not wait_for: no extra task per call on the hot path.
+            async with asyncio.timeout(self.deliver_timeout):
+                results = await runtime.sink.deliver(chunk)
+        except Exception as err:  # a sink that raises has delivered nothing of the chunk
+            return [err] * len(chunk)
+        if len(results) != len(chunk):
+            problem = RuntimeError(f"deliver() returned {len(results)} results for {len(chunk)}")
+            return [problem] * len(chunk)
+        return list(results)
 
     def _settle(
         self, runtime: SinkRuntime, row: ClaimedRow, result: DeliveryResult

@@ -81,6 +81,7 @@ class HttpSink(Sink):
         self._key = secret_key(self.settings.secret.get_secret_value())
         self._url = str(self.settings.url)
         self._timeout = aiohttp.ClientTimeout(total=self.settings.timeout_seconds)
+        self._headers = {**self.settings.headers, "content-type": "application/json"}
 
     async def deliver(self, batch: Sequence[Delivery]) -> list[DeliveryResult]:
         """One POST per item."""
@@ -90,13 +91,10 @@ class HttpSink(Sink):
         body = item.body()
         now = self.context.clock.now()
         timestamp = int(now.timestamp())
-        headers = {
-            **self.settings.headers,
-            "content-type": "application/json",
-            "webhook-id": item.id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(self._key, item.id, timestamp, body),
-        }
+        headers = self._headers.copy()
+        headers["webhook-id"] = item.id
+        headers["webhook-timestamp"] = str(timestamp)
+        headers["webhook-signature"] = sign(self._key, item.id, timestamp, body)
         try:
             async with self.context.session.post(
                 self._url, data=body, headers=headers, timeout=self._timeout
