@@ -12,6 +12,7 @@ export PAWOON_SECRET ?= demo-pawoon-secret
 export MOKA_SECRET ?= demo-moka-secret
 
 .PHONY: run test check bench-ingest lint clean
+.PHONY: bench-outbox
 
 ## run: start the daemon on config.example.yaml (SQLite) with the demo simulator
 run: $(SYNCED)
@@ -28,6 +29,10 @@ check: $(SYNCED)
 ## bench-ingest: webhook ingest against a bare aiohttp endpoint (needs wrk: apt-get install wrk)
 bench-ingest: $(SYNCED)
 	$(VENV)/bin/python bench/ingest/run.py
+
+## bench-outbox: drain 100,000 outbox rows into a local verifying receiver; print deliveries/s
+bench-outbox: $(SYNCED)
+	$(VENV)/bin/python bench/outbox/run.py
 
 ## lint: ruff (format and lint), through uv without adding it to the lock
 lint: $(SYNCED)
