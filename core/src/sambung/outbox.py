@@ -172,6 +172,9 @@ class Dispatcher:
 
     async def run_sink(self, name: str) -> None:
         """Deliver `name`'s outbox until cancelled, resting briefly whenever nothing is due."""
+        # Only this loop claims for this sink: after a crash of the loop (say the store failed
+        # while settling) its claims are stale, and waiting out the lease would stall delivery.
+        await self.store.release_claims(name)
         while True:
             if await self.drain_once(name) == 0:
                 await asyncio.sleep(self.idle_seconds)
