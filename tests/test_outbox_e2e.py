@@ -80,9 +80,9 @@ async def test_sigkill_mid_batch_then_restart_delivers_everything_with_the_same_
 ) -> None:
     receiver = Receiver(SINK_SECRET)
     # Slow answers keep a batch in flight long enough for the kill to land inside it.
-    receiver.default = Answer(204, delay=0.01)
+    receiver.default = Answer(204, delay=0.02)
     with ThreadPoolExecutor(16) as pool, ReceiverThread(receiver) as running:
-        daemon = sambung_daemon(config(running.url, free_port(), concurrency=4))
+        daemon = sambung_daemon(config(running.url, free_port(), concurrency=2))
         statuses = list(pool.map(lambda i: send(daemon, f"TRX-{i:04d}"), range(300)))
         assert set(statuses) == {200}
         wait_until(lambda: running.count >= 60, "the first deliveries")

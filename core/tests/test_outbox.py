@@ -303,7 +303,7 @@ async def test_a_400_dead_letters_at_once_and_replay_delivers_after_the_fix(
     assert json.loads(entry.payload or "")["external_id"] == "TRX-1"
 
     dlq = DeadLetters(harness.store, harness.loaded, clock=harness.clock)
-    [listed] = await dlq.list(DeadLetterFilter(stage="delivery"))
+    [listed] = await dlq.find(DeadLetterFilter(stage="delivery"))
     assert listed.id == entry.id
     shown = await dlq.show(entry.id)
     assert shown is not None and shown["attempts"] == 1
@@ -321,7 +321,7 @@ async def test_a_400_dead_letters_at_once_and_replay_delivers_after_the_fix(
     assert row.status == "delivered"
     assert receiver.acknowledged == {row.idempotency_key: 1}
     assert [r.webhook_id for r in receiver.requests] == [row.idempotency_key] * 2
-    assert await dlq.list(DeadLetterFilter()) == []
+    assert await dlq.find(DeadLetterFilter()) == []
     assert len(harness.told) == 1, "the hook fires once per new entry, not on replay"
 
 

@@ -241,7 +241,7 @@ def _dlq(args: argparse.Namespace) -> int:
         service = DeadLetters(store, loaded, clock=SystemClock())
         try:
             if args.action == "list":
-                entries = await service.list(wanted())
+                entries = await service.find(wanted())
                 for entry in entries:
                     if args.json:
                         print(json.dumps(describe(entry)))

@@ -66,7 +66,7 @@ class DeadLetters:
         self.loaded = loaded
         self.clock = clock
 
-    async def list(self, filters: DeadLetterFilter) -> list[DeadLetter]:
+    async def find(self, filters: DeadLetterFilter) -> list[DeadLetter]:
         """Entries matching `filters`, newest first."""
         return await self.store.find_dead_letters(filters.query())
 
@@ -211,7 +211,7 @@ async def _list(request: web.Request) -> web.Response:
         filters = DeadLetterFilter.model_validate(dict(request.query))
     except ValidationError as err:
         return _bad_request(err)
-    entries = await request.app[DLQ_KEY].list(filters)
+    entries = await request.app[DLQ_KEY].find(filters)
     return web.json_response({"dead_letters": [describe(e) for e in entries]})
 
 

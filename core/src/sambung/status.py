@@ -6,6 +6,7 @@ polling loops' state, for one) add their part beside these without touching them
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +77,7 @@ def _iso(value: datetime | None) -> str | None:
 def sink_table(sinks: list[dict[str, Any]]) -> str:
     """The sinks part of `sambung status`, as a text table."""
     header = ("SINK", "TYPE", "PENDING", "OLDEST", "RETRYING", "FAILED", "DELIVERED", "STATE")
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for sink in sinks:
         age = sink["oldest_pending_age_seconds"]
         state = "disabled" if sink["disabled"] else ("failing" if sink["failing"] else "ok")
@@ -109,7 +110,7 @@ def connection_table(connections: list[dict[str, Any]]) -> str:
         "LAST SUCCESS",
         "LAST ERROR",
     )
-    rows = [header]
+    rows: list[tuple[str, ...]] = [header]
     for c in connections:
         rows.append(
             (
@@ -136,7 +137,7 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
+def _table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
