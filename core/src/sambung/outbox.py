@@ -192,8 +192,11 @@ class Dispatcher:
         if runtime.disabled is not None:
             return 0
         now = self.clock.now()
+        # A batch is settled when its slowest item is done, so one timing-out request holds up
+        # the rest: keep batches a few rounds of the sink's concurrency, not more.
+        limit = min(self.batch_size, runtime.concurrency * max(1, runtime.sink.max_batch) * 8)
         rows = await self.store.claim_outbox(
-            name, now=now, limit=self.batch_size, lease_seconds=self.lease_seconds
+            name, now=now, limit=limit, lease_seconds=self.lease_seconds
         )
         if not rows:
             return 0
