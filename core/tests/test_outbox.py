@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import random
@@ -494,3 +495,41 @@ async def test_a_crash_mid_batch_redelivers_with_the_same_webhook_id(
     assert receiver.seen_ids() == {row.idempotency_key for row in claimed}
     await harness.dispatcher.close()
     await store.close()
+
+
+async def test_the_daemon_tells_the_dead_letter_hook_once_per_delivery_entry(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    from sambung.daemon import Daemon
+
+    told: list[DeadLetter] = []
+    notifier = types.ModuleType("notifier")
+
+    @hookimpl
+    def sambung_dead_letter(entry: DeadLetter) -> None:
+        told.append(entry)
+
+    notifier.sambung_dead_letter = sambung_dead_letter  # type: ignore[attr-defined]
+    document = {
+        "store": {"url": "sqlite:///./daemon.db"},
+        "server": {"public": {"host": "127.0.0.1", "port": 0}},
+        "outlets": [{"id": "kemang", "name": "Kemang"}],
+        "sinks": {"backend": {"type": "http", "url": receiver.url, "secret": SECRET}},
+    }
+    path = tmp_path / "sambung.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    plugins = load_plugins(frozenset(), extra_modules=[notifier])
+    daemon = Daemon(load_config(path, plugins), plugins)
+    receiver.answer_with(400, times=2, body="rejected")
+    await daemon.start()
+    try:
+        records = [sale("TRX-1"), sale("TRX-2")]
+        await daemon.store.ingest(IngestRequest(records=records, routes=[("backend",)] * 2))
+        for _ in range(500):  # a bounded wait for the loop and the hook thread, not a timing
+            if len(told) == 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await daemon.stop()
+    assert sorted(entry.error_type for entry in told) == ["DeliveryRejected"] * 2
+    assert {entry.sink for entry in told} == {"backend"}
