@@ -10,6 +10,7 @@ pending revision of each record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import structlog
 from . import metrics
 from .clock import Clock
 from .config import LoadedConfig
-from .errors import DeliveryRejected, RetriableError, SinkGone
+from .errors import DeliveryRejected, RetriableError, SinkGone, StoreUnavailable
 from .plugins import Registry
 from .sinks import Delivery, DeliveryResult, Sink, SinkContext
 from .store import DeadLetter, Store
@@ -153,7 +154,14 @@ class Dispatcher:
             log.warning("outbox.claims_released", rows=released, hint="after a crash or kill")
 
     async def close(self) -> None:
-        """Close every sink and the HTTP session this dispatcher made."""
+        """Free this run's claims, close every sink and the HTTP session this dispatcher made.
+
+        Called after the loops are cancelled: a batch cut off by shutdown was not settled, and
+        its rows go out again (same ids) on the next start.
+        """
+        if self.sinks:
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.release_claims()
         for runtime in self.sinks.values():
             try:
                 await runtime.sink.close()
