@@ -15,6 +15,7 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -160,6 +161,7 @@ async def bench(args: argparse.Namespace) -> None:
             process.terminate()
             process.wait(10)
         await store.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:
