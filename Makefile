@@ -11,7 +11,7 @@ SYNCED := $(VENV)/.synced-$(UV_VERSION)
 export PAWOON_SECRET ?= demo-pawoon-secret
 export MOKA_SECRET ?= demo-moka-secret
 
-.PHONY: run test records check bench-ingest lint clean
+.PHONY: run test records check bench-ingest bench-outbox lint clean
 
 ## run: start the daemon on config.example.yaml (SQLite) with the demo simulator
 run: $(SYNCED)
@@ -32,6 +32,10 @@ check: $(SYNCED)
 ## bench-ingest: webhook ingest against a bare aiohttp endpoint (needs wrk: apt-get install wrk)
 bench-ingest: $(SYNCED)
 	$(VENV)/bin/python bench/ingest/run.py
+
+## bench-outbox: drain 100,000 outbox rows into a local verifying receiver; print deliveries/s
+bench-outbox: $(SYNCED)
+	$(VENV)/bin/python bench/outbox/run.py
 
 ## lint: ruff (format and lint), through uv without adding it to the lock
 lint: $(SYNCED)

@@ -6,13 +6,18 @@ time. Endpoints that belong to one subsystem are mounted here by that subsystem'
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from . import metrics
+from .dlq import DeadLetters, add_dead_letter_routes
 from .errors import StoreUnavailable
+from .status import connection_status, sink_status
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -48,6 +53,9 @@ def admin_app(daemon: Daemon, token: str) -> web.Application:
     app = web.Application(middlewares=[bearer_guard(token)])
     app[DAEMON_KEY] = daemon
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_get("/api/v1/status", status_endpoint)
+    add_dead_letter_routes(app, DeadLetters(daemon.store, daemon.loaded, clock=daemon.clock))
     return app
 
 
@@ -62,3 +70,26 @@ async def readyz(request: web.Request) -> web.Response:
     problems.extend(f"loop {name} is not running" for name in daemon.loops.stopped())
     status = 503 if problems else 200
     return web.json_response({"ready": not problems, "problems": problems}, status=status)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Every series in Prometheus' text format, the outbox gauges refreshed first."""
+    daemon = request.app[DAEMON_KEY]
+    # If the store does not answer, serve the last values; /readyz reports the store.
+    with contextlib.suppress(StoreUnavailable):
+        await daemon.dispatcher.refresh_gauges()
+    return web.Response(
+        body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def status_endpoint(request: web.Request) -> web.Response:
+    """Per outlet and connector and per sink: what is configured, what it is doing, what failed."""
+    daemon = request.app[DAEMON_KEY]
+    now = daemon.clock.now()
+    body = {
+        "connections": await connection_status(daemon.store, daemon.loaded),
+        "sinks": await sink_status(daemon.store, daemon.loaded, now, daemon.dispatcher),
+        "loops_stopped": daemon.loops.stopped(),
+    }
+    return web.json_response(body)

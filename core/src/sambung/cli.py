@@ -8,7 +8,9 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from . import __version__, logs
 from .config import LoadedConfig, load_config
@@ -81,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("--kind", choices=["transaction", "inventory_level", "payment"])
     records.add_argument("--limit", type=int, default=20)
     records.add_argument("--json", action="store_true", help="one JSON record per line")
+    _add_delivery_commands(command)
     return parser
 
 
@@ -180,6 +183,132 @@ def _records(args: argparse.Namespace) -> int:
                 f" {row.external_id:<24} r{row.revision} {amount:>14} "
                 f"{row.updated_at:%Y-%m-%d %H:%M:%S}Z"
             )
+
+    asyncio.run(show())
+    return 0
+
+
+# -- outbox: dead letters and status ------------------------------------------------------------
+
+
+def _add_delivery_commands(command: Any) -> None:
+    """`sambung dlq …` and `sambung status`."""
+    dlq = command("dlq", "Dead letters of every stage: list, show, replay, discard.", _dlq)
+    actions = dlq.add_subparsers(title="actions", metavar="ACTION", dest="action", required=True)
+
+    def filters(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--stage", choices=["ingest", "row", "delivery"])
+        sub.add_argument("--outlet")
+        sub.add_argument("--connector")
+        sub.add_argument("--since", help="ISO date or time, e.g. 2026-11-26 or 2026-11-26T10:00Z")
+        sub.add_argument("--limit", type=int, default=100)
+
+    listing = actions.add_parser("list", help="open dead letters, newest first")
+    filters(listing)
+    listing.add_argument("--status", choices=["open", "replayed", "discarded", "any"])
+    listing.add_argument("--json", action="store_true", help="one JSON entry per line")
+    show = actions.add_parser("show", help="one entry: error, attempts, payload")
+    show.add_argument("id", type=int)
+    replay = actions.add_parser("replay", help="replay entries by id, or --all matching filters")
+    replay.add_argument("ids", type=int, nargs="*")
+    replay.add_argument("--all", action="store_true")
+    filters(replay)
+    discard = actions.add_parser("discard", help="keep entries for audit but never replay them")
+    discard.add_argument("ids", type=int, nargs="+")
+    command("status", "Print outlets and connectors and sinks: state, backlog, failures.", _status)
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from .clock import SystemClock
+    from .dlq import DeadLetterFilter, DeadLetters, describe
+
+    _, loaded = _load(args)
+
+    def wanted() -> DeadLetterFilter:
+        status = getattr(args, "status", None)
+        return DeadLetterFilter(
+            stage=args.stage,
+            outlet=args.outlet,
+            connector=args.connector,
+            since=_since(args.since),
+            status=None if status == "any" else (status or "open"),
+            limit=args.limit,
+        )
+
+    async def act() -> int:
+        store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+        await store.open()
+        service = DeadLetters(store, loaded, clock=SystemClock())
+        try:
+            if args.action == "list":
+                entries = await service.find(wanted())
+                for entry in entries:
+                    if args.json:
+                        print(json.dumps(describe(entry)))
+                        continue
+                    print(
+                        f"#{entry.id:<6} {entry.created_at:%Y-%m-%d %H:%M:%S}Z {entry.stage:<8}"
+                        f" {entry.outlet:<12} {entry.connector:<8} {entry.status:<9}"
+                        f" {entry.error_type}: {entry.error[:60]}"
+                    )
+                if not entries and not args.json:
+                    print("no dead letters match")
+                return 0
+            if args.action == "show":
+                shown = await service.show(args.id)
+                if shown is None:
+                    print(f"no dead letter #{args.id}", file=sys.stderr)
+                    return 1
+                for key, value in shown.items():
+                    if key != "payload":
+                        print(f"{key}: {value}")
+                print("payload:")
+                print(shown.get("payload") or "(none)")
+                return 0
+            if args.action == "replay":
+                if args.all:
+                    outcomes = await service.replay_matching(wanted())
+                elif args.ids:
+                    outcomes = await service.replay(args.ids)
+                else:
+                    print("give dead-letter ids, or --all with filters", file=sys.stderr)
+                    return EXIT_CONFIG
+            else:
+                outcomes = await service.discard(args.ids)
+            for outcome in outcomes:
+                detail = f" ({outcome.detail})" if outcome.detail else ""
+                print(f"#{outcome.id}: {outcome.result}{detail}")
+            failed = {"still_failing", "not_found", "unsupported"}
+            return 1 if any(o.result in failed for o in outcomes) else 0
+        finally:
+            await store.close()
+
+    return asyncio.run(act())
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .status import connection_status, connection_table, sink_status, sink_table
+
+    _, loaded = _load(args)
+
+    async def show() -> None:
+        store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+        await store.open()
+        try:
+            connections = await connection_status(store, loaded)
+            sinks = await sink_status(store, loaded, datetime.now(UTC))
+        finally:
+            await store.close()
+        print(connection_table(connections))
+        print()
+        print(sink_table(sinks) if sinks else "no sinks configured")
 
     asyncio.run(show())
     return 0

@@ -11,7 +11,7 @@ import os
 import re
 import socket
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +34,7 @@ from .connectors import Connector, ConnectorSettings, Mode, Modes, Outlet
 from .errors import ConfigError, ConfigProblem
 from .models import RecordKind
 from .plugins import Registry
+from .sinks import SinkSettings
 
 WEBHOOK_PATH = "/api/v1/integrations/webhooks"
 _MODES: TypeAdapter[frozenset[Mode]] = TypeAdapter(Modes)
@@ -94,6 +95,11 @@ class SinkConfig(BaseModel):
     type: str
     kinds: list[RecordKind] | None = None
     outlets: list[str] | None = None
+    # Delivery policy, the same keys for every sink type (core's, not the sink's own settings).
+    # Seconds before each attempt; after the last one fails the row goes to the dead letters.
+    retry_schedule: list[Annotated[float, Field(ge=0)]] | None = Field(None, min_length=1)
+    concurrency: int = Field(16, ge=1, le=512)
+    retention_hours: float = Field(168.0, ge=0)
 
 
 class OutletConfig(_Strict):
@@ -161,6 +167,8 @@ class LoadedConfig:
     config: Config
     connections: list[Connection]
     secrets: tuple[str, ...]
+    # Each sink's own settings, validated by its type's `Settings` model, by sink name.
+    sink_settings: Mapping[str, SinkSettings] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -231,14 +239,23 @@ def load_config(
             if connection is not None and outlet is not None:
                 connections.append(connection)
     raw_sinks = document.get("sinks")
+    sink_settings: dict[str, SinkSettings] = {}
     for name, sink in (raw_sinks if isinstance(raw_sinks, dict) else {}).items():
         if isinstance(sink, dict):
-            _check_sink(registry, str(name), sink, problems)
+            settings = _check_sink(registry, str(name), sink, problems)
+            if settings is not None:
+                sink_settings[str(name)] = settings
     if problems or config is None:
         raise ConfigError(sorted(problems, key=_path_order))
-    secrets = tuple(_secrets([*(c.settings for c in connections), config.server]))
+    secrets = tuple(
+        _secrets([*(c.settings for c in connections), config.server, *sink_settings.values()])
+    )
     return LoadedConfig(
-        path=path.resolve(), config=config, connections=connections, secrets=secrets
+        path=path.resolve(),
+        config=config,
+        connections=connections,
+        secrets=secrets,
+        sink_settings=sink_settings,
     )
 
 
@@ -252,7 +269,7 @@ def _outlet(config: Config | None, index: int) -> Outlet | None:
 
 def _check_sink(
     registry: Registry, name: str, sink: dict[str, Any], problems: list[ConfigProblem]
-) -> None:
+) -> SinkSettings | None:
     """Validate a sink block's own settings (everything but core's routing keys)."""
     kind = sink.get("type")
     if kind not in registry.sinks:
@@ -262,12 +279,13 @@ def _check_sink(
                 f"sinks.{name}.type", f"no sink type {kind!r} is installed (installed: {installed})"
             )
         )
-        return
+        return None
     own = {k: v for k, v in sink.items() if k not in SinkConfig.model_fields}
     try:
-        registry.sinks[kind].Settings.model_validate(own)
+        return registry.sinks[kind].Settings.model_validate(own)
     except ValidationError as err:
         problems.extend(_problems(err, ("sinks", name)))
+        return None
 
 
 def _connection(

@@ -17,6 +17,7 @@ from .clock import Clock, SystemClock
 from .config import LoadedConfig
 from .connectors import ConnectorContext, Mode, WebhookConnector
 from .errors import ConfigError, ConfigProblem
+from .outbox import Dispatcher
 from .plugins import Registry
 from .store import DeadLetter, Store, open_store
 from .supervision import Loops
@@ -51,6 +52,9 @@ class Daemon:
         self._background: set[asyncio.Task[Any]] = set()
         self.webhook_targets = self._webhook_targets()
         self.local_url: str | None = None
+        self.dispatcher = Dispatcher(
+            self.store, loaded, registry, clock=self.clock, notify=self._notify_dead_letter
+        )
 
     def webhook_connectors(self) -> list[WebhookConnector]:
         """The connector instance of every outlet that receives webhooks."""
@@ -133,6 +137,8 @@ class Daemon:
                 "server.admin",
             )
             admin_address = f"{admin.host}:{admin_port}"
+        await self.dispatcher.open()
+        self.dispatcher.start(self.loops.start)
         log.info(
             "daemon.started",
             version=__version__,
@@ -165,6 +171,7 @@ class Daemon:
             await runner.cleanup()
         self._runners.clear()
         await self.loops.stop()
+        await self.dispatcher.close()
         if self._background:
             await asyncio.wait(self._background, timeout=SHUTDOWN_GRACE_SECONDS)
         await self.store.close()

@@ -61,3 +61,16 @@ class AuthError(SambungError):
 
 class StoreUnavailable(SambungError):
     """The store could not commit: the sender must retry later (503), nothing was acknowledged."""
+
+
+class DeliveryRejected(SambungError):
+    """The destination refused this item for good (a 4xx): dead-letter it at once, no retry."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
+        self.status = status
+        self.body = body
+        super().__init__(message)
+
+
+class SinkGone(SambungError):
+    """The destination asked never to be sent to again (HTTP 410): disable the sink and alert."""

@@ -16,6 +16,7 @@ from . import hookspecs
 from .connectors import MODE_METHODS, Connector, ConnectorSettings, Mode, is_implemented
 from .errors import SambungError
 from .sinks import Sink, SinkSettings
+from .sinks import builtin as builtin_sinks
 
 ENTRY_POINT_GROUP = "sambung"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -111,6 +112,8 @@ def load_plugins(
     manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
     manager.add_hookspecs(hookspecs)
     registry = Registry(manager=manager)
+    # Core's own sink types register through the same hook, first, so no plugin shadows them.
+    _register(registry, builtin_sinks, "sambung")
     points = entry_points(group=ENTRY_POINT_GROUP) if discovered is None else discovered
     for point in sorted(points, key=lambda p: p.name):
         if allow is not None and point.name not in allow:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
 
 from .config import WEBHOOK_PATH
 from .connectors import WebhookConnector
+from .testing.receiver import Received, Receiver
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -25,6 +27,15 @@ log = structlog.get_logger("sambung.simulator")
 
 async def simulate(daemon: Daemon, *, interval: float = 1.0) -> None:
     """Post example webhooks for every connector that can make them, about every `interval` s."""
+    receivers = await start_demo_receivers(daemon)
+    try:
+        await _simulate(daemon, interval)
+    finally:
+        for receiver in receivers:
+            await receiver.stop()
+
+
+async def _simulate(daemon: Daemon, interval: float) -> None:
     connectors = [c for c in daemon.webhook_connectors() if c.example_webhook(1) is not None]
     if not connectors:
         log.warning(
@@ -68,3 +79,38 @@ async def _post_forever(
             bound.warning("simulator.post_failed", error=str(err))
         previous = request
         await asyncio.sleep(interval * random.uniform(0.5, 1.5))
+
+
+async def start_demo_receivers(daemon: Daemon) -> list[Receiver]:
+    """A verifying receiver for every `http` sink that points at this machine, so the demo shows
+    records arriving at the other end, signatures checked."""
+    started: list[Receiver] = []
+    for name, sink in daemon.loaded.config.sinks.items():
+        settings = daemon.loaded.sink_settings.get(name)
+        if sink.type != "http" or settings is None:
+            continue
+        url = urlsplit(str(settings.url))  # type: ignore[attr-defined]
+        if url.hostname not in ("127.0.0.1", "localhost") or url.path != "/webhooks":
+            continue
+        receiver = Receiver(settings.secret.get_secret_value(), record=False)  # type: ignore[attr-defined]
+        bound = log.bind(sink=name)
+
+        def show(received: Received, bound: Any = bound) -> None:
+            event = received.payload
+            bound.info(
+                "demo_receiver.received",
+                webhook_id=received.webhook_id,
+                type=event.get("type"),
+                external_id=event.get("data", {}).get("external_id"),
+                verified=True,
+            )
+
+        receiver.on_receive = show
+        try:
+            await receiver.start(url.hostname or "127.0.0.1", url.port or 80)
+        except OSError as err:
+            bound.warning("demo_receiver.not_started", error=str(err), url=str(settings.url))  # type: ignore[attr-defined]
+            continue
+        bound.info("demo_receiver.started", url=receiver.url)
+        started.append(receiver)
+    return started

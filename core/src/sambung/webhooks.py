@@ -267,7 +267,11 @@ async def webhook_handler(request: web.Request) -> web.Response:
         answer = target
     else:
         answer = await _read_and_ingest(request, target)
-        metrics.child(metrics.WEBHOOK_SECONDS, source).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        metrics.child(metrics.WEBHOOK_SECONDS, source).observe(elapsed)
+        metrics.child(metrics.SYNC_SECONDS, source).observe(elapsed)
+        status = "success" if answer.status == 200 else "failure"
+        metrics.child(metrics.SYNC_TOTAL, source, status).inc()
     metrics.child(metrics.WEBHOOK_REQUESTS, source, _outcome(answer)).inc()
     return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import ConfigError
 from ..models import Record
@@ -143,6 +143,65 @@ class DeadLetter:
     payload: str | None
     status: str
     created_at: datetime
+    outbox_id: int | None = None
+    attempts: int = 0
+    # The sink a delivery dead letter was bound for (None for other stages).
+    sink: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """An outbox row claimed for delivery, with the identity of the record it carries."""
+
+    id: int
+    sink: str
+    record_id: int
+    revision: int
+    idempotency_key: str
+    payload: str
+    attempts: int
+    created_at: datetime
+    outlet: str
+    source_system: str
+    kind: str
+
+
+OutboxStatus = Literal["delivered", "pending", "dead"]
+
+
+@dataclass(frozen=True)
+class OutboxSettlement:
+    """What one delivery attempt decided for one claimed row: delivered, retry later, or dead."""
+
+    id: int
+    status: OutboxStatus
+    error: str | None = None
+    error_type: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SinkStats:
+    """Outbox counts of one sink, for status and metrics."""
+
+    sink: str
+    pending: int
+    oldest_pending_at: datetime | None
+    retrying: int
+    dead: int
+    delivered: int
+
+
+@dataclass(frozen=True)
+class DeadLetterQuery:
+    """Which dead letters to list: every given field must match."""
+
+    stage: str | None = None
+    outlet: str | None = None
+    connector: str | None = None
+    since: datetime | None = None
+    status: str | None = "open"
+    limit: int = 100
 
 
 class Store(abc.ABC):
@@ -208,6 +267,61 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def counts(self) -> dict[str, int]:
         """Row counts per table, for status and tests."""
+
+    # -- outbox and dead letters (the dispatcher and the DLQ tools) ---------------------------
+
+    @abc.abstractmethod
+    async def claim_outbox(
+        self, sink: str, *, now: datetime, limit: int, lease_seconds: float
+    ) -> list[ClaimedRow]:
+        """Claim up to `limit` due pending rows of `sink` for `lease_seconds`, oldest first.
+
+        A row is due when its `next_attempt_at` has passed, no live claim holds it, and no older
+        revision of the same record is still pending for the sink (versions go out in order).
+        """
+
+    @abc.abstractmethod
+    async def release_claims(self, sink: str | None = None) -> int:
+        """Drop every claim (of one sink): at start-up nobody else can be delivering them."""
+
+    @abc.abstractmethod
+    async def settle_outbox(
+        self, settlements: Sequence[OutboxSettlement], *, now: datetime
+    ) -> list[DeadLetter]:
+        """Record attempt outcomes at once; returns the delivery dead letters this created."""
+
+    @abc.abstractmethod
+    async def outbox_stats(self) -> dict[str, SinkStats]:
+        """Counts per sink of pending, retrying, dead and delivered rows."""
+
+    @abc.abstractmethod
+    async def prune_outbox(self, *, before: datetime, limit: int = 5000) -> int:
+        """Delete up to `limit` rows delivered (or superseded) before `before`; returns how many."""
+
+    @abc.abstractmethod
+    async def find_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
+        """Dead letters matching `query`, newest first."""
+
+    @abc.abstractmethod
+    async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter | None:
+        """One dead letter, whatever its status."""
+
+    @abc.abstractmethod
+    async def requeue_dead_letter(self, dead_letter_id: int, *, now: datetime) -> bool:
+        """Put an open delivery dead letter's outbox row back to pending with attempts reset.
+
+        The entry becomes `replayed`. If a newer revision of the record was queued for the sink
+        since, the old row is marked superseded instead of delivered. False if the entry was not
+        an open delivery dead letter (so replaying twice is harmless).
+        """
+
+    @abc.abstractmethod
+    async def resolve_dead_letter(self, dead_letter_id: int, status: str) -> bool:
+        """Move an open dead letter to `replayed` or `discarded`; False if it was not open."""
+
+    @abc.abstractmethod
+    async def connection_activity(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Per (outlet, source_system): records, open dead letters, last success and error."""
 
 
 def open_store(url: str, *, base_dir: Path) -> Store:

@@ -13,26 +13,30 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from ..errors import ConfigError, StoreUnavailable
 from ..models import Record, fingerprint_of
 from .base import (
+    ClaimedRow,
     DeadLetter,
+    DeadLetterQuery,
     IngestRequest,
     IngestResult,
     OutboxRow,
+    OutboxSettlement,
     Outcome,
     RawEvent,
     RecordResult,
+    SinkStats,
     Store,
     StoredRecord,
 )
@@ -621,6 +625,289 @@ class SqliteStore(Store):
             " UNION ALL ".join(f"SELECT '{t}', COUNT(*) FROM {t}" for t in tables)
         )
         return {name: count for name, count in rows}
+
+    # -- outbox and dead letters -----------------------------------------------------------
+
+    async def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `work` in one transaction on the writer thread, after the writes queued before."""
+        if self._writer_task is None or self._writer_task.done() or self._executor is None:
+            raise StoreUnavailable("the store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._transaction, work
+            )
+        except sqlite3.Error as err:
+            raise StoreUnavailable(f"write failed: {err}") from err
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        conn = self._writer
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+
+    async def claim_outbox(
+        self, sink: str, *, now: datetime, limit: int, lease_seconds: float
+    ) -> list[ClaimedRow]:
+        """Claim up to `limit` due rows of `sink`, oldest first, one revision per record."""
+        stamp = to_db_time(now)
+        until = to_db_time(now + timedelta(seconds=lease_seconds))
+
+        def claim(conn: sqlite3.Connection) -> list[ClaimedRow]:
+            rows = conn.execute(
+                "SELECT o.id, o.sink, o.record_id, o.revision, o.idempotency_key, o.payload,"
+                " o.attempts, o.created_at, r.outlet, r.source_system, r.kind"
+                " FROM outbox AS o JOIN records AS r ON r.id = o.record_id"
+                " WHERE o.sink = ? AND o.status = 'pending' AND o.next_attempt_at <= ?"
+                " AND (o.claimed_until IS NULL OR o.claimed_until <= ?)"
+                " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.sink = o.sink"
+                "  AND p.record_id = o.record_id AND p.status = 'pending'"
+                "  AND p.revision < o.revision)"
+                " ORDER BY o.next_attempt_at, o.id LIMIT ?",
+                (sink, stamp, stamp, limit),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, r[0]) for r in rows]
+            )
+            return [
+                ClaimedRow(
+                    id=r[0],
+                    sink=r[1],
+                    record_id=r[2],
+                    revision=r[3],
+                    idempotency_key=r[4],
+                    payload=r[5],
+                    attempts=r[6],
+                    created_at=from_db_time(r[7]),
+                    outlet=r[8],
+                    source_system=r[9],
+                    kind=r[10],
+                )
+                for r in rows
+            ]
+
+        return await self._write(claim)
+
+    async def release_claims(self, sink: str | None = None) -> int:
+        """Drop every claim, or those of one sink."""
+        where, params = _filters(sink=sink)
+        clause = " AND " + where.removeprefix(" WHERE ") if where else ""
+        return await self._write(
+            lambda conn: conn.execute(
+                f"UPDATE outbox SET claimed_until = NULL WHERE claimed_until IS NOT NULL{clause}",
+                params,
+            ).rowcount
+        )
+
+    async def settle_outbox(
+        self, settlements: Sequence[OutboxSettlement], *, now: datetime
+    ) -> list[DeadLetter]:
+        """Record delivered, retry-later and dead rows in one transaction."""
+        stamp = to_db_time(now)
+        delivered = [(stamp, s.id) for s in settlements if s.status == "delivered"]
+        retry = [
+            (to_db_time(s.next_attempt_at or now), s.error, s.id)
+            for s in settlements
+            if s.status == "pending"
+        ]
+        dead = [s for s in settlements if s.status == "dead"]
+
+        def settle(conn: sqlite3.Connection) -> list[DeadLetter]:
+            conn.executemany(
+                "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
+                " delivered_at = ?, last_error = NULL, claimed_until = NULL WHERE id = ?",
+                delivered,
+            )
+            conn.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
+                " claimed_until = NULL WHERE id = ?",
+                retry,
+            )
+            created: list[DeadLetter] = []
+            for entry in dead:
+                conn.execute(
+                    "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?,"
+                    " claimed_until = NULL WHERE id = ?",
+                    (entry.error, entry.id),
+                )
+                found = conn.execute(
+                    "INSERT INTO dead_letters (stage, outlet, connector, error_type, error,"
+                    " outbox_id, payload, attempts, created_at, updated_at)"
+                    " SELECT 'delivery', r.outlet, r.source_system, ?, ?, o.id, o.payload,"
+                    " o.attempts, ?, ? FROM outbox AS o JOIN records AS r ON r.id = o.record_id"
+                    " WHERE o.id = ? RETURNING id",
+                    (
+                        entry.error_type or "DeliveryFailed",
+                        entry.error or "",
+                        stamp,
+                        stamp,
+                        entry.id,
+                    ),
+                ).fetchone()
+                if found is not None:
+                    created.extend(
+                        _dead_letter(row)
+                        for row in conn.execute(
+                            f"SELECT {_DEAD_LETTER_COLUMNS} WHERE d.id = ?", (found[0],)
+                        )
+                    )
+            return created
+
+        return await self._write(settle)
+
+    async def outbox_stats(self) -> dict[str, SinkStats]:
+        """Counts per sink of pending, retrying, dead and delivered rows."""
+        rows = await self._fetch(
+            "SELECT sink, SUM(status = 'pending'),"
+            " MIN(CASE WHEN status = 'pending' THEN created_at END),"
+            " SUM(status = 'pending' AND attempts > 0), SUM(status = 'dead'),"
+            " SUM(status = 'delivered') FROM outbox GROUP BY sink"
+        )
+        return {r[0]: SinkStats(r[0], r[1], _optional_time(r[2]), r[3], r[4], r[5]) for r in rows}
+
+    async def prune_outbox(self, *, before: datetime, limit: int = 5000) -> int:
+        """Delete up to `limit` delivered or superseded rows finished before `before`."""
+        stamp = to_db_time(before)
+        return await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                " WHERE status IN ('delivered', 'superseded') AND delivered_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.outbox_id = outbox.id)"
+                " LIMIT ?)",
+                (stamp, limit),
+            ).rowcount
+        )
+
+    async def find_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
+        """Dead letters matching `query`, newest first."""
+        where, params = _filters(
+            **{
+                "d.stage": query.stage,
+                "d.outlet": query.outlet,
+                "d.connector": query.connector,
+                "d.status": query.status,
+            }
+        )
+        if query.since is not None:
+            where += (" AND " if where else " WHERE ") + "d.created_at >= ?"
+            params.append(to_db_time(query.since))
+        rows = await self._fetch(
+            f"SELECT {_DEAD_LETTER_COLUMNS}{where} ORDER BY d.id DESC LIMIT ?",
+            (*params, query.limit),
+        )
+        return [_dead_letter(row) for row in rows]
+
+    async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter | None:
+        """One dead letter, whatever its status."""
+        rows = await self._fetch(f"SELECT {_DEAD_LETTER_COLUMNS} WHERE d.id = ?", (dead_letter_id,))
+        return _dead_letter(rows[0]) if rows else None
+
+    async def requeue_dead_letter(self, dead_letter_id: int, *, now: datetime) -> bool:
+        """Put an open delivery dead letter's row back to pending (or superseded)."""
+        stamp = to_db_time(now)
+
+        def requeue(conn: sqlite3.Connection) -> bool:
+            found = conn.execute(
+                "SELECT outbox_id FROM dead_letters"
+                " WHERE id = ? AND stage = 'delivery' AND status = 'open'"
+                " AND outbox_id IS NOT NULL",
+                (dead_letter_id,),
+            ).fetchone()
+            if found is None:
+                return False
+            newer = conn.execute(
+                "SELECT 1 FROM outbox AS o JOIN outbox AS n ON n.sink = o.sink"
+                " AND n.record_id = o.record_id AND n.revision > o.revision"
+                " AND n.status IN ('pending', 'delivered') WHERE o.id = ? LIMIT 1",
+                (found[0],),
+            ).fetchone()
+            if newer is not None:  # delivering it now would put an old version over a new one
+                conn.execute(
+                    "UPDATE outbox SET status = 'superseded', delivered_at = ? WHERE id = ?",
+                    (stamp, found[0]),
+                )
+            else:
+                conn.execute(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?,"
+                    " claimed_until = NULL, last_error = NULL WHERE id = ?",
+                    (stamp, found[0]),
+                )
+            conn.execute(
+                "UPDATE dead_letters SET status = 'replayed', attempts = attempts + 1,"
+                " updated_at = ? WHERE id = ?",
+                (stamp, dead_letter_id),
+            )
+            return True
+
+        return await self._write(requeue)
+
+    async def resolve_dead_letter(self, dead_letter_id: int, status: str) -> bool:
+        """Move an open dead letter to `replayed` or `discarded`."""
+        if status not in ("replayed", "discarded"):
+            raise ValueError(f"a dead letter cannot become {status!r}")
+        stamp = to_db_time(datetime.now(UTC))
+        bump = ", attempts = attempts + 1" if status == "replayed" else ""
+        return await self._write(
+            lambda conn: conn.execute(
+                f"UPDATE dead_letters SET status = ?, updated_at = ?{bump}"
+                " WHERE id = ? AND status = 'open'",
+                (status, stamp, dead_letter_id),
+            ).rowcount
+            == 1
+        )
+
+    async def connection_activity(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Per (outlet, source_system): records, open dead letters, last success and error."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for outlet, source, count, last in await self._fetch(
+            "SELECT outlet, source_system, COUNT(*), MAX(updated_at) FROM records"
+            " GROUP BY outlet, source_system"
+        ):
+            found[(outlet, source)] = {"records": count, "last_success_at": from_db_time(last)}
+        for outlet, source, count, last, error in await self._fetch(
+            "SELECT outlet, connector, SUM(status = 'open'), MAX(created_at),"
+            " (SELECT e.error FROM dead_letters AS e WHERE e.outlet = d.outlet"
+            "  AND e.connector = d.connector ORDER BY e.id DESC LIMIT 1)"
+            " FROM dead_letters AS d WHERE stage != 'delivery' GROUP BY outlet, connector"
+        ):
+            entry = found.setdefault((outlet, source), {})
+            entry.update(
+                open_dead_letters=count, last_error_at=from_db_time(last), last_error=error
+            )
+        return found
+
+
+_T = TypeVar("_T")
+_DEAD_LETTER_COLUMNS = (
+    "d.id, d.stage, d.outlet, d.connector, d.error_type, d.error, d.field, d.raw_event_id,"
+    " d.payload, d.status, d.created_at, d.outbox_id, d.attempts, o.sink"
+    " FROM dead_letters AS d LEFT JOIN outbox AS o ON o.id = d.outbox_id"
+)
+
+
+def _dead_letter(r: Sequence[Any]) -> DeadLetter:
+    return DeadLetter(
+        id=r[0],
+        stage=r[1],
+        outlet=r[2],
+        connector=r[3],
+        error_type=r[4],
+        error=r[5],
+        field=r[6],
+        raw_event_id=r[7],
+        payload=r[8],
+        status=r[9],
+        created_at=from_db_time(r[10]),
+        outbox_id=r[11],
+        attempts=r[12],
+        sink=r[13],
+    )
 
 
 def _filters(**columns: str | None) -> tuple[str, list[str]]:

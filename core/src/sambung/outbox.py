@@ -1,0 +1,391 @@
+"""The outbox dispatcher: claims due rows, hands them to their sink, and settles each result.
+
+Every sink runs its own supervised loop: claim a batch (a lease, so a crash re-delivers with the
+same webhook-id), deliver it with at most `concurrency` calls in flight, then commit what each
+item's result decided in one transaction. Delivery is at least once; receivers deduplicate on
+the id. Versions of one record go out in order because the store only hands out the oldest
+pending revision of each record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import structlog
+
+from . import metrics
+from .clock import Clock
+from .config import LoadedConfig
+from .errors import DeliveryRejected, RetriableError, SinkGone, StoreUnavailable
+from .plugins import Registry
+from .sinks import Delivery, DeliveryResult, Sink, SinkContext
+from .store import DeadLetter, Store
+from .store.base import ClaimedRow, OutboxSettlement, SinkStats
+
+log = structlog.get_logger("sambung.outbox")
+
+# Seconds before attempt 1, 2, …: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (Svix's).
+DEFAULT_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+# A receiver's Retry-After is honoured up to this; beyond it we assume a misconfiguration.
+MAX_RETRY_AFTER = 24 * 3600.0
+# Retry delays are spread by ±10 % so a receiver coming back is not hit by every row at once.
+DEFAULT_JITTER = 0.1
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try again after a retriable failure, and when to give up."""
+
+    schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    jitter: float = DEFAULT_JITTER
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempts in all, the first one included."""
+        return len(self.schedule)
+
+    def next_delay(
+        self, failed_attempts: int, retry_after: float | None, rng: random.Random
+    ) -> float | None:
+        """Seconds until the next attempt after `failed_attempts` failures; None once exhausted."""
+        if failed_attempts >= len(self.schedule):
+            return None
+        delay = self.schedule[failed_attempts]
+        if self.jitter:
+            delay *= 1 + rng.uniform(-self.jitter, self.jitter)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+        return delay
+
+
+@dataclass
+class SinkRuntime:
+    """One configured sink as the dispatcher drives it."""
+
+    name: str
+    sink: Sink
+    policy: RetryPolicy
+    concurrency: int
+    retention: timedelta
+    disabled: str | None = None  # why, once the receiver answered 410
+    failing: bool = False
+    last_error: str | None = None
+    last_success_at: datetime | None = None
+
+
+DeadLetterNotifier = Callable[[DeadLetter], None]
+
+
+class Dispatcher:
+    """Delivers the outbox of every configured sink."""
+
+    def __init__(
+        self,
+        store: Store,
+        loaded: LoadedConfig,
+        registry: Registry,
+        *,
+        clock: Clock,
+        notify: DeadLetterNotifier = lambda _entry: None,
+        session: aiohttp.ClientSession | None = None,
+        rng: random.Random | None = None,
+        batch_size: int = 1000,
+        lease_seconds: float = 300.0,
+        idle_seconds: float = 0.2,
+        deliver_timeout: float = 120.0,
+        jitter: float = DEFAULT_JITTER,
+    ) -> None:
+        self.store = store
+        self.loaded = loaded
+        self.registry = registry
+        self.clock = clock
+        self.notify = notify
+        self.rng = rng or random.Random()
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.idle_seconds = idle_seconds
+        self.deliver_timeout = deliver_timeout
+        self.jitter = jitter
+        self._session = session
+        self._own_session = session is None
+        self.sinks: dict[str, SinkRuntime] = {}
+
+    async def open(self) -> None:
+        """Build and open every configured sink, and free claims a crashed run left behind."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": "sambung"}
+            )
+        for name, config in self.loaded.config.sinks.items():
+            cls = self.registry.sinks[config.type]
+            settings = self.loaded.sink_settings.get(name) or cls.Settings.model_validate(
+                config.model_extra or {}
+            )
+            context = SinkContext(
+                name=name,
+                settings=settings,
+                clock=self.clock,
+                session=self._session,
+                base_dir=self.loaded.base_dir,
+                log=log.bind(sink=name, sink_type=config.type),
+            )
+            sink = cls(context)
+            await sink.open()
+            schedule = tuple(config.retry_schedule or DEFAULT_SCHEDULE)
+            self.sinks[name] = SinkRuntime(
+                name=name,
+                sink=sink,
+                policy=RetryPolicy(schedule, self.jitter),
+                concurrency=config.concurrency,
+                retention=timedelta(hours=config.retention_hours),
+            )
+            metrics.child(metrics.SINK_DISABLED, name).set(0)
+        # One dispatcher per store: a claim still held now was held by a process that died.
+        released = await self.store.release_claims()
+        if released:
+            log.warning("outbox.claims_released", rows=released, hint="after a crash or kill")
+
+    async def close(self) -> None:
+        """Free this run's claims, close every sink and the HTTP session this dispatcher made.
+
+        Called after the loops are cancelled: a batch cut off by shutdown was not settled, and
+        its rows go out again (same ids) on the next start.
+        """
+        if self.sinks:
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.release_claims()
+        for runtime in self.sinks.values():
+            try:
+                await runtime.sink.close()
+            except Exception as err:
+                log.error("outbox.sink_close_failed", sink=runtime.name, error=str(err))
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def start(self, start_loop: Callable[..., None]) -> None:
+        """Start one supervised loop per sink and one for housekeeping (`daemon.loops.start`)."""
+        for name in self.sinks:
+            start_loop(f"outbox.{name}", lambda name=name: self.run_sink(name), sink=name)
+        if self.sinks:
+            start_loop("outbox.maintenance", self.run_maintenance)
+
+    async def run_sink(self, name: str) -> None:
+        """Deliver `name`'s outbox until cancelled, resting briefly whenever nothing is due."""
+        # Only this loop claims for this sink: after a crash of the loop (say the store failed
+        # while settling) its claims are stale, and waiting out the lease would stall delivery.
+        await self.store.release_claims(name)
+        while True:
+            if await self.drain_once(name) == 0:
+                await asyncio.sleep(self.idle_seconds)
+
+    async def run_maintenance(self, every: float = 10.0) -> None:
+        """Refresh the outbox gauges and prune delivered rows past their retention."""
+        while True:
+            await self.refresh_gauges()
+            await self.prune()
+            await asyncio.sleep(every)
+
+    async def drain_once(self, name: str) -> int:
+        """Claim one batch of due rows of sink `name`, deliver and settle it; returns its size."""
+        runtime = self.sinks[name]
+        if runtime.disabled is not None:
+            return 0
+        now = self.clock.now()
+        # A batch is settled when its slowest item is done, so one timing-out request holds up
+        # the rest: keep batches a few rounds of the sink's concurrency, not more.
+        limit = min(self.batch_size, runtime.concurrency * max(1, runtime.sink.max_batch) * 8)
+        rows = await self.store.claim_outbox(
+            name, now=now, limit=limit, lease_seconds=self.lease_seconds
+        )
+        if not rows:
+            return 0
+        results = await self._deliver(runtime, rows)
+        settlements = [
+            self._settle(runtime, row, result) for row, result in zip(rows, results, strict=True)
+        ]
+        created = await self.store.settle_outbox(settlements, now=self.clock.now())
+        for entry in created:
+            metrics.child(metrics.DEAD_LETTERS, "delivery", entry.connector).inc()
+            log.warning(
+                "outbox.dead_lettered",
+                sink=name,
+                dead_letter_id=entry.id,
+                outbox_id=entry.outbox_id,
+                error_type=entry.error_type,
+                error=entry.error,
+            )
+            self.notify(entry)
+        self._track_health(runtime, results)
+        return len(rows)
+
+    async def _deliver(
+        self, runtime: SinkRuntime, rows: Sequence[ClaimedRow]
+    ) -> list[DeliveryResult]:
+        size = max(1, runtime.sink.max_batch)
+        deliveries = [_delivery(row) for row in rows]
+        chunks = [deliveries[i : i + size] for i in range(0, len(deliveries), size)]
+        answers: list[list[DeliveryResult]] = [[] for _ in chunks]
+        pending = iter(range(len(chunks)))
+
+        async def worker() -> None:
+            # `concurrency` workers share the chunks: far fewer tasks than one per chunk.
+            for index in pending:
+                answers[index] = await self._deliver_chunk(runtime, chunks[index])
+
+        workers = min(runtime.concurrency, len(chunks))
+        if workers == 1:
+            await worker()
+        else:
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        return [result for answer in answers for result in answer]
+
+    async def _deliver_chunk(
+        self, runtime: SinkRuntime, chunk: list[Delivery]
+    ) -> list[DeliveryResult]:
+        try:
+            # asyncio.timeout, not wait_for: no extra task per call on the hot path.
+            async with asyncio.timeout(self.deliver_timeout):
+                results = await runtime.sink.deliver(chunk)
+        except Exception as err:  # a sink that raises has delivered nothing of the chunk
+            return [err] * len(chunk)
+        if len(results) != len(chunk):
+            problem = RuntimeError(f"deliver() returned {len(results)} results for {len(chunk)}")
+            return [problem] * len(chunk)
+        return list(results)
+
+    def _settle(
+        self, runtime: SinkRuntime, row: ClaimedRow, result: DeliveryResult
+    ) -> OutboxSettlement:
+        """What one item's result means for its row."""
+        sink = runtime.name
+        if result is None:
+            metrics.child(metrics.DELIVERIES, sink, "delivered").inc()
+            return OutboxSettlement(row.id, "delivered")
+        error = _describe(result)
+        if isinstance(result, SinkGone):
+            metrics.child(metrics.DELIVERIES, sink, "gone").inc()
+            self._disable(runtime, error)
+            return OutboxSettlement(row.id, "dead", error=error, error_type="SinkGone")
+        if isinstance(result, DeliveryRejected):
+            metrics.child(metrics.DELIVERIES, sink, "rejected").inc()
+            return OutboxSettlement(row.id, "dead", error=error, error_type="DeliveryRejected")
+        retry_after = result.retry_after if isinstance(result, RetriableError) else None
+        delay = runtime.policy.next_delay(row.attempts + 1, retry_after, self.rng)
+        if delay is None:
+            metrics.child(metrics.DELIVERIES, sink, "dead").inc()
+            return OutboxSettlement(
+                row.id,
+                "dead",
+                error=f"gave up after {row.attempts + 1} attempts; last: {error}",
+                error_type="RetriesExhausted",
+            )
+        metrics.child(metrics.DELIVERIES, sink, "retry").inc()
+        return OutboxSettlement(
+            row.id,
+            "pending",
+            error=error,
+            next_attempt_at=self.clock.now() + timedelta(seconds=delay),
+        )
+
+    def _disable(self, runtime: SinkRuntime, reason: str) -> None:
+        if runtime.disabled is not None:
+            return
+        runtime.disabled = reason
+        metrics.child(metrics.SINK_DISABLED, runtime.name).set(1)
+        log.error(
+            "sink.disabled",
+            sink=runtime.name,
+            reason=reason,
+            hint="the receiver answered 410 Gone; fix it, restart sambung, replay the dead letter",
+        )
+
+    def _track_health(self, runtime: SinkRuntime, results: Sequence[DeliveryResult]) -> None:
+        """Log once when a sink starts failing and once when it recovers."""
+        failures = [r for r in results if r is not None]
+        if len(failures) < len(results):
+            runtime.last_success_at = self.clock.now()
+        if failures:
+            runtime.last_error = _describe(failures[-1])
+        if failures and not runtime.failing:
+            runtime.failing = True
+            log.warning(
+                "sink.failing", sink=runtime.name, failed=len(failures), error=runtime.last_error
+            )
+        elif not failures and runtime.failing:
+            runtime.failing = False
+            log.info("sink.recovered", sink=runtime.name)
+
+    async def refresh_gauges(self) -> dict[str, SinkStats]:
+        """Set the pending and oldest-age gauges of every sink from the store."""
+        stats = await self.store.outbox_stats()
+        now = self.clock.now()
+        for name in self.sinks:
+            found = stats.get(name)
+            pending = found.pending if found else 0
+            oldest = found.oldest_pending_at if found else None
+            metrics.child(metrics.OUTBOX_PENDING, name).set(pending)
+            age = (now - oldest).total_seconds() if oldest else 0.0
+            metrics.child(metrics.OUTBOX_OLDEST_AGE, name).set(max(0.0, age))
+        return stats
+
+    async def prune(self) -> int:
+        """Delete delivered rows older than their sink's retention; returns how many."""
+        pruned = 0
+        # Retention is per sink, but rows are pruned by the shortest: simple, and conservative
+        # enough since delivered rows are only kept for audit.
+        if not self.sinks:
+            return 0
+        shortest = min(runtime.retention for runtime in self.sinks.values())
+        while True:
+            count = await self.store.prune_outbox(before=self.clock.now() - shortest)
+            pruned += count
+            if count == 0:
+                break
+        if pruned:
+            log.info("outbox.pruned", rows=pruned)
+        return pruned
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """What the dispatcher knows beyond the store: disabled, failing, last success/error."""
+        return {
+            name: {
+                "type": self.loaded.config.sinks[name].type,
+                "disabled": runtime.disabled,
+                "failing": runtime.failing,
+                "last_success_at": runtime.last_success_at,
+                "last_error": runtime.last_error,
+            }
+            for name, runtime in self.sinks.items()
+        }
+
+
+def _delivery(row: ClaimedRow) -> Delivery:
+    return Delivery(
+        id=row.idempotency_key,
+        outbox_id=row.id,
+        sink=row.sink,
+        outlet=row.outlet,
+        source_system=row.source_system,
+        kind=row.kind,
+        record_id=row.record_id,
+        revision=row.revision,
+        payload=row.payload,
+        attempt=row.attempts + 1,
+        created_at=row.created_at,
+    )
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    if isinstance(error, DeliveryRejected | SinkGone | RetriableError):
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

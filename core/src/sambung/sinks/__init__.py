@@ -1,0 +1,102 @@
+"""What a sink is: a named destination the outbox delivers records to.
+
+A sink class is registered through `sambung_register_sinks`; the dispatcher builds one instance
+per `sinks:` entry of the YAML and calls `deliver` with batches of up to `max_batch` items. Each
+item's result says what happens next, by its class: `None` delivered, `RetriableError` try again
+later (honouring `retry_after`), `DeliveryRejected` dead-letter at once, `SinkGone` stop sending
+to this sink. Any other exception is treated as retriable and logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from ..clock import Clock
+
+
+class SinkSettings(BaseModel):
+    """A sink's YAML block beyond core's routing keys; a sink class extends it with its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One record revision for one sink; `id` (the webhook-id) is the same on every retry."""
+
+    id: str
+    outbox_id: int
+    sink: str
+    outlet: str
+    source_system: str
+    kind: str
+    record_id: int
+    revision: int
+    payload: str  # the record's unified JSON
+    attempt: int  # 1 for the first try
+    created_at: datetime
+
+    @property
+    def event_type(self) -> str:
+        """What happened, as receivers route on it: `transaction.updated` and so on."""
+        return f"{self.kind}.updated"
+
+    def body(self) -> bytes:
+        """The JSON every built-in sink sends: the event envelope around the record.
+
+        Built from the stored JSON text rather than re-serialised, so the bytes (and a
+        signature over them) are the same on every retry.
+        """
+        return (
+            f'{{"id":"{self.id}","type":"{self.event_type}",'
+            f'"timestamp":"{self.created_at.isoformat()}","revision":{self.revision},'
+            f'"data":{self.payload}}}'
+        ).encode()
+
+
+DeliveryResult = BaseException | None
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What core gives a sink instance: its YAML name and settings, and shared services."""
+
+    name: str
+    settings: SinkSettings
+    clock: Clock
+    session: aiohttp.ClientSession
+    base_dir: Path
+    log: Any
+
+
+class Sink:
+    """Base of every sink class: core owns claiming, retries and dead letters; a sink delivers."""
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[SinkSettings]] = SinkSettings
+    # Items per `deliver` call: 1 for one-request-per-item sinks, more for ones that batch I/O.
+    max_batch: ClassVar[int] = 1
+
+    def __init__(self, context: SinkContext) -> None:
+        self.context = context
+        self.settings: Any = context.settings
+        self.log = context.log
+
+    async def open(self) -> None:
+        """Prepare (open files, check the destination); called once before the first batch."""
+
+    async def close(self) -> None:
+        """Release what `open` took; called at shutdown."""
+
+    async def deliver(self, batch: Sequence[Delivery]) -> list[DeliveryResult]:
+        """Deliver `batch`; return one result per item, in order (`None` when delivered)."""
+        raise NotImplementedError(f"sink type {self.name!r} does not implement deliver()")

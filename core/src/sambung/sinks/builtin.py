@@ -1,0 +1,17 @@
+"""The built-in sink types, registered through the same hook as any plugin's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..hookspecs import hookimpl
+from . import Sink
+from .http import HttpSink
+from .jsonl import JsonlSink
+
+
+@hookimpl
+def sambung_register_sinks(register: Callable[[type[Sink]], None]) -> None:
+    """Register `http` and `jsonl`."""
+    register(HttpSink)
+    register(JsonlSink)

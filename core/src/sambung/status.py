@@ -1,0 +1,145 @@
+"""What `GET /api/v1/status` and `sambung status` report: connections and sinks.
+
+Each part is its own function over the store and the configuration, so other subsystems (the
+polling loops' state, for one) add their part beside these without touching them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .config import LoadedConfig
+from .store import Store
+
+if TYPE_CHECKING:
+    from .outbox import Dispatcher
+
+
+async def sink_status(
+    store: Store, loaded: LoadedConfig, now: datetime, dispatcher: Dispatcher | None = None
+) -> list[dict[str, Any]]:
+    """Per configured sink: pending, oldest pending age, retrying, dead, delivered, health."""
+    stats = await store.outbox_stats()
+    live = dispatcher.status() if dispatcher is not None else {}
+    sinks = []
+    for name, config in loaded.config.sinks.items():
+        found = stats.get(name)
+        oldest = found.oldest_pending_at if found else None
+        state = live.get(name, {})
+        sinks.append(
+            {
+                "sink": name,
+                "type": config.type,
+                "pending": found.pending if found else 0,
+                "oldest_pending_age_seconds": (
+                    round(max(0.0, (now - oldest).total_seconds()), 3) if oldest else None
+                ),
+                "retrying": found.retrying if found else 0,
+                "failures": found.dead if found else 0,
+                "delivered": found.delivered if found else 0,
+                "disabled": state.get("disabled"),
+                "failing": state.get("failing"),
+                "last_success_at": _iso(state.get("last_success_at")),
+                "last_error": state.get("last_error"),
+            }
+        )
+    return sinks
+
+
+async def connection_status(store: Store, loaded: LoadedConfig) -> list[dict[str, Any]]:
+    """Per outlet and connector: mode, state, last success, last error, counts."""
+    activity = await store.connection_activity()
+    connections = []
+    for connection in loaded.connections:
+        found = activity.get((connection.outlet.id, connection.name), {})
+        connections.append(
+            {
+                "outlet": connection.outlet.id,
+                "connector": connection.name,
+                "mode": sorted(connection.settings.mode),
+                "state": "enabled" if connection.settings.enabled else "disabled",
+                "last_success_at": _iso(found.get("last_success_at")),
+                "last_error_at": _iso(found.get("last_error_at")),
+                "last_error": found.get("last_error"),
+                "records": found.get("records", 0),
+                "open_dead_letters": found.get("open_dead_letters", 0),
+            }
+        )
+    return connections
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def sink_table(sinks: list[dict[str, Any]]) -> str:
+    """The sinks part of `sambung status`, as a text table."""
+    header = ("SINK", "TYPE", "PENDING", "OLDEST", "RETRYING", "FAILED", "DELIVERED", "STATE")
+    rows: list[tuple[str, ...]] = [header]
+    for sink in sinks:
+        age = sink["oldest_pending_age_seconds"]
+        state = "disabled" if sink["disabled"] else ("failing" if sink["failing"] else "ok")
+        if sink["failing"] is None and not sink["disabled"]:
+            state = "-"  # read from the store alone: the daemon's live view is not known
+        rows.append(
+            (
+                sink["sink"],
+                sink["type"],
+                str(sink["pending"]),
+                _age(age),
+                str(sink["retrying"]),
+                str(sink["failures"]),
+                str(sink["delivered"]),
+                state,
+            )
+        )
+    return _table(rows)
+
+
+def connection_table(connections: list[dict[str, Any]]) -> str:
+    """The connections part of `sambung status`, as a text table."""
+    header = (
+        "OUTLET",
+        "CONNECTOR",
+        "MODE",
+        "STATE",
+        "RECORDS",
+        "DLQ",
+        "LAST SUCCESS",
+        "LAST ERROR",
+    )
+    rows: list[tuple[str, ...]] = [header]
+    for c in connections:
+        rows.append(
+            (
+                c["outlet"],
+                c["connector"],
+                ",".join(c["mode"]),
+                c["state"],
+                str(c["records"]),
+                str(c["open_dead_letters"]),
+                (c["last_success_at"] or "-")[:19],
+                (c["last_error"] or "-")[:40],
+            )
+        )
+    return _table(rows)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
