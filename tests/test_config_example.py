@@ -78,7 +78,7 @@ def test_check_on_a_broken_file_names_every_problem_and_fails(tmp_path: Path) ->
     for expected in (
         "  outlets[0].connectors.pawoon.webhook_secret: environment variable NOT_SET_ANYWHERE",
         "  outlets[1].connectors.kasir: no connector named 'kasir' is installed",
-        "  outlets[1].connectors.moka.mode: moka supports webhook; not poll",
+        "  outlets[1].connectors.moka.mode: moka supports file-drop, webhook; not poll",
         "  outlets[1].connectors.moka.webhook_secret: field required",
         "  outlets[1].id: string should match pattern",
         "  server.public.port: input should be a valid integer",

@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("--kind", choices=["transaction", "inventory_level", "payment"])
     records.add_argument("--limit", type=int, default=20)
     records.add_argument("--json", action="store_true", help="one JSON record per line")
+    from .importcmd import add_import_command
+
+    add_import_command(commands)
     return parser
 
 

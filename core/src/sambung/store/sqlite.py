@@ -27,6 +27,7 @@ from ..errors import ConfigError, StoreUnavailable
 from ..models import Record, fingerprint_of
 from .base import (
     DeadLetter,
+    ImportedFile,
     IngestRequest,
     IngestResult,
     OutboxRow,
@@ -621,6 +622,60 @@ class SqliteStore(Store):
             " UNION ALL ".join(f"SELECT '{t}', COUNT(*) FROM {t}" for t in tables)
         )
         return {name: count for name, count in rows}
+
+    # -- imported files (file-drop) --------------------------------------------------------
+
+    async def get_imported_file(
+        self, outlet: str, connector: str, sha256: str
+    ) -> ImportedFile | None:
+        """The import of a file with this content at this connection, if it happened."""
+        rows = await self._fetch(
+            "SELECT outlet, connector, sha256, name, size, rows_imported, rows_rejected,"
+            " channel, imported_at FROM imported_files"
+            " WHERE outlet = ? AND connector = ? AND sha256 = ?",
+            (outlet, connector, sha256),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return ImportedFile(*r[:8], imported_at=from_db_time(r[8]))
+
+    async def record_imported_file(self, entry: ImportedFile) -> None:
+        """Remember a file as imported, on the writer thread; a repeat is a no-op."""
+        if self._executor is None or self._writer is None:
+            raise StoreUnavailable("the store is not open")
+        writer = self._writer
+        row = (
+            entry.outlet,
+            entry.connector,
+            entry.sha256,
+            entry.name,
+            entry.size,
+            entry.rows_imported,
+            entry.rows_rejected,
+            entry.channel,
+            to_db_time(entry.imported_at),
+        )
+
+        def write() -> None:
+            writer.execute("BEGIN IMMEDIATE")
+            try:
+                writer.execute(
+                    "INSERT INTO imported_files (outlet, connector, sha256, name, size,"
+                    " rows_imported, rows_rejected, channel, imported_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    row,
+                )
+            except BaseException:
+                writer.execute("ROLLBACK")
+                raise
+            writer.execute("COMMIT")
+
+        try:
+            # The writer's one-thread executor: this write queues behind any group in flight.
+            await asyncio.get_running_loop().run_in_executor(self._executor, write)
+        except sqlite3.Error as err:
+            raise StoreUnavailable(f"write failed: {err}") from err
 
 
 def _filters(**columns: str | None) -> tuple[str, list[str]]:
