@@ -85,6 +85,7 @@ def test_one_cell_decides_only_when_it_can() -> None:
     assert style_evidence("25.000") is None
     assert decide_style(["25.000", "27.500", "1.500,50"]) is NumberStyle.ID
     assert decide_style(["25.000", "27500"]) is None
+    assert decide_style(["Rp 25.000", "Rp 27.500"]) is NumberStyle.ID
     with pytest.raises(FileError, match="mix"):
         decide_style(["1.500,50", "1,500.50"])
 

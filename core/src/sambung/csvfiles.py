@@ -102,12 +102,19 @@ def decide_style(cells: Iterable[str]) -> NumberStyle | None:
     read without guessing.
     """
     found: set[NumberStyle] = set()
+    rupiah_dots = False
     for cell in cells:
         evidence = style_evidence(cell)
         if evidence is not None:
             found.add(evidence)
+        elif "." in cell and _CURRENCY.match(cell.strip()):
+            rupiah_dots = True
     if len(found) > 1:
         raise FileError("amounts mix 25.000,50 and 25,000.50 styles in one file")
+    if not found and rupiah_dots:
+        # `Rp 27.500` is how Indonesian locales print Rupiah: the prefix is the file telling us
+        # its convention, where a bare `27.500` would not.
+        return NumberStyle.ID
     return found.pop() if found else None
 
 

@@ -16,6 +16,7 @@ from .admin import admin_app
 from .clock import Clock, SystemClock
 from .config import LoadedConfig
 from .connectors import ConnectorContext, Mode, WebhookConnector
+from .inbox import start_file_drop
 from .plugins import Registry
 from .store import DeadLetter, Store, open_store
 from .supervision import Loops
@@ -112,6 +113,7 @@ class Daemon:
         # How this machine itself reaches the listener (the simulator, health checks).
         host = "127.0.0.1" if public.host in ("0.0.0.0", "::", "") else public.host
         self.local_url = f"http://{host}:{port}"
+        start_file_drop(self)
         admin = self.loaded.config.server.admin
         admin_address = None
         if admin is not None:

@@ -15,11 +15,12 @@ import csv
 import hashlib
 import io
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import structlog
 
@@ -69,13 +70,25 @@ class ImportReport:
 def hash_file(path: Path, limit: int) -> tuple[str, int]:
     """SHA-256 and size of a file, read in chunks; `FileError` over `limit` bytes."""
     digest, size = hashlib.sha256(), 0
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:
         while chunk := handle.read(1 << 20):
             size += len(chunk)
             if size > limit:
                 raise FileError(f"the file is larger than max_file_bytes ({limit} bytes)")
             digest.update(chunk)
     return digest.hexdigest(), size
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open a regular file for reading, never through a symlink (`FileError` otherwise)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as err:
+        raise FileError(f"cannot open {path.name}: {err.strerror or err}") from err
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileError(f"{path.name} is not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 def records_of(connector: FileDropConnector, stream: CsvStream) -> Iterator[Record | RowError]:
@@ -243,7 +256,7 @@ class FileImporter:
         progress: Progress | None = None,
     ) -> ImportReport:
         report = ImportReport(name=report.name, sha256=report.sha256, size=report.size)
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:
             stream = await asyncio.to_thread(open_for, connector, handle)
             rows = records_of(connector, stream)
             errors = ErrorsFile(errors_path, stream.header)
