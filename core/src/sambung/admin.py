@@ -48,6 +48,9 @@ def admin_app(daemon: Daemon, token: str) -> web.Application:
     app = web.Application(middlewares=[bearer_guard(token)])
     app[DAEMON_KEY] = daemon
     app.router.add_get("/readyz", readyz)
+    from .upload import add_upload_route  # here: upload imports this module
+
+    add_upload_route(app)
     return app
 
 

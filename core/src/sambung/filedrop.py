@@ -55,6 +55,7 @@ class ImportReport:
     duplicate: bool = False
     file_error: str | None = None
     errors_path: Path | None = None
+    header: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -258,6 +259,7 @@ class FileImporter:
         report = ImportReport(name=report.name, sha256=report.sha256, size=report.size)
         with open_regular(path) as handle:
             stream = await asyncio.to_thread(open_for, connector, handle)
+            report.header = stream.header
             rows = records_of(connector, stream)
             errors = ErrorsFile(errors_path, stream.header)
             pending: asyncio.Future[None] | None = None
