@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from functools import lru_cache
 from itertools import chain, islice
 from typing import IO
 from zoneinfo import ZoneInfo
@@ -122,8 +123,10 @@ class AmountError(ValueError):
     """A cell that is not an amount in the file's style."""
 
 
+@lru_cache(maxsize=65_536)
 def parse_amount(cell: str, style: NumberStyle | None) -> Decimal:
     """An exact amount from a cell in `style`; None means the file did not decide one."""
+    # Cached: a till's prices repeat on row after row, and Decimals are immutable.
     text, negative = _bare(cell)
     if not text:
         raise AmountError("empty amount")
