@@ -251,3 +251,10 @@ class FileDropConnector(Connector):
     def parse_file(self, stream: Any) -> Iterator[Record | Any]:
         """Yield a record or a `RowError` for every row of a `sambung.csvfiles.CsvStream`."""
         raise NotImplementedError
+
+    def example_file(self, sequence: int, *, bad_row: bool = False) -> bytes | None:
+        """A realistic export for the run command's simulator; None if the plugin has none.
+
+        With `bad_row`, one row must be one the connector rejects, to show the errors file.
+        """
+        return None

@@ -66,3 +66,10 @@ async def _post_forever(
             bound.warning("simulator.post_failed", error=str(err))
         previous = request
         await asyncio.sleep(interval * random.uniform(0.5, 1.5))
+
+
+async def simulate_all(daemon: Daemon) -> None:
+    """The webhook simulator and, beside it, CSV exports dropped into file-drop inboxes."""
+    from .simulator_files import drop_files
+
+    await asyncio.gather(simulate(daemon), drop_files(daemon))

@@ -36,3 +36,20 @@ def test_a_moka_export_with_bom_and_tabs() -> None:
     assert [(e.row, e.column, e.reason) for e in errors] == [
         (5, "grand_total", "required, but empty")
     ]
+
+
+def test_the_simulators_exports_map_with_exactly_the_one_bad_row() -> None:
+    from io import BytesIO
+
+    from sambung_moka.fake import export_csv
+
+    now = datetime(2026, 11, 26, 20, 0)
+    for bad, expected in ((False, 0), (True, 1)):
+        stream = open_csv(
+            BytesIO(export_csv(3, now, bad_row=bad)),
+            MAKASSAR.timezone,
+            amount_columns=AMOUNT_COLUMNS,
+        )
+        rows = list(parse_file(stream, MAKASSAR))
+        assert len(rows) == 8
+        assert sum(isinstance(r, RowError) for r in rows) == expected

@@ -50,3 +50,18 @@ def test_an_english_style_export_with_commas_and_crlf() -> None:
     assert sales[1].total == Decimal("1027500.50")
     # 23:30 WIB is still the 26th at the outlet, though the 26th 16:30 in UTC.
     assert sales[1].business_date == date(2026, 11, 26)
+
+
+def test_the_simulators_exports_map_with_exactly_the_one_bad_row() -> None:
+    from io import BytesIO
+
+    from sambung_pawoon.fake import export_csv
+
+    now = datetime(2026, 11, 26, 20, 0)
+    for bad, expected in ((False, 0), (True, 1)):
+        stream = open_csv(
+            BytesIO(export_csv(3, now, bad_row=bad)), KEMANG.timezone, amount_columns=AMOUNT_COLUMNS
+        )
+        rows = list(parse_file(stream, KEMANG))
+        assert len(rows) == 8
+        assert sum(isinstance(r, RowError) for r in rows) == expected

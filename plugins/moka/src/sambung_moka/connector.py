@@ -48,3 +48,8 @@ class MokaConnector(HmacWebhookConnector, FileDropConnector):
     def parse_file(self, stream: CsvStream) -> Iterator[Record | RowError]:
         """Map every row of a Moka CSV export (file-drop and upload)."""
         return csvexport.parse_file(stream, self.outlet)
+
+    def example_file(self, sequence: int, *, bad_row: bool = False) -> bytes:
+        """A generated Moka export at the outlet's local time now."""
+        now = self.context.clock.now().astimezone(self.outlet.timezone)
+        return fake.export_csv(sequence, now, bad_row=bad_row)
