@@ -62,6 +62,8 @@ async def upload_csv(request: web.Request) -> web.Response:
     daemon = request.app[DAEMON_KEY]
     connections = _file_drop_connections(request)
     limit = max((getattr(c.settings, "max_file_bytes", 0) for c in connections), default=0)
+    if not connections:
+        return _answer(404, "no configured connector reads CSV files")
     if not request.content_type.startswith("multipart/"):
         return _answer(400, "send multipart/form-data with file, source_system and outlet")
     if request.content_length is not None and request.content_length > limit + _CHUNK:
