@@ -282,7 +282,7 @@ def open_csv(
         try:
             for cells in reader:
                 number += 1
-                if cells and any(cell.strip() for cell in cells):
+                if cells and "".join(cells).strip():
                     yield number, cells
         except UnicodeDecodeError as err:
             raise FileError(f"row {number + 1}: bytes that are not {encoding}: {err}") from err
@@ -382,8 +382,10 @@ class Row:
 
 def map_rows(stream: CsvStream, mapper: Callable[[Row], Record]) -> Iterator[Record | RowError]:
     """Apply a plugin's row mapper to every row, turning each failure into a `RowError`."""
+    row = Row(stream, [])
     for number, cells in stream.rows():
+        row.cells = cells  # one Row re-pointed at each line: no object per row
         try:
-            yield mapper(Row(stream, cells))
+            yield mapper(row)
         except (CellError, InvalidRecord, ValidationError) as err:
             yield row_error(number, cells, err)

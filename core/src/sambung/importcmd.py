@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from . import logs
 from .clock import SystemClock
 from .config import LoadedConfig
 from .connections import file_drop_connector, find_connection
@@ -109,4 +110,5 @@ def _handler(args: argparse.Namespace) -> int:
     from .cli import _load
 
     _, loaded = _load(args)
+    logs.configure(level=loaded.config.log.level, fmt=loaded.config.log.format)
     return run_import(args, loaded)
