@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -21,6 +21,9 @@ from .clock import Clock, SystemClock
 from .models import Record
 from .parse import loads
 from .signing import sign_hex, verify_hmac_sha256
+
+if TYPE_CHECKING:
+    from .csvfiles import CsvStream, RowError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -248,7 +251,7 @@ class FileDropConnector(Connector):
             )
 
     @required
-    def parse_file(self, stream: Any) -> Iterator[Record | Any]:
+    def parse_file(self, stream: CsvStream) -> Iterator[Record | RowError]:
         """Yield a record or a `RowError` for every row of a `sambung.csvfiles.CsvStream`."""
         raise NotImplementedError
 

@@ -62,11 +62,6 @@ class ImportReport:
         """Whether the whole file went in: no file error and no rejected row."""
         return self.file_error is None and self.rejected == 0
 
-    @property
-    def committed(self) -> bool:
-        """Whether the file's good rows are in the store (or were already)."""
-        return self.duplicate or (self.file_error is None and self.imported + self.rejected > 0)
-
 
 def hash_file(path: Path, limit: int) -> tuple[str, int]:
     """SHA-256 and size of a file, read in chunks; `FileError` over `limit` bytes."""
