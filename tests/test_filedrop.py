@@ -152,3 +152,37 @@ async def test_a_file_that_is_not_csv_text_fails_whole(store: SqliteStore, tmp_p
     assert report.file_error is not None
     errors = (inbox / "failed" / "empty.csv.errors.csv").read_text(encoding="utf-8")
     assert "empty" in errors
+
+
+def test_sambung_import_prints_a_summary_and_fails_on_rejected_rows(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "sambung.yaml").write_text(
+        "store: {url: 'sqlite:///./s.db'}\n"
+        "log: {level: warning, format: json}\n"
+        "outlets:\n"
+        "  - id: kemang\n"
+        "    name: Kemang\n"
+        "    connectors:\n"
+        "      pawoon: {mode: file-drop, webhook_secret: not-used-for-files}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "good.csv").write_bytes(pawoon_export(30))
+    (tmp_path / "bad.csv").write_bytes(pawoon_export(5, start=100, bad={101}))
+
+    def run(*names: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "sambung", "import", "-c", "sambung.yaml"]
+        command += ["--outlet", "kemang", "--connector", "pawoon", *names]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+
+    clean = run("good.csv")
+    assert clean.returncode == 0, clean.stderr
+    assert "good.csv" in clean.stdout and " ok" in clean.stdout
+    mixed = run("good.csv", "bad.csv")
+    assert mixed.returncode == 1
+    lines = mixed.stdout.splitlines()
+    assert "already imported" in lines[1]
+    assert lines[2].split()[:4] == ["bad.csv", "5", "4", "1"]
+    errors = (tmp_path / "bad.csv.errors.csv").read_text(encoding="utf-8").splitlines()
+    assert errors[1].startswith("3,Total,")
