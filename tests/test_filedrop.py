@@ -186,3 +186,16 @@ def test_sambung_import_prints_a_summary_and_fails_on_rejected_rows(tmp_path: Pa
     assert lines[2].split()[:4] == ["bad.csv", "5", "4", "1"]
     errors = (tmp_path / "bad.csv.errors.csv").read_text(encoding="utf-8").splitlines()
     assert errors[1].startswith("3,Total,")
+
+
+async def test_a_file_over_the_size_cap_fails_unread(store: SqliteStore, tmp_path: Path) -> None:
+    time, inbox = FakeTime(), tmp_path / "inbox"
+    runner = watcher(store, inbox, time, max_file_bytes=500)
+    (inbox / "huge.csv").write_bytes(pawoon_export(50))
+    await runner.scan_once()
+    time.now += 3
+    [report] = await runner.scan_once()
+    assert report.file_error is not None and "max_file_bytes" in report.file_error
+    assert (inbox / "failed" / "huge.csv").exists()
+    assert "max_file_bytes" in (inbox / "failed" / "huge.csv.errors.csv").read_text()
+    assert await stored_ids(store) == []
