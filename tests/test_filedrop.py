@@ -199,3 +199,19 @@ async def test_a_file_over_the_size_cap_fails_unread(store: SqliteStore, tmp_pat
     assert (inbox / "failed" / "huge.csv").exists()
     assert "max_file_bytes" in (inbox / "failed" / "huge.csv.errors.csv").read_text()
     assert await stored_ids(store) == []
+
+
+async def test_windows_1252_after_a_long_ascii_start_is_read_whole(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    time, inbox = FakeTime(), tmp_path / "inbox"
+    runner = watcher(store, inbox, time)
+    ascii_part = pawoon_export(1500)  # well past the 64 KiB probe
+    tail = "2026-11-26 21:00:00;PWN-CAFÉ;Rp 27.500;Rp 2.500;Café crème x1\n".encode("cp1252")
+    (inbox / "kasir-lama.csv").write_bytes(ascii_part + tail)
+    await runner.scan_once()
+    time.now += 3
+    [report] = await runner.scan_once()
+    assert (report.imported, report.rejected, report.file_error) == (1501, 0, None)
+    assert "PWN-CAFÉ" in await stored_ids(store)
+    assert len(await store.list_outbox(limit=10_000)) == 1501

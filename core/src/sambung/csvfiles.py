@@ -46,6 +46,10 @@ class FileError(SambungError):
     """The file as a whole cannot be read (no header, a required column missing, bad bytes)."""
 
 
+class EncodingError(FileError):
+    """Bytes that are not text in the encoding chosen from the start of the file."""
+
+
 @dataclass(frozen=True)
 class RowError:
     """One rejected row: its number as a spreadsheet shows it, the column, why, its values."""
@@ -257,20 +261,22 @@ def open_csv(
     *,
     style: NumberStyle = NumberStyle.AUTO,
     amount_columns: Sequence[str] = (),
+    encoding: str | None = None,
 ) -> CsvStream:
     """Open a binary stream as CSV, deciding encoding, delimiter and number style.
 
     `amount_columns` names the header columns whose sample decides the number style under
-    `AUTO`. Raises `FileError` for an empty file, bad bytes, or styles mixed in the sample.
+    `AUTO`; `encoding` overrides the detected one. Raises `FileError` for an empty file, bad
+    bytes, or styles mixed in the sample.
     """
     buffered = binary if isinstance(binary, io.BufferedReader) else io.BufferedReader(binary)  # type: ignore[arg-type]
     probe = buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES]
-    encoding = detect_encoding(probe)
+    encoding = encoding or detect_encoding(probe)
     text = io.TextIOWrapper(buffered, encoding=encoding, newline="", errors="strict")
     try:
         header_line = text.readline()
     except UnicodeDecodeError as err:
-        raise FileError(f"the file is not text in {encoding}: {err}") from err
+        raise EncodingError(f"the file is not text in {encoding}: {err}") from err
     if not header_line.strip():
         raise FileError("the file is empty: expected a header line")
     delimiter = detect_delimiter(header_line)
@@ -285,7 +291,7 @@ def open_csv(
                 if cells and "".join(cells).strip():
                     yield number, cells
         except UnicodeDecodeError as err:
-            raise FileError(f"row {number + 1}: bytes that are not {encoding}: {err}") from err
+            raise EncodingError(f"row {number + 1}: bytes that are not {encoding}: {err}") from err
         except csv.Error as err:
             raise FileError(f"row {number + 1}: {err}") from err
 

@@ -27,7 +27,7 @@ import structlog
 from . import metrics
 from .clock import Clock
 from .connectors import FileDropConnector
-from .csvfiles import CsvStream, FileError, NumberStyle, RowError, open_csv
+from .csvfiles import CsvStream, EncodingError, FileError, NumberStyle, RowError, open_csv
 from .generic_csv import amount_headers, parse_generic
 from .models import Record
 from .store import DeadLetterIn, ImportedFile, IngestRequest, RawEvent, Store
@@ -95,13 +95,19 @@ def records_of(connector: FileDropConnector, stream: CsvStream) -> Iterator[Reco
     return iter(connector.parse_file(stream))
 
 
-def open_for(connector: FileDropConnector, handle: Any) -> CsvStream:
+def open_for(connector: FileDropConnector, handle: Any, encoding: str | None = None) -> CsvStream:
     """Open a binary handle as CSV with the connection's number style and amount columns."""
     settings = connector.settings
     generic = getattr(settings, "format", "native") == "generic"
     columns = amount_headers(settings.columns) if generic else connector.amount_columns
     style = NumberStyle(getattr(settings, "number_style", "auto"))
-    return open_csv(handle, connector.outlet.timezone, style=style, amount_columns=columns)
+    return open_csv(
+        handle,
+        connector.outlet.timezone,
+        style=style,
+        amount_columns=columns,
+        encoding=encoding,
+    )
 
 
 class ErrorsFile:
@@ -205,19 +211,42 @@ class FileImporter:
             return report
 
         reject_file = getattr(connector.settings, "on_row_error", "skip") == "reject_file"
-        try:
+
+        async def attempt(encoding: str | None) -> tuple[ImportReport, bool]:
+            """(report, whether rows were committed) for one reading of the file."""
             if reject_file:
                 # A first pass commits nothing: any bad row and the file is refused whole.
-                checked = await self._run(connector, path, report, errors_path, dry_run=True)
+                checked = await self._run(
+                    connector, path, report, errors_path, dry_run=True, encoding=encoding
+                )
                 if checked.rejected:
                     checked.imported = 0
                     bound.warning("file.rejected", rejected_rows=checked.rejected)
-                    return checked
-                errors_path = None
-            report = await self._run(connector, path, report, errors_path, progress=progress)
+                    return checked, False
+            done = await self._run(
+                connector,
+                path,
+                report,
+                None if reject_file else errors_path,
+                progress=progress,
+                encoding=encoding,
+            )
+            return done, True
+
+        try:
+            try:
+                report, committed = await attempt(None)
+            except EncodingError as err:
+                # The start looked like UTF-8 but a later row is not: read it all as
+                # Windows-1252. Rows already committed were ASCII, identical in both, so
+                # reading again only upserts them unchanged.
+                bound.info("file.reread_as_cp1252", reason=str(err))
+                report, committed = await attempt("cp1252")
         except FileError as err:
             report.file_error = str(err)
             bound.warning("file.rejected", error=report.file_error)
+            return report
+        if not committed:
             return report
         await self._store.record_imported_file(
             ImportedFile(
@@ -250,10 +279,11 @@ class FileImporter:
         *,
         dry_run: bool = False,
         progress: Progress | None = None,
+        encoding: str | None = None,
     ) -> ImportReport:
         report = ImportReport(name=report.name, sha256=report.sha256, size=report.size)
         with open_regular(path) as handle:
-            stream = await asyncio.to_thread(open_for, connector, handle)
+            stream = await asyncio.to_thread(open_for, connector, handle, encoding)
             report.header = stream.header
             rows = records_of(connector, stream)
             errors = ErrorsFile(errors_path, stream.header)
