@@ -317,7 +317,9 @@ class FileImporter:
         routes_for = self._routes
         requests = []
         if batch.records:
-            routes = [routes_for(outlet, record.kind) for record in batch.records]
+            # Routes depend on the kind alone: asked once per kind, not once per row.
+            by_kind = {kind: routes_for(outlet, kind) for kind in {r.kind for r in batch.records}}
+            routes = [by_kind[record.kind] for record in batch.records]
             requests.append(IngestRequest(records=batch.records, routes=routes))
         now = self._clock.now()
         for error in batch.errors:
