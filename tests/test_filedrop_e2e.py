@@ -78,7 +78,8 @@ def table(daemon: DaemonProcess, sql: str) -> list[tuple[Any, ...]]:
 def test_a_slowly_written_file_is_imported_once_complete_and_a_copy_not_again(
     sambung_daemon: StartDaemon, env: dict[str, str]
 ) -> None:
-    daemon = sambung_daemon(config(), env=env)
+    # A generous settle time: a loaded machine may pause the writer longer than one chunk's gap.
+    daemon = sambung_daemon(config(settle_seconds=2.0), env=env)
     folder = inbox(daemon)
     wait_for(folder.exists, "the inbox", daemon)
     data = pawoon_export(200)
@@ -86,7 +87,7 @@ def test_a_slowly_written_file_is_imported_once_complete_and_a_copy_not_again(
         for start in range(0, len(data), 2000):
             handle.write(data[start : start + 2000])
             handle.flush()
-            time.sleep(0.15)  # slower than a scan, faster than settle_seconds
+            time.sleep(0.1)  # slower than a scan, much faster than settle_seconds
     wait_for((folder / "processed" / "senin.csv").exists, "the import", daemon)
     assert table(daemon, "SELECT COUNT(*) FROM records") == [(200,)]
     [imported] = events(daemon, "file.imported")
