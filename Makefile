@@ -11,7 +11,7 @@ SYNCED := $(VENV)/.synced-$(UV_VERSION)
 export PAWOON_SECRET ?= demo-pawoon-secret
 export MOKA_SECRET ?= demo-moka-secret
 
-.PHONY: run test records check bench-ingest bench-outbox lint clean
+.PHONY: run test records check bench-ingest bench-outbox bench-csv-import lint clean
 
 ## run: start the daemon on config.example.yaml (SQLite) with the demo simulator
 run: $(SYNCED)
@@ -36,6 +36,9 @@ bench-ingest: $(SYNCED)
 ## bench-outbox: drain 100,000 outbox rows into a local verifying receiver; print deliveries/s
 bench-outbox: $(SYNCED)
 	$(VENV)/bin/python bench/outbox/run.py
+## bench-csv-import: a generated 1,000,000-row Pawoon export through `sambung import`
+bench-csv-import: $(SYNCED)
+	$(VENV)/bin/python bench/csv_import/run.py
 
 ## lint: ruff (format and lint), through uv without adding it to the lock
 lint: $(SYNCED)

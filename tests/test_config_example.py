@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 from sambung.config import Config, load_config
-from sambung.connectors import HmacWebhookSettings
+from sambung.connectors import FileDropSettings, HmacWebhookSettings
 from sambung.plugins import load_plugins
 
 ROOT = Path(__file__).parent.parent
@@ -36,6 +36,7 @@ def test_the_example_validates() -> None:
 def test_the_example_documents_every_option() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     documented = option_names(Config) | option_names(HmacWebhookSettings)
+    documented |= option_names(FileDropSettings)
     missing = sorted(name for name in documented if f"{name}:" not in text)
     assert not missing, f"config.example.yaml does not mention: {missing}"
 
@@ -78,7 +79,7 @@ def test_check_on_a_broken_file_names_every_problem_and_fails(tmp_path: Path) ->
     for expected in (
         "  outlets[0].connectors.pawoon.webhook_secret: environment variable NOT_SET_ANYWHERE",
         "  outlets[1].connectors.kasir: no connector named 'kasir' is installed",
-        "  outlets[1].connectors.moka.mode: moka supports webhook; not poll",
+        "  outlets[1].connectors.moka.mode: moka supports file-drop, webhook; not poll",
         "  outlets[1].connectors.moka.webhook_secret: field required",
         "  outlets[1].id: string should match pattern",
         "  server.public.port: input should be a valid integer",

@@ -56,6 +56,9 @@ def admin_app(daemon: Daemon, token: str) -> web.Application:
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/api/v1/status", status_endpoint)
     add_dead_letter_routes(app, DeadLetters(daemon.store, daemon.loaded, clock=daemon.clock))
+    from .upload import add_upload_route  # here: upload imports this module
+
+    add_upload_route(app)
     return app
 
 

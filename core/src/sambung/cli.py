@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("--limit", type=int, default=20)
     records.add_argument("--json", action="store_true", help="one JSON record per line")
     _add_delivery_commands(command)
+    from .importcmd import add_import_command
+
+    add_import_command(commands)
     return parser
 
 
@@ -106,9 +109,9 @@ def _run(args: argparse.Namespace) -> int:
     daemon = Daemon(loaded, registry)
     also = None
     if args.simulate:
-        from .simulator import simulate
+        from .simulator import simulate_all
 
-        also = simulate
+        also = simulate_all
     asyncio.run(serve(daemon, also=also))
     return 0
 

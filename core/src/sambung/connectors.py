@@ -7,11 +7,11 @@ core owns every loop, the store, retries and logging around them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -21,6 +21,9 @@ from .clock import Clock, SystemClock
 from .models import Record
 from .parse import loads
 from .signing import sign_hex, verify_hmac_sha256
+
+if TYPE_CHECKING:
+    from .csvfiles import CsvStream, RowError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -202,3 +205,59 @@ MODE_METHODS: dict[Mode, tuple[str, ...]] = {
     Mode.POLL: ("poll",),
     Mode.FILE_DROP: ("parse_file",),
 }
+
+
+# -- file-drop -------------------------------------------------------------------------------
+
+
+class FileDropSettings(ConnectorSettings):
+    """Settings core reads for the file-drop mode (CSV exports dropped into an inbox)."""
+
+    # The folder to watch; default `<YAML folder>/data/inbox/<outlet>/<connector>`.
+    inbox: str | None = None
+    # skip: import the good rows and report the bad ones; reject_file: import nothing if any
+    # row is bad.
+    on_row_error: Literal["skip", "reject_file"] = "skip"
+    # native: the vendor's own export; generic: sambung's documented columns (see `columns`).
+    format: Literal["native", "generic"] = "native"
+    # For `format: generic`: our column name → the header in the merchant's file.
+    columns: dict[str, str] = Field(default_factory=dict)
+    # auto decides per file from its cells; id = 25.000,50; en = 25,000.50; plain = 25000.50.
+    number_style: Literal["auto", "id", "en", "plain"] = "auto"
+    max_file_bytes: int = Field(256 * 1_048_576, gt=0)
+    # A file is read once its size and modification time have not changed for this long.
+    settle_seconds: float = Field(2.0, ge=0)
+    poll_seconds: float = Field(1.0, gt=0)
+
+
+class FileDropConnector(Connector):
+    """A connector that reads a vendor's CSV export, row by row, through core's `CsvStream`.
+
+    Core opens the file (encoding, delimiter and number style decided per file), batches the
+    records, commits them and writes the errors file; the plugin maps rows in `parse_file`.
+    """
+
+    modes = frozenset({Mode.FILE_DROP})
+    Settings: ClassVar[type[ConnectorSettings]] = FileDropSettings
+    # Header names whose cells decide a file's number style under `number_style: auto`.
+    amount_columns: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A connector with several mode bases (webhook and file-drop) supports them all.
+        if "modes" not in cls.__dict__:
+            cls.modes = frozenset().union(
+                *(base.__dict__.get("modes", frozenset()) for base in cls.__mro__)
+            )
+
+    @required
+    def parse_file(self, stream: CsvStream) -> Iterator[Record | RowError]:
+        """Yield a record or a `RowError` for every row of a `sambung.csvfiles.CsvStream`."""
+        raise NotImplementedError
+
+    def example_file(self, sequence: int, *, bad_row: bool = False) -> bytes | None:
+        """A realistic export for the run command's simulator; None if the plugin has none.
+
+        With `bad_row`, one row must be one the connector rejects, to show the errors file.
+        """
+        return None

@@ -17,6 +17,7 @@ from .clock import Clock, SystemClock
 from .config import LoadedConfig
 from .connectors import ConnectorContext, Mode, WebhookConnector
 from .errors import ConfigError, ConfigProblem
+from .inbox import start_file_drop
 from .outbox import Dispatcher
 from .plugins import Registry
 from .store import DeadLetter, Store, open_store
@@ -127,6 +128,7 @@ class Daemon:
         # How this machine itself reaches the listener (the simulator, health checks).
         host = "127.0.0.1" if public.host in ("0.0.0.0", "::", "") else public.host
         self.local_url = f"http://{host}:{port}"
+        start_file_drop(self)
         admin = self.loaded.config.server.admin
         admin_address = None
         if admin is not None:

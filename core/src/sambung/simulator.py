@@ -114,3 +114,10 @@ async def start_demo_receivers(daemon: Daemon) -> list[Receiver]:
         bound.info("demo_receiver.started", url=receiver.url)
         started.append(receiver)
     return started
+
+
+async def simulate_all(daemon: Daemon) -> None:
+    """The webhook simulator and, beside it, CSV exports dropped into file-drop inboxes."""
+    from .simulator_files import drop_files
+
+    await asyncio.gather(simulate(daemon), drop_files(daemon))

@@ -323,6 +323,16 @@ class Store(abc.ABC):
     async def connection_activity(self) -> dict[tuple[str, str], dict[str, Any]]:
         """Per (outlet, source_system): records, open dead letters, last success and error."""
 
+    @abc.abstractmethod
+    async def get_imported_file(
+        self, outlet: str, connector: str, sha256: str
+    ) -> ImportedFile | None:
+        """The import of a file with this content at this connection, if it happened."""
+
+    @abc.abstractmethod
+    async def record_imported_file(self, entry: ImportedFile) -> None:
+        """Remember a file as imported (after its rows are committed); a repeat is a no-op."""
+
 
 def open_store(url: str, *, base_dir: Path) -> Store:
     """The store named by a URL; a relative SQLite path is read from `base_dir` (the YAML's)."""
@@ -336,3 +346,18 @@ def open_store(url: str, *, base_dir: Path) -> Store:
             "store.url: PostgreSQL support is not in this version yet; use sqlite:///"
         )
     raise ConfigError(f"store.url: unsupported store URL {url!r} (use sqlite:///PATH)")
+
+
+@dataclass(frozen=True)
+class ImportedFile:
+    """A CSV file whose rows are committed, recognised by its content hash."""
+
+    outlet: str
+    connector: str
+    sha256: str
+    name: str
+    size: int
+    rows_imported: int
+    rows_rejected: int
+    channel: str
+    imported_at: datetime

@@ -29,6 +29,7 @@ from .base import (
     ClaimedRow,
     DeadLetter,
     DeadLetterQuery,
+    ImportedFile,
     IngestRequest,
     IngestResult,
     OutboxRow,
@@ -881,6 +882,45 @@ class SqliteStore(Store):
                 open_dead_letters=count, last_error_at=from_db_time(last), last_error=error
             )
         return found
+
+    # -- imported files (file-drop) --------------------------------------------------------
+
+    async def get_imported_file(
+        self, outlet: str, connector: str, sha256: str
+    ) -> ImportedFile | None:
+        """The import of a file with this content at this connection, if it happened."""
+        rows = await self._fetch(
+            "SELECT outlet, connector, sha256, name, size, rows_imported, rows_rejected,"
+            " channel, imported_at FROM imported_files"
+            " WHERE outlet = ? AND connector = ? AND sha256 = ?",
+            (outlet, connector, sha256),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return ImportedFile(*r[:8], imported_at=from_db_time(r[8]))
+
+    async def record_imported_file(self, entry: ImportedFile) -> None:
+        """Remember a file as imported, on the writer thread; a repeat is a no-op."""
+        row = (
+            entry.outlet,
+            entry.connector,
+            entry.sha256,
+            entry.name,
+            entry.size,
+            entry.rows_imported,
+            entry.rows_rejected,
+            entry.channel,
+            to_db_time(entry.imported_at),
+        )
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO imported_files (outlet, connector, sha256, name, size,"
+                " rows_imported, rows_rejected, channel, imported_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                row,
+            )
+        )
 
 
 _T = TypeVar("_T")

@@ -71,3 +71,14 @@ def webhook_body(sequence: int, now: datetime, moka_outlet_id: str = "41230") ->
 def webhook_bytes(sequence: int, now: datetime, moka_outlet_id: str = "41230") -> bytes:
     """`webhook_body` as Moka posts it: amounts as bare JSON numbers, fractions and all."""
     return json_bytes(webhook_body(sequence, now, moka_outlet_id))
+
+
+def export_csv(sequence: int, now: datetime, *, rows: int = 8, bad_row: bool = False) -> bytes:
+    """A Moka CSV export (`transaction_id, grand_total, created_at`); with `bad_row`, one row
+    has no grand total, so the simulator shows a file landing in `failed/`."""
+    lines = ["transaction_id,grand_total,created_at"]
+    for n in range(rows):
+        sale = basket(sequence * 100 + n)
+        total = "" if bad_row and n == rows // 2 else f"{sale.total:.2f}"
+        lines.append(f"MCSV-{now:%Y%m%d}-{sequence:04d}-{n:02d},{total},{now:%Y-%m-%d %H:%M}")
+    return ("\n".join(lines) + "\n").encode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sambung.testing.fakes import MENU, basket
@@ -51,3 +52,25 @@ def webhook_body(sequence: int, now: datetime) -> dict[str, Any]:
 def webhook_bytes(sequence: int, now: datetime) -> bytes:
     """`webhook_body` serialised as Pawoon would post it."""
     return json.dumps(webhook_body(sequence, now)).encode()
+
+
+def export_csv(sequence: int, now: datetime, *, rows: int = 8, bad_row: bool = False) -> bytes:
+    """A Pawoon CSV export as a back office saves it (`;`, `Rp 27.500`); with `bad_row`, one
+    row carries a total no one can read, so the simulator shows a file landing in `failed/`."""
+    lines = ["Date;Transaction ID;Total;Tax;Items"]
+    for n in range(rows):
+        sale = basket(sequence * 100 + n)
+        total = _rupiah(sale.total)
+        if bad_row and n == rows // 2:
+            total = "Rp 27.500,-"
+        items = ", ".join(f"{line.item.name} x{line.quantity}" for line in sale.lines)
+        lines.append(
+            f"{now:%Y-%m-%d %H:%M:%S};CSV-{now:%Y%m%d}-{sequence:04d}-{n:02d};{total};"
+            f"{_rupiah(sale.tax)};{items}"
+        )
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _rupiah(amount: Decimal) -> str:
+    """`Rp 27.500`, as Indonesian back offices print whole Rupiah."""
+    return f"Rp {int(amount):,}".replace(",", ".")

@@ -1,0 +1,44 @@
+"""The generic CSV format: documented columns, renamed from the YAML."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from sambung.connectors import Outlet
+from sambung.csvfiles import FileError, RowError, open_csv
+from sambung.generic_csv import amount_headers, parse_generic
+from sambung.models import PaymentMethod, Transaction, TransactionType
+
+OUTLET = Outlet("kemang", "Kemang", ZoneInfo("Asia/Jakarta"))
+COLUMNS = {"transaction_id": "No. Nota", "occurred_at": "Tanggal", "total": "Jumlah"}
+
+
+def read(data: str, columns: dict[str, str]) -> list[Transaction | RowError]:
+    stream = open_csv(
+        io.BytesIO(data.encode()), OUTLET.timezone, amount_columns=amount_headers(columns)
+    )
+    return list(parse_generic(stream, OUTLET, "qasir", columns))  # type: ignore[arg-type]
+
+
+def test_renamed_columns_and_optional_ones() -> None:
+    rows = read(
+        "No. Nota;Tanggal;Jumlah;tax;payment_method;type\n"
+        "N-1;2026-11-26 10:00;Rp 110.000;Rp 10.000;QRIS;sale\n"
+        "N-2;2026-11-26 10:05;Rp 5.500,50;;Tunai;refund\n"
+        "N-3;2026-11-26 10:06;Rp 5.500;;Tunai;gratis\n",
+        COLUMNS,
+    )
+    first, second, third = rows
+    assert isinstance(first, Transaction) and isinstance(second, Transaction)
+    assert (first.total, first.tax, first.subtotal) == (110000, 10000, 100000)
+    assert first.payment_method is PaymentMethod.QRIS
+    assert second.type is TransactionType.REFUND and second.total == Decimal("5500.50")
+    assert isinstance(third, RowError) and (third.row, third.column) == (4, "type")
+
+
+def test_a_missing_required_column_refuses_the_file() -> None:
+    with pytest.raises(FileError, match="Jumlah"):
+        read("No. Nota;Tanggal\nN-1;2026-11-26 10:00\n", COLUMNS)

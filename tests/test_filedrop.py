@@ -1,0 +1,217 @@
+"""The inbox runner in process: settling, duplicates, bad rows, policies and unsafe entries."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sambung.clock import SystemClock
+from sambung.filedrop import FileImporter
+from sambung.inbox import InboxWatcher
+from sambung.store.sqlite import SqliteStore
+from sambung.testing import make_connector
+from sambung_pawoon.connector import PawoonConnector
+
+from .csvdata import pawoon_export
+
+
+class FakeTime:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "s.db", synchronous="NORMAL")
+    await store.open()
+    yield store
+    await store.close()
+
+
+def watcher(store: SqliteStore, inbox: Path, time: FakeTime, **settings: Any) -> InboxWatcher:
+    connector = make_connector(
+        PawoonConnector,
+        {"mode": ["file-drop"], "webhook_secret": "s" * 16, "settle_seconds": 2, **settings},
+    )
+    importer = FileImporter(store, lambda outlet, kind: ("books",), SystemClock(), batch_rows=7)
+    inbox.mkdir(parents=True, exist_ok=True)
+    return InboxWatcher(connector, importer, inbox, monotonic=time)
+
+
+async def stored_ids(store: SqliteStore) -> list[str]:
+    return sorted(r.external_id for r in await store.list_records(limit=10_000))
+
+
+async def test_a_file_is_imported_once_it_stopped_growing(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    time, inbox = FakeTime(), tmp_path / "inbox"
+    runner = watcher(store, inbox, time)
+    data = pawoon_export(20)
+    path = inbox / "sales.csv"
+    path.write_bytes(data[:300])
+    assert await runner.scan_once() == []
+    time.now += 5
+    with path.open("ab") as handle:  # still being written
+        handle.write(data[300:])
+    os.utime(path, ns=(1, 1))
+    assert await runner.scan_once() == []
+    time.now += 1
+    assert await runner.scan_once() == []  # unchanged, but not for settle_seconds yet
+    time.now += 1
+    [report] = await runner.scan_once()
+    assert (report.rows, report.imported, report.rejected) == (20, 20, 0)
+    assert (inbox / "processed" / "sales.csv").read_bytes() == data
+    assert not path.exists()
+    assert len(await stored_ids(store)) == 20
+
+
+async def test_the_same_file_dropped_twice_imports_once(store: SqliteStore, tmp_path: Path) -> None:
+    time, inbox = FakeTime(), tmp_path / "inbox"
+    runner = watcher(store, inbox, time)
+    for name in ("monday.csv", "monday-copy.csv"):
+        (inbox / name).write_bytes(pawoon_export(10))
+        await runner.scan_once()
+        time.now += 3
+        [report] = await runner.scan_once()
+        assert (inbox / "processed" / name).exists()
+    assert report.duplicate
+    assert len(await stored_ids(store)) == 10
+    assert len(await store.list_outbox()) == 10
+
+
+async def test_bad_rows_are_skipped_and_explained(store: SqliteStore, tmp_path: Path) -> None:
+    time, inbox = FakeTime(), tmp_path / "inbox"
+    runner = watcher(store, inbox, time)
+    (inbox / "tuesday.csv").write_bytes(pawoon_export(12, bad={3, 10}))
+    await runner.scan_once()
+    time.now += 3
+    [report] = await runner.scan_once()
+    assert (report.imported, report.rejected) == (10, 2)
+    assert (inbox / "failed" / "tuesday.csv").exists()
+    with (inbox / "failed" / "tuesday.csv.errors.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["row", "column", "reason", "Date", "Transaction ID", "Total", "Tax", "Items"]
+    assert [(r[0], r[1], r[4]) for r in rows[1:]] == [
+        ("5", "Total", "PWN-000003"),
+        ("12", "Total", "PWN-000010"),
+    ]
+    assert "Rp 27.500,-" in rows[1][2]
+    assert len(await stored_ids(store)) == 10
+    dead = await store.list_dead_letters(stage="row")
+    assert sorted(d.error.split(":")[0] for d in dead) == ["row 12", "row 5"]
+
+
+async def test_reject_file_imports_nothing_from_a_file_with_a_bad_row(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    time, inbox = FakeTime(), tmp_path / "inbox"
+    runner = watcher(store, inbox, time, on_row_error="reject_file")
+    (inbox / "wednesday.csv").write_bytes(pawoon_export(30, bad={25}))
+    await runner.scan_once()
+    time.now += 3
+    [report] = await runner.scan_once()
+    assert (report.imported, report.rejected) == (0, 1)
+    assert (inbox / "failed" / "wednesday.csv.errors.csv").exists()
+    assert await stored_ids(store) == []
+
+
+async def test_symlinks_folders_and_temporary_files_are_left_alone(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    time, inbox = FakeTime(), tmp_path / "inbox"
+    runner = watcher(store, inbox, time)
+    (inbox / "passwd.csv").symlink_to("/etc/passwd")
+    (inbox / "nested").mkdir()
+    (inbox / "nested" / "inner.csv").write_bytes(pawoon_export(3))
+    for name in (".~lock.sales.csv#", "sales.csv.part", "upload.tmp", ".hidden.csv"):
+        (inbox / name).write_bytes(pawoon_export(3))
+    for _ in range(3):
+        assert await runner.scan_once() == []
+        time.now += 5
+    assert (inbox / "passwd.csv").is_symlink()
+    assert await stored_ids(store) == []
+
+
+async def test_a_file_that_is_not_csv_text_fails_whole(store: SqliteStore, tmp_path: Path) -> None:
+    time, inbox = FakeTime(), tmp_path / "inbox"
+    runner = watcher(store, inbox, time)
+    (inbox / "empty.csv").write_bytes(b"")
+    await runner.scan_once()
+    time.now += 3
+    [report] = await runner.scan_once()
+    assert report.file_error is not None
+    errors = (inbox / "failed" / "empty.csv.errors.csv").read_text(encoding="utf-8")
+    assert "empty" in errors
+
+
+def test_sambung_import_prints_a_summary_and_fails_on_rejected_rows(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "sambung.yaml").write_text(
+        "store: {url: 'sqlite:///./s.db'}\n"
+        "log: {level: warning, format: json}\n"
+        "outlets:\n"
+        "  - id: kemang\n"
+        "    name: Kemang\n"
+        "    connectors:\n"
+        "      pawoon: {mode: file-drop, webhook_secret: not-used-for-files}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "good.csv").write_bytes(pawoon_export(30))
+    (tmp_path / "bad.csv").write_bytes(pawoon_export(5, start=100, bad={101}))
+
+    def run(*names: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "sambung", "import", "-c", "sambung.yaml"]
+        command += ["--outlet", "kemang", "--connector", "pawoon", *names]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+
+    clean = run("good.csv")
+    assert clean.returncode == 0, clean.stderr
+    assert "good.csv" in clean.stdout and " ok" in clean.stdout
+    mixed = run("good.csv", "bad.csv")
+    assert mixed.returncode == 1
+    lines = mixed.stdout.splitlines()
+    assert "already imported" in lines[1]
+    assert lines[2].split()[:4] == ["bad.csv", "5", "4", "1"]
+    errors = (tmp_path / "bad.csv.errors.csv").read_text(encoding="utf-8").splitlines()
+    assert errors[1].startswith("3,Total,")
+
+
+async def test_a_file_over_the_size_cap_fails_unread(store: SqliteStore, tmp_path: Path) -> None:
+    time, inbox = FakeTime(), tmp_path / "inbox"
+    runner = watcher(store, inbox, time, max_file_bytes=500)
+    (inbox / "huge.csv").write_bytes(pawoon_export(50))
+    await runner.scan_once()
+    time.now += 3
+    [report] = await runner.scan_once()
+    assert report.file_error is not None and "max_file_bytes" in report.file_error
+    assert (inbox / "failed" / "huge.csv").exists()
+    assert "max_file_bytes" in (inbox / "failed" / "huge.csv.errors.csv").read_text()
+    assert await stored_ids(store) == []
+
+
+async def test_windows_1252_after_a_long_ascii_start_is_read_whole(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    time, inbox = FakeTime(), tmp_path / "inbox"
+    runner = watcher(store, inbox, time)
+    ascii_part = pawoon_export(1500)  # well past the 64 KiB probe
+    tail = "2026-11-26 21:00:00;PWN-CAFÉ;Rp 27.500;Rp 2.500;Café crème x1\n".encode("cp1252")
+    (inbox / "kasir-lama.csv").write_bytes(ascii_part + tail)
+    await runner.scan_once()
+    time.now += 3
+    [report] = await runner.scan_once()
+    assert (report.imported, report.rejected, report.file_error) == (1501, 0, None)
+    assert "PWN-CAFÉ" in await stored_ids(store)
+    assert len(await store.list_outbox(limit=10_000)) == 1501
