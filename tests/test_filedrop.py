@@ -12,6 +12,7 @@ import pytest
 from sambung.clock import SystemClock
 from sambung.filedrop import FileImporter
 from sambung.inbox import InboxWatcher
+from sambung.store import DeadLetterQuery
 from sambung.store.sqlite import SqliteStore
 from sambung.testing import make_connector
 from sambung_pawoon.connector import PawoonConnector
@@ -107,7 +108,7 @@ async def test_bad_rows_are_skipped_and_explained(store: SqliteStore, tmp_path: 
     ]
     assert "Rp 27.500,-" in rows[1][2]
     assert len(await stored_ids(store)) == 10
-    dead = await store.list_dead_letters(stage="row")
+    dead = await store.find_dead_letters(DeadLetterQuery(stage="row"))
     assert sorted(d.error.split(":")[0] for d in dead) == ["row 12", "row 5"]
 
 

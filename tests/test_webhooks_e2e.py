@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sambung.store import DeadLetterQuery
 from sambung.store.sqlite import SqliteStore
 from sambung.testing.daemon import DaemonProcess, HttpClient, free_port
 
@@ -87,7 +88,7 @@ async def contents(daemon: DaemonProcess) -> dict[str, Any]:
                 (r.source_system, r.external_id): r for r in await store.list_records(limit=10_000)
             },
             "outbox": await store.list_outbox(),
-            "dead_letters": await store.list_dead_letters(),
+            "dead_letters": await store.find_dead_letters(DeadLetterQuery()),
             "store": None,
         }
     finally:

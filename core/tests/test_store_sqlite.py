@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 from sambung.errors import ConfigError
-from sambung.store import CursorUpdate, DeadLetterIn, IngestRequest, Outcome, RawEvent, Store
+from sambung.store import (
+    CursorUpdate,
+    DeadLetterIn,
+    DeadLetterQuery,
+    IngestRequest,
+    Outcome,
+    RawEvent,
+    Store,
+)
 from sambung.store.sqlite import SqliteStore, migrations
 
 from .conftest import sale
@@ -116,7 +124,7 @@ async def test_dead_letter_keeps_the_raw_body_and_is_not_repeated(store: Store) 
     again = await store.ingest(IngestRequest(raw=raw("bad", b"not json"), dead_letter=entry))
 
     assert first.dead_letter_id is not None and again.dead_letter_id is None
-    [letter] = await store.list_dead_letters()
+    [letter] = await store.find_dead_letters(DeadLetterQuery())
     assert letter.raw_event_id == first.raw_event_id
     kept = await store.get_raw_event(letter.raw_event_id)
     assert kept is not None and kept.body == b"not json"

@@ -251,12 +251,6 @@ class Store(abc.ABC):
         """Outbox rows in the order they were written."""
 
     @abc.abstractmethod
-    async def list_dead_letters(
-        self, *, stage: str | None = None, outlet: str | None = None, limit: int = 100
-    ) -> list[DeadLetter]:
-        """Dead letters, newest first."""
-
-    @abc.abstractmethod
     async def get_raw_event(self, raw_event_id: int) -> RawEvent | None:
         """A stored raw event with its verbatim body."""
 

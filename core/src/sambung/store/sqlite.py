@@ -564,33 +564,6 @@ class SqliteStore(Store):
             for r in rows
         ]
 
-    async def list_dead_letters(
-        self, *, stage: str | None = None, outlet: str | None = None, limit: int = 100
-    ) -> list[DeadLetter]:
-        """Dead letters, newest first."""
-        where, params = _filters(stage=stage, outlet=outlet)
-        rows = await self._fetch(
-            "SELECT id, stage, outlet, connector, error_type, error, field, raw_event_id, payload,"
-            f" status, created_at FROM dead_letters{where} ORDER BY id DESC LIMIT ?",
-            (*params, limit),
-        )
-        return [
-            DeadLetter(
-                id=r[0],
-                stage=r[1],
-                outlet=r[2],
-                connector=r[3],
-                error_type=r[4],
-                error=r[5],
-                field=r[6],
-                raw_event_id=r[7],
-                payload=r[8],
-                status=r[9],
-                created_at=from_db_time(r[10]),
-            )
-            for r in rows
-        ]
-
     async def get_raw_event(self, raw_event_id: int) -> RawEvent | None:
         """A stored raw event with its verbatim body."""
         rows = await self._fetch(
