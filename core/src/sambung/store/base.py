@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ..errors import ConfigError
 from ..models import Record
@@ -74,10 +74,10 @@ class Outcome(StrEnum):
     STALE = "stale"  # an older version than the one stored: ignored
 
 
-@dataclass(frozen=True)
-class RecordResult:
+class RecordResult(NamedTuple):
     """The stored id and revision of one upserted record and what happened to it."""
 
+    # A NamedTuple, not a frozen dataclass: one is made per record, a CSV import makes millions.
     id: int
     revision: int
     outcome: Outcome

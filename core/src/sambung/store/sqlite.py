@@ -86,10 +86,10 @@ class _Row:
     __slots__ = (
         "fingerprint",
         "id",
+        "key",
         "new",
         "payload",
         "raw_event_id",
-        "record",
         "revision",
         "version",
     )
@@ -101,13 +101,8 @@ class _Row:
         self.new = new
         self.payload: str | None = None
         self.raw_event_id: int | None = None
-        self.record: Record | None = None
-
-    @property
-    def key(self) -> tuple[str, str, str, str]:
-        """The record's identity (only for rows whose record this group wrote)."""
-        assert self.record is not None
-        return self.record.key
+        # The record's identity; set when this group writes the record.
+        self.key: tuple[str, str, str, str] = ("", "", "", "")
 
 
 def _chunks(keys: list[tuple[str, ...]], width: int) -> list[list[tuple[str, ...]]]:
@@ -283,6 +278,13 @@ class SqliteStore(Store):
         touched: dict[tuple[str, str, str, str], _Row] = {}
         outbox_rows: list[tuple[Any, ...]] = []
         results: list[IngestResult] = []
+        # Locals: this loop runs once per record, thousands of times per group on a CSV import.
+        inserted, updated, unchanged, stale = (
+            Outcome.INSERTED,
+            Outcome.UPDATED,
+            Outcome.UNCHANGED,
+            Outcome.STALE,
+        )
 
         for request in requests:
             raw_event_id, raw_duplicate = None, False
@@ -309,35 +311,36 @@ class SqliteStore(Store):
             queued = 0
             routes = request.routes or [()] * len(request.records)
             for record, sinks in zip(request.records, routes, strict=True):
-                row = stored.get(record.key)
+                key = record.key
+                row = stored.get(key)
                 payload = record.to_json()
                 fingerprint = fingerprint_of(payload)
                 version = to_db_time(record.source_updated_at) if record.source_updated_at else None
                 if row is None:
                     next_record += 1
-                    row = stored[record.key] = _Row(next_record, fingerprint, 0, version, new=True)
-                    outcome = Outcome.INSERTED
+                    row = stored[key] = _Row(next_record, fingerprint, 0, version, new=True)
+                    outcome = inserted
                 elif version is not None and row.version is not None and version < row.version:
-                    outcomes.append(RecordResult(row.id, row.revision, Outcome.STALE))
+                    outcomes.append(RecordResult(row.id, row.revision, stale))
                     continue
                 elif fingerprint == row.fingerprint:
                     if version is not None and version != row.version:
                         # Same content, newer version: remember it so an older one cannot win.
                         row.version = version
-                        touched[record.key] = row
-                    outcomes.append(RecordResult(row.id, row.revision, Outcome.UNCHANGED))
+                        touched[key] = row
+                    outcomes.append(RecordResult(row.id, row.revision, unchanged))
                     continue
                 else:
-                    outcome = Outcome.UPDATED
+                    outcome = updated
                 row.fingerprint, row.version, row.payload = fingerprint, version, payload
                 row.revision += 1
                 row.raw_event_id = raw_event_id or row.raw_event_id
-                row.record = record
-                touched[record.key] = row
+                row.key = key
+                touched[key] = row
                 outcomes.append(RecordResult(row.id, row.revision, outcome))
                 for sink in sinks:
-                    key = idempotency_key(sink, record, row.revision, fingerprint)
-                    outbox_rows.append((sink, row.id, row.revision, key, payload, now, now))
+                    message_id = idempotency_key(sink, record, row.revision, fingerprint)
+                    outbox_rows.append((sink, row.id, row.revision, message_id, payload, now, now))
                 queued += len(sinks)
             results.append(
                 IngestResult(
