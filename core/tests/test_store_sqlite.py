@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sambung.errors import ConfigError
 from sambung.store import CursorUpdate, DeadLetterIn, IngestRequest, Outcome, RawEvent, Store
-from sambung.store.sqlite import SqliteStore
+from sambung.store.sqlite import SqliteStore, migrations
 
 from .conftest import sale
 
@@ -201,7 +201,7 @@ async def test_migrations_apply_once(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert versions == [1]
+    assert versions == [version for version, _, _ in migrations()]
     assert mode == "wal"
 
 

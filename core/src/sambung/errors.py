@@ -61,3 +61,12 @@ class AuthError(SambungError):
 
 class StoreUnavailable(SambungError):
     """The store could not commit: the sender must retry later (503), nothing was acknowledged."""
+
+
+class RequestRejected(SambungError):
+    """The vendor refused the request itself (a 4xx other than 401, 408 and 429): retrying the
+    same request will not help, so the connection is marked failing with the vendor's message."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)

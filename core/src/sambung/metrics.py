@@ -40,3 +40,26 @@ DEAD_LETTERS = Counter(
 def child(metric: Any, *labels: str) -> Any:
     """`metric.labels(*labels)`, cached: it sits on the per-request path, labels repeat."""
     return metric.labels(*labels)
+
+
+# The seed's series, recorded for every poll run.
+SYNC_TOTAL = Counter(
+    "integration_sync",
+    "Poll runs by connector and how they ended (success, failure, needs_reauth).",
+    ["source_system", "status"],
+    registry=REGISTRY,
+)
+SYNC_SECONDS = Histogram(
+    "integration_sync_duration_seconds",
+    "Duration of one poll run, retries and commits included.",
+    ["source_system"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+    registry=REGISTRY,
+)
+POLL_LAG_SECONDS = Histogram(
+    "sambung_poll_lag_seconds",
+    "From a record's change time at the vendor to its commit here.",
+    ["source_system"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
+    registry=REGISTRY,
+)

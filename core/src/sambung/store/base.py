@@ -209,6 +209,14 @@ class Store(abc.ABC):
     async def counts(self) -> dict[str, int]:
         """Row counts per table, for status and tests."""
 
+    @abc.abstractmethod
+    async def save_connection_state(self, state: ConnectionState) -> None:
+        """Upsert a connection's state; its `records_fetched` is added to the stored total."""
+
+    @abc.abstractmethod
+    async def list_connection_states(self) -> list[ConnectionState]:
+        """Every recorded connection state with its committed cursor, by outlet and connector."""
+
 
 def open_store(url: str, *, base_dir: Path) -> Store:
     """The store named by a URL; a relative SQLite path is read from `base_dir` (the YAML's)."""
@@ -222,3 +230,31 @@ def open_store(url: str, *, base_dir: Path) -> Store:
             "store.url: PostgreSQL support is not in this version yet; use sqlite:///"
         )
     raise ConfigError(f"store.url: unsupported store URL {url!r} (use sqlite:///PATH)")
+
+
+class ConnectionStatus(StrEnum):
+    """How a polled connection is doing."""
+
+    OK = "ok"
+    FAILING = "failing"
+    NEEDS_REAUTH = "needs_reauth"
+    PAUSED = "paused"
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    """The health of one connection in one mode, as `sambung status` shows it."""
+
+    outlet: str
+    connector: str
+    mode: str
+    state: ConnectionStatus
+    last_run_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    # Added to the stored total, not replacing it.
+    records_fetched: int = 0
+    refused_credentials: str | None = None
+    # Read only: the committed cursor of the connection, joined in by `list_connection_states`.
+    cursor: str | None = None
