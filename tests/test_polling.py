@@ -1,0 +1,406 @@
+"""The poll runner against the fake Qasir API: pages, cursors, overlap, faults, auth, budgets.
+
+Time is a `FakeClock`: backoff and `Retry-After` waits are recorded, never slept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sambung.config import Connection
+from sambung.polling import PollLoop, PollService, from_cursor
+from sambung.store import ConnectionStatus, Store
+from sambung.store.sqlite import SqliteStore
+from sambung.testing import outlet
+from sambung.testing.fake_vendor import FakeClock, Seen
+from sambung_qasir import QasirConnector
+from sambung_qasir.fake import QasirFake
+
+START = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
+KEY = "qasir-test-key"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = SqliteStore(tmp_path / "poll.db", synchronous="OFF")
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START + timedelta(hours=2))
+
+
+@pytest.fixture
+async def vendor(clock: FakeClock) -> AsyncIterator[QasirFake]:
+    fake = QasirFake(api_key=KEY, clock=clock, monotonic_clock=clock.monotonic)
+    async with fake.serve():
+        yield fake
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+Build = Callable[..., list[PollLoop]]
+
+
+@pytest.fixture
+def build(store: Store, clock: FakeClock, vendor: QasirFake, session: Any) -> Build:
+    """Poll loops for `outlets` sharing one account (one Qasir key), wired as the daemon does."""
+
+    def make(outlets: int = 1, timezone: str = "Asia/Jakarta", **settings: Any) -> list[PollLoop]:
+        block = {
+            "mode": "poll",
+            "api_key": KEY,
+            "base_url": f"{vendor.url}/v1",
+            "per_page": 50,
+            "lookback": "1d",
+            **settings,
+        }
+        connections = [
+            Connection(
+                outlet(f"outlet-{n}" if outlets > 1 else "kemang", timezone),
+                QasirConnector,
+                QasirConnector.Settings.model_validate(block),
+            )
+            for n in range(outlets)
+        ]
+        service = PollService(
+            connections, store, lambda _o, _k: ("books",), clock=clock, sleep=clock.sleep
+        )
+        return service.build(session)
+
+    return make
+
+
+async def stored(store: Store) -> dict[str, int]:
+    """Outbox rows per external id (every record must have exactly one per content change)."""
+    records = {r.id: r.external_id for r in await store.list_records(limit=100_000)}
+    rows: dict[str, int] = {}
+    for row in await store.list_outbox(limit=100_000):
+        rows[records[row.record_id]] = rows.get(records[row.record_id], 0) + 1
+    return rows
+
+
+async def test_first_run_commits_every_page_with_its_cursor(
+    vendor: QasirFake, store: Store, build: Build
+) -> None:
+    vendor.seed(120, START)
+    [loop] = build()
+
+    result = await loop.run_once()
+
+    assert (result.status, result.records) == (ConnectionStatus.OK, 120)
+    assert result.pages == 3
+    outbox = await stored(store)
+    assert len(outbox) == 120 and set(outbox.values()) == {1}
+    newest = max(row.changed_at for row in vendor.rows.values())
+    assert from_cursor(await store.get_cursor("kemang", "qasir")) == newest
+    [state] = await store.list_connection_states()
+    assert (state.state, state.records_fetched) == (ConnectionStatus.OK, 120)
+
+
+async def test_the_overlap_refetches_without_duplicate_outbox_rows(
+    vendor: QasirFake, store: Store, build: Build, clock: FakeClock
+) -> None:
+    vendor.seed(30, START)
+    [loop] = build()
+    await loop.run_once()
+    cursor = await store.get_cursor("kemang", "qasir")
+
+    clock.advance(300)
+    second = await loop.run_once()
+
+    assert second.status is ConnectionStatus.OK
+    assert second.records > 0, "the overlap re-reads the newest rows"
+    assert set((await stored(store)).values()) == {1}
+    assert await store.get_cursor("kemang", "qasir") == cursor
+
+
+async def test_a_late_update_and_a_row_in_the_cursor_second_are_not_skipped(
+    vendor: QasirFake, store: Store, build: Build, clock: FakeClock
+) -> None:
+    vendor.seed(10, START)
+    [loop] = build()
+    await loop.run_once()
+    newest = max(row.changed_at for row in vendor.rows.values())
+
+    # A sale rung up in the very second of the cursor, and an old sale voided a minute later
+    # but written with a till time before the cursor (the overlap covers it).
+    vendor.sale(999, newest)
+    vendor.update("QSR-0000002", newest - timedelta(seconds=60), status="void")
+    clock.advance(300)
+    await loop.run_once()
+
+    outbox = await stored(store)
+    assert outbox["QSR-0000999"] == 1
+    assert outbox["QSR-0000002"] == 2, "the void is a new version: one more delivery"
+    assert sum(outbox.values()) == 12
+
+
+async def test_a_row_updated_between_two_pages_is_neither_lost_nor_duplicated(
+    vendor: QasirFake, store: Store, build: Build
+) -> None:
+    vendor.seed(120, START)
+    [loop] = build()
+    first_page_done = False
+
+    def update_after_first_page(seen: Seen) -> None:
+        nonlocal first_page_done
+        if not first_page_done and seen.path.endswith("/transactions"):
+            first_page_done = True
+            # The first row changes: it moves to the end of the change order.
+            vendor.update("QSR-0000001", START + timedelta(hours=1, seconds=1), total=99900)
+
+    vendor.after_request = update_after_first_page
+    await loop.run_once()
+
+    outbox = await stored(store)
+    assert len(outbox) == 120, f"lost: {sorted(set(vendor.rows) - set(outbox))[:5]}"
+    assert outbox["QSR-0000001"] == 2
+    assert sum(outbox.values()) == 121
+
+
+async def test_rows_sharing_a_second_across_a_page_boundary(
+    vendor: QasirFake, store: Store, build: Build
+) -> None:
+    same = START + timedelta(minutes=5)
+    for n in range(1, 8):  # seven rows in one second, pages of three
+        vendor.sale(n, same)
+    vendor.sale(8, same + timedelta(seconds=1))
+    [loop] = build(per_page=3)
+
+    result = await loop.run_once()
+
+    assert result.status is ConnectionStatus.OK
+    outbox = await stored(store)
+    assert len(outbox) == 8 and set(outbox.values()) == {1}
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Retry-After": "7"}, 7.0),
+        ({"Rate-Limit-Reset": "12"}, 12.0),
+        ({}, None),
+    ],
+)
+async def test_429_is_retried_honouring_retry_after(
+    vendor: QasirFake,
+    store: Store,
+    build: Build,
+    clock: FakeClock,
+    headers: dict[str, str],
+    expected: float | None,
+) -> None:
+    vendor.seed(60, START)
+    [loop] = build()
+    clock.slept.clear()
+    vendor.faults.fail(429, headers=headers)
+
+    result = await loop.run_once()
+
+    assert result.status is ConnectionStatus.OK
+    assert len(await stored(store)) == 60
+    waits = [s for s in clock.slept if s > 0]
+    if expected is not None:
+        assert waits == [expected]
+    else:
+        assert len(waits) == 1 and 0 < waits[0] <= 1.0, "first backoff is jittered, at most 1 s"
+
+
+async def test_retry_after_as_an_http_date(
+    vendor: QasirFake, store: Store, build: Build, clock: FakeClock
+) -> None:
+    vendor.seed(5, START)
+    [loop] = build()
+    clock.slept.clear()
+    when = format_datetime(clock.now() + timedelta(seconds=30), usegmt=True)
+    vendor.faults.fail(429, headers={"Retry-After": when})
+
+    await loop.run_once()
+
+    assert [s for s in clock.slept if s > 0] == [30.0]
+
+
+async def test_500s_mid_run_are_retried_and_nothing_is_lost(
+    vendor: QasirFake, store: Store, build: Build, clock: FakeClock
+) -> None:
+    vendor.seed(120, START)
+    [loop] = build()
+    served = 0
+
+    def break_after_two_pages(seen: Seen) -> None:
+        nonlocal served
+        served += 1
+        if served == 2:
+            vendor.faults.fail(500, times=2)
+
+    vendor.after_request = break_after_two_pages
+    result = await loop.run_once()
+
+    assert result.status is ConnectionStatus.OK
+    outbox = await stored(store)
+    assert len(outbox) == 120 and set(outbox.values()) == {1}
+
+
+async def test_when_retries_run_out_the_run_ends_and_the_next_one_resumes(
+    vendor: QasirFake, store: Store, build: Build, clock: FakeClock, capsys: Any
+) -> None:
+    vendor.seed(120, START)
+    [loop] = build(retries=2)
+    served = 0
+    cursors: list[str | None] = []
+
+    def break_after_one_page(seen: Seen) -> None:
+        nonlocal served
+        served += 1
+        if served == 1:
+            vendor.faults.fail(503, times=6)
+
+    vendor.after_request = break_after_one_page
+    failed = await loop.run_once()
+    cursors.append(await store.get_cursor("kemang", "qasir"))
+    again = await loop.run_once()  # three more 503s: still failing
+    cursors.append(await store.get_cursor("kemang", "qasir"))
+    clock.advance(300)
+    recovered = await loop.run_once()
+    cursors.append(await store.get_cursor("kemang", "qasir"))
+
+    assert failed.status is ConnectionStatus.FAILING and "503" in (failed.error or "")
+    assert failed.records == 50, "the first page was committed before the failures"
+    assert again.status is ConnectionStatus.FAILING
+    assert recovered.status is ConnectionStatus.OK
+    assert cursors[0] == cursors[1] and cursors[0] is not None
+    assert [from_cursor(c) for c in cursors] == sorted(from_cursor(c) for c in cursors)
+    outbox = await stored(store)
+    assert len(outbox) == 120 and set(outbox.values()) == {1}
+    [state] = await store.list_connection_states()
+    assert state.state is ConnectionStatus.OK and state.last_error and "503" in state.last_error
+    logged = capsys.readouterr().out
+    assert logged.count("poll.failing") == 1, "logged once when it starts failing"
+    assert logged.count("poll.recovered") == 1, "and once when it recovers"
+
+
+async def test_a_response_slower_than_the_timeout_is_retried(
+    vendor: QasirFake, store: Store, build: Build
+) -> None:
+    vendor.seed(10, START)
+    [loop] = build(timeout=0.2)
+    vendor.faults.slow(2.0)
+
+    result = await loop.run_once()
+
+    assert result.status is ConnectionStatus.OK
+    assert len(await stored(store)) == 10
+
+
+async def test_a_permanent_401_stops_requests_until_the_key_is_fixed(
+    vendor: QasirFake, store: Store, build: Build, clock: FakeClock
+) -> None:
+    vendor.seed(10, START)
+    [loop] = build()
+    vendor.api_keys = {"the-new-key"}
+    notified: list[Any] = []
+    loop.notify_reauth = notified.append
+
+    first = await loop.run_once()
+    requests = len(vendor.requests)
+    clock.advance(300)
+    second = await loop.run_once()
+
+    assert first.status is ConnectionStatus.NEEDS_REAUTH
+    assert second.skipped and len(vendor.requests) == requests, "no request while refused"
+    assert len(notified) == 1
+    [state] = await store.list_connection_states()
+    assert state.state is ConnectionStatus.NEEDS_REAUTH
+
+    [fixed] = build(api_key="the-new-key")
+    loop.replace_connector(fixed.connector)
+    third = await loop.run_once()
+
+    assert third.status is ConnectionStatus.OK
+    assert len(await stored(store)) == 10
+
+
+async def test_needs_reauth_survives_a_restart_with_the_same_key(
+    vendor: QasirFake, store: Store, build: Build
+) -> None:
+    vendor.api_keys = {"another"}
+    [loop] = build()
+    await loop.run_once()
+    requests = len(vendor.requests)
+
+    [restarted] = build()
+    result = await restarted.run_once()
+
+    assert result.skipped and len(vendor.requests) == requests
+
+
+async def test_a_4xx_marks_the_connection_failing_with_the_vendors_message(
+    vendor: QasirFake, store: Store, build: Build
+) -> None:
+    vendor.seed(3, START)
+    [loop] = build()
+    vendor.faults.fail(422, body='{"message": "from_date harus diisi"}')
+
+    result = await loop.run_once()
+
+    assert result.status is ConnectionStatus.FAILING
+    assert "from_date harus diisi" in (result.error or "")
+    assert len(vendor.data_requests()) == 1, "a 4xx is not retried"
+
+
+async def test_fifty_loops_sharing_one_account_stay_within_its_budget(
+    vendor: QasirFake, store: Store, build: Build
+) -> None:
+    vendor.seed(120, START)
+    loops = build(outlets=50, per_page=40)
+    rate, cap = QasirConnector.rate_limit, QasirConnector.max_in_flight
+
+    import asyncio
+
+    results = await asyncio.gather(*(loop.run_once() for loop in loops))
+
+    assert all(r.status is ConnectionStatus.OK for r in results)
+    times = sorted(seen.at for seen in vendor.data_requests())
+    assert len(times) == 50 * 4  # three full pages, then an empty one
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert busiest <= rate + rate, f"{busiest} calls in one second; budget {rate}/s"
+    assert vendor.max_in_flight <= cap
+
+
+async def test_makassar_outlet_reads_zone_less_times_in_wita(
+    clock: FakeClock, store: Store, session: Any
+) -> None:
+    fake = QasirFake(api_key=KEY, timezone="Asia/Makassar", clock=clock)
+    # 00:20 WITA on the 27th is 16:20 UTC on the 26th.
+    fake.sale(1, datetime(2026, 11, 26, 16, 20, tzinfo=UTC))
+    async with fake.serve() as url:
+        connection = Connection(
+            outlet("panakkukang", "Asia/Makassar"),
+            QasirConnector,
+            QasirConnector.Settings.model_validate(
+                {"mode": "poll", "api_key": KEY, "base_url": f"{url}/v1"}
+            ),
+        )
+        [loop] = PollService(
+            [connection], store, lambda _o, _k: (), clock=clock, sleep=clock.sleep
+        ).build(session)
+        await loop.run_once()
+    [record] = await store.list_records()
+    payload = json.loads(record.payload)
+    assert payload["occurred_at"] == "2026-11-26T16:20:00Z"
+    assert date.fromisoformat(payload["business_date"]) == date(2026, 11, 27)
