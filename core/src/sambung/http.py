@@ -21,7 +21,7 @@ from .clock import Clock, SystemClock
 from .errors import AuthError, RequestRejected, RetriableError
 from .parse import loads
 from .ratelimit import Budget
-from .tokens import TokenCache
+from .tokens import Fetch, TokenCache
 
 # Statuses worth retrying: the vendor is busy, down or asked us to slow down.
 RETRIABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -157,3 +157,32 @@ def _message(body: bytes) -> str:
             if payload.get(key):
                 return str(payload[key])[:200]
     return str(payload)[:200]
+
+
+async def with_token(
+    http: VendorHttp,
+    key: str,
+    fetch: Fetch,
+    method: str,
+    url: str,
+    **kwargs: Any,
+) -> VendorResponse:
+    """A request with the account's cached bearer token; on 401, one fresh token and one retry.
+
+    A token that expires in the middle of a run (or that the vendor revoked early) costs one
+    refresh, shared with every loop of the account; a second 401 is a real `AuthError`.
+    """
+    for attempt in (1, 2):
+        token = await http.tokens.get(key, fetch)
+        headers = {
+            **kwargs.pop("headers", {}),
+            "Authorization": f"Bearer {token.access_token.get_secret_value()}",
+        }
+        try:
+            return await http.request(method, url, headers=headers, **kwargs)
+        except AuthError:
+            if attempt == 2:
+                raise
+            http.tokens.invalidate(key, token)
+            kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
+    raise AssertionError("unreachable")

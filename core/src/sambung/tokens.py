@@ -68,7 +68,7 @@ class TokenCache:
             # Keep the refresh token: a refresh may still work where the access token did not.
             self._tokens[key] = Token(
                 current.access_token,
-                expires_at=datetime.min.replace(tzinfo=self._clock.now().tzinfo),
+                expires_at=self._clock.now(),
                 refresh_token=current.refresh_token,
             )
 
