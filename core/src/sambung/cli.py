@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__, logs
 from .config import LoadedConfig, load_config
@@ -81,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("--kind", choices=["transaction", "inventory_level", "payment"])
     records.add_argument("--limit", type=int, default=20)
     records.add_argument("--json", action="store_true", help="one JSON record per line")
+    status = command(
+        "status", "Print the state of every connection (and later, every sink).", _status
+    )
+    status.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
@@ -183,3 +188,74 @@ def _records(args: argparse.Namespace) -> int:
 
     asyncio.run(show())
     return 0
+
+
+# Sections of `sambung status`, in order: each prints its part from an open store. Other
+# subsystems (sinks) append theirs.
+STATUS_SECTIONS: list[Any] = []
+
+
+def _status(args: argparse.Namespace) -> int:
+    _, loaded = _load(args)
+
+    async def show() -> None:
+        store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+        await store.open()
+        try:
+            for section in STATUS_SECTIONS:
+                await section(loaded, store, args)
+        finally:
+            await store.close()
+
+    asyncio.run(show())
+    return 0
+
+
+async def _status_connections(loaded: LoadedConfig, store: Any, args: argparse.Namespace) -> None:
+    """Per outlet and connector: mode, state, last success, last error, cursor, records."""
+    states = {(s.outlet, s.connector, s.mode): s for s in await store.list_connection_states()}
+    rows = []
+    for connection in loaded.connections:
+        for mode in sorted(connection.settings.mode):
+            state = states.get((connection.outlet.id, connection.name, str(mode)))
+            if not connection.settings.enabled:
+                label = "paused"
+            elif state is not None:
+                label = state.state.value
+            else:
+                label = "ok" if mode != "poll" else "not yet run"
+            rows.append(
+                {
+                    "outlet": connection.outlet.id,
+                    "connector": connection.name,
+                    "mode": str(mode),
+                    "state": label,
+                    "last_success": _when(state.last_success_at) if state else None,
+                    "last_error": state.last_error if state else None,
+                    "last_error_at": _when(state.last_error_at) if state else None,
+                    "cursor": state.cursor if state else None,
+                    "records_fetched": state.records_fetched if state else 0,
+                }
+            )
+    if args.json:
+        for row in rows:
+            print(json.dumps({"section": "connections", **row}))
+        return
+    print("connections:")
+    if not rows:
+        print("  (none configured)")
+    for row in rows:
+        print(
+            f"  {row['outlet']:<14} {row['connector']:<10} {row['mode']:<9} {row['state']:<13}"
+            f" last success {row['last_success'] or '-'}  cursor {row['cursor'] or '-'}"
+            f"  records {row['records_fetched']}"
+        )
+        if row["last_error"]:
+            print(f"    last error ({row['last_error_at']}): {row['last_error']}")
+
+
+def _when(value: Any) -> str | None:
+    return f"{value:%Y-%m-%d %H:%M:%S}Z" if value is not None else None
+
+
+STATUS_SECTIONS.append(_status_connections)
