@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 from sambung.config import Config, load_config
-from sambung.connectors import HmacWebhookSettings
+from sambung.connectors import HmacWebhookSettings, PollSettings
 from sambung.plugins import load_plugins
 
 ROOT = Path(__file__).parent.parent
@@ -36,6 +36,7 @@ def test_the_example_validates() -> None:
 def test_the_example_documents_every_option() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     documented = option_names(Config) | option_names(HmacWebhookSettings)
+    documented |= option_names(PollSettings)
     missing = sorted(name for name in documented if f"{name}:" not in text)
     assert not missing, f"config.example.yaml does not mention: {missing}"
 
