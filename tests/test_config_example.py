@@ -64,7 +64,7 @@ def test_check_on_a_broken_file_names_every_problem_and_fails(tmp_path: Path) ->
         "  - {id: kemang, name: Kemang, timezone: Asia/Jakarta,\n"
         "     connectors: {pawoon: {mode: webhook, webhook_secret: '${NOT_SET_ANYWHERE}'}}}\n"
         "  - {id: Blok M, name: Blok M, connectors: {moka: {mode: [webhook, poll]},\n"
-        "     kasir: {mode: webhook}}}\n",
+        "     kasir: {mode: webhook}, qasir: {mode: webhook, api_key: k}}}\n",
         encoding="utf-8",
     )
     result = subprocess.run(
@@ -79,8 +79,9 @@ def test_check_on_a_broken_file_names_every_problem_and_fails(tmp_path: Path) ->
     for expected in (
         "  outlets[0].connectors.pawoon.webhook_secret: environment variable NOT_SET_ANYWHERE",
         "  outlets[1].connectors.kasir: no connector named 'kasir' is installed",
-        "  outlets[1].connectors.moka.mode: moka supports webhook; not poll",
+        "  outlets[1].connectors.qasir.mode: qasir supports poll; not webhook",
         "  outlets[1].connectors.moka.webhook_secret: field required",
+        "  outlets[1].connectors.moka.access_token: field required",
         "  outlets[1].id: string should match pattern",
         "  server.public.port: input should be a valid integer",
     ):

@@ -369,16 +369,20 @@ class PollConnector(Connector):
 
 
 def page_of(
-    rows: Sequence[Any], to_record: Callable[[Any], Record], cursor: datetime | None
+    rows: Sequence[Any],
+    to_record: Callable[[Any], Record | Sequence[Record]],
+    cursor: datetime | None,
 ) -> Page:
-    """Map a page of vendor rows; a row that does not map becomes a `Rejected`, not a failure."""
+    """Map a page of vendor rows (each to a record or several); a row that does not map becomes
+    a `Rejected`, not a failure."""
     from .errors import InvalidRecord
 
     records: list[Record] = []
     rejects: list[Rejected] = []
     for row in rows:
         try:
-            records.append(to_record(row))
+            mapped = to_record(row)
+            records.extend(mapped if isinstance(mapped, list | tuple) else [mapped])
         except InvalidRecord as err:
             rejects.append(Rejected(err, _row_json(row), err.field))
         except ValidationError as err:
