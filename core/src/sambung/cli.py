@@ -108,9 +108,9 @@ def _run(args: argparse.Namespace) -> int:
     daemon = Daemon(loaded, registry)
     also = None
     if args.simulate:
-        from .simulator import simulate
+        from .simulator import simulate_all
 
-        also = simulate
+        also = simulate_all
     asyncio.run(serve(daemon, also=also))
     return 0
 

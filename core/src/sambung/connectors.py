@@ -359,6 +359,14 @@ class PollConnector(Connector):
     async def reauthenticate(self) -> None:
         """Drop cached credentials so the next request fetches fresh ones (after a 401)."""
 
+    def example_vendor(self) -> Any:
+        """A fake of this vendor accepting this connection's credentials, or None.
+
+        Optional. `sambung run --simulate` serves it at the connection's `base_url` when that
+        is on this machine, and adds sales to it with `sale(sequence, at)`.
+        """
+        return None
+
     @property
     def http(self) -> Any:
         """The vendor HTTP client core injected (`sambung.http.VendorHttp`)."""

@@ -46,3 +46,12 @@ class QasirConnector(PollConnector):
 
     def _map(self, row: Any) -> Any:
         return to_transaction(row, self.outlet)
+
+    def example_vendor(self) -> Any:
+        """The fake Qasir API, accepting this connection's key (for the simulator)."""
+        from .fake import QasirFake
+
+        return QasirFake(
+            api_key=self.settings.api_key.get_secret_value(),
+            timezone=str(self.outlet.timezone),
+        )
