@@ -43,6 +43,7 @@ from .store import (
     CursorUpdate,
     DeadLetterIn,
     IngestRequest,
+    Outcome,
     Store,
 )
 
@@ -314,6 +315,9 @@ class PollLoop:
                 metrics.child(metrics.POLL_LAG_SECONDS, self.name).observe(max(0.0, lag))
         counter.records += len(page.records)
         counter.pages += 1
+        counter.changed += sum(
+            1 for r in result.records if r.outcome in (Outcome.INSERTED, Outcome.UPDATED)
+        )
         self.log.debug(
             "poll.page_committed",
             records=len(page.records),
@@ -332,6 +336,14 @@ class PollLoop:
                 failing_since=self._failing_since.isoformat() if self._failing_since else None,
             )
         self.status, self._failing_since, self._failed_runs = ConnectionStatus.OK, None, 0
+        if counter.changed:  # quiet runs (only the overlap re-read) stay out of the log
+            self.log.info(
+                "poll.records_stored",
+                new_or_changed=counter.changed,
+                fetched=counter.records,
+                pages=counter.pages,
+                cursor=to_cursor(cursor) if cursor else None,
+            )
         await self._save(
             ConnectionState(
                 self.outlet,
@@ -401,11 +413,12 @@ class PollLoop:
 class _Counter:
     """Records and pages committed so far in one run (kept across retries)."""
 
-    __slots__ = ("pages", "records")
+    __slots__ = ("changed", "pages", "records")
 
     def __init__(self) -> None:
         self.records = 0
         self.pages = 0
+        self.changed = 0
 
 
 class PollService:
