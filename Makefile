@@ -11,7 +11,7 @@ SYNCED := $(VENV)/.synced-$(UV_VERSION)
 export PAWOON_SECRET ?= demo-pawoon-secret
 export MOKA_SECRET ?= demo-moka-secret
 
-.PHONY: run test check bench-ingest lint clean
+.PHONY: run test check bench-ingest bench-poll lint clean
 
 ## run: start the daemon on config.example.yaml (SQLite) with the demo simulator
 run: $(SYNCED)
@@ -28,6 +28,10 @@ check: $(SYNCED)
 ## bench-ingest: webhook ingest against a bare aiohttp endpoint (needs wrk: apt-get install wrk)
 bench-ingest: $(SYNCED)
 	$(VENV)/bin/python bench/ingest/run.py
+
+## bench-poll: 1,000 poll connections against one local fake vendor (CPU, RSS, lag)
+bench-poll: $(SYNCED)
+	$(VENV)/bin/python bench/poll/run.py
 
 ## lint: ruff (format and lint), through uv without adding it to the lock
 lint: $(SYNCED)
