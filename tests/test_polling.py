@@ -404,3 +404,58 @@ async def test_makassar_outlet_reads_zone_less_times_in_wita(
     payload = json.loads(record.payload)
     assert payload["occurred_at"] == "2026-11-26T16:20:00Z"
     assert date.fromisoformat(payload["business_date"]) == date(2026, 11, 27)
+
+
+async def test_a_retry_after_longer_than_a_run_waits_ends_the_run_and_delays_the_next(
+    vendor: QasirFake, store: Store, build: Build, clock: FakeClock
+) -> None:
+    vendor.seed(5, START)
+    [loop] = build()
+    clock.slept.clear()
+    vendor.faults.fail(429, headers={"Retry-After": "3600"})
+
+    result = await loop.run_once()
+
+    assert result.status is ConnectionStatus.FAILING
+    assert clock.slept == [], "no hour-long wait inside the run"
+    assert await store.get_cursor("kemang", "qasir") is None
+    assert loop._next_delay() >= 3600 - 1
+
+
+async def test_an_unmappable_row_goes_to_the_dead_letter_queue_and_the_run_goes_on(
+    vendor: QasirFake, store: Store, build: Build
+) -> None:
+    vendor.seed(5, START)
+    vendor.update("QSR-0000003", START + timedelta(minutes=3), total="dua ribu")
+    [loop] = build()
+
+    result = await loop.run_once()
+
+    assert result.status is ConnectionStatus.OK
+    assert len(await stored(store)) == 4
+    [dead] = await store.list_dead_letters()
+    assert (dead.connector, dead.field) == ("qasir", "total")
+    assert dead.payload is not None and "QSR-0000003" in dead.payload
+
+
+async def test_every_run_is_counted_in_the_seed_metrics(
+    vendor: QasirFake, store: Store, build: Build
+) -> None:
+    from sambung import metrics
+
+    def sample(name: str, **labels: str) -> float:
+        return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+    vendor.seed(5, START)
+    [loop] = build()
+    ok = sample("integration_sync_total", source_system="qasir", status="success")
+    failed = sample("integration_sync_total", source_system="qasir", status="failure")
+    runs = sample("integration_sync_duration_seconds_count", source_system="qasir")
+
+    await loop.run_once()
+    vendor.faults.fail(422)
+    await loop.run_once()
+
+    assert sample("integration_sync_total", source_system="qasir", status="success") == ok + 1
+    assert sample("integration_sync_total", source_system="qasir", status="failure") == failed + 1
+    assert sample("integration_sync_duration_seconds_count", source_system="qasir") == runs + 2

@@ -210,7 +210,8 @@ class PollLoop:
         except (RetriableError, RequestRejected, StoreUnavailable, InvalidRecord) as err:
             result = await self._failed(run_at, counter, err)
         except Exception as err:  # a connector bug must not kill the loop
-            self.log.exception("poll.crashed", error=f"{type(err).__name__}: {err}")
+            if self.status is ConnectionStatus.OK:  # the traceback once, not every interval
+                self.log.exception("poll.crashed", error=f"{type(err).__name__}: {err}")
             result = await self._failed(run_at, counter, err)
         else:
             result = await self._succeeded(run_at, counter, cursor)
