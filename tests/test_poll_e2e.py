@@ -4,6 +4,7 @@ restart, ends with the same store as an uninterrupted run; `sambung status` show
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -151,3 +152,38 @@ def test_sigkill_mid_run_resumes_from_the_last_committed_page(
         wait_for(lambda: len(query(clean_db, "SELECT 1 FROM records")) == ROWS, "clean run")
         assert contents(clean_db) == killed
         clean.terminate()
+
+
+def test_a_refused_key_stops_polling_until_sighup_brings_a_new_one(
+    sambung_daemon: Any, hello_site: Path
+) -> None:
+    vendor = seeded()
+    with serving(vendor) as url:
+        wrong = config(url)
+        wrong["outlets"][0]["connectors"]["qasir"]["api_key"] = "revoked-key"
+        daemon: DaemonProcess = sambung_daemon(wrong, env={"PYTHONPATH": str(hello_site)})
+        db = daemon.workdir / "sambung.db"
+        wait_for(
+            lambda: query(db, "SELECT state FROM connection_states") == [("needs_reauth",)],
+            "needs_reauth",
+        )
+        status = subprocess.run(
+            [sys.executable, "-m", "sambung", "status", "-c", str(daemon.config_path)],
+            capture_output=True,
+            text=True,
+            env={**daemon.env},
+            check=True,
+        ).stdout
+        assert "needs_reauth" in status and "401" in status
+        refused = len(vendor.requests)
+        time.sleep(1.0)
+        assert len(vendor.requests) == refused, "no requests while the key is refused"
+
+        text = daemon.config_path.read_text(encoding="utf-8")
+        daemon.config_path.write_text(text.replace("revoked-key", KEY), encoding="utf-8")
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(query(db, "SELECT 1 FROM records")) == ROWS, "resumed")
+        wait_for(lambda: query(db, "SELECT state FROM connection_states") == [("ok",)], "ok")
+        assert daemon.logs().count('"poll.needs_reauth"') == 1
+        daemon.terminate()

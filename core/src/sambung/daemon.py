@@ -187,6 +187,23 @@ class Daemon:
         if polling is not None and polling.session is not None:
             await polling.session.close()
 
+    def reload(self) -> None:
+        """SIGHUP: read the YAML again and hand polled connections their new settings (new
+        credentials end a needs_reauth at once). A broken file is logged and ignored."""
+        from .config import load_config
+        from .errors import ConfigError
+        from .logs import redactor
+
+        try:
+            loaded = load_config(self.loaded.path, self.registry)
+        except ConfigError as err:
+            log.error("config.reload_failed", problems=[str(p) for p in err.problems])
+            return
+        redactor.update((*self.loaded.secrets, *loaded.secrets))
+        polling = getattr(self, "polling", None)
+        changed = polling.reload(loaded.connections) if polling is not None else []
+        log.info("config.reloaded", path=str(loaded.path), poll_connections_changed=changed)
+
     def _notify_needs_reauth(self, state: Any) -> None:
         """Run the `sambung_connection_needs_reauth` hooks in a thread."""
 
@@ -219,6 +236,7 @@ async def serve(daemon: Daemon, *, also: Callable[[Daemon], Awaitable[None]] | N
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
     await daemon.start()
     companion = asyncio.create_task(also(daemon)) if also is not None else None
     try:

@@ -130,6 +130,7 @@ class PollLoop:
         self._failed_runs = 0
         self._not_before: datetime | None = None
         self._running = asyncio.Lock()
+        self._wake = asyncio.Event()
         self._loaded = False
 
     @property
@@ -150,16 +151,33 @@ class PollLoop:
         return self.connector.name
 
     def replace_connector(self, connector: PollConnector) -> None:
-        """Use new settings (new credentials) from the next run on."""
+        """Use new settings (new credentials) from the next run on; a connection waiting for
+        credentials runs at once."""
         self.connector = connector
         self.log = connector.log
+        if self.status is ConnectionStatus.NEEDS_REAUTH:
+            self.wake()
 
     async def run_forever(self) -> None:
         """Run at start-up, then every interval (with jitter) until cancelled."""
         await self.sleep(random.uniform(0, min(START_SPREAD_SECONDS, self._interval() * JITTER)))
         while True:
             await self.run_once()
-            await self.sleep(self._next_delay())
+            await self._wait(self._next_delay())
+
+    def wake(self) -> None:
+        """Run now rather than at the end of the current wait (new credentials arrived)."""
+        self._wake.set()
+
+    async def _wait(self, seconds: float) -> None:
+        sleeping = asyncio.ensure_future(self.sleep(seconds))
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            woken.cancel()
+            self._wake.clear()
 
     def _interval(self) -> float:
         return self.settings.interval.total_seconds()
@@ -454,36 +472,10 @@ class PollService:
 
     def build(self, session: Any) -> list[PollLoop]:
         """One loop per polled connection, each connector wired to the shared session."""
-        from .connectors import ConnectorContext
-        from .http import VendorHttp
-
         self.session = session
         for connection in self.connections:
-            settings = connection.settings
-            bound = log.bind(outlet=connection.outlet.id, connector=connection.name)
-            probe = connection.connector(
-                ConnectorContext(outlet=connection.outlet, settings=settings, log=bound)
-            )
-            assert isinstance(probe, PollConnector)
-            budget = self.budgets.for_account(
-                probe.account(),
-                settings.rate_limit or probe.rate_limit,
-                settings.max_in_flight or probe.max_in_flight,
-            )
-            http = VendorHttp(
-                session,
-                budget=budget,
-                timeout=settings.timeout.total_seconds(),
-                clock=self.clock,
-                tokens=self.tokens,
-            )
-            context = ConnectorContext(
-                outlet=connection.outlet, settings=settings, log=bound, clock=self.clock, http=http
-            )
-            connector = connection.connector(context)
-            assert isinstance(connector, PollConnector)
             self.loops[(connection.outlet.id, connection.name)] = PollLoop(
-                connector,
+                self._connector(connection),
                 self.store,
                 self.routes,
                 clock=self.clock,
@@ -491,3 +483,50 @@ class PollService:
                 notify_reauth=self.notify_reauth,
             )
         return list(self.loops.values())
+
+    def reload(self, connections: Sequence[Any]) -> list[str]:
+        """Give running loops their new settings (after SIGHUP); returns which changed.
+
+        Only connections polled before and after are updated: adding or removing a polled
+        connection needs a restart.
+        """
+        changed = []
+        for connection in connections:
+            loop = self.loops.get((connection.outlet.id, connection.name))
+            if loop is None or loop.connector.settings == connection.settings:
+                continue
+            if not connection.settings.enabled or Mode.POLL not in connection.settings.mode:
+                continue
+            loop.replace_connector(self._connector(connection))
+            changed.append(f"{connection.outlet.id}/{connection.name}")
+        return changed
+
+    def _connector(self, connection: Any) -> PollConnector:
+        """A connector instance wired to the shared session, its budget and the token cache."""
+        from .connectors import ConnectorContext
+        from .http import VendorHttp
+
+        settings = connection.settings
+        bound = log.bind(outlet=connection.outlet.id, connector=connection.name)
+        probe = connection.connector(
+            ConnectorContext(outlet=connection.outlet, settings=settings, log=bound)
+        )
+        assert isinstance(probe, PollConnector)
+        budget = self.budgets.for_account(
+            probe.account(),
+            settings.rate_limit or probe.rate_limit,
+            settings.max_in_flight or probe.max_in_flight,
+        )
+        http = VendorHttp(
+            self.session,
+            budget=budget,
+            timeout=settings.timeout.total_seconds(),
+            clock=self.clock,
+            tokens=self.tokens,
+        )
+        context = ConnectorContext(
+            outlet=connection.outlet, settings=settings, log=bound, clock=self.clock, http=http
+        )
+        connector = connection.connector(context)
+        assert isinstance(connector, PollConnector)
+        return connector
