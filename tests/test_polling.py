@@ -6,7 +6,7 @@ Time is a `FakeClock`: backoff and `Retry-After` waits are recorded, never slept
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from sambung.config import Connection
 from sambung.polling import PollLoop, PollService, from_cursor
-from sambung.store import ConnectionStatus, Store
+from sambung.store import ConnectionStatus, IngestRequest, Store
 from sambung.store.sqlite import SqliteStore
 from sambung.testing import outlet
 from sambung.testing.fake_vendor import FakeClock, Seen
@@ -33,6 +33,25 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await store.open()
     yield store
     await store.close()
+
+
+@pytest.fixture(autouse=True)
+def cursors_never_go_back(store: Store) -> Iterator[dict[str, list[str]]]:
+    """Every cursor the runner commits, per outlet, checked after each test: never backwards."""
+    committed: dict[str, list[str]] = {}
+    ingest = store.ingest
+
+    async def spy(request: IngestRequest) -> Any:
+        if request.cursor is not None:
+            committed.setdefault(request.cursor.outlet, []).append(request.cursor.value)
+        return await ingest(request)
+
+    store.ingest = spy  # type: ignore[method-assign]
+    yield committed
+    for outlet_id, values in committed.items():
+        instants = [from_cursor(value) for value in values]
+        assert instants == sorted(instants), f"{outlet_id}: the cursor went back: {values}"
+        assert len(set(instants)) == len(instants), f"{outlet_id}: committed without moving"
 
 
 @pytest.fixture
