@@ -37,6 +37,9 @@ def test_the_example_documents_every_option() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     documented = option_names(Config) | option_names(HmacWebhookSettings)
     documented |= option_names(PollSettings)
+    registry = load_plugins()
+    for name in ("qasir", "olsera", "pawoon", "moka"):
+        documented |= option_names(registry.connectors[name].Settings)
     missing = sorted(name for name in documented if f"{name}:" not in text)
     assert not missing, f"config.example.yaml does not mention: {missing}"
 
