@@ -478,3 +478,45 @@ async def test_every_run_is_counted_in_the_seed_metrics(
     assert sample("integration_sync_total", source_system="qasir", status="success") == ok + 1
     assert sample("integration_sync_total", source_system="qasir", status="failure") == failed + 1
     assert sample("integration_sync_duration_seconds_count", source_system="qasir") == runs + 2
+
+
+async def test_the_loop_polls_at_start_up_then_every_interval_with_jitter(
+    vendor: QasirFake, build: Build, clock: FakeClock
+) -> None:
+    import asyncio
+
+    vendor.seed(3, START)
+    [loop] = build(interval="5m")
+    task = asyncio.create_task(loop.run_forever())
+    while len(vendor.data_requests()) < 4:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+    first, *waits = clock.slept
+    assert 0 <= first <= 5.0, "the first poll comes at start-up (spread over a few seconds)"
+    assert len(waits) >= 3
+    assert all(270 <= wait <= 330 for wait in waits[:3]), waits
+
+
+async def test_new_credentials_wake_a_loop_that_waits_in_needs_reauth(
+    vendor: QasirFake, build: Build, store: Store
+) -> None:
+    import asyncio
+
+    vendor.seed(3, START)
+    vendor.api_keys = {"the-new-key"}
+    [loop] = build(interval="10m")
+    loop.sleep = lambda seconds: asyncio.sleep(0 if seconds < 10 else 3600)  # type: ignore[assignment, method-assign]
+    task = asyncio.create_task(loop.run_forever())
+    while loop.status is not ConnectionStatus.NEEDS_REAUTH:
+        await asyncio.sleep(0.01)
+
+    [fixed] = build(api_key="the-new-key")
+    loop.replace_connector(fixed.connector)
+    while loop.status is not ConnectionStatus.OK:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+    assert len(await stored(store)) == 3

@@ -163,13 +163,13 @@ class PollLoop:
         await self.sleep(random.uniform(0, min(START_SPREAD_SECONDS, self._interval() * JITTER)))
         while True:
             await self.run_once()
-            await self._wait(self._next_delay())
+            await self._pause(self._next_delay())
 
     def wake(self) -> None:
         """Run now rather than at the end of the current wait (new credentials arrived)."""
         self._wake.set()
 
-    async def _wait(self, seconds: float) -> None:
+    async def _pause(self, seconds: float) -> None:
         sleeping = asyncio.ensure_future(self.sleep(seconds))
         woken = asyncio.ensure_future(self._wake.wait())
         try:
