@@ -11,7 +11,7 @@ SYNCED := $(VENV)/.synced-$(UV_VERSION)
 export PAWOON_SECRET ?= demo-pawoon-secret
 export MOKA_SECRET ?= demo-moka-secret
 
-.PHONY: run test records check bench-ingest bench-outbox bench-csv-import lint clean
+.PHONY: run test records check bench-ingest bench-outbox bench-csv-import bench-poll lint clean
 
 ## run: start the daemon on config.example.yaml (SQLite) with the demo simulator
 run: $(SYNCED)
@@ -39,6 +39,9 @@ bench-outbox: $(SYNCED)
 ## bench-csv-import: a generated 1,000,000-row Pawoon export through `sambung import`
 bench-csv-import: $(SYNCED)
 	$(VENV)/bin/python bench/csv_import/run.py
+## bench-poll: 1,000 poll connections against one local fake vendor (CPU, RSS, lag)
+bench-poll: $(SYNCED)
+	$(VENV)/bin/python bench/poll/run.py
 
 ## lint: ruff (format and lint), through uv without adding it to the lock
 lint: $(SYNCED)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 from sambung.config import Config, load_config
-from sambung.connectors import FileDropSettings, HmacWebhookSettings
+from sambung.connectors import FileDropSettings, HmacWebhookSettings, PollSettings
 from sambung.plugins import load_plugins
 
 ROOT = Path(__file__).parent.parent
@@ -37,6 +37,10 @@ def test_the_example_documents_every_option() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
     documented = option_names(Config) | option_names(HmacWebhookSettings)
     documented |= option_names(FileDropSettings)
+    documented |= option_names(PollSettings)
+    registry = load_plugins()
+    for name in ("qasir", "olsera", "pawoon", "moka"):
+        documented |= option_names(registry.connectors[name].Settings)
     missing = sorted(name for name in documented if f"{name}:" not in text)
     assert not missing, f"config.example.yaml does not mention: {missing}"
 
@@ -64,7 +68,7 @@ def test_check_on_a_broken_file_names_every_problem_and_fails(tmp_path: Path) ->
         "  - {id: kemang, name: Kemang, timezone: Asia/Jakarta,\n"
         "     connectors: {pawoon: {mode: webhook, webhook_secret: '${NOT_SET_ANYWHERE}'}}}\n"
         "  - {id: Blok M, name: Blok M, connectors: {moka: {mode: [webhook, poll]},\n"
-        "     kasir: {mode: webhook}}}\n",
+        "     kasir: {mode: webhook}, qasir: {mode: webhook, api_key: k}}}\n",
         encoding="utf-8",
     )
     result = subprocess.run(
@@ -79,8 +83,9 @@ def test_check_on_a_broken_file_names_every_problem_and_fails(tmp_path: Path) ->
     for expected in (
         "  outlets[0].connectors.pawoon.webhook_secret: environment variable NOT_SET_ANYWHERE",
         "  outlets[1].connectors.kasir: no connector named 'kasir' is installed",
-        "  outlets[1].connectors.moka.mode: moka supports file-drop, webhook; not poll",
+        "  outlets[1].connectors.qasir.mode: qasir supports poll; not webhook",
         "  outlets[1].connectors.moka.webhook_secret: field required",
+        "  outlets[1].connectors.moka.access_token: field required",
         "  outlets[1].id: string should match pattern",
         "  server.public.port: input should be a valid integer",
     ):

@@ -87,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     from .importcmd import add_import_command
 
     add_import_command(commands)
+    status = command("status", "Print the state of every connection and every sink.", _status)
+    status.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
@@ -218,7 +220,6 @@ def _add_delivery_commands(command: Any) -> None:
     filters(replay)
     discard = actions.add_parser("discard", help="keep entries for audit but never replay them")
     discard.add_argument("ids", type=int, nargs="+")
-    command("status", "Print outlets and connectors and sinks: state, backlog, failures.", _status)
 
 
 def _dlq(args: argparse.Namespace) -> int:
@@ -296,22 +297,85 @@ def _since(value: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _status(args: argparse.Namespace) -> int:
-    from .status import connection_status, connection_table, sink_status, sink_table
+# Sections of `sambung status`, in order: each prints its part from an open store. Other
+# subsystems (sinks) append theirs.
+STATUS_SECTIONS: list[Any] = []
 
+
+def _status(args: argparse.Namespace) -> int:
     _, loaded = _load(args)
 
     async def show() -> None:
         store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
         await store.open()
         try:
-            connections = await connection_status(store, loaded)
-            sinks = await sink_status(store, loaded, datetime.now(UTC))
+            for section in STATUS_SECTIONS:
+                await section(loaded, store, args)
         finally:
             await store.close()
-        print(connection_table(connections))
-        print()
-        print(sink_table(sinks) if sinks else "no sinks configured")
 
     asyncio.run(show())
     return 0
+
+
+async def _status_connections(loaded: LoadedConfig, store: Any, args: argparse.Namespace) -> None:
+    """Per outlet and connector: mode, state, last success, last error, cursor, records."""
+    states = {(s.outlet, s.connector, s.mode): s for s in await store.list_connection_states()}
+    rows = []
+    for connection in loaded.connections:
+        for mode in sorted(connection.settings.mode):
+            state = states.get((connection.outlet.id, connection.name, str(mode)))
+            if not connection.settings.enabled:
+                label = "paused"
+            elif state is not None:
+                label = state.state.value
+            else:
+                label = "ok" if mode != "poll" else "not yet run"
+            rows.append(
+                {
+                    "outlet": connection.outlet.id,
+                    "connector": connection.name,
+                    "mode": str(mode),
+                    "state": label,
+                    "last_success": _when(state.last_success_at) if state else None,
+                    "last_error": state.last_error if state else None,
+                    "last_error_at": _when(state.last_error_at) if state else None,
+                    "cursor": state.cursor if state else None,
+                    "records_fetched": state.records_fetched if state else 0,
+                }
+            )
+    if args.json:
+        for row in rows:
+            print(json.dumps({"section": "connections", **row}))
+        return
+    print("connections:")
+    if not rows:
+        print("  (none configured)")
+    for row in rows:
+        print(
+            f"  {row['outlet']:<14} {row['connector']:<10} {row['mode']:<9} {row['state']:<13}"
+            f" last success {row['last_success'] or '-'}  cursor {row['cursor'] or '-'}"
+            f"  records {row['records_fetched']}"
+        )
+        if row["last_error"]:
+            print(f"    last error ({row['last_error_at']}): {row['last_error']}")
+
+
+def _when(value: Any) -> str | None:
+    return f"{value:%Y-%m-%d %H:%M:%S}Z" if value is not None else None
+
+
+async def _status_sinks(loaded: LoadedConfig, store: Any, args: argparse.Namespace) -> None:
+    """Per sink: pending, oldest pending age, retrying, failures, delivered."""
+    from .status import sink_status, sink_table
+
+    sinks = await sink_status(store, loaded, datetime.now(UTC))
+    if args.json:
+        for row in sinks:
+            print(json.dumps({"section": "sinks", **row}, default=str))
+        return
+    print()
+    print(sink_table(sinks) if sinks else "no sinks configured")
+
+
+STATUS_SECTIONS.extend([_status_connections, _status_sinks])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -20,3 +22,21 @@ class SystemClock:
     def now(self) -> datetime:
         """The current instant in UTC."""
         return datetime.now(UTC)
+
+
+class Sleeper(Protocol):
+    """What core awaits to wait: injected so tests move time instead of sleeping."""
+
+    async def __call__(self, seconds: float) -> None:
+        """Return after `seconds` (or at once, under a fake clock that jumps ahead)."""
+        ...
+
+
+async def real_sleep(seconds: float) -> None:
+    """Wait for real, on the running event loop."""
+    await asyncio.sleep(max(0.0, seconds))
+
+
+def monotonic() -> float:
+    """Seconds on the monotonic clock, for rate budgets and durations."""
+    return time.monotonic()

@@ -7,15 +7,27 @@ core owns every loop, the store, retries and logging around them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from multidict import CIMultiDict, CIMultiDictProxy
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 
 from .clock import Clock, SystemClock
 from .models import Record
@@ -73,6 +85,8 @@ class ConnectorContext:
     settings: ConnectorSettings
     log: Any  # a structlog BoundLogger, already bound to outlet and connector
     clock: Clock = field(default_factory=SystemClock)
+    # The vendor HTTP client (`sambung.http.VendorHttp`) for connectors that call out (poll).
+    http: Any = None
 
 
 class Connector:
@@ -81,6 +95,13 @@ class Connector:
     name: ClassVar[str]
     modes: ClassVar[frozenset[Mode]] = frozenset()
     Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A class with several mode bases (webhook, poll, file-drop) supports all their modes,
+        # unless it declares its own set.
+        if "modes" not in cls.__dict__:
+            cls.modes = frozenset().union(*(getattr(b, "modes", ()) for b in cls.__mro__[1:]))
 
     def __init__(self, context: ConnectorContext) -> None:
         self.context = context
@@ -242,14 +263,6 @@ class FileDropConnector(Connector):
     # Header names whose cells decide a file's number style under `number_style: auto`.
     amount_columns: ClassVar[tuple[str, ...]] = ()
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        # A connector with several mode bases (webhook and file-drop) supports them all.
-        if "modes" not in cls.__dict__:
-            cls.modes = frozenset().union(
-                *(base.__dict__.get("modes", frozenset()) for base in cls.__mro__)
-            )
-
     @required
     def parse_file(self, stream: CsvStream) -> Iterator[Record | RowError]:
         """Yield a record or a `RowError` for every row of a `sambung.csvfiles.CsvStream`."""
@@ -261,3 +274,184 @@ class FileDropConnector(Connector):
         With `bad_row`, one row must be one the connector rejects, to show the errors file.
         """
         return None
+
+
+# -- poll mode ----------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def _duration(value: Any) -> Any:
+    """`5m`, `15s`, `2h`, `1d` or a number of seconds → timedelta."""
+    if isinstance(value, timedelta | bool):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
+
+
+# A YAML duration: `interval: 5m`, `timeout: 30s`, or plain seconds.
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class PollSettings(ConnectorSettings):
+    """Settings core reads for every polled connection; a plugin adds its credentials."""
+
+    interval: Duration = timedelta(minutes=5)
+    # Each run re-reads this much before the cursor, so a record updated late or sharing the
+    # cursor's second is not skipped; the upsert fingerprint makes the overlap free of duplicates.
+    overlap: Duration = timedelta(minutes=2)
+    # How far back the very first poll of a connection reaches.
+    lookback: Duration = timedelta(days=1)
+    timeout: Duration = timedelta(seconds=30)
+    # Attempts after the first within one run, for timeouts, connection errors, 5xx and 429.
+    retries: int = Field(4, ge=0, le=20)
+    # Override the connector's rate budget for this vendor account (calls per second, in flight).
+    rate_limit: float | None = Field(None, gt=0)
+    max_in_flight: int | None = Field(None, ge=1)
+
+    # Fields a subclass needs only in some modes (`{Mode.POLL: ("api_key",)}`): optional in the
+    # model, required when the YAML turns that mode on.
+    required_in_mode: ClassVar[dict[Mode, tuple[str, ...]]] = {}
+
+    @field_validator("interval")
+    @classmethod
+    def _not_too_often(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=15):
+            raise ValueError("interval must be at least 15s (vendors rate-limit polling)")
+        return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _mode_fields(cls, data: Any, handler: Any) -> Any:
+        settings = handler(data)
+        missing = [
+            name
+            for mode, names in cls.required_in_mode.items()
+            if mode in settings.mode
+            for name in names
+            if getattr(settings, name, None) is None
+        ]
+        if missing:
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [InitErrorDetails(type="missing", loc=(name,), input=data) for name in missing],
+            )
+        return settings
+
+
+@dataclass(frozen=True)
+class PollWindow:
+    """What one poll run asks a connector for: records changed in [since, until]."""
+
+    since: datetime
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page a poll yields: its records and how far the stream is now complete.
+
+    `cursor` is the instant before which every record has been yielded (the newest change time
+    in the page when the vendor sorts ascending), or None when the page does not say (a vendor
+    that does not sort: yield the cursor with the last page only). Core commits the records and
+    the cursor in one transaction and never moves the cursor backwards.
+    """
+
+    records: Sequence[Record]
+    cursor: datetime | None = None
+    # Rows the connector could not map: each goes to the DLQ, the page goes on.
+    rejects: Sequence[Rejected] = ()
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A vendor row that did not map, with why and the row itself (JSON text) for replay."""
+
+    error: Exception
+    payload: str
+    field: str | None = None
+
+
+class PollConnector(Connector):
+    """A connector whose records core fetches on a schedule.
+
+    The plugin writes `poll(window)`: fetch one run's pages from the vendor, oldest first, and
+    yield each as a `Page`. Core schedules, retries, rate-limits, commits and keeps the cursor.
+    """
+
+    modes = frozenset({Mode.POLL})
+    Settings: ClassVar[type[ConnectorSettings]] = PollSettings
+    # The vendor's documented budget per account; settings may lower or raise it.
+    rate_limit: ClassVar[float] = 5.0
+    max_in_flight: ClassVar[int] = 4
+
+    @required
+    def poll(self, window: PollWindow) -> AsyncIterator[Page]:
+        """Yield the pages of records changed in `window`, oldest first (an async generator)."""
+        raise NotImplementedError
+
+    def account(self) -> str:
+        """Which vendor account this connection uses: loops with the same one share a budget.
+
+        Default: the connector's name and its settings' secrets, hashed. Override when the
+        account is better named by something else (a client id).
+        """
+        secrets = sorted(
+            value.get_secret_value()
+            for value in self.settings.__dict__.values()
+            if isinstance(value, SecretStr)
+        )
+        digest = hashlib.sha256("\0".join(secrets).encode()).hexdigest()[:16]
+        return f"{self.name}:{digest}"
+
+    async def reauthenticate(self) -> None:
+        """Drop cached credentials so the next request fetches fresh ones (after a 401)."""
+
+    def example_vendor(self) -> Any:
+        """A fake of this vendor accepting this connection's credentials, or None.
+
+        Optional. `sambung run --simulate` serves it at the connection's `base_url` when that
+        is on this machine, and adds sales to it with `sale(sequence, at)`.
+        """
+        return None
+
+    @property
+    def http(self) -> Any:
+        """The vendor HTTP client core injected (`sambung.http.VendorHttp`)."""
+        http = self.context.http
+        if http is None:
+            raise RuntimeError(f"{self.name}: no HTTP client injected (core sets context.http)")
+        return http
+
+
+def page_of(
+    rows: Sequence[Any],
+    to_record: Callable[[Any], Record | Sequence[Record]],
+    cursor: datetime | None,
+) -> Page:
+    """Map a page of vendor rows (each to a record or several); a row that does not map becomes
+    a `Rejected`, not a failure."""
+    from .errors import InvalidRecord
+
+    records: list[Record] = []
+    rejects: list[Rejected] = []
+    for row in rows:
+        try:
+            mapped = to_record(row)
+            records.extend(mapped if isinstance(mapped, list | tuple) else [mapped])
+        except InvalidRecord as err:
+            rejects.append(Rejected(err, _row_json(row), err.field))
+        except ValidationError as err:
+            where = ".".join(str(step) for step in err.errors()[0]["loc"]) or None
+            rejects.append(Rejected(err, _row_json(row), where))
+    return Page(records=records, cursor=cursor, rejects=rejects)
+
+
+def _row_json(row: Any) -> str:
+    import json
+
+    return json.dumps(row, default=str, ensure_ascii=False)

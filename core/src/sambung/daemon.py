@@ -150,6 +150,7 @@ class Daemon:
             connections=[f"{c.outlet.id}/{c.name}" for c in self.loaded.connections],
             store=self.loaded.config.store.url,
         )
+        await self._start_polling()
 
     async def _listen(self, app: web.Application, host: str, port: int, where: str) -> int:
         """Serve `app` on host:port; returns the port (the OS picks one for port 0)."""
@@ -174,10 +175,79 @@ class Daemon:
         self._runners.clear()
         await self.loops.stop()
         await self.dispatcher.close()
+        await self._stop_polling()
         if self._background:
             await asyncio.wait(self._background, timeout=SHUTDOWN_GRACE_SECONDS)
         await self.store.close()
         log.info("daemon.stopped")
+
+    # -- poll mode -------------------------------------------------------------------------
+
+    async def _start_polling(self) -> None:
+        """Start one supervised loop per polled connection, all on one shared HTTP session."""
+        from .polling import PollService
+
+        self.polling = PollService(
+            self.loaded.connections,
+            self.store,
+            self.loaded.sinks_for,
+            clock=self.clock,
+            notify_reauth=self._notify_needs_reauth,
+        )
+        if not self.polling.connections:
+            return
+        import aiohttp
+
+        # One session for every vendor call of the daemon; plugins never make their own.
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=200, ttl_dns_cache=300),
+            headers={"User-Agent": f"sambung/{__version__}"},
+        )
+        for loop in self.polling.build(session):
+            self.loops.start(
+                f"poll:{loop.outlet}:{loop.name}",
+                loop.run_forever,
+                outlet=loop.outlet,
+                connector=loop.name,
+            )
+
+    async def _stop_polling(self) -> None:
+        polling = getattr(self, "polling", None)
+        if polling is not None and polling.session is not None:
+            await polling.session.close()
+
+    def reload(self) -> None:
+        """SIGHUP: read the YAML again and hand polled connections their new settings (new
+        credentials end a needs_reauth at once). A broken file is logged and ignored."""
+        from .config import load_config
+        from .errors import ConfigError
+        from .logs import redactor
+
+        try:
+            loaded = load_config(self.loaded.path, self.registry)
+        except ConfigError as err:
+            log.error("config.reload_failed", problems=[str(p) for p in err.problems])
+            return
+        redactor.update((*self.loaded.secrets, *loaded.secrets))
+        polling = getattr(self, "polling", None)
+        changed = polling.reload(loaded.connections) if polling is not None else []
+        log.info("config.reloaded", path=str(loaded.path), poll_connections_changed=changed)
+
+    def _notify_needs_reauth(self, state: Any) -> None:
+        """Run the `sambung_connection_needs_reauth` hooks in a thread."""
+
+        async def call() -> None:
+            try:
+                await asyncio.to_thread(
+                    self.registry.hook.sambung_connection_needs_reauth,
+                    outlet=state.outlet,
+                    connector=state.connector,
+                    error=state.last_error or "",
+                )
+            except Exception as err:
+                log.error("hook.needs_reauth_failed", error=f"{type(err).__name__}: {err}")
+
+        self._spawn(call())
 
 
 def _tune_gc() -> None:
@@ -195,6 +265,7 @@ async def serve(daemon: Daemon, *, also: Callable[[Daemon], Awaitable[None]] | N
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
     await daemon.start()
     companion = asyncio.create_task(also(daemon)) if also is not None else None
     try:

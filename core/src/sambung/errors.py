@@ -74,3 +74,12 @@ class DeliveryRejected(SambungError):
 
 class SinkGone(SambungError):
     """The destination asked never to be sent to again (HTTP 410): disable the sink and alert."""
+
+
+class RequestRejected(SambungError):
+    """The vendor refused the request itself (a 4xx other than 401, 408 and 429): retrying the
+    same request will not help, so the connection is marked failing with the vendor's message."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)

@@ -49,3 +49,13 @@ def sambung_dead_letter(entry: DeadLetter) -> None:
     notification never holds up ingestion). `entry` carries stage, outlet, connector, error and
     ids, never a secret. Exceptions are logged and swallowed. Return value: ignored.
     """
+
+
+@hookspec
+def sambung_connection_needs_reauth(outlet: str, connector: str, error: str) -> None:
+    """Be told that a vendor refused a connection's credentials even after a refresh.
+
+    Called once when the connection enters `needs_reauth` (its polling stops until new
+    credentials arrive), in a worker thread, with the outlet id, the connector's name and the
+    vendor's message (never a secret). Exceptions are logged and swallowed. Return: ignored.
+    """

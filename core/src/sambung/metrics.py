@@ -45,15 +45,25 @@ def child(metric: Any, *labels: str) -> Any:
 # -- the seed's series, kept under their names so existing dashboards keep working -----------
 SYNC_TOTAL = Counter(
     "integration_sync",
-    "Syncs (one webhook, one poll page, one file) by connector and status (success, failure).",
+    "Syncs (one webhook, one poll run, one file) by connector and status (success, failure,"
+    " needs_reauth).",
     ["source_system", "status"],
     registry=REGISTRY,
 )
 SYNC_SECONDS = Histogram(
     "integration_sync_duration_seconds",
-    "Duration of one sync (one webhook, one poll page, one file), commit included.",
+    "Duration of one sync (one webhook, one poll run, one file), retries and commits included.",
     ["source_system"],
-    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0),
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 120.0, 300.0),
+    registry=REGISTRY,
+)
+
+# -- polling ---------------------------------------------------------------------------------
+POLL_LAG_SECONDS = Histogram(
+    "sambung_poll_lag_seconds",
+    "From a record's change time at the vendor to its commit here.",
+    ["source_system"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
     registry=REGISTRY,
 )
 

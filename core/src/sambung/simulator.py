@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -116,8 +118,39 @@ async def start_demo_receivers(daemon: Daemon) -> list[Receiver]:
     return started
 
 
+async def simulate_polling(daemon: Daemon, *, every: float = 5.0) -> None:
+    """Serve the fake vendor of every polled connection whose `base_url` is on this machine,
+    and ring up a sale there about every `every` seconds, so polling shows up in the log."""
+    polling = getattr(daemon, "polling", None)
+    fakes: dict[tuple[str, int], Any] = {}
+    for loop in polling.loops.values() if polling is not None else ():
+        base = getattr(loop.connector.settings, "base_url", None)
+        parts = urlsplit(str(base)) if base is not None else None
+        if parts is None or parts.hostname not in ("127.0.0.1", "localhost") or not parts.port:
+            continue
+        address = (parts.hostname, parts.port)
+        if address in fakes:
+            continue
+        fake = loop.connector.example_vendor()
+        if fake is not None:
+            fakes[address] = fake
+    if not fakes:
+        return
+    async with AsyncExitStack() as stack:
+        for (host, port), fake in fakes.items():
+            await stack.enter_async_context(fake.serve(host, port))
+        log.info("simulator.vendors", serving=[f"{h}:{p}" for h, p in fakes])
+        sequence = 0
+        while True:
+            sequence += 1
+            for fake in fakes.values():
+                fake.sale(sequence, datetime.now(UTC))
+            await asyncio.sleep(every * random.uniform(0.5, 1.5))
+
+
 async def simulate_all(daemon: Daemon) -> None:
-    """The webhook simulator and, beside it, CSV exports dropped into file-drop inboxes."""
+    """Everything the demo shows, side by side: webhooks posted to the daemon, CSV exports
+    dropped into file-drop inboxes, and fake vendor APIs for its polls."""
     from .simulator_files import drop_files
 
-    await asyncio.gather(simulate(daemon), drop_files(daemon))
+    await asyncio.gather(simulate(daemon), drop_files(daemon), simulate_polling(daemon))

@@ -32,7 +32,7 @@ def signed(raw: bytes, secret: str = SECRET, header: str = HEADER) -> WebhookReq
 
 def test_declares_webhook_mode() -> None:
     assert MokaConnector.name == "moka"
-    assert {Mode.WEBHOOK, Mode.FILE_DROP} <= MokaConnector.modes
+    assert MokaConnector.modes == {Mode.WEBHOOK, Mode.POLL, Mode.FILE_DROP}
     settings = connector().settings
     assert (settings.signature_header, settings.outlet_id) == (HEADER, None)
 

@@ -32,7 +32,7 @@ def signed(raw: bytes, secret: str = SECRET, header: str = HEADER) -> WebhookReq
 
 def test_declares_webhook_mode() -> None:
     assert PawoonConnector.name == "pawoon"
-    assert {Mode.WEBHOOK, Mode.FILE_DROP} <= PawoonConnector.modes
+    assert PawoonConnector.modes == {Mode.WEBHOOK, Mode.POLL, Mode.FILE_DROP}
     assert connector().settings.signature_header == HEADER
 
 

@@ -7,6 +7,8 @@ commits a raw event, its records, their outbox rows, a dead letter and a cursor 
 from __future__ import annotations
 
 from .base import (
+    ConnectionState,
+    ConnectionStatus,
     CursorUpdate,
     DeadLetter,
     DeadLetterIn,
@@ -24,6 +26,8 @@ from .base import (
 )
 
 __all__ = [
+    "ConnectionState",
+    "ConnectionStatus",
     "CursorUpdate",
     "DeadLetter",
     "DeadLetterIn",

@@ -327,6 +327,14 @@ class Store(abc.ABC):
     async def record_imported_file(self, entry: ImportedFile) -> None:
         """Remember a file as imported (after its rows are committed); a repeat is a no-op."""
 
+    @abc.abstractmethod
+    async def save_connection_state(self, state: ConnectionState) -> None:
+        """Upsert a connection's state; its `records_fetched` is added to the stored total."""
+
+    @abc.abstractmethod
+    async def list_connection_states(self) -> list[ConnectionState]:
+        """Every recorded connection state with its committed cursor, by outlet and connector."""
+
 
 def open_store(url: str, *, base_dir: Path) -> Store:
     """The store named by a URL; a relative SQLite path is read from `base_dir` (the YAML's)."""
@@ -355,3 +363,31 @@ class ImportedFile:
     rows_rejected: int
     channel: str
     imported_at: datetime
+
+
+class ConnectionStatus(StrEnum):
+    """How a polled connection is doing."""
+
+    OK = "ok"
+    FAILING = "failing"
+    NEEDS_REAUTH = "needs_reauth"
+    PAUSED = "paused"
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    """The health of one connection in one mode, as `sambung status` shows it."""
+
+    outlet: str
+    connector: str
+    mode: str
+    state: ConnectionStatus
+    last_run_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    # Added to the stored total, not replacing it.
+    records_fetched: int = 0
+    refused_credentials: str | None = None
+    # Read only: the committed cursor of the connection, joined in by `list_connection_states`.
+    cursor: str | None = None

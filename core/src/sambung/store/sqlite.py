@@ -27,6 +27,8 @@ from ..errors import ConfigError, StoreUnavailable
 from ..models import Record, fingerprint_of
 from .base import (
     ClaimedRow,
+    ConnectionState,
+    ConnectionStatus,
     DeadLetter,
     DeadLetterQuery,
     ImportedFile,
@@ -897,6 +899,69 @@ class SqliteStore(Store):
                 row,
             )
         )
+
+    # -- connection states -----------------------------------------------------------------
+
+    async def save_connection_state(self, state: ConnectionState) -> None:
+        """Upsert one connection's state, on the writer thread between groups."""
+        times = [
+            to_db_time(t) if t is not None else None
+            for t in (state.last_run_at, state.last_success_at, state.last_error_at)
+        ]
+        row = (
+            state.outlet,
+            state.connector,
+            state.mode,
+            state.state.value,
+            *times[:2],
+            state.last_error,
+            times[2],
+            state.records_fetched,
+            state.refused_credentials,
+            to_db_time(datetime.now(UTC)),
+        )
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO connection_states (outlet, connector, mode, state, last_run_at,"
+                " last_success_at, last_error, last_error_at, records_fetched,"
+                " refused_credentials, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (outlet, connector, mode) DO UPDATE SET state = excluded.state,"
+                " last_run_at = COALESCE(excluded.last_run_at, last_run_at),"
+                " last_success_at = COALESCE(excluded.last_success_at, last_success_at),"
+                " last_error = COALESCE(excluded.last_error, last_error),"
+                " last_error_at = COALESCE(excluded.last_error_at, last_error_at),"
+                " records_fetched = records_fetched + excluded.records_fetched,"
+                " refused_credentials = excluded.refused_credentials,"
+                " updated_at = excluded.updated_at",
+                row,
+            )
+        )
+
+    async def list_connection_states(self) -> list[ConnectionState]:
+        """Every recorded connection state with its committed cursor."""
+        rows = await self._fetch(
+            "SELECT s.outlet, s.connector, s.mode, s.state, s.last_run_at, s.last_success_at,"
+            " s.last_error, s.last_error_at, s.records_fetched, s.refused_credentials, c.value"
+            " FROM connection_states AS s LEFT JOIN cursors AS c"
+            " ON c.outlet = s.outlet AND c.connector = s.connector"
+            " ORDER BY s.outlet, s.connector, s.mode"
+        )
+        return [
+            ConnectionState(
+                outlet=r[0],
+                connector=r[1],
+                mode=r[2],
+                state=ConnectionStatus(r[3]),
+                last_run_at=_optional_time(r[4]),
+                last_success_at=_optional_time(r[5]),
+                last_error=r[6],
+                last_error_at=_optional_time(r[7]),
+                records_fetched=r[8],
+                refused_credentials=r[9],
+                cursor=r[10],
+            )
+            for r in rows
+        ]
 
 
 _T = TypeVar("_T")

@@ -12,18 +12,24 @@ map to well-formed records, tampered or unsigned requests refused, strict settin
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar
 
+import aiohttp
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from ..connectors import WebhookConnector, WebhookRequest
+from ..config import Connection
+from ..connectors import Mode, PollConnector, WebhookConnector, WebhookRequest
 from ..errors import InvalidPayload, SignatureError
-from ..models import Record
+from ..models import RECORD_KINDS, Record
 from ..plugins import load_plugins
+from ..polling import PollService
+from ..store.sqlite import SqliteStore
 from . import make_connector, outlet
+from .fake_vendor import FakeClock
 
 EXAMPLES = range(1, 31)
 
@@ -125,3 +131,69 @@ def _no_floats(model: BaseModel) -> None:
                 _no_floats(item)
             if isinstance(item, Decimal):
                 assert item.is_finite(), f"{name} is not finite"
+
+
+class PollConnectorConformance:
+    """Standard checks for a poll connector, run against the plugin's own fake vendor.
+
+    Subclass, set `connector`, and write `fake(clock)` (a `FakeVendor` with a
+    `seed(count, start)` method) and `settings(url)` (the YAML block pointing at the fake).
+    """
+
+    connector: ClassVar[type[PollConnector]]
+    timezone: ClassVar[str] = "Asia/Makassar"
+
+    def fake(self, clock: FakeClock) -> Any:
+        """The plugin's fake vendor, on `clock`."""
+        raise NotImplementedError
+
+    def settings(self, url: str) -> dict[str, Any]:
+        """A poll block for the fake at `url`."""
+        raise NotImplementedError
+
+    def test_is_found_through_its_entry_point(self) -> None:
+        registry = load_plugins()
+        assert registry.connectors.get(self.connector.name) is self.connector, registry.failures
+
+    def test_declares_poll_mode(self) -> None:
+        assert Mode.POLL in self.connector.modes
+
+    def test_settings_refuse_unknown_options(self) -> None:
+        with pytest.raises(ValidationError):
+            self.connector.Settings.model_validate(
+                {**self.settings("http://127.0.0.1:9"), "no_such_option": 1}
+            )
+
+    async def test_polls_well_formed_records_and_the_overlap_adds_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        start = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+        clock = FakeClock(start + timedelta(hours=3))
+        vendor = self.fake(clock)
+        vendor.seed(75, start)
+        store = SqliteStore(tmp_path / "conformance.db", synchronous="OFF")
+        await store.open()
+        try:
+            async with vendor.serve() as url, aiohttp.ClientSession() as session:
+                at = outlet("conformance", self.timezone)
+                connection = Connection(
+                    at, self.connector, self.connector.Settings.model_validate(self.settings(url))
+                )
+                [loop] = PollService(
+                    [connection], store, lambda _o, _k: ("sink",), clock=clock, sleep=clock.sleep
+                ).build(session)
+                first = await loop.run_once()
+                outbox = len(await store.list_outbox(limit=10_000))
+                clock.advance(600)
+                second = await loop.run_once()
+            assert first.status.value == "ok", first.error
+            assert second.status.value == "ok", second.error
+            records = await store.list_records(limit=10_000)
+            assert len(records) == first.records == outbox > 0
+            assert len(await store.list_outbox(limit=10_000)) == outbox, "overlap duplicated"
+            for stored in records:
+                kind = RECORD_KINDS[stored.kind]
+                record = kind.model_validate_json(stored.payload)
+                _check_record(record, loop.connector)  # type: ignore[arg-type]
+        finally:
+            await store.close()

@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, HttpUrl, SecretStr
 from sambung.connectors import (
     FileDropConnector,
     FileDropSettings,
     HmacWebhookConnector,
     HmacWebhookSettings,
+    Mode,
+    Page,
+    PollConnector,
+    PollSettings,
+    PollWindow,
+    Secrets,
     WebhookEvent,
     WebhookRequest,
+    page_of,
 )
 from sambung.csvfiles import CsvStream, RowError
 from sambung.models import Record
 
 from . import csvexport, fake
-from .mapping import to_event
+from .client import MokaClient
+from .mapping import payment_to_records, to_event
 
 
-class MokaConnector(HmacWebhookConnector, FileDropConnector):
+class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
     """Receives Moka webhooks: transactions created, updated and refunded; item events."""
 
     name = "moka"
 
-    class Settings(HmacWebhookSettings, FileDropSettings):
+    class Settings(HmacWebhookSettings, PollSettings, FileDropSettings):
         """An outlet's `moka` block in the YAML."""
 
         # Moka does not document its signing: we assume hex HMAC-SHA256 of the body, under a
@@ -33,6 +42,19 @@ class MokaConnector(HmacWebhookConnector, FileDropConnector):
         signature_header: str = "X-Moka-Signature"
         # Moka's own (numeric) outlet id; when set, events for any other outlet are refused.
         outlet_id: str | None = Field(default=None, coerce_numbers_to_str=True)
+        # Poll mode: OAuth tokens from the YAML for now (the connect flow is its own issue).
+        webhook_secret: Secrets | None = None  # type: ignore[assignment]
+        access_token: SecretStr | None = None
+        refresh_token: SecretStr | None = None
+        client_id: str | None = None
+        client_secret: SecretStr | None = None
+        base_url: HttpUrl = HttpUrl("https://api.mokapos.com")
+        per_page: int = Field(100, ge=1, le=500)
+
+        required_in_mode: ClassVar[dict[Mode, tuple[str, ...]]] = {
+            Mode.WEBHOOK: ("webhook_secret",),
+            Mode.POLL: ("access_token", "outlet_id"),
+        }
 
     def parse(self, request: WebhookRequest) -> WebhookEvent:
         """Map a verified body to records."""
@@ -53,3 +75,44 @@ class MokaConnector(HmacWebhookConnector, FileDropConnector):
         """A generated Moka export at the outlet's local time now."""
         now = self.context.clock.now().astimezone(self.outlet.timezone)
         return fake.export_csv(sequence, now, bad_row=bad_row)
+
+    # -- poll mode -------------------------------------------------------------------------
+
+    @property
+    def client(self) -> MokaClient:
+        """Moka's reports API through core's HTTP client."""
+        settings = self.settings
+        return MokaClient(
+            self.http,
+            str(settings.base_url),
+            settings.outlet_id,
+            access_token=settings.access_token,
+            refresh_token=settings.refresh_token,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            per_page=settings.per_page,
+        )
+
+    async def poll(self, window: PollWindow) -> AsyncIterator[Page]:
+        """Pages of payments updated in the window, oldest first; the cursor is `updated_at`."""
+        async for rows in self.client.payments(window.since, window.until):
+            yield page_of(rows, self._map_payment, self._newest(rows))
+
+    async def reauthenticate(self) -> None:
+        """Forget the cached token; the next request refreshes it."""
+        self.client.forget_token()
+
+    def _map_payment(self, row: Any) -> Any:
+        return payment_to_records(row, self.outlet)
+
+    def _newest(self, rows: list[dict[str, Any]]) -> Any:
+        from sambung.errors import InvalidRecord
+        from sambung.parse import timestamp
+
+        times = []
+        for row in rows:
+            try:
+                times.append(timestamp(row.get("updated_at"), self.outlet.timezone, "updated_at"))
+            except InvalidRecord:
+                continue
+        return max(times) if times else None

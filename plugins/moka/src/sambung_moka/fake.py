@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
+from aiohttp import web
+from sambung.testing.fake_vendor import FakeVendor
 from sambung.testing.fakes import basket, json_bytes
 
 
@@ -82,3 +85,129 @@ def export_csv(sequence: int, now: datetime, *, rows: int = 8, bad_row: bool = F
         total = "" if bad_row and n == rows // 2 else f"{sale.total:.2f}"
         lines.append(f"MCSV-{now:%Y%m%d}-{sequence:04d}-{n:02d},{total},{now:%Y-%m-%d %H:%M}")
     return ("\n".join(lines) + "\n").encode()
+
+
+def payment_row(sequence: int, at: datetime) -> dict[str, Any]:
+    """A payment of `get_latest_transactions` for basket `sequence`, made at `at` (aware)."""
+    sale = basket(sequence)
+    tax = (sale.subtotal * Decimal("0.0151")).quantize(Decimal("0.0001"))
+    stamp = at.isoformat(timespec="seconds")
+    return {
+        "id": 700_000 + sequence,
+        "payment_no": f"P{700_000 + sequence}",
+        "invoice_no": f"INV-{sequence:06d}",
+        "created_at": stamp,
+        "updated_at": stamp,
+        "transaction_date": stamp,
+        "subtotal": sale.subtotal,
+        "discounts": 0,
+        "gratuities": sale.service_charge,
+        "taxes": tax,
+        "total_collected": sale.subtotal + sale.service_charge + tax,
+        "payment_type": "custom",
+        "payment_type_label": sale.payment_label,
+        "is_refunded": False,
+        "payment_taxes": [],
+        "payment_gratuities": [],
+        "payment_discounts": [],
+        "payment_refunds": [],
+        "checkouts": [
+            {
+                "item_name": line.item.name,
+                "sku": line.item.sku,
+                "quantity": line.quantity,
+                "item_price": line.item.price,
+                "total_price": line.total,
+                "discount_amount": 0,
+            }
+            for line in sale.lines
+        ],
+    }
+
+
+class MokaFake(FakeVendor):
+    """Moka's OAuth token refresh and `get_latest_transactions` with `next_url` paging."""
+
+    token_paths = ("/oauth/token",)
+
+    def __init__(
+        self,
+        *,
+        moka_outlet_id: str = "41230",
+        access_token: str = "moka-access",
+        refresh_token: str = "moka-refresh",
+        timezone: str = "Asia/Jakarta",
+        **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        self.moka_outlet_id = moka_outlet_id
+        self.tz = timezone
+        self.tokens[access_token] = datetime.max.replace(tzinfo=UTC)
+        self.refresh_tokens.add(refresh_token)
+
+    def routes(self, app: web.Application) -> None:
+        """`POST /oauth/token`, `GET /v3/outlets/{id}/reports/get_latest_transactions`."""
+        app.router.add_post("/oauth/token", self.token)
+        app.router.add_get("/v3/outlets/{outlet_id}/reports/get_latest_transactions", self.latest)
+
+    def sale(self, sequence: int, at: datetime) -> dict[str, Any]:
+        """Add payment `sequence` made at `at`."""
+        row = payment_row(sequence, at.replace(microsecond=0))
+        self.upsert(str(row["id"]), at.replace(microsecond=0), row)
+        return row
+
+    def refund(self, id: str, at: datetime) -> None:
+        """Refund a stored payment at `at` (it changes, so it is polled again)."""
+        stamp = at.replace(microsecond=0)
+        row = {**self.rows[id].data, "is_refunded": True, "updated_at": stamp.isoformat()}
+        self.upsert(id, stamp, row)
+
+    def seed(self, count: int, start: datetime, step: timedelta = timedelta(seconds=30)) -> None:
+        """`count` payments, one every `step` from `start`."""
+        for n in range(count):
+            self.sale(n + 1, start + step * n)
+
+    async def token(self, request: web.Request) -> web.Response:
+        """Refresh grant; the refresh token rotates."""
+        form = await request.post()
+        refresh = str(form.get("refresh_token", ""))
+        if form.get("grant_type") != "refresh_token" or refresh not in self.refresh_tokens:
+            return web.json_response({"error": "invalid_grant"}, status=401)
+        self.refresh_tokens.discard(refresh)
+        return web.json_response(self.issue_token())
+
+    async def latest(self, request: web.Request) -> web.Response:
+        """Payments updated in [since, until], oldest first; `next_url` carries a keyset."""
+        if not self.bearer_ok(request):
+            return self.unauthorized()
+        if request.match_info["outlet_id"] != self.moka_outlet_id:
+            return web.json_response({"message": "outlet not found"}, status=404)
+        query = request.query
+        since = datetime.fromtimestamp(int(query["since"]), UTC)
+        until = datetime.fromtimestamp(int(query["until"]), UTC)
+        per_page = int(query.get("per_page", "50"))
+        after = (query.get("after_at"), int(query.get("after_seq", "0")))
+        rows = [
+            row
+            for row in self.changed_between(since, until)
+            if after[0] is None or (row.changed_at.isoformat(), row.sequence) > (after[0], after[1])
+        ]
+        chunk = rows[:per_page]
+        completed = len(rows) <= per_page
+        next_url = None
+        if not completed:
+            last = chunk[-1]
+            keyset = {
+                **query,
+                "after_at": last.changed_at.isoformat(),
+                "after_seq": str(last.sequence),
+            }
+            next_url = f"{self.url}{request.path}?{urlencode(keyset)}"
+        body = {
+            "data": {
+                "payments": [row.data for row in chunk],
+                "completed": completed,
+                "next_url": next_url,
+            }
+        }
+        return web.Response(body=json_bytes(body), content_type="application/json")

@@ -173,3 +173,71 @@ def _amount(node: Any, key: str, at: str, refund: bool, *, required: bool = True
         )
         return abs(value)
     return amount(node, key, required=required, at=at)
+
+
+PAYMENT = "payment"
+
+
+def payment_to_records(row: Mapping[str, Any], outlet: Outlet) -> list[Transaction]:
+    """A payment of `get_latest_transactions` (poll mode) → the sale, and its refund if any.
+
+    A refunded payment (`is_refunded`) also yields the refund record `<id>:refund` (as from
+    webhooks), dated at the payment's `updated_at`; the sale keeps its own date.
+    """
+    sale = payment_to_transaction(row, outlet, refund=False)
+    if row.get("is_refunded"):
+        return [sale, payment_to_transaction(row, outlet, refund=True)]
+    return [sale]
+
+
+def payment_to_transaction(
+    row: Mapping[str, Any], outlet: Outlet, *, refund: bool = False
+) -> Transaction:
+    """A payment of `get_latest_transactions` → the sale, or (`refund`) the refund of it.
+
+    `transaction_date` (else `created_at`) is when it happened; `updated_at` orders versions.
+    """
+    occurred_at = timestamp(
+        row.get("transaction_date") or require(row, "created_at"), outlet.timezone, "created_at"
+    )
+    updated_at = timestamp(require(row, "updated_at"), outlet.timezone, "updated_at")
+    sale_id = text(require(row, "id"), "id")
+    total = amount(row, "total_collected")
+    subtotal = amount(row, "subtotal")
+    discount = amount(row, "discounts", required=False)
+    service_charge = amount(row, "gratuities", required=False)
+    tax = amount(row, "taxes", required=False)
+    label = optional_text(row, "payment_type_label") or optional_text(row, "payment_type")
+    items = []
+    for item, at in each(row, "checkouts"):
+        quantity = amount(item, "quantity", at=at)
+        price = amount(item, "item_price", at=at)
+        items.append(
+            LineItem(
+                sku=optional_text(item, "sku", at=at),
+                name=text(require(item, "item_name", at=at), f"{at}.item_name"),
+                quantity=quantity,
+                unit_price=price,
+                discount=amount(item, "discount_amount", required=False, at=at),
+                total=amount(item, "total_price", at=at),
+            )
+        )
+    return Transaction(
+        outlet=outlet.id,
+        source_system=SOURCE_SYSTEM,
+        external_id=f"{sale_id}:refund" if refund else sale_id,
+        type=TransactionType.REFUND if refund else TransactionType.SALE,
+        reverses_external_id=sale_id if refund else None,
+        source_updated_at=updated_at,
+        occurred_at=updated_at if refund else occurred_at,
+        business_date=business_date(updated_at if refund else occurred_at, outlet.timezone),
+        subtotal=subtotal,
+        discount=discount,
+        service_charge=service_charge,
+        tax=tax,
+        rounding=total - (subtotal - discount + service_charge + tax),
+        total=total,
+        payment_method=PaymentMethod.from_label(label),
+        payment_method_label=label,
+        items=tuple(items),
+    )

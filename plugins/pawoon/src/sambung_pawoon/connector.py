@@ -2,32 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, ClassVar
 
+from pydantic import Field, HttpUrl, SecretStr
 from sambung.connectors import (
     FileDropConnector,
     FileDropSettings,
     HmacWebhookConnector,
     HmacWebhookSettings,
+    Mode,
+    Page,
+    PollConnector,
+    PollSettings,
+    PollWindow,
+    Secrets,
     WebhookEvent,
     WebhookRequest,
+    page_of,
 )
 from sambung.csvfiles import CsvStream, RowError
 from sambung.models import Record
 
 from . import csvexport, fake
-from .mapping import to_event
+from .client import PawoonClient
+from .mapping import to_event, to_polled_transaction
 
 
-class PawoonConnector(HmacWebhookConnector, FileDropConnector):
+class PawoonConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
     """Receives Pawoon webhooks: `transaction.created` and `inventory.updated`."""
 
     name = "pawoon"
 
-    class Settings(HmacWebhookSettings, FileDropSettings):
+    class Settings(HmacWebhookSettings, PollSettings, FileDropSettings):
         """An outlet's `pawoon` block in the YAML."""
 
         signature_header: str = "X-Webhook-Signature"
+        # Poll mode (webhook_secret is needed only in webhook mode, the client only in poll).
+        webhook_secret: Secrets | None = None  # type: ignore[assignment]
+        client_id: str | None = None
+        client_secret: SecretStr | None = None
+        base_url: HttpUrl = HttpUrl("https://open-api.pawoon.com")
+        # Pawoon's own outlet id, to poll one outlet of a multi-outlet account.
+        pawoon_outlet_id: str | None = Field(default=None, coerce_numbers_to_str=True)
+        per_page: int = Field(100, ge=1, le=100)
+
+        required_in_mode: ClassVar[dict[Mode, tuple[str, ...]]] = {
+            Mode.WEBHOOK: ("webhook_secret",),
+            Mode.POLL: ("client_id", "client_secret"),
+        }
 
     def parse(self, request: WebhookRequest) -> WebhookEvent:
         """Map a verified body to records."""
@@ -49,3 +72,47 @@ class PawoonConnector(HmacWebhookConnector, FileDropConnector):
         """A generated Pawoon export at the outlet's local time now."""
         now = self.context.clock.now().astimezone(self.outlet.timezone)
         return fake.export_csv(sequence, now, bad_row=bad_row)
+
+    # -- poll mode -------------------------------------------------------------------------
+
+    def account(self) -> str:
+        """Outlets polled with one Pawoon client id share its budget."""
+        return f"pawoon:{self.settings.client_id}"
+
+    @property
+    def client(self) -> PawoonClient:
+        """Pawoon's open API through core's HTTP client."""
+        return PawoonClient(
+            self.http,
+            str(self.settings.base_url),
+            self.settings.client_id,
+            self.settings.client_secret,
+            pawoon_outlet_id=self.settings.pawoon_outlet_id,
+            per_page=self.settings.per_page,
+            tz=self.outlet.timezone,
+        )
+
+    async def poll(self, window: PollWindow) -> AsyncIterator[Page]:
+        """Pages of sales rung up in the window, oldest first; the cursor is the device time."""
+        async for rows in self.client.transactions(window.since, window.until):
+            yield page_of(rows, self._map_polled, _newest(rows, self.outlet.timezone))
+
+    async def reauthenticate(self) -> None:
+        """Forget the cached token; the next request fetches a new one."""
+        self.client.forget_token()
+
+    def _map_polled(self, row: Any) -> Any:
+        return to_polled_transaction(row, self.outlet)
+
+
+def _newest(rows: list[dict[str, Any]], tz: Any) -> Any:
+    from sambung.errors import InvalidRecord
+    from sambung.parse import timestamp
+
+    times = []
+    for row in rows:
+        try:
+            times.append(timestamp(row.get("device_timestamp"), tz, "device_timestamp"))
+        except InvalidRecord:
+            continue
+    return max(times) if times else None

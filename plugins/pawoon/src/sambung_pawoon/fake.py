@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from aiohttp import web
+from sambung.testing.fake_vendor import FakeVendor
 from sambung.testing.fakes import MENU, basket
 
 
@@ -74,3 +77,85 @@ def export_csv(sequence: int, now: datetime, *, rows: int = 8, bad_row: bool = F
 def _rupiah(amount: Decimal) -> str:
     """`Rp 27.500`, as Indonesian back offices print whole Rupiah."""
     return f"Rp {int(amount):,}".replace(",", ".")
+
+
+def transaction_row(sequence: int, at: datetime) -> dict[str, Any]:
+    """A row of Pawoon's `GET /transactions` for basket `sequence`, at local till time `at`."""
+    sale = basket(sequence)
+    return {
+        "id": f"PWN-{sequence:07d}",
+        "receipt_code": f"RC{sequence:08d}",
+        "device_timestamp": at.strftime("%Y-%m-%d %H:%M:%S"),
+        "subtotal": int(sale.subtotal),
+        "total_discount": 0,
+        "service_charge": int(sale.service_charge),
+        "tax": int(sale.tax),
+        "final_amount": int(sale.total),
+        "payment_method": sale.payment_label,
+        "items": [
+            {
+                "sku": line.item.sku,
+                "name": line.item.name,
+                "qty": line.quantity,
+                "price": int(line.item.price),
+            }
+            for line in sale.lines
+        ],
+    }
+
+
+class PawoonFake(FakeVendor):
+    """Pawoon's open API: client-credentials tokens and `GET /transactions` by device time."""
+
+    token_paths = ("/oauth/token",)
+
+    def __init__(
+        self,
+        *,
+        client_id: str = "pawoon-client",
+        client_secret: str = "pawoon-secret",
+        timezone: str = "Asia/Jakarta",
+        **kw: Any,
+    ) -> None:
+        super().__init__(**kw)
+        self.credentials = {client_id: client_secret}
+        self.tz = ZoneInfo(timezone)
+
+    def routes(self, app: web.Application) -> None:
+        """`POST /oauth/token`, `GET /transactions`."""
+        app.router.add_post("/oauth/token", self.token)
+        app.router.add_get("/transactions", self.transactions)
+
+    def sale(self, sequence: int, at: datetime) -> dict[str, Any]:
+        """Add sale `sequence` rung up at `at` (aware)."""
+        row = transaction_row(sequence, at.astimezone(self.tz))
+        self.upsert(row["id"], at.replace(microsecond=0), row)
+        return row
+
+    def seed(self, count: int, start: datetime, step: timedelta = timedelta(seconds=30)) -> None:
+        """`count` sales, one every `step` from `start`."""
+        for n in range(count):
+            self.sale(n + 1, start + step * n)
+
+    async def token(self, request: web.Request) -> web.Response:
+        """Client-credentials grant."""
+        body = await request.json()
+        if self.credentials.get(body.get("client_id")) != body.get("client_secret"):
+            return self.unauthorized("invalid_client")
+        return web.json_response(self.issue_token())
+
+    async def transactions(self, request: web.Request) -> web.Response:
+        """Rows whose device time is within the window, oldest first."""
+        if not self.bearer_ok(request):
+            return self.unauthorized()
+        query = request.query
+        try:
+            since = datetime.fromisoformat(query["start_device_timestamp"]).replace(tzinfo=self.tz)
+            until = datetime.fromisoformat(query["end_device_timestamp"]).replace(tzinfo=self.tz)
+            page, per_page = int(query.get("page", "1")), int(query.get("per_page", "100"))
+        except (KeyError, ValueError):
+            return web.json_response({"message": "invalid parameters"}, status=422)
+        rows = self.changed_between(since, until)
+        chunk = rows[(page - 1) * per_page : page * per_page]
+        body = {"data": [r.data for r in chunk], "meta": {"total": len(rows), "per_page": per_page}}
+        return web.json_response(body)

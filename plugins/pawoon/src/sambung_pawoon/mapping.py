@@ -117,3 +117,42 @@ def _line_item(item: Any, at: str) -> LineItem:
         discount=discount,
         total=qty * price - discount,
     )
+
+
+def to_polled_transaction(row: Mapping[str, Any], outlet: Outlet) -> Transaction:
+    """A row of `GET /transactions` (poll mode) → a sale.
+
+    Fields as Pawoon's open API names them (VENDORS.md): `id`, `receipt_code`,
+    `device_timestamp` (zone-less till time), `final_amount`, `subtotal`, `total_discount`,
+    `tax`, `service_charge`, `payment_method`, `items[{sku, name, qty, price, discount}]`.
+    """
+    occurred_at = timestamp(require(row, "device_timestamp"), outlet.timezone, "device_timestamp")
+    total = amount(row, "final_amount")
+    tax = amount(row, "tax", required=False)
+    discount = amount(row, "total_discount", required=False)
+    service_charge = amount(row, "service_charge", required=False)
+    items = tuple(_line_item(item, at) for item, at in each(row, "items"))
+    if row.get("subtotal") is not None:
+        subtotal = amount(row, "subtotal")
+    elif items:
+        subtotal = sum((item.total for item in items), Decimal(0))
+    else:
+        subtotal = total - tax - service_charge + discount
+    label = optional_text(row, "payment_method")
+    return Transaction(
+        outlet=outlet.id,
+        source_system=SOURCE_SYSTEM,
+        external_id=text(require(row, "id"), "id"),
+        source_updated_at=optional_timestamp(row, "updated_at", outlet.timezone) or occurred_at,
+        occurred_at=occurred_at,
+        business_date=business_date(occurred_at, outlet.timezone),
+        subtotal=subtotal,
+        discount=discount,
+        service_charge=service_charge,
+        tax=tax,
+        rounding=total - (subtotal - discount + service_charge + tax),
+        total=total,
+        payment_method=PaymentMethod.from_label(label),
+        payment_method_label=label,
+        items=items,
+    )

@@ -1,0 +1,77 @@
+"""Access tokens fetched from vendors, cached per account until shortly before they expire.
+
+However many loops need a token at the same moment, it is fetched (or refreshed) once: the
+others wait for that one fetch. A 401 invalidates only the token that failed, so fifty loops
+hitting 401 together cause one refresh, not fifty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import SecretStr
+
+from .clock import Clock, SystemClock
+
+# Refresh this long before the vendor's expiry, so no request leaves with a dying token.
+EARLY = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Token:
+    """A bearer token and when it stops working; `refresh_token` when the vendor gives one."""
+
+    access_token: SecretStr
+    expires_at: datetime | None = None
+    refresh_token: SecretStr | None = None
+
+    def fresh(self, now: datetime) -> bool:
+        """Whether it is still good for a request leaving now."""
+        return self.expires_at is None or now < self.expires_at - EARLY
+
+
+# Given the token held so far (None at first), fetch a new one (refreshing it when possible).
+Fetch = Callable[[Token | None], Awaitable[Token]]
+
+
+class TokenCache:
+    """Tokens by account key, fetched once however many callers ask at once."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._tokens: dict[str, Token] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.fetches = 0
+
+    async def get(self, key: str, fetch: Fetch) -> Token:
+        """The cached token of `key`, or a new one from `fetch` when missing or expiring."""
+        token = self._tokens.get(key)
+        if token is not None and token.fresh(self._clock.now()):
+            return token
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            token = self._tokens.get(key)  # someone else may have fetched it meanwhile
+            if token is not None and token.fresh(self._clock.now()):
+                return token
+            self.fetches += 1
+            fresh = await fetch(token)
+            self._tokens[key] = fresh
+            return fresh
+
+    def invalidate(self, key: str, token: Token | None = None) -> None:
+        """Forget `key`'s token (only if it is still `token`, when given): it was refused."""
+        current = self._tokens.get(key)
+        if current is not None and (token is None or current is token):
+            # Keep the refresh token: a refresh may still work where the access token did not.
+            self._tokens[key] = Token(
+                current.access_token,
+                expires_at=self._clock.now(),
+                refresh_token=current.refresh_token,
+            )
+
+    def expires_in(self, seconds: float | int) -> datetime:
+        """The expiry instant of a token the vendor says lasts `seconds` from now."""
+        return self._clock.now() + timedelta(seconds=float(seconds))

@@ -1,0 +1,100 @@
+"""Olsera poll mode against its fake: conformance, token refresh, unsorted pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sambung.config import Connection
+from sambung.polling import PollLoop, PollService, from_cursor
+from sambung.store import ConnectionStatus, Store
+from sambung.store.sqlite import SqliteStore
+from sambung.testing import outlet
+from sambung.testing.conformance import PollConnectorConformance
+from sambung.testing.fake_vendor import FakeClock, Seen
+from sambung_olsera import OlseraConnector
+from sambung_olsera.fake import OlseraFake
+
+START = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+POLL = {"mode": "poll", "app_id": "olsera-app", "secret_key": "olsera-secret"}
+
+
+class TestOlseraConformance(PollConnectorConformance):
+    connector = OlseraConnector
+
+    def fake(self, clock: FakeClock) -> OlseraFake:
+        return OlseraFake(timezone=self.timezone, clock=clock, page_size=20)
+
+    def settings(self, url: str) -> dict[str, Any]:
+        return {**POLL, "base_url": url}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START + timedelta(hours=3))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = SqliteStore(tmp_path / "olsera.db", synchronous="OFF")
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def vendor(clock: FakeClock) -> AsyncIterator[OlseraFake]:
+    fake = OlseraFake(clock=clock, page_size=20)
+    async with fake.serve():
+        yield fake
+
+
+@pytest.fixture
+async def loop(vendor: OlseraFake, store: Store, clock: FakeClock) -> AsyncIterator[PollLoop]:
+    async with aiohttp.ClientSession() as session:
+        connection = Connection(
+            outlet("kemang"),
+            OlseraConnector,
+            OlseraConnector.Settings.model_validate({**POLL, "base_url": vendor.url}),
+        )
+        [built] = PollService(
+            [connection], store, lambda _o, _k: ("books",), clock=clock, sleep=clock.sleep
+        ).build(session)
+        yield built
+
+
+async def test_newest_first_pages_move_the_cursor_only_at_the_end(
+    vendor: OlseraFake, store: Store, loop: PollLoop
+) -> None:
+    vendor.seed(50, START)
+    result = await loop.run_once()
+
+    assert result.status is ConnectionStatus.OK
+    assert len(await store.list_outbox(limit=1000)) == 50
+    newest = max(row.changed_at for row in vendor.rows.values())
+    assert from_cursor(await store.get_cursor("kemang", "olsera")) == newest
+
+
+async def test_an_expired_token_is_refreshed_with_the_refresh_token(
+    vendor: OlseraFake, store: Store, loop: PollLoop
+) -> None:
+    vendor.seed(50, START)
+    pages = 0
+
+    def expire_after_first_page(seen: Seen) -> None:
+        nonlocal pages
+        if seen.path.endswith("closeorder"):
+            pages += 1
+            if pages == 1:
+                vendor.expire_tokens()
+
+    vendor.after_request = expire_after_first_page
+    result = await loop.run_once()
+
+    assert result.status is ConnectionStatus.OK
+    assert (vendor.secret_grants, vendor.refresh_grants) == (1, 1)
+    assert len(await store.list_outbox(limit=1000)) == 50

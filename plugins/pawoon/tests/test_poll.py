@@ -1,0 +1,140 @@
+"""Pawoon poll mode against its fake: conformance, tokens expiring mid-run, one token fetch for
+many loops, refused credentials."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sambung.config import Connection
+from sambung.polling import PollLoop, PollService
+from sambung.store import ConnectionStatus, Store
+from sambung.store.sqlite import SqliteStore
+from sambung.testing import outlet
+from sambung.testing.conformance import PollConnectorConformance
+from sambung.testing.fake_vendor import FakeClock, Seen
+from sambung_pawoon import PawoonConnector
+from sambung_pawoon.fake import PawoonFake
+
+START = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+
+
+class TestPawoonPollConformance(PollConnectorConformance):
+    connector = PawoonConnector
+
+    def fake(self, clock: FakeClock) -> PawoonFake:
+        return PawoonFake(timezone=self.timezone, clock=clock)
+
+    def settings(self, url: str) -> dict[str, Any]:
+        return {
+            "mode": "poll",
+            "client_id": "pawoon-client",
+            "client_secret": "pawoon-secret",
+            "base_url": url,
+            "per_page": 20,
+        }
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START + timedelta(hours=3))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = SqliteStore(tmp_path / "pawoon.db", synchronous="OFF")
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def vendor(clock: FakeClock) -> AsyncIterator[PawoonFake]:
+    fake = PawoonFake(clock=clock, monotonic_clock=clock.monotonic, token_ttl=timedelta(hours=1))
+    async with fake.serve():
+        yield fake
+
+
+@pytest.fixture
+async def loops(vendor: PawoonFake, store: Store, clock: FakeClock) -> AsyncIterator[Any]:
+    async with aiohttp.ClientSession() as session:
+
+        def make(outlets: int = 1, secret: str = "pawoon-secret") -> list[PollLoop]:
+            block = {
+                "mode": "poll",
+                "client_id": "pawoon-client",
+                "client_secret": secret,
+                "base_url": vendor.url,
+                "per_page": 20,
+            }
+            connections = [
+                Connection(
+                    outlet(f"outlet-{n}"), PawoonConnector, PawoonConnector.Settings(**block)
+                )
+                for n in range(outlets)
+            ]
+            return PollService(
+                connections, store, lambda _o, _k: ("books",), clock=clock, sleep=clock.sleep
+            ).build(session)
+
+        yield make
+
+
+async def outbox_per_record(store: Store) -> dict[str, int]:
+    ids = {r.id: r.external_id for r in await store.list_records(limit=10_000)}
+    counts: dict[str, int] = {}
+    for row in await store.list_outbox(limit=10_000):
+        counts[ids[row.record_id]] = counts.get(ids[row.record_id], 0) + 1
+    return counts
+
+
+async def test_a_token_expiring_mid_pagination_costs_one_refresh(
+    vendor: PawoonFake, store: Store, loops: Any
+) -> None:
+    vendor.seed(100, START)
+    [loop] = loops()
+    pages = 0
+
+    def expire_after_two_pages(seen: Seen) -> None:
+        nonlocal pages
+        if seen.path == "/transactions" and seen.status == 200:
+            pages += 1
+            if pages == 2:
+                vendor.expire_tokens()
+
+    vendor.after_request = expire_after_two_pages
+    result = await loop.run_once()
+
+    assert result.status is ConnectionStatus.OK
+    assert vendor.tokens_issued == 2
+    counts = await outbox_per_record(store)
+    assert len(counts) == 100 and set(counts.values()) == {1}
+
+
+async def test_fifty_loops_on_one_client_fetch_one_token(vendor: PawoonFake, loops: Any) -> None:
+    vendor.seed(10, START)
+
+    results = await asyncio.gather(*(loop.run_once() for loop in loops(outlets=50)))
+
+    assert all(r.status is ConnectionStatus.OK for r in results)
+    assert vendor.tokens_issued == 1
+
+
+async def test_refused_client_credentials_need_reauth(
+    vendor: PawoonFake, store: Store, loops: Any
+) -> None:
+    vendor.seed(5, START)
+    [loop] = loops(secret="wrong")
+
+    result = await loop.run_once()
+    again = await loop.run_once()
+
+    assert result.status is ConnectionStatus.NEEDS_REAUTH
+    assert "invalid_client" in (result.error or "")
+    assert again.skipped
+    assert vendor.data_requests() == []
