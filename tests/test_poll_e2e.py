@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sambung.testing.daemon import DaemonProcess
+from sambung.testing.daemon import DaemonProcess, HttpClient, free_port
 from sambung.testing.fake_vendor import Seen
 from sambung_qasir.fake import QasirFake
 
@@ -161,6 +161,8 @@ def test_a_refused_key_stops_polling_until_sighup_brings_a_new_one(
     with serving(vendor) as url:
         wrong = config(url)
         wrong["outlets"][0]["connectors"]["qasir"]["api_key"] = "revoked-key"
+        admin_port, token = free_port(), "admin-token-for-status-0001"
+        wrong.setdefault("server", {})["admin"] = {"port": admin_port, "token": token}
         daemon: DaemonProcess = sambung_daemon(wrong, env={"PYTHONPATH": str(hello_site)})
         db = daemon.workdir / "sambung.db"
         wait_for(
@@ -175,6 +177,11 @@ def test_a_refused_key_stops_polling_until_sighup_brings_a_new_one(
             check=True,
         ).stdout
         assert "needs_reauth" in status and "401" in status
+        answer = HttpClient(f"http://127.0.0.1:{admin_port}").get(
+            "/api/v1/status", {"Authorization": f"Bearer {token}"}
+        )[1]
+        [qasir] = [c for c in answer["connections"] if c["connector"] == "qasir"]
+        assert qasir["state"] == "needs_reauth" and "401" in qasir["poll"]["last_error"]
         refused = len(vendor.requests)
         time.sleep(1.0)
         assert len(vendor.requests) == refused, "no requests while the key is refused"

@@ -49,22 +49,48 @@ async def sink_status(
 
 
 async def connection_status(store: Store, loaded: LoadedConfig) -> list[dict[str, Any]]:
-    """Per outlet and connector: mode, state, last success, last error, counts."""
+    """Per outlet and connector: mode, state (ok, failing, needs_reauth, paused), last success,
+    last error, counts, and for polled connections their cursor and records fetched."""
     activity = await store.connection_activity()
+    polled = {
+        (state.outlet, state.connector): state
+        for state in await store.list_connection_states()
+        if state.mode == "poll"
+    }
     connections = []
     for connection in loaded.connections:
-        found = activity.get((connection.outlet.id, connection.name), {})
+        key = (connection.outlet.id, connection.name)
+        found = activity.get(key, {})
+        poll = polled.get(key)
+        if not connection.settings.enabled:
+            state = "paused"
+        else:
+            state = poll.state.value if poll is not None else "ok"
+        last_success = max(
+            (t for t in (found.get("last_success_at"), poll and poll.last_success_at) if t),
+            default=None,
+        )
         connections.append(
             {
                 "outlet": connection.outlet.id,
                 "connector": connection.name,
                 "mode": sorted(connection.settings.mode),
-                "state": "enabled" if connection.settings.enabled else "disabled",
-                "last_success_at": _iso(found.get("last_success_at")),
+                "state": state,
+                "last_success_at": _iso(last_success),
                 "last_error_at": _iso(found.get("last_error_at")),
                 "last_error": found.get("last_error"),
                 "records": found.get("records", 0),
                 "open_dead_letters": found.get("open_dead_letters", 0),
+                "poll": None
+                if poll is None
+                else {
+                    "state": poll.state.value,
+                    "cursor": poll.cursor,
+                    "last_success_at": _iso(poll.last_success_at),
+                    "last_error_at": _iso(poll.last_error_at),
+                    "last_error": poll.last_error,
+                    "records_fetched": poll.records_fetched,
+                },
             }
         )
     return connections
