@@ -8,6 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
@@ -209,6 +210,40 @@ class Transaction(Record):
     @classmethod
     def _occurred_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
+
+    @classmethod
+    def rung_up(
+        cls,
+        *,
+        occurred_at: datetime,
+        tz: ZoneInfo,
+        subtotal: Decimal,
+        total: Decimal,
+        discount: Decimal = Decimal(0),
+        service_charge: Decimal = Decimal(0),
+        tax: Decimal = Decimal(0),
+        payment_label: str | None = None,
+        **fields: Any,
+    ) -> Transaction:
+        """A transaction as a till rings it up, from the parts every POS sends.
+
+        The business date is the local day in `tz`; the payment method is normalised from the
+        vendor's label (kept too); and `rounding` is whatever the total holds beyond
+        subtotal - discount + service charge + tax, since Indonesian tills round the amount due.
+        """
+        return cls(
+            occurred_at=occurred_at,
+            business_date=occurred_at.astimezone(tz).date(),
+            subtotal=subtotal,
+            discount=discount,
+            service_charge=service_charge,
+            tax=tax,
+            rounding=total - (subtotal - discount + service_charge + tax),
+            total=total,
+            payment_method=PaymentMethod.from_label(payment_label),
+            payment_method_label=payment_label,
+            **fields,
+        )
 
 
 class InventoryLevel(Record):

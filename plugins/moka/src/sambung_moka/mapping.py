@@ -32,10 +32,9 @@ from typing import Any
 
 from sambung.connectors import Outlet, WebhookEvent
 from sambung.errors import InvalidRecord
-from sambung.models import LineItem, PaymentMethod, Record, Transaction, TransactionType
+from sambung.models import LineItem, Record, Transaction, TransactionType
 from sambung.parse import (
     amount,
-    business_date,
     each,
     get,
     mapping,
@@ -112,7 +111,7 @@ def _transaction(
     service_charge = _amount(tx, "total_gratuities", TX, refund, required=False)
     tax = _amount(tx, "total_taxes", TX, refund, required=False)
     label = optional_text(tx, "payment_type", at=TX)
-    return Transaction(
+    return Transaction.rung_up(
         outlet=outlet.id,
         source_system=SOURCE_SYSTEM,
         external_id=f"{sale_id}:refund" if refund else sale_id,
@@ -120,15 +119,13 @@ def _transaction(
         reverses_external_id=sale_id if refund else None,
         source_updated_at=_version(payload, tx, outlet),
         occurred_at=occurred_at,
-        business_date=business_date(occurred_at, outlet.timezone),
+        tz=outlet.timezone,
         subtotal=subtotal,
         discount=discount,
         service_charge=service_charge,
         tax=tax,
-        rounding=total - (subtotal - discount + service_charge + tax),
         total=total,
-        payment_method=PaymentMethod.from_label(label),
-        payment_method_label=label,
+        payment_label=label,
         items=tuple(_line_item(item, at, refund) for item, at in each(tx, "items", at=TX)),
     )
 
@@ -222,7 +219,7 @@ def payment_to_transaction(
                 total=amount(item, "total_price", at=at),
             )
         )
-    return Transaction(
+    return Transaction.rung_up(
         outlet=outlet.id,
         source_system=SOURCE_SYSTEM,
         external_id=f"{sale_id}:refund" if refund else sale_id,
@@ -230,14 +227,12 @@ def payment_to_transaction(
         reverses_external_id=sale_id if refund else None,
         source_updated_at=updated_at,
         occurred_at=updated_at if refund else occurred_at,
-        business_date=business_date(updated_at if refund else occurred_at, outlet.timezone),
+        tz=outlet.timezone,
         subtotal=subtotal,
         discount=discount,
         service_charge=service_charge,
         tax=tax,
-        rounding=total - (subtotal - discount + service_charge + tax),
         total=total,
-        payment_method=PaymentMethod.from_label(label),
-        payment_method_label=label,
+        payment_label=label,
         items=tuple(items),
     )

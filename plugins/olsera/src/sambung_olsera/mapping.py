@@ -12,8 +12,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sambung.connectors import Outlet
-from sambung.models import LineItem, PaymentMethod, Transaction
-from sambung.parse import amount, business_date, each, optional_text, require, text, timestamp
+from sambung.models import LineItem, Transaction
+from sambung.parse import amount, each, optional_text, require, text, timestamp
 
 SOURCE_SYSTEM = "olsera"
 UTC_ZONE = ZoneInfo("UTC")
@@ -45,21 +45,19 @@ def to_records(row: Any, outlet: Outlet, *, naive_times: str = "utc") -> list[Tr
     )
     label = optional_text(row, "payment_type")
     return [
-        Transaction(
+        Transaction.rung_up(
             outlet=outlet.id,
             source_system=SOURCE_SYSTEM,
             external_id=text(require(row, "id"), "id"),
             source_updated_at=updated_at,
             occurred_at=occurred_at,
-            business_date=business_date(occurred_at, outlet.timezone),
+            tz=outlet.timezone,
             subtotal=subtotal,
             discount=discount,
             service_charge=service_charge,
             tax=tax,
-            rounding=total - (subtotal - discount + service_charge + tax),
             total=total,
-            payment_method=PaymentMethod.from_label(label),
-            payment_method_label=label,
+            payment_label=label,
             items=items,
         )
     ]

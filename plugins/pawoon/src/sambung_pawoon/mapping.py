@@ -19,7 +19,7 @@ from typing import Any
 
 from sambung.connectors import Outlet, WebhookEvent
 from sambung.errors import InvalidRecord
-from sambung.models import InventoryLevel, LineItem, PaymentMethod, Record, Transaction
+from sambung.models import InventoryLevel, LineItem, Record, Transaction
 from sambung.parse import (
     amount,
     business_date,
@@ -65,21 +65,19 @@ def to_transaction(payload: Mapping[str, Any], outlet: Outlet) -> Transaction:
     else:
         subtotal = total - tax - service_charge + discount
     label = optional_text(data, "payment_method", at="data")
-    return Transaction(
+    return Transaction.rung_up(
         outlet=outlet.id,
         source_system=SOURCE_SYSTEM,
         external_id=text(require(data, "transaction_id", at="data"), "data.transaction_id"),
         source_updated_at=optional_timestamp(data, "updated_at", outlet.timezone, at="data"),
         occurred_at=occurred_at,
-        business_date=business_date(occurred_at, outlet.timezone),
+        tz=outlet.timezone,
         subtotal=subtotal,
         discount=discount,
         service_charge=service_charge,
         tax=tax,
-        rounding=total - (subtotal - discount + service_charge + tax),
         total=total,
-        payment_method=PaymentMethod.from_label(label),
-        payment_method_label=label,
+        payment_label=label,
         items=items,
     )
 
@@ -139,20 +137,18 @@ def to_polled_transaction(row: Mapping[str, Any], outlet: Outlet) -> Transaction
     else:
         subtotal = total - tax - service_charge + discount
     label = optional_text(row, "payment_method")
-    return Transaction(
+    return Transaction.rung_up(
         outlet=outlet.id,
         source_system=SOURCE_SYSTEM,
         external_id=text(require(row, "id"), "id"),
         source_updated_at=optional_timestamp(row, "updated_at", outlet.timezone) or occurred_at,
         occurred_at=occurred_at,
-        business_date=business_date(occurred_at, outlet.timezone),
+        tz=outlet.timezone,
         subtotal=subtotal,
         discount=discount,
         service_charge=service_charge,
         tax=tax,
-        rounding=total - (subtotal - discount + service_charge + tax),
         total=total,
-        payment_method=PaymentMethod.from_label(label),
-        payment_method_label=label,
+        payment_label=label,
         items=items,
     )

@@ -13,10 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from sambung.connectors import Outlet
-from sambung.models import LineItem, PaymentMethod, Transaction, TransactionType
+from sambung.models import LineItem, Transaction, TransactionType
 from sambung.parse import (
     amount,
-    business_date,
     each,
     optional_text,
     optional_timestamp,
@@ -45,22 +44,20 @@ def to_transaction(row: Any, outlet: Outlet) -> Transaction:
         subtotal = total - tax - service_charge + discount
     label = optional_text(row, "payment_method")
     status = (optional_text(row, "status") or "paid").lower()
-    return Transaction(
+    return Transaction.rung_up(
         outlet=outlet.id,
         source_system=SOURCE_SYSTEM,
         external_id=text(require(row, "id"), "id"),
         type=_TYPES.get(status, TransactionType.SALE),
         source_updated_at=optional_timestamp(row, "updated_at", outlet.timezone) or occurred_at,
         occurred_at=occurred_at,
-        business_date=business_date(occurred_at, outlet.timezone),
+        tz=outlet.timezone,
         subtotal=subtotal,
         discount=discount,
         service_charge=service_charge,
         tax=tax,
-        rounding=total - (subtotal - discount + service_charge + tax),
         total=total,
-        payment_method=PaymentMethod.from_label(label),
-        payment_method_label=label,
+        payment_label=label,
         items=items,
     )
 
