@@ -43,10 +43,11 @@ bench-csv-import: $(SYNCED)
 bench-poll: $(SYNCED)
 	$(VENV)/bin/python bench/poll/run.py
 
-## lint: ruff (format and lint), through uv without adding it to the lock
+## lint: ruff (format and lint) and mypy --strict, through uv without adding them to the lock
 lint: $(SYNCED)
 	$(UV) tool run ruff@0.14.0 format --check core plugins tests bench
 	$(UV) tool run ruff@0.14.0 check core plugins tests bench
+	$(UV) run --frozen --with mypy==1.18.2 --with types-PyYAML mypy core/src plugins/*/src
 
 $(UV):
 	$(PYTHON) -m venv .tools

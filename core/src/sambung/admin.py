@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import metrics
@@ -26,7 +27,7 @@ DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("daemon")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def bearer_guard(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def bearer_guard(token: str) -> Middleware:
     """Middleware that answers 401 unless the request carries `Authorization: Bearer <token>`."""
     expected = f"Bearer {token}".encode()
 

@@ -210,9 +210,9 @@ def load_config(
         document = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from err
+        raise ConfigError(f"{at}: not valid YAML: {problem}") from err
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: expected a mapping at the top (store, server, outlets)")
 

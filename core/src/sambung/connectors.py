@@ -442,7 +442,10 @@ def page_of(
     for row in rows:
         try:
             mapped = to_record(row)
-            records.extend(mapped if isinstance(mapped, list | tuple) else [mapped])
+            if isinstance(mapped, Record):
+                records.append(mapped)
+            else:
+                records.extend(mapped)
         except InvalidRecord as err:
             rejects.append(Rejected(err, _row_json(row), err.field))
         except ValidationError as err:

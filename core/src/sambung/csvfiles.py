@@ -269,7 +269,9 @@ def open_csv(
     `AUTO`; `encoding` overrides the detected one. Raises `FileError` for an empty file, bad
     bytes, or styles mixed in the sample.
     """
-    buffered = binary if isinstance(binary, io.BufferedReader) else io.BufferedReader(binary)  # type: ignore[arg-type]
+    buffered: io.BufferedReader = (
+        binary if isinstance(binary, io.BufferedReader) else io.BufferedReader(binary)  # type: ignore[arg-type]
+    )
     probe = buffered.peek(_PROBE_BYTES)[:_PROBE_BYTES]
     encoding = encoding or detect_encoding(probe)
     text = io.TextIOWrapper(buffered, encoding=encoding, newline="", errors="strict")

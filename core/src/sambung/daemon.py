@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -259,7 +259,9 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
-async def serve(daemon: Daemon, *, also: Callable[[Daemon], Awaitable[None]] | None = None) -> None:
+async def serve(
+    daemon: Daemon, *, also: Callable[[Daemon], Coroutine[Any, Any, None]] | None = None
+) -> None:
     """Run `daemon` until SIGTERM or SIGINT, then drain; `also` runs beside it (the simulator)."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

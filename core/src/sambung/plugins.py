@@ -71,7 +71,7 @@ def check_connector(cls: Any) -> type[Connector]:
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not _NAME.match(name):
         raise PluginError(f"{cls.__qualname__}.name must match {_NAME.pattern}, got {name!r}")
-    modes = getattr(cls, "modes", frozenset())
+    modes: frozenset[Mode] = getattr(cls, "modes", frozenset())
     if not modes or not all(isinstance(mode, Mode) for mode in modes):
         raise PluginError(f"connector {name!r}: modes must be a non-empty set of Mode values")
     for mode in modes:

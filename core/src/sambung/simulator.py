@@ -66,8 +66,9 @@ async def _post_forever(
             request, repeat = previous, True
         else:
             sequence += 1
-            request, repeat = connector.example_webhook(sequence), False
-        assert request is not None
+            example = connector.example_webhook(sequence)
+            assert example is not None  # only connectors that offer examples are simulated
+            request, repeat = example, False
         try:
             async with session.post(path, data=request.body, headers=request.headers) as answer:
                 body = await answer.json(content_type=None)

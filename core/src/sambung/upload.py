@@ -85,8 +85,9 @@ async def upload_csv(request: web.Request) -> web.Response:
         if not match:
             return _answer(404, f"outlet {outlet!r} has no {source!r} connector that reads CSV")
         connection = match[0]
-        if size > getattr(connection.settings, "max_file_bytes", limit):
-            return _answer(413, f"the file exceeds {connection.settings.max_file_bytes} bytes")
+        most = getattr(connection.settings, "max_file_bytes", limit)
+        if size > most:
+            return _answer(413, f"the file exceeds {most} bytes")
         connector = file_drop_connector(connection, daemon.clock, bound_to="upload")
         importer = FileImporter(daemon.store, daemon.loaded.sinks_for, daemon.clock)
         try:

@@ -875,8 +875,8 @@ class SqliteStore(Store):
         )
         if not rows:
             return None
-        r = rows[0]
-        return ImportedFile(*r[:8], imported_at=from_db_time(r[8]))
+        o, c, sha, name, size, imported, rejected, channel, at = rows[0]
+        return ImportedFile(o, c, sha, name, size, imported, rejected, channel, from_db_time(at))
 
     async def record_imported_file(self, entry: ImportedFile) -> None:
         """Remember a file as imported, on the writer thread; a repeat is a no-op."""
