@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sambung.testing.conformance import WebhookConnectorConformance
+from sambung.testing.conformance import HmacWebhookConnectorConformance
 from sambung_moka.connector import MokaConnector
 
 
-class TestMokaConformance(WebhookConnectorConformance):
+class TestMokaConformance(HmacWebhookConnectorConformance):
     connector = MokaConnector
     settings: ClassVar[dict[str, Any]] = {
         "mode": "webhook",

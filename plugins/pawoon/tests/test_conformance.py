@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sambung.testing.conformance import WebhookConnectorConformance
+from sambung.testing.conformance import HmacWebhookConnectorConformance
 from sambung_pawoon.connector import PawoonConnector
 
 
-class TestPawoonConformance(WebhookConnectorConformance):
+class TestPawoonConformance(HmacWebhookConnectorConformance):
     connector = PawoonConnector
     settings: ClassVar[dict[str, Any]] = {"mode": "webhook", "webhook_secret": "conformance-secret"}

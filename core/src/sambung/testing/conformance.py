@@ -27,6 +27,7 @@ from ..errors import InvalidPayload, SignatureError
 from ..models import RECORD_KINDS, Record
 from ..plugins import load_plugins
 from ..polling import PollService
+from ..signing import sign_hex
 from ..store.sqlite import SqliteStore
 from . import make_connector, outlet
 from .fake_vendor import FakeClock
@@ -198,3 +199,45 @@ class PollConnectorConformance:
                 _check_record(record, loop.connector)  # type: ignore[arg-type]
         finally:
             await store.close()
+
+
+class HmacWebhookConnectorConformance(WebhookConnectorConformance):
+    """The standard checks plus those of the hex-HMAC scheme (`HmacWebhookConnector`)."""
+
+    def _with(self, **changes: Any) -> WebhookConnector:
+        return make_connector(
+            self.connector, {**self.settings, **changes}, at=outlet("conformance", self.timezone)
+        )
+
+    def _signed(self, body: bytes, secret: str, header: str) -> WebhookRequest:
+        return WebhookRequest(body=body, headers={header: sign_hex(secret, body)})
+
+    def test_a_signature_under_another_secret_is_refused(
+        self, instance: WebhookConnector, examples: list[WebhookRequest]
+    ) -> None:
+        header = instance.settings.signature_header
+        with pytest.raises(SignatureError):
+            instance.verify(self._signed(examples[0].body, "some-other-secret", header))
+
+    def test_a_signature_that_is_not_hex_is_refused(
+        self, instance: WebhookConnector, examples: list[WebhookRequest]
+    ) -> None:
+        headers = {instance.settings.signature_header: "sha256=not-hex"}
+        with pytest.raises(SignatureError, match="not hex"):
+            instance.verify(WebhookRequest(body=examples[0].body, headers=headers))
+
+    def test_while_rotating_both_secrets_are_accepted(self, examples: list[WebhookRequest]) -> None:
+        rotating = self._with(webhook_secret=["new-secret", "old-secret"])
+        header = rotating.settings.signature_header
+        for secret in ("new-secret", "old-secret"):
+            rotating.verify(self._signed(examples[0].body, secret, header))
+        with pytest.raises(SignatureError):
+            rotating.verify(self._signed(examples[0].body, "retired-secret", header))
+
+    def test_the_signature_header_is_configurable(self, examples: list[WebhookRequest]) -> None:
+        custom = self._with(signature_header="X-Custom-Signature")
+        secret = custom.settings.webhook_secret[0].get_secret_value()
+        custom.verify(self._signed(examples[0].body, secret, "X-Custom-Signature"))
+        with pytest.raises(SignatureError):
+            default = type(custom).Settings.model_fields["signature_header"].default
+            custom.verify(self._signed(examples[0].body, secret, default))
