@@ -216,3 +216,49 @@ async def test_windows_1252_after_a_long_ascii_start_is_read_whole(
     assert (report.imported, report.rejected, report.file_error) == (1501, 0, None)
     assert "PWN-CAFÉ" in await stored_ids(store)
     assert len(await store.list_outbox(limit=10_000)) == 1501
+
+
+async def test_a_rejected_row_replays_into_a_record_once_the_connection_is_fixed(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    from sambung.config import load_config
+    from sambung.connections import file_drop_connector
+    from sambung.dlq import DeadLetters
+    from sambung.plugins import load_plugins
+
+    def loaded(number_style: str) -> Any:
+        path = tmp_path / "sambung.yaml"
+        path.write_text(
+            "outlets:\n"
+            "  - id: kemang\n"
+            "    name: Kemang\n"
+            "    connectors:\n"
+            f"      pawoon: {{mode: file-drop, number_style: {number_style}}}\n",
+            encoding="utf-8",
+        )
+        return load_config(path, load_plugins())
+
+    # "27.500" alone cannot say whether the dot groups thousands: under `auto` the row is refused.
+    export = tmp_path / "ambiguous.csv"
+    export.write_bytes(
+        b"Date;Transaction ID;Total;Tax;Items\n2026-11-26 10:00:00;TRX-AMB-1;27.500;2.500;Kopi x1\n"
+    )
+    before = loaded("auto")
+    [connection] = before.connections
+    importer = FileImporter(store, lambda outlet, kind: (), SystemClock())
+    report = await importer.import_path(
+        file_drop_connector(connection, SystemClock(), bound_to="test"), export
+    )
+    assert (report.imported, report.rejected) == (0, 1)
+    [letter] = await store.find_dead_letters(DeadLetterQuery(stage="row"))
+
+    [still] = await DeadLetters(store, before, clock=SystemClock()).replay([letter.id])
+    assert still.result == "still_failing"
+
+    # The merchant says which style the till uses; the kept row now maps, exactly.
+    [replayed] = await DeadLetters(store, loaded("id"), clock=SystemClock()).replay([letter.id])
+    assert replayed.result == "replayed", replayed
+    record = await store.get_record("kemang", "pawoon", "transaction", "TRX-AMB-1")
+    assert record is not None and '"total":"27500"' in record.payload
+    [again] = await DeadLetters(store, loaded("id"), clock=SystemClock()).replay([letter.id])
+    assert again.result == "not_open"

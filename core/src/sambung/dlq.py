@@ -21,7 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import metrics
 from .clock import Clock
 from .config import LoadedConfig
-from .connectors import ConnectorContext, WebhookConnector, WebhookRequest
+from .connectors import (
+    Connector,
+    ConnectorContext,
+    FileDropConnector,
+    WebhookConnector,
+    WebhookRequest,
+)
+from .csvfiles import RowError
+from .filedrop import remap_row
+from .models import Record
 from .store import DeadLetter, IngestRequest, Store
 from .store.base import DeadLetterQuery
 
@@ -116,6 +125,8 @@ class DeadLetters:
             return ReplayOutcome(dead_letter_id, "requeued")
         if entry.stage == "ingest" and entry.raw_event_id is not None:
             return await self._remap(entry)
+        if entry.stage == "row" and entry.raw_event_id is not None:
+            return await self._remap_row(entry)
         return ReplayOutcome(
             dead_letter_id, "unsupported", f"replay of {entry.stage} entries is not available"
         )
@@ -137,11 +148,41 @@ class DeadLetters:
         try:
             event = connector.parse(request)
         except (ValidationError, Exception) as err:
-            detail = f"{type(err).__name__}: {err}"
-            log.warning("dlq.replay_still_failing", dead_letter_id=entry.id, error=detail)
-            return ReplayOutcome(entry.id, "still_failing", detail)
-        routes = [self.loaded.sinks_for(entry.outlet, record.kind) for record in event.records]
-        result = await self.store.ingest(IngestRequest(records=event.records, routes=routes))
+            return self._still_failing(entry, f"{type(err).__name__}: {err}")
+        return await self._commit_replayed(entry, list(event.records))
+
+    async def _remap_row(self, entry: DeadLetter) -> ReplayOutcome:
+        """Map a stored CSV row again with the file-drop connector configured now, and commit."""
+        assert entry.raw_event_id is not None
+        connector = self._instance(entry.outlet, entry.connector)
+        if not isinstance(connector, FileDropConnector):
+            return ReplayOutcome(
+                entry.id,
+                "unsupported",
+                f"no file-drop connector {entry.connector} at {entry.outlet}",
+            )
+        raw = await self.store.get_raw_event(entry.raw_event_id)
+        if raw is None:
+            return ReplayOutcome(entry.id, "not_found", "the raw event is gone")
+        try:
+            mapped = remap_row(connector, raw.body, _parameter(raw.content_type, "number-style"))
+        except Exception as err:  # a row still unreadable, whatever the reason, stays open
+            return self._still_failing(entry, f"{type(err).__name__}: {err}")
+        failures = [item for item in mapped if isinstance(item, RowError)]
+        records = [item for item in mapped if not isinstance(item, RowError)]
+        if failures or not records:
+            reason = failures[0].reason if failures else "the kept row maps to no record"
+            return self._still_failing(entry, reason)
+        return await self._commit_replayed(entry, records)
+
+    def _still_failing(self, entry: DeadLetter, detail: str) -> ReplayOutcome:
+        log.warning("dlq.replay_still_failing", dead_letter_id=entry.id, error=detail)
+        return ReplayOutcome(entry.id, "still_failing", detail)
+
+    async def _commit_replayed(self, entry: DeadLetter, records: list[Record]) -> ReplayOutcome:
+        """Commit what a replay mapped, then mark the entry replayed."""
+        routes = [self.loaded.sinks_for(entry.outlet, record.kind) for record in records]
+        result = await self.store.ingest(IngestRequest(records=records, routes=routes))
         for outcome in result.records:
             metrics.child(
                 metrics.RECORDS_INGESTED, entry.connector, "replay", outcome.outcome.value
@@ -156,6 +197,11 @@ class DeadLetters:
         return ReplayOutcome(entry.id, "replayed", f"{len(result.records)} record(s)")
 
     def _connector(self, outlet: str, name: str) -> WebhookConnector | None:
+        instance = self._instance(outlet, name)
+        return instance if isinstance(instance, WebhookConnector) else None
+
+    def _instance(self, outlet: str, name: str) -> Connector | None:
+        """The connector configured now at `outlet`, as core builds it."""
         for connection in self.loaded.connections:
             if connection.outlet.id == outlet and connection.name == name:
                 bound = log.bind(outlet=outlet, connector=name)
@@ -165,9 +211,17 @@ class DeadLetters:
                     log=bound,
                     clock=self.clock,
                 )
-                instance = connection.connector(context)
-                return instance if isinstance(instance, WebhookConnector) else None
+                return connection.connector(context)
         return None
+
+
+def _parameter(content_type: str | None, name: str) -> str | None:
+    """A parameter of a media type (`text/csv; number-style=id` → `id`)."""
+    for part in (content_type or "").split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value or None
+    return None
 
 
 def describe(entry: DeadLetter) -> dict[str, Any]:

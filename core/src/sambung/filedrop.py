@@ -95,12 +95,24 @@ def records_of(connector: FileDropConnector, stream: CsvStream) -> Iterator[Reco
     return iter(connector.parse_file(stream))
 
 
-def open_for(connector: FileDropConnector, handle: Any, encoding: str | None = None) -> CsvStream:
-    """Open a binary handle as CSV with the connection's number style and amount columns."""
+def open_for(
+    connector: FileDropConnector,
+    handle: Any,
+    encoding: str | None = None,
+    *,
+    recorded_style: str | None = None,
+) -> CsvStream:
+    """Open a binary handle as CSV with the connection's number style and amount columns.
+
+    `recorded_style` is the style an earlier import decided for the file a row came from; the
+    connection's own setting wins when it names one.
+    """
     settings = connector.settings
     generic = getattr(settings, "format", "native") == "generic"
     columns = amount_headers(settings.columns) if generic else connector.amount_columns
     style = NumberStyle(getattr(settings, "number_style", "auto"))
+    if style is NumberStyle.AUTO and recorded_style:
+        style = NumberStyle(recorded_style)
     return open_csv(
         handle,
         connector.outlet.timezone,
@@ -108,6 +120,15 @@ def open_for(connector: FileDropConnector, handle: Any, encoding: str | None = N
         amount_columns=columns,
         encoding=encoding,
     )
+
+
+def remap_row(
+    connector: FileDropConnector, kept: bytes, recorded_style: str | None
+) -> list[Record | RowError]:
+    """Map a dead-lettered row again, as kept (its file's header and its values, UTF-8), with
+    the connector as it is configured now: the replay path after a fix."""
+    stream = open_for(connector, io.BytesIO(kept), "utf-8", recorded_style=recorded_style)
+    return list(records_of(connector, stream))
 
 
 class ErrorsFile:
@@ -300,7 +321,7 @@ class FileImporter:
                     room = KEEP_ERRORS - len(report.errors)
                     report.errors.extend(batch.errors[: max(room, 0)])
                     if not dry_run:
-                        await self._commit(connector, report.sha256, batch, stream.delimiter)
+                        await self._commit(connector, report.sha256, batch, stream)
                     report.imported += len(batch.records)
                     if progress is not None:
                         progress(report.rows)
@@ -311,7 +332,7 @@ class FileImporter:
         return report
 
     async def _commit(
-        self, connector: FileDropConnector, sha256: str, batch: _Batch, delimiter: str
+        self, connector: FileDropConnector, sha256: str, batch: _Batch, stream: CsvStream
     ) -> None:
         outlet, source = connector.outlet.id, connector.name
         routes_for = self._routes
@@ -323,8 +344,13 @@ class FileImporter:
             requests.append(IngestRequest(records=batch.records, routes=routes))
         now = self._clock.now()
         for error in batch.errors:
+            # The row is kept under its file's header and with the file's number style, so a
+            # replay after a fix can read it as the import did.
             line = io.StringIO()
-            csv.writer(line, delimiter=delimiter).writerow(error.values)
+            writer = csv.writer(line, delimiter=stream.delimiter)
+            writer.writerow(stream.header)
+            writer.writerow(error.values)
+            style = stream.style.value if stream.style is not None else NumberStyle.AUTO.value
             raw = RawEvent(
                 outlet=outlet,
                 source_system=source,
@@ -334,7 +360,7 @@ class FileImporter:
                 body=line.getvalue().encode(),
                 received_at=now,
                 event_type="csv.row",
-                content_type="text/csv",
+                content_type=f"text/csv; number-style={style}",
             )
             entry = DeadLetterIn(
                 stage="row",
