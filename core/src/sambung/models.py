@@ -217,8 +217,8 @@ class Transaction(Record):
         *,
         occurred_at: datetime,
         tz: ZoneInfo,
-        subtotal: Decimal,
         total: Decimal,
+        subtotal: Decimal | None = None,
         discount: Decimal = Decimal(0),
         service_charge: Decimal = Decimal(0),
         tax: Decimal = Decimal(0),
@@ -230,7 +230,15 @@ class Transaction(Record):
         The business date is the local day in `tz`; the payment method is normalised from the
         vendor's label (kept too); and `rounding` is whatever the total holds beyond
         subtotal - discount + service charge + tax, since Indonesian tills round the amount due.
+        A subtotal the vendor leaves out is the sum of the line totals, or with no lines
+        total - tax - service charge + discount (then nothing is left for rounding).
         """
+        if subtotal is None:
+            items = fields.get("items") or ()
+            if items:
+                subtotal = sum((item.total for item in items), Decimal(0))
+            else:
+                subtotal = total - tax - service_charge + discount
         return cls(
             occurred_at=occurred_at,
             business_date=occurred_at.astimezone(tz).date(),

@@ -14,7 +14,6 @@ amount due, so whatever `total` holds beyond `subtotal - discount + service_char
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from sambung.connectors import Outlet, WebhookEvent
@@ -60,10 +59,6 @@ def to_transaction(payload: Mapping[str, Any], outlet: Outlet) -> Transaction:
     discount = amount(data, "total_discount", required=False, at="data")
     service_charge = amount(data, "service_charge", required=False, at="data")
     items = tuple(_line_item(item, at) for item, at in each(data, "items", at="data"))
-    if items:
-        subtotal = sum((item.total for item in items), Decimal(0))
-    else:
-        subtotal = total - tax - service_charge + discount
     label = optional_text(data, "payment_method", at="data")
     return Transaction.rung_up(
         outlet=outlet.id,
@@ -72,7 +67,6 @@ def to_transaction(payload: Mapping[str, Any], outlet: Outlet) -> Transaction:
         source_updated_at=optional_timestamp(data, "updated_at", outlet.timezone, at="data"),
         occurred_at=occurred_at,
         tz=outlet.timezone,
-        subtotal=subtotal,
         discount=discount,
         service_charge=service_charge,
         tax=tax,
@@ -130,12 +124,7 @@ def to_polled_transaction(row: Mapping[str, Any], outlet: Outlet) -> Transaction
     discount = amount(row, "total_discount", required=False)
     service_charge = amount(row, "service_charge", required=False)
     items = tuple(_line_item(item, at) for item, at in each(row, "items"))
-    if row.get("subtotal") is not None:
-        subtotal = amount(row, "subtotal")
-    elif items:
-        subtotal = sum((item.total for item in items), Decimal(0))
-    else:
-        subtotal = total - tax - service_charge + discount
+    subtotal = amount(row, "subtotal") if row.get("subtotal") is not None else None
     label = optional_text(row, "payment_method")
     return Transaction.rung_up(
         outlet=outlet.id,

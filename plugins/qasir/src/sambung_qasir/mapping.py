@@ -9,7 +9,6 @@ the row's own (`items.1.price`).
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from sambung.connectors import Outlet
@@ -36,12 +35,7 @@ def to_transaction(row: Any, outlet: Outlet) -> Transaction:
     tax = amount(row, "tax", required=False)
     discount = amount(row, "discount", required=False)
     service_charge = amount(row, "service_charge", required=False)
-    if row.get("subtotal") is not None:
-        subtotal = amount(row, "subtotal")
-    elif items:
-        subtotal = sum((item.total for item in items), Decimal(0))
-    else:
-        subtotal = total - tax - service_charge + discount
+    subtotal = amount(row, "subtotal") if row.get("subtotal") is not None else None
     label = optional_text(row, "payment_method")
     status = (optional_text(row, "status") or "paid").lower()
     return Transaction.rung_up(
