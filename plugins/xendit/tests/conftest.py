@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sambung.parse import loads
+from sambung.store.sqlite import SqliteStore
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -22,3 +23,12 @@ def body() -> Callable[[str], bytes]:
 def payload(body: Callable[[str], bytes]) -> Callable[[str], Any]:
     """A recorded payload parsed as core parses it (exact Decimals); a fresh copy every call."""
     return lambda name: loads(body(name))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """An open SQLite store in a temporary folder."""
+    opened = SqliteStore(tmp_path / "xendit.db", synchronous="OFF")
+    await opened.open()
+    yield opened
+    await opened.close()

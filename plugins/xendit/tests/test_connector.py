@@ -4,8 +4,7 @@ ingest into a real SQLite store (out of order, duplicated, expired versus paid).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -90,14 +89,6 @@ def test_parse_names_the_event_by_status(body: Body) -> None:
 
 
 # -- through core's webhook ingest -------------------------------------------------------------
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "xendit.db", synchronous="OFF")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,14 +29,6 @@ KEY, TOKEN = "xnd_development_reconcile", "xendit-callback-token"
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(START + timedelta(hours=3))
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "xendit.db", synchronous="OFF")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture
