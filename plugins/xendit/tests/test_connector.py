@@ -147,19 +147,32 @@ async def test_duplicates_are_no_ops(store: SqliteStore, post: Any, body: Body) 
     assert (await store.counts())["raw_events"] == 1
 
 
+def expired_version_of(paid: dict[str, Any], updated: str) -> bytes:
+    expired = {**paid, "status": "EXPIRED", "updated": updated}
+    for key in ("paid_amount", "paid_at", "payment_channel", "fees_paid_amount"):
+        expired.pop(key)
+    return json.dumps(expired).encode()
+
+
 async def test_an_expiry_notice_after_payment_does_not_undo_it(
     store: SqliteStore, post: Any, body: Body
 ) -> None:
     paid = json.loads(body("invoice_paid.json"))
-    # The invoice's expiry fired before the payment was recorded, but its callback came later.
-    expired = {**paid, "status": "EXPIRED", "updated": paid["created"]}
-    for key in ("paid_amount", "paid_at", "payment_channel", "fees_paid_amount"):
-        expired.pop(key)
+    # Even stamped a day after the payment, an expiry does not undo money received.
     await post(json.dumps(paid).encode())
-    late = await post(json.dumps(expired).encode())
+    late = await post(expired_version_of(paid, "2026-11-27T13:15:42.118Z"))
 
     assert late.body.get("stale") is True
     assert await final_status(store) == ("paid", 1, 1)
+
+
+async def test_a_payment_after_an_expiry_wins(store: SqliteStore, post: Any, body: Body) -> None:
+    paid = json.loads(body("invoice_paid.json"))
+    await post(expired_version_of(paid, "2026-11-27T13:15:42.118Z"))
+    answer = await post(json.dumps(paid).encode())
+
+    assert answer.body.get("stale") is None
+    assert await final_status(store) == ("paid", 2, 2)
 
 
 async def test_a_wrong_token_stores_nothing(store: SqliteStore, post: Any, body: Body) -> None:

@@ -74,11 +74,30 @@ def test_versions_follow_the_lifecycle(payload: Payload) -> None:
 
 def test_at_the_same_instant_the_lifecycle_breaks_the_tie() -> None:
     at = datetime(2026, 11, 26, 13, 21, 8, 34000, tzinfo=UTC)
-    order = [version(at, status) for status in ("PENDING", "EXPIRED", "PAID", "SETTLED")]
+    order = [version(at, at, status) for status in ("PENDING", "EXPIRED", "PAID", "SETTLED")]
 
     assert order == sorted(order) and len(set(order)) == 4
-    # Only ties: one millisecond later (Xendit's resolution) still wins.
-    assert version(at + timedelta(milliseconds=1), "PENDING") > version(at, "SETTLED")
+
+
+def test_paid_outranks_expired_whatever_the_clocks_say(payload: Payload) -> None:
+    paid = to_payment(payload("invoice_paid.json"), KEMANG)
+    # Expired a day after it was paid (Xendit does not do that; if it did, money still wins).
+    expired = {**payload("invoice_pending.json"), "status": "EXPIRED"}
+    expired["updated"] = "2026-11-27T13:15:42.118Z"
+    late = to_payment(expired, KEMANG)
+
+    assert late.source_updated_at and paid.source_updated_at
+    assert late.source_updated_at < paid.source_updated_at
+    assert (
+        late.source_updated_at
+        > to_payment(payload("invoice_pending.json"), KEMANG).source_updated_at
+    )
+
+
+def test_a_paid_version_is_when_it_was_paid(payload: Payload) -> None:
+    paid = to_payment(payload("invoice_paid.json"), KEMANG)
+    at = datetime(2026, 11, 26, 13, 21, 8, 34000, tzinfo=UTC)  # its `updated`
+    assert paid.source_updated_at == at + timedelta(microseconds=2)
 
 
 def test_the_version_is_not_content(payload: Payload) -> None:

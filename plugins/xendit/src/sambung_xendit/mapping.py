@@ -5,15 +5,19 @@ SETTLED, EXPIRED), amount, paid_amount, created, updated, paid_at, currency, pay
 payment_channel`, and on paid invoices `fees_paid_amount` / `adjusted_received_amount`.
 
 Statuses never regress. Xendit retries callbacks for a day and delivers them out of order, and
-the reconciliation poll reads the same invoices again, so every version carries
-`source_updated_at` = the invoice's `updated` time: the store ignores a version older than the
-one it holds (a late `PENDING` after `PAID` is answered `stale`). Two versions with the same
-`updated` are ordered by the lifecycle (`PENDING < EXPIRED < PAID < SETTLED`), added as
-microseconds: Xendit's times have milliseconds, so this orders ties and nothing else.
+the reconciliation poll reads the same invoices again, so every version carries a
+`source_updated_at` that orders it, and the store ignores a version older than the one it holds
+(a late `PENDING` after `PAID` is answered `stale`). The version is the time the invoice
+entered its status, so that it follows the lifecycle `PENDING < EXPIRED < PAID < SETTLED`
+whatever order the callbacks come in: `created` for PENDING and EXPIRED (an unpaid invoice has
+changed nothing since it was issued), `updated` for PAID and SETTLED (always after `created`);
+the status's rank in that order is added as microseconds to break ties (Xendit's times have
+milliseconds, so this orders ties and nothing else).
 
 EXPIRED versus PAID: Xendit neither takes payment on an expired invoice nor expires a paid one,
-so a real invoice never has both. Should both arrive anyway, the one Xendit changed last wins
-(its `updated`), and at the same instant PAID wins: money received outranks an expiry notice.
+so a real invoice never has both. Should both arrive anyway, in either order, PAID wins: money
+received outranks an expiry notice, and an expired invoice that is then paid is paid. (The
+price: for an unpaid invoice the poll-lag metric counts from its creation.)
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ def to_payment(invoice: Any, outlet: Outlet) -> Payment:
         outlet=outlet.id,
         source_system=SOURCE_SYSTEM,
         external_id=text(require(invoice, "id"), "id"),
-        source_updated_at=version(updated, status),
+        source_updated_at=version(created, updated, status),
         reference=text(require(invoice, "external_id"), "external_id"),
         amount=total,
         fee=_fee(invoice, total),
@@ -88,9 +92,11 @@ def to_payment(invoice: Any, outlet: Outlet) -> Payment:
     )
 
 
-def version(updated: datetime, status: str) -> datetime:
-    """The version the store orders an invoice's states by: `updated`, ties by lifecycle."""
-    return updated + timedelta(microseconds=_RANK[status])
+def version(created: datetime, updated: datetime, status: str) -> datetime:
+    """The version the store orders an invoice's states by: when it entered `status` (see the
+    module's docstring), plus the status's lifecycle rank in microseconds."""
+    entered = max(created, updated) if status in _PAID else created
+    return entered + timedelta(microseconds=_RANK[status])
 
 
 def _fee(invoice: Any, paid: Decimal) -> Decimal:
