@@ -120,6 +120,7 @@ class NatsSink(Sink):
         self._lock = asyncio.Lock()
         self._in_flight = asyncio.Semaphore(self.settings.max_in_flight)
         self._down_logged = False
+        self._closing = False  # our own close is not an outage worth a warning
 
     async def open(self) -> None:
         """Connect and check the stream; NATS being down only delays delivery, but a missing
@@ -200,7 +201,7 @@ class NatsSink(Sink):
             try:
                 await self._ensure_stream(js)
             except BaseException:
-                await client.close()
+                await self._close(client)
                 raise
             self._client, self._js = client, js
             if self._down_logged:
@@ -218,6 +219,8 @@ class NatsSink(Sink):
             self.log.debug("nats.client_error", error=f"{type(err).__name__}: {err}")
 
         async def on_disconnect() -> None:
+            if self._closing:
+                return
             self.log.warning("nats.disconnected", hint="deliveries retry until it is back")
             self._down_logged = True
 
@@ -285,11 +288,19 @@ class NatsSink(Sink):
 
     async def _drop(self) -> None:
         client, self._client, self._js = self._client, None, None
-        if client is not None and not client.is_closed:
-            try:
-                await client.close()
-            except Exception as err:  # closing a broken connection: nothing left to save
-                self.log.debug("nats.close_failed", error=str(err))
+        if client is not None:
+            await self._close(client)
+
+    async def _close(self, client: Client) -> None:
+        if client.is_closed:
+            return
+        self._closing = True
+        try:
+            await client.close()
+        except Exception as err:  # closing a broken connection: nothing left to save
+            self.log.debug("nats.close_failed", error=str(err))
+        finally:
+            self._closing = False
 
 
 def _api_error(err: Any, subject: str) -> DeliveryResult:
