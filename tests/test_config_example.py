@@ -39,7 +39,7 @@ def test_the_example_documents_every_option() -> None:
     documented |= option_names(FileDropSettings)
     documented |= option_names(PollSettings)
     registry = load_plugins()
-    for name in ("qasir", "olsera", "pawoon", "moka"):
+    for name in ("qasir", "olsera", "pawoon", "moka", "xendit"):
         documented |= option_names(registry.connectors[name].Settings)
     missing = sorted(name for name in documented if f"{name}:" not in text)
     assert not missing, f"config.example.yaml does not mention: {missing}"

@@ -8,10 +8,12 @@ from ..hookspecs import hookimpl
 from . import Sink
 from .http import HttpSink
 from .jsonl import JsonlSink
+from .nats import NatsSink
 
 
 @hookimpl
 def sambung_register_sinks(register: Callable[[type[Sink]], None]) -> None:
-    """Register `http` and `jsonl`."""
+    """Register `http`, `jsonl` and `nats`."""
     register(HttpSink)
     register(JsonlSink)
+    register(NatsSink)

@@ -42,6 +42,9 @@ class WebhookConnectorConformance:
     settings: ClassVar[dict[str, Any]]
     # Not Jakarta on purpose: a mapping that assumes WIB shows up as a wrong instant.
     timezone: ClassVar[str] = "Asia/Makassar"
+    # False for a vendor that authenticates the sender but does not sign the body (Xendit's
+    # callback token): a changed body cannot be told apart, so that check does not apply.
+    signs_body: ClassVar[bool] = True
 
     @pytest.fixture
     def instance(self) -> WebhookConnector:
@@ -89,6 +92,8 @@ class WebhookConnectorConformance:
     def test_a_tampered_body_is_refused(
         self, instance: WebhookConnector, examples: list[WebhookRequest]
     ) -> None:
+        if not self.signs_body:
+            pytest.skip(f"{self.connector.name} authenticates the sender, not the body")
         request = examples[0]
         with pytest.raises(SignatureError):
             instance.verify(WebhookRequest(body=request.body + b" ", headers=request.headers))
