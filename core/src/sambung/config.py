@@ -12,12 +12,14 @@ import re
 import socket
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -87,6 +89,38 @@ class LogSettings(_Strict):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+_LOCAL_TIME = re.compile(r"^([0-9]{1,2}):([0-5][0-9])$")
+
+
+def closing_offset(value: str) -> timedelta:
+    """`"23:30"` → 23 h 30 min after a business date's midnight; `"25:00"` is 01:00 the next day."""
+    match = _LOCAL_TIME.match(value)
+    if match is None or int(match.group(1)) > 47:
+        raise ValueError("must be a local time HH:MM, 00:00 to 47:59 (past 24:00: the next day)")
+    return timedelta(hours=int(match.group(1)), minutes=int(match.group(2)))
+
+
+def _local_time(value: str) -> str:
+    closing_offset(value)
+    return value
+
+
+LocalTime = Annotated[str, AfterValidator(_local_time)]
+
+
+class SummarySettings(_Strict):
+    """Daily summaries: when a business date counts as closed, and how often to look."""
+
+    # Local time (in each outlet's timezone) after which a business date is summed up; past
+    # 24:00 means the next morning (a bar closing at 2: "26:00"). "00:00" sums up the current
+    # day as it goes (the demo's setting).
+    after: LocalTime = "23:30"
+    # How often changed and newly closed dates are looked for.
+    every_seconds: float = Field(60.0, ge=1, le=3600)
+    # On the very first run, how many closed days back are summed up.
+    backfill_days: int = Field(7, ge=0, le=366)
+
+
 class SinkConfig(BaseModel):
     """A named destination: its type, what it receives, and its own settings."""
 
@@ -109,6 +143,8 @@ class OutletConfig(_Strict):
     name: str
     timezone: str = "Asia/Jakarta"
     connectors: dict[str, Any] = Field(default_factory=dict)
+    # This outlet's own closing time for daily summaries (default: `summaries.after`).
+    summary_after: LocalTime | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -131,6 +167,7 @@ class Config(_Strict):
     log: LogSettings = LogSettings()
     outlets: list[OutletConfig] = Field(min_length=1)
     sinks: dict[str, SinkConfig] = Field(default_factory=dict)
+    summaries: SummarySettings = SummarySettings()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -182,6 +219,7 @@ class LoadedConfig:
             for name, sink in self.config.sinks.items()
             if (sink.kinds is None or kind in sink.kinds)
             and (sink.outlets is None or outlet in sink.outlets)
+            and _takes(self.sink_settings.get(name), kind)
         )
 
     def webhook_url(self, connection: Connection) -> str:
@@ -195,6 +233,12 @@ class LoadedConfig:
                 host = socket.gethostname()
             base = f"http://{host}:{listener.port}"
         return f"{base}{WEBHOOK_PATH}/{connection.name}/{connection.outlet.id}"
+
+
+def _takes(settings: SinkSettings | None, kind: str) -> bool:
+    """Whether a sink so configured takes records of `kind` at all (see `record_kinds`)."""
+    kinds = settings.record_kinds() if settings is not None else None
+    return kinds is None or kind in kinds
 
 
 def load_config(
