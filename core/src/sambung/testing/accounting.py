@@ -9,6 +9,7 @@ dispatcher, driven by a clock the test moves.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ..config import LoadedConfig, load_config
 from ..models import LineItem, Transaction, TransactionType
 from ..outbox import Dispatcher
 from ..plugins import load_plugins
+from ..sinks import Delivery, Sink
 from ..store import DeadLetter, IngestRequest, IngestResult, Store
 from ..store.sqlite import SqliteStore
 from ..summaries import SummaryService
@@ -147,6 +149,34 @@ class AccountingRig:
                 break
             handled += count
         return handled
+
+    @property
+    def sink(self) -> Sink:
+        """The sink instance the dispatcher drives."""
+        return self.dispatcher.sinks[SINK].sink
+
+    async def deliveries(self) -> list[Delivery]:
+        """Every outbox row of the sink as the dispatcher hands it over (to deliver it again,
+        as after a crash between delivering and settling)."""
+        found = []
+        for row in await self.store.list_outbox(sink=SINK):
+            record = json.loads(row.payload)
+            found.append(
+                Delivery(
+                    id=row.idempotency_key,
+                    outbox_id=row.id,
+                    sink=row.sink,
+                    outlet=record["outlet"],
+                    source_system=record["source_system"],
+                    kind=record["kind"],
+                    record_id=row.record_id,
+                    revision=row.revision,
+                    payload=row.payload,
+                    attempt=row.attempts + 1,
+                    created_at=row.created_at,
+                )
+            )
+        return found
 
     async def dead_letters(self) -> list[DeadLetter]:
         """The sink's open dead letters."""
