@@ -37,6 +37,7 @@ async def running(tmp_path: Path, fake: FakeAccurate, **extra: Any) -> AsyncIter
         fake.serve() as url,
         AccountingRig.start(tmp_path, sink_block(url, **extra), summary_after="47:00") as rig,
     ):
+        fake.clock = rig.clock  # signatures are checked against the time the test sets
         yield rig
 
 
