@@ -222,6 +222,17 @@ class LoadedConfig:
             and _takes(self.sink_settings.get(name), kind)
         )
 
+    def sink_kinds(self, name: str) -> tuple[str, ...] | None:
+        """The record kinds sink `name` receives (None: every kind), its `kinds:` and what its
+        type takes combined."""
+        configured = self.config.sinks[name].kinds
+        settings = self.sink_settings.get(name)
+        takes = settings.record_kinds() if settings is not None else None
+        if takes is None:
+            return tuple(configured) if configured else None
+        wanted: list[str] = list(configured) if configured else sorted(takes)
+        return tuple(k for k in wanted if k in takes)
+
     def webhook_url(self, connection: Connection) -> str:
         """The URL to register with the vendor for one outlet's webhooks."""
         listener = self.config.server.public
@@ -289,6 +300,16 @@ def load_config(
             settings = _check_sink(registry, str(name), sink, problems)
             if settings is not None:
                 sink_settings[str(name)] = settings
+    for name, settings in sink_settings.items():
+        configured = config.sinks[name].kinds if config is not None else None
+        takes = settings.record_kinds()
+        if configured and takes is not None and not set(configured) & takes:
+            problems.append(
+                ConfigProblem(
+                    f"sinks.{name}.kinds",
+                    f"this sink, as configured, takes only {', '.join(sorted(takes))}",
+                )
+            )
     if problems or config is None:
         raise ConfigError(sorted(problems, key=_path_order))
     secrets = tuple(

@@ -189,3 +189,32 @@ def _secrets() -> tuple[Any, Any]:
     from pydantic import SecretStr
 
     return SecretStr(TOKEN), SecretStr(SECRET)
+
+
+async def test_a_daily_summary_sink_gets_no_single_transactions(tmp_path: Path) -> None:
+    fake = FakeAccurate(api_token=TOKEN, signature_secret=SECRET)
+    async with running(tmp_path, fake) as rig:
+        result = await rig.ingest(sale("S-1", at=days_ago(2, 9), items=[("KOPI", "K", 1, 1000)]))
+        assert result.outbox_rows == 0
+        assert rig.loaded.sink_kinds(SINK) == ("daily_summary",)
+        await rig.summarise()
+        [row] = await rig.store.list_outbox()
+        assert '"kind":"daily_summary"' in row.payload
+
+
+def test_kinds_the_sink_never_takes_are_a_config_problem(tmp_path: Path) -> None:
+    import pytest
+    import yaml
+    from sambung.config import load_config
+    from sambung.errors import ConfigError
+    from sambung.plugins import load_plugins
+
+    document = {
+        "outlets": [{"id": "kemang", "name": "Kemang"}],
+        "sinks": {"books": {**sink_block("http://127.0.0.1:1"), "kinds": ["transaction"]}},
+    }
+    path = tmp_path / "sambung.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+
+    with pytest.raises(ConfigError, match=r"sinks\.books\.kinds: .*takes only daily_summary"):
+        load_config(path, load_plugins())

@@ -113,3 +113,15 @@ class Sink:
     async def deliver(self, batch: Sequence[Delivery]) -> list[DeliveryResult]:
         """Deliver `batch`; return one result per item, in order (`None` when delivered)."""
         raise NotImplementedError(f"sink type {self.name!r} does not implement deliver()")
+
+    def vendor_url(self) -> str | None:
+        """The destination's base URL, for the demo to tell whether it is on this machine."""
+        return None
+
+    def example_vendor(self) -> Any:
+        """A fake of the destination accepting this sink's credentials, or None.
+
+        Optional. `sambung run --simulate` serves it at `vendor_url()` when that is on this
+        machine, so the demo shows records reaching (a stand-in for) the real system.
+        """
+        return None

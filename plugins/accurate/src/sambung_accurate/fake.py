@@ -197,9 +197,6 @@ class FakeAccurate(FakeVendor):
             }
         )
 
-    def sale(self, sequence: int, at: Any) -> None:
-        """Nothing to ring up: Accurate is a destination (the simulator calls this on fakes)."""
-
 
 def _lines(form: dict[str, str]) -> list[dict[str, str]]:
     """`detailItem[i].field` form keys → one dict per line, in index order."""

@@ -89,6 +89,10 @@ class AccurateSink(Sink):
         )
         return None
 
+    def vendor_url(self) -> str | None:
+        """Accurate's account host (the database host comes from open-db)."""
+        return str(self.settings.account_url)
+
     def example_vendor(self) -> Any:
         """A fake Accurate accepting this sink's credentials (`sambung run --simulate`)."""
         from .fake import FakeAccurate

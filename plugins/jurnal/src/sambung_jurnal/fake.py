@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hmac
 import re
-from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -128,9 +127,6 @@ class FakeJurnal(FakeVendor):
         lines = self.invoices[custom_id]["transaction_lines_attributes"]
         products = (Decimal(str(line["quantity"])) * Decimal(str(line["rate"])) for line in lines)
         return amount(sum(products, Decimal(0)))
-
-    def sale(self, sequence: int, at: datetime) -> None:
-        """Nothing to ring up: Jurnal is a destination (the simulator calls this on fakes)."""
 
 
 def _invoice(body: bytes) -> dict[str, Any] | None:

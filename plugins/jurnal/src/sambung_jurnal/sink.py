@@ -90,6 +90,10 @@ class JurnalSink(Sink):
         )
         return None
 
+    def vendor_url(self) -> str | None:
+        """Mekari's API host."""
+        return str(self.settings.base_url)
+
     def example_vendor(self) -> Any:
         """A fake Jurnal accepting this sink's credentials (`sambung run --simulate`)."""
         from .fake import FakeJurnal
