@@ -163,3 +163,24 @@ async def test_the_business_date_column_finds_a_days_records(tmp_path: Path) -> 
             )
             == {}
         )
+
+
+def test_summaries_go_only_to_sinks_that_ask_for_them(tmp_path: Path) -> None:
+    import yaml
+    from sambung.config import load_config
+    from sambung.plugins import load_plugins
+
+    document = {
+        "outlets": [{"id": OUTLET, "name": "Kemang"}],
+        "sinks": {
+            "everything": {"type": "jsonl", "path": "a.jsonl"},
+            "days": {"type": "jsonl", "path": "b.jsonl", "kinds": ["daily_summary"]},
+        },
+    }
+    path = tmp_path / "sambung.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    loaded = load_config(path, load_plugins(frozenset()))
+
+    # A catch-all sink does not start receiving summaries because another sink wants them.
+    assert loaded.sinks_for(OUTLET, "daily_summary") == ("days",)
+    assert loaded.sinks_for(OUTLET, "transaction") == ("everything",)

@@ -140,7 +140,7 @@ def _check(args: argparse.Namespace) -> int:
         print("\nsinks:")
         for name, sink in config.sinks.items():
             taken = loaded.sink_kinds(name)
-            kinds = ", ".join(taken) if taken else "every kind"
+            kinds = ", ".join(taken) if taken else "every vendor kind"
             outlets = ", ".join(sink.outlets) if sink.outlets else "every outlet"
             print(f"  {name}: {sink.type} ({kinds}; {outlets})")
     print("\nconfig OK")

@@ -34,7 +34,7 @@ from pydantic import (
 
 from .connectors import Connector, ConnectorSettings, Mode, Modes, Outlet
 from .errors import ConfigError, ConfigProblem
-from .models import RecordKind
+from .models import DERIVED_KINDS, RecordKind
 from .plugins import Registry
 from .sinks import SinkSettings
 
@@ -217,9 +217,8 @@ class LoadedConfig:
         return tuple(
             name
             for name, sink in self.config.sinks.items()
-            if (sink.kinds is None or kind in sink.kinds)
-            and (sink.outlets is None or outlet in sink.outlets)
-            and _takes(self.sink_settings.get(name), kind)
+            if (sink.outlets is None or outlet in sink.outlets)
+            and _takes(sink, self.sink_settings.get(name), kind)
         )
 
     def sink_kinds(self, name: str) -> tuple[str, ...] | None:
@@ -229,7 +228,7 @@ class LoadedConfig:
         settings = self.sink_settings.get(name)
         takes = settings.record_kinds() if settings is not None else None
         if takes is None:
-            return tuple(configured) if configured else None
+            return tuple(configured) if configured else None  # None: every vendor kind
         wanted: list[str] = list(configured) if configured else sorted(takes)
         return tuple(k for k in wanted if k in takes)
 
@@ -246,10 +245,17 @@ class LoadedConfig:
         return f"{base}{WEBHOOK_PATH}/{connection.name}/{connection.outlet.id}"
 
 
-def _takes(settings: SinkSettings | None, kind: str) -> bool:
-    """Whether a sink so configured takes records of `kind` at all (see `record_kinds`)."""
-    kinds = settings.record_kinds() if settings is not None else None
-    return kinds is None or kind in kinds
+def _takes(sink: SinkConfig, settings: SinkSettings | None, kind: str) -> bool:
+    """Whether a sink receives records of `kind`: its type must take them (`record_kinds`),
+    and its `kinds:` list them; with no `kinds:`, every kind taken in from vendors, and a kind
+    core derives (daily summaries) only when the type asks for it, so a catch-all sink does not
+    start receiving summaries because an accounting sink wants them."""
+    takes = settings.record_kinds() if settings is not None else None
+    if takes is not None and kind not in takes:
+        return False
+    if sink.kinds is not None:
+        return kind in sink.kinds
+    return kind not in DERIVED_KINDS or takes is not None
 
 
 def load_config(

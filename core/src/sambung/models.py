@@ -341,3 +341,6 @@ RECORD_KINDS: dict[str, type[Record]] = {
     cls.kind: cls for cls in (Transaction, InventoryLevel, Payment, DailySummary)
 }
 RecordKind = Literal["transaction", "inventory_level", "payment", "daily_summary"]
+# Kinds core makes from other records rather than takes in from a vendor: a sink receives them
+# only when it names them in `kinds:` (or its type asks for them).
+DERIVED_KINDS = frozenset({DailySummary.kind})
