@@ -58,23 +58,12 @@ class AccountingSinkSettings(SinkSettings):
     def item_code(self, sku: str | None, name: str) -> str:
         """The item code of a product line, or `DeliveryRejected` naming what to map."""
         code = self.items.get(sku) if sku else None
-        code = code or self.default_item
-        if code is None:
-            raise DeliveryRejected(
-                f"product {sku or name!r} has no item code: map it under `items:` or set "
-                "`default_item:` in this sink's settings, then replay the dead letter"
-            )
-        return code
+        return _mapped(code or self.default_item, f"product {sku or name!r}", "items", "item")
 
     def customer_code(self, outlet: str) -> str:
         """The customer invoices of `outlet` are made out to."""
         code = self.customers.get(outlet) or self.default_customer
-        if code is None:
-            raise DeliveryRejected(
-                f"outlet {outlet!r} has no customer: map it under `customers:` or set "
-                "`default_customer:` in this sink's settings, then replay the dead letter"
-            )
-        return code
+        return _mapped(code, f"outlet {outlet!r}", "customers", "customer")
 
     def charge_code(self, charge: str) -> str:
         """The item code of a non-product amount (service charge, tax, rounding, discount)."""
@@ -85,6 +74,15 @@ class AccountingSinkSettings(SinkSettings):
                 "not set in this sink's settings: set it, then replay the dead letter"
             )
         return str(code)
+
+
+def _mapped(code: str | None, what: str, mapping: str, default: str) -> str:
+    if code is None:
+        raise DeliveryRejected(
+            f"{what} has no {default} code: map it under `{mapping}:` or set `default_{default}:`"
+            " in this sink's settings, then replay the dead letter"
+        )
+    return code
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import pytest
 from sambung.accounting import draft_of
 from sambung.errors import DeliveryRejected
 from sambung.sinks import Delivery
+from sambung.testing.accounting import delivery_of
 from sambung_accurate import AccurateSink
 from sambung_accurate.client import api_signature, api_timestamp
 from sambung_accurate.mapping import invoice_form
@@ -33,22 +34,8 @@ SETTINGS = AccurateSink.Settings.model_validate(
 
 
 def delivery(name: str, *, revision: int = 1) -> Delivery:
-    """A delivery of a recorded unified payload, as the dispatcher hands it to the sink."""
-    payload = (FIXTURES / name).read_text(encoding="utf-8")
-    record = json.loads(payload)
-    return Delivery(
-        id="msg_test",
-        outbox_id=1,
-        sink="books",
-        outlet=record["outlet"],
-        source_system=record["source_system"],
-        kind=record["kind"],
-        record_id=1,
-        revision=revision,
-        payload=payload,
-        attempt=1,
-        created_at=datetime(2026, 11, 25, tzinfo=UTC),
-    )
+    """A recorded unified payload as the dispatcher hands it to the sink."""
+    return delivery_of((FIXTURES / name).read_text(encoding="utf-8"), revision=revision)
 
 
 def form_total(form: list[tuple[str, str]]) -> Decimal:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 from sambung.accounting import draft_of
 from sambung.sinks import Delivery
+from sambung.testing.accounting import delivery_of
 from sambung_jurnal import JurnalSink
 from sambung_jurnal.client import digest, http_date, mekari_headers, next_month, signing_string
 from sambung_jurnal.mapping import invoice_body
@@ -31,22 +31,9 @@ SETTINGS = JurnalSink.Settings.model_validate(
 )
 
 
-def delivery(name: str) -> Delivery:
-    payload = (FIXTURES / name).read_text(encoding="utf-8")
-    record = json.loads(payload)
-    return Delivery(
-        id="msg_test",
-        outbox_id=1,
-        sink="books",
-        outlet=record["outlet"],
-        source_system=record["source_system"],
-        kind=record["kind"],
-        record_id=1,
-        revision=1,
-        payload=payload,
-        attempt=1,
-        created_at=datetime(2026, 11, 25, tzinfo=UTC),
-    )
+def delivery(name: str, *, revision: int = 1) -> Delivery:
+    """A recorded unified payload as the dispatcher hands it to the sink."""
+    return delivery_of((FIXTURES / name).read_text(encoding="utf-8"), revision=revision)
 
 
 def total(body: dict[str, object]) -> Decimal:

@@ -90,6 +90,33 @@ def sale(
     )
 
 
+def delivery_of(
+    payload: str,
+    *,
+    id: str = "msg_test",
+    outbox_id: int = 1,
+    record_id: int = 1,
+    revision: int = 1,
+    attempt: int = 1,
+    created_at: datetime | None = None,
+) -> Delivery:
+    """A record's unified JSON (a recorded fixture, an outbox row) as a sink is handed it."""
+    record = json.loads(payload)
+    return Delivery(
+        id=id,
+        outbox_id=outbox_id,
+        sink=SINK,
+        outlet=record["outlet"],
+        source_system=record["source_system"],
+        kind=record["kind"],
+        record_id=record_id,
+        revision=revision,
+        payload=payload,
+        attempt=attempt,
+        created_at=created_at or datetime.now(UTC),
+    )
+
+
 @dataclass
 class AccountingRig:
     """A store, the summary loop and the dispatcher around one configured sink."""
@@ -158,25 +185,18 @@ class AccountingRig:
     async def deliveries(self) -> list[Delivery]:
         """Every outbox row of the sink as the dispatcher hands it over (to deliver it again,
         as after a crash between delivering and settling)."""
-        found = []
-        for row in await self.store.list_outbox(sink=SINK):
-            record = json.loads(row.payload)
-            found.append(
-                Delivery(
-                    id=row.idempotency_key,
-                    outbox_id=row.id,
-                    sink=row.sink,
-                    outlet=record["outlet"],
-                    source_system=record["source_system"],
-                    kind=record["kind"],
-                    record_id=row.record_id,
-                    revision=row.revision,
-                    payload=row.payload,
-                    attempt=row.attempts + 1,
-                    created_at=row.created_at,
-                )
+        return [
+            delivery_of(
+                row.payload,
+                id=row.idempotency_key,
+                outbox_id=row.id,
+                record_id=row.record_id,
+                revision=row.revision,
+                attempt=row.attempts + 1,
+                created_at=row.created_at,
             )
-        return found
+            for row in await self.store.list_outbox(sink=SINK)
+        ]
 
     async def dead_letters(self) -> list[DeadLetter]:
         """The sink's open dead letters."""
