@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 from sambung.errors import RetriableError, SinkPaused
+from sambung.status import sink_status, sink_table
 from sambung.testing.accounting import SINK, AccountingRig, days_ago, sale
 from sambung_jurnal.client import API, mekari_headers
 from sambung_jurnal.fake import FakeJurnal
@@ -164,6 +165,9 @@ async def test_a_used_up_monthly_limit_pauses_the_sink_until_next_month(tmp_path
         assert await rig.dead_letters() == []
         rows = await rig.store.list_outbox()
         assert {r.status for r in rows} == {"pending"}
+        [status] = await sink_status(rig.store, rig.loaded, rig.clock.now(), rig.dispatcher)
+        assert status["paused_until"] == runtime.paused_until.isoformat()
+        assert "paused until" in sink_table([status])
 
         # The new month comes: the rows go.
         fake.faults.pending.clear()
