@@ -171,11 +171,13 @@ async def test_the_fake_enforces_accurates_limits() -> None:
         from sambung_accurate.client import ApiTokenAuth
 
         auth = ApiTokenAuth(*_secrets(), SystemClock())
-        async with session.get(f"{url}/api/open-db.do?id=101", headers=auth.headers()) as answer:
+        async with session.get(
+            f"{url}/api/open-db.do?id=101", headers=await auth.headers()
+        ) as answer:
             opened = await answer.json()
 
         async def one() -> int:
-            headers = {**auth.headers(), "X-Session-ID": opened["session"]}
+            headers = {**(await auth.headers()), "X-Session-ID": opened["session"]}
             async with session.get(
                 f"{url}/accurate/api/sales-invoice/list.do", headers=headers
             ) as a:

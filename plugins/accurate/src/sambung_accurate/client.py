@@ -20,9 +20,13 @@ from sambung.signing import sign_base64
 
 
 class AccurateAuth(Protocol):
-    """Headers that authenticate one call to Accurate."""
+    """Headers that authenticate one call to Accurate.
 
-    def headers(self) -> dict[str, str]:
+    Async so that an OAuth implementation can fetch or refresh its token (single-flight, from
+    core's credential store) before answering.
+    """
+
+    async def headers(self) -> dict[str, str]:
         """The authentication headers for a call made now."""
         ...
 
@@ -45,7 +49,7 @@ class ApiTokenAuth:
         self._secret = signature_secret
         self._clock = clock
 
-    def headers(self) -> dict[str, str]:
+    async def headers(self) -> dict[str, str]:
         """Bearer token, timestamp and its signature."""
         timestamp = api_timestamp(self._clock.now())
         return {
@@ -109,7 +113,7 @@ class AccurateClient:
             if database is None:
                 listed = _answer(
                     await self.http.get(
-                        f"{self.account_url}/api/db-list.do", headers=self.auth.headers()
+                        f"{self.account_url}/api/db-list.do", headers=await self.auth.headers()
                     ),
                     "db-list",
                 )
@@ -125,7 +129,7 @@ class AccurateClient:
                 await self.http.get(
                     f"{self.account_url}/api/open-db.do",
                     params={"id": str(database)},
-                    headers=self.auth.headers(),
+                    headers=await self.auth.headers(),
                 ),
                 "open-db",
             )
@@ -138,7 +142,7 @@ class AccurateClient:
         """One data call; a refused session is opened again once and the call retried."""
         host, session = await self.open_db()
         for attempt in (1, 2):
-            headers = {**self.auth.headers(), "X-Session-ID": session}
+            headers = {**(await self.auth.headers()), "X-Session-ID": session}
             try:
                 response = await self.http.request(
                     method, f"{host}/accurate/api/{path}", headers=headers, **kwargs
