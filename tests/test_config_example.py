@@ -41,6 +41,8 @@ def test_the_example_documents_every_option() -> None:
     registry = load_plugins()
     for name in ("qasir", "olsera", "pawoon", "moka", "xendit"):
         documented |= option_names(registry.connectors[name].Settings)
+    for name in ("accurate", "jurnal"):
+        documented |= option_names(registry.sinks[name].Settings)
     missing = sorted(name for name in documented if f"{name}:" not in text)
     assert not missing, f"config.example.yaml does not mention: {missing}"
 

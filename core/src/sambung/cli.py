@@ -139,7 +139,8 @@ def _check(args: argparse.Namespace) -> int:
     if config.sinks:
         print("\nsinks:")
         for name, sink in config.sinks.items():
-            kinds = ", ".join(sink.kinds) if sink.kinds else "every kind"
+            taken = loaded.sink_kinds(name)
+            kinds = ", ".join(taken) if taken else "every vendor kind"
             outlets = ", ".join(sink.outlets) if sink.outlets else "every outlet"
             print(f"  {name}: {sink.type} ({kinds}; {outlets})")
     print("\nconfig OK")

@@ -12,12 +12,14 @@ import re
 import socket
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -32,7 +34,7 @@ from pydantic import (
 
 from .connectors import Connector, ConnectorSettings, Mode, Modes, Outlet
 from .errors import ConfigError, ConfigProblem
-from .models import RecordKind
+from .models import DERIVED_KINDS, RecordKind
 from .plugins import Registry
 from .sinks import SinkSettings
 
@@ -87,6 +89,38 @@ class LogSettings(_Strict):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+_LOCAL_TIME = re.compile(r"^([0-9]{1,2}):([0-5][0-9])$")
+
+
+def closing_offset(value: str) -> timedelta:
+    """`"23:30"` → 23 h 30 min after a business date's midnight; `"25:00"` is 01:00 the next day."""
+    match = _LOCAL_TIME.match(value)
+    if match is None or int(match.group(1)) > 47:
+        raise ValueError("must be a local time HH:MM, 00:00 to 47:59 (past 24:00: the next day)")
+    return timedelta(hours=int(match.group(1)), minutes=int(match.group(2)))
+
+
+def _local_time(value: str) -> str:
+    closing_offset(value)
+    return value
+
+
+LocalTime = Annotated[str, AfterValidator(_local_time)]
+
+
+class SummarySettings(_Strict):
+    """Daily summaries: when a business date counts as closed, and how often to look."""
+
+    # Local time (in each outlet's timezone) after which a business date is summed up; past
+    # 24:00 means the next morning (a bar closing at 2: "26:00"). "00:00" sums up the current
+    # day as it goes (the demo's setting).
+    after: LocalTime = "23:30"
+    # How often changed and newly closed dates are looked for.
+    every_seconds: float = Field(60.0, ge=1, le=3600)
+    # On the very first run, how many closed days back are summed up.
+    backfill_days: int = Field(7, ge=0, le=366)
+
+
 class SinkConfig(BaseModel):
     """A named destination: its type, what it receives, and its own settings."""
 
@@ -109,6 +143,8 @@ class OutletConfig(_Strict):
     name: str
     timezone: str = "Asia/Jakarta"
     connectors: dict[str, Any] = Field(default_factory=dict)
+    # This outlet's own closing time for daily summaries (default: `summaries.after`).
+    summary_after: LocalTime | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -131,6 +167,7 @@ class Config(_Strict):
     log: LogSettings = LogSettings()
     outlets: list[OutletConfig] = Field(min_length=1)
     sinks: dict[str, SinkConfig] = Field(default_factory=dict)
+    summaries: SummarySettings = SummarySettings()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -180,9 +217,20 @@ class LoadedConfig:
         return tuple(
             name
             for name, sink in self.config.sinks.items()
-            if (sink.kinds is None or kind in sink.kinds)
-            and (sink.outlets is None or outlet in sink.outlets)
+            if (sink.outlets is None or outlet in sink.outlets)
+            and _takes(sink, self.sink_settings.get(name), kind)
         )
+
+    def sink_kinds(self, name: str) -> tuple[str, ...] | None:
+        """The record kinds sink `name` receives (None: every kind), its `kinds:` and what its
+        type takes combined."""
+        configured = self.config.sinks[name].kinds
+        settings = self.sink_settings.get(name)
+        takes = settings.record_kinds() if settings is not None else None
+        if takes is None:
+            return tuple(configured) if configured else None  # None: every vendor kind
+        wanted: list[str] = list(configured) if configured else sorted(takes)
+        return tuple(k for k in wanted if k in takes)
 
     def webhook_url(self, connection: Connection) -> str:
         """The URL to register with the vendor for one outlet's webhooks."""
@@ -195,6 +243,19 @@ class LoadedConfig:
                 host = socket.gethostname()
             base = f"http://{host}:{listener.port}"
         return f"{base}{WEBHOOK_PATH}/{connection.name}/{connection.outlet.id}"
+
+
+def _takes(sink: SinkConfig, settings: SinkSettings | None, kind: str) -> bool:
+    """Whether a sink receives records of `kind`: its type must take them (`record_kinds`),
+    and its `kinds:` list them; with no `kinds:`, every kind taken in from vendors, and a kind
+    core derives (daily summaries) only when the type asks for it, so a catch-all sink does not
+    start receiving summaries because an accounting sink wants them."""
+    takes = settings.record_kinds() if settings is not None else None
+    if takes is not None and kind not in takes:
+        return False
+    if sink.kinds is not None:
+        return kind in sink.kinds
+    return kind not in DERIVED_KINDS or takes is not None
 
 
 def load_config(
@@ -245,6 +306,16 @@ def load_config(
             settings = _check_sink(registry, str(name), sink, problems)
             if settings is not None:
                 sink_settings[str(name)] = settings
+    for name, settings in sink_settings.items():
+        configured = config.sinks[name].kinds if config is not None else None
+        takes = settings.record_kinds()
+        if configured and takes is not None and not set(configured) & takes:
+            problems.append(
+                ConfigProblem(
+                    f"sinks.{name}.kinds",
+                    f"this sink, as configured, takes only {', '.join(sorted(takes))}",
+                )
+            )
     if problems or config is None:
         raise ConfigError(sorted(problems, key=_path_order))
     secrets = tuple(

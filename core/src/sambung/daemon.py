@@ -141,6 +141,7 @@ class Daemon:
             admin_address = f"{admin.host}:{admin_port}"
         await self.dispatcher.open()
         self.dispatcher.start(self.loops.start)
+        self._start_summaries()
         log.info(
             "daemon.started",
             version=__version__,
@@ -151,6 +152,14 @@ class Daemon:
             store=self.loaded.config.store.url,
         )
         await self._start_polling()
+
+    def _start_summaries(self) -> None:
+        """Start the daily-summary loop when some sink receives summaries."""
+        from .summaries import SummaryService
+
+        self.summaries = SummaryService(self.store, self.loaded, self.clock)
+        if self.summaries.outlets():
+            self.loops.start("summaries", self.summaries.run_forever)
 
     async def _listen(self, app: web.Application, host: str, port: int, where: str) -> int:
         """Serve `app` on host:port; returns the port (the OS picks one for port 0)."""

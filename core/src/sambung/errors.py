@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class SambungError(Exception):
@@ -74,6 +75,15 @@ class DeliveryRejected(SambungError):
 
 class SinkGone(SambungError):
     """The destination asked never to be sent to again (HTTP 410): disable the sink and alert."""
+
+
+class SinkPaused(SambungError):
+    """The destination refuses everything until a known time (a monthly quota is used up): pause
+    the sink until `until`, alert once, and try the item again then."""
+
+    def __init__(self, message: str, *, until: datetime) -> None:
+        self.until = until
+        super().__init__(message)
 
 
 class RequestRejected(SambungError):

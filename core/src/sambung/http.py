@@ -105,6 +105,14 @@ class VendorHttp:
             response = await self._send(method, url, **kwargs)
         return self.check(response)
 
+    async def send(self, method: str, url: str, **kwargs: Any) -> VendorResponse:
+        """Send one request within the budget and return the answer whatever its status, for
+        vendors whose statuses mean more than `check` knows (a 409 that is a success)."""
+        if self.budget is not None:
+            async with self.budget.call():
+                return await self._send(method, url, **kwargs)
+        return await self._send(method, url, **kwargs)
+
     async def get(self, url: str, **kwargs: Any) -> VendorResponse:
         """`request("GET", ...)`."""
         return await self.request("GET", url, **kwargs)
@@ -131,7 +139,7 @@ class VendorHttp:
         status = response.status
         if status < 400:
             return response
-        message = f"HTTP {status}: {_message(response.body)}"
+        message = f"HTTP {status}: {vendor_message(response.body)}"
         if status in RETRIABLE_STATUSES:
             raise RetriableError(
                 message, retry_after=retry_after(response.headers, self.clock.now())
@@ -146,7 +154,7 @@ def _path(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-def _message(body: bytes) -> str:
+def vendor_message(body: bytes) -> str:
     """The vendor's own words, short: `message`/`error` of a JSON body, else the text."""
     try:
         payload = loads(body)

@@ -70,7 +70,7 @@ POLL_LAG_SECONDS = Histogram(
 # -- the outbox ------------------------------------------------------------------------------
 DELIVERIES = Counter(
     "sambung_deliveries",
-    "Delivery attempts by sink and result (delivered, retry, rejected, dead, gone).",
+    "Delivery attempts by sink and result (delivered, retry, rejected, dead, gone, paused).",
     ["sink", "result"],
     registry=REGISTRY,
 )
@@ -89,6 +89,12 @@ OUTBOX_OLDEST_AGE = Gauge(
 SINK_DISABLED = Gauge(
     "sambung_sink_disabled",
     "1 while a sink is disabled (its receiver answered 410 Gone), else 0.",
+    ["sink"],
+    registry=REGISTRY,
+)
+SINK_PAUSED_UNTIL = Gauge(
+    "sambung_sink_paused_until_seconds",
+    "Unix time until which a sink is paused (a destination's quota is used up), else 0.",
     ["sink"],
     registry=REGISTRY,
 )

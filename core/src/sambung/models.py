@@ -297,7 +297,50 @@ class Payment(Record):
     business_date: date
 
 
+class SummaryLine(BaseModel):
+    """One line of a daily summary: the net sales of one product at one unit price."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sku: str | None = None
+    name: str
+    unit_price: Amount
+    # Net of refunds, so it can be negative when more was refunded than sold that day.
+    quantity: Amount
+    discount: Amount = Decimal(0)
+    total: Amount
+
+
+class DailySummary(Record):
+    """The sales of one outlet on one business date, summed up (core makes it, not a vendor).
+
+    Built by `sambung.summaries` from the stored transactions of that date: sales count in,
+    refunds count against (negative quantities and amounts), voided sales count nowhere. Its
+    external id is `{outlet}:{business_date}`, so a later transaction for the date makes a new
+    revision of the same record, which an accounting sink posts over the same invoice.
+    """
+
+    kind: ClassVar[str] = "daily_summary"
+    business_date: date
+    currency: Currency = "IDR"
+    transactions: int
+    refunds: int = 0
+    voids: int = 0
+    subtotal: Amount
+    discount: Amount = Decimal(0)
+    service_charge: Amount = Decimal(0)
+    tax: Amount = Decimal(0)
+    rounding: Amount = Decimal(0)
+    total: Amount
+    lines: tuple[SummaryLine, ...] = ()
+    # `source_system:external_id` of every transaction counted (sales, refunds and voids).
+    source_ids: tuple[str, ...] = ()
+
+
 RECORD_KINDS: dict[str, type[Record]] = {
-    cls.kind: cls for cls in (Transaction, InventoryLevel, Payment)
+    cls.kind: cls for cls in (Transaction, InventoryLevel, Payment, DailySummary)
 }
-RecordKind = Literal["transaction", "inventory_level", "payment"]
+RecordKind = Literal["transaction", "inventory_level", "payment", "daily_summary"]
+# Kinds core makes from other records rather than takes in from a vendor: a sink receives them
+# only when it names them in `kinds:` (or its type asks for them).
+DERIVED_KINDS = frozenset({DailySummary.kind})

@@ -23,8 +23,9 @@ import structlog
 from . import metrics
 from .clock import Clock
 from .config import LoadedConfig
-from .errors import DeliveryRejected, RetriableError, SinkGone, StoreUnavailable
+from .errors import DeliveryRejected, RetriableError, SinkGone, SinkPaused, StoreUnavailable
 from .plugins import Registry
+from .ratelimit import Budgets
 from .sinks import Delivery, DeliveryResult, Sink, SinkContext
 from .store import DeadLetter, Store
 from .store.base import ClaimedRow, OutboxSettlement, SinkStats
@@ -75,6 +76,7 @@ class SinkRuntime:
     concurrency: int
     retention: timedelta
     disabled: str | None = None  # why, once the receiver answered 410
+    paused_until: datetime | None = None  # while the destination's quota is used up
     failing: bool = False
     last_error: str | None = None
     last_success_at: datetime | None = None
@@ -101,6 +103,7 @@ class Dispatcher:
         idle_seconds: float = 0.2,
         deliver_timeout: float = 120.0,
         jitter: float = DEFAULT_JITTER,
+        budgets: Budgets | None = None,
     ) -> None:
         self.store = store
         self.loaded = loaded
@@ -116,6 +119,8 @@ class Dispatcher:
         self._session = session
         self._own_session = session is None
         self.sinks: dict[str, SinkRuntime] = {}
+        # Rate budgets per vendor account, shared by every sink that posts to the same one.
+        self.budgets = budgets or Budgets()
 
     async def open(self) -> None:
         """Build and open every configured sink, and free claims a crashed run left behind."""
@@ -136,6 +141,7 @@ class Dispatcher:
                 session=self._session,
                 base_dir=self.loaded.base_dir,
                 log=log.bind(sink=name, sink_type=config.type),
+                budgets=self.budgets,
             )
             sink = cls(context)
             await sink.open()
@@ -200,6 +206,10 @@ class Dispatcher:
         if runtime.disabled is not None:
             return 0
         now = self.clock.now()
+        if runtime.paused_until is not None:
+            if now < runtime.paused_until:
+                return 0
+            self._resume(runtime)
         # A batch is settled when its slowest item is done, so one timing-out request holds up
         # the rest: keep batches a few rounds of the sink's concurrency, not more.
         limit = min(self.batch_size, runtime.concurrency * max(1, runtime.sink.max_batch) * 8)
@@ -275,6 +285,11 @@ class Dispatcher:
             metrics.child(metrics.DELIVERIES, sink, "gone").inc()
             self._disable(runtime, error)
             return OutboxSettlement(row.id, "dead", error=error, error_type="SinkGone")
+        if isinstance(result, SinkPaused):
+            metrics.child(metrics.DELIVERIES, sink, "paused").inc()
+            self._pause(runtime, result)
+            # Not a failed attempt of this item: it goes again once the sink resumes.
+            return OutboxSettlement(row.id, "pending", error=error, next_attempt_at=result.until)
         if isinstance(result, DeliveryRejected):
             metrics.child(metrics.DELIVERIES, sink, "rejected").inc()
             return OutboxSettlement(row.id, "dead", error=error, error_type="DeliveryRejected")
@@ -307,6 +322,24 @@ class Dispatcher:
             reason=reason,
             hint="the receiver answered 410 Gone; fix it, restart sambung, replay the dead letter",
         )
+
+    def _pause(self, runtime: SinkRuntime, paused: SinkPaused) -> None:
+        if runtime.paused_until is not None and paused.until <= runtime.paused_until:
+            return
+        runtime.paused_until = paused.until
+        metrics.child(metrics.SINK_PAUSED_UNTIL, runtime.name).set(paused.until.timestamp())
+        log.error(
+            "sink.paused",
+            sink=runtime.name,
+            until=paused.until.isoformat(),
+            reason=str(paused),
+            hint="the destination refuses everything until then; rows wait and nothing is lost",
+        )
+
+    def _resume(self, runtime: SinkRuntime) -> None:
+        runtime.paused_until = None
+        metrics.child(metrics.SINK_PAUSED_UNTIL, runtime.name).set(0)
+        log.info("sink.resumed", sink=runtime.name)
 
     def _track_health(self, runtime: SinkRuntime, results: Sequence[DeliveryResult]) -> None:
         """Log once when a sink starts failing and once when it recovers."""
@@ -360,6 +393,7 @@ class Dispatcher:
             name: {
                 "type": self.loaded.config.sinks[name].type,
                 "disabled": runtime.disabled,
+                "paused_until": runtime.paused_until,
                 "failing": runtime.failing,
                 "last_success_at": runtime.last_success_at,
                 "last_error": runtime.last_error,
@@ -386,6 +420,6 @@ def _delivery(row: ClaimedRow) -> Delivery:
 
 def _describe(error: BaseException) -> str:
     text = str(error)
-    if isinstance(error, DeliveryRejected | SinkGone | RetriableError):
+    if isinstance(error, DeliveryRejected | SinkGone | SinkPaused | RetriableError):
         return text
     return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -55,10 +55,11 @@ class Budget:
         rate: float,
         max_in_flight: int,
         *,
+        burst: float | None = None,
         clock: Callable[[], float] = monotonic,
         sleep: Sleeper = real_sleep,
     ) -> None:
-        self.bucket = TokenBucket(rate, clock=clock, sleep=sleep)
+        self.bucket = TokenBucket(rate, burst, clock=clock, sleep=sleep)
         self.max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
 
@@ -80,10 +81,16 @@ class Budgets:
         self._sleep = sleep
         self._budgets: dict[str, Budget] = {}
 
-    def for_account(self, account: str, rate: float, max_in_flight: int) -> Budget:
-        """The budget of `account`; the first loop to ask sets its size."""
+    def for_account(
+        self, account: str, rate: float, max_in_flight: int, *, burst: float | None = None
+    ) -> Budget:
+        """The budget of `account`; the first loop to ask sets its size.
+
+        `burst` (default: one second's worth) is how many calls may go at once after a quiet
+        spell; 1 spaces every call evenly, for vendors that count calls per calendar second.
+        """
         budget = self._budgets.get(account)
         if budget is None:
-            budget = Budget(rate, max_in_flight, clock=self._clock, sleep=self._sleep)
+            budget = Budget(rate, max_in_flight, burst=burst, clock=self._clock, sleep=self._sleep)
             self._budgets[account] = budget
         return budget

@@ -149,9 +149,33 @@ async def simulate_polling(daemon: Daemon, *, every: float = 5.0) -> None:
             await asyncio.sleep(every * random.uniform(0.5, 1.5))
 
 
+async def simulate_sinks(daemon: Daemon) -> None:
+    """Serve the fake destination of every sink whose vendor URL is on this machine (the demo's
+    fake Accurate and Jurnal), so daily summaries are seen arriving somewhere."""
+    fakes: dict[tuple[str, int], Any] = {}
+    for name, runtime in daemon.dispatcher.sinks.items():
+        url = runtime.sink.vendor_url()
+        parts = urlsplit(url) if url else None
+        if parts is None or parts.hostname not in ("127.0.0.1", "localhost") or not parts.port:
+            continue
+        fake = runtime.sink.example_vendor()
+        if fake is not None and (parts.hostname, parts.port) not in fakes:
+            fakes[(parts.hostname, parts.port)] = fake
+            log.info("simulator.sink_vendor", sink=name, url=url)
+    if not fakes:
+        return
+    async with AsyncExitStack() as stack:
+        for (host, port), fake in fakes.items():
+            await stack.enter_async_context(fake.serve(host, port))
+        await asyncio.Event().wait()  # serve until the demo stops
+
+
 async def simulate_all(daemon: Daemon) -> None:
     """Everything the demo shows, side by side: webhooks posted to the daemon, CSV exports
-    dropped into file-drop inboxes, and fake vendor APIs for its polls."""
+    dropped into file-drop inboxes, fake vendor APIs for its polls, and fake accounting
+    systems for its accounting sinks."""
     from .simulator_files import drop_files
 
-    await asyncio.gather(simulate(daemon), drop_files(daemon), simulate_polling(daemon))
+    await asyncio.gather(
+        simulate(daemon), drop_files(daemon), simulate_polling(daemon), simulate_sinks(daemon)
+    )

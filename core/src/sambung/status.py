@@ -40,6 +40,7 @@ async def sink_status(
                 "failures": found.dead if found else 0,
                 "delivered": found.delivered if found else 0,
                 "disabled": state.get("disabled"),
+                "paused_until": _iso(state.get("paused_until")),
                 "failing": state.get("failing"),
                 "last_success_at": _iso(state.get("last_success_at")),
                 "last_error": state.get("last_error"),
@@ -107,7 +108,9 @@ def sink_table(sinks: list[dict[str, Any]]) -> str:
     for sink in sinks:
         age = sink["oldest_pending_age_seconds"]
         state = "disabled" if sink["disabled"] else ("failing" if sink["failing"] else "ok")
-        if sink["failing"] is None and not sink["disabled"]:
+        if sink.get("paused_until"):
+            state = f"paused until {sink['paused_until'][:16]}"
+        elif sink["failing"] is None and not sink["disabled"]:
             state = "-"  # read from the store alone: the daemon's live view is not known
         rows.append(
             (

@@ -4,18 +4,21 @@ A sink class is registered through `sambung_register_sinks`; the dispatcher buil
 per `sinks:` entry of the YAML and calls `deliver` with batches of up to `max_batch` items. Each
 item's result says what happens next, by its class: `None` delivered, `RetriableError` try again
 later (honouring `retry_after`), `DeliveryRejected` dead-letter at once, `SinkGone` stop sending
-to this sink. Any other exception is treated as retriable and logged.
+to this sink, `SinkPaused` hold this sink until a given time (a quota used up). Any other
+exception is treated as retriable and logged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
+
+from ..ratelimit import Budgets
 
 if TYPE_CHECKING:
     import aiohttp
@@ -27,6 +30,14 @@ class SinkSettings(BaseModel):
     """A sink's YAML block beyond core's routing keys; a sink class extends it with its own."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def record_kinds(self) -> frozenset[str] | None:
+        """The record kinds a sink so configured can take at all; None for every kind.
+
+        Routing sends a sink only these (within its `kinds:`): an accounting sink posting daily
+        summaries takes `daily_summary` and no single transactions.
+        """
+        return None
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,8 @@ class SinkContext:
     session: aiohttp.ClientSession
     base_dir: Path
     log: Any
+    # Rate budgets per vendor account, shared with every other sink of the daemon.
+    budgets: Budgets = field(default_factory=Budgets)
 
 
 class Sink:
@@ -100,3 +113,15 @@ class Sink:
     async def deliver(self, batch: Sequence[Delivery]) -> list[DeliveryResult]:
         """Deliver `batch`; return one result per item, in order (`None` when delivered)."""
         raise NotImplementedError(f"sink type {self.name!r} does not implement deliver()")
+
+    def vendor_url(self) -> str | None:
+        """The destination's base URL, for the demo to tell whether it is on this machine."""
+        return None
+
+    def example_vendor(self) -> Any:
+        """A fake of the destination accepting this sink's credentials, or None.
+
+        Optional. `sambung run --simulate` serves it at `vendor_url()` when that is on this
+        machine, so the demo shows records reaching (a stand-in for) the real system.
+        """
+        return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -334,6 +334,30 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def list_connection_states(self) -> list[ConnectionState]:
         """Every recorded connection state with its committed cursor, by outlet and connector."""
+
+    # -- daily summaries -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def records_of_day(
+        self, outlet: str, kind: str, business_date: date
+    ) -> list[StoredRecord]:
+        """Every stored record of `kind` at `outlet` whose `business_date` is that day, by id.
+
+        The business date is the one in the record's payload (the outlet's local day), kept
+        in its own indexed column when the record is written.
+        """
+
+    @abc.abstractmethod
+    async def changed_business_dates(
+        self, outlet: str, kind: str, *, since: datetime
+    ) -> dict[date, datetime]:
+        """The business dates of `kind` records at `outlet` written (inserted or changed in
+        content) at or after `since`, each with the newest such write time.
+
+        Write times come from the store's own clock at commit and never decrease from one
+        commit to the next, so a caller that passes the newest time it was given as its next
+        `since` misses nothing (it may see the same date again, which it must take in stride).
+        """
 
 
 def open_store(url: str, *, base_dir: Path) -> Store:

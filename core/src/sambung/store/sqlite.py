@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -86,6 +86,7 @@ class _Row:
     """What the writer knows of one record while it applies a group."""
 
     __slots__ = (
+        "business_date",
         "fingerprint",
         "id",
         "key",
@@ -103,6 +104,7 @@ class _Row:
         self.new = new
         self.payload: str | None = None
         self.raw_event_id: int | None = None
+        self.business_date: str | None = None
         # The record's identity; set when this group writes the record.
         self.key: tuple[str, str, str, str] = ("", "", "", "")
 
@@ -338,6 +340,8 @@ class SqliteStore(Store):
                 row.revision += 1
                 row.raw_event_id = raw_event_id or row.raw_event_id
                 row.key = key
+                day = getattr(record, "business_date", None)
+                row.business_date = day.isoformat() if day is not None else None
                 touched[key] = row
                 outcomes.append(RecordResult(row.id, row.revision, outcome))
                 for sink in sinks:
@@ -363,8 +367,8 @@ class SqliteStore(Store):
         if inserts:
             conn.executemany(
                 "INSERT INTO records (id, outlet, source_system, kind, external_id, fingerprint,"
-                " revision, source_updated_at, payload, raw_event_id, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " revision, source_updated_at, payload, raw_event_id, created_at, updated_at,"
+                " business_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         row.id,
@@ -376,6 +380,7 @@ class SqliteStore(Store):
                         row.raw_event_id,
                         now,
                         now,
+                        row.business_date,
                     )
                     for row in inserts
                 ],
@@ -385,7 +390,8 @@ class SqliteStore(Store):
             conn.executemany(
                 "UPDATE records SET fingerprint = ?, revision = ?, source_updated_at = ?,"
                 " payload = COALESCE(?, payload), raw_event_id = ?,"
-                " updated_at = CASE WHEN ? THEN ? ELSE updated_at END WHERE id = ?",
+                " updated_at = CASE WHEN ? THEN ? ELSE updated_at END,"
+                " business_date = CASE WHEN ? THEN ? ELSE business_date END WHERE id = ?",
                 [
                     (
                         row.fingerprint,
@@ -395,6 +401,8 @@ class SqliteStore(Store):
                         row.raw_event_id,
                         row.payload is not None,
                         now,
+                        row.payload is not None,
+                        row.business_date,
                         row.id,
                     )
                     for row in updates
@@ -962,6 +970,31 @@ class SqliteStore(Store):
             )
             for r in rows
         ]
+
+    # -- daily summaries -------------------------------------------------------------------
+
+    async def records_of_day(
+        self, outlet: str, kind: str, business_date: date
+    ) -> list[StoredRecord]:
+        """Every record of `kind` at `outlet` on that business date, by id."""
+        rows = await self._fetch(
+            f"SELECT {self._RECORD_COLUMNS} FROM records"
+            " WHERE outlet = ? AND kind = ? AND business_date = ? ORDER BY id",
+            (outlet, kind, business_date.isoformat()),
+        )
+        return [self._stored_record(row) for row in rows]
+
+    async def changed_business_dates(
+        self, outlet: str, kind: str, *, since: datetime
+    ) -> dict[date, datetime]:
+        """Business dates of `kind` records at `outlet` written at or after `since`."""
+        rows = await self._fetch(
+            "SELECT business_date, MAX(updated_at) FROM records"
+            " WHERE outlet = ? AND kind = ? AND updated_at >= ? AND business_date IS NOT NULL"
+            " GROUP BY business_date",
+            (outlet, kind, to_db_time(since)),
+        )
+        return {date.fromisoformat(day): from_db_time(last) for day, last in rows}
 
 
 _T = TypeVar("_T")

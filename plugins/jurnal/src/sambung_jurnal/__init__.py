@@ -1,0 +1,18 @@
+"""sambung sink for Jurnal.id (Mekari): sales invoices per transaction or per business day."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sambung import hookimpl
+from sambung.sinks import Sink
+
+from .sink import JurnalSink
+
+__all__ = ["JurnalSink"]
+
+
+@hookimpl
+def sambung_register_sinks(register: Callable[[type[Sink]], None]) -> None:
+    """Register the Jurnal sink."""
+    register(JurnalSink)
