@@ -284,3 +284,73 @@ async def test_a_large_group_stays_within_sqlites_parameter_limit(store: Store) 
     assert len(result.records) == 12_000
     again = await store.ingest(IngestRequest(records=many))
     assert {r.outcome for r in again.records} == {Outcome.UNCHANGED}
+
+
+# -- PostgreSQL with several replicas on one database ----------------------------------------
+
+
+async def test_replicas_claim_disjoint_rows_and_keep_record_order(postgres_url: str) -> None:
+    one, two = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    await one.open()
+    await two.open()
+    try:
+        await one.ingest(
+            IngestRequest(records=[sale(f"TRX-{i}") for i in range(40)], routes=[["b"]] * 40)
+        )
+        await two.ingest(IngestRequest(records=[sale("TRX-0", total="1")], routes=[["b"]]))
+        later = NOW + timedelta(days=1)
+        claims = await asyncio.gather(
+            *(
+                store.claim_outbox("b", now=later, limit=15, lease_seconds=60)
+                for store in (one, two, one, two)
+            )
+        )
+        ids = [row.id for batch in claims for row in batch]
+        assert len(ids) == len(set(ids)) == 40  # every row once; revision 2 of TRX-0 waits
+        assert all(row.revision == 1 for batch in claims for row in batch)
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_replica_frees_only_its_own_and_dead_owners_claims(postgres_url: str) -> None:
+    live, dying, starting = (PostgresStore(postgres_url, owner=n) for n in ("a", "b", "c"))
+    for store in (live, dying, starting):
+        await store.open()
+    await live.ingest(IngestRequest(records=[sale(f"T{i}") for i in range(4)], routes=[["s"]] * 4))
+    later = NOW + timedelta(days=1)
+    assert len(await live.claim_outbox("s", now=later, limit=2, lease_seconds=60)) == 2
+    assert len(await dying.claim_outbox("s", now=later, limit=2, lease_seconds=60)) == 2
+    await dying.close()  # its connection, and with it its owner lock, is gone
+
+    assert await starting.release_claims() == 2  # the dead owner's, not the live one's
+    again = await starting.claim_outbox("s", now=later, limit=10, lease_seconds=60)
+    assert len(again) == 2
+    await live.close()
+    await starting.close()
+
+
+async def test_replicas_ingesting_the_same_new_records_at_once_agree(postgres_url: str) -> None:
+    stores = [PostgresStore(postgres_url) for _ in range(3)]
+    for store in stores:
+        await store.open()
+    try:
+        batches = [
+            IngestRequest(
+                raw=raw(f"r{i % 5}"), records=[sale(f"TRX-{j}") for j in range(i % 7, 30)]
+            )
+            for i in range(30)
+        ]
+        results = await asyncio.gather(
+            *(stores[i % 3].ingest(batch) for i, batch in enumerate(batches))
+        )
+        counts = await stores[0].counts()
+        assert counts["records"] == 30 and counts["raw_events"] == 5
+        inserted = [
+            r for result in results for r in result.records if r.outcome is Outcome.INSERTED
+        ]
+        assert len(inserted) == 30
+        assert sum(not result.raw_duplicate for result in results) == 5
+    finally:
+        for store in stores:
+            await store.close()
