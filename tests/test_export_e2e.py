@@ -17,32 +17,13 @@ from sambung.testing.daemon import DaemonProcess
 from sambung_qasir.fake import QasirFake
 
 from .test_poll_e2e import KEY, query, serving, wait_for
+from .test_poll_e2e import config as poll_config
 
 ROWS = 120
-PER_PAGE = 50
 
 
 def config(url: str, deliveries: Path) -> dict[str, Any]:
-    return {
-        "outlets": [
-            {
-                "id": "kemang",
-                "name": "Kopi Senja Kemang",
-                "timezone": "Asia/Jakarta",
-                "connectors": {
-                    "qasir": {
-                        "mode": "poll",
-                        "api_key": KEY,
-                        "base_url": f"{url}/v1",
-                        "per_page": PER_PAGE,
-                        "interval": "15s",
-                        "timeout": "60s",
-                    }
-                },
-            }
-        ],
-        "sinks": {"lake": {"type": "jsonl", "path": str(deliveries)}},
-    }
+    return {**poll_config(url), "sinks": {"lake": {"type": "jsonl", "path": str(deliveries)}}}
 
 
 def delivered(path: Path) -> list[str]:

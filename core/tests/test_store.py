@@ -208,10 +208,11 @@ async def test_close_finishes_queued_writes(sambung_store_url: str, tmp_path: Pa
     await reopened.close()
 
 
-async def stamp_future_version(url: str, tmp_path: Path) -> None:
-    """Mark the store's schema as migrated by a sambung newer than this one."""
-    if url.startswith("sqlite"):
-        with sqlite3.connect(tmp_path / "sambung.db") as conn:
+async def stamp_future_version(url: str) -> None:
+    """Mark the store's schema (an absolute sqlite:/// URL or PostgreSQL) as migrated by a
+    sambung newer than this one."""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
             conn.execute("INSERT INTO schema_migrations VALUES (999, '0999_future.sql', 'x')")
         return
     conn = await asyncpg.connect(url)
@@ -222,7 +223,7 @@ async def stamp_future_version(url: str, tmp_path: Path) -> None:
 async def test_refuses_a_schema_newer_than_it_knows(sambung_store_url: str, tmp_path: Path) -> None:
     store = open_store(sambung_store_url, base_dir=tmp_path)
     assert await store.migrate() != []
-    await stamp_future_version(sambung_store_url, tmp_path)
+    await stamp_future_version(sambung_store_url)
     with pytest.raises(ConfigError, match="newer than this sambung knows"):
         await open_store(sambung_store_url, base_dir=tmp_path).open()
     with pytest.raises(ConfigError, match="newer than this sambung knows"):

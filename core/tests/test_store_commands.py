@@ -4,15 +4,15 @@ commands."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-import asyncpg
 import yaml
 from sambung.store.postgres import migrations as postgres_migrations
 from sambung.store.sqlite import migrations as sqlite_migrations
+
+from .test_store import stamp_future_version
 
 
 def sambung(*args: str) -> subprocess.CompletedProcess[str]:
@@ -30,16 +30,6 @@ def write_config(tmp_path: Path, store_url: str) -> Path:
     }
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     return path
-
-
-async def stamp_future_version(url: str) -> None:
-    if url.startswith("sqlite:///"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            conn.execute("INSERT INTO schema_migrations VALUES (999, '0999_future.sql', 'x')")
-        return
-    conn = await asyncpg.connect(url)
-    await conn.execute("INSERT INTO schema_migrations VALUES (999, '0999_future.sql', now())")
-    await conn.close()
 
 
 def test_migrate_names_what_it_applied_then_nothing(sambung_store_url: str, tmp_path: Path) -> None:
