@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sambung.errors import ConfigError
+from sambung.errors import ConfigError, StoreUnavailable
 from sambung.store import (
     CursorUpdate,
     DeadLetterIn,
@@ -355,3 +355,76 @@ async def test_replicas_ingesting_the_same_new_records_at_once_agree(postgres_ur
     finally:
         for store in stores:
             await store.close()
+
+
+class CuttableProxy:
+    """A TCP relay to PostgreSQL that the test can cut, as a network outage or a restart would."""
+
+    def __init__(self, port: int) -> None:
+        self.upstream_port = port
+        self.up = True
+        self.links: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self.links |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        self.up = False
+        for link in self.links:
+            link.transport.abort()
+        self.links.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_postgresql_going_away_is_store_unavailable_until_it_returns(
+    postgres_url: str,
+) -> None:
+    proxy = CuttableProxy(5432)
+    port = await proxy.start()
+    store = PostgresStore(postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{port}"))
+    await store.open()
+    try:
+        await store.ingest(IngestRequest(records=[sale("TRX-1")], routes=[["b"]]))
+        proxy.cut()
+        with pytest.raises(StoreUnavailable):
+            await store.ingest(IngestRequest(records=[sale("TRX-2")], routes=[["b"]]))
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+
+        proxy.up = True
+        outcomes = []
+        for _ in range(3):  # a pooled connection cut mid-way may fail once more, then is replaced
+            try:
+                outcomes.append(await store.ingest(IngestRequest(records=[sale("TRX-2")])))
+                break
+            except StoreUnavailable:
+                continue
+        assert outcomes and outcomes[0].records[0].outcome is Outcome.INSERTED
+        assert (await store.counts())["records"] == 2
+    finally:
+        await store.close()
+        await proxy.close()
