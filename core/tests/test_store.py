@@ -352,6 +352,23 @@ async def test_replicas_ingesting_the_same_new_records_at_once_agree(postgres_ur
         ]
         assert len(inserted) == 30
         assert sum(not result.raw_duplicate for result in results) == 5
+
+        # Then every replica changes every record, in opposite orders: revisions never collide.
+        changes = [
+            IngestRequest(
+                records=[sale(f"TRX-{j}", total=str(100 + i)) for j in range(30)][
+                    :: 1 - 2 * (i % 2)
+                ],
+                routes=[["b"]] * 30,
+            )
+            for i in range(12)
+        ]
+        await asyncio.gather(*(stores[i % 3].ingest(change) for i, change in enumerate(changes)))
+        stored = await stores[1].list_records(limit=100)
+        assert {record.revision for record in stored} == {13}
+        outbox = await stores[2].list_outbox(limit=1000)
+        assert len(outbox) == 30 * 12
+        assert len({(row.record_id, row.revision) for row in outbox}) == 30 * 12
     finally:
         for store in stores:
             await store.close()

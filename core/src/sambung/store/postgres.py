@@ -293,6 +293,9 @@ class PostgresStore(Store):
             new_raw_id=iter(raw_pool).__next__,
             new_record_id=iter(record_pool).__next__,
         )
+        # New unique keys go in in one order everywhere, so two writers inserting some of the
+        # same keys wait on each other instead of deadlocking (the loser then runs again).
+        plan.raw_rows.sort(key=lambda row: (row[1], row[2], row[4]))
         if plan.raw_rows:
             await conn.execute(
                 "INSERT INTO raw_events (id, outlet, source_system, channel, dedup_key,"
@@ -301,7 +304,7 @@ class PostgresStore(Store):
                 " $8::bytea[], $9::timestamptz[])",
                 *_columns(plan.raw_rows, 9),
             )
-        inserts = [row for row in plan.touched.values() if row.new]
+        inserts = sorted((row for row in plan.touched.values() if row.new), key=_by_key)
         if inserts:
             await conn.execute(
                 "INSERT INTO records (id, outlet, source_system, kind, external_id, fingerprint,"
@@ -837,6 +840,10 @@ class PostgresStore(Store):
         """Every recorded connection state with its committed cursor."""
         rows = await self._fetch(CONNECTION_STATES)
         return [connection_state(r, _same) for r in rows]
+
+
+def _by_key(row: PlannedRow) -> Key:
+    return row.key
 
 
 def _owner_key(owner: str) -> str:
