@@ -621,7 +621,8 @@ class PostgresStore(Store):
 
         async def settle(conn: Conn) -> list[DeadLetter]:
             # Only rows still pending: a claim that outlived its lease may have been delivered
-            # by another replica meanwhile, and that outcome stands.
+            # by another replica meanwhile, and that outcome stands. A failure is only recorded
+            # while the claim is still ours (or nobody's): another replica may hold it by now.
             if delivered:
                 await conn.execute(
                     "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
@@ -635,19 +636,23 @@ class PostgresStore(Store):
                     "UPDATE outbox AS o SET attempts = o.attempts + 1, next_attempt_at = s.at,"
                     " last_error = s.error, claimed_until = NULL, claimed_by = NULL"
                     " FROM unnest($1::bigint[], $2::timestamptz[], $3::text[])"
-                    " AS s(id, at, error) WHERE o.id = s.id AND o.status = 'pending'",
+                    " AS s(id, at, error) WHERE o.id = s.id AND o.status = 'pending'"
+                    " AND (o.claimed_by = $4 OR o.claimed_by IS NULL)",
                     *_columns(retry, 3),
+                    self.owner,
                 )
             if not dead:
                 return []
             ids, types, errors = _columns(dead, 3)
-            await conn.execute(
+            killed = await conn.fetch(
                 "UPDATE outbox AS o SET status = 'dead', attempts = o.attempts + 1,"
                 " last_error = s.error, claimed_until = NULL, claimed_by = NULL"
                 " FROM unnest($1::bigint[], $2::text[]) AS s(id, error)"
-                " WHERE o.id = s.id AND o.status = 'pending'",
+                " WHERE o.id = s.id AND o.status = 'pending'"
+                " AND (o.claimed_by = $3 OR o.claimed_by IS NULL) RETURNING o.id",
                 ids,
                 errors,
+                self.owner,
             )
             created = await conn.fetch(
                 "INSERT INTO dead_letters (stage, outlet, connector, error_type, error,"
@@ -657,11 +662,12 @@ class PostgresStore(Store):
                 " FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY"
                 " AS s(id, error_type, error, n)"
                 " JOIN outbox AS o ON o.id = s.id JOIN records AS r ON r.id = o.record_id"
-                " WHERE o.status = 'dead' ORDER BY s.n RETURNING id",
+                " WHERE o.id = ANY($5::bigint[]) ORDER BY s.n RETURNING id",
                 ids,
                 types,
                 errors,
                 now,
+                [row[0] for row in killed],
             )
             rows = await conn.fetch(
                 f"{DEAD_LETTERS} WHERE d.id = ANY($1::bigint[]) ORDER BY d.id",
