@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sambung.errors import ConfigError
@@ -16,6 +17,7 @@ from sambung.store import (
     ImportedFile,
     IngestRequest,
     RawEvent,
+    Store,
 )
 from sambung.store.base import OutboxSettlement
 from sambung.store.export import export_sqlite
@@ -25,6 +27,19 @@ from sambung.store.sqlite import SqliteStore
 from .conftest import sale
 
 NOW = datetime(2026, 11, 26, 13, 20, 0, 123456, tzinfo=UTC)
+
+
+async def snapshot(store: Store) -> dict[str, Any]:
+    """Everything the store answers about what it holds, for comparing two stores."""
+    return {
+        "records": await store.list_records(),
+        "outbox": await store.list_outbox(),
+        "dead": await store.find_dead_letters(DeadLetterQuery(status=None)),
+        "states": await store.list_connection_states(),
+        "activity": await store.connection_activity(),
+        "raw": await store.get_raw_event(1),
+        "file": await store.get_imported_file("kemang", "pawoon", "ab" * 32),
+    }
 
 
 async def test_export_keeps_ids_references_and_continues_the_sequences(
@@ -55,15 +70,7 @@ async def test_export_keeps_ids_references_and_continues_the_sequences(
     await source.save_connection_state(
         ConnectionState("kemang", "qasir", "poll", ConnectionStatus.OK, NOW, NOW, records_fetched=7)
     )
-    before = {
-        "records": await source.list_records(),
-        "outbox": await source.list_outbox(),
-        "dead": await source.find_dead_letters(DeadLetterQuery(status=None)),
-        "states": await source.list_connection_states(),
-        "activity": await source.connection_activity(),
-        "raw": await source.get_raw_event(1),
-        "file": await source.get_imported_file("kemang", "pawoon", "ab" * 32),
-    }
+    before = await snapshot(source)
     await source.close()
 
     copied = await export_sqlite(tmp_path / "s.db", postgres_url)
@@ -72,15 +79,7 @@ async def test_export_keeps_ids_references_and_continues_the_sequences(
     target = PostgresStore(postgres_url)
     await target.open()
     try:
-        after = {
-            "records": await target.list_records(),
-            "outbox": await target.list_outbox(),
-            "dead": await target.find_dead_letters(DeadLetterQuery(status=None)),
-            "states": await target.list_connection_states(),
-            "activity": await target.connection_activity(),
-            "raw": await target.get_raw_event(1),
-            "file": await target.get_imported_file("kemang", "pawoon", "ab" * 32),
-        }
+        after = await snapshot(target)
         assert after == before
         assert await target.get_cursor("kemang", "qasir") == "2026-11-26T13:00:00+07:00"
         # Nothing is due again, and new rows take ids after the copied ones.
