@@ -96,11 +96,13 @@ def test_a_day_closes_at_the_configured_local_time() -> None:
 
 
 async def test_the_loop_summarises_closed_days_once_and_again_when_they_change(
-    tmp_path: Path,
+    tmp_path: Path, sambung_store_url: str
 ) -> None:
     sink = {"type": "jsonl", "path": "out.jsonl", "kinds": ["daily_summary"]}
     # 47:00: a day closes at 23:00 the day after, so today is open whatever the hour.
-    async with AccountingRig.start(tmp_path, sink, summary_after="47:00") as rig:
+    async with AccountingRig.start(
+        tmp_path, sink, summary_after="47:00", store_url=sambung_store_url
+    ) as rig:
         closed, today = days_ago(2, 9), days_ago(0, 0)
         await rig.ingest(
             sale("S-1", at=closed, items=[("KOPI", "Es Kopi", 2, 18000)]),
@@ -129,9 +131,11 @@ async def test_the_loop_summarises_closed_days_once_and_again_when_they_change(
         assert all(json.loads(r.payload)["kind"] == "daily_summary" for r in rows)
 
 
-async def test_a_day_is_summed_up_when_it_closes(tmp_path: Path) -> None:
+async def test_a_day_is_summed_up_when_it_closes(tmp_path: Path, sambung_store_url: str) -> None:
     sink = {"type": "jsonl", "path": "out.jsonl", "kinds": ["daily_summary"]}
-    async with AccountingRig.start(tmp_path, sink, summary_after="47:00") as rig:
+    async with AccountingRig.start(
+        tmp_path, sink, summary_after="47:00", store_url=sambung_store_url
+    ) as rig:
         await rig.ingest(sale("S-1", at=days_ago(0, 0, 5), items=[("KOPI", "Es Kopi", 1, 18000)]))
         await rig.summarise()
         assert await rig.store.list_outbox() == []
@@ -142,9 +146,11 @@ async def test_a_day_is_summed_up_when_it_closes(tmp_path: Path) -> None:
         assert json.loads(row.payload)["business_date"] == days_ago(0, 0).date().isoformat()
 
 
-async def test_the_business_date_column_finds_a_days_records(tmp_path: Path) -> None:
+async def test_the_business_date_column_finds_a_days_records(
+    tmp_path: Path, sambung_store_url: str
+) -> None:
     sink = {"type": "jsonl", "path": "out.jsonl"}
-    async with AccountingRig.start(tmp_path, sink) as rig:
+    async with AccountingRig.start(tmp_path, sink, store_url=sambung_store_url) as rig:
         first, second = days_ago(3, 10), days_ago(1, 10)
         result = await rig.ingest(
             sale("A", at=first, items=[("K", "K", 1, 1000)]),

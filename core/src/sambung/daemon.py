@@ -20,7 +20,7 @@ from .errors import ConfigError, ConfigProblem
 from .inbox import start_file_drop
 from .outbox import Dispatcher
 from .plugins import Registry
-from .store import DeadLetter, Store, open_store
+from .store import DeadLetter, Store, display_url, open_store
 from .supervision import Loops
 from .webhooks import (
     INGEST_KEY,
@@ -149,7 +149,7 @@ class Daemon:
             admin=admin_address,
             outlets=[o.id for o in self.loaded.config.outlets],
             connections=[f"{c.outlet.id}/{c.name}" for c in self.loaded.connections],
-            store=self.loaded.config.store.url,
+            store=display_url(self.loaded.config.store.url),
         )
         await self._start_polling()
 

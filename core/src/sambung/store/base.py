@@ -9,6 +9,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError
 from ..models import Record
@@ -212,6 +213,13 @@ class Store(abc.ABC):
         """Connect and apply pending migrations."""
 
     @abc.abstractmethod
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations, and nothing else; the names of those applied, in order.
+
+        Raises `ConfigError` if the database is at a version newer than this sambung knows.
+        """
+
+    @abc.abstractmethod
     async def close(self) -> None:
         """Finish every accepted write, then release the database."""
 
@@ -276,7 +284,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def release_claims(self, sink: str | None = None) -> int:
-        """Drop every claim (of one sink): at start-up nobody else can be delivering them."""
+        """Drop the stale claims (of one sink): SQLite drops every claim, as nobody else can be
+        delivering them; PostgreSQL drops this store's own and those of owners that are gone,
+        never a live replica's."""
 
     @abc.abstractmethod
     async def settle_outbox(
@@ -368,10 +378,23 @@ def open_store(url: str, *, base_dir: Path) -> Store:
         path = Path(url.removeprefix("sqlite:///"))
         return SqliteStore(path if path.is_absolute() else base_dir / path)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(
-            "store.url: PostgreSQL support is not in this version yet; use sqlite:///"
-        )
-    raise ConfigError(f"store.url: unsupported store URL {url!r} (use sqlite:///PATH)")
+        from .postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ConfigError(
+        f"store.url: unsupported store URL {display_url(url)!r}"
+        " (use sqlite:///PATH or postgresql://USER@HOST/DB)"
+    )
+
+
+def display_url(url: str) -> str:
+    """A store URL fit for printing: any password in it replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 @dataclass(frozen=True)

@@ -11,24 +11,21 @@ connection; WAL lets them run beside the writer.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import itertools
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from ..errors import ConfigError, StoreUnavailable
-from ..models import Record, fingerprint_of
 from .base import (
     ClaimedRow,
     ConnectionState,
-    ConnectionStatus,
     DeadLetter,
     DeadLetterQuery,
     ImportedFile,
@@ -36,12 +33,25 @@ from .base import (
     IngestResult,
     OutboxRow,
     OutboxSettlement,
-    Outcome,
     RawEvent,
-    RecordResult,
     SinkStats,
     Store,
     StoredRecord,
+)
+from .plan import PlannedRow, load_migrations, plan_group
+from .queries import (
+    CONNECTION_STATES,
+    COUNTS,
+    DEAD_LETTER_ACTIVITY,
+    DEAD_LETTERS,
+    OUTBOX_STATS,
+    RECORD_ACTIVITY,
+    RECORD_COLUMNS,
+    connection_activity,
+    connection_state,
+    dead_letter,
+    filters,
+    stored_record,
 )
 
 _MAX_GROUP = 512
@@ -65,48 +75,9 @@ def _optional_time(value: str | None) -> datetime | None:
     return from_db_time(value) if value is not None else None
 
 
-def idempotency_key(sink: str, record: Record, revision: int, fingerprint: str) -> str:
-    """The delivery id a receiver deduplicates on: stable across retries, new for new content."""
-    identity = "|".join((sink, *record.key, str(revision), fingerprint))
-    return "msg_" + hashlib.sha256(identity.encode()).hexdigest()[:32]
-
-
 def migrations() -> list[tuple[int, str, str]]:
     """(version, name, SQL) of every SQLite migration shipped with this sambung, in order."""
-    folder = resources.files("sambung.store.migrations.sqlite")
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            version = int(entry.name.split("_", 1)[0])
-            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-class _Row:
-    """What the writer knows of one record while it applies a group."""
-
-    __slots__ = (
-        "business_date",
-        "fingerprint",
-        "id",
-        "key",
-        "new",
-        "payload",
-        "raw_event_id",
-        "revision",
-        "version",
-    )
-
-    def __init__(
-        self, id: int, fingerprint: str, revision: int, version: str | None, *, new: bool
-    ) -> None:
-        self.id, self.fingerprint, self.revision, self.version = id, fingerprint, revision, version
-        self.new = new
-        self.payload: str | None = None
-        self.raw_event_id: int | None = None
-        self.business_date: str | None = None
-        # The record's identity; set when this group writes the record.
-        self.key: tuple[str, str, str, str] = ("", "", "", "")
+    return load_migrations("sambung.store.migrations.sqlite")
 
 
 def _chunks(keys: list[tuple[str, ...]], width: int) -> list[list[tuple[str, ...]]]:
@@ -155,8 +126,23 @@ class SqliteStore(Store):
         self._migrate(conn)
         self._writer = conn
 
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations on a connection of its own; the names applied."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+        def apply() -> list[str]:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA busy_timeout = 10000")
+                return self._migrate(conn)
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(apply)
+
     @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
+    def _migrate(conn: sqlite3.Connection) -> list[str]:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
@@ -169,6 +155,7 @@ class SqliteStore(Store):
                 f"store.url: the database schema is at version {max(applied)}, newer than this "
                 f"sambung knows ({newest_known}); upgrade sambung before running it on this store"
             )
+        done = []
         for version, name, sql in known:
             if version in applied:
                 continue
@@ -179,6 +166,8 @@ class SqliteStore(Store):
                 f"BEGIN IMMEDIATE;\n{sql}\n"
                 f"INSERT INTO schema_migrations VALUES ({version}, '{name}', '{stamp}');\nCOMMIT;"
             )
+            done.append(name)
+        return done
 
     async def close(self) -> None:
         """Drain queued writes, stop the writer and close both connections."""
@@ -278,84 +267,21 @@ class SqliteStore(Store):
 
         raw_ids = self._existing_raw_events(conn, requests)
         stored = self._existing_records(conn, requests)
-        raw_rows: list[tuple[Any, ...]] = []
-        touched: dict[tuple[str, str, str, str], _Row] = {}
-        outbox_rows: list[tuple[Any, ...]] = []
-        results: list[IngestResult] = []
-        # Locals: this loop runs once per record, thousands of times per group on a CSV import.
-        inserted, updated, unchanged, stale = (
-            Outcome.INSERTED,
-            Outcome.UPDATED,
-            Outcome.UNCHANGED,
-            Outcome.STALE,
+        plan = plan_group(
+            requests,
+            raw_ids,
+            stored,
+            now=now,
+            stamp=to_db_time,
+            new_raw_id=itertools.count(next_raw + 1).__next__,
+            new_record_id=itertools.count(next_record + 1).__next__,
         )
-
-        for request in requests:
-            raw_event_id, raw_duplicate = None, False
-            if (raw := request.raw) is not None:
-                raw_key = (raw.outlet, raw.source_system, raw.dedup_key)
-                raw_event_id = raw_ids.get(raw_key)
-                raw_duplicate = raw_event_id is not None
-                if raw_event_id is None:
-                    next_raw += 1
-                    raw_event_id = raw_ids[raw_key] = next_raw
-                    raw_rows.append(
-                        (
-                            next_raw,
-                            *raw_key[:2],
-                            raw.channel,
-                            raw.dedup_key,
-                            raw.event_type,
-                            raw.content_type,
-                            raw.body,
-                            to_db_time(raw.received_at),
-                        )
-                    )
-            outcomes: list[RecordResult] = []
-            queued = 0
-            routes = request.routes or [()] * len(request.records)
-            for record, sinks in zip(request.records, routes, strict=True):
-                key = record.key
-                row = stored.get(key)
-                payload = record.to_json()
-                fingerprint = fingerprint_of(payload)
-                version = to_db_time(record.source_updated_at) if record.source_updated_at else None
-                if row is None:
-                    next_record += 1
-                    row = stored[key] = _Row(next_record, fingerprint, 0, version, new=True)
-                    outcome = inserted
-                elif version is not None and row.version is not None and version < row.version:
-                    outcomes.append(RecordResult(row.id, row.revision, stale))
-                    continue
-                elif fingerprint == row.fingerprint:
-                    if version is not None and version != row.version:
-                        # Same content, newer version: remember it so an older one cannot win.
-                        row.version = version
-                        touched[key] = row
-                    outcomes.append(RecordResult(row.id, row.revision, unchanged))
-                    continue
-                else:
-                    outcome = updated
-                row.fingerprint, row.version, row.payload = fingerprint, version, payload
-                row.revision += 1
-                row.raw_event_id = raw_event_id or row.raw_event_id
-                row.key = key
-                day = getattr(record, "business_date", None)
-                row.business_date = day.isoformat() if day is not None else None
-                touched[key] = row
-                outcomes.append(RecordResult(row.id, row.revision, outcome))
-                for sink in sinks:
-                    message_id = idempotency_key(sink, record, row.revision, fingerprint)
-                    outbox_rows.append((sink, row.id, row.revision, message_id, payload, now, now))
-                queued += len(sinks)
-            results.append(
-                IngestResult(
-                    raw_event_id=raw_event_id,
-                    raw_duplicate=raw_duplicate,
-                    records=outcomes,
-                    outbox_rows=queued,
-                )
-            )
+        raw_rows, touched, outbox_rows, results = (
+            plan.raw_rows,
+            plan.touched,
+            plan.outbox_rows,
+            plan.results,
+        )
 
         if raw_rows:
             conn.executemany(
@@ -470,9 +396,9 @@ class SqliteStore(Store):
     @staticmethod
     def _existing_records(
         conn: sqlite3.Connection, requests: Sequence[IngestRequest]
-    ) -> dict[tuple[str, str, str, str], _Row]:
+    ) -> dict[tuple[str, str, str, str], PlannedRow]:
         keys = {record.key for request in requests for record in request.records}
-        found: dict[tuple[str, str, str, str], _Row] = {}
+        found: dict[tuple[str, str, str, str], PlannedRow] = {}
         for chunk in _chunks(list(keys), 4):
             rows = conn.execute(
                 "SELECT r.outlet, r.source_system, r.kind, r.external_id, r.id, r.fingerprint,"
@@ -483,7 +409,7 @@ class SqliteStore(Store):
                 [value for key in chunk for value in key],
             )
             for outlet, source, kind, external_id, *state in rows:
-                row = _Row(*state[:4], new=False)
+                row = PlannedRow(*state[:4], new=False)
                 row.raw_event_id = state[4]
                 found[(outlet, source, kind, external_id)] = row
         return found
@@ -503,38 +429,16 @@ class SqliteStore(Store):
         """Raise `StoreUnavailable` unless a query answers."""
         await self._fetch("SELECT 1")
 
-    _RECORD_COLUMNS = (
-        "id, outlet, source_system, kind, external_id, fingerprint, revision,"
-        " source_updated_at, payload, raw_event_id, created_at, updated_at"
-    )
-
-    @staticmethod
-    def _stored_record(row: Sequence[Any]) -> StoredRecord:
-        return StoredRecord(
-            id=row[0],
-            outlet=row[1],
-            source_system=row[2],
-            kind=row[3],
-            external_id=row[4],
-            fingerprint=row[5],
-            revision=row[6],
-            source_updated_at=_optional_time(row[7]),
-            payload=row[8],
-            raw_event_id=row[9],
-            created_at=from_db_time(row[10]),
-            updated_at=from_db_time(row[11]),
-        )
-
     async def get_record(
         self, outlet: str, source_system: str, kind: str, external_id: str
     ) -> StoredRecord | None:
         """The stored record with that identity, if any."""
         rows = await self._fetch(
-            f"SELECT {self._RECORD_COLUMNS} FROM records"
+            f"SELECT {RECORD_COLUMNS} FROM records"
             " WHERE outlet = ? AND source_system = ? AND kind = ? AND external_id = ?",
             (outlet, source_system, kind, external_id),
         )
-        return self._stored_record(rows[0]) if rows else None
+        return stored_record(rows[0], _optional_time) if rows else None
 
     async def list_records(
         self,
@@ -547,11 +451,11 @@ class SqliteStore(Store):
         """The most recently changed records, newest first."""
         where, params = _filters(outlet=outlet, source_system=source_system, kind=kind)
         rows = await self._fetch(
-            f"SELECT {self._RECORD_COLUMNS} FROM records{where}"
+            f"SELECT {RECORD_COLUMNS} FROM records{where}"
             " ORDER BY updated_at DESC, id DESC LIMIT ?",
             (*params, limit),
         )
-        return [self._stored_record(row) for row in rows]
+        return [stored_record(row, _optional_time) for row in rows]
 
     async def list_outbox(self, *, sink: str | None = None, limit: int = 1000) -> list[OutboxRow]:
         """Outbox rows in the order they were written."""
@@ -607,10 +511,7 @@ class SqliteStore(Store):
 
     async def counts(self) -> dict[str, int]:
         """Row counts per table."""
-        tables = ("raw_events", "records", "outbox", "dead_letters", "cursors")
-        rows = await self._fetch(
-            " UNION ALL ".join(f"SELECT '{t}', COUNT(*) FROM {t}" for t in tables)
-        )
+        rows = await self._fetch(COUNTS)
         return {name: count for name, count in rows}
 
     # -- outbox and dead letters -----------------------------------------------------------
@@ -739,10 +640,8 @@ class SqliteStore(Store):
                 ).fetchone()
                 if found is not None:
                     created.extend(
-                        _dead_letter(row)
-                        for row in conn.execute(
-                            f"SELECT {_DEAD_LETTER_COLUMNS} WHERE d.id = ?", (found[0],)
-                        )
+                        dead_letter(row, _optional_time)
+                        for row in conn.execute(f"{DEAD_LETTERS} WHERE d.id = ?", (found[0],))
                     )
             return created
 
@@ -750,12 +649,7 @@ class SqliteStore(Store):
 
     async def outbox_stats(self) -> dict[str, SinkStats]:
         """Counts per sink of pending, retrying, dead and delivered rows."""
-        rows = await self._fetch(
-            "SELECT sink, SUM(status = 'pending'),"
-            " MIN(CASE WHEN status = 'pending' THEN created_at END),"
-            " SUM(status = 'pending' AND attempts > 0), SUM(status = 'dead'),"
-            " SUM(status = 'delivered') FROM outbox GROUP BY sink"
-        )
+        rows = await self._fetch(OUTBOX_STATS)
         return {r[0]: SinkStats(r[0], r[1], _optional_time(r[2]), r[3], r[4], r[5]) for r in rows}
 
     async def prune_outbox(self, *, before: datetime, limit: int = 5000) -> int:
@@ -785,15 +679,15 @@ class SqliteStore(Store):
             where += (" AND " if where else " WHERE ") + "d.created_at >= ?"
             params.append(to_db_time(query.since))
         rows = await self._fetch(
-            f"SELECT {_DEAD_LETTER_COLUMNS}{where} ORDER BY d.id DESC LIMIT ?",
+            f"{DEAD_LETTERS}{where} ORDER BY d.id DESC LIMIT ?",
             (*params, query.limit),
         )
-        return [_dead_letter(row) for row in rows]
+        return [dead_letter(row, _optional_time) for row in rows]
 
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter | None:
         """One dead letter, whatever its status."""
-        rows = await self._fetch(f"SELECT {_DEAD_LETTER_COLUMNS} WHERE d.id = ?", (dead_letter_id,))
-        return _dead_letter(rows[0]) if rows else None
+        rows = await self._fetch(f"{DEAD_LETTERS} WHERE d.id = ?", (dead_letter_id,))
+        return dead_letter(rows[0], _optional_time) if rows else None
 
     async def requeue_dead_letter(self, dead_letter_id: int, *, now: datetime) -> bool:
         """Put an open delivery dead letter's row back to pending (or superseded)."""
@@ -851,23 +745,11 @@ class SqliteStore(Store):
 
     async def connection_activity(self) -> dict[tuple[str, str], dict[str, Any]]:
         """Per (outlet, source_system): records, open dead letters, last success and error."""
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        for outlet, source, count, last in await self._fetch(
-            "SELECT outlet, source_system, COUNT(*), MAX(updated_at) FROM records"
-            " GROUP BY outlet, source_system"
-        ):
-            found[(outlet, source)] = {"records": count, "last_success_at": from_db_time(last)}
-        for outlet, source, count, last, error in await self._fetch(
-            "SELECT outlet, connector, SUM(status = 'open'), MAX(created_at),"
-            " (SELECT e.error FROM dead_letters AS e WHERE e.outlet = d.outlet"
-            "  AND e.connector = d.connector ORDER BY e.id DESC LIMIT 1)"
-            " FROM dead_letters AS d WHERE stage != 'delivery' GROUP BY outlet, connector"
-        ):
-            entry = found.setdefault((outlet, source), {})
-            entry.update(
-                open_dead_letters=count, last_error_at=from_db_time(last), last_error=error
-            )
-        return found
+        return connection_activity(
+            await self._fetch(RECORD_ACTIVITY),
+            await self._fetch(DEAD_LETTER_ACTIVITY),
+            _optional_time,
+        )
 
     # -- imported files (file-drop) --------------------------------------------------------
 
@@ -947,29 +829,8 @@ class SqliteStore(Store):
 
     async def list_connection_states(self) -> list[ConnectionState]:
         """Every recorded connection state with its committed cursor."""
-        rows = await self._fetch(
-            "SELECT s.outlet, s.connector, s.mode, s.state, s.last_run_at, s.last_success_at,"
-            " s.last_error, s.last_error_at, s.records_fetched, s.refused_credentials, c.value"
-            " FROM connection_states AS s LEFT JOIN cursors AS c"
-            " ON c.outlet = s.outlet AND c.connector = s.connector"
-            " ORDER BY s.outlet, s.connector, s.mode"
-        )
-        return [
-            ConnectionState(
-                outlet=r[0],
-                connector=r[1],
-                mode=r[2],
-                state=ConnectionStatus(r[3]),
-                last_run_at=_optional_time(r[4]),
-                last_success_at=_optional_time(r[5]),
-                last_error=r[6],
-                last_error_at=_optional_time(r[7]),
-                records_fetched=r[8],
-                refused_credentials=r[9],
-                cursor=r[10],
-            )
-            for r in rows
-        ]
+        rows = await self._fetch(CONNECTION_STATES)
+        return [connection_state(r, _optional_time) for r in rows]
 
     # -- daily summaries -------------------------------------------------------------------
 
@@ -978,11 +839,11 @@ class SqliteStore(Store):
     ) -> list[StoredRecord]:
         """Every record of `kind` at `outlet` on that business date, by id."""
         rows = await self._fetch(
-            f"SELECT {self._RECORD_COLUMNS} FROM records"
+            f"SELECT {RECORD_COLUMNS} FROM records"
             " WHERE outlet = ? AND kind = ? AND business_date = ? ORDER BY id",
             (outlet, kind, business_date.isoformat()),
         )
-        return [self._stored_record(row) for row in rows]
+        return [stored_record(row, _optional_time) for row in rows]
 
     async def changed_business_dates(
         self, outlet: str, kind: str, *, since: datetime
@@ -998,35 +859,8 @@ class SqliteStore(Store):
 
 
 _T = TypeVar("_T")
-_DEAD_LETTER_COLUMNS = (
-    "d.id, d.stage, d.outlet, d.connector, d.error_type, d.error, d.field, d.raw_event_id,"
-    " d.payload, d.status, d.created_at, d.outbox_id, d.attempts, o.sink"
-    " FROM dead_letters AS d LEFT JOIN outbox AS o ON o.id = d.outbox_id"
-)
 
 
-def _dead_letter(r: Sequence[Any]) -> DeadLetter:
-    return DeadLetter(
-        id=r[0],
-        stage=r[1],
-        outlet=r[2],
-        connector=r[3],
-        error_type=r[4],
-        error=r[5],
-        field=r[6],
-        raw_event_id=r[7],
-        payload=r[8],
-        status=r[9],
-        created_at=from_db_time(r[10]),
-        outbox_id=r[11],
-        attempts=r[12],
-        sink=r[13],
-    )
-
-
-def _filters(**columns: str | None) -> tuple[str, list[str]]:
+def _filters(**columns: str | None) -> tuple[str, list[Any]]:
     """A WHERE clause (or nothing) matching every given column exactly."""
-    given = {name: value for name, value in columns.items() if value is not None}
-    if not given:
-        return "", []
-    return " WHERE " + " AND ".join(f"{name} = ?" for name in given), list(given.values())
+    return filters(lambda _: "?", **columns)

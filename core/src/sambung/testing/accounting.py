@@ -27,7 +27,7 @@ from ..models import LineItem, Transaction, TransactionType
 from ..outbox import Dispatcher
 from ..plugins import load_plugins
 from ..sinks import Delivery, Sink
-from ..store import DeadLetter, IngestRequest, IngestResult, Store
+from ..store import DeadLetter, IngestRequest, IngestResult, Store, open_store
 from ..store.sqlite import SqliteStore
 from ..summaries import SummaryService
 from .manual_clock import ManualClock
@@ -136,8 +136,10 @@ class AccountingRig:
         *,
         summary_after: str = "23:30",
         retry_schedule: Sequence[float] = (0, 5, 300),
+        store_url: str | None = None,
     ) -> AsyncIterator[AccountingRig]:
-        """Write the YAML, open the store and the sink; close everything afterwards."""
+        """Write the YAML, open the store (SQLite unless `store_url` names another) and the
+        sink; close everything afterwards."""
         document = {
             "outlets": [{"id": OUTLET, "name": "Kemang", "timezone": "Asia/Jakarta"}],
             "sinks": {SINK: {**sink, "retry_schedule": list(retry_schedule)}},
@@ -146,7 +148,11 @@ class AccountingRig:
         path = folder / "sambung.yaml"
         path.write_text(yaml.safe_dump(document), encoding="utf-8")
         loaded = load_config(path, load_plugins())
-        store = SqliteStore(folder / "sambung.db", synchronous="OFF")
+        store = (
+            open_store(store_url, base_dir=folder)
+            if store_url is not None
+            else SqliteStore(folder / "sambung.db", synchronous="OFF")
+        )
         await store.open()
         clock = ManualClock(datetime.now(UTC) + timedelta(seconds=1))
         async with aiohttp.ClientSession() as session:
