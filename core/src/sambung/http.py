@@ -105,6 +105,14 @@ class VendorHttp:
             response = await self._send(method, url, **kwargs)
         return self.check(response)
 
+    async def send(self, method: str, url: str, **kwargs: Any) -> VendorResponse:
+        """Like `request`, but every status comes back as an answer, for callers that must read
+        a vendor's error body (OAuth token endpoints); transport failures still raise."""
+        if self.budget is not None:
+            async with self.budget.call():
+                return await self._send(method, url, **kwargs)
+        return await self._send(method, url, **kwargs)
+
     async def get(self, url: str, **kwargs: Any) -> VendorResponse:
         """`request("GET", ...)`."""
         return await self.request("GET", url, **kwargs)

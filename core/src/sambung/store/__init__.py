@@ -9,6 +9,7 @@ from __future__ import annotations
 from .base import (
     ConnectionState,
     ConnectionStatus,
+    CredentialInfo,
     CursorUpdate,
     DeadLetter,
     DeadLetterIn,
@@ -16,11 +17,13 @@ from .base import (
     ImportedFile,
     IngestRequest,
     IngestResult,
+    OAuthState,
     OutboxRow,
     Outcome,
     RawEvent,
     RecordResult,
     Store,
+    StoredCredential,
     StoredRecord,
     open_store,
 )
@@ -28,6 +31,7 @@ from .base import (
 __all__ = [
     "ConnectionState",
     "ConnectionStatus",
+    "CredentialInfo",
     "CursorUpdate",
     "DeadLetter",
     "DeadLetterIn",
@@ -35,11 +39,13 @@ __all__ = [
     "ImportedFile",
     "IngestRequest",
     "IngestResult",
+    "OAuthState",
     "OutboxRow",
     "Outcome",
     "RawEvent",
     "RecordResult",
     "Store",
+    "StoredCredential",
     "StoredRecord",
     "open_store",
 ]
