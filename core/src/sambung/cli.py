@@ -215,6 +215,8 @@ def _add_credential_commands(command: Any) -> None:
     )
     listing = actions.add_parser("list", help="outlet, connector, kind, expiry; never a value")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    # `sambung credentials list -c FILE` as well as `sambung credentials -c FILE list`.
+    listing.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS)
 
 
 async def _open_credentials(loaded: LoadedConfig) -> Any:

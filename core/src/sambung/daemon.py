@@ -15,8 +15,8 @@ from . import __version__
 from .admin import admin_app
 from .clock import Clock, SystemClock
 from .config import LoadedConfig
-from .credentials import CredentialService
 from .connectors import ConnectorContext, Mode, WebhookConnector
+from .credentials import CredentialService
 from .errors import ConfigError, ConfigProblem
 from .inbox import start_file_drop
 from .outbox import Dispatcher
