@@ -98,7 +98,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: Any) -> None:
         for where, secret in leaks:
             reporter.write_line(f"{where}: {secret}")
     else:
-        reporter.write_line(
+        reporter.write_sep(
+            "-",
             f"secret scan: {len(_all_secrets())} secrets, {len(_captured)} captured outputs and"
             f" {len(LOG_FILES)} daemon logs, no leak"
         )
