@@ -20,7 +20,7 @@ import pytest
 import structlog
 from aiohttp import web
 from sambung.config import LoadedConfig, load_config
-from sambung.connect import OAuthCallback, add_callback_route, start_connect
+from sambung.connect import OAuthCallback, start_connect
 from sambung.credentials import CredentialService, SecretBox
 from sambung.plugins import load_plugins
 from sambung.polling import PollService
@@ -47,7 +47,9 @@ class World:
 
     async def link(self) -> str:
         """A fresh authorization URL for kemang/moka."""
-        return (await start_connect(self.credentials, self.loaded, "kemang", "moka")).authorization_url
+        return (
+            await start_connect(self.credentials, self.loaded, "kemang", "moka")
+        ).authorization_url
 
     async def follow(self, url: str) -> tuple[int, str, str]:
         """Open the vendor's URL and follow it back: (status, page text, final URL)."""

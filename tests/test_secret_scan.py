@@ -12,14 +12,14 @@ from pathlib import Path
 
 from sambung.testing.secret_scan import find_leaks, shown
 
-INNER = '''
+INNER = """
 import structlog
 from sambung.testing.secret_scan import remember
 
 def test_logs_a_token():
     remember("planted-token-{suffix}")
     structlog.get_logger().info("vendor.answered", body="access=planted-token-{suffix}")
-'''
+"""
 
 
 def run_inner(tmp_path: Path, suffix: str, *, leak: bool) -> subprocess.CompletedProcess[str]:
@@ -29,8 +29,17 @@ def run_inner(tmp_path: Path, suffix: str, *, leak: bool) -> subprocess.Complete
         source = source.replace('body="access=planted', 'body="access=other')
     (tmp_path / "test_inner.py").write_text(source, encoding="utf-8")
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "sambung.testing.secret_scan",
-         "-p", "no:cacheprovider", "test_inner.py"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "sambung.testing.secret_scan",
+            "-p",
+            "no:cacheprovider",
+            "test_inner.py",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -101,5 +101,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: Any) -> None:
         reporter.write_sep(
             "-",
             f"secret scan: {len(_all_secrets())} secrets, {len(_captured)} captured outputs and"
-            f" {len(LOG_FILES)} daemon logs, no leak"
+            f" {len(LOG_FILES)} daemon logs, no leak",
         )
