@@ -71,6 +71,15 @@ async def served(vendor: MokaFake, after: int, timeout: float = 60.0) -> None:
         await asyncio.sleep(0.1)
 
 
+async def expire_and_restart(vendor: MokaFake, daemon: DaemonProcess) -> None:
+    """Expire every token at the vendor, restart the daemon, wait for its next good poll."""
+    vendor.expire_tokens()
+    await asyncio.to_thread(daemon.terminate)
+    before = _ok(vendor)
+    await asyncio.to_thread(daemon.start)
+    await served(vendor, before)
+
+
 def _ok(vendor: MokaFake) -> int:
     return sum(1 for r in vendor.data_requests() if r.status == 200)
 
@@ -112,22 +121,14 @@ async def test_connect_callback_poll_refresh_rotate_and_restart(tmp_path: Path) 
 
             # Tokens expire at the vendor: the next run gets 401, refreshes once, and the rotated
             # refresh token is stored. A restart makes that next run happen now.
-            vendor.expire_tokens()
-            await asyncio.to_thread(daemon.terminate)
-            before = _ok(vendor)
-            await asyncio.to_thread(daemon.start)
-            await served(vendor, before)
+            await expire_and_restart(vendor, daemon)
             assert vendor.refresh_calls == 1
             assert vendor.bearers[-1] != first_access
             issued |= set(vendor.tokens) | set(vendor.refresh_tokens)
 
             # Again: if the daemon had kept the old refresh token, this refresh would be refused
             # (invalid_grant) and the connection would wait for reauthorisation.
-            vendor.expire_tokens()
-            await asyncio.to_thread(daemon.terminate)
-            before = _ok(vendor)
-            await asyncio.to_thread(daemon.start)
-            await served(vendor, before)
+            await expire_and_restart(vendor, daemon)
             assert vendor.refresh_calls == 2
             issued |= set(vendor.tokens) | set(vendor.refresh_tokens)
         finally:
