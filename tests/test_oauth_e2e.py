@@ -98,9 +98,14 @@ async def test_connect_callback_poll_refresh_rotate_and_restart(tmp_path: Path) 
             admin = f"http://127.0.0.1:{admin_port}"
             auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             async with aiohttp.ClientSession() as session:
+                connect = f"{admin}/api/v1/connections/kemang/moka/connect"
+                async with session.post(connect) as unauthorised:
+                    assert unauthorised.status == 401
                 async with session.post(
-                    f"{admin}/api/v1/connections/kemang/moka/connect", headers=auth
-                ) as answer:
+                    f"{admin}/api/v1/connections/kemang/nothing/connect", headers=auth
+                ) as unknown:
+                    assert unknown.status == 404
+                async with session.post(connect, headers=auth) as answer:
                     assert answer.status == 200
                     link = await answer.json()
                 url = link["authorization_url"]

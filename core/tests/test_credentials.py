@@ -339,3 +339,62 @@ async def test_yaml_tokens_seed_the_store_once_and_stored_ones_win(
     assert seeded.access_token.get_secret_value() == "seeded-access-token"
     assert stored is not None and stored.token.access_token == refreshed.access_token
     assert refreshed.access_token.get_secret_value() != "seeded-access-token"
+
+
+def test_the_daemon_refuses_a_loose_key_file_naming_it(tmp_path: Path) -> None:
+    from sambung.config import load_config
+    from sambung.daemon import Daemon
+    from sambung.plugins import load_plugins
+
+    config = tmp_path / "sambung.yaml"
+    config.write_text(
+        "store: {url: 'sqlite:///./db/sambung.db'}\noutlets: [{id: kemang, name: Kemang}]\n",
+        encoding="utf-8",
+    )
+    registry = load_plugins()
+    Daemon(load_config(config, registry), registry)  # creates db/secret.key, owner only
+    key_file = tmp_path / "db" / "secret.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    os.chmod(key_file, 0o640)
+
+    with pytest.raises(ConfigError) as raised:
+        Daemon(load_config(config, registry), registry)
+
+    assert str(key_file) in str(raised.value) and "chmod 600" in str(raised.value)
+
+
+async def test_pkce_and_basic_client_auth_against_the_fake(clock: FakeClock) -> None:
+    from sambung.oauth import InvalidGrant, TokenEndpoint, authorization_url, new_verifier
+
+    server = FakeAuthorizationServer(clock=clock, client_auth="basic", require_pkce=True)
+    spec = OAuthSpec("/oauth/authorize", "/oauth/token", pkce=True, client_auth="basic")
+    redirect = "http://127.0.0.1:9/callback"
+    async with server.serve(), aiohttp.ClientSession() as session:
+        spec = spec.at(server.url)
+
+        async def code_for(verifier: str) -> str:
+            url = authorization_url(
+                spec,
+                client_id=server.client_id,
+                redirect_uri=redirect,
+                state="s",
+                verifier=verifier,
+            )
+            async with session.get(url, allow_redirects=False) as answer:
+                assert answer.status == 302
+                location = answer.headers["Location"]
+            assert location.startswith(redirect + "?")
+            return location.split("code=")[1].split("&")[0]
+
+        http = VendorHttp(session, clock=clock)
+        endpoint = TokenEndpoint(http, spec, server.client_id, SecretStr(server.client_secret))
+        verifier = new_verifier()
+        with pytest.raises(InvalidGrant):
+            await endpoint.exchange(await code_for(verifier), redirect, new_verifier())
+        token = await endpoint.exchange(await code_for(verifier), redirect, verifier)
+        wrong = TokenEndpoint(http, spec, server.client_id, SecretStr("not-the-secret"))
+        with pytest.raises(AuthError, match="invalid_client"):
+            await wrong.exchange(await code_for(verifier), redirect, verifier)
+
+    assert token.refresh_token is not None and token.expires_at == NOW + timedelta(hours=1)
+    assert (server.token_calls, server.exchanges) == (3, 2)  # invalid_client: no exchange
