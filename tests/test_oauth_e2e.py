@@ -178,3 +178,26 @@ def test_sambung_connect_prints_a_single_use_link(tmp_path: Path) -> None:
     assert "It works once" in second.stdout
     not_oauth = cli(daemon, "connect", "kemang", "pawoon")
     assert not_oauth.returncode == 2 and "no 'pawoon' connector" in not_oauth.stderr
+
+
+def test_the_simulator_connects_a_demo_oauth_connection_by_itself(tmp_path: Path) -> None:
+    import time
+
+    vendor_port = free_port()
+    config = moka_config(f"http://127.0.0.1:{vendor_port}", free_port())
+    daemon = DaemonProcess(tmp_path, config, args=("--simulate",)).start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            status = cli(daemon, "status", "--json")
+            states = [json.loads(line) for line in status.stdout.splitlines()]
+            if any(s.get("state") == "ok" and s.get("records_fetched", 0) > 0 for s in states):
+                break
+            assert time.monotonic() < deadline, (status.stdout, daemon.logs())
+            time.sleep(0.5)
+    finally:
+        daemon.terminate()
+    listed = cli(daemon, "credentials", "list")
+    assert "kemang" in listed.stdout and "oauth2" in listed.stdout
+    assert '"event": "simulator.connected_oauth"' in daemon.logs()
+    assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0

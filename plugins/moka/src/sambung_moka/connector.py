@@ -110,6 +110,21 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
         async for rows in self.client.payments(window.since, window.until):
             yield page_of(rows, self._map_payment, self._newest(rows))
 
+    def example_vendor(self) -> Any:
+        """The fake Moka (with its OAuth server) for this connection's OAuth app: the simulator
+        serves it and connects the connection through it."""
+        settings = self.settings
+        return fake.MokaFake(
+            moka_outlet_id=settings.outlet_id or "41230",
+            access_token=None,
+            refresh_token=None,
+            client_id=settings.client_id or "moka-client",
+            client_secret=settings.client_secret.get_secret_value()
+            if settings.client_secret
+            else "moka-client-secret",
+            timezone=str(self.outlet.timezone),
+        )
+
     async def reauthenticate(self) -> None:
         """Forget the cached token; the next request refreshes it."""
         await self.context.credentials.forget()
