@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import structlog
@@ -44,9 +44,6 @@ from .oauth import (
     state_hash,
 )
 from .store import OAuthState
-
-if TYPE_CHECKING:
-    from .admin import Handler
 
 log = structlog.get_logger("sambung.connect")
 
@@ -278,5 +275,4 @@ def add_connect_route(
             }
         )
 
-    handler: Handler = connect
-    app.router.add_post("/api/v1/connections/{outlet}/{connector}/connect", handler)
+    app.router.add_post("/api/v1/connections/{outlet}/{connector}/connect", connect)
