@@ -87,7 +87,7 @@ def test_check_on_a_broken_file_names_every_problem_and_fails(tmp_path: Path) ->
         "  outlets[1].connectors.kasir: no connector named 'kasir' is installed",
         "  outlets[1].connectors.qasir.mode: qasir supports poll; not webhook",
         "  outlets[1].connectors.moka.webhook_secret: field required",
-        "  outlets[1].connectors.moka.access_token: field required",
+        "  outlets[1].connectors.moka.outlet_id: field required",
         "  outlets[1].id: string should match pattern",
         "  server.public.port: input should be a valid integer",
     ):

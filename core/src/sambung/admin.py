@@ -60,6 +60,9 @@ def admin_app(daemon: Daemon, token: str) -> web.Application:
     from .upload import add_upload_route  # here: upload imports this module
 
     add_upload_route(app)
+    from .connect import add_connect_route
+
+    add_connect_route(app, daemon.credentials, lambda: daemon.loaded)
     return app
 
 

@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     from .importcmd import add_import_command
 
     add_import_command(commands)
+    _add_credential_commands(command)
     status = command("status", "Print the state of every connection and every sink.", _status)
     status.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
@@ -238,6 +239,113 @@ def _records(args: argparse.Namespace) -> int:
             )
 
     asyncio.run(show())
+    return 0
+
+
+# -- credentials: the OAuth connect flow ---------------------------------------------------------
+
+
+def _add_credential_commands(command: Any) -> None:
+    """`sambung connect OUTLET CONNECTOR` and `sambung credentials list`."""
+    connect = command(
+        "connect",
+        "Print the vendor's authorization URL for one connection (OAuth); open it to connect.",
+        _connect,
+    )
+    connect.add_argument("outlet")
+    connect.add_argument("connector")
+    connect.add_argument("--json", action="store_true", help="the link as one JSON object")
+    credentials = command(
+        "credentials", "Stored credentials: which exist and when they expire.", _credentials
+    )
+    actions = credentials.add_subparsers(
+        title="actions", metavar="ACTION", dest="action", required=True
+    )
+    listing = actions.add_parser("list", help="outlet, connector, kind, expiry; never a value")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    # `sambung credentials list -c FILE` as well as `sambung credentials -c FILE list`.
+    listing.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS)
+
+
+async def _open_credentials(loaded: LoadedConfig) -> Any:
+    from .credentials import CredentialService, SecretBox, key_file_of, load_key
+
+    box = SecretBox(load_key(key_file_of(loaded)))
+    store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+    await store.open()
+    return CredentialService(store, box)
+
+
+def _connect(args: argparse.Namespace) -> int:
+    from .connect import start_connect
+
+    _, loaded = _load(args)
+
+    async def go() -> Any:
+        credentials = await _open_credentials(loaded)
+        try:
+            return await start_connect(credentials, loaded, args.outlet, args.connector)
+        finally:
+            await credentials.store.close()
+
+    link = asyncio.run(go())
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "outlet": link.outlet,
+                    "connector": link.connector,
+                    "authorization_url": link.authorization_url,
+                    "expires_at": link.expires_at.isoformat(),
+                    "redirect_uri": link.redirect_uri,
+                }
+            )
+        )
+        return 0
+    print(f"Open this link to connect {link.connector} at outlet {link.outlet}:")
+    print()
+    print(f"  {link.authorization_url}")
+    print()
+    print(f"It works once, until {_when(link.expires_at)}; the vendor sends you back to")
+    print(f"{link.redirect_uri} (the running daemon's public listener).")
+    return 0
+
+
+def _credentials(args: argparse.Namespace) -> int:
+    _, loaded = _load(args)
+
+    async def go() -> list[Any]:
+        store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+        await store.open()
+        try:
+            found: list[Any] = await store.list_credentials()
+            return found
+        finally:
+            await store.close()
+
+    infos = asyncio.run(go())
+    now = datetime.now(UTC)
+    for info in infos:
+        expired = info.expires_at is not None and info.expires_at <= now
+        row = {
+            "outlet": info.outlet,
+            "connector": info.connector,
+            "kind": info.kind,
+            "expires_at": _when(info.expires_at),
+            "expired": expired,
+            "updated_at": _when(info.updated_at),
+        }
+        if args.json:
+            print(json.dumps(row))
+            continue
+        expiry = row["expires_at"] or "no expiry given"
+        note = " (expired: refreshed on next use)" if expired else ""
+        print(
+            f"{info.outlet:<14} {info.connector:<10} {info.kind:<7} expires {expiry}{note}"
+            f"  updated {row['updated_at']}"
+        )
+    if not infos and not args.json:
+        print("no stored credentials (connect with: sambung connect -c FILE OUTLET CONNECTOR)")
     return 0
 
 

@@ -122,6 +122,14 @@ class SummarySettings(_Strict):
     backfill_days: int = Field(7, ge=0, le=366)
 
 
+class CredentialSettings(_Strict):
+    """Where the key that encrypts stored credentials (OAuth tokens) lives."""
+
+    # Used when SAMBUNG_SECRET_KEY is not set; created (mode 0600) on first start. Default:
+    # `secret.key` beside the SQLite file. A relative path is read from the YAML's folder.
+    key_file: str | None = None
+
+
 class SinkConfig(BaseModel):
     """A named destination: its type, what it receives, and its own settings."""
 
@@ -166,6 +174,7 @@ class Config(_Strict):
     store: StoreSettings = StoreSettings()
     server: ServerSettings = ServerSettings()
     log: LogSettings = LogSettings()
+    credentials: CredentialSettings = CredentialSettings()
     outlets: list[OutletConfig] = Field(min_length=1)
     sinks: dict[str, SinkConfig] = Field(default_factory=dict)
     summaries: SummarySettings = SummarySettings()
@@ -244,6 +253,18 @@ class LoadedConfig:
                 host = socket.gethostname()
             base = f"http://{host}:{listener.port}"
         return f"{base}{WEBHOOK_PATH}/{connection.name}/{connection.outlet.id}"
+
+    def oauth_callback_url(self, connection: Connection) -> str:
+        """Where a vendor sends the merchant back after consent: the connector's
+        `redirect_uri`, else the public listener's OAuth callback."""
+        configured = getattr(connection.settings, "redirect_uri", None)
+        if configured is not None:
+            return str(configured)
+        from .oauth import CALLBACK_PATH
+
+        webhook = self.webhook_url(connection)
+        base = webhook[: webhook.index(WEBHOOK_PATH)]
+        return base + CALLBACK_PATH.format(connector=connection.name)
 
 
 def _takes(sink: SinkConfig, settings: SinkSettings | None, kind: str) -> bool:

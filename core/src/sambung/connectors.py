@@ -36,6 +36,7 @@ from .signing import sign_hex, verify_hmac_sha256
 
 if TYPE_CHECKING:
     from .csvfiles import CsvStream, RowError
+    from .oauth import OAuthSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -87,6 +88,9 @@ class ConnectorContext:
     clock: Clock = field(default_factory=SystemClock)
     # The vendor HTTP client (`sambung.http.VendorHttp`) for connectors that call out (poll).
     http: Any = None
+    # For connectors that declare `oauth`: their stored tokens
+    # (`sambung.credentials.ConnectionCredentials`: `await token()`, `await invalidate(token)`).
+    credentials: Any = None
 
 
 class Connector:
@@ -95,6 +99,9 @@ class Connector:
     name: ClassVar[str]
     modes: ClassVar[frozenset[Mode]] = frozenset()
     Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    # The vendor's OAuth authorization-code endpoints, for connectors connected with
+    # `sambung connect` (their Settings then include `sambung.oauth.OAuthSettings`).
+    oauth: ClassVar[OAuthSpec | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -108,6 +115,13 @@ class Connector:
         self.outlet = context.outlet
         self.settings: Any = context.settings
         self.log = context.log
+
+    def oauth_endpoints(self) -> OAuthSpec | None:
+        """This connection's OAuth endpoints: `oauth`, moved to `oauth_base_url` when set."""
+        if self.oauth is None:
+            return None
+        base = getattr(self.settings, "oauth_base_url", None)
+        return self.oauth.at(str(base) if base else None, getattr(self.settings, "scopes", None))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from .admin import admin_app
 from .clock import Clock, SystemClock
 from .config import LoadedConfig
 from .connectors import ConnectorContext, Mode, WebhookConnector
+from .credentials import CredentialService
 from .errors import ConfigError, ConfigProblem
 from .inbox import start_file_drop
 from .outbox import Dispatcher
@@ -56,6 +57,7 @@ class Daemon:
         self.dispatcher = Dispatcher(
             self.store, loaded, registry, clock=self.clock, notify=self._notify_dead_letter
         )
+        self.credentials = _credentials(loaded, self.store, self.clock)
 
     def webhook_connectors(self) -> list[WebhookConnector]:
         """The connector instance of every outlet that receives webhooks."""
@@ -87,6 +89,11 @@ class Daemon:
             self.store, self.loaded.sinks_for, self.clock, self._notify_dead_letter
         )
         add_webhook_routes(app)
+        from .connect import OAuthCallback, add_callback_route
+
+        add_callback_route(
+            app, OAuthCallback(self.credentials, self.loaded, self.clock, self._resume_polling)
+        )
         app.router.add_get("/healthz", self._healthz)
         return app
 
@@ -202,6 +209,7 @@ class Daemon:
             self.loaded.sinks_for,
             clock=self.clock,
             notify_reauth=self._notify_needs_reauth,
+            credentials=self.credentials,
         )
         if not self.polling.connections:
             return
@@ -219,6 +227,13 @@ class Daemon:
                 outlet=loop.outlet,
                 connector=loop.name,
             )
+
+    def _resume_polling(self, outlet: str, connector: str) -> None:
+        """New tokens arrived for a connection (OAuth callback): poll it now."""
+        polling = getattr(self, "polling", None)
+        loop = polling.loops.get((outlet, connector)) if polling is not None else None
+        if loop is not None:
+            loop.credentials_renewed()
 
     async def _stop_polling(self) -> None:
         polling = getattr(self, "polling", None)
@@ -257,6 +272,13 @@ class Daemon:
                 log.error("hook.needs_reauth_failed", error=f"{type(err).__name__}: {err}")
 
         self._spawn(call())
+
+
+def _credentials(loaded: LoadedConfig, store: Store, clock: Clock) -> CredentialService:
+    """The credential service, under the key from SAMBUNG_SECRET_KEY or the key file."""
+    from .credentials import SecretBox, key_file_of, load_key
+
+    return CredentialService(store, SecretBox(load_key(key_file_of(loaded))), clock=clock)
 
 
 def _tune_gc() -> None:

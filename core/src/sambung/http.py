@@ -107,7 +107,8 @@ class VendorHttp:
 
     async def send(self, method: str, url: str, **kwargs: Any) -> VendorResponse:
         """Send one request within the budget and return the answer whatever its status, for
-        vendors whose statuses mean more than `check` knows (a 409 that is a success)."""
+        callers that read a vendor's error body (an OAuth token endpoint, a 409 that means
+        success); transport failures still raise."""
         if self.budget is not None:
             async with self.budget.call():
                 return await self._send(method, url, **kwargs)

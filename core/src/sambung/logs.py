@@ -29,6 +29,10 @@ class Redactor:
         # Longest first, so a secret containing another is masked whole.
         self._secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
 
+    def add(self, secrets: Iterable[str]) -> None:
+        """Also mask these values (tokens obtained at run time), keeping the known ones."""
+        self.update((*self._secrets, *secrets))
+
     def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
         """Mask in place and hand the event on."""
         for key, value in event.items():

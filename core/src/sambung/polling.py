@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import SecretStr
@@ -46,6 +46,9 @@ from .store import (
     Outcome,
     Store,
 )
+
+if TYPE_CHECKING:
+    from .credentials import CredentialService
 
 log = structlog.get_logger("sambung.polling")
 
@@ -169,6 +172,11 @@ class PollLoop:
         """Run now rather than at the end of the current wait (new credentials arrived)."""
         self._wake.set()
 
+    def credentials_renewed(self) -> None:
+        """New tokens were stored (a finished connect flow): leave needs_reauth, run now."""
+        self._refused = None
+        self.wake()
+
     async def _pause(self, seconds: float) -> None:
         sleeping = asyncio.ensure_future(self.sleep(seconds))
         woken = asyncio.ensure_future(self._wake.wait())
@@ -199,9 +207,19 @@ class PollLoop:
                 if state.state is ConnectionStatus.NEEDS_REAUTH:
                     self.status = state.state
                     self._refused = state.refused_credentials
+                    if await self._connected_since(state.last_error_at):
+                        self._refused = None
                 elif state.state is ConnectionStatus.FAILING:
                     self.status = state.state
                     self._failing_since = state.last_error_at
+
+    async def _connected_since(self, when: datetime | None) -> bool:
+        """Whether stored credentials changed after `when` (connected while we were down)."""
+        credentials = self.connector.context.credentials
+        if credentials is None or when is None:
+            return False
+        updated: datetime | None = await credentials.updated_at()
+        return updated is not None and updated > when
 
     async def run_once(self) -> RunResult:
         """One poll run, start to finish; never two at once for the same connection."""
@@ -452,9 +470,10 @@ class PollService:
         clock: Clock | None = None,
         sleep: Sleeper = real_sleep,
         notify_reauth: ReauthNotifier | None = None,
+        credentials: CredentialService | None = None,
     ) -> None:
+        from .credentials import CredentialService, SecretBox
         from .ratelimit import Budgets
-        from .tokens import TokenCache
 
         self.connections = [
             c for c in connections if c.settings.enabled and Mode.POLL in c.settings.mode
@@ -466,7 +485,11 @@ class PollService:
         self.notify_reauth = notify_reauth
         # A fake clock brings its own monotonic time, so budgets wait in the same fake time.
         self.budgets = Budgets(clock=getattr(self.clock, "monotonic", monotonic), sleep=sleep)
-        self.tokens = TokenCache(self.clock)
+        # Stored OAuth tokens; without the daemon's (tests), an in-memory key for this process.
+        self.credentials = credentials or CredentialService(
+            store, SecretBox.ephemeral(), clock=self.clock
+        )
+        self.tokens = self.credentials.tokens
         self.session: Any = None
         self.loops: dict[tuple[str, str], PollLoop] = {}
 
@@ -524,8 +547,16 @@ class PollService:
             clock=self.clock,
             tokens=self.tokens,
         )
+        credentials = (
+            self.credentials.for_connector(probe, http) if probe.oauth is not None else None
+        )
         context = ConnectorContext(
-            outlet=connection.outlet, settings=settings, log=bound, clock=self.clock, http=http
+            outlet=connection.outlet,
+            settings=settings,
+            log=bound,
+            clock=self.clock,
+            http=http,
+            credentials=credentials,
         )
         connector = connection.connector(context)
         assert isinstance(connector, PollConnector)

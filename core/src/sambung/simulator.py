@@ -141,6 +141,7 @@ async def simulate_polling(daemon: Daemon, *, every: float = 5.0) -> None:
         for (host, port), fake in fakes.items():
             await stack.enter_async_context(fake.serve(host, port))
         log.info("simulator.vendors", serving=[f"{h}:{p}" for h, p in fakes])
+        await connect_demo_connections(daemon, fakes)
         sequence = 0
         while True:
             sequence += 1
@@ -168,6 +169,32 @@ async def simulate_sinks(daemon: Daemon) -> None:
         for (host, port), fake in fakes.items():
             await stack.enter_async_context(fake.serve(host, port))
         await asyncio.Event().wait()  # serve until the demo stops
+
+
+async def connect_demo_connections(daemon: Daemon, fakes: dict[tuple[str, int], Any]) -> None:
+    """Run the OAuth connect flow, as a merchant would, for every polled OAuth connection whose
+    fake vendor is served here and that has no stored credentials yet."""
+    from .connect import start_connect
+    from .oauth import CALLBACK_PATH
+    from .testing.oauth_server import FakeAuthorizationServer
+
+    for loop in daemon.polling.loops.values():
+        credentials = loop.connector.context.credentials
+        parts = urlsplit(str(getattr(loop.connector.settings, "base_url", "")))
+        fake = fakes.get((parts.hostname or "", parts.port or 0))
+        if not isinstance(fake, FakeAuthorizationServer) or credentials is None:
+            continue
+        if await credentials.updated_at() is not None:
+            continue
+        bound = log.bind(outlet=loop.outlet, connector=loop.name)
+        link = await start_connect(daemon.credentials, daemon.loaded, loop.outlet, loop.name)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(link.authorization_url, allow_redirects=False) as consent:
+                back = urlsplit(consent.headers.get("Location", ""))
+            # Back to this daemon's own listener, whatever host name the redirect URI carries.
+            callback = CALLBACK_PATH.format(connector=loop.name)
+            async with session.get(f"{daemon.local_url}{callback}?{back.query}") as answer:
+                bound.info("simulator.connected_oauth", status=answer.status)
 
 
 async def simulate_all(daemon: Daemon) -> None:

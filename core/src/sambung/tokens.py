@@ -44,6 +44,10 @@ class TokenCache:
         self._clock = clock or SystemClock()
         self._tokens: dict[str, Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Per key: how many fetches ran, and the error of the last one if it failed, so callers
+        # queued behind a failed fetch share its failure instead of each trying again.
+        self._attempts: dict[str, int] = {}
+        self._failed: dict[str, BaseException] = {}
         self.fetches = 0
 
     async def get(self, key: str, fetch: Fetch) -> Token:
@@ -52,12 +56,22 @@ class TokenCache:
         if token is not None and token.fresh(self._clock.now()):
             return token
         lock = self._locks.setdefault(key, asyncio.Lock())
+        attempts = self._attempts.get(key, 0)
         async with lock:
             token = self._tokens.get(key)  # someone else may have fetched it meanwhile
             if token is not None and token.fresh(self._clock.now()):
                 return token
+            failed = self._failed.get(key)
+            if failed is not None and self._attempts.get(key, 0) != attempts:
+                raise failed  # the fetch we waited for failed: one vendor call, not fifty
             self.fetches += 1
-            fresh = await fetch(token)
+            self._attempts[key] = self._attempts.get(key, 0) + 1
+            try:
+                fresh = await fetch(token)
+            except Exception as err:
+                self._failed[key] = err
+                raise
+            self._failed.pop(key, None)
             self._tokens[key] = fresh
             return fresh
 
@@ -71,6 +85,11 @@ class TokenCache:
                 expires_at=self._clock.now(),
                 refresh_token=current.refresh_token,
             )
+
+    def forget(self, key: str) -> None:
+        """Drop `key`'s token entirely (new credentials were stored): the next `get` fetches."""
+        self._tokens.pop(key, None)
+        self._failed.pop(key, None)
 
     def expires_in(self, seconds: float | int) -> datetime:
         """The expiry instant of a token the vendor says lasts `seconds` from now."""

@@ -369,6 +369,39 @@ class Store(abc.ABC):
         `since` misses nothing (it may see the same date again, which it must take in stride).
         """
 
+    # -- credentials and OAuth states (the connect flow; see sambung.credentials) -----------
+    # The store keeps `secret` blobs as opaque bytes: core encrypts them before they arrive and
+    # decrypts them after they leave, so no implementation ever sees or logs a token.
+
+    @abc.abstractmethod
+    async def save_credential(self, credential: StoredCredential) -> None:
+        """Insert or replace the credential of (outlet, connector); durable when it returns."""
+
+    @abc.abstractmethod
+    async def get_credential(self, outlet: str, connector: str) -> StoredCredential | None:
+        """The stored credential of one connection, if any."""
+
+    @abc.abstractmethod
+    async def list_credentials(self) -> list[CredentialInfo]:
+        """Every stored credential's metadata (never its secret), by outlet and connector."""
+
+    @abc.abstractmethod
+    async def delete_credential(self, outlet: str, connector: str) -> bool:
+        """Forget one connection's credential; False if there was none."""
+
+    @abc.abstractmethod
+    async def create_oauth_state(self, state: OAuthState) -> None:
+        """Remember a state handed out with an authorization URL (and drop long-expired ones)."""
+
+    @abc.abstractmethod
+    async def consume_oauth_state(self, state_hash: str, *, now: datetime) -> OAuthState | None:
+        """Mark a state used and return it as it was before this call; None if unknown.
+
+        Atomic: of many concurrent calls with one state, exactly one gets it back with
+        `consumed_at` None; the others see the `consumed_at` of that first use (a replay). The
+        caller checks `expires_at` against `now` (an expired state is consumed all the same).
+        """
+
 
 def open_store(url: str, *, base_dir: Path) -> Store:
     """The store named by a URL; a relative SQLite path is read from `base_dir` (the YAML's)."""
@@ -438,3 +471,51 @@ class ConnectionState:
     refused_credentials: str | None = None
     # Read only: the committed cursor of the connection, joined in by `list_connection_states`.
     cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class CredentialInfo:
+    """What may be shown of a stored credential: whose it is and when it expires, no secret."""
+
+    outlet: str
+    connector: str
+    kind: str
+    expires_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredCredential:
+    """A connection's credential as the store keeps it: `secret` is already encrypted."""
+
+    outlet: str
+    connector: str
+    kind: str
+    secret: bytes = field(repr=False)
+    expires_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def info(self) -> CredentialInfo:
+        """The metadata, without the secret."""
+        return CredentialInfo(
+            self.outlet, self.connector, self.kind, self.expires_at, self.updated_at
+        )
+
+
+@dataclass(frozen=True)
+class OAuthState:
+    """One authorization URL handed out: whose connect flow it is, until when, used or not.
+
+    `state_hash` is the SHA-256 (hex) of the state sent to the vendor, so the table holds
+    nothing a visitor could replay; `secret` (encrypted, may be None) holds the PKCE verifier.
+    """
+
+    state_hash: str
+    outlet: str
+    connector: str
+    redirect_uri: str
+    secret: bytes | None = field(repr=False)
+    created_at: datetime
+    expires_at: datetime
+    consumed_at: datetime | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ def _time(value: Any) -> Any:
     return None if value is None else from_db_time(value)
 
 
+def _date(value: Any) -> Any:
+    return None if value is None else date.fromisoformat(value)
+
+
 def _bytes(value: Any) -> Any:
     return value.encode() if isinstance(value, str) else value
 
@@ -62,6 +67,7 @@ def _numeric(value: Any) -> Any:
 # From SQLite's values (text times, 0/1 flags, text or blob bodies) to the PostgreSQL column type.
 _CONVERT: dict[str, Callable[[Any], Any]] = {
     "timestamp with time zone": _time,
+    "date": _date,
     "bytea": _bytes,
     "bigint": _integer,
     "integer": _integer,

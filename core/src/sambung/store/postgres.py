@@ -30,16 +30,19 @@ from ..errors import ConfigError, StoreUnavailable
 from .base import (
     ClaimedRow,
     ConnectionState,
+    CredentialInfo,
     DeadLetter,
     DeadLetterQuery,
     ImportedFile,
     IngestRequest,
     IngestResult,
+    OAuthState,
     OutboxRow,
     OutboxSettlement,
     RawEvent,
     SinkStats,
     Store,
+    StoredCredential,
     StoredRecord,
 )
 from .plan import Key, PlannedRow, RawKey, load_migrations, plan_group
@@ -884,6 +887,105 @@ class PostgresStore(Store):
         """Every recorded connection state with its committed cursor."""
         rows = await self._fetch(CONNECTION_STATES)
         return [connection_state(r, _same) for r in rows]
+
+    # -- credentials and OAuth states ------------------------------------------------------
+
+    async def save_credential(self, credential: StoredCredential) -> None:
+        """Insert or replace one connection's (already encrypted) credential."""
+        await self._execute(
+            "INSERT INTO credentials (outlet, connector, kind, secret, expires_at, updated_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (outlet, connector) DO UPDATE SET"
+            " kind = excluded.kind, secret = excluded.secret,"
+            " expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+            credential.outlet,
+            credential.connector,
+            credential.kind,
+            credential.secret,
+            credential.expires_at,
+            credential.updated_at,
+        )
+
+    async def get_credential(self, outlet: str, connector: str) -> StoredCredential | None:
+        """One connection's credential, still encrypted."""
+        rows = await self._fetch(
+            "SELECT outlet, connector, kind, secret, expires_at, updated_at FROM credentials"
+            " WHERE outlet = $1 AND connector = $2",
+            outlet,
+            connector,
+        )
+        if not rows:
+            return None
+        outlet, connector, kind, secret, expires_at, updated_at = rows[0]
+        return StoredCredential(outlet, connector, kind, bytes(secret), expires_at, updated_at)
+
+    async def list_credentials(self) -> list[CredentialInfo]:
+        """Metadata of every stored credential; the secret column is never read."""
+        rows = await self._fetch(
+            "SELECT outlet, connector, kind, expires_at, updated_at FROM credentials"
+            " ORDER BY outlet, connector"
+        )
+        return [CredentialInfo(*row) for row in rows]
+
+    async def delete_credential(self, outlet: str, connector: str) -> bool:
+        """Forget one connection's credential."""
+        deleted = await self._execute(
+            "DELETE FROM credentials WHERE outlet = $1 AND connector = $2", outlet, connector
+        )
+        return deleted > 0
+
+    async def create_oauth_state(self, state: OAuthState) -> None:
+        """Remember a handed-out state; states expired for a day are dropped on the way."""
+
+        async def create(conn: Conn) -> None:
+            # Kept a day past expiry, so a late replay is told apart from a forged state.
+            await conn.execute(
+                "DELETE FROM oauth_states WHERE expires_at < $1",
+                state.created_at - timedelta(days=1),
+            )
+            await conn.execute(
+                "INSERT INTO oauth_states (state_hash, outlet, connector, redirect_uri, secret,"
+                " created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                state.state_hash,
+                state.outlet,
+                state.connector,
+                state.redirect_uri,
+                state.secret,
+                state.created_at,
+                state.expires_at,
+            )
+
+        await self._run(create, transaction=True)
+
+    async def consume_oauth_state(self, state_hash: str, *, now: datetime) -> OAuthState | None:
+        """Mark a state used and return it as it was; the row lock makes one caller the first."""
+
+        async def consume(conn: Conn) -> OAuthState | None:
+            found = await conn.fetchrow(
+                "SELECT state_hash, outlet, connector, redirect_uri, secret, created_at,"
+                " expires_at, consumed_at FROM oauth_states WHERE state_hash = $1 FOR UPDATE",
+                state_hash,
+            )
+            if found is None:
+                return None
+            if found["consumed_at"] is None:
+                await conn.execute(
+                    "UPDATE oauth_states SET consumed_at = $2 WHERE state_hash = $1",
+                    state_hash,
+                    now,
+                )
+            secret = found["secret"]
+            return OAuthState(
+                state_hash=found["state_hash"],
+                outlet=found["outlet"],
+                connector=found["connector"],
+                redirect_uri=found["redirect_uri"],
+                secret=bytes(secret) if secret is not None else None,
+                created_at=found["created_at"],
+                expires_at=found["expires_at"],
+                consumed_at=found["consumed_at"],
+            )
+
+        return await self._run(consume, transaction=True)
 
 
 async def _keep_session(conn: Conn) -> None:

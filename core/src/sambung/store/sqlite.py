@@ -26,16 +26,19 @@ from ..errors import ConfigError, StoreUnavailable
 from .base import (
     ClaimedRow,
     ConnectionState,
+    CredentialInfo,
     DeadLetter,
     DeadLetterQuery,
     ImportedFile,
     IngestRequest,
     IngestResult,
+    OAuthState,
     OutboxRow,
     OutboxSettlement,
     RawEvent,
     SinkStats,
     Store,
+    StoredCredential,
     StoredRecord,
 )
 from .plan import PlannedRow, load_migrations, plan_group
@@ -856,6 +859,114 @@ class SqliteStore(Store):
             (outlet, kind, to_db_time(since)),
         )
         return {date.fromisoformat(day): from_db_time(last) for day, last in rows}
+
+    # -- credentials and OAuth states ------------------------------------------------------
+
+    async def save_credential(self, credential: StoredCredential) -> None:
+        """Insert or replace one connection's (already encrypted) credential."""
+        row = (
+            credential.outlet,
+            credential.connector,
+            credential.kind,
+            credential.secret,
+            to_db_time(credential.expires_at) if credential.expires_at else None,
+            to_db_time(credential.updated_at),
+        )
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO credentials (outlet, connector, kind, secret, expires_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (outlet, connector) DO UPDATE SET"
+                " kind = excluded.kind, secret = excluded.secret,"
+                " expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+                row,
+            )
+        )
+
+    async def get_credential(self, outlet: str, connector: str) -> StoredCredential | None:
+        """One connection's credential, still encrypted."""
+        rows = await self._fetch(
+            "SELECT outlet, connector, kind, secret, expires_at, updated_at FROM credentials"
+            " WHERE outlet = ? AND connector = ?",
+            (outlet, connector),
+        )
+        if not rows:
+            return None
+        o, c, kind, secret, expires, updated = rows[0]
+        return StoredCredential(
+            o, c, kind, bytes(secret), _optional_time(expires), from_db_time(updated)
+        )
+
+    async def list_credentials(self) -> list[CredentialInfo]:
+        """Metadata of every stored credential; the secret column is never read."""
+        rows = await self._fetch(
+            "SELECT outlet, connector, kind, expires_at, updated_at FROM credentials"
+            " ORDER BY outlet, connector"
+        )
+        return [
+            CredentialInfo(r[0], r[1], r[2], _optional_time(r[3]), from_db_time(r[4])) for r in rows
+        ]
+
+    async def delete_credential(self, outlet: str, connector: str) -> bool:
+        """Forget one connection's credential."""
+        cursor = await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM credentials WHERE outlet = ? AND connector = ?", (outlet, connector)
+            )
+        )
+        return cursor.rowcount > 0
+
+    async def create_oauth_state(self, state: OAuthState) -> None:
+        """Remember a handed-out state; states expired for a day are dropped on the way."""
+        row = (
+            state.state_hash,
+            state.outlet,
+            state.connector,
+            state.redirect_uri,
+            state.secret,
+            to_db_time(state.created_at),
+            to_db_time(state.expires_at),
+        )
+        # Kept a day past expiry, so a late replay is told apart from a forged state.
+        stale = to_db_time(state.created_at - timedelta(days=1))
+
+        def create(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM oauth_states WHERE expires_at < ?", (stale,))
+            conn.execute(
+                "INSERT INTO oauth_states (state_hash, outlet, connector, redirect_uri, secret,"
+                " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+
+        await self._write(create)
+
+    async def consume_oauth_state(self, state_hash: str, *, now: datetime) -> OAuthState | None:
+        """Mark a state used in one writer transaction; the state as it was before."""
+
+        def consume(conn: sqlite3.Connection) -> OAuthState | None:
+            found = conn.execute(
+                "SELECT state_hash, outlet, connector, redirect_uri, secret, created_at,"
+                " expires_at, consumed_at FROM oauth_states WHERE state_hash = ?",
+                (state_hash,),
+            ).fetchone()
+            if found is None:
+                return None
+            if found[7] is None:
+                conn.execute(
+                    "UPDATE oauth_states SET consumed_at = ? WHERE state_hash = ?",
+                    (to_db_time(now), state_hash),
+                )
+            return OAuthState(
+                state_hash=found[0],
+                outlet=found[1],
+                connector=found[2],
+                redirect_uri=found[3],
+                secret=bytes(found[4]) if found[4] is not None else None,
+                created_at=from_db_time(found[5]),
+                expires_at=from_db_time(found[6]),
+                consumed_at=_optional_time(found[7]),
+            )
+
+        return await self._write(consume)
 
 
 _T = TypeVar("_T")

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from .secret_scan import remember, remember_file, watch_log
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -73,6 +75,11 @@ class DaemonProcess(HttpClient):
         self.log_path = workdir / "daemon.log"
         self.env = {**os.environ, **(env or {})}
         self.args = args
+        # Everything secret this daemon knows, for the suite's secret scan.
+        remember(*_secret_values(document), (env or {}).get("SAMBUNG_SECRET_KEY"))
+        remember_file(workdir / "secret.key")
+        remember_file(workdir / "data" / "secret.key")
+        watch_log(self.log_path)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> DaemonProcess:
@@ -119,6 +126,25 @@ class DaemonProcess(HttpClient):
     def logs(self) -> str:
         """Everything the process wrote so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+_SECRET_KEYS = ("secret", "token", "password", "api_key")
+
+
+def _secret_values(node: Any) -> list[str]:
+    """String values under secret-looking keys of a YAML-shaped document."""
+    found: list[str] = []
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if any(part in str(key).lower() for part in _SECRET_KEYS):
+                values = value if isinstance(value, list) else [value]
+                found.extend(str(v) for v in values if isinstance(v, str))
+            else:
+                found.extend(_secret_values(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_secret_values(item))
+    return found
 
 
 def _send(request: urllib.request.Request) -> tuple[int, Any]:

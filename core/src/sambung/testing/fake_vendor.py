@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from ..clock import Clock, SystemClock, monotonic
+from .secret_scan import remember
 
 Handler = Callable[[web.Request], Any]
 
@@ -129,6 +130,8 @@ class FakeVendor:
         self.tokens: dict[str, datetime] = {}
         self.refresh_tokens: set[str] = set()
         self.tokens_issued = 0
+        # Every bearer token a data request carried, in order.
+        self.bearers: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._sequence = 0
@@ -165,6 +168,7 @@ class FakeVendor:
         self.tokens[access] = self.clock.now() + self.token_ttl
         self.refresh_tokens.add(refresh)
         self.tokens_issued += 1
+        remember(access, refresh)
         return {
             "access_token": access,
             "refresh_token": refresh,
@@ -180,6 +184,7 @@ class FakeVendor:
         """Whether the request carries a live token issued by this fake."""
         header = request.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip()
+        self.bearers.append(token)
         expiry = self.tokens.get(token)
         return expiry is not None and self.clock.now() < expiry
 

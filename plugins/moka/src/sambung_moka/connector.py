@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, HttpUrl
 from sambung.connectors import (
     FileDropConnector,
     FileDropSettings,
@@ -23,6 +23,7 @@ from sambung.connectors import (
 )
 from sambung.csvfiles import CsvStream, RowError
 from sambung.models import Record
+from sambung.oauth import OAuthSettings, OAuthSpec
 
 from . import csvexport, fake
 from .client import MokaClient
@@ -34,7 +35,17 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
 
     name = "moka"
 
-    class Settings(HmacWebhookSettings, PollSettings, FileDropSettings):
+    # Authorization code grant on Moka's API host (VENDORS.md); no PKCE documented, and the
+    # client authenticates with form fields. Moka's scope names are not documented: the YAML's
+    # `scopes` sets them.
+    oauth = OAuthSpec(
+        authorize_url="https://api.mokapos.com/oauth/authorize",
+        token_url="https://api.mokapos.com/oauth/token",
+        pkce=False,
+        client_auth="body",
+    )
+
+    class Settings(HmacWebhookSettings, PollSettings, FileDropSettings, OAuthSettings):
         """An outlet's `moka` block in the YAML."""
 
         # Moka does not document its signing: we assume hex HMAC-SHA256 of the body, under a
@@ -42,18 +53,15 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
         signature_header: str = "X-Moka-Signature"
         # Moka's own (numeric) outlet id; when set, events for any other outlet are refused.
         outlet_id: str | None = Field(default=None, coerce_numbers_to_str=True)
-        # Poll mode: OAuth tokens from the YAML for now (the connect flow is its own issue).
+        # Poll mode: connect with `sambung connect OUTLET moka` (client_id, client_secret from
+        # OAuthSettings); access_token / refresh_token here are only a one-time seed.
         webhook_secret: Secrets | None = None  # type: ignore[assignment]
-        access_token: SecretStr | None = None
-        refresh_token: SecretStr | None = None
-        client_id: str | None = None
-        client_secret: SecretStr | None = None
         base_url: HttpUrl = HttpUrl("https://api.mokapos.com")
         per_page: int = Field(100, ge=1, le=500)
 
         required_in_mode: ClassVar[dict[Mode, tuple[str, ...]]] = {
             Mode.WEBHOOK: ("webhook_secret",),
-            Mode.POLL: ("access_token", "outlet_id"),
+            Mode.POLL: ("outlet_id",),
         }
 
     def parse(self, request: WebhookRequest) -> WebhookEvent:
@@ -86,21 +94,40 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
             self.http,
             str(settings.base_url),
             settings.outlet_id,
-            access_token=settings.access_token,
-            refresh_token=settings.refresh_token,
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
+            credentials=self.context.credentials,
             per_page=settings.per_page,
         )
+
+    def oauth_endpoints(self) -> OAuthSpec | None:
+        """Moka's OAuth endpoints live on its API host: `oauth_base_url`, else `base_url`."""
+        base = self.settings.oauth_base_url or self.settings.base_url
+        if self.oauth is None:
+            return None
+        return self.oauth.at(str(base), self.settings.scopes)
 
     async def poll(self, window: PollWindow) -> AsyncIterator[Page]:
         """Pages of payments updated in the window, oldest first; the cursor is `updated_at`."""
         async for rows in self.client.payments(window.since, window.until):
             yield page_of(rows, self._map_payment, self._newest(rows))
 
+    def example_vendor(self) -> Any:
+        """The fake Moka (with its OAuth server) for this connection's OAuth app: the simulator
+        serves it and connects the connection through it."""
+        settings = self.settings
+        return fake.MokaFake(
+            moka_outlet_id=settings.outlet_id or "41230",
+            access_token=None,
+            refresh_token=None,
+            client_id=settings.client_id or "moka-client",
+            client_secret=settings.client_secret.get_secret_value()
+            if settings.client_secret
+            else "moka-client-secret",
+            timezone=str(self.outlet.timezone),
+        )
+
     async def reauthenticate(self) -> None:
         """Forget the cached token; the next request refreshes it."""
-        self.client.forget_token()
+        await self.context.credentials.forget()
 
     def _map_payment(self, row: Any) -> Any:
         return payment_to_records(row, self.outlet)

@@ -8,8 +8,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
-from sambung.testing.fake_vendor import FakeVendor
 from sambung.testing.fakes import basket, json_bytes
+from sambung.testing.oauth_server import FakeAuthorizationServer
 
 
 def webhook_body(sequence: int, now: datetime, moka_outlet_id: str = "41230") -> dict[str, Any]:
@@ -125,29 +125,33 @@ def payment_row(sequence: int, at: datetime) -> dict[str, Any]:
     }
 
 
-class MokaFake(FakeVendor):
-    """Moka's OAuth token refresh and `get_latest_transactions` with `next_url` paging."""
-
-    token_paths = ("/oauth/token",)
+class MokaFake(FakeAuthorizationServer):
+    """Moka's OAuth (authorize, token with rotation: core's fake authorization server) and
+    `get_latest_transactions` with `next_url` paging."""
 
     def __init__(
         self,
         *,
         moka_outlet_id: str = "41230",
-        access_token: str = "moka-access",
-        refresh_token: str = "moka-refresh",
+        access_token: str | None = "moka-access",
+        refresh_token: str | None = "moka-refresh",
+        client_id: str = "moka-client",
+        client_secret: str = "moka-client-secret",
         timezone: str = "Asia/Jakarta",
         **kw: Any,
     ) -> None:
-        super().__init__(**kw)
+        super().__init__(client_id=client_id, client_secret=client_secret, client_auth="body", **kw)
         self.moka_outlet_id = moka_outlet_id
         self.tz = timezone
-        self.tokens[access_token] = datetime.max.replace(tzinfo=UTC)
-        self.refresh_tokens.add(refresh_token)
+        # Tokens handed out before this fake started (the YAML seed of older configs).
+        if access_token is not None:
+            self.tokens[access_token] = datetime.max.replace(tzinfo=UTC)
+        if refresh_token is not None:
+            self.refresh_tokens.add(refresh_token)
 
     def routes(self, app: web.Application) -> None:
-        """`POST /oauth/token`, `GET /v3/outlets/{id}/reports/get_latest_transactions`."""
-        app.router.add_post("/oauth/token", self.token)
+        """OAuth's routes and `GET /v3/outlets/{id}/reports/get_latest_transactions`."""
+        super().routes(app)
         app.router.add_get("/v3/outlets/{outlet_id}/reports/get_latest_transactions", self.latest)
 
     def sale(self, sequence: int, at: datetime) -> dict[str, Any]:
@@ -166,15 +170,6 @@ class MokaFake(FakeVendor):
         """`count` payments, one every `step` from `start`."""
         for n in range(count):
             self.sale(n + 1, start + step * n)
-
-    async def token(self, request: web.Request) -> web.Response:
-        """Refresh grant; the refresh token rotates."""
-        form = await request.post()
-        refresh = str(form.get("refresh_token", ""))
-        if form.get("grant_type") != "refresh_token" or refresh not in self.refresh_tokens:
-            return web.json_response({"error": "invalid_grant"}, status=401)
-        self.refresh_tokens.discard(refresh)
-        return web.json_response(self.issue_token())
 
     async def latest(self, request: web.Request) -> web.Response:
         """Payments updated in [since, until], oldest first; `next_url` carries a keyset."""

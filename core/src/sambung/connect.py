@@ -1,0 +1,278 @@
+"""The OAuth connect flow: hand out an authorization URL, take the vendor's callback.
+
+`start_connect` stores a single-use state (10 minutes, bound to the outlet and connector, PKCE
+verifier encrypted) and answers the URL; it backs `sambung connect` and the admin endpoint
+`POST /api/v1/connections/{outlet}/{connector}/connect`. `OAuthCallback` serves the public
+listener's `GET /api/v1/integrations/oauth/{connector}/callback`: every refusal (unknown,
+replayed or expired state, consent denied, vendor error) answers a plain HTML page with its
+status and is logged with its reason; success stores the tokens and resumes the connection.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from .clock import Clock
+from .config import Connection, LoadedConfig
+from .connections import find_connection
+from .connectors import Connector, ConnectorContext
+from .credentials import CredentialService, CredentialsUnreadable
+from .errors import (
+    AuthError,
+    ConfigError,
+    RequestRejected,
+    RetriableError,
+    StoreUnavailable,
+)
+from .http import VendorHttp
+from .oauth import (
+    CALLBACK_PATH,
+    STATE_TTL,
+    ConnectLink,
+    OAuthSpec,
+    TokenEndpoint,
+    authorization_url,
+    new_state,
+    new_verifier,
+    state_hash,
+)
+from .store import OAuthState
+
+log = structlog.get_logger("sambung.connect")
+
+# Told after a connection got new tokens (outlet, connector): the daemon resumes its polling.
+Resumer = Callable[[str, str], None]
+
+
+def _oauth_connector(connection: Connection) -> tuple[Connector, OAuthSpec]:
+    bound = log.bind(outlet=connection.outlet.id, connector=connection.name)
+    connector = connection.connector(
+        ConnectorContext(outlet=connection.outlet, settings=connection.settings, log=bound)
+    )
+    spec = connector.oauth_endpoints()
+    if spec is None:
+        raise ConfigError(f"connector {connection.name} does not connect through OAuth")
+    if not getattr(connection.settings, "client_id", None):
+        raise ConfigError(
+            f"outlet {connection.outlet.id}: set connectors.{connection.name}.client_id (and"
+            " client_secret) to the OAuth app's, then connect"
+        )
+    return connector, spec
+
+
+async def start_connect(
+    credentials: CredentialService, loaded: LoadedConfig, outlet: str, connector: str
+) -> ConnectLink:
+    """Store a fresh state for (outlet, connector) and answer the vendor's authorization URL."""
+    connection = find_connection(loaded, outlet, connector)
+    _, spec = _oauth_connector(connection)
+    state, verifier = new_state(), new_verifier() if spec.pkce else None
+    hashed = state_hash(state)
+    redirect = loaded.oauth_callback_url(connection)
+    now = credentials.clock.now()
+    await credentials.store.create_oauth_state(
+        OAuthState(
+            state_hash=hashed,
+            outlet=outlet,
+            connector=connector,
+            redirect_uri=redirect,
+            secret=credentials.box.seal(verifier.encode(), hashed) if verifier else None,
+            created_at=now,
+            expires_at=now + STATE_TTL,
+        )
+    )
+    url = authorization_url(
+        spec,
+        client_id=connection.settings.client_id,  # type: ignore[attr-defined]
+        redirect_uri=redirect,
+        state=state,
+        verifier=verifier,
+    )
+    log.info("oauth.connect_started", outlet=outlet, connector=connector, pkce=spec.pkce)
+    return ConnectLink(outlet, connector, url, now + STATE_TTL, redirect)
+
+
+@dataclass(frozen=True)
+class Page:
+    """An answer of the callback: status, a title and one sentence for the merchant."""
+
+    status: int
+    title: str
+    message: str
+
+    def response(self) -> web.Response:
+        """The page as plain HTML."""
+        title, message = html.escape(self.title), html.escape(self.message)
+        body = (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{title} - sambung</title></head><body>"
+            f"<h1>{title}</h1><p>{message}</p></body></html>"
+        )
+        return web.Response(status=self.status, text=body, content_type="text/html")
+
+
+class OAuthCallback:
+    """The public listener's OAuth callback: check the state, exchange the code, store."""
+
+    def __init__(
+        self,
+        credentials: CredentialService,
+        loaded: LoadedConfig,
+        clock: Clock,
+        resume: Resumer,
+    ) -> None:
+        self.credentials = credentials
+        self.loaded = loaded
+        self.clock = clock
+        self.resume = resume
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Answer one callback; never a 500 for what the visitor sent."""
+        connector = request.match_info["connector"]
+        bound = log.bind(connector=connector)
+        try:
+            page = await self._handle(connector, request.query, bound)
+        except StoreUnavailable as err:
+            bound.error("oauth.callback_failed", reason="store unavailable", error=str(err))
+            page = Page(503, "Try again", "sambung cannot save right now; open the link again.")
+        return page.response()
+
+    async def _handle(self, connector: str, query: Any, bound: Any) -> Page:
+        state = query.get("state")
+        if not state:
+            return _refused(bound, 400, "missing state", "The link has no state parameter.")
+        found = await self.credentials.store.consume_oauth_state(
+            state_hash(state), now=self.clock.now()
+        )
+        if found is None or found.connector != connector:
+            return _refused(
+                bound,
+                400,
+                "unknown state (tampered or not issued here)",
+                "This link was not issued by this sambung. Start again with `sambung connect`.",
+            )
+        bound = bound.bind(outlet=found.outlet)
+        if found.consumed_at is not None:
+            return _refused(
+                bound,
+                400,
+                "state already used (replayed)",
+                "This link was already used. Start again with `sambung connect`.",
+            )
+        if found.expires_at <= self.clock.now():
+            return _refused(
+                bound,
+                400,
+                "state expired",
+                "This link expired (links last 10 minutes). Start again with `sambung connect`.",
+            )
+        error = query.get("error")
+        if error == "access_denied":
+            return _refused(
+                bound, 403, "consent denied", "Access was not granted, so nothing was connected."
+            )
+        if error:
+            return _refused(
+                bound,
+                502,
+                f"vendor error {error[:80]}",
+                f"The vendor answered an error ({error[:80]}); nothing was connected.",
+            )
+        code = query.get("code")
+        if not code:
+            return _refused(bound, 400, "missing code", "The vendor sent no authorization code.")
+        try:
+            connection = find_connection(self.loaded, found.outlet, found.connector)
+            _, spec = _oauth_connector(connection)
+            verifier = (
+                self.credentials.box.open(found.secret, found.state_hash).decode()
+                if found.secret
+                else None
+            )
+        except (ConfigError, CredentialsUnreadable) as err:
+            return _refused(bound, 400, str(err), "This connection cannot be connected now.")
+        try:
+            token = await self._exchange(connection, spec, code, found.redirect_uri, verifier)
+        except (AuthError, RequestRejected, RetriableError) as err:
+            return _refused(
+                bound,
+                502,
+                f"code exchange failed: {type(err).__name__}: {err}",
+                "The vendor did not accept the authorization; nothing was connected.",
+            )
+        await self.credentials.connected(found.outlet, found.connector, token)
+        bound.info(
+            "oauth.connected",
+            expires_at=token.expires_at.isoformat() if token.expires_at else None,
+        )
+        self.resume(found.outlet, found.connector)
+        return Page(
+            200,
+            "Connected",
+            f"{connection.name} is connected for outlet {found.outlet}. You can close this page.",
+        )
+
+    async def _exchange(
+        self,
+        connection: Connection,
+        spec: OAuthSpec,
+        code: str,
+        redirect_uri: str,
+        verifier: str | None,
+    ) -> Any:
+        settings: Any = connection.settings
+        async with aiohttp.ClientSession() as session:
+            http = VendorHttp(session, clock=self.clock, tokens=self.credentials.tokens)
+            endpoint = TokenEndpoint(http, spec, settings.client_id, settings.client_secret)
+            return await endpoint.exchange(code, redirect_uri, verifier)
+
+
+def _refused(bound: Any, status: int, reason: str, message: str) -> Page:
+    bound.warning("oauth.callback_refused", reason=reason, status=status)
+    title = {403: "Not connected", 502: "Vendor error"}.get(status, "Link not valid")
+    return Page(status, title, message)
+
+
+def add_callback_route(app: web.Application, callback: OAuthCallback) -> None:
+    """Mount the OAuth callback on the public app."""
+    app.router.add_get(CALLBACK_PATH.format(connector="{connector}"), callback.handle)
+
+
+def add_connect_route(
+    app: web.Application, credentials: CredentialService, loaded: Callable[[], LoadedConfig]
+) -> None:
+    """Mount `POST /api/v1/connections/{outlet}/{connector}/connect` on the admin app."""
+
+    async def connect(request: web.Request) -> web.Response:
+        outlet, connector = request.match_info["outlet"], request.match_info["connector"]
+        try:
+            link = await start_connect(credentials, loaded(), outlet, connector)
+        except ConfigError as err:
+            message = "; ".join(str(p) for p in err.problems)
+            return web.json_response(
+                {"success": False, "error": "not_connectable", "message": message}, status=404
+            )
+        except StoreUnavailable:
+            return web.json_response(
+                {"success": False, "error": "store_unavailable", "message": "try again"},
+                status=503,
+            )
+        return web.json_response(
+            {
+                "success": True,
+                "outlet": link.outlet,
+                "connector": link.connector,
+                "authorization_url": link.authorization_url,
+                "expires_at": link.expires_at.isoformat(),
+                "redirect_uri": link.redirect_uri,
+            }
+        )
+
+    app.router.add_post("/api/v1/connections/{outlet}/{connector}/connect", connect)

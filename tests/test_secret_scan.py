@@ -1,0 +1,68 @@
+"""The suite's secret scan can fail: a planted secret in a log line fails a pytest run.
+
+The scan itself (`sambung.testing.secret_scan`, enabled in pyproject's addopts) runs at the end
+of every session over everything the tests logged and every daemon's log file.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sambung.testing.secret_scan import find_leaks, shown
+
+INNER = """
+import structlog
+from sambung.testing.secret_scan import remember
+
+def test_logs_a_token():
+    remember("planted-token-{suffix}")
+    structlog.get_logger().info("vendor.answered", body="access=planted-token-{suffix}")
+"""
+
+
+def run_inner(tmp_path: Path, suffix: str, *, leak: bool) -> subprocess.CompletedProcess[str]:
+    """A separate pytest session with the scan enabled, over one test that logs a line."""
+    source = INNER.format(suffix=suffix)
+    if not leak:
+        source = source.replace('body="access=planted', 'body="access=other')
+    (tmp_path / "test_inner.py").write_text(source, encoding="utf-8")
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "sambung.testing.secret_scan",
+            "-p",
+            "no:cacheprovider",
+            "test_inner.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_a_planted_secret_in_a_log_line_fails_the_run(tmp_path: Path) -> None:
+    result = run_inner(tmp_path, "3f9c2a", leak=True)
+
+    assert result.returncode == 1, result.stdout
+    assert "SECRET LEAK" in result.stdout
+    assert "1 passed" in result.stdout, "the test itself passed: the scan failed the run"
+    assert "planted-token-3f9c2a" not in result.stdout, "the report never prints the secret"
+
+
+def test_a_run_without_leaks_passes(tmp_path: Path) -> None:
+    result = run_inner(tmp_path, "77b1e0", leak=False)
+
+    assert result.returncode == 0, result.stdout
+    assert "no leak" in result.stdout
+
+
+def test_find_leaks_and_how_a_leak_is_shown() -> None:
+    assert find_leaks("a=abcdefgh1234 b", {"abcdefgh1234", "zzzzzzzzzz"}) == ["abcdefgh1234"]
+    assert shown("abcdefgh1234") == "abc…(12 chars)"
