@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from ..errors import ConfigError
 from ..models import Record
@@ -204,8 +207,23 @@ class DeadLetterQuery:
     limit: int = 100
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a named lease (a poll loop, an inbox, a replica's heartbeat) and until when."""
+
+    name: str
+    owner: str
+    expires_at: datetime
+    acquired_at: datetime
+    renewed_at: datetime
+
+
 class Store(abc.ABC):
     """Durable state of the daemon. Implementations must give identical semantics."""
+
+    # True when several daemons may share this store at once (PostgreSQL). A store only one
+    # process can use (SQLite) lets a starting daemon free every outbox claim at once.
+    shared: ClassVar[bool] = False
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -266,17 +284,26 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def claim_outbox(
-        self, sink: str, *, now: datetime, limit: int, lease_seconds: float
+        self,
+        sink: str,
+        *,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        owner: str | None = None,
     ) -> list[ClaimedRow]:
         """Claim up to `limit` due pending rows of `sink` for `lease_seconds`, oldest first.
 
         A row is due when its `next_attempt_at` has passed, no live claim holds it, and no older
         revision of the same record is still pending for the sink (versions go out in order).
+        `owner` (the replica id) is kept with the claim, so `release_claims` can free one
+        replica's claims and `release_orphaned_claims` those of a replica that died.
         """
 
     @abc.abstractmethod
-    async def release_claims(self, sink: str | None = None) -> int:
-        """Drop every claim (of one sink): at start-up nobody else can be delivering them."""
+    async def release_claims(self, sink: str | None = None, *, owner: str | None = None) -> int:
+        """Drop the claims (of one sink) held by `owner`, or every claim when `owner` is None
+        (only safe when no other process can be delivering them: a single-process store)."""
 
     @abc.abstractmethod
     async def settle_outbox(
@@ -334,6 +361,67 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def list_connection_states(self) -> list[ConnectionState]:
         """Every recorded connection state with its committed cursor, by outlet and connector."""
+
+    # -- leases (replicas) ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def acquire_or_renew_lease(
+        self, name: str, owner: str, *, ttl: float, now: datetime
+    ) -> bool:
+        """Take lease `name` for `owner` until `now + ttl` seconds, atomically.
+
+        Succeeds when the lease is free, expired (`expires_at <= now`) or already held by
+        `owner` (a renewal: `acquired_at` stays, `expires_at` moves); False while another owner
+        holds it. `now` comes from the caller's clock, so replicas must keep their clocks in
+        sync (NTP) to well within the ttl.
+        """
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, owner: str) -> bool:
+        """Give lease `name` up at once if `owner` holds it; False if it did not."""
+
+    @abc.abstractmethod
+    async def list_leases(self, prefix: str = "") -> list[Lease]:
+        """Every lease whose name starts with `prefix` (expired ones too), by name."""
+
+    @abc.abstractmethod
+    async def release_orphaned_claims(self, *, now: datetime) -> int:
+        """Free outbox claims whose replica holds no live `replica:ID` lease (it died).
+
+        Claims made without an owner are left to their own expiry.
+        """
+
+    @contextlib.asynccontextmanager
+    async def exclusive(
+        self, name: str, *, ttl: float = 30.0, wait: float = 60.0, poll: float = 0.1
+    ) -> AsyncIterator[None]:
+        """Hold lease `exclusive:NAME` for the block: one holder across every replica.
+
+        For short critical sections such as a credential refresh (single-flight: the others
+        wait, then read what the holder stored). The lease is renewed every `ttl / 3` while
+        the block runs and released when it ends; if the holder dies it frees itself after
+        `ttl`. Raises `TimeoutError` when it could not be taken within `wait` seconds.
+        """
+        lease, owner = f"exclusive:{name}", f"exclusive-{secrets.token_hex(8)}"
+        async with asyncio.timeout(wait):
+            while not await self.acquire_or_renew_lease(
+                lease, owner, ttl=ttl, now=datetime.now(UTC)
+            ):
+                await asyncio.sleep(poll)
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(ttl / 3)
+                await self.acquire_or_renew_lease(lease, owner, ttl=ttl, now=datetime.now(UTC))
+
+        renewing = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await renewing
+            await self.release_lease(lease, owner)
 
 
 def open_store(url: str, *, base_dir: Path) -> Store:

@@ -34,6 +34,7 @@ from .base import (
     ImportedFile,
     IngestRequest,
     IngestResult,
+    Lease,
     OutboxRow,
     OutboxSettlement,
     Outcome,
@@ -632,7 +633,13 @@ class SqliteStore(Store):
         return result
 
     async def claim_outbox(
-        self, sink: str, *, now: datetime, limit: int, lease_seconds: float
+        self,
+        sink: str,
+        *,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        owner: str | None = None,
     ) -> list[ClaimedRow]:
         """Claim up to `limit` due rows of `sink`, oldest first, one revision per record."""
         stamp = to_db_time(now)
@@ -652,7 +659,8 @@ class SqliteStore(Store):
                 (sink, stamp, stamp, limit),
             ).fetchall()
             conn.executemany(
-                "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, r[0]) for r in rows]
+                "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE id = ?",
+                [(until, owner, r[0]) for r in rows],
             )
             return [
                 ClaimedRow(
@@ -673,9 +681,9 @@ class SqliteStore(Store):
 
         return await self._write(claim)
 
-    async def release_claims(self, sink: str | None = None) -> int:
-        """Drop every claim, or those of one sink."""
-        where, params = _filters(sink=sink)
+    async def release_claims(self, sink: str | None = None, *, owner: str | None = None) -> int:
+        """Drop the claims of `owner` (every claim if None), or those of one sink."""
+        where, params = _filters(sink=sink, claimed_by=owner)
         clause = " AND " + where.removeprefix(" WHERE ") if where else ""
         return await self._write(
             lambda conn: conn.execute(
@@ -683,6 +691,58 @@ class SqliteStore(Store):
                 params,
             ).rowcount
         )
+
+    async def release_orphaned_claims(self, *, now: datetime) -> int:
+        """Free claims whose replica's heartbeat lease has run out."""
+        stamp = to_db_time(now)
+        return await self._write(
+            lambda conn: conn.execute(
+                "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL"
+                " WHERE claimed_until > ? AND claimed_by IS NOT NULL AND NOT EXISTS"
+                " (SELECT 1 FROM leases AS l WHERE l.name = 'replica:' || outbox.claimed_by"
+                "  AND l.owner = outbox.claimed_by AND l.expires_at > ?)",
+                (stamp, stamp),
+            ).rowcount
+        )
+
+    # -- leases ----------------------------------------------------------------------------
+
+    async def acquire_or_renew_lease(
+        self, name: str, owner: str, *, ttl: float, now: datetime
+    ) -> bool:
+        """Take or renew a lease in one statement on the writer thread."""
+        stamp, until = to_db_time(now), to_db_time(now + timedelta(seconds=ttl))
+        return await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO leases (name, owner, expires_at, acquired_at, renewed_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                " SET owner = excluded.owner, expires_at = excluded.expires_at,"
+                " renewed_at = excluded.renewed_at,"
+                " acquired_at = CASE WHEN leases.owner = excluded.owner"
+                "  THEN leases.acquired_at ELSE excluded.acquired_at END"
+                " WHERE leases.owner = excluded.owner OR leases.expires_at <= ?",
+                (name, owner, until, stamp, stamp, stamp),
+            ).rowcount
+            == 1
+        )
+
+    async def release_lease(self, name: str, owner: str) -> bool:
+        """Delete the lease if `owner` holds it."""
+        return await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner)
+            ).rowcount
+            == 1
+        )
+
+    async def list_leases(self, prefix: str = "") -> list[Lease]:
+        """Every lease whose name starts with `prefix`, by name."""
+        rows = await self._fetch(
+            "SELECT name, owner, expires_at, acquired_at, renewed_at FROM leases"
+            " WHERE substr(name, 1, ?) = ? ORDER BY name",
+            (len(prefix), prefix),
+        )
+        return [Lease(r[0], r[1], *(from_db_time(t) for t in r[2:])) for r in rows]
 
     async def settle_outbox(
         self, settlements: Sequence[OutboxSettlement], *, now: datetime
