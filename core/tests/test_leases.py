@@ -1,5 +1,5 @@
 """Leases in the store and the replica machinery built on them: take, renew, expire, takeover,
-release, fencing, orphaned outbox claims, and `Store.exclusive`."""
+release, fencing, and `Store.exclusive`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sambung.replicas import Replica
-from sambung.store import IngestRequest, Store
-
-from .conftest import sale
+from sambung.store import Store
 
 NOW = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 
@@ -83,35 +81,6 @@ async def test_concurrent_takers_get_one_winner(store: Store) -> None:
         *(store.acquire_or_renew_lease("inbox", f"r{i}", ttl=15, now=NOW) for i in range(8))
     )
     assert sum(won) == 1
-
-
-async def _pending_row(store: Store) -> None:
-    await store.ingest(IngestRequest(records=[sale()], routes=[["backend"]]))
-
-
-async def test_a_replica_frees_only_its_own_claims(store: Store) -> None:
-    await _pending_row(store)
-    [row] = await store.claim_outbox("backend", now=NOW, limit=10, lease_seconds=300, owner="a")
-
-    assert await store.release_claims(owner="b") == 0
-    assert await store.claim_outbox("backend", now=NOW, limit=10, lease_seconds=300) == []
-    assert await store.release_claims("backend", owner="a") == 1
-    again = await store.claim_outbox("backend", now=NOW, limit=10, lease_seconds=300, owner="b")
-    assert [r.id for r in again] == [row.id]
-
-
-async def test_claims_of_a_replica_whose_heartbeat_ran_out_are_freed(store: Store) -> None:
-    await _pending_row(store)
-    await store.acquire_or_renew_lease("replica:a", "a", ttl=15, now=NOW)
-    await store.claim_outbox("backend", now=NOW, limit=10, lease_seconds=300, owner="a")
-
-    assert await store.release_orphaned_claims(now=later(10)) == 0  # a is alive
-    assert await store.claim_outbox("backend", now=later(10), limit=10, lease_seconds=300) == []
-    assert await store.release_orphaned_claims(now=later(20)) == 1  # a died
-    taken = await store.claim_outbox(
-        "backend", now=later(20), limit=10, lease_seconds=300, owner="b"
-    )
-    assert len(taken) == 1
 
 
 async def test_exclusive_lets_one_holder_in_at_a_time(store: Store) -> None:

@@ -60,12 +60,7 @@ class Daemon:
         self.webhook_targets = self._webhook_targets()
         self.local_url: str | None = None
         self.dispatcher = Dispatcher(
-            self.store,
-            loaded,
-            registry,
-            clock=self.clock,
-            notify=self._notify_dead_letter,
-            owner=self.replica.id,
+            self.store, loaded, registry, clock=self.clock, notify=self._notify_dead_letter
         )
 
     def webhook_connectors(self) -> list[WebhookConnector]:

@@ -101,7 +101,6 @@ class Dispatcher:
         idle_seconds: float = 0.2,
         deliver_timeout: float = 120.0,
         jitter: float = DEFAULT_JITTER,
-        owner: str | None = None,
     ) -> None:
         self.store = store
         self.loaded = loaded
@@ -114,8 +113,6 @@ class Dispatcher:
         self.idle_seconds = idle_seconds
         self.deliver_timeout = deliver_timeout
         self.jitter = jitter
-        # This replica's id, kept with each claim: it frees only its own claims.
-        self.owner = owner
         self._session = session
         self._own_session = session is None
         self.sinks: dict[str, SinkRuntime] = {}
@@ -151,16 +148,11 @@ class Dispatcher:
                 retention=timedelta(hours=config.retention_hours),
             )
             metrics.child(metrics.SINK_DISABLED, name).set(0)
-        released = await self._release_stale_claims()
+        # On SQLite one dispatcher per store: a claim still held now was held by a process that
+        # died. On PostgreSQL the store frees only this replica's claims and those of the dead.
+        released = await self.store.release_claims()
         if released:
             log.warning("outbox.claims_released", rows=released, hint="after a crash or kill")
-
-    async def _release_stale_claims(self) -> int:
-        """Free claims nobody can be delivering: those of replicas that died."""
-        if self.store.shared:  # other replicas are delivering theirs right now
-            return await self.store.release_orphaned_claims(now=self.clock.now())
-        # One dispatcher per store: a claim still held now was held by a process that died.
-        return await self.store.release_claims()
 
     async def close(self) -> None:
         """Free this run's claims, close every sink and the HTTP session this dispatcher made.
@@ -170,7 +162,7 @@ class Dispatcher:
         """
         if self.sinks:
             with contextlib.suppress(StoreUnavailable):
-                await self.store.release_claims(owner=self.owner)
+                await self.store.release_claims()
         for runtime in self.sinks.values():
             try:
                 await runtime.sink.close()
@@ -191,7 +183,7 @@ class Dispatcher:
         """Deliver `name`'s outbox until cancelled, resting briefly whenever nothing is due."""
         # Only this loop claims for this sink: after a crash of the loop (say the store failed
         # while settling) its claims are stale, and waiting out the lease would stall delivery.
-        await self.store.release_claims(name, owner=self.owner)
+        await self.store.release_claims(name)
         while True:
             if await self.drain_once(name) == 0:
                 await asyncio.sleep(self.idle_seconds)
@@ -201,10 +193,10 @@ class Dispatcher:
         while True:
             await self.refresh_gauges()
             await self.prune()
-            if self.store.shared:
-                released = await self.store.release_orphaned_claims(now=self.clock.now())
-                if released:
-                    log.warning("outbox.claims_released", rows=released, hint="a replica died")
+            # Another replica died holding claims: deliver its rows now, not when they expire.
+            released = await self.store.release_orphaned_claims()
+            if released:
+                log.warning("outbox.claims_released", rows=released, hint="a replica died")
             await asyncio.sleep(every)
 
     async def drain_once(self, name: str) -> int:
@@ -217,7 +209,7 @@ class Dispatcher:
         # the rest: keep batches a few rounds of the sink's concurrency, not more.
         limit = min(self.batch_size, runtime.concurrency * max(1, runtime.sink.max_batch) * 8)
         rows = await self.store.claim_outbox(
-            name, now=now, limit=limit, lease_seconds=self.lease_seconds, owner=self.owner
+            name, now=now, limit=limit, lease_seconds=self.lease_seconds
         )
         if not rows:
             return 0

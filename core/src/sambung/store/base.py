@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from ..errors import ConfigError
 from ..models import Record
@@ -221,10 +221,6 @@ class Lease:
 class Store(abc.ABC):
     """Durable state of the daemon. Implementations must give identical semantics."""
 
-    # True when several daemons may share this store at once (PostgreSQL). A store only one
-    # process can use (SQLite) lets a starting daemon free every outbox claim at once.
-    shared: ClassVar[bool] = False
-
     @abc.abstractmethod
     async def open(self) -> None:
         """Connect and apply pending migrations."""
@@ -284,26 +280,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def claim_outbox(
-        self,
-        sink: str,
-        *,
-        now: datetime,
-        limit: int,
-        lease_seconds: float,
-        owner: str | None = None,
+        self, sink: str, *, now: datetime, limit: int, lease_seconds: float
     ) -> list[ClaimedRow]:
         """Claim up to `limit` due pending rows of `sink` for `lease_seconds`, oldest first.
 
         A row is due when its `next_attempt_at` has passed, no live claim holds it, and no older
         revision of the same record is still pending for the sink (versions go out in order).
-        `owner` (the replica id) is kept with the claim, so `release_claims` can free one
-        replica's claims and `release_orphaned_claims` those of a replica that died.
         """
 
     @abc.abstractmethod
-    async def release_claims(self, sink: str | None = None, *, owner: str | None = None) -> int:
-        """Drop the claims (of one sink) held by `owner`, or every claim when `owner` is None
-        (only safe when no other process can be delivering them: a single-process store)."""
+    async def release_claims(self, sink: str | None = None) -> int:
+        """Drop every claim (of one sink): at start-up nobody else can be delivering them."""
 
     @abc.abstractmethod
     async def settle_outbox(
@@ -385,10 +372,11 @@ class Store(abc.ABC):
         """Every lease whose name starts with `prefix` (expired ones too), by name."""
 
     @abc.abstractmethod
-    async def release_orphaned_claims(self, *, now: datetime) -> int:
-        """Free outbox claims whose replica holds no live `replica:ID` lease (it died).
+    async def release_orphaned_claims(self) -> int:
+        """Free the outbox claims of replicas that are gone (died without releasing them).
 
-        Claims made without an owner are left to their own expiry.
+        Never touches the claims of a live replica, this one included; a store only one
+        process can use has no such claims and returns 0.
         """
 
     @contextlib.asynccontextmanager

@@ -633,13 +633,7 @@ class SqliteStore(Store):
         return result
 
     async def claim_outbox(
-        self,
-        sink: str,
-        *,
-        now: datetime,
-        limit: int,
-        lease_seconds: float,
-        owner: str | None = None,
+        self, sink: str, *, now: datetime, limit: int, lease_seconds: float
     ) -> list[ClaimedRow]:
         """Claim up to `limit` due rows of `sink`, oldest first, one revision per record."""
         stamp = to_db_time(now)
@@ -659,8 +653,7 @@ class SqliteStore(Store):
                 (sink, stamp, stamp, limit),
             ).fetchall()
             conn.executemany(
-                "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE id = ?",
-                [(until, owner, r[0]) for r in rows],
+                "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, r[0]) for r in rows]
             )
             return [
                 ClaimedRow(
@@ -681,9 +674,9 @@ class SqliteStore(Store):
 
         return await self._write(claim)
 
-    async def release_claims(self, sink: str | None = None, *, owner: str | None = None) -> int:
-        """Drop the claims of `owner` (every claim if None), or those of one sink."""
-        where, params = _filters(sink=sink, claimed_by=owner)
+    async def release_claims(self, sink: str | None = None) -> int:
+        """Drop every claim, or those of one sink."""
+        where, params = _filters(sink=sink)
         clause = " AND " + where.removeprefix(" WHERE ") if where else ""
         return await self._write(
             lambda conn: conn.execute(
@@ -692,18 +685,9 @@ class SqliteStore(Store):
             ).rowcount
         )
 
-    async def release_orphaned_claims(self, *, now: datetime) -> int:
-        """Free claims whose replica's heartbeat lease has run out."""
-        stamp = to_db_time(now)
-        return await self._write(
-            lambda conn: conn.execute(
-                "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL"
-                " WHERE claimed_until > ? AND claimed_by IS NOT NULL AND NOT EXISTS"
-                " (SELECT 1 FROM leases AS l WHERE l.name = 'replica:' || outbox.claimed_by"
-                "  AND l.owner = outbox.claimed_by AND l.expires_at > ?)",
-                (stamp, stamp),
-            ).rowcount
-        )
+    async def release_orphaned_claims(self) -> int:
+        """None: one process uses an SQLite file, and it frees its claims at start-up."""
+        return 0
 
     # -- leases ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
--- Replicas: named leases (one owner at a time, until it expires) and who holds an outbox claim.
+-- Replicas: named leases, each held by one owner at a time until it expires.
 
 -- A lease names a piece of work only one replica may do at a time: a poll loop
 -- (`poll:OUTLET/CONNECTOR`), a file-drop inbox (`filedrop:OUTLET/CONNECTOR`), a replica's own
@@ -12,6 +12,3 @@ CREATE TABLE leases (
     renewed_at TEXT NOT NULL
 );
 
--- The replica whose dispatcher claimed a row: a replica frees only its own claims, and the
--- claims of a replica whose heartbeat lease ran out are freed by the others.
-ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
