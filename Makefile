@@ -11,15 +11,26 @@ SYNCED := $(VENV)/.synced-$(UV_VERSION)
 export PAWOON_SECRET ?= demo-pawoon-secret
 export MOKA_SECRET ?= demo-moka-secret
 
-.PHONY: run test records check bench-ingest bench-outbox bench-csv-import bench-poll lint clean
+PGCLUSTER = $(firstword $(notdir $(wildcard /etc/postgresql/*)))
+
+.PHONY: run test services records check bench-ingest bench-outbox bench-csv-import bench-poll lint clean
 
 ## run: start the daemon on config.example.yaml (SQLite) with the demo simulator
 run: $(SYNCED)
 	$(VENV)/bin/sambung run -c config.example.yaml --simulate
 
-## test: run the whole test suite
-test: $(SYNCED)
+## test: run the whole test suite (starts PostgreSQL and NATS first, see `services`)
+test: services $(SYNCED)
 	$(VENV)/bin/python -m pytest
+
+## services: start the local PostgreSQL and NATS JetStream the tests use, unless already running
+services:
+	@if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && [ -n "$(PGCLUSTER)" ]; then \
+		pg_ctlcluster --skip-systemctl-redirect $(PGCLUSTER) main start; fi
+	@for _ in $$(seq 100); do pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && break; sleep 0.1; done
+	@if [ -x /usr/sbin/nats-server ]; then \
+		start-stop-daemon --start --quiet --oknodo --background --exec /usr/sbin/nats-server \
+			-- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server; fi
 
 ## records: the newest records stored by `make run`
 records: $(SYNCED)

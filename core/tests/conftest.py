@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 from sambung.models import LineItem, Transaction
-from sambung.store import Store
-from sambung.store.sqlite import SqliteStore
+from sambung.store import Store, open_store
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    """An open, migrated store in a temporary folder."""
-    opened = SqliteStore(tmp_path / "sambung.db")
+async def store(sambung_store_url: str, tmp_path: Path) -> AsyncIterator[Store]:
+    """An open, migrated store of each backend in turn: SQLite in tmp_path, then PostgreSQL."""
+    opened = open_store(sambung_store_url, base_dir=tmp_path)
     await opened.open()
     yield opened
     await opened.close()

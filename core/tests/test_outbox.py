@@ -30,8 +30,7 @@ from sambung.models import Transaction
 from sambung.outbox import DEFAULT_SCHEDULE, Dispatcher, RetryPolicy
 from sambung.parse import business_date, money, require, text, timestamp
 from sambung.plugins import Registry, load_plugins
-from sambung.store import DeadLetter, IngestRequest, Store
-from sambung.store.sqlite import SqliteStore
+from sambung.store import DeadLetter, IngestRequest, Store, open_store
 from sambung.testing.manual_clock import ManualClock
 from sambung.testing.receiver import Receiver
 from sambung.webhooks import WebhookIngest
@@ -471,10 +470,10 @@ def test_retry_policy_schedule_jitter_and_retry_after() -> None:
 
 
 async def test_a_crash_mid_batch_redelivers_with_the_same_webhook_id(
-    tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession
+    tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession, sambung_store_url: str
 ) -> None:
     """A claim survives the process: after restart the rows go out again, same ids."""
-    store = SqliteStore(tmp_path / "crash.db")
+    store = open_store(sambung_store_url, base_dir=tmp_path)
     await store.open()
     loaded = configure(
         tmp_path, {"backend": {"type": "http", "url": receiver.url, "secret": SECRET}}
@@ -487,7 +486,7 @@ async def test_a_crash_mid_batch_redelivers_with_the_same_webhook_id(
     assert len(claimed) == 2
     await store.close()  # the process died before settling
 
-    store = SqliteStore(tmp_path / "crash.db")
+    store = open_store(sambung_store_url, base_dir=tmp_path)
     await store.open()
     harness = Harness(store, loaded, clock(), session)
     await harness.dispatcher.open()  # releases the dead process's claims

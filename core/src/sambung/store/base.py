@@ -226,6 +226,13 @@ class Store(abc.ABC):
         """Connect and apply pending migrations."""
 
     @abc.abstractmethod
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations, and nothing else; the names of those applied, in order.
+
+        Raises `ConfigError` if the database is at a version newer than this sambung knows.
+        """
+
+    @abc.abstractmethod
     async def close(self) -> None:
         """Finish every accepted write, then release the database."""
 
@@ -420,10 +427,23 @@ def open_store(url: str, *, base_dir: Path) -> Store:
         path = Path(url.removeprefix("sqlite:///"))
         return SqliteStore(path if path.is_absolute() else base_dir / path)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(
-            "store.url: PostgreSQL support is not in this version yet; use sqlite:///"
-        )
-    raise ConfigError(f"store.url: unsupported store URL {url!r} (use sqlite:///PATH)")
+        from .postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ConfigError(
+        f"store.url: unsupported store URL {display_url(url)!r}"
+        " (use sqlite:///PATH or postgresql://USER@HOST/DB)"
+    )
+
+
+def display_url(url: str) -> str:
+    """A store URL fit for logs and status: any password in it replaced by `***`."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{location}"
 
 
 @dataclass(frozen=True)

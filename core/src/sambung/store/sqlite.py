@@ -11,20 +11,18 @@ connection; WAL lets them run beside the writer.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import itertools
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from ..errors import ConfigError, StoreUnavailable
-from ..models import Record, fingerprint_of
 from .base import (
     ClaimedRow,
     ConnectionState,
@@ -37,13 +35,12 @@ from .base import (
     Lease,
     OutboxRow,
     OutboxSettlement,
-    Outcome,
     RawEvent,
-    RecordResult,
     SinkStats,
     Store,
     StoredRecord,
 )
+from .plan import PlannedRow, load_migrations, plan_group
 
 _MAX_GROUP = 512
 # SQLite allows 32766 bound parameters per statement; stay well below it.
@@ -66,46 +63,9 @@ def _optional_time(value: str | None) -> datetime | None:
     return from_db_time(value) if value is not None else None
 
 
-def idempotency_key(sink: str, record: Record, revision: int, fingerprint: str) -> str:
-    """The delivery id a receiver deduplicates on: stable across retries, new for new content."""
-    identity = "|".join((sink, *record.key, str(revision), fingerprint))
-    return "msg_" + hashlib.sha256(identity.encode()).hexdigest()[:32]
-
-
 def migrations() -> list[tuple[int, str, str]]:
     """(version, name, SQL) of every SQLite migration shipped with this sambung, in order."""
-    folder = resources.files("sambung.store.migrations.sqlite")
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            version = int(entry.name.split("_", 1)[0])
-            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-class _Row:
-    """What the writer knows of one record while it applies a group."""
-
-    __slots__ = (
-        "fingerprint",
-        "id",
-        "key",
-        "new",
-        "payload",
-        "raw_event_id",
-        "revision",
-        "version",
-    )
-
-    def __init__(
-        self, id: int, fingerprint: str, revision: int, version: str | None, *, new: bool
-    ) -> None:
-        self.id, self.fingerprint, self.revision, self.version = id, fingerprint, revision, version
-        self.new = new
-        self.payload: str | None = None
-        self.raw_event_id: int | None = None
-        # The record's identity; set when this group writes the record.
-        self.key: tuple[str, str, str, str] = ("", "", "", "")
+    return load_migrations("sambung.store.migrations.sqlite")
 
 
 def _chunks(keys: list[tuple[str, ...]], width: int) -> list[list[tuple[str, ...]]]:
@@ -154,8 +114,23 @@ class SqliteStore(Store):
         self._migrate(conn)
         self._writer = conn
 
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations on a connection of its own; the names applied."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+        def apply() -> list[str]:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA busy_timeout = 10000")
+                return self._migrate(conn)
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(apply)
+
     @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
+    def _migrate(conn: sqlite3.Connection) -> list[str]:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
@@ -168,6 +143,7 @@ class SqliteStore(Store):
                 f"store.url: the database schema is at version {max(applied)}, newer than this "
                 f"sambung knows ({newest_known}); upgrade sambung before running it on this store"
             )
+        done = []
         for version, name, sql in known:
             if version in applied:
                 continue
@@ -178,6 +154,8 @@ class SqliteStore(Store):
                 f"BEGIN IMMEDIATE;\n{sql}\n"
                 f"INSERT INTO schema_migrations VALUES ({version}, '{name}', '{stamp}');\nCOMMIT;"
             )
+            done.append(name)
+        return done
 
     async def close(self) -> None:
         """Drain queued writes, stop the writer and close both connections."""
@@ -277,82 +255,21 @@ class SqliteStore(Store):
 
         raw_ids = self._existing_raw_events(conn, requests)
         stored = self._existing_records(conn, requests)
-        raw_rows: list[tuple[Any, ...]] = []
-        touched: dict[tuple[str, str, str, str], _Row] = {}
-        outbox_rows: list[tuple[Any, ...]] = []
-        results: list[IngestResult] = []
-        # Locals: this loop runs once per record, thousands of times per group on a CSV import.
-        inserted, updated, unchanged, stale = (
-            Outcome.INSERTED,
-            Outcome.UPDATED,
-            Outcome.UNCHANGED,
-            Outcome.STALE,
+        plan = plan_group(
+            requests,
+            raw_ids,
+            stored,
+            now=now,
+            stamp=to_db_time,
+            new_raw_id=itertools.count(next_raw + 1).__next__,
+            new_record_id=itertools.count(next_record + 1).__next__,
         )
-
-        for request in requests:
-            raw_event_id, raw_duplicate = None, False
-            if (raw := request.raw) is not None:
-                raw_key = (raw.outlet, raw.source_system, raw.dedup_key)
-                raw_event_id = raw_ids.get(raw_key)
-                raw_duplicate = raw_event_id is not None
-                if raw_event_id is None:
-                    next_raw += 1
-                    raw_event_id = raw_ids[raw_key] = next_raw
-                    raw_rows.append(
-                        (
-                            next_raw,
-                            *raw_key[:2],
-                            raw.channel,
-                            raw.dedup_key,
-                            raw.event_type,
-                            raw.content_type,
-                            raw.body,
-                            to_db_time(raw.received_at),
-                        )
-                    )
-            outcomes: list[RecordResult] = []
-            queued = 0
-            routes = request.routes or [()] * len(request.records)
-            for record, sinks in zip(request.records, routes, strict=True):
-                key = record.key
-                row = stored.get(key)
-                payload = record.to_json()
-                fingerprint = fingerprint_of(payload)
-                version = to_db_time(record.source_updated_at) if record.source_updated_at else None
-                if row is None:
-                    next_record += 1
-                    row = stored[key] = _Row(next_record, fingerprint, 0, version, new=True)
-                    outcome = inserted
-                elif version is not None and row.version is not None and version < row.version:
-                    outcomes.append(RecordResult(row.id, row.revision, stale))
-                    continue
-                elif fingerprint == row.fingerprint:
-                    if version is not None and version != row.version:
-                        # Same content, newer version: remember it so an older one cannot win.
-                        row.version = version
-                        touched[key] = row
-                    outcomes.append(RecordResult(row.id, row.revision, unchanged))
-                    continue
-                else:
-                    outcome = updated
-                row.fingerprint, row.version, row.payload = fingerprint, version, payload
-                row.revision += 1
-                row.raw_event_id = raw_event_id or row.raw_event_id
-                row.key = key
-                touched[key] = row
-                outcomes.append(RecordResult(row.id, row.revision, outcome))
-                for sink in sinks:
-                    message_id = idempotency_key(sink, record, row.revision, fingerprint)
-                    outbox_rows.append((sink, row.id, row.revision, message_id, payload, now, now))
-                queued += len(sinks)
-            results.append(
-                IngestResult(
-                    raw_event_id=raw_event_id,
-                    raw_duplicate=raw_duplicate,
-                    records=outcomes,
-                    outbox_rows=queued,
-                )
-            )
+        raw_rows, touched, outbox_rows, results = (
+            plan.raw_rows,
+            plan.touched,
+            plan.outbox_rows,
+            plan.results,
+        )
 
         if raw_rows:
             conn.executemany(
@@ -463,9 +380,9 @@ class SqliteStore(Store):
     @staticmethod
     def _existing_records(
         conn: sqlite3.Connection, requests: Sequence[IngestRequest]
-    ) -> dict[tuple[str, str, str, str], _Row]:
+    ) -> dict[tuple[str, str, str, str], PlannedRow]:
         keys = {record.key for request in requests for record in request.records}
-        found: dict[tuple[str, str, str, str], _Row] = {}
+        found: dict[tuple[str, str, str, str], PlannedRow] = {}
         for chunk in _chunks(list(keys), 4):
             rows = conn.execute(
                 "SELECT r.outlet, r.source_system, r.kind, r.external_id, r.id, r.fingerprint,"
@@ -476,7 +393,7 @@ class SqliteStore(Store):
                 [value for key in chunk for value in key],
             )
             for outlet, source, kind, external_id, *state in rows:
-                row = _Row(*state[:4], new=False)
+                row = PlannedRow(*state[:4], new=False)
                 row.raw_event_id = state[4]
                 found[(outlet, source, kind, external_id)] = row
         return found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,11 @@ from typing import Any
 import pytest
 
 from .daemon import DaemonProcess
+
+# The PostgreSQL server tests run against; each test gets a schema of its own in it.
+POSTGRES_TEST_URL = os.environ.get(
+    "SAMBUNG_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture
@@ -35,3 +42,28 @@ def sambung_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     yield start
     for process in started:
         process.kill()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test.
+
+    The server is `SAMBUNG_TEST_POSTGRES` (default postgresql://postgres@127.0.0.1:5432/test);
+    it must be running: a test that needs it fails rather than skips.
+    """
+    from ..store.postgres import create_schema, drop_schema
+
+    name, url = asyncio.run(create_schema(POSTGRES_TEST_URL, prefix="test"))
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_schema(POSTGRES_TEST_URL, name))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sambung_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A `store.url` for each backend in turn: a SQLite file in tmp_path, then a fresh schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sambung.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -1,4 +1,5 @@
-"""The SQLite store: upsert by fingerprint, outbox per sink, versions, atomicity, group commit."""
+"""Both stores, SQLite and PostgreSQL, through one suite: upsert by fingerprint, outbox per sink,
+versions, atomicity, group commit, migrations. Every test runs once per backend."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 from sambung.errors import ConfigError
 from sambung.store import (
@@ -17,8 +20,12 @@ from sambung.store import (
     Outcome,
     RawEvent,
     Store,
+    open_store,
 )
-from sambung.store.sqlite import SqliteStore, migrations
+from sambung.store.postgres import PostgresStore
+from sambung.store.postgres import migrations as postgres_migrations
+from sambung.store.sqlite import SqliteStore
+from sambung.store.sqlite import migrations as sqlite_migrations
 
 from .conftest import sale
 
@@ -152,29 +159,41 @@ async def test_a_failing_request_does_not_sink_its_group(store: Store) -> None:
     assert {r.external_id for r in await store.list_records()} == {"TRX-1", "TRX-3"}
 
 
-async def test_concurrent_writes_are_group_committed(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "group.db")
-    await store.open()
+async def commit_group(store: Store, group: list[IngestRequest]) -> list[Any]:
+    """One group through the store's own group commit, as its writer would run it."""
+    if isinstance(store, SqliteStore):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(store._executor, store._commit_group, group)
+    assert isinstance(store, PostgresStore)
+    return await store._commit_group(group)
+
+
+async def test_concurrent_writes_are_group_committed(store: Store) -> None:
     groups: list[int] = []
-    commit_group = store._commit_group
+    commit_group = store._commit_group  # type: ignore[attr-defined]
 
-    def counting(requests):  # type: ignore[no-untyped-def]
-        groups.append(len(requests))
-        return commit_group(requests)
+    if isinstance(store, SqliteStore):
 
-    store._commit_group = counting  # type: ignore[method-assign]
-    try:
-        await asyncio.gather(
-            *(store.ingest(IngestRequest(records=[sale(f"TRX-{i}")])) for i in range(200))
-        )
-    finally:
-        await store.close()
+        def counting(requests):  # type: ignore[no-untyped-def]
+            groups.append(len(requests))
+            return commit_group(requests)
+
+    else:
+
+        async def counting(requests):  # type: ignore[no-untyped-def]
+            groups.append(len(requests))
+            return await commit_group(requests)
+
+    store._commit_group = counting  # type: ignore[attr-defined]
+    await asyncio.gather(
+        *(store.ingest(IngestRequest(records=[sale(f"TRX-{i}")])) for i in range(200))
+    )
     assert sum(groups) == 200
     assert len(groups) < 50, f"expected batching, got {len(groups)} commits"
 
 
-async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "drain.db")
+async def test_close_finishes_queued_writes(sambung_store_url: str, tmp_path: Path) -> None:
+    store = open_store(sambung_store_url, base_dir=tmp_path)
     await store.open()
     pending = [
         asyncio.ensure_future(store.ingest(IngestRequest(records=[sale(f"T{i}")])))
@@ -183,38 +202,59 @@ async def test_close_finishes_queued_writes(tmp_path: Path) -> None:
     await asyncio.sleep(0)
     await store.close()
     assert all(p.done() and not p.exception() for p in pending)
-    reopened = SqliteStore(tmp_path / "drain.db")
+    reopened = open_store(sambung_store_url, base_dir=tmp_path)
     await reopened.open()
     assert (await reopened.counts())["records"] == 50
     await reopened.close()
 
 
-async def test_refuses_a_schema_newer_than_it_knows(tmp_path: Path) -> None:
-    path = tmp_path / "future.db"
-    store = SqliteStore(path)
-    await store.open()
-    await store.close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO schema_migrations VALUES (999, '0999_future.sql', 'x')")
+async def stamp_future_version(url: str, tmp_path: Path) -> None:
+    """Mark the store's schema as migrated by a sambung newer than this one."""
+    if url.startswith("sqlite"):
+        with sqlite3.connect(tmp_path / "sambung.db") as conn:
+            conn.execute("INSERT INTO schema_migrations VALUES (999, '0999_future.sql', 'x')")
+        return
+    conn = await asyncpg.connect(url)
+    await conn.execute("INSERT INTO schema_migrations VALUES (999, '0999_future.sql', now())")
+    await conn.close()
+
+
+async def test_refuses_a_schema_newer_than_it_knows(sambung_store_url: str, tmp_path: Path) -> None:
+    store = open_store(sambung_store_url, base_dir=tmp_path)
+    assert await store.migrate() != []
+    await stamp_future_version(sambung_store_url, tmp_path)
     with pytest.raises(ConfigError, match="newer than this sambung knows"):
-        await SqliteStore(path).open()
+        await open_store(sambung_store_url, base_dir=tmp_path).open()
+    with pytest.raises(ConfigError, match="newer than this sambung knows"):
+        await open_store(sambung_store_url, base_dir=tmp_path).migrate()
 
 
-async def test_migrations_apply_once(tmp_path: Path) -> None:
-    path = tmp_path / "twice.db"
+async def test_migrations_apply_once(sambung_store_url: str, tmp_path: Path) -> None:
+    first = open_store(sambung_store_url, base_dir=tmp_path)
+    known = sqlite_migrations() if isinstance(first, SqliteStore) else postgres_migrations()
+    assert await first.migrate() == [name for _, name, _ in known]
     for _ in range(2):
-        store = SqliteStore(path)
+        store = open_store(sambung_store_url, base_dir=tmp_path)
         await store.open()
         await store.close()
-    with sqlite3.connect(path) as conn:
-        versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert versions == [version for version, _, _ in migrations()]
-    assert mode == "wal"
+    assert await first.migrate() == []
+
+
+async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "wal.db")
+    await store.open()
+    await store.close()
+    with sqlite3.connect(tmp_path / "wal.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_replicas_starting_at_once_migrate_once(postgres_url: str) -> None:
+    stores = [PostgresStore(postgres_url) for _ in range(4)]
+    applied = await asyncio.gather(*(store.migrate() for store in stores))
+    assert sorted(map(len, applied)) == [0, 0, 0, len(postgres_migrations())]
 
 
 async def test_requests_in_one_group_apply_in_order(store: Store) -> None:
-    assert isinstance(store, SqliteStore)
     group = [
         IngestRequest(raw=raw("same"), records=[sale(total="1")], routes=[["backend"]]),
         IngestRequest(raw=raw("same"), records=[sale(total="1")], routes=[["backend"]]),
@@ -222,8 +262,7 @@ async def test_requests_in_one_group_apply_in_order(store: Store) -> None:
         IngestRequest(records=[sale(total="3", updated_at=NOW)], routes=[["backend"]]),
         IngestRequest(records=[sale(total="4", updated_at=NOW - timedelta(1))]),
     ]
-    loop = asyncio.get_running_loop()
-    results = await loop.run_in_executor(store._executor, store._commit_group, group)
+    results = await commit_group(store, group)
 
     outcomes = [r.records[0].outcome for r in results]  # type: ignore[union-attr]
     assert outcomes == [

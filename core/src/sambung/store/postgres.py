@@ -1,0 +1,924 @@
+"""The shared store: PostgreSQL through an asyncpg pool, for several daemon replicas.
+
+Ingest group-commits as SQLite's writer does: requests queue up, a writer task takes everything
+waiting and applies it in one transaction with one statement per table (arrays through
+`unnest`, never a round trip per row). The rows a group touches are locked in id order, so two
+replicas writing the same record serialise on it; a race that still slips through (two replicas
+inserting the same new record or raw event at once, a deadlock) rolls the group back and runs
+it again, when the other side's rows are visible. The outbox is claimed with `FOR UPDATE SKIP
+LOCKED`, so replicas share it and one row is delivered by one replica at a time.
+
+Every claim names its owner. An owner holds a session advisory lock for as long as its store
+is open, so at start-up a replica frees its own stale claims and those of owners that are gone
+(their lock went with their connection), never the live claims of another replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import asyncpg
+
+from ..errors import ConfigError, StoreUnavailable
+from .base import (
+    ClaimedRow,
+    ConnectionState,
+    ConnectionStatus,
+    DeadLetter,
+    DeadLetterQuery,
+    ImportedFile,
+    IngestRequest,
+    IngestResult,
+    OutboxRow,
+    OutboxSettlement,
+    RawEvent,
+    SinkStats,
+    Store,
+    StoredRecord,
+)
+from .plan import Key, PlannedRow, RawKey, load_migrations, plan_group
+
+_MAX_GROUP = 512
+_WRITERS = 2
+# A group that lost a race (see the module docstring) is run again this many times at most.
+_RACE_RETRIES = 5
+_RACES = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+# The server or the connection is gone: no point trying each request of a group on its own.
+_GONE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+)
+_FAILURES = (*_GONE, asyncpg.PostgresError)
+_Pending = tuple[IngestRequest, "asyncio.Future[IngestResult]"]
+_T = TypeVar("_T")
+Conn = Any  # an asyncpg connection (asyncpg ships no type information)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, SQL) of every PostgreSQL migration shipped with this sambung, in order."""
+    return load_migrations("sambung.store.migrations.postgres")
+
+
+def _same(value: datetime) -> datetime:
+    return value
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as one list per column, for `unnest($1::type[], ...)`."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+class PostgresStore(Store):
+    """The store for replicas: one PostgreSQL database shared by every daemon."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        owner: str | None = None,
+        pool_size: int = 10,
+        migrate: bool = True,
+    ) -> None:
+        self.url = url
+        # Unique per open store unless given: a replica that names itself the same way after a
+        # restart frees its own claims at once (dead owners' claims are freed in any case).
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._pool_size = pool_size
+        self._auto_migrate = migrate
+        self._pool: Any = None
+        self._alive: Conn = None  # holds the owner's advisory lock
+        self._alive_lock = asyncio.Lock()  # one query at a time on that connection
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._writers: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def _connect(self) -> Conn:
+        try:
+            return await asyncpg.connect(self.url)
+        except (*_FAILURES, ValueError) as err:
+            raise ConfigError(
+                f"store.url: cannot connect to PostgreSQL ({type(err).__name__}: {err})"
+            ) from err
+
+    async def open(self) -> None:
+        """Connect, migrate (unless told not to), take the owner lock and start the writers."""
+        self._alive = await self._connect()
+        try:
+            if self._auto_migrate:
+                await self._migrate(self._alive)
+            else:
+                await self._check_version(self._alive)
+            await self._alive.execute(
+                "SELECT pg_advisory_lock(hashtextextended($1, 0))", _owner_key(self.owner)
+            )
+            self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self._pool_size)
+        except BaseException:
+            await self._alive.close()
+            self._alive = None
+            raise
+        self._writers = [
+            asyncio.create_task(self._write_loop(), name=f"postgres-writer-{n}")
+            for n in range(_WRITERS)
+        ]
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations on a connection of its own; the names applied."""
+        conn = await self._connect()
+        try:
+            return await self._migrate(conn)
+        finally:
+            await conn.close()
+
+    @staticmethod
+    async def _migrate(conn: Conn) -> list[str]:
+        # One transaction under an advisory lock: replicas starting together take turns, and
+        # the second finds the work done. DDL is transactional here, so a failure leaves nothing.
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended("
+                "'sambung.migrate.' || COALESCE(current_schema(), ''), 0))"
+            )
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                " name text NOT NULL, applied_at timestamptz NOT NULL)"
+            )
+            applied = await PostgresStore._check_version(conn)
+            done = []
+            for version, name, sql in migrations():
+                if version in applied:
+                    continue
+                await conn.execute(sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations VALUES ($1, $2, now())", version, name
+                )
+                done.append(name)
+            return done
+
+    @staticmethod
+    async def _check_version(conn: Conn) -> set[int]:
+        exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        applied = (
+            {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            if exists
+            else set()
+        )
+        newest_known = migrations()[-1][0]
+        if applied and max(applied) > newest_known:
+            raise ConfigError(
+                f"store.url: the database schema is at version {max(applied)}, newer than this "
+                f"sambung knows ({newest_known}); upgrade sambung before running it on this store"
+            )
+        return applied
+
+    async def close(self) -> None:
+        """Drain queued writes, stop the writers, close the pool and drop the owner lock."""
+        if self._writers:
+            for _ in self._writers:
+                self._queue.put_nowait(None)
+            await asyncio.gather(*self._writers)
+            self._writers = []
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        if self._alive is not None:
+            await self._alive.close()
+            self._alive = None
+
+    # -- ingest (group commit) -------------------------------------------------------------
+
+    async def ingest(self, request: IngestRequest) -> IngestResult:
+        """Queue one atomic write and wait until the group holding it is committed."""
+        if not self._writers or any(w.done() for w in self._writers):
+            raise StoreUnavailable("the store is not open")
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((request, future))
+        return await future
+
+    async def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < _MAX_GROUP and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                group.append(item)
+            results = await self._commit_group([request for request, _ in group])
+            for (_, future), result in zip(group, results, strict=True):
+                if future.done():  # the waiter went away; the write stands regardless
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    async def _commit_group(
+        self, requests: Sequence[IngestRequest]
+    ) -> list[IngestResult | Exception]:
+        """Commit a group in one transaction; if it fails, commit each request on its own.
+
+        Lost races are retried as a whole; any other failure falls back to one request per
+        transaction, so one bad request does not fail the others that shared its group.
+        """
+        for attempt in range(_RACE_RETRIES):
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    return list(await self._apply_group(conn, requests))
+            except _RACES:
+                await asyncio.sleep(0.001 * 2**attempt)
+            except _GONE as err:
+                return [_unavailable("commit failed", err)] * len(requests)
+            except Exception as err:
+                if len(requests) == 1:
+                    return [_unavailable("write failed", err)]
+                break
+        else:
+            if len(requests) == 1:
+                return [StoreUnavailable("write failed: kept losing a race with another writer")]
+        return [(await self._commit_group([request]))[0] for request in requests]
+
+    async def _apply_group(
+        self, conn: Conn, requests: Sequence[IngestRequest]
+    ) -> list[IngestResult]:
+        """Apply a group with a fixed number of statements, however many requests it holds."""
+        now = datetime.now(UTC)
+        raw_ids = await self._existing_raw_events(conn, requests)
+        stored = await self._existing_records(conn, requests)
+        raw_keys = {(r.raw.outlet, r.raw.source_system, r.raw.dedup_key) for r in requests if r.raw}
+        keys = {record.key for request in requests for record in request.records}
+        raw_pool: list[int] = []
+        record_pool: list[int] = []
+        if len(raw_keys) > len(raw_ids) or len(keys) > len(stored):
+            # Fresh ids for the new rows up front, so the plan can name them (gaps are fine).
+            raw_pool, record_pool = await conn.fetchrow(
+                "SELECT ARRAY(SELECT nextval('raw_events_id_seq') FROM generate_series(1, $1)),"
+                " ARRAY(SELECT nextval('records_id_seq') FROM generate_series(1, $2))",
+                len(raw_keys) - len(raw_ids),
+                len(keys) - len(stored),
+            )
+        plan = plan_group(
+            requests,
+            raw_ids,
+            stored,
+            now=now,
+            stamp=_same,
+            new_raw_id=iter(raw_pool).__next__,
+            new_record_id=iter(record_pool).__next__,
+        )
+        if plan.raw_rows:
+            await conn.execute(
+                "INSERT INTO raw_events (id, outlet, source_system, channel, dedup_key,"
+                " event_type, content_type, body, received_at) SELECT * FROM unnest($1::bigint[],"
+                " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+                " $8::bytea[], $9::timestamptz[])",
+                *_columns(plan.raw_rows, 9),
+            )
+        inserts = [row for row in plan.touched.values() if row.new]
+        if inserts:
+            await conn.execute(
+                "INSERT INTO records (id, outlet, source_system, kind, external_id, fingerprint,"
+                " revision, source_updated_at, payload, raw_event_id, created_at, updated_at)"
+                " SELECT *, $11::timestamptz, $11::timestamptz FROM unnest($1::bigint[],"
+                " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[],"
+                " $8::timestamptz[], $9::text[], $10::bigint[])",
+                *_columns(
+                    [
+                        (
+                            row.id,
+                            *row.key,
+                            row.fingerprint,
+                            row.revision,
+                            row.version,
+                            row.payload,
+                            row.raw_event_id,
+                        )
+                        for row in inserts
+                    ],
+                    10,
+                ),
+                now,
+            )
+        updates = [row for row in plan.touched.values() if not row.new]
+        if updates:
+            await conn.execute(
+                "UPDATE records AS r SET fingerprint = u.fingerprint, revision = u.revision,"
+                " source_updated_at = u.version, payload = COALESCE(u.payload, r.payload),"
+                " raw_event_id = u.raw_event_id,"
+                " updated_at = CASE WHEN u.payload IS NULL THEN r.updated_at ELSE $7 END"
+                " FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::timestamptz[],"
+                " $5::text[], $6::bigint[]) AS u(id, fingerprint, revision, version, payload,"
+                " raw_event_id) WHERE r.id = u.id",
+                *_columns(
+                    [
+                        (
+                            row.id,
+                            row.fingerprint,
+                            row.revision,
+                            row.version,
+                            row.payload,
+                            row.raw_event_id,
+                        )
+                        for row in updates
+                    ],
+                    6,
+                ),
+                now,
+            )
+        if plan.outbox_rows:
+            await conn.execute(
+                "INSERT INTO outbox (sink, record_id, revision, idempotency_key, payload,"
+                " next_attempt_at, created_at) SELECT * FROM unnest($1::text[], $2::bigint[],"
+                " $3::integer[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])"
+                " ON CONFLICT (idempotency_key) DO NOTHING",
+                *_columns(plan.outbox_rows, 7),
+            )
+        results = plan.results
+        # Dead letters are rare (a failed body): one statement each, to learn each one's id.
+        for index, request in enumerate(requests):
+            if (dl := request.dead_letter) is not None:
+                dead_letter_id = await conn.fetchval(
+                    "INSERT INTO dead_letters (stage, outlet, connector, error_type, error, field,"
+                    " raw_event_id, payload, created_at, updated_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING"
+                    " RETURNING id",
+                    dl.stage,
+                    dl.outlet,
+                    dl.connector,
+                    dl.error_type,
+                    dl.error,
+                    dl.field,
+                    results[index].raw_event_id,
+                    dl.payload,
+                    now,
+                )
+                if dead_letter_id is not None:
+                    results[index] = replace(results[index], dead_letter_id=dead_letter_id)
+        # The last cursor of a connection in the group wins, as if committed one by one.
+        cursors = {
+            (c.outlet, c.connector): c.value for r in requests if (c := r.cursor) is not None
+        }
+        if cursors:
+            await conn.execute(
+                "INSERT INTO cursors (outlet, connector, value, updated_at)"
+                " SELECT *, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[])"
+                " ON CONFLICT (outlet, connector) DO UPDATE"
+                " SET value = excluded.value, updated_at = excluded.updated_at",
+                *_columns([(*key, value) for key, value in cursors.items()], 3),
+                now,
+            )
+        return results
+
+    @staticmethod
+    async def _existing_raw_events(
+        conn: Conn, requests: Sequence[IngestRequest]
+    ) -> dict[RawKey, int]:
+        keys = {(r.raw.outlet, r.raw.source_system, r.raw.dedup_key) for r in requests if r.raw}
+        if not keys:
+            return {}
+        rows = await conn.fetch(
+            "SELECT k.o, k.s, k.d, r.id FROM unnest($1::text[], $2::text[], $3::text[])"
+            " AS k(o, s, d) JOIN raw_events AS r"
+            " ON r.outlet = k.o AND r.source_system = k.s AND r.dedup_key = k.d",
+            *_columns(list(keys), 3),
+        )
+        return {(o, s, d): i for o, s, d, i in rows}
+
+    @staticmethod
+    async def _existing_records(
+        conn: Conn, requests: Sequence[IngestRequest]
+    ) -> dict[Key, PlannedRow]:
+        keys = {record.key for request in requests for record in request.records}
+        if not keys:
+            return {}
+        # Locked in id order, the same in every writer, so two groups cannot deadlock on them.
+        rows = await conn.fetch(
+            "SELECT r.outlet, r.source_system, r.kind, r.external_id, r.id, r.fingerprint,"
+            " r.revision, r.source_updated_at, r.raw_event_id FROM records AS r"
+            " JOIN unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(o, s, kd, e)"
+            " ON r.outlet = k.o AND r.source_system = k.s AND r.kind = k.kd"
+            " AND r.external_id = k.e ORDER BY r.id FOR UPDATE OF r",
+            *_columns(list(keys), 4),
+        )
+        found: dict[Key, PlannedRow] = {}
+        for outlet, source, kind, external_id, *state in rows:
+            row = PlannedRow(*state[:4], new=False)
+            row.raw_event_id = state[4]
+            found[(outlet, source, kind, external_id)] = row
+        return found
+
+    # -- plumbing for everything else ------------------------------------------------------
+
+    async def _run(self, work: Callable[[Conn], Awaitable[_T]], *, transaction: bool = False) -> _T:
+        """Run `work` on a pooled connection (in one transaction if asked); errors become
+        `StoreUnavailable`."""
+        if self._pool is None:
+            raise StoreUnavailable("the store is not open")
+        try:
+            async with self._pool.acquire() as conn:
+                if not transaction:
+                    return await work(conn)
+                async with conn.transaction():
+                    return await work(conn)
+        except _FAILURES as err:
+            raise _unavailable("query failed", err) from err
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        return await self._run(lambda conn: conn.fetch(sql, *args))
+
+    async def _execute(self, sql: str, *args: Any) -> int:
+        """Run one statement; how many rows it touched."""
+        status: str = await self._run(lambda conn: conn.execute(sql, *args))
+        return int(status.rsplit(" ", 1)[-1]) if status[-1:].isdigit() else 0
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless a query answers."""
+        await self._fetch("SELECT 1")
+
+    # -- records, raw events, cursors, counts ----------------------------------------------
+
+    _RECORD_COLUMNS = (
+        "id, outlet, source_system, kind, external_id, fingerprint, revision,"
+        " source_updated_at, payload, raw_event_id, created_at, updated_at"
+    )
+
+    async def get_record(
+        self, outlet: str, source_system: str, kind: str, external_id: str
+    ) -> StoredRecord | None:
+        """The stored record with that identity, if any."""
+        rows = await self._fetch(
+            f"SELECT {self._RECORD_COLUMNS} FROM records"
+            " WHERE outlet = $1 AND source_system = $2 AND kind = $3 AND external_id = $4",
+            outlet,
+            source_system,
+            kind,
+            external_id,
+        )
+        return StoredRecord(*rows[0]) if rows else None
+
+    async def list_records(
+        self,
+        *,
+        outlet: str | None = None,
+        source_system: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> list[StoredRecord]:
+        """The most recently changed records, newest first."""
+        where, params = _filters(outlet=outlet, source_system=source_system, kind=kind)
+        rows = await self._fetch(
+            f"SELECT {self._RECORD_COLUMNS} FROM records{where}"
+            f" ORDER BY updated_at DESC, id DESC LIMIT ${len(params) + 1}",
+            *params,
+            limit,
+        )
+        return [StoredRecord(*row) for row in rows]
+
+    async def get_raw_event(self, raw_event_id: int) -> RawEvent | None:
+        """A stored raw event with its verbatim body."""
+        rows = await self._fetch(
+            "SELECT outlet, source_system, channel, dedup_key, body, received_at, event_type,"
+            " content_type FROM raw_events WHERE id = $1",
+            raw_event_id,
+        )
+        return RawEvent(*rows[0]) if rows else None
+
+    async def get_cursor(self, outlet: str, connector: str) -> str | None:
+        """The committed poll cursor of one connection."""
+        rows = await self._fetch(
+            "SELECT value FROM cursors WHERE outlet = $1 AND connector = $2", outlet, connector
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def counts(self) -> dict[str, int]:
+        """Row counts per table."""
+        tables = ("raw_events", "records", "outbox", "dead_letters", "cursors")
+        rows = await self._fetch(
+            " UNION ALL ".join(f"SELECT '{t}', COUNT(*) FROM {t}" for t in tables)
+        )
+        return {name: count for name, count in rows}
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def list_outbox(self, *, sink: str | None = None, limit: int = 1000) -> list[OutboxRow]:
+        """Outbox rows in the order they were written."""
+        where, params = _filters(sink=sink)
+        rows = await self._fetch(
+            "SELECT id, sink, record_id, revision, idempotency_key, payload, status, attempts,"
+            f" next_attempt_at, created_at FROM outbox{where} ORDER BY id"
+            f" LIMIT ${len(params) + 1}",
+            *params,
+            limit,
+        )
+        return [OutboxRow(*row) for row in rows]
+
+    async def claim_outbox(
+        self, sink: str, *, now: datetime, limit: int, lease_seconds: float
+    ) -> list[ClaimedRow]:
+        """Claim up to `limit` due rows of `sink`, oldest first, one revision per record.
+
+        Rows another replica is claiming right now are skipped, not waited for. An older
+        revision still pending (claimed or not) holds back the newer ones of its record.
+        """
+        rows = await self._fetch(
+            "WITH due AS (SELECT o.id FROM outbox AS o"
+            " WHERE o.sink = $1 AND o.status = 'pending' AND o.next_attempt_at <= $2"
+            " AND (o.claimed_until IS NULL OR o.claimed_until <= $2)"
+            " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.sink = o.sink"
+            "  AND p.record_id = o.record_id AND p.status = 'pending'"
+            "  AND p.revision < o.revision)"
+            " ORDER BY o.next_attempt_at, o.id LIMIT $3 FOR UPDATE OF o SKIP LOCKED)"
+            " UPDATE outbox AS o SET claimed_until = $4, claimed_by = $5"
+            " FROM due, records AS r WHERE o.id = due.id AND r.id = o.record_id"
+            " RETURNING o.id, o.sink, o.record_id, o.revision, o.idempotency_key, o.payload,"
+            " o.attempts, o.created_at, r.outlet, r.source_system, r.kind, o.next_attempt_at",
+            sink,
+            now,
+            limit,
+            now + timedelta(seconds=lease_seconds),
+            self.owner,
+        )
+        rows.sort(key=lambda r: (r[11], r[0]))
+        return [ClaimedRow(*r[:11]) for r in rows]
+
+    async def release_claims(self, sink: str | None = None) -> int:
+        """Drop this owner's claims and those of owners that are gone (of one sink, if given)."""
+        if self._alive is None:
+            raise StoreUnavailable("the store is not open")
+        try:
+            async with self._alive_lock:
+                gone = await self._gone_owners()
+        except _FAILURES as err:
+            raise _unavailable("query failed", err) from err
+        clause, params = ("", []) if sink is None else (" AND sink = $3", [sink])
+        return await self._execute(
+            "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL"
+            " WHERE claimed_until IS NOT NULL"
+            " AND (claimed_by = ANY($1::text[]) OR (claimed_by IS NULL AND $2))" + clause,
+            [owner for owner in gone if owner is not None],
+            None in gone,
+            *params,
+        )
+
+    async def _gone_owners(self) -> list[str | None]:
+        """This owner, and every other owner holding claims whose connection is gone."""
+        owners = await self._alive.fetch(
+            "SELECT DISTINCT claimed_by FROM outbox WHERE claimed_until IS NOT NULL"
+            " AND claimed_by IS DISTINCT FROM $1",
+            self.owner,
+        )
+        gone: list[str | None] = [self.owner]
+        for (owner,) in owners:
+            if owner is None:
+                gone.append(owner)
+                continue
+            # The lock is free only if its owner's connection is gone; give it back at once.
+            key = _owner_key(owner)
+            if await self._alive.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key
+            ):
+                await self._alive.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+                gone.append(owner)
+        return gone
+
+    async def settle_outbox(
+        self, settlements: Sequence[OutboxSettlement], *, now: datetime
+    ) -> list[DeadLetter]:
+        """Record delivered, retry-later and dead rows in one transaction."""
+        delivered = [s.id for s in settlements if s.status == "delivered"]
+        retry = [
+            (s.id, s.next_attempt_at or now, s.error) for s in settlements if s.status == "pending"
+        ]
+        dead = [
+            (s.id, s.error_type or "DeliveryFailed", s.error or "")
+            for s in settlements
+            if s.status == "dead"
+        ]
+
+        async def settle(conn: Conn) -> list[DeadLetter]:
+            # Only rows still pending: a claim that outlived its lease may have been delivered
+            # by another replica meanwhile, and that outcome stands.
+            if delivered:
+                await conn.execute(
+                    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
+                    " delivered_at = $2, last_error = NULL, claimed_until = NULL,"
+                    " claimed_by = NULL WHERE id = ANY($1::bigint[]) AND status = 'pending'",
+                    delivered,
+                    now,
+                )
+            if retry:
+                await conn.execute(
+                    "UPDATE outbox AS o SET attempts = o.attempts + 1, next_attempt_at = s.at,"
+                    " last_error = s.error, claimed_until = NULL, claimed_by = NULL"
+                    " FROM unnest($1::bigint[], $2::timestamptz[], $3::text[])"
+                    " AS s(id, at, error) WHERE o.id = s.id AND o.status = 'pending'",
+                    *_columns(retry, 3),
+                )
+            if not dead:
+                return []
+            ids, types, errors = _columns(dead, 3)
+            await conn.execute(
+                "UPDATE outbox AS o SET status = 'dead', attempts = o.attempts + 1,"
+                " last_error = s.error, claimed_until = NULL, claimed_by = NULL"
+                " FROM unnest($1::bigint[], $2::text[]) AS s(id, error)"
+                " WHERE o.id = s.id AND o.status = 'pending'",
+                ids,
+                errors,
+            )
+            created = await conn.fetch(
+                "INSERT INTO dead_letters (stage, outlet, connector, error_type, error,"
+                " outbox_id, payload, attempts, created_at, updated_at)"
+                " SELECT 'delivery', r.outlet, r.source_system, s.error_type, s.error, o.id,"
+                " o.payload, o.attempts, $4, $4"
+                " FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY"
+                " AS s(id, error_type, error, n)"
+                " JOIN outbox AS o ON o.id = s.id JOIN records AS r ON r.id = o.record_id"
+                " WHERE o.status = 'dead' ORDER BY s.n RETURNING id",
+                ids,
+                types,
+                errors,
+                now,
+            )
+            rows = await conn.fetch(
+                f"SELECT {_DEAD_LETTER_COLUMNS} WHERE d.id = ANY($1::bigint[]) ORDER BY d.id",
+                [r[0] for r in created],
+            )
+            return [DeadLetter(*row) for row in rows]
+
+        return await self._run(settle, transaction=True)
+
+    async def outbox_stats(self) -> dict[str, SinkStats]:
+        """Counts per sink of pending, retrying, dead and delivered rows."""
+        rows = await self._fetch(
+            "SELECT sink, COUNT(*) FILTER (WHERE status = 'pending'),"
+            " MIN(created_at) FILTER (WHERE status = 'pending'),"
+            " COUNT(*) FILTER (WHERE status = 'pending' AND attempts > 0),"
+            " COUNT(*) FILTER (WHERE status = 'dead'),"
+            " COUNT(*) FILTER (WHERE status = 'delivered') FROM outbox GROUP BY sink"
+        )
+        return {r[0]: SinkStats(*r) for r in rows}
+
+    async def prune_outbox(self, *, before: datetime, limit: int = 5000) -> int:
+        """Delete up to `limit` delivered or superseded rows finished before `before`."""
+        return await self._execute(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+            " WHERE status IN ('delivered', 'superseded') AND delivered_at < $1"
+            " AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.outbox_id = outbox.id)"
+            " LIMIT $2)",
+            before,
+            limit,
+        )
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    async def find_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
+        """Dead letters matching `query`, newest first."""
+        where, params = _filters(
+            **{
+                "d.stage": query.stage,
+                "d.outlet": query.outlet,
+                "d.connector": query.connector,
+                "d.status": query.status,
+            }
+        )
+        if query.since is not None:
+            params.append(query.since)
+            where += (" AND " if where else " WHERE ") + f"d.created_at >= ${len(params)}"
+        rows = await self._fetch(
+            f"SELECT {_DEAD_LETTER_COLUMNS}{where} ORDER BY d.id DESC LIMIT ${len(params) + 1}",
+            *params,
+            query.limit,
+        )
+        return [DeadLetter(*row) for row in rows]
+
+    async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter | None:
+        """One dead letter, whatever its status."""
+        rows = await self._fetch(f"SELECT {_DEAD_LETTER_COLUMNS} WHERE d.id = $1", dead_letter_id)
+        return DeadLetter(*rows[0]) if rows else None
+
+    async def requeue_dead_letter(self, dead_letter_id: int, *, now: datetime) -> bool:
+        """Put an open delivery dead letter's row back to pending (or superseded)."""
+
+        async def requeue(conn: Conn) -> bool:
+            outbox_id = await conn.fetchval(
+                "SELECT outbox_id FROM dead_letters"
+                " WHERE id = $1 AND stage = 'delivery' AND status = 'open'"
+                " AND outbox_id IS NOT NULL FOR UPDATE",
+                dead_letter_id,
+            )
+            if outbox_id is None:
+                return False
+            newer = await conn.fetchval(
+                "SELECT 1 FROM outbox AS o JOIN outbox AS n ON n.sink = o.sink"
+                " AND n.record_id = o.record_id AND n.revision > o.revision"
+                " AND n.status IN ('pending', 'delivered') WHERE o.id = $1 LIMIT 1",
+                outbox_id,
+            )
+            if newer is not None:  # delivering it now would put an old version over a new one
+                await conn.execute(
+                    "UPDATE outbox SET status = 'superseded', delivered_at = $2 WHERE id = $1",
+                    outbox_id,
+                    now,
+                )
+            else:
+                await conn.execute(
+                    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2,"
+                    " claimed_until = NULL, claimed_by = NULL, last_error = NULL WHERE id = $1",
+                    outbox_id,
+                    now,
+                )
+            await conn.execute(
+                "UPDATE dead_letters SET status = 'replayed', attempts = attempts + 1,"
+                " updated_at = $2 WHERE id = $1",
+                dead_letter_id,
+                now,
+            )
+            return True
+
+        return await self._run(requeue, transaction=True)
+
+    async def resolve_dead_letter(self, dead_letter_id: int, status: str) -> bool:
+        """Move an open dead letter to `replayed` or `discarded`."""
+        if status not in ("replayed", "discarded"):
+            raise ValueError(f"a dead letter cannot become {status!r}")
+        bump = ", attempts = attempts + 1" if status == "replayed" else ""
+        touched = await self._execute(
+            f"UPDATE dead_letters SET status = $1, updated_at = $2{bump}"
+            " WHERE id = $3 AND status = 'open'",
+            status,
+            datetime.now(UTC),
+            dead_letter_id,
+        )
+        return touched == 1
+
+    async def connection_activity(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Per (outlet, source_system): records, open dead letters, last success and error."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for outlet, source, count, last in await self._fetch(
+            "SELECT outlet, source_system, COUNT(*), MAX(updated_at) FROM records"
+            " GROUP BY outlet, source_system"
+        ):
+            found[(outlet, source)] = {"records": count, "last_success_at": last}
+        for outlet, source, count, last, error in await self._fetch(
+            "SELECT outlet, connector, COUNT(*) FILTER (WHERE status = 'open'), MAX(created_at),"
+            " (SELECT e.error FROM dead_letters AS e WHERE e.outlet = d.outlet"
+            "  AND e.connector = d.connector ORDER BY e.id DESC LIMIT 1)"
+            " FROM dead_letters AS d WHERE stage != 'delivery' GROUP BY outlet, connector"
+        ):
+            entry = found.setdefault((outlet, source), {})
+            entry.update(open_dead_letters=count, last_error_at=last, last_error=error)
+        return found
+
+    # -- imported files (file-drop) --------------------------------------------------------
+
+    async def get_imported_file(
+        self, outlet: str, connector: str, sha256: str
+    ) -> ImportedFile | None:
+        """The import of a file with this content at this connection, if it happened."""
+        rows = await self._fetch(
+            "SELECT outlet, connector, sha256, name, size, rows_imported, rows_rejected,"
+            " channel, imported_at FROM imported_files"
+            " WHERE outlet = $1 AND connector = $2 AND sha256 = $3",
+            outlet,
+            connector,
+            sha256,
+        )
+        return ImportedFile(*rows[0]) if rows else None
+
+    async def record_imported_file(self, entry: ImportedFile) -> None:
+        """Remember a file as imported; a repeat is a no-op."""
+        await self._execute(
+            "INSERT INTO imported_files (outlet, connector, sha256, name, size,"
+            " rows_imported, rows_rejected, channel, imported_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            entry.outlet,
+            entry.connector,
+            entry.sha256,
+            entry.name,
+            entry.size,
+            entry.rows_imported,
+            entry.rows_rejected,
+            entry.channel,
+            entry.imported_at,
+        )
+
+    # -- connection states -----------------------------------------------------------------
+
+    async def save_connection_state(self, state: ConnectionState) -> None:
+        """Upsert one connection's state; its `records_fetched` adds to the stored total."""
+        await self._execute(
+            "INSERT INTO connection_states AS s (outlet, connector, mode, state, last_run_at,"
+            " last_success_at, last_error, last_error_at, records_fetched,"
+            " refused_credentials, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+            " $10, $11) ON CONFLICT (outlet, connector, mode) DO UPDATE SET"
+            " state = excluded.state,"
+            " last_run_at = COALESCE(excluded.last_run_at, s.last_run_at),"
+            " last_success_at = COALESCE(excluded.last_success_at, s.last_success_at),"
+            " last_error = COALESCE(excluded.last_error, s.last_error),"
+            " last_error_at = COALESCE(excluded.last_error_at, s.last_error_at),"
+            " records_fetched = s.records_fetched + excluded.records_fetched,"
+            " refused_credentials = excluded.refused_credentials,"
+            " updated_at = excluded.updated_at",
+            state.outlet,
+            state.connector,
+            state.mode,
+            state.state.value,
+            state.last_run_at,
+            state.last_success_at,
+            state.last_error,
+            state.last_error_at,
+            state.records_fetched,
+            state.refused_credentials,
+            datetime.now(UTC),
+        )
+
+    async def list_connection_states(self) -> list[ConnectionState]:
+        """Every recorded connection state with its committed cursor."""
+        rows = await self._fetch(
+            "SELECT s.outlet, s.connector, s.mode, s.state, s.last_run_at, s.last_success_at,"
+            " s.last_error, s.last_error_at, s.records_fetched, s.refused_credentials, c.value"
+            " FROM connection_states AS s LEFT JOIN cursors AS c"
+            " ON c.outlet = s.outlet AND c.connector = s.connector"
+            " ORDER BY s.outlet, s.connector, s.mode"
+        )
+        return [
+            ConnectionState(
+                outlet=r[0],
+                connector=r[1],
+                mode=r[2],
+                state=ConnectionStatus(r[3]),
+                last_run_at=r[4],
+                last_success_at=r[5],
+                last_error=r[6],
+                last_error_at=r[7],
+                records_fetched=r[8],
+                refused_credentials=r[9],
+                cursor=r[10],
+            )
+            for r in rows
+        ]
+
+
+_DEAD_LETTER_COLUMNS = (
+    "d.id, d.stage, d.outlet, d.connector, d.error_type, d.error, d.field, d.raw_event_id,"
+    " d.payload, d.status, d.created_at, d.outbox_id, d.attempts, o.sink"
+    " FROM dead_letters AS d LEFT JOIN outbox AS o ON o.id = d.outbox_id"
+)
+
+
+def _owner_key(owner: str) -> str:
+    return "sambung.owner." + owner
+
+
+def _unavailable(what: str, err: BaseException) -> StoreUnavailable:
+    failure = StoreUnavailable(f"{what}: {type(err).__name__}: {err}")
+    failure.__cause__ = err
+    return failure
+
+
+def _filters(**columns: str | None) -> tuple[str, list[Any]]:
+    """A WHERE clause (or nothing) matching every given column exactly, with $1, $2, ..."""
+    given = [(name, value) for name, value in columns.items() if value is not None]
+    if not given:
+        return "", []
+    clause = " AND ".join(f"{name} = ${n}" for n, (name, _) in enumerate(given, 1))
+    return " WHERE " + clause, [value for _, value in given]
+
+
+async def create_schema(url: str, *, prefix: str = "scratch") -> tuple[str, str]:
+    """A fresh empty schema: its name, and `url` with the search_path set to it.
+
+    Tests and benchmarks each get one, so they share a server without seeing each other's rows;
+    `drop_schema` removes it with everything in it.
+    """
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{name}"')
+    finally:
+        await conn.close()
+    joiner = "&" if "?" in url else "?"
+    return name, f"{url}{joiner}search_path={name}"
+
+
+async def drop_schema(url: str, name: str) -> None:
+    """Drop a schema made by `create_schema`, with everything in it."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    finally:
+        await conn.close()
