@@ -13,8 +13,6 @@ import asyncio
 import base64
 import itertools
 import json
-import os
-import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -23,8 +21,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-import pytest
 import yaml
 from sambung.store import Lease, Store, StoredRecord, open_store
 from sambung.testing.daemon import DaemonProcess, HttpClient, free_port
@@ -38,9 +34,6 @@ SINK_SECRET = "whsec_" + base64.b64encode(b"e2e-replicas-secret-at-least-24").de
 ADMIN_TOKEN = "admin-token-for-replica-tests"
 TTL = 3.0
 OUTLETS = ("kemang", "senopati", "bintaro")
-POSTGRES_URL = os.environ.get(
-    "SAMBUNG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 
 
 def key_of(outlet: str) -> str:
@@ -80,25 +73,6 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 90.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.05)
-
-
-@pytest.fixture
-def store_url() -> Iterator[str]:
-    """The test database with its search_path set to a fresh schema, dropped afterwards."""
-    schema = f"replicas_{secrets.token_hex(6)}"
-
-    async def execute(sql: str) -> None:
-        conn = await asyncpg.connect(POSTGRES_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(execute(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_URL}?search_path={schema}"
-    finally:
-        asyncio.run(execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
 
 def read(store_url: str, query: Callable[[Store], Awaitable[Any]]) -> Any:
@@ -223,8 +197,9 @@ def start(sambung_daemon: Any, count: int, *urls: str) -> list[DaemonProcess]:
 
 
 def test_a_killed_replica_loses_nothing_and_its_loops_move_within_the_lease_time(
-    sambung_daemon: Any, store_url: str
+    sambung_daemon: Any, postgres_url: str
 ) -> None:
+    store_url = postgres_url
     vendor = QasirFake(api_key=key_of(OUTLETS[0]))
     vendor.api_keys |= {key_of(o) for o in OUTLETS}
     vendor.latency = 0.01  # two pollers of one loop would overlap, and be counted
@@ -285,8 +260,9 @@ def test_a_killed_replica_loses_nothing_and_its_loops_move_within_the_lease_time
 
 
 def test_two_replicas_never_poll_one_loop_at_once_and_hand_over_on_sigterm(
-    sambung_daemon: Any, store_url: str
+    sambung_daemon: Any, postgres_url: str
 ) -> None:
+    store_url = postgres_url
     vendor = QasirFake(api_key=key_of(OUTLETS[0]))
     vendor.api_keys |= {key_of(o) for o in OUTLETS}
     vendor.latency = 0.02

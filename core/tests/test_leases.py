@@ -1,14 +1,18 @@
 """Leases in the store and the replica machinery built on them: take, renew, expire, takeover,
-release, fencing, and `Store.exclusive`."""
+release, fencing, and `Store.exclusive`; and the outbox shared by two replicas on PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sambung.replicas import Replica
-from sambung.store import Store
+from sambung.store import IngestRequest, Store, open_store
+from sambung.store.base import OutboxSettlement
+
+from .conftest import sale
 
 NOW = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 
@@ -197,3 +201,83 @@ async def test_a_crashing_loop_releases_its_lease_and_raises(store: Store) -> No
     with pytest.raises(RuntimeError, match="connector bug"):
         await Replica(store, "one", ttl=0.6).own("poll:kemang/qasir", broken)
     assert await store.list_leases() == []
+
+
+# -- the outbox shared by replicas (PostgreSQL) ------------------------------------------------
+
+
+async def _replica_stores(url: str, *owners: str) -> list[Store]:
+    stores = [open_store(url, base_dir=Path("."), owner=owner) for owner in owners]
+    for opened in stores:
+        await opened.open()
+    return stores
+
+
+async def test_only_a_dead_replicas_claims_are_freed_by_the_others(postgres_url: str) -> None:
+    one, two = await _replica_stores(postgres_url, "one", "two")
+    try:
+        await one.ingest(IngestRequest(records=[sale()], routes=[["backend"]]))
+        due = datetime.now(UTC) + timedelta(seconds=1)
+        assert await one.claim_outbox("backend", now=due, limit=10, lease_seconds=300)
+
+        assert await two.release_orphaned_claims() == 0  # `one` is alive
+        assert await one.release_orphaned_claims() == 0  # never its own
+        await one.close()  # its connection, and with it its liveness lock, is gone
+        assert await two.release_orphaned_claims() == 1
+        assert len(await two.claim_outbox("backend", now=due, limit=10, lease_seconds=300)) == 1
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_sqlite_has_no_orphaned_claims(tmp_path: Path) -> None:
+    opened = open_store(f"sqlite:///{tmp_path / 'one.db'}", base_dir=tmp_path)
+    await opened.open()
+    try:
+        await opened.ingest(IngestRequest(records=[sale()], routes=[["backend"]]))
+        due = datetime.now(UTC) + timedelta(seconds=1)
+        assert await opened.claim_outbox("backend", now=due, limit=10, lease_seconds=300)
+        assert await opened.release_orphaned_claims() == 0
+    finally:
+        await opened.close()
+
+
+async def test_two_replicas_claiming_at_once_deliver_each_row_once_and_in_record_order(
+    postgres_url: str,
+) -> None:
+    one, two = await _replica_stores(postgres_url, "one", "two")
+    records, revisions = 40, 3
+    try:
+        for revision in range(revisions):
+            batch = [sale(f"TRX-{n}", total=str(1000 + revision)) for n in range(records)]
+            await one.ingest(IngestRequest(records=batch, routes=[["backend"]] * records))
+        in_flight: set[int] = set()
+        delivered: list[tuple[str, int, int, int]] = []  # (owner, row id, record id, revision)
+
+        async def dispatch(store: Store, owner: str) -> None:
+            idle = 0
+            while idle < 5:
+                now = datetime.now(UTC)
+                rows = await store.claim_outbox("backend", now=now, limit=7, lease_seconds=300)
+                idle = 0 if rows else idle + 1
+                assert not in_flight & {row.id for row in rows}, "a row claimed twice at once"
+                in_flight.update(row.id for row in rows)
+                await asyncio.sleep(0.001)
+                delivered.extend((owner, r.id, r.record_id, r.revision) for r in rows)
+                in_flight.difference_update(row.id for row in rows)
+                settled = [OutboxSettlement(row.id, "delivered") for row in rows]
+                await store.settle_outbox(settled, now=now)
+                await asyncio.sleep(0.005 if not rows else 0)
+
+        await asyncio.gather(dispatch(one, "one"), dispatch(two, "two"))
+
+        assert len(delivered) == records * revisions
+        assert len({row_id for _, row_id, _, _ in delivered}) == records * revisions
+        assert {owner for owner, *_ in delivered} == {"one", "two"}
+        by_record: dict[int, list[int]] = {}
+        for _, _, record_id, revision in delivered:
+            by_record.setdefault(record_id, []).append(revision)
+        assert all(found == [1, 2, 3] for found in by_record.values())
+    finally:
+        await one.close()
+        await two.close()

@@ -21,7 +21,7 @@ from .errors import ConfigError, ConfigProblem
 from .inbox import start_file_drop
 from .outbox import Dispatcher
 from .plugins import Registry
-from .replicas import Replica
+from .replicas import Replica, default_replica_id
 from .store import DeadLetter, Store, open_store
 from .supervision import Loops
 from .webhooks import (
@@ -49,10 +49,13 @@ class Daemon:
         self.loaded = loaded
         self.registry = registry
         self.clock = clock or SystemClock()
-        self.store: Store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
         replicas = loaded.config.replicas
+        replica_id = replicas.id or default_replica_id()
+        self.store: Store = open_store(
+            loaded.config.store.url, base_dir=loaded.base_dir, owner=replica_id
+        )
         self.replica = Replica(
-            self.store, replicas.id, ttl=replicas.lease_ttl.total_seconds(), clock=self.clock
+            self.store, replica_id, ttl=replicas.lease_ttl.total_seconds(), clock=self.clock
         )
         self._runners: list[web.AppRunner] = []
         self.loops = Loops()

@@ -419,8 +419,11 @@ class Store(abc.ABC):
             await self.release_lease(lease, owner)
 
 
-def open_store(url: str, *, base_dir: Path) -> Store:
-    """The store named by a URL; a relative SQLite path is read from `base_dir` (the YAML's)."""
+def open_store(url: str, *, base_dir: Path, owner: str | None = None) -> Store:
+    """The store named by a URL; a relative SQLite path is read from `base_dir` (the YAML's).
+
+    `owner` names this process (its replica id) in what it claims in a shared store.
+    """
     if url.startswith("sqlite:///"):
         from .sqlite import SqliteStore
 
@@ -429,7 +432,7 @@ def open_store(url: str, *, base_dir: Path) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, owner=owner)
     raise ConfigError(
         f"store.url: unsupported store URL {display_url(url)!r}"
         " (use sqlite:///PATH or postgresql://USER@HOST/DB)"
