@@ -13,6 +13,9 @@ import asyncio
 import base64
 import itertools
 import json
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -289,6 +292,17 @@ def test_two_replicas_never_poll_one_loop_at_once_and_hand_over_on_sigterm(
             replicas[leaving].start()
         wait_until(lambda: len(vendor.max_in_flight_by_loop) == len(OUTLETS), "every loop polled")
         assert set(vendor.max_in_flight_by_loop.values()) == {1}, vendor.max_in_flight_by_loop
+        # `sambung status` names the owner of every loop and every live replica.
+        shown = subprocess.run(
+            [sys.executable, "-m", "sambung", "status", "-c", str(replicas[0].config_path)],
+            capture_output=True,
+            text=True,
+            env=replicas[0].env,
+            check=True,
+        ).stdout
+        for name, owner in loop_owners(status_of(replicas[0])).items():
+            assert re.search(rf"^{re.escape(name)}\s+{owner}\s+live", shown, re.MULTILINE), shown
+        assert "replica:r0" in shown and "replica:r1" in shown
 
 
 def assert_revisions_in_order(receiver: Receiver) -> None:
