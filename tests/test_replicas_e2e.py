@@ -31,6 +31,7 @@ from sambung.testing.receiver import Receiver, ReceiverThread
 from sambung_qasir.fake import QasirFake
 
 from .payloads import PAWOON_SECRET, WEBHOOKS, pawoon_sale, signed
+from .test_outbox_e2e import wait_until
 from .test_poll_e2e import serving
 
 SINK_SECRET = "whsec_" + base64.b64encode(b"e2e-replicas-secret-at-least-24").decode()
@@ -67,15 +68,6 @@ def config(store_url: str, vendor_url: str, receiver_url: str, replica: str) -> 
         ],
         "sinks": {"backend": {"type": "http", "url": receiver_url, "secret": SINK_SECRET}},
     }
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
-    """Poll `condition` until true; a generous bound so a loaded machine only waits longer."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 def read(store_url: str, query: Callable[[Store], Awaitable[Any]]) -> Any:
@@ -194,6 +186,15 @@ def loop_owners(status: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def qasir(latency: float) -> QasirFake:
+    """The fake Qasir with a key per outlet; each request held `latency` seconds, so two pollers
+    of one loop would overlap, and be counted."""
+    vendor = QasirFake(api_key=key_of(OUTLETS[0]))
+    vendor.api_keys |= {key_of(o) for o in OUTLETS}
+    vendor.latency = latency
+    return vendor
+
+
 def start(sambung_daemon: Any, count: int, *urls: str) -> list[DaemonProcess]:
     """`count` replicas r0, r1, … on one database, vendor and receiver."""
     return [sambung_daemon(config(*urls, f"r{n}")) for n in range(count)]
@@ -203,10 +204,7 @@ def test_a_killed_replica_loses_nothing_and_its_loops_move_within_the_lease_time
     sambung_daemon: Any, postgres_url: str
 ) -> None:
     store_url = postgres_url
-    vendor = QasirFake(api_key=key_of(OUTLETS[0]))
-    vendor.api_keys |= {key_of(o) for o in OUTLETS}
-    vendor.latency = 0.01  # two pollers of one loop would overlap, and be counted
-    receiver = Receiver(SINK_SECRET)
+    vendor, receiver = qasir(latency=0.01), Receiver(SINK_SECRET)
     with serving(vendor) as vendor_url, ReceiverThread(receiver):
         replicas = start(sambung_daemon, 3, store_url, vendor_url, receiver.url)
         with selling(vendor), Webhooks(replicas) as load:
@@ -266,10 +264,7 @@ def test_two_replicas_never_poll_one_loop_at_once_and_hand_over_on_sigterm(
     sambung_daemon: Any, postgres_url: str
 ) -> None:
     store_url = postgres_url
-    vendor = QasirFake(api_key=key_of(OUTLETS[0]))
-    vendor.api_keys |= {key_of(o) for o in OUTLETS}
-    vendor.latency = 0.02
-    receiver = Receiver(SINK_SECRET)
+    vendor, receiver = qasir(latency=0.02), Receiver(SINK_SECRET)
     with serving(vendor) as vendor_url, ReceiverThread(receiver), selling(vendor, every=0.05):
         replicas = start(sambung_daemon, 2, store_url, vendor_url, receiver.url)
         wait_until(lambda: len(loop_owners(status_of(replicas[1]))) == len(OUTLETS), "owners")
