@@ -30,6 +30,7 @@ from sambung.testing.daemon import DaemonProcess, HttpClient, free_port
 from sambung.testing.receiver import Receiver, ReceiverThread
 from sambung_qasir.fake import QasirFake
 
+from .csvdata import pawoon_export
 from .payloads import PAWOON_SECRET, WEBHOOKS, pawoon_sale, signed
 from .test_outbox_e2e import wait_until
 from .test_poll_e2e import serving
@@ -44,7 +45,11 @@ def key_of(outlet: str) -> str:
     return f"qasir-key-{outlet}"
 
 
-def config(store_url: str, vendor_url: str, receiver_url: str, replica: str) -> dict[str, Any]:
+def config(
+    store_url: str, vendor_url: str, receiver_url: str, inboxes: Path, replica: str
+) -> dict[str, Any]:
+    """One replica's YAML: every outlet on Pawoon webhooks and a file-drop inbox every replica
+    sees (`inboxes/OUTLET`), and on Qasir polling."""
     return {
         "store": {"url": store_url},
         "replicas": {"id": replica, "lease_ttl": f"{TTL}s"},
@@ -54,7 +59,13 @@ def config(store_url: str, vendor_url: str, receiver_url: str, replica: str) -> 
                 "id": outlet,
                 "name": outlet.title(),
                 "connectors": {
-                    "pawoon": {"mode": "webhook", "webhook_secret": PAWOON_SECRET},
+                    "pawoon": {
+                        "mode": ["webhook", "file-drop"],
+                        "webhook_secret": PAWOON_SECRET,
+                        "inbox": str(inboxes / outlet),
+                        "settle_seconds": 0.3,
+                        "poll_seconds": 0.1,
+                    },
                     "qasir": {
                         "mode": "poll",
                         "api_key": key_of(outlet),
@@ -195,18 +206,38 @@ def qasir(latency: float) -> QasirFake:
     return vendor
 
 
-def start(sambung_daemon: Any, count: int, *urls: str) -> list[DaemonProcess]:
-    """`count` replicas r0, r1, … on one database, vendor and receiver."""
-    return [sambung_daemon(config(*urls, f"r{n}")) for n in range(count)]
+def start(sambung_daemon: Any, count: int, *urls: str, inboxes: Path) -> list[DaemonProcess]:
+    """`count` replicas r0, r1, … on one database, vendor, receiver and set of inboxes."""
+    return [sambung_daemon(config(*urls, inboxes, f"r{n}")) for n in range(count)]
+
+
+def drop(inboxes: Path, name: str, data: bytes) -> None:
+    """A CSV export appearing in every outlet's inbox at once (written aside, then renamed)."""
+    for outlet in OUTLETS:
+        folder = inboxes / outlet
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f".{name}").write_bytes(data)
+        (folder / f".{name}").rename(folder / name)
+
+
+def processed(inboxes: Path) -> list[str]:
+    """Every file moved to processed/ (a second import would add `NAME.2.csv`) or failed/."""
+    return sorted(
+        f"{outlet}/{path.parent.name}/{path.name}"
+        for outlet in OUTLETS
+        for path in (inboxes / outlet).glob("*/*")
+    )
 
 
 def test_a_killed_replica_loses_nothing_and_its_loops_move_within_the_lease_time(
-    sambung_daemon: Any, postgres_url: str
+    sambung_daemon: Any, postgres_url: str, tmp_path: Path
 ) -> None:
     store_url = postgres_url
     vendor, receiver = qasir(latency=0.01), Receiver(SINK_SECRET)
     with serving(vendor) as vendor_url, ReceiverThread(receiver):
-        replicas = start(sambung_daemon, 3, store_url, vendor_url, receiver.url)
+        replicas = start(
+            sambung_daemon, 3, store_url, vendor_url, receiver.url, inboxes=tmp_path / "inboxes"
+        )
         with selling(vendor), Webhooks(replicas) as load:
             wait_until(lambda: len(loop_owners(status_of(replicas[0]))) == len(OUTLETS), "owners")
             wait_until(lambda: len(load.acknowledged) > 60, "webhooks acknowledged")
@@ -261,18 +292,24 @@ def test_a_killed_replica_loses_nothing_and_its_loops_move_within_the_lease_time
 
 
 def test_two_replicas_never_poll_one_loop_at_once_and_hand_over_on_sigterm(
-    sambung_daemon: Any, postgres_url: str
+    sambung_daemon: Any, postgres_url: str, tmp_path: Path
 ) -> None:
     store_url = postgres_url
     vendor, receiver = qasir(latency=0.02), Receiver(SINK_SECRET)
     with serving(vendor) as vendor_url, ReceiverThread(receiver), selling(vendor, every=0.05):
-        replicas = start(sambung_daemon, 2, store_url, vendor_url, receiver.url)
+        inboxes = tmp_path / "inboxes"
+        replicas = start(sambung_daemon, 2, store_url, vendor_url, receiver.url, inboxes=inboxes)
         wait_until(lambda: len(loop_owners(status_of(replicas[1]))) == len(OUTLETS), "owners")
+        dropped: list[str] = []
         for leaving, staying in ((0, 1), (1, 0)):
             owners = loop_owners(status_of(replicas[staying]))
             gone = f"r{leaving}"
             handed = sorted(name for name, owner in owners.items() if owner == gone)
             before = leases(store_url, "poll:")
+            for n in range(2):  # exports arriving while the inboxes change hands
+                name = f"export-{leaving}-{n}.csv"
+                drop(inboxes, name, pawoon_export(20, start=len(dropped) * 20))
+                dropped.append(name)
             assert replicas[leaving].terminate() == 0
 
             def handed_over(staying: int = staying, handed: list[str] = handed) -> bool:
@@ -287,6 +324,17 @@ def test_two_replicas_never_poll_one_loop_at_once_and_hand_over_on_sigterm(
             replicas[leaving].start()
         wait_until(lambda: len(vendor.max_in_flight_by_loop) == len(OUTLETS), "every loop polled")
         assert set(vendor.max_in_flight_by_loop.values()) == {1}, vendor.max_in_flight_by_loop
+        # Every export imported once, by whichever replica held its inbox.
+        expected = sorted(f"{o}/processed/{name}" for o in OUTLETS for name in dropped)
+        wait_until(lambda: processed(inboxes) == expected, "every export imported")
+        rows = {r.external_id for r in records(store_url, "pawoon")}
+        assert len(rows) == 20 * len(dropped)
+        inbox_owners = {
+            lease["lease"]: lease["owner"]
+            for lease in status_of(replicas[0])["leases"]
+            if lease["lease"].startswith("filedrop:") and lease["live"]
+        }
+        assert sorted(inbox_owners) == sorted(f"filedrop:{o}/pawoon" for o in OUTLETS)
         # `sambung status` names the owner of every loop and every live replica.
         shown = subprocess.run(
             [sys.executable, "-m", "sambung", "status", "-c", str(replicas[0].config_path)],
