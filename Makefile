@@ -13,7 +13,7 @@ export MOKA_SECRET ?= demo-moka-secret
 
 PGCLUSTER = $(firstword $(notdir $(wildcard /etc/postgresql/*)))
 
-.PHONY: run test services records check bench-ingest bench-outbox bench-csv-import bench-poll lint clean
+.PHONY: run test services records check bench-ingest bench-outbox bench-store bench-csv-import bench-poll lint clean
 
 ## run: start the daemon on config.example.yaml (SQLite) with the demo simulator
 run: $(SYNCED)
@@ -47,6 +47,9 @@ bench-ingest: $(SYNCED)
 ## bench-outbox: drain 100,000 outbox rows into a local verifying receiver; print deliveries/s
 bench-outbox: $(SYNCED)
 	$(VENV)/bin/python bench/outbox/run.py
+## bench-store: Store.ingest on SQLite and on PostgreSQL (127.0.0.1:5432), webhook- and page-shaped
+bench-store: services $(SYNCED)
+	$(VENV)/bin/python bench/store/run.py
 ## bench-csv-import: a generated 1,000,000-row Pawoon export through `sambung import`
 bench-csv-import: $(SYNCED)
 	$(VENV)/bin/python bench/csv_import/run.py

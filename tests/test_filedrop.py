@@ -12,8 +12,7 @@ import pytest
 from sambung.clock import SystemClock
 from sambung.filedrop import FileImporter
 from sambung.inbox import InboxWatcher
-from sambung.store import DeadLetterQuery
-from sambung.store.sqlite import SqliteStore
+from sambung.store import DeadLetterQuery, Store, open_store
 from sambung.testing import make_connector
 from sambung_pawoon.connector import PawoonConnector
 
@@ -31,14 +30,15 @@ class FakeTime:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(tmp_path / "s.db", synchronous="NORMAL")
+async def store(sambung_store_url: str, tmp_path: Path) -> AsyncIterator[Store]:
+    """Each test on SQLite and on PostgreSQL: a file is recognised by content on both."""
+    store = open_store(sambung_store_url, base_dir=tmp_path)
     await store.open()
     yield store
     await store.close()
 
 
-def watcher(store: SqliteStore, inbox: Path, time: FakeTime, **settings: Any) -> InboxWatcher:
+def watcher(store: Store, inbox: Path, time: FakeTime, **settings: Any) -> InboxWatcher:
     connector = make_connector(
         PawoonConnector,
         {"mode": ["file-drop"], "webhook_secret": "s" * 16, "settle_seconds": 2, **settings},
@@ -48,13 +48,11 @@ def watcher(store: SqliteStore, inbox: Path, time: FakeTime, **settings: Any) ->
     return InboxWatcher(connector, importer, inbox, monotonic=time)
 
 
-async def stored_ids(store: SqliteStore) -> list[str]:
+async def stored_ids(store: Store) -> list[str]:
     return sorted(r.external_id for r in await store.list_records(limit=10_000))
 
 
-async def test_a_file_is_imported_once_it_stopped_growing(
-    store: SqliteStore, tmp_path: Path
-) -> None:
+async def test_a_file_is_imported_once_it_stopped_growing(store: Store, tmp_path: Path) -> None:
     time, inbox = FakeTime(), tmp_path / "inbox"
     runner = watcher(store, inbox, time)
     data = pawoon_export(20)
@@ -76,7 +74,7 @@ async def test_a_file_is_imported_once_it_stopped_growing(
     assert len(await stored_ids(store)) == 20
 
 
-async def test_the_same_file_dropped_twice_imports_once(store: SqliteStore, tmp_path: Path) -> None:
+async def test_the_same_file_dropped_twice_imports_once(store: Store, tmp_path: Path) -> None:
     time, inbox = FakeTime(), tmp_path / "inbox"
     runner = watcher(store, inbox, time)
     for name in ("monday.csv", "monday-copy.csv"):
@@ -90,7 +88,7 @@ async def test_the_same_file_dropped_twice_imports_once(store: SqliteStore, tmp_
     assert len(await store.list_outbox()) == 10
 
 
-async def test_bad_rows_are_skipped_and_explained(store: SqliteStore, tmp_path: Path) -> None:
+async def test_bad_rows_are_skipped_and_explained(store: Store, tmp_path: Path) -> None:
     time, inbox = FakeTime(), tmp_path / "inbox"
     runner = watcher(store, inbox, time)
     (inbox / "tuesday.csv").write_bytes(pawoon_export(12, bad={3, 10}))
@@ -113,7 +111,7 @@ async def test_bad_rows_are_skipped_and_explained(store: SqliteStore, tmp_path: 
 
 
 async def test_reject_file_imports_nothing_from_a_file_with_a_bad_row(
-    store: SqliteStore, tmp_path: Path
+    store: Store, tmp_path: Path
 ) -> None:
     time, inbox = FakeTime(), tmp_path / "inbox"
     runner = watcher(store, inbox, time, on_row_error="reject_file")
@@ -127,7 +125,7 @@ async def test_reject_file_imports_nothing_from_a_file_with_a_bad_row(
 
 
 async def test_symlinks_folders_and_temporary_files_are_left_alone(
-    store: SqliteStore, tmp_path: Path
+    store: Store, tmp_path: Path
 ) -> None:
     time, inbox = FakeTime(), tmp_path / "inbox"
     runner = watcher(store, inbox, time)
@@ -143,7 +141,7 @@ async def test_symlinks_folders_and_temporary_files_are_left_alone(
     assert await stored_ids(store) == []
 
 
-async def test_a_file_that_is_not_csv_text_fails_whole(store: SqliteStore, tmp_path: Path) -> None:
+async def test_a_file_that_is_not_csv_text_fails_whole(store: Store, tmp_path: Path) -> None:
     time, inbox = FakeTime(), tmp_path / "inbox"
     runner = watcher(store, inbox, time)
     (inbox / "empty.csv").write_bytes(b"")
@@ -189,7 +187,7 @@ def test_sambung_import_prints_a_summary_and_fails_on_rejected_rows(tmp_path: Pa
     assert errors[1].startswith("3,Total,")
 
 
-async def test_a_file_over_the_size_cap_fails_unread(store: SqliteStore, tmp_path: Path) -> None:
+async def test_a_file_over_the_size_cap_fails_unread(store: Store, tmp_path: Path) -> None:
     time, inbox = FakeTime(), tmp_path / "inbox"
     runner = watcher(store, inbox, time, max_file_bytes=500)
     (inbox / "huge.csv").write_bytes(pawoon_export(50))
@@ -203,7 +201,7 @@ async def test_a_file_over_the_size_cap_fails_unread(store: SqliteStore, tmp_pat
 
 
 async def test_windows_1252_after_a_long_ascii_start_is_read_whole(
-    store: SqliteStore, tmp_path: Path
+    store: Store, tmp_path: Path
 ) -> None:
     time, inbox = FakeTime(), tmp_path / "inbox"
     runner = watcher(store, inbox, time)
@@ -219,7 +217,7 @@ async def test_windows_1252_after_a_long_ascii_start_is_read_whole(
 
 
 async def test_a_rejected_row_replays_into_a_record_once_the_connection_is_fixed(
-    store: SqliteStore, tmp_path: Path
+    store: Store, tmp_path: Path
 ) -> None:
     from sambung.config import load_config
     from sambung.connections import file_drop_connector

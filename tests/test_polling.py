@@ -16,8 +16,7 @@ import aiohttp
 import pytest
 from sambung.config import Connection
 from sambung.polling import PollLoop, PollService, from_cursor
-from sambung.store import ConnectionStatus, DeadLetterQuery, IngestRequest, Store
-from sambung.store.sqlite import SqliteStore
+from sambung.store import ConnectionStatus, DeadLetterQuery, IngestRequest, Store, open_store
 from sambung.testing import outlet
 from sambung.testing.fake_vendor import FakeClock, Seen
 from sambung_qasir import QasirConnector
@@ -28,8 +27,9 @@ KEY = "qasir-test-key"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = SqliteStore(tmp_path / "poll.db", synchronous="OFF")
+async def store(sambung_store_url: str, tmp_path: Path) -> AsyncIterator[Store]:
+    """Each test once on SQLite and once on PostgreSQL: cursors commit with their page on both."""
+    store = open_store(sambung_store_url, base_dir=tmp_path)
     await store.open()
     yield store
     await store.close()

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sambung.errors import ConfigError
+from sambung.errors import ConfigError, StoreUnavailable
 from sambung.store import (
     CursorUpdate,
     DeadLetterIn,
@@ -208,10 +208,11 @@ async def test_close_finishes_queued_writes(sambung_store_url: str, tmp_path: Pa
     await reopened.close()
 
 
-async def stamp_future_version(url: str, tmp_path: Path) -> None:
-    """Mark the store's schema as migrated by a sambung newer than this one."""
-    if url.startswith("sqlite"):
-        with sqlite3.connect(tmp_path / "sambung.db") as conn:
+async def stamp_future_version(url: str) -> None:
+    """Mark the store's schema (an absolute sqlite:/// URL or PostgreSQL) as migrated by a
+    sambung newer than this one."""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
             conn.execute("INSERT INTO schema_migrations VALUES (999, '0999_future.sql', 'x')")
         return
     conn = await asyncpg.connect(url)
@@ -222,7 +223,7 @@ async def stamp_future_version(url: str, tmp_path: Path) -> None:
 async def test_refuses_a_schema_newer_than_it_knows(sambung_store_url: str, tmp_path: Path) -> None:
     store = open_store(sambung_store_url, base_dir=tmp_path)
     assert await store.migrate() != []
-    await stamp_future_version(sambung_store_url, tmp_path)
+    await stamp_future_version(sambung_store_url)
     with pytest.raises(ConfigError, match="newer than this sambung knows"):
         await open_store(sambung_store_url, base_dir=tmp_path).open()
     with pytest.raises(ConfigError, match="newer than this sambung knows"):
@@ -284,3 +285,163 @@ async def test_a_large_group_stays_within_sqlites_parameter_limit(store: Store) 
     assert len(result.records) == 12_000
     again = await store.ingest(IngestRequest(records=many))
     assert {r.outcome for r in again.records} == {Outcome.UNCHANGED}
+
+
+# -- PostgreSQL with several replicas on one database ----------------------------------------
+
+
+async def test_replicas_claim_disjoint_rows_and_keep_record_order(postgres_url: str) -> None:
+    one, two = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    await one.open()
+    await two.open()
+    try:
+        await one.ingest(
+            IngestRequest(records=[sale(f"TRX-{i}") for i in range(40)], routes=[["b"]] * 40)
+        )
+        await two.ingest(IngestRequest(records=[sale("TRX-0", total="1")], routes=[["b"]]))
+        later = NOW + timedelta(days=1)
+        claims = await asyncio.gather(
+            *(
+                store.claim_outbox("b", now=later, limit=15, lease_seconds=60)
+                for store in (one, two, one, two)
+            )
+        )
+        ids = [row.id for batch in claims for row in batch]
+        assert len(ids) == len(set(ids)) == 40  # every row once; revision 2 of TRX-0 waits
+        assert all(row.revision == 1 for batch in claims for row in batch)
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_replica_frees_only_its_own_and_dead_owners_claims(postgres_url: str) -> None:
+    live, dying, starting = (PostgresStore(postgres_url, owner=n) for n in ("a", "b", "c"))
+    for store in (live, dying, starting):
+        await store.open()
+    await live.ingest(IngestRequest(records=[sale(f"T{i}") for i in range(4)], routes=[["s"]] * 4))
+    later = NOW + timedelta(days=1)
+    assert len(await live.claim_outbox("s", now=later, limit=2, lease_seconds=60)) == 2
+    assert len(await dying.claim_outbox("s", now=later, limit=2, lease_seconds=60)) == 2
+    await dying.close()  # its connection, and with it its owner lock, is gone
+
+    assert await starting.release_claims() == 2  # the dead owner's, not the live one's
+    again = await starting.claim_outbox("s", now=later, limit=10, lease_seconds=60)
+    assert len(again) == 2
+    await live.close()
+    await starting.close()
+
+
+async def test_replicas_ingesting_the_same_new_records_at_once_agree(postgres_url: str) -> None:
+    stores = [PostgresStore(postgres_url) for _ in range(3)]
+    for store in stores:
+        await store.open()
+    try:
+        batches = [
+            IngestRequest(
+                raw=raw(f"r{i % 5}"), records=[sale(f"TRX-{j}") for j in range(i % 7, 30)]
+            )
+            for i in range(30)
+        ]
+        results = await asyncio.gather(
+            *(stores[i % 3].ingest(batch) for i, batch in enumerate(batches))
+        )
+        counts = await stores[0].counts()
+        assert counts["records"] == 30 and counts["raw_events"] == 5
+        inserted = [
+            r for result in results for r in result.records if r.outcome is Outcome.INSERTED
+        ]
+        assert len(inserted) == 30
+        assert sum(not result.raw_duplicate for result in results) == 5
+
+        # Then every replica changes every record, in opposite orders: revisions never collide.
+        changes = [
+            IngestRequest(
+                records=[sale(f"TRX-{j}", total=str(100 + i)) for j in range(30)][
+                    :: 1 - 2 * (i % 2)
+                ],
+                routes=[["b"]] * 30,
+            )
+            for i in range(12)
+        ]
+        await asyncio.gather(*(stores[i % 3].ingest(change) for i, change in enumerate(changes)))
+        stored = await stores[1].list_records(limit=100)
+        assert {record.revision for record in stored} == {13}
+        outbox = await stores[2].list_outbox(limit=1000)
+        assert len(outbox) == 30 * 12
+        assert len({(row.record_id, row.revision) for row in outbox}) == 30 * 12
+    finally:
+        for store in stores:
+            await store.close()
+
+
+class CuttableProxy:
+    """A TCP relay to PostgreSQL that the test can cut, as a network outage or a restart would."""
+
+    def __init__(self, port: int) -> None:
+        self.upstream_port = port
+        self.up = True
+        self.links: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self.links |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        self.up = False
+        for link in self.links:
+            link.transport.abort()
+        self.links.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_postgresql_going_away_is_store_unavailable_until_it_returns(
+    postgres_url: str,
+) -> None:
+    proxy = CuttableProxy(5432)
+    port = await proxy.start()
+    store = PostgresStore(postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{port}"))
+    await store.open()
+    try:
+        await store.ingest(IngestRequest(records=[sale("TRX-1")], routes=[["b"]]))
+        proxy.cut()
+        with pytest.raises(StoreUnavailable):
+            await store.ingest(IngestRequest(records=[sale("TRX-2")], routes=[["b"]]))
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+
+        proxy.up = True
+        outcomes = []
+        for _ in range(3):  # a pooled connection cut mid-way may fail once more, then is replaced
+            try:
+                outcomes.append(await store.ingest(IngestRequest(records=[sale("TRX-2")])))
+                break
+            except StoreUnavailable:
+                continue
+        assert outcomes and outcomes[0].records[0].outcome is Outcome.INSERTED
+        assert (await store.counts())["records"] == 2
+    finally:
+        await store.close()
+        await proxy.close()

@@ -16,7 +16,7 @@ from . import __version__, logs
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 from .plugins import Registry, allowed_plugins, load_plugins
-from .store import open_store
+from .store import display_url, open_store
 
 EXIT_CONFIG = 2
 
@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("--limit", type=int, default=20)
     records.add_argument("--json", action="store_true", help="one JSON record per line")
     _add_delivery_commands(command)
+    _add_store_commands(command)
     from .importcmd import add_import_command
 
     add_import_command(commands)
@@ -122,7 +123,7 @@ def _check(args: argparse.Namespace) -> int:
     _, loaded = _load(args)
     config = loaded.config
     print(f"config: {loaded.path}")
-    print(f"store: {config.store.url}")
+    print(f"store: {display_url(config.store.url)}")
     public = config.server.public
     print(f"public listener: {public.host}:{public.port} (max body {public.max_body_bytes} bytes)")
     for outlet in config.outlets:
@@ -190,6 +191,52 @@ def _records(args: argparse.Namespace) -> int:
             )
 
     asyncio.run(show())
+    return 0
+
+
+# -- the store itself: migrations, and moving from SQLite to PostgreSQL --------------------------
+
+
+def _add_store_commands(command: Any) -> None:
+    """`sambung migrate` and `sambung export`."""
+    command("migrate", "Apply the store's pending schema migrations and name each one.", _migrate)
+    export = command(
+        "export",
+        "Copy this config's SQLite store into PostgreSQL: records, outbox, cursors, everything.",
+        _export,
+    )
+    export.add_argument("--to", required=True, metavar="URL", help="postgresql://USER@HOST/DB")
+    export.add_argument(
+        "--replace", action="store_true", help="empty a PostgreSQL store that already has rows"
+    )
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    _, loaded = _load(args)
+    url = loaded.config.store.url
+    applied = asyncio.run(open_store(url, base_dir=loaded.base_dir).migrate())
+    for name in applied:
+        print(f"applied {name}")
+    print(f"{display_url(url)}: schema up to date ({len(applied)} migration(s) applied now)")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .store.export import export_sqlite
+    from .store.sqlite import SqliteStore
+
+    _, loaded = _load(args)
+    source = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+    target = open_store(args.to, base_dir=loaded.base_dir)
+    if not isinstance(source, SqliteStore) or isinstance(target, SqliteStore):
+        raise ConfigError("export copies a sqlite:/// store.url into a postgresql:// --to URL")
+    copied = asyncio.run(export_sqlite(source.path, args.to, replace=args.replace))
+    for table, rows in copied.items():
+        print(f"{table:<20} {rows:>10,} rows")
+    print(
+        f"exported {source.path} to {display_url(args.to)}; stop the daemon that used the SQLite"
+        " file, then set store.url to the PostgreSQL URL and start it again"
+    )
     return 0
 
 

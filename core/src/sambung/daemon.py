@@ -22,7 +22,7 @@ from .inbox import start_file_drop
 from .outbox import Dispatcher
 from .plugins import Registry
 from .replicas import Replica, default_replica_id
-from .store import DeadLetter, Store, open_store
+from .store import DeadLetter, Store, display_url, open_store
 from .supervision import Loops
 from .webhooks import (
     INGEST_KEY,
@@ -158,7 +158,7 @@ class Daemon:
             admin=admin_address,
             outlets=[o.id for o in self.loaded.config.outlets],
             connections=[f"{c.outlet.id}/{c.name}" for c in self.loaded.connections],
-            store=self.loaded.config.store.url,
+            store=display_url(self.loaded.config.store.url),
             replica=self.replica.id,
         )
         await self._start_polling()

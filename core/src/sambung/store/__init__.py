@@ -1,4 +1,4 @@
-"""The durable store: one interface, an embedded SQLite and (later) a PostgreSQL implementation.
+"""The durable store: one interface, an embedded SQLite and a shared PostgreSQL implementation.
 
 No SQL lives outside this package. Every write that must be atomic goes through `ingest`, which
 commits a raw event, its records, their outbox rows, a dead letter and a cursor together.
@@ -23,6 +23,7 @@ from .base import (
     RecordResult,
     Store,
     StoredRecord,
+    display_url,
     open_store,
 )
 
@@ -43,5 +44,6 @@ __all__ = [
     "RecordResult",
     "Store",
     "StoredRecord",
+    "display_url",
     "open_store",
 ]

@@ -297,7 +297,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def release_claims(self, sink: str | None = None) -> int:
-        """Drop every claim (of one sink): at start-up nobody else can be delivering them."""
+        """Drop the stale claims (of one sink): SQLite drops every claim, as nobody else can be
+        delivering them; PostgreSQL drops this store's own and those of owners that are gone,
+        never a live replica's."""
 
     @abc.abstractmethod
     async def settle_outbox(

@@ -30,7 +30,6 @@ from ..errors import ConfigError, StoreUnavailable
 from .base import (
     ClaimedRow,
     ConnectionState,
-    ConnectionStatus,
     DeadLetter,
     DeadLetterQuery,
     ImportedFile,
@@ -45,6 +44,20 @@ from .base import (
     StoredRecord,
 )
 from .plan import Key, PlannedRow, RawKey, load_migrations, plan_group
+from .queries import (
+    CONNECTION_STATES,
+    COUNTS,
+    DEAD_LETTER_ACTIVITY,
+    DEAD_LETTERS,
+    OUTBOX_STATS,
+    RECORD_ACTIVITY,
+    RECORD_COLUMNS,
+    connection_activity,
+    connection_state,
+    dead_letter,
+    filters,
+    stored_record,
+)
 
 _MAX_GROUP = 512
 _WRITERS = 2
@@ -70,7 +83,7 @@ def migrations() -> list[tuple[int, str, str]]:
     return load_migrations("sambung.store.migrations.postgres")
 
 
-def _same(value: datetime) -> datetime:
+def _same(value: _T) -> _T:
     return value
 
 
@@ -281,6 +294,9 @@ class PostgresStore(Store):
             new_raw_id=iter(raw_pool).__next__,
             new_record_id=iter(record_pool).__next__,
         )
+        # New unique keys go in in one order everywhere, so two writers inserting some of the
+        # same keys wait on each other instead of deadlocking (the loser then runs again).
+        plan.raw_rows.sort(key=lambda row: (row[1], row[2], row[4]))
         if plan.raw_rows:
             await conn.execute(
                 "INSERT INTO raw_events (id, outlet, source_system, channel, dedup_key,"
@@ -289,7 +305,7 @@ class PostgresStore(Store):
                 " $8::bytea[], $9::timestamptz[])",
                 *_columns(plan.raw_rows, 9),
             )
-        inserts = [row for row in plan.touched.values() if row.new]
+        inserts = sorted((row for row in plan.touched.values() if row.new), key=_by_key)
         if inserts:
             await conn.execute(
                 "INSERT INTO records (id, outlet, source_system, kind, external_id, fingerprint,"
@@ -452,24 +468,19 @@ class PostgresStore(Store):
 
     # -- records, raw events, cursors, counts ----------------------------------------------
 
-    _RECORD_COLUMNS = (
-        "id, outlet, source_system, kind, external_id, fingerprint, revision,"
-        " source_updated_at, payload, raw_event_id, created_at, updated_at"
-    )
-
     async def get_record(
         self, outlet: str, source_system: str, kind: str, external_id: str
     ) -> StoredRecord | None:
         """The stored record with that identity, if any."""
         rows = await self._fetch(
-            f"SELECT {self._RECORD_COLUMNS} FROM records"
+            f"SELECT {RECORD_COLUMNS} FROM records"
             " WHERE outlet = $1 AND source_system = $2 AND kind = $3 AND external_id = $4",
             outlet,
             source_system,
             kind,
             external_id,
         )
-        return StoredRecord(*rows[0]) if rows else None
+        return stored_record(rows[0], _same) if rows else None
 
     async def list_records(
         self,
@@ -482,12 +493,12 @@ class PostgresStore(Store):
         """The most recently changed records, newest first."""
         where, params = _filters(outlet=outlet, source_system=source_system, kind=kind)
         rows = await self._fetch(
-            f"SELECT {self._RECORD_COLUMNS} FROM records{where}"
+            f"SELECT {RECORD_COLUMNS} FROM records{where}"
             f" ORDER BY updated_at DESC, id DESC LIMIT ${len(params) + 1}",
             *params,
             limit,
         )
-        return [StoredRecord(*row) for row in rows]
+        return [stored_record(row, _same) for row in rows]
 
     async def get_raw_event(self, raw_event_id: int) -> RawEvent | None:
         """A stored raw event with its verbatim body."""
@@ -507,10 +518,7 @@ class PostgresStore(Store):
 
     async def counts(self) -> dict[str, int]:
         """Row counts per table."""
-        tables = ("raw_events", "records", "outbox", "dead_letters", "cursors")
-        rows = await self._fetch(
-            " UNION ALL ".join(f"SELECT '{t}', COUNT(*) FROM {t}" for t in tables)
-        )
+        rows = await self._fetch(COUNTS)
         return {name: count for name, count in rows}
 
     # -- outbox ----------------------------------------------------------------------------
@@ -712,22 +720,16 @@ class PostgresStore(Store):
                 now,
             )
             rows = await conn.fetch(
-                f"SELECT {_DEAD_LETTER_COLUMNS} WHERE d.id = ANY($1::bigint[]) ORDER BY d.id",
+                f"{DEAD_LETTERS} WHERE d.id = ANY($1::bigint[]) ORDER BY d.id",
                 [r[0] for r in created],
             )
-            return [DeadLetter(*row) for row in rows]
+            return [dead_letter(row, _same) for row in rows]
 
         return await self._run(settle, transaction=True)
 
     async def outbox_stats(self) -> dict[str, SinkStats]:
         """Counts per sink of pending, retrying, dead and delivered rows."""
-        rows = await self._fetch(
-            "SELECT sink, COUNT(*) FILTER (WHERE status = 'pending'),"
-            " MIN(created_at) FILTER (WHERE status = 'pending'),"
-            " COUNT(*) FILTER (WHERE status = 'pending' AND attempts > 0),"
-            " COUNT(*) FILTER (WHERE status = 'dead'),"
-            " COUNT(*) FILTER (WHERE status = 'delivered') FROM outbox GROUP BY sink"
-        )
+        rows = await self._fetch(OUTBOX_STATS)
         return {r[0]: SinkStats(*r) for r in rows}
 
     async def prune_outbox(self, *, before: datetime, limit: int = 5000) -> int:
@@ -757,16 +759,16 @@ class PostgresStore(Store):
             params.append(query.since)
             where += (" AND " if where else " WHERE ") + f"d.created_at >= ${len(params)}"
         rows = await self._fetch(
-            f"SELECT {_DEAD_LETTER_COLUMNS}{where} ORDER BY d.id DESC LIMIT ${len(params) + 1}",
+            f"{DEAD_LETTERS}{where} ORDER BY d.id DESC LIMIT ${len(params) + 1}",
             *params,
             query.limit,
         )
-        return [DeadLetter(*row) for row in rows]
+        return [dead_letter(row, _same) for row in rows]
 
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter | None:
         """One dead letter, whatever its status."""
-        rows = await self._fetch(f"SELECT {_DEAD_LETTER_COLUMNS} WHERE d.id = $1", dead_letter_id)
-        return DeadLetter(*rows[0]) if rows else None
+        rows = await self._fetch(f"{DEAD_LETTERS} WHERE d.id = $1", dead_letter_id)
+        return dead_letter(rows[0], _same) if rows else None
 
     async def requeue_dead_letter(self, dead_letter_id: int, *, now: datetime) -> bool:
         """Put an open delivery dead letter's row back to pending (or superseded)."""
@@ -825,21 +827,9 @@ class PostgresStore(Store):
 
     async def connection_activity(self) -> dict[tuple[str, str], dict[str, Any]]:
         """Per (outlet, source_system): records, open dead letters, last success and error."""
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        for outlet, source, count, last in await self._fetch(
-            "SELECT outlet, source_system, COUNT(*), MAX(updated_at) FROM records"
-            " GROUP BY outlet, source_system"
-        ):
-            found[(outlet, source)] = {"records": count, "last_success_at": last}
-        for outlet, source, count, last, error in await self._fetch(
-            "SELECT outlet, connector, COUNT(*) FILTER (WHERE status = 'open'), MAX(created_at),"
-            " (SELECT e.error FROM dead_letters AS e WHERE e.outlet = d.outlet"
-            "  AND e.connector = d.connector ORDER BY e.id DESC LIMIT 1)"
-            " FROM dead_letters AS d WHERE stage != 'delivery' GROUP BY outlet, connector"
-        ):
-            entry = found.setdefault((outlet, source), {})
-            entry.update(open_dead_letters=count, last_error_at=last, last_error=error)
-        return found
+        return connection_activity(
+            await self._fetch(RECORD_ACTIVITY), await self._fetch(DEAD_LETTER_ACTIVITY), _same
+        )
 
     # -- imported files (file-drop) --------------------------------------------------------
 
@@ -906,36 +896,12 @@ class PostgresStore(Store):
 
     async def list_connection_states(self) -> list[ConnectionState]:
         """Every recorded connection state with its committed cursor."""
-        rows = await self._fetch(
-            "SELECT s.outlet, s.connector, s.mode, s.state, s.last_run_at, s.last_success_at,"
-            " s.last_error, s.last_error_at, s.records_fetched, s.refused_credentials, c.value"
-            " FROM connection_states AS s LEFT JOIN cursors AS c"
-            " ON c.outlet = s.outlet AND c.connector = s.connector"
-            " ORDER BY s.outlet, s.connector, s.mode"
-        )
-        return [
-            ConnectionState(
-                outlet=r[0],
-                connector=r[1],
-                mode=r[2],
-                state=ConnectionStatus(r[3]),
-                last_run_at=r[4],
-                last_success_at=r[5],
-                last_error=r[6],
-                last_error_at=r[7],
-                records_fetched=r[8],
-                refused_credentials=r[9],
-                cursor=r[10],
-            )
-            for r in rows
-        ]
+        rows = await self._fetch(CONNECTION_STATES)
+        return [connection_state(r, _same) for r in rows]
 
 
-_DEAD_LETTER_COLUMNS = (
-    "d.id, d.stage, d.outlet, d.connector, d.error_type, d.error, d.field, d.raw_event_id,"
-    " d.payload, d.status, d.created_at, d.outbox_id, d.attempts, o.sink"
-    " FROM dead_letters AS d LEFT JOIN outbox AS o ON o.id = d.outbox_id"
-)
+def _by_key(row: PlannedRow) -> Key:
+    return row.key
 
 
 def _owner_key(owner: str) -> str:
@@ -950,11 +916,7 @@ def _unavailable(what: str, err: BaseException) -> StoreUnavailable:
 
 def _filters(**columns: str | None) -> tuple[str, list[Any]]:
     """A WHERE clause (or nothing) matching every given column exactly, with $1, $2, ..."""
-    given = [(name, value) for name, value in columns.items() if value is not None]
-    if not given:
-        return "", []
-    clause = " AND ".join(f"{name} = ${n}" for n, (name, _) in enumerate(given, 1))
-    return " WHERE " + clause, [value for _, value in given]
+    return filters(lambda n: f"${n}", **columns)
 
 
 async def create_schema(url: str, *, prefix: str = "scratch") -> tuple[str, str]:

@@ -26,7 +26,6 @@ from ..errors import ConfigError, StoreUnavailable
 from .base import (
     ClaimedRow,
     ConnectionState,
-    ConnectionStatus,
     DeadLetter,
     DeadLetterQuery,
     ImportedFile,
@@ -41,6 +40,20 @@ from .base import (
     StoredRecord,
 )
 from .plan import PlannedRow, load_migrations, plan_group
+from .queries import (
+    CONNECTION_STATES,
+    COUNTS,
+    DEAD_LETTER_ACTIVITY,
+    DEAD_LETTERS,
+    OUTBOX_STATS,
+    RECORD_ACTIVITY,
+    RECORD_COLUMNS,
+    connection_activity,
+    connection_state,
+    dead_letter,
+    filters,
+    stored_record,
+)
 
 _MAX_GROUP = 512
 # SQLite allows 32766 bound parameters per statement; stay well below it.
@@ -413,38 +426,16 @@ class SqliteStore(Store):
         """Raise `StoreUnavailable` unless a query answers."""
         await self._fetch("SELECT 1")
 
-    _RECORD_COLUMNS = (
-        "id, outlet, source_system, kind, external_id, fingerprint, revision,"
-        " source_updated_at, payload, raw_event_id, created_at, updated_at"
-    )
-
-    @staticmethod
-    def _stored_record(row: Sequence[Any]) -> StoredRecord:
-        return StoredRecord(
-            id=row[0],
-            outlet=row[1],
-            source_system=row[2],
-            kind=row[3],
-            external_id=row[4],
-            fingerprint=row[5],
-            revision=row[6],
-            source_updated_at=_optional_time(row[7]),
-            payload=row[8],
-            raw_event_id=row[9],
-            created_at=from_db_time(row[10]),
-            updated_at=from_db_time(row[11]),
-        )
-
     async def get_record(
         self, outlet: str, source_system: str, kind: str, external_id: str
     ) -> StoredRecord | None:
         """The stored record with that identity, if any."""
         rows = await self._fetch(
-            f"SELECT {self._RECORD_COLUMNS} FROM records"
+            f"SELECT {RECORD_COLUMNS} FROM records"
             " WHERE outlet = ? AND source_system = ? AND kind = ? AND external_id = ?",
             (outlet, source_system, kind, external_id),
         )
-        return self._stored_record(rows[0]) if rows else None
+        return stored_record(rows[0], _optional_time) if rows else None
 
     async def list_records(
         self,
@@ -457,11 +448,11 @@ class SqliteStore(Store):
         """The most recently changed records, newest first."""
         where, params = _filters(outlet=outlet, source_system=source_system, kind=kind)
         rows = await self._fetch(
-            f"SELECT {self._RECORD_COLUMNS} FROM records{where}"
+            f"SELECT {RECORD_COLUMNS} FROM records{where}"
             " ORDER BY updated_at DESC, id DESC LIMIT ?",
             (*params, limit),
         )
-        return [self._stored_record(row) for row in rows]
+        return [stored_record(row, _optional_time) for row in rows]
 
     async def list_outbox(self, *, sink: str | None = None, limit: int = 1000) -> list[OutboxRow]:
         """Outbox rows in the order they were written."""
@@ -517,10 +508,7 @@ class SqliteStore(Store):
 
     async def counts(self) -> dict[str, int]:
         """Row counts per table."""
-        tables = ("raw_events", "records", "outbox", "dead_letters", "cursors")
-        rows = await self._fetch(
-            " UNION ALL ".join(f"SELECT '{t}', COUNT(*) FROM {t}" for t in tables)
-        )
+        rows = await self._fetch(COUNTS)
         return {name: count for name, count in rows}
 
     # -- outbox and dead letters -----------------------------------------------------------
@@ -692,10 +680,8 @@ class SqliteStore(Store):
                 ).fetchone()
                 if found is not None:
                     created.extend(
-                        _dead_letter(row)
-                        for row in conn.execute(
-                            f"SELECT {_DEAD_LETTER_COLUMNS} WHERE d.id = ?", (found[0],)
-                        )
+                        dead_letter(row, _optional_time)
+                        for row in conn.execute(f"{DEAD_LETTERS} WHERE d.id = ?", (found[0],))
                     )
             return created
 
@@ -703,12 +689,7 @@ class SqliteStore(Store):
 
     async def outbox_stats(self) -> dict[str, SinkStats]:
         """Counts per sink of pending, retrying, dead and delivered rows."""
-        rows = await self._fetch(
-            "SELECT sink, SUM(status = 'pending'),"
-            " MIN(CASE WHEN status = 'pending' THEN created_at END),"
-            " SUM(status = 'pending' AND attempts > 0), SUM(status = 'dead'),"
-            " SUM(status = 'delivered') FROM outbox GROUP BY sink"
-        )
+        rows = await self._fetch(OUTBOX_STATS)
         return {r[0]: SinkStats(r[0], r[1], _optional_time(r[2]), r[3], r[4], r[5]) for r in rows}
 
     async def prune_outbox(self, *, before: datetime, limit: int = 5000) -> int:
@@ -738,15 +719,15 @@ class SqliteStore(Store):
             where += (" AND " if where else " WHERE ") + "d.created_at >= ?"
             params.append(to_db_time(query.since))
         rows = await self._fetch(
-            f"SELECT {_DEAD_LETTER_COLUMNS}{where} ORDER BY d.id DESC LIMIT ?",
+            f"{DEAD_LETTERS}{where} ORDER BY d.id DESC LIMIT ?",
             (*params, query.limit),
         )
-        return [_dead_letter(row) for row in rows]
+        return [dead_letter(row, _optional_time) for row in rows]
 
     async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter | None:
         """One dead letter, whatever its status."""
-        rows = await self._fetch(f"SELECT {_DEAD_LETTER_COLUMNS} WHERE d.id = ?", (dead_letter_id,))
-        return _dead_letter(rows[0]) if rows else None
+        rows = await self._fetch(f"{DEAD_LETTERS} WHERE d.id = ?", (dead_letter_id,))
+        return dead_letter(rows[0], _optional_time) if rows else None
 
     async def requeue_dead_letter(self, dead_letter_id: int, *, now: datetime) -> bool:
         """Put an open delivery dead letter's row back to pending (or superseded)."""
@@ -804,23 +785,11 @@ class SqliteStore(Store):
 
     async def connection_activity(self) -> dict[tuple[str, str], dict[str, Any]]:
         """Per (outlet, source_system): records, open dead letters, last success and error."""
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        for outlet, source, count, last in await self._fetch(
-            "SELECT outlet, source_system, COUNT(*), MAX(updated_at) FROM records"
-            " GROUP BY outlet, source_system"
-        ):
-            found[(outlet, source)] = {"records": count, "last_success_at": from_db_time(last)}
-        for outlet, source, count, last, error in await self._fetch(
-            "SELECT outlet, connector, SUM(status = 'open'), MAX(created_at),"
-            " (SELECT e.error FROM dead_letters AS e WHERE e.outlet = d.outlet"
-            "  AND e.connector = d.connector ORDER BY e.id DESC LIMIT 1)"
-            " FROM dead_letters AS d WHERE stage != 'delivery' GROUP BY outlet, connector"
-        ):
-            entry = found.setdefault((outlet, source), {})
-            entry.update(
-                open_dead_letters=count, last_error_at=from_db_time(last), last_error=error
-            )
-        return found
+        return connection_activity(
+            await self._fetch(RECORD_ACTIVITY),
+            await self._fetch(DEAD_LETTER_ACTIVITY),
+            _optional_time,
+        )
 
     # -- imported files (file-drop) --------------------------------------------------------
 
@@ -900,61 +869,13 @@ class SqliteStore(Store):
 
     async def list_connection_states(self) -> list[ConnectionState]:
         """Every recorded connection state with its committed cursor."""
-        rows = await self._fetch(
-            "SELECT s.outlet, s.connector, s.mode, s.state, s.last_run_at, s.last_success_at,"
-            " s.last_error, s.last_error_at, s.records_fetched, s.refused_credentials, c.value"
-            " FROM connection_states AS s LEFT JOIN cursors AS c"
-            " ON c.outlet = s.outlet AND c.connector = s.connector"
-            " ORDER BY s.outlet, s.connector, s.mode"
-        )
-        return [
-            ConnectionState(
-                outlet=r[0],
-                connector=r[1],
-                mode=r[2],
-                state=ConnectionStatus(r[3]),
-                last_run_at=_optional_time(r[4]),
-                last_success_at=_optional_time(r[5]),
-                last_error=r[6],
-                last_error_at=_optional_time(r[7]),
-                records_fetched=r[8],
-                refused_credentials=r[9],
-                cursor=r[10],
-            )
-            for r in rows
-        ]
+        rows = await self._fetch(CONNECTION_STATES)
+        return [connection_state(r, _optional_time) for r in rows]
 
 
 _T = TypeVar("_T")
-_DEAD_LETTER_COLUMNS = (
-    "d.id, d.stage, d.outlet, d.connector, d.error_type, d.error, d.field, d.raw_event_id,"
-    " d.payload, d.status, d.created_at, d.outbox_id, d.attempts, o.sink"
-    " FROM dead_letters AS d LEFT JOIN outbox AS o ON o.id = d.outbox_id"
-)
 
 
-def _dead_letter(r: Sequence[Any]) -> DeadLetter:
-    return DeadLetter(
-        id=r[0],
-        stage=r[1],
-        outlet=r[2],
-        connector=r[3],
-        error_type=r[4],
-        error=r[5],
-        field=r[6],
-        raw_event_id=r[7],
-        payload=r[8],
-        status=r[9],
-        created_at=from_db_time(r[10]),
-        outbox_id=r[11],
-        attempts=r[12],
-        sink=r[13],
-    )
-
-
-def _filters(**columns: str | None) -> tuple[str, list[str]]:
+def _filters(**columns: str | None) -> tuple[str, list[Any]]:
     """A WHERE clause (or nothing) matching every given column exactly."""
-    given = {name: value for name, value in columns.items() if value is not None}
-    if not given:
-        return "", []
-    return " WHERE " + " AND ".join(f"{name} = ?" for name in given), list(given.values())
+    return filters(lambda _: "?", **columns)

@@ -1,0 +1,132 @@
+"""The reads both backends run word for word, and the values their rows become.
+
+Only the SQL that SQLite and PostgreSQL understand alike lives here; each store converts its own
+stored times (`Times`: text on SQLite, already datetimes on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .base import ConnectionState, ConnectionStatus, DeadLetter, StoredRecord
+
+# Stored time (or NULL) to an aware datetime (or None).
+Times = Callable[[Any], Any]
+
+RECORD_COLUMNS = (
+    "id, outlet, source_system, kind, external_id, fingerprint, revision,"
+    " source_updated_at, payload, raw_event_id, created_at, updated_at"
+)
+# Append a WHERE clause (filters on d.*) to read dead letters with the sink of their outbox row.
+DEAD_LETTERS = (
+    "SELECT d.id, d.stage, d.outlet, d.connector, d.error_type, d.error, d.field,"
+    " d.raw_event_id, d.payload, d.status, d.created_at, d.outbox_id, d.attempts, o.sink"
+    " FROM dead_letters AS d LEFT JOIN outbox AS o ON o.id = d.outbox_id"
+)
+CONNECTION_STATES = (
+    "SELECT s.outlet, s.connector, s.mode, s.state, s.last_run_at, s.last_success_at,"
+    " s.last_error, s.last_error_at, s.records_fetched, s.refused_credentials, c.value"
+    " FROM connection_states AS s LEFT JOIN cursors AS c"
+    " ON c.outlet = s.outlet AND c.connector = s.connector"
+    " ORDER BY s.outlet, s.connector, s.mode"
+)
+RECORD_ACTIVITY = (
+    "SELECT outlet, source_system, COUNT(*), MAX(updated_at) FROM records"
+    " GROUP BY outlet, source_system"
+)
+DEAD_LETTER_ACTIVITY = (
+    "SELECT outlet, connector, COUNT(CASE WHEN status = 'open' THEN 1 END), MAX(created_at),"
+    " (SELECT e.error FROM dead_letters AS e WHERE e.outlet = d.outlet"
+    "  AND e.connector = d.connector ORDER BY e.id DESC LIMIT 1)"
+    " FROM dead_letters AS d WHERE stage != 'delivery' GROUP BY outlet, connector"
+)
+OUTBOX_STATS = (
+    "SELECT sink, COUNT(CASE WHEN status = 'pending' THEN 1 END),"
+    " MIN(CASE WHEN status = 'pending' THEN created_at END),"
+    " COUNT(CASE WHEN status = 'pending' AND attempts > 0 THEN 1 END),"
+    " COUNT(CASE WHEN status = 'dead' THEN 1 END),"
+    " COUNT(CASE WHEN status = 'delivered' THEN 1 END) FROM outbox GROUP BY sink"
+)
+COUNTS = " UNION ALL ".join(
+    f"SELECT '{table}', COUNT(*) FROM {table}"
+    for table in ("raw_events", "records", "outbox", "dead_letters", "cursors")
+)
+
+
+def filters(mark: Callable[[int], str], **columns: Any) -> tuple[str, list[Any]]:
+    """A WHERE clause (or nothing) matching every given column; `mark(n)` is the n-th
+    placeholder in the backend's style (`?` or `$n`)."""
+    given = [(name, value) for name, value in columns.items() if value is not None]
+    if not given:
+        return "", []
+    clause = " AND ".join(f"{name} = {mark(n)}" for n, (name, _) in enumerate(given, 1))
+    return " WHERE " + clause, [value for _, value in given]
+
+
+def stored_record(r: Sequence[Any], time: Times) -> StoredRecord:
+    """A row of RECORD_COLUMNS."""
+    return StoredRecord(
+        id=r[0],
+        outlet=r[1],
+        source_system=r[2],
+        kind=r[3],
+        external_id=r[4],
+        fingerprint=r[5],
+        revision=r[6],
+        source_updated_at=time(r[7]),
+        payload=r[8],
+        raw_event_id=r[9],
+        created_at=time(r[10]),
+        updated_at=time(r[11]),
+    )
+
+
+def dead_letter(r: Sequence[Any], time: Times) -> DeadLetter:
+    """A row of DEAD_LETTERS."""
+    return DeadLetter(
+        id=r[0],
+        stage=r[1],
+        outlet=r[2],
+        connector=r[3],
+        error_type=r[4],
+        error=r[5],
+        field=r[6],
+        raw_event_id=r[7],
+        payload=r[8],
+        status=r[9],
+        created_at=time(r[10]),
+        outbox_id=r[11],
+        attempts=r[12],
+        sink=r[13],
+    )
+
+
+def connection_state(r: Sequence[Any], time: Times) -> ConnectionState:
+    """A row of CONNECTION_STATES."""
+    return ConnectionState(
+        outlet=r[0],
+        connector=r[1],
+        mode=r[2],
+        state=ConnectionStatus(r[3]),
+        last_run_at=time(r[4]),
+        last_success_at=time(r[5]),
+        last_error=r[6],
+        last_error_at=time(r[7]),
+        records_fetched=r[8],
+        refused_credentials=r[9],
+        cursor=r[10],
+    )
+
+
+def connection_activity(
+    records: Sequence[Sequence[Any]], dead_letters: Sequence[Sequence[Any]], time: Times
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Rows of RECORD_ACTIVITY and DEAD_LETTER_ACTIVITY, per (outlet, source_system)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for outlet, source, count, last in records:
+        found[(outlet, source)] = {"records": count, "last_success_at": time(last)}
+    for outlet, source, count, last, error in dead_letters:
+        entry = found.setdefault((outlet, source), {})
+        entry.update(open_dead_letters=count, last_error_at=time(last), last_error=error)
+    return found
