@@ -281,3 +281,17 @@ async def test_two_replicas_claiming_at_once_deliver_each_row_once_and_in_record
     finally:
         await one.close()
         await two.close()
+
+
+async def test_a_starting_replica_forgets_replicas_dead_for_an_hour(store: Store) -> None:
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    await store.acquire_or_renew_lease("replica:gone", "gone", ttl=15, now=long_ago)
+    await store.acquire_or_renew_lease("replica:recent", "recent", ttl=15, now=datetime.now(UTC))
+    started: list[str] = []
+    replica = Replica(store, "new", ttl=0.6)
+
+    await replica.start(lambda name, *_args, **_kw: started.append(name))
+
+    assert started == ["replica.heartbeat"]
+    names = [lease.name for lease in await store.list_leases("replica:")]
+    assert names == ["replica:new", "replica:recent"]

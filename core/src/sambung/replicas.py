@@ -21,6 +21,7 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import structlog
 
@@ -32,6 +33,7 @@ log = structlog.get_logger("sambung.replicas")
 
 Work = Callable[[], Awaitable[None]]
 HEARTBEAT_PREFIX = "replica:"
+FORGET_AFTER = timedelta(hours=1)
 
 
 def default_replica_id() -> str:
@@ -86,6 +88,18 @@ class Replica:
         await self._acquire(HEARTBEAT_PREFIX + self.id)
         start_loop("replica.heartbeat", self.heartbeat, replica=self.id)
         self.log.info("replica.started", ttl=self.ttl)
+        await self._forget_dead_replicas()
+
+    async def _forget_dead_replicas(self) -> None:
+        """Drop the heartbeats of replicas gone for an hour (killed ones leave theirs), so
+        status lists the living; each new process has a new id, so they would pile up."""
+        long_ago = self.clock.now() - FORGET_AFTER
+        try:
+            for lease in await self.store.list_leases(HEARTBEAT_PREFIX):
+                if lease.expires_at < long_ago:
+                    await self.store.release_lease(lease.name, lease.owner)
+        except StoreUnavailable as err:
+            self.log.warning("replica.cleanup_failed", error=str(err))
 
     async def heartbeat(self) -> None:
         """Hold `replica:ID` for as long as this daemon runs (released when cancelled)."""
