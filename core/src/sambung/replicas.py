@@ -62,17 +62,24 @@ class Replica:
         self.renew_every = ttl / 3
         self.log = log.bind(replica=self.id)
         self.owned: set[str] = set()
+        self._failing = False
 
     async def _acquire(self, name: str) -> bool | None:
         """True if held until `ttl` from now, False if another holds it, None if unknown."""
         try:
             async with asyncio.timeout(self.renew_every):
-                return await self.store.acquire_or_renew_lease(
+                got = await self.store.acquire_or_renew_lease(
                     name, self.id, ttl=self.ttl, now=self.clock.now()
                 )
         except (StoreUnavailable, TimeoutError) as err:
-            self.log.warning("lease.store_unavailable", lease=name, error=str(err))
+            if not self._failing:  # once when leases start failing, not per lease per try
+                self.log.warning("lease.store_unavailable", lease=name, error=str(err))
+            self._failing = True
             return None
+        if self._failing:
+            self._failing = False
+            self.log.info("lease.store_recovered", lease=name)
+        return got
 
     async def _release(self, name: str) -> None:
         self.owned.discard(name)
