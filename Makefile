@@ -28,6 +28,9 @@ services:
 	@if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && [ -n "$(PGCLUSTER)" ]; then \
 		pg_ctlcluster --skip-systemctl-redirect $(PGCLUSTER) main start; fi
 	@for _ in $$(seq 100); do pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && break; sleep 0.1; done
+	@if command -v psql >/dev/null && ! psql -h 127.0.0.1 -U postgres -tAc \
+		"select 1 from pg_database where datname = 'test'" postgres 2>/dev/null | grep -q 1; then \
+		createdb -h 127.0.0.1 -U postgres test; fi
 	@if [ -x /usr/sbin/nats-server ]; then \
 		start-stop-daemon --start --quiet --oknodo --background --exec /usr/sbin/nats-server \
 			-- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server; fi

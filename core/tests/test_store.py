@@ -22,6 +22,7 @@ from sambung.store import (
     Store,
     open_store,
 )
+from sambung.store.base import OutboxSettlement
 from sambung.store.postgres import PostgresStore
 from sambung.store.postgres import migrations as postgres_migrations
 from sambung.store.sqlite import SqliteStore
@@ -445,3 +446,42 @@ async def test_postgresql_going_away_is_store_unavailable_until_it_returns(
     finally:
         await store.close()
         await proxy.close()
+
+
+async def test_a_replica_whose_claim_ran_out_cannot_undo_the_new_holders_claim(
+    postgres_url: str,
+) -> None:
+    slow, fast = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    await slow.open()
+    await fast.open()
+    try:
+        await slow.ingest(IngestRequest(records=[sale()], routes=[["s"]]))
+        later = NOW + timedelta(days=1)
+        [row] = await slow.claim_outbox("s", now=later, limit=1, lease_seconds=1)
+        [again] = await fast.claim_outbox(
+            "s", now=later + timedelta(seconds=2), limit=1, lease_seconds=60
+        )
+        assert again.id == row.id
+
+        retry = OutboxSettlement(row.id, "pending", error="timeout", next_attempt_at=later)
+        dead = OutboxSettlement(row.id, "dead", error="gave up")
+        assert await slow.settle_outbox([retry], now=later) == []
+        assert await slow.settle_outbox([dead], now=later) == []
+        # Still claimed by `fast`: nobody else can claim it meanwhile.
+        assert (
+            await slow.claim_outbox(
+                "s", now=later + timedelta(seconds=3), limit=1, lease_seconds=60
+            )
+            == []
+        )
+        [pending] = await fast.list_outbox()
+        assert pending.status == "pending" and pending.attempts == 0
+
+        # A delivery that did happen counts, whoever holds the claim.
+        await slow.settle_outbox([OutboxSettlement(row.id, "delivered")], now=later)
+        [done] = await fast.list_outbox()
+        assert done.status == "delivered"
+        assert await fast.find_dead_letters(DeadLetterQuery(status=None)) == []
+    finally:
+        await slow.close()
+        await fast.close()

@@ -62,3 +62,17 @@ def test_an_unreachable_postgresql_is_a_clear_start_up_error(tmp_path: Path) -> 
     assert refused.returncode == 2
     assert "cannot connect to PostgreSQL" in refused.stderr
     assert "hunter2" not in refused.stderr + refused.stdout
+
+
+def test_a_password_in_the_store_url_is_never_printed_or_logged(tmp_path: Path) -> None:
+    from sambung.config import load_config
+    from sambung.plugins import load_plugins
+
+    config = write_config(tmp_path, "postgresql://sambung:hunter2-db@127.0.0.1:5432/test")
+    assert (
+        "hunter2-db" in load_config(config, load_plugins(discovered=[])).secrets
+    )  # so the log redactor masks it
+    checked = sambung("check", "-c", str(config))
+    assert checked.returncode == 0, checked.stderr
+    assert "postgresql://sambung:***@127.0.0.1:5432/test" in checked.stdout
+    assert "hunter2-db" not in checked.stdout + checked.stderr

@@ -163,37 +163,6 @@ def _plugins(_args: argparse.Namespace) -> int:
     return 1 if registry.failures else 0
 
 
-def _records(args: argparse.Namespace) -> int:
-    _, loaded = _load(args)
-
-    async def show() -> None:
-        store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
-        await store.open()
-        try:
-            rows = await store.list_records(
-                outlet=args.outlet,
-                source_system=args.source_system,
-                kind=args.kind,
-                limit=args.limit,
-            )
-        finally:
-            await store.close()
-        for row in rows:
-            if args.json:
-                print(row.payload)
-                continue
-            record = json.loads(row.payload)
-            amount = record.get("total") or record.get("amount") or record.get("quantity") or ""
-            print(
-                f"#{row.id:<6} {row.outlet:<12} {row.source_system:<8} {row.kind:<16}"
-                f" {row.external_id:<24} r{row.revision} {amount:>14} "
-                f"{row.updated_at:%Y-%m-%d %H:%M:%S}Z"
-            )
-
-    asyncio.run(show())
-    return 0
-
-
 # -- the store itself: migrations, and moving from SQLite to PostgreSQL --------------------------
 
 
@@ -237,6 +206,37 @@ def _export(args: argparse.Namespace) -> int:
         f"exported {source.path} to {display_url(args.to)}; stop the daemon that used the SQLite"
         " file, then set store.url to the PostgreSQL URL and start it again"
     )
+    return 0
+
+
+def _records(args: argparse.Namespace) -> int:
+    _, loaded = _load(args)
+
+    async def show() -> None:
+        store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+        await store.open()
+        try:
+            rows = await store.list_records(
+                outlet=args.outlet,
+                source_system=args.source_system,
+                kind=args.kind,
+                limit=args.limit,
+            )
+        finally:
+            await store.close()
+        for row in rows:
+            if args.json:
+                print(row.payload)
+                continue
+            record = json.loads(row.payload)
+            amount = record.get("total") or record.get("amount") or record.get("quantity") or ""
+            print(
+                f"#{row.id:<6} {row.outlet:<12} {row.source_system:<8} {row.kind:<16}"
+                f" {row.external_id:<24} r{row.revision} {amount:>14} "
+                f"{row.updated_at:%Y-%m-%d %H:%M:%S}Z"
+            )
+
+    asyncio.run(show())
     return 0
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -269,6 +270,8 @@ def load_config(
     secrets = tuple(
         _secrets([*(c.settings for c in connections), config.server, *sink_settings.values()])
     )
+    # A password in store.url (postgresql://user:password@host/db) is masked in logs too.
+    secrets += tuple(filter(None, [urlsplit(config.store.url).password]))
     return LoadedConfig(
         path=path.resolve(),
         config=config,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError
 from ..models import Record
@@ -442,13 +443,13 @@ def open_store(url: str, *, base_dir: Path, owner: str | None = None) -> Store:
 
 
 def display_url(url: str) -> str:
-    """A store URL fit for logs and status: any password in it replaced by `***`."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, location = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
+    """A store URL fit for printing: any password in it replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
         return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{location}"
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 @dataclass(frozen=True)

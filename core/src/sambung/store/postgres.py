@@ -136,7 +136,9 @@ class PostgresStore(Store):
             await self._alive.execute(
                 "SELECT pg_advisory_lock(hashtextextended($1, 0))", _owner_key(self.owner)
             )
-            self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self._pool_size)
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=self._pool_size, reset=_keep_session
+            )
         except BaseException:
             await self._alive.close()
             self._alive = None
@@ -677,7 +679,8 @@ class PostgresStore(Store):
 
         async def settle(conn: Conn) -> list[DeadLetter]:
             # Only rows still pending: a claim that outlived its lease may have been delivered
-            # by another replica meanwhile, and that outcome stands.
+            # by another replica meanwhile, and that outcome stands. A failure is only recorded
+            # while the claim is still ours (or nobody's): another replica may hold it by now.
             if delivered:
                 await conn.execute(
                     "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
@@ -691,19 +694,23 @@ class PostgresStore(Store):
                     "UPDATE outbox AS o SET attempts = o.attempts + 1, next_attempt_at = s.at,"
                     " last_error = s.error, claimed_until = NULL, claimed_by = NULL"
                     " FROM unnest($1::bigint[], $2::timestamptz[], $3::text[])"
-                    " AS s(id, at, error) WHERE o.id = s.id AND o.status = 'pending'",
+                    " AS s(id, at, error) WHERE o.id = s.id AND o.status = 'pending'"
+                    " AND (o.claimed_by = $4 OR o.claimed_by IS NULL)",
                     *_columns(retry, 3),
+                    self.owner,
                 )
             if not dead:
                 return []
             ids, types, errors = _columns(dead, 3)
-            await conn.execute(
+            killed = await conn.fetch(
                 "UPDATE outbox AS o SET status = 'dead', attempts = o.attempts + 1,"
                 " last_error = s.error, claimed_until = NULL, claimed_by = NULL"
                 " FROM unnest($1::bigint[], $2::text[]) AS s(id, error)"
-                " WHERE o.id = s.id AND o.status = 'pending'",
+                " WHERE o.id = s.id AND o.status = 'pending'"
+                " AND (o.claimed_by = $3 OR o.claimed_by IS NULL) RETURNING o.id",
                 ids,
                 errors,
+                self.owner,
             )
             created = await conn.fetch(
                 "INSERT INTO dead_letters (stage, outlet, connector, error_type, error,"
@@ -713,11 +720,12 @@ class PostgresStore(Store):
                 " FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY"
                 " AS s(id, error_type, error, n)"
                 " JOIN outbox AS o ON o.id = s.id JOIN records AS r ON r.id = o.record_id"
-                " WHERE o.status = 'dead' ORDER BY s.n RETURNING id",
+                " WHERE o.id = ANY($5::bigint[]) ORDER BY s.n RETURNING id",
                 ids,
                 types,
                 errors,
                 now,
+                [row[0] for row in killed],
             )
             rows = await conn.fetch(
                 f"{DEAD_LETTERS} WHERE d.id = ANY($1::bigint[]) ORDER BY d.id",
@@ -898,6 +906,12 @@ class PostgresStore(Store):
         """Every recorded connection state with its committed cursor."""
         rows = await self._fetch(CONNECTION_STATES)
         return [connection_state(r, _same) for r in rows]
+
+
+async def _keep_session(conn: Conn) -> None:
+    """Hand a connection back to the pool as it is: pooled connections never LISTEN, SET or
+    take session locks (the owner lock has a connection of its own), so asyncpg's default reset
+    would only cost a round trip per query. An open transaction is still rolled back."""
 
 
 def _by_key(row: PlannedRow) -> Key:

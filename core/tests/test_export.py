@@ -1,0 +1,105 @@
+"""`export_sqlite`: every table, every id, and the sequences moved past them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sambung.errors import ConfigError
+from sambung.store import (
+    ConnectionState,
+    ConnectionStatus,
+    CursorUpdate,
+    DeadLetterIn,
+    DeadLetterQuery,
+    ImportedFile,
+    IngestRequest,
+    RawEvent,
+    Store,
+)
+from sambung.store.base import OutboxSettlement
+from sambung.store.export import export_sqlite
+from sambung.store.postgres import PostgresStore
+from sambung.store.sqlite import SqliteStore
+
+from .conftest import sale
+
+NOW = datetime(2026, 11, 26, 13, 20, 0, 123456, tzinfo=UTC)
+
+
+async def snapshot(store: Store) -> dict[str, Any]:
+    """Everything the store answers about what it holds, for comparing two stores."""
+    return {
+        "records": await store.list_records(),
+        "outbox": await store.list_outbox(),
+        "dead": await store.find_dead_letters(DeadLetterQuery(status=None)),
+        "states": await store.list_connection_states(),
+        "activity": await store.connection_activity(),
+        "raw": await store.get_raw_event(1),
+        "file": await store.get_imported_file("kemang", "pawoon", "ab" * 32),
+    }
+
+
+async def test_export_keeps_ids_references_and_continues_the_sequences(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    source = SqliteStore(tmp_path / "s.db")
+    await source.open()
+    body = RawEvent("kemang", "pawoon", "webhook", "k1", b"\x00not json\xff", NOW, "sale")
+    bad = DeadLetterIn("ingest", "kemang", "pawoon", "InvalidPayload", "not JSON")
+    await source.ingest(IngestRequest(raw=body, dead_letter=bad))
+    await source.ingest(
+        IngestRequest(
+            records=[sale("TRX-1", updated_at=NOW), sale("TRX-2")],
+            routes=[["books"], ["books"]],
+            cursor=CursorUpdate("kemang", "qasir", "2026-11-26T13:00:00+07:00"),
+        )
+    )
+    first, second = await source.claim_outbox(
+        "books", now=NOW + timedelta(1), limit=2, lease_seconds=60
+    )
+    await source.settle_outbox(
+        [OutboxSettlement(first.id, "delivered"), OutboxSettlement(second.id, "dead", error="410")],
+        now=NOW,
+    )
+    await source.record_imported_file(
+        ImportedFile("kemang", "pawoon", "ab" * 32, "a.csv", 10, 3, 1, "file", NOW)
+    )
+    await source.save_connection_state(
+        ConnectionState("kemang", "qasir", "poll", ConnectionStatus.OK, NOW, NOW, records_fetched=7)
+    )
+    before = await snapshot(source)
+    await source.close()
+
+    copied = await export_sqlite(tmp_path / "s.db", postgres_url)
+    assert copied["records"] == 2 and copied["outbox"] == 2 and copied["dead_letters"] == 2
+
+    target = PostgresStore(postgres_url)
+    await target.open()
+    try:
+        after = await snapshot(target)
+        assert after == before
+        assert await target.get_cursor("kemang", "qasir") == "2026-11-26T13:00:00+07:00"
+        # Nothing is due again, and new rows take ids after the copied ones.
+        assert (
+            await target.claim_outbox("books", now=NOW + timedelta(2), limit=9, lease_seconds=9)
+            == []
+        )
+        result = await target.ingest(
+            IngestRequest(
+                raw=RawEvent("kemang", "pawoon", "webhook", "k2", b"{}", NOW),
+                records=[sale("TRX-3")],
+                routes=[["books"]],
+            )
+        )
+        assert result.raw_event_id == 2 and result.records[0].id == 3
+        assert [row.id for row in await target.list_outbox()] == [1, 2, 3]
+    finally:
+        await target.close()
+
+    with pytest.raises(ConfigError, match="already holds rows"):
+        await export_sqlite(tmp_path / "s.db", postgres_url)
+    again = await export_sqlite(tmp_path / "s.db", postgres_url, replace=True)
+    assert again == copied
