@@ -43,7 +43,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -81,10 +82,12 @@ class BenchError(Exception):
 # -- the servers ------------------------------------------------------------------------------
 
 
-def daemon_config(db: Path, port: int) -> str:
-    """The daemon's YAML: one SQLite file, the public listener, every outlet on Pawoon webhooks."""
+def daemon_config(db: Path | str, port: int) -> str:
+    """The daemon's YAML: one SQLite file (or a PostgreSQL URL), the public listener, every
+    outlet on Pawoon webhooks."""
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
     lines = [
-        f'store: {{url: "sqlite:///{db}"}}',
+        f'store: {{url: "{url}"}}',
         f"server: {{public: {{host: {HOST}, port: {port}}}}}",
         "log: {level: warning, format: json}",
         "outlets:",
@@ -362,26 +365,47 @@ class StoreCheck:
     problems: tuple[str, ...]
 
 
-def check_store(db: Path, measured: LoadResult, warmup: LoadResult) -> StoreCheck:
+# What the store check counts: records of the measured run, records, raw events, dead letters.
+COUNT_QUERIES = (
+    "SELECT count(*) FROM records WHERE kind = 'transaction' AND external_id LIKE '"
+    + MEASURED_PREFIX
+    + "%'",
+    "SELECT count(*) FROM records",
+    "SELECT count(*) FROM raw_events",
+    "SELECT count(*) FROM dead_letters",
+)
+
+
+def sqlite_counts(db: Path) -> tuple[int, ...]:
+    """The store check's counts from the daemon's SQLite file, opened read-only."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return tuple(int(conn.execute(sql).fetchone()[0]) for sql in COUNT_QUERIES)
+
+
+def postgres_counts(url: str) -> tuple[int, ...]:
+    """The store check's counts from the replicas' PostgreSQL schema."""
+    import asyncio
+
+    import asyncpg
+
+    async def count() -> tuple[int, ...]:
+        conn = await asyncpg.connect(url)
+        try:
+            return tuple([int(await conn.fetchval(sql)) for sql in COUNT_QUERIES])
+        finally:
+            await conn.close()
+
+    return asyncio.run(count())
+
+
+def check_store(counts: Sequence[int], measured: LoadResult, warmup: LoadResult) -> StoreCheck:
     """Every acknowledged record is stored; nothing beyond what was sent; nothing dead-lettered.
 
     wrk stops with up to `concurrency` requests in flight. The daemon still commits those (the
     commit is shielded from the client hanging up), so the file may hold a few more records than
     wrk saw acknowledged, but never more than acknowledged + in flight.
     """
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-
-        def count(sql: str, *params: str) -> int:
-            return int(conn.execute(sql, params).fetchone()[0])
-
-        measured_records = count(
-            "SELECT count(*) FROM records WHERE kind = 'transaction' AND external_id LIKE ?",
-            MEASURED_PREFIX + "%",
-        )
-        total_records = count("SELECT count(*) FROM records")
-        raw_events = count("SELECT count(*) FROM raw_events")
-        dead_letters = count("SELECT count(*) FROM dead_letters")
-
+    measured_records, total_records, raw_events, dead_letters = counts
     problems: list[str] = []
     low, high = measured.fresh, measured.fresh + measured.in_flight
     if not low <= measured_records <= high:
@@ -451,7 +475,105 @@ def bench_daemon(
         print(f"daemon: measuring {load.duration}s at concurrency {load.concurrency} ...")
         measured = run_wrk(daemon, files.measured, load.duration, load, profile)
     # The daemon has drained and closed the store: the file is now final.
-    return TargetRun(warmup, measured, daemon.log_tail()), check_store(db, measured, warmup)
+    return TargetRun(warmup, measured, daemon.log_tail()), check_store(
+        sqlite_counts(db), measured, warmup
+    )
+
+
+def split_requests(path: Path, parts: int) -> list[Path]:
+    """The requests of `path` dealt into `parts` files, one per replica (no id in two files)."""
+    if parts == 1:
+        return [path]
+    outputs = [path.with_name(f"{path.stem}.{n}of{parts}{path.suffix}") for n in range(parts)]
+    handles = [output.open("w") for output in outputs]
+    try:
+        with path.open() as source:
+            for number, line in enumerate(source):
+                handles[number % parts].write(line)
+    finally:
+        for handle in handles:
+            handle.close()
+    return outputs
+
+
+def combine(target: str, results: Sequence[LoadResult]) -> LoadResult:
+    """Several wrk runs at once (one per replica) as one: sums, and the worst latency."""
+    statuses: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for result in results:
+        for status, n in result.statuses.items():
+            statuses[status] = statuses.get(status, 0) + n
+        for kind, n in result.socket_errors.items():
+            errors[kind] = errors.get(kind, 0) + n
+    return LoadResult(
+        target=target,
+        duration_s=max(r.duration_s for r in results),
+        requests=sum(r.requests for r in results),
+        requests_per_s=round(sum(r.requests_per_s for r in results), 1),
+        latency_ms={k: max(r.latency_ms[k] for r in results) for k in results[0].latency_ms},
+        statuses=dict(sorted(statuses.items())),
+        non_2xx=sum(r.non_2xx for r in results),
+        socket_errors=errors,
+        sent=sum(r.sent for r in results),
+        unique_sent=sum(r.unique_sent for r in results),
+        wrapped=any(r.wrapped for r in results),
+        fresh=sum(r.fresh for r in results),
+        server_cpu=round(sum(r.server_cpu for r in results), 3),
+        # Each wrk's figure counts every child reaped meanwhile: the largest is about the total.
+        wrk_cpu=max(r.wrk_cpu for r in results),
+        wrk_output="\n".join(r.wrk_output for r in results),
+    )
+
+
+def run_replicas(
+    target: str, servers: Sequence[Server], parts: Sequence[Path], seconds: int, load: LoadSettings
+) -> LoadResult:
+    """One wrk per replica at once, the connections shared out: round-robin by target port."""
+    if len(servers) == 1:
+        return replace(run_wrk(servers[0], parts[0], seconds, load), target=target)
+    share = replace(load, concurrency=max(load.threads, load.concurrency // len(servers)))
+    with ThreadPoolExecutor(len(servers)) as pool:
+        runs = [
+            pool.submit(run_wrk, server, part, seconds, share)
+            for server, part in zip(servers, parts, strict=True)
+        ]
+        results = [run.result() for run in runs]
+    return combine(target, results)
+
+
+def bench_postgres(
+    work: Path, files: RequestFiles, load: LoadSettings, postgres_url: str, replicas: int
+) -> tuple[TargetRun, StoreCheck]:
+    """`replicas` daemons on one fresh PostgreSQL schema, each driven by its own wrk."""
+    import asyncio
+
+    from sambung.store.postgres import create_schema, drop_schema
+
+    target = f"pg x{replicas}"
+    schema, url = asyncio.run(create_schema(postgres_url, prefix="bench_ingest"))
+    try:
+        measured_parts = split_requests(files.measured, replicas)
+        warmup_parts = split_requests(files.warmup, replicas)
+        with contextlib.ExitStack() as stack:
+            servers = []
+            for n in range(replicas):
+                port = free_port()
+                config = work / f"pg{replicas}-{n}.yaml"
+                config.write_text(daemon_config(url, port))
+                command = [sys.executable, "-m", "sambung", "run", "-c", str(config)]
+                log = work / f"pg{replicas}-{n}.log"
+                server = Server(f"{target}.{n}", command, port, log, work, "/healthz")
+                servers.append(stack.enter_context(server))
+            print(f"{target}: pids {[s.pid for s in servers]}; warming up {load.warmup}s ...")
+            warmup = run_replicas(target, servers, warmup_parts, load.warmup, load)
+            print(f"{target}: measuring {load.duration}s at concurrency {load.concurrency} ...")
+            measured = run_replicas(target, servers, measured_parts, load.duration, load)
+            tail = servers[0].log_tail()
+        # Every replica has drained and closed its pool: the schema is final.
+        counts = postgres_counts(url)
+    finally:
+        asyncio.run(drop_schema(postgres_url, schema))
+    return TargetRun(warmup, measured, tail), check_store(counts, measured, warmup)
 
 
 def bench_bare(work: Path, files: RequestFiles, load: LoadSettings) -> TargetRun:
@@ -573,6 +695,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="keep the work directory (requests, logs, SQLite file)"
     )
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const="postgresql://postgres@127.0.0.1:5432/test",
+        metavar="URL",
+        help="also run the daemon on PostgreSQL (a fresh schema in URL, default "
+        "postgresql://postgres@127.0.0.1:5432/test) as each of --replicas replicas",
+    )
+    parser.add_argument(
+        "--replicas",
+        default="1,2",
+        help="with --postgres: how many replicas, one wrk each (comma list, default 1,2)",
+    )
     args = parser.parse_args(argv)
     if args.requests is None:
         args.requests = max(50_000, args.duration * REQUESTS_PER_SECOND)
@@ -622,14 +757,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             warmup_requests = min(args.requests, max(10_000, args.warmup * REQUESTS_PER_SECOND))
             files = prepare_requests(work, args.requests, warmup_requests)
             daemon, store = bench_daemon(work, files, load, profile)
+            postgres = [
+                bench_postgres(work, files, load, args.postgres, int(n))
+                for n in (args.replicas.split(",") if args.postgres else [])
+            ]
             bare = bench_bare(work, files, load)
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 
     ratio = daemon.measured.requests_per_s / bare.measured.requests_per_s
-    print_table([daemon.measured, bare.measured], ratio)
+    print_table([daemon.measured, *(run.measured for run, _ in postgres), bare.measured], ratio)
     problems = [*load_problems(daemon.measured), *store.problems]
+    for run, check in postgres:
+        problems += [
+            *load_problems(run.measured),
+            *(f"{run.measured.target}: {p}" for p in check.problems),
+        ]
+        print(
+            f"store check {run.measured.target}: {check.measured_records:,} records stored for "
+            f"{check.acknowledged_new:,} acknowledged as new (+{check.in_flight} in flight)"
+        )
     for problem in load_problems(bare.measured):
         print(f"warning: {problem}")
     if daemon.measured.wrapped:
@@ -662,6 +810,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "daemon_warmup": _result_json(daemon.warmup),
         "bare": _result_json(bare.measured),
         "bare_warmup": _result_json(bare.warmup),
+        "postgres": {
+            run.measured.target: {
+                "measured": _result_json(run.measured),
+                "warmup": _result_json(run.warmup),
+                "store_check": asdict(check),
+            }
+            for run, check in postgres
+        },
         "ratio": round(ratio, 3),
         "target_ratio": TARGET_RATIO,
         "store_check": asdict(store),

@@ -188,3 +188,22 @@ def test_dollar_dollar_is_a_literal_dollar(tmp_path: Path, registry: Registry) -
 def test_a_missing_file_is_a_config_error(tmp_path: Path, registry: Registry) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yaml", registry)
+
+
+def test_replicas_name_themselves_and_their_lease_time(tmp_path: Path, registry: Registry) -> None:
+    text = GOOD + "    replicas: {id: kasir-2, lease_ttl: 20s}\n"
+    loaded = load_config(write(tmp_path, text), registry, environ={"DEMO_SECRET": "s"})
+    assert loaded.config.replicas.id == "kasir-2"
+    assert loaded.config.replicas.lease_ttl.total_seconds() == 20
+
+    default = load_config(write(tmp_path, GOOD), registry, environ={"DEMO_SECRET": "s"})
+    assert default.config.replicas.id is None
+    assert default.config.replicas.lease_ttl.total_seconds() == 15
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            write(tmp_path, GOOD + "    replicas: {lease_ttl: 200ms}\n"),
+            registry,
+            environ={"DEMO_SECRET": "s"},
+        )
+    assert any(str(p).startswith("replicas.lease_ttl:") for p in caught.value.problems)

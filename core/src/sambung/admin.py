@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import metrics
 from .dlq import DeadLetters, add_dead_letter_routes
 from .errors import StoreUnavailable
-from .status import connection_status, sink_status
+from .status import connection_status, lease_status, sink_status
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -98,5 +98,7 @@ async def status_endpoint(request: web.Request) -> web.Response:
         "connections": await connection_status(daemon.store, daemon.loaded),
         "sinks": await sink_status(daemon.store, daemon.loaded, now, daemon.dispatcher),
         "loops_stopped": daemon.loops.stopped(),
+        "replica": daemon.replica.id,
+        "leases": await lease_status(daemon.store, now),
     }
     return web.json_response(body)

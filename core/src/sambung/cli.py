@@ -535,3 +535,19 @@ async def _status_sinks(loaded: LoadedConfig, store: Any, args: argparse.Namespa
 
 
 STATUS_SECTIONS.extend([_status_connections, _status_sinks])
+
+
+async def _status_leases(loaded: LoadedConfig, store: Any, args: argparse.Namespace) -> None:
+    """Which replica owns which poll loop and inbox, and until when."""
+    from .status import lease_status, lease_table
+
+    leases = await lease_status(store, datetime.now(UTC))
+    if args.json:
+        for row in leases:
+            print(json.dumps({"section": "leases", **row}))
+        return
+    print()
+    print(lease_table(leases) if leases else "no leases held (no loop has run yet)")
+
+
+STATUS_SECTIONS.append(_status_leases)

@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from .connectors import Connector, ConnectorSettings, Mode, Modes, Outlet
+from .connectors import Connector, ConnectorSettings, Duration, Mode, Modes, Outlet
 from .errors import ConfigError, ConfigProblem
 from .models import DERIVED_KINDS, RecordKind
 from .plugins import Registry
@@ -81,6 +81,23 @@ class StoreSettings(_Strict):
     """Where state lives; a relative SQLite path is read from the YAML file's folder."""
 
     url: str = "sqlite:///./data/sambung.db"
+
+
+class ReplicaSettings(_Strict):
+    """This daemon as one of several replicas sharing a PostgreSQL store."""
+
+    # Shown in `sambung status` as the owner of each loop; default hostname-pid-random.
+    id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    # How long a loop's lease lasts without renewal: a dead replica's loops are taken over
+    # within about this long. Renewed every third of it.
+    lease_ttl: Duration = timedelta(seconds=15)
+
+    @field_validator("lease_ttl")
+    @classmethod
+    def _sensible_ttl(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("lease_ttl must be at least 1s")
+        return value
 
 
 class LogSettings(_Strict):
@@ -175,6 +192,7 @@ class Config(_Strict):
     server: ServerSettings = ServerSettings()
     log: LogSettings = LogSettings()
     credentials: CredentialSettings = CredentialSettings()
+    replicas: ReplicaSettings = ReplicaSettings()
     outlets: list[OutletConfig] = Field(min_length=1)
     sinks: dict[str, SinkConfig] = Field(default_factory=dict)
     summaries: SummarySettings = SummarySettings()

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from typing import Any
 
 import structlog
@@ -21,6 +22,7 @@ from .errors import ConfigError, ConfigProblem
 from .inbox import start_file_drop
 from .outbox import Dispatcher
 from .plugins import Registry
+from .replicas import Replica, default_replica_id
 from .store import DeadLetter, Store, display_url, open_store
 from .supervision import Loops
 from .webhooks import (
@@ -48,7 +50,14 @@ class Daemon:
         self.loaded = loaded
         self.registry = registry
         self.clock = clock or SystemClock()
-        self.store: Store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+        replicas = loaded.config.replicas
+        replica_id = replicas.id or default_replica_id()
+        self.store: Store = open_store(
+            loaded.config.store.url, base_dir=loaded.base_dir, owner=replica_id
+        )
+        self.replica = Replica(
+            self.store, replica_id, ttl=replicas.lease_ttl.total_seconds(), clock=self.clock
+        )
         self._runners: list[web.AppRunner] = []
         self.loops = Loops()
         self._background: set[asyncio.Task[Any]] = set()
@@ -130,6 +139,7 @@ class Daemon:
 
     async def _start_listeners(self) -> None:
         _tune_gc()
+        await self.replica.start(self.loops.start)
         public = self.loaded.config.server.public
         port = await self._listen(self.public_app(), public.host, public.port, "server.public")
         # How this machine itself reaches the listener (the simulator, health checks).
@@ -157,6 +167,7 @@ class Daemon:
             outlets=[o.id for o in self.loaded.config.outlets],
             connections=[f"{c.outlet.id}/{c.name}" for c in self.loaded.connections],
             store=display_url(self.loaded.config.store.url),
+            replica=self.replica.id,
         )
         await self._start_polling()
 
@@ -221,9 +232,10 @@ class Daemon:
             headers={"User-Agent": f"sambung/{__version__}"},
         )
         for loop in self.polling.build(session):
+            # Only the replica holding the loop's lease polls it (every replica on SQLite).
             self.loops.start(
                 f"poll:{loop.outlet}:{loop.name}",
-                loop.run_forever,
+                partial(self.replica.own, f"poll:{loop.outlet}/{loop.name}", loop.run_forever),
                 outlet=loop.outlet,
                 connector=loop.name,
             )

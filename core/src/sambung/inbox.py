@@ -18,6 +18,7 @@ import stat
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -188,9 +189,11 @@ def start_file_drop(daemon: Daemon) -> None:
     for connection in file_drop_connections(daemon.loaded):
         connector = file_drop_connector(connection, daemon.clock)
         watcher = InboxWatcher(connector, importer, inbox_of(daemon.loaded, connection))
+        lease = f"filedrop:{connection.outlet.id}/{connection.name}"
+        # One replica at a time imports an inbox: two would race to move the same file.
         daemon.loops.start(
-            f"filedrop:{connection.outlet.id}/{connection.name}",
-            watcher.run,
+            lease,
+            partial(daemon.replica.own, lease, watcher.run),
             outlet=connection.outlet.id,
             connector=connection.name,
         )

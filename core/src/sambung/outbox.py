@@ -154,7 +154,8 @@ class Dispatcher:
                 retention=timedelta(hours=config.retention_hours),
             )
             metrics.child(metrics.SINK_DISABLED, name).set(0)
-        # One dispatcher per store: a claim still held now was held by a process that died.
+        # On SQLite one dispatcher per store: a claim still held now was held by a process that
+        # died. On PostgreSQL the store frees only this replica's claims and those of the dead.
         released = await self.store.release_claims()
         if released:
             log.warning("outbox.claims_released", rows=released, hint="after a crash or kill")
@@ -198,6 +199,10 @@ class Dispatcher:
         while True:
             await self.refresh_gauges()
             await self.prune()
+            # Another replica died holding claims: deliver its rows now, not when they expire.
+            released = await self.store.release_orphaned_claims()
+            if released:
+                log.warning("outbox.claims_released", rows=released, hint="a replica died")
             await asyncio.sleep(every)
 
     async def drain_once(self, name: str) -> int:

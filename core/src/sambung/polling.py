@@ -163,6 +163,8 @@ class PollLoop:
 
     async def run_forever(self) -> None:
         """Run at start-up, then every interval (with jitter) until cancelled."""
+        # Started again after another replica held the loop: read its state afresh.
+        self._loaded = False
         await self.sleep(random.uniform(0, min(START_SPREAD_SECONDS, self._interval() * JITTER)))
         while True:
             await self.run_once()

@@ -97,6 +97,31 @@ async def connection_status(store: Store, loaded: LoadedConfig) -> list[dict[str
     return connections
 
 
+async def lease_status(store: Store, now: datetime) -> list[dict[str, Any]]:
+    """Which replica owns which loop (`poll:…`, `filedrop:…`) and which replicas are alive
+    (`replica:…`), with each lease's expiry; an expired lease is free for any replica."""
+    return [
+        {
+            "lease": lease.name,
+            "owner": lease.owner,
+            "live": lease.expires_at > now,
+            "expires_in_seconds": round((lease.expires_at - now).total_seconds(), 3),
+            "expires_at": _iso(lease.expires_at),
+            "acquired_at": _iso(lease.acquired_at),
+        }
+        for lease in await store.list_leases()
+    ]
+
+
+def lease_table(leases: list[dict[str, Any]]) -> str:
+    """The leases part of `sambung status`, as a text table."""
+    rows: list[tuple[str, ...]] = [("LEASE", "OWNER", "STATE", "EXPIRES AT")]
+    for lease in leases:
+        state = f"live {lease['expires_in_seconds']:.0f}s" if lease["live"] else "expired"
+        rows.append((lease["lease"], lease["owner"], state, (lease["expires_at"] or "-")[:19]))
+    return _table(rows)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 

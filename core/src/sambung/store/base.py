@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -205,6 +208,17 @@ class DeadLetterQuery:
     limit: int = 100
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a named lease (a poll loop, an inbox, a replica's heartbeat) and until when."""
+
+    name: str
+    owner: str
+    expires_at: datetime
+    acquired_at: datetime
+    renewed_at: datetime
+
+
 class Store(abc.ABC):
     """Durable state of the daemon. Implementations must give identical semantics."""
 
@@ -402,9 +416,74 @@ class Store(abc.ABC):
         caller checks `expires_at` against `now` (an expired state is consumed all the same).
         """
 
+    # -- leases (replicas) ---------------------------------------------------------------------
 
-def open_store(url: str, *, base_dir: Path) -> Store:
-    """The store named by a URL; a relative SQLite path is read from `base_dir` (the YAML's)."""
+    @abc.abstractmethod
+    async def acquire_or_renew_lease(
+        self, name: str, owner: str, *, ttl: float, now: datetime
+    ) -> bool:
+        """Take lease `name` for `owner` until `now + ttl` seconds, atomically.
+
+        Succeeds when the lease is free, expired (`expires_at <= now`) or already held by
+        `owner` (a renewal: `acquired_at` stays, `expires_at` moves); False while another owner
+        holds it. `now` comes from the caller's clock, so replicas must keep their clocks in
+        sync (NTP) to well within the ttl.
+        """
+
+    @abc.abstractmethod
+    async def release_lease(self, name: str, owner: str) -> bool:
+        """Give lease `name` up at once if `owner` holds it; False if it did not."""
+
+    @abc.abstractmethod
+    async def list_leases(self, prefix: str = "") -> list[Lease]:
+        """Every lease whose name starts with `prefix` (expired ones too), by name."""
+
+    @abc.abstractmethod
+    async def release_orphaned_claims(self) -> int:
+        """Free the outbox claims of replicas that are gone (died without releasing them).
+
+        Never touches the claims of a live replica, this one included; a store only one
+        process can use has no such claims and returns 0.
+        """
+
+    @contextlib.asynccontextmanager
+    async def exclusive(
+        self, name: str, *, ttl: float = 30.0, wait: float = 60.0, poll: float = 0.1
+    ) -> AsyncIterator[None]:
+        """Hold lease `exclusive:NAME` for the block: one holder across every replica.
+
+        For short critical sections such as a credential refresh (single-flight: the others
+        wait, then read what the holder stored). The lease is renewed every `ttl / 3` while
+        the block runs and released when it ends; if the holder dies it frees itself after
+        `ttl`. Raises `TimeoutError` when it could not be taken within `wait` seconds.
+        """
+        lease, owner = f"exclusive:{name}", f"exclusive-{secrets.token_hex(8)}"
+        async with asyncio.timeout(wait):
+            while not await self.acquire_or_renew_lease(
+                lease, owner, ttl=ttl, now=datetime.now(UTC)
+            ):
+                await asyncio.sleep(poll)
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(ttl / 3)
+                await self.acquire_or_renew_lease(lease, owner, ttl=ttl, now=datetime.now(UTC))
+
+        renewing = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await renewing
+            await self.release_lease(lease, owner)
+
+
+def open_store(url: str, *, base_dir: Path, owner: str | None = None) -> Store:
+    """The store named by a URL; a relative SQLite path is read from `base_dir` (the YAML's).
+
+    `owner` names this process (its replica id) in what it claims in a shared store.
+    """
     if url.startswith("sqlite:///"):
         from .sqlite import SqliteStore
 
@@ -413,7 +492,7 @@ def open_store(url: str, *, base_dir: Path) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, owner=owner)
     raise ConfigError(
         f"store.url: unsupported store URL {display_url(url)!r}"
         " (use sqlite:///PATH or postgresql://USER@HOST/DB)"

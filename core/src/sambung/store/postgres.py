@@ -36,6 +36,7 @@ from .base import (
     ImportedFile,
     IngestRequest,
     IngestResult,
+    Lease,
     OAuthState,
     OutboxRow,
     OutboxSettlement,
@@ -643,6 +644,63 @@ class PostgresStore(Store):
                 await self._alive.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
                 gone.append(owner)
         return gone
+
+    async def release_orphaned_claims(self) -> int:
+        """Free the claims of owners whose connection is gone (never this owner's)."""
+        if self._alive is None:
+            raise StoreUnavailable("the store is not open")
+        try:
+            async with self._alive_lock:
+                gone = await self._gone_owners()
+        except _FAILURES as err:
+            raise _unavailable("query failed", err) from err
+        others = [owner for owner in gone if owner is not None and owner != self.owner]
+        if not others:
+            return 0
+        return await self._execute(
+            "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL"
+            " WHERE claimed_until IS NOT NULL AND claimed_by = ANY($1::text[])",
+            others,
+        )
+
+    # -- leases ----------------------------------------------------------------------------
+
+    async def acquire_or_renew_lease(
+        self, name: str, owner: str, *, ttl: float, now: datetime
+    ) -> bool:
+        """Take or renew a lease in one statement (the row lock makes it atomic)."""
+        return (
+            await self._execute(
+                "INSERT INTO leases (name, owner, expires_at, acquired_at, renewed_at)"
+                " VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO UPDATE"
+                " SET owner = excluded.owner, expires_at = excluded.expires_at,"
+                " renewed_at = excluded.renewed_at,"
+                " acquired_at = CASE WHEN leases.owner = excluded.owner"
+                "  THEN leases.acquired_at ELSE excluded.acquired_at END"
+                " WHERE leases.owner = excluded.owner OR leases.expires_at <= $4",
+                name,
+                owner,
+                now + timedelta(seconds=ttl),
+                now,
+            )
+            == 1
+        )
+
+    async def release_lease(self, name: str, owner: str) -> bool:
+        """Delete the lease if `owner` holds it."""
+        deleted = await self._execute(
+            "DELETE FROM leases WHERE name = $1 AND owner = $2", name, owner
+        )
+        return deleted == 1
+
+    async def list_leases(self, prefix: str = "") -> list[Lease]:
+        """Every lease whose name starts with `prefix`, by name."""
+        rows = await self._fetch(
+            "SELECT name, owner, expires_at, acquired_at, renewed_at FROM leases"
+            " WHERE left(name, length($1)) = $1 ORDER BY name",
+            prefix,
+        )
+        return [Lease(*row) for row in rows]
 
     async def settle_outbox(
         self, settlements: Sequence[OutboxSettlement], *, now: datetime

@@ -32,6 +32,7 @@ from .base import (
     ImportedFile,
     IngestRequest,
     IngestResult,
+    Lease,
     OAuthState,
     OutboxRow,
     OutboxSettlement,
@@ -595,6 +596,49 @@ class SqliteStore(Store):
                 params,
             ).rowcount
         )
+
+    async def release_orphaned_claims(self) -> int:
+        """None: one process uses an SQLite file, and it frees its claims at start-up."""
+        return 0
+
+    # -- leases ----------------------------------------------------------------------------
+
+    async def acquire_or_renew_lease(
+        self, name: str, owner: str, *, ttl: float, now: datetime
+    ) -> bool:
+        """Take or renew a lease in one statement on the writer thread."""
+        stamp, until = to_db_time(now), to_db_time(now + timedelta(seconds=ttl))
+        return await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO leases (name, owner, expires_at, acquired_at, renewed_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                " SET owner = excluded.owner, expires_at = excluded.expires_at,"
+                " renewed_at = excluded.renewed_at,"
+                " acquired_at = CASE WHEN leases.owner = excluded.owner"
+                "  THEN leases.acquired_at ELSE excluded.acquired_at END"
+                " WHERE leases.owner = excluded.owner OR leases.expires_at <= ?",
+                (name, owner, until, stamp, stamp, stamp),
+            ).rowcount
+            == 1
+        )
+
+    async def release_lease(self, name: str, owner: str) -> bool:
+        """Delete the lease if `owner` holds it."""
+        return await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner)
+            ).rowcount
+            == 1
+        )
+
+    async def list_leases(self, prefix: str = "") -> list[Lease]:
+        """Every lease whose name starts with `prefix`, by name."""
+        rows = await self._fetch(
+            "SELECT name, owner, expires_at, acquired_at, renewed_at FROM leases"
+            " WHERE substr(name, 1, ?) = ? ORDER BY name",
+            (len(prefix), prefix),
+        )
+        return [Lease(r[0], r[1], *(from_db_time(t) for t in r[2:])) for r in rows]
 
     async def settle_outbox(
         self, settlements: Sequence[OutboxSettlement], *, now: datetime

@@ -134,6 +134,12 @@ class FakeVendor:
         self.bearers: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        # Per poll loop (see `loop_of`): requests in flight now, and the most there ever were.
+        # More than one means two pollers of the same connection overlapped.
+        self.in_flight_by_loop: dict[str, int] = {}
+        self.max_in_flight_by_loop: dict[str, int] = {}
+        # Added to every request, so two pollers of one loop would overlap and be counted.
+        self.latency = 0.0
         self._sequence = 0
         self.url = ""
         # Called after each answered request: a test changes rows between two pages with it.
@@ -204,11 +210,24 @@ class FakeVendor:
         self.routes(app)
         return app
 
+    def loop_of(self, request: web.Request) -> str:
+        """Which poll loop sent a request: its credentials, since each connection has its own
+        (a subclass whose connections share credentials names the outlet some other way)."""
+        return request.headers.get("Authorization", "")
+
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        loop = self.loop_of(request)
+        now_in_flight = self.in_flight_by_loop.get(loop, 0) + 1
+        self.in_flight_by_loop[loop] = now_in_flight
+        self.max_in_flight_by_loop[loop] = max(
+            self.max_in_flight_by_loop.get(loop, 0), now_in_flight
+        )
         try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
             spare = any(request.path.endswith(p) for p in self.token_paths)
             fault = self.faults.take(request.path, spare=spare)
             if fault is not None and fault.delay:
@@ -224,6 +243,7 @@ class FakeVendor:
                 response = await handler(request)
         finally:
             self.in_flight -= 1
+            self.in_flight_by_loop[loop] -= 1
         seen = Seen(
             self.monotonic(), request.method, request.path, dict(request.query), response.status
         )

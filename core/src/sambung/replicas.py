@@ -1,0 +1,184 @@
+"""Replicas: several daemons on one shared store, each poll loop and inbox owned by one of them.
+
+Webhooks may land on any replica: ingest keeps no state in the process (deduplication is the
+store's unique keys). Work that must not run twice at once — a poll loop, a file-drop inbox —
+runs only while its replica holds the loop's lease in the store (`poll:OUTLET/CONNECTOR`,
+`filedrop:OUTLET/CONNECTOR`). The holder renews every `ttl / 3`; a replica that cannot renew
+stops the loop (fencing) at least `ttl / 3` before the lease could pass to another, and one that
+finds the lease taken waits until it expires. A replica that dies is thus replaced within about
+one ttl; one that shuts down releases its leases so a restart (or another replica) takes over at
+once. Each replica also holds `replica:ID` as a heartbeat: the outbox claims of a replica whose
+heartbeat ran out are freed for the others.
+
+On SQLite (one process) the same code runs and simply always wins its leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import structlog
+
+from .clock import Clock, SystemClock
+from .errors import StoreUnavailable
+from .store import Store
+
+log = structlog.get_logger("sambung.replicas")
+
+Work = Callable[[], Awaitable[None]]
+HEARTBEAT_PREFIX = "replica:"
+FORGET_AFTER = timedelta(hours=1)
+
+
+def default_replica_id() -> str:
+    """hostname-pid-random: unique per process, readable in `sambung status`."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Replica:
+    """This daemon as one of several replicas sharing a store: runs work under leases."""
+
+    def __init__(
+        self,
+        store: Store,
+        identity: str | None = None,
+        *,
+        ttl: float = 15.0,
+        clock: Clock | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.id = identity or default_replica_id()
+        self.ttl = ttl
+        self.clock = clock or SystemClock()
+        self.monotonic = monotonic
+        # Renewed three times per ttl: two renewals may fail before the loop is fenced.
+        self.renew_every = ttl / 3
+        self.log = log.bind(replica=self.id)
+        self.owned: set[str] = set()
+        self._failing = False
+
+    async def _acquire(self, name: str) -> bool | None:
+        """True if held until `ttl` from now, False if another holds it, None if unknown."""
+        try:
+            async with asyncio.timeout(self.renew_every):
+                got = await self.store.acquire_or_renew_lease(
+                    name, self.id, ttl=self.ttl, now=self.clock.now()
+                )
+        except (StoreUnavailable, TimeoutError) as err:
+            if not self._failing:  # once when leases start failing, not per lease per try
+                self.log.warning("lease.store_unavailable", lease=name, error=str(err))
+            self._failing = True
+            return None
+        if self._failing:
+            self._failing = False
+            self.log.info("lease.store_recovered", lease=name)
+        return got
+
+    async def _release(self, name: str) -> None:
+        self.owned.discard(name)
+        try:
+            async with asyncio.timeout(self.renew_every):
+                await self.store.release_lease(name, self.id)
+        except (StoreUnavailable, TimeoutError) as err:  # it expires on its own
+            self.log.warning("lease.not_released", lease=name, error=str(err))
+
+    async def start(self, start_loop: Callable[..., None]) -> None:
+        """Take the heartbeat lease now (claims made from here on belong to a live replica),
+        then keep renewing it in a supervised loop (`daemon.loops.start`)."""
+        await self._acquire(HEARTBEAT_PREFIX + self.id)
+        start_loop("replica.heartbeat", self.heartbeat, replica=self.id)
+        self.log.info("replica.started", ttl=self.ttl)
+        await self._forget_dead_replicas()
+
+    async def _forget_dead_replicas(self) -> None:
+        """Drop the heartbeats of replicas gone for an hour (killed ones leave theirs), so
+        status lists the living; each new process has a new id, so they would pile up."""
+        long_ago = self.clock.now() - FORGET_AFTER
+        try:
+            for lease in await self.store.list_leases(HEARTBEAT_PREFIX):
+                if lease.expires_at < long_ago:
+                    await self.store.release_lease(lease.name, lease.owner)
+        except StoreUnavailable as err:
+            self.log.warning("replica.cleanup_failed", error=str(err))
+
+    async def heartbeat(self) -> None:
+        """Hold `replica:ID` for as long as this daemon runs (released when cancelled)."""
+        name = HEARTBEAT_PREFIX + self.id
+        try:
+            while True:
+                await self._acquire(name)
+                await asyncio.sleep(self.renew_every)
+        finally:
+            await self._release(name)
+
+    async def own(self, name: str, work: Work) -> None:
+        """Run `work()` whenever this replica holds lease `name`, until cancelled.
+
+        Waits while another replica holds the lease; cancels `work` when the lease is lost or
+        cannot be renewed in time; releases the lease when cancelled (shutdown). An exception
+        from `work` is raised after the lease is released, for the supervisor to restart.
+        """
+        bound = self.log.bind(lease=name)
+        while True:
+            started = self.monotonic()
+            got = await self._acquire(name)
+            if not got:
+                await asyncio.sleep(await self._until_free(name) if got is False else 1.0)
+                continue
+            bound.info("lease.acquired", ttl=self.ttl)
+            self.owned.add(name)
+            task = asyncio.ensure_future(work())
+            try:
+                await self._hold(name, task, valid_until=started + self.ttl)
+            finally:
+                if not task.done():
+                    task.cancel()
+                # Wait for the work to unwind: nothing of it may run once the lease can pass.
+                await asyncio.gather(task, return_exceptions=True)
+                await self._release(name)
+            if not task.cancelled():  # the work ended by itself: crashed, or returned
+                error = task.exception()
+                if error is not None:
+                    raise error
+                return
+
+    async def _hold(self, name: str, task: asyncio.Future[None], *, valid_until: float) -> None:
+        """Renew while `task` runs; return when it ends or when the lease must be given up."""
+        # Fencing: stop a third of a ttl before the lease could expire in the store, leaving
+        # time for the work to unwind before another replica may start it.
+        margin = self.ttl / 3
+        wait = self.renew_every
+        while True:
+            await asyncio.wait({task}, timeout=wait)
+            if task.done():
+                return
+            started = self.monotonic()
+            got = await self._acquire(name)
+            if got:
+                valid_until, wait = started + self.ttl, self.renew_every
+                continue
+            if got is False:
+                self.log.warning("lease.lost", lease=name, hint="another replica took it over")
+                return
+            if self.monotonic() >= valid_until - margin:
+                self.log.warning("lease.fenced", lease=name, hint="could not renew in time")
+                return
+            wait = max(0.05, min(self.ttl / 10, valid_until - margin - self.monotonic()))
+
+    async def _until_free(self, name: str) -> float:
+        """Seconds to wait before trying a held lease again: until it expires, at most ttl/3."""
+        try:
+            found = [lease for lease in await self.store.list_leases(name) if lease.name == name]
+        except StoreUnavailable:
+            found = []
+        if not found:
+            return self.renew_every
+        left = (found[0].expires_at - self.clock.now()).total_seconds()
+        return max(0.05, min(self.renew_every, left + 0.05))

@@ -1,0 +1,297 @@
+"""Leases in the store and the replica machinery built on them: take, renew, expire, takeover,
+release, fencing, and `Store.exclusive`; and the outbox shared by two replicas on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sambung.replicas import Replica
+from sambung.store import IngestRequest, Store, open_store
+from sambung.store.base import OutboxSettlement
+
+from .conftest import sale
+
+NOW = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
+
+
+def later(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+async def test_a_free_lease_is_taken(store: Store) -> None:
+    assert await store.acquire_or_renew_lease("poll:kemang/qasir", "a", ttl=15, now=NOW)
+
+    [lease] = await store.list_leases()
+    assert (lease.name, lease.owner) == ("poll:kemang/qasir", "a")
+    assert lease.expires_at == later(15)
+    assert lease.acquired_at == lease.renewed_at == NOW
+
+
+async def test_the_owner_renews_and_keeps_its_acquired_time(store: Store) -> None:
+    await store.acquire_or_renew_lease("poll:kemang/qasir", "a", ttl=15, now=NOW)
+    assert await store.acquire_or_renew_lease("poll:kemang/qasir", "a", ttl=15, now=later(5))
+
+    [lease] = await store.list_leases()
+    assert lease.expires_at == later(20)
+    assert lease.acquired_at == NOW and lease.renewed_at == later(5)
+
+
+async def test_a_held_lease_is_refused_to_another_owner_until_it_expires(store: Store) -> None:
+    await store.acquire_or_renew_lease("poll:kemang/qasir", "a", ttl=15, now=NOW)
+
+    assert not await store.acquire_or_renew_lease("poll:kemang/qasir", "b", ttl=15, now=later(14))
+    [lease] = await store.list_leases()
+    assert lease.owner == "a" and lease.expires_at == later(15)
+
+
+async def test_an_expired_lease_is_taken_over(store: Store) -> None:
+    await store.acquire_or_renew_lease("poll:kemang/qasir", "a", ttl=15, now=NOW)
+
+    assert await store.acquire_or_renew_lease("poll:kemang/qasir", "b", ttl=15, now=later(15))
+    [lease] = await store.list_leases()
+    assert lease.owner == "b"
+    assert lease.acquired_at == later(15) and lease.expires_at == later(30)
+    # The old owner's renewal now fails: this is what fences it.
+    assert not await store.acquire_or_renew_lease("poll:kemang/qasir", "a", ttl=15, now=later(16))
+
+
+async def test_release_frees_at_once_and_only_for_the_owner(store: Store) -> None:
+    await store.acquire_or_renew_lease("poll:kemang/qasir", "a", ttl=15, now=NOW)
+
+    assert not await store.release_lease("poll:kemang/qasir", "b")
+    assert await store.release_lease("poll:kemang/qasir", "a")
+    assert not await store.release_lease("poll:kemang/qasir", "a")
+    assert await store.list_leases() == []
+    assert await store.acquire_or_renew_lease("poll:kemang/qasir", "b", ttl=15, now=later(1))
+
+
+async def test_leases_are_independent_and_listed_by_prefix(store: Store) -> None:
+    await store.acquire_or_renew_lease("poll:kemang/qasir", "a", ttl=15, now=NOW)
+    await store.acquire_or_renew_lease("poll:kemang/olsera", "b", ttl=15, now=NOW)
+    await store.acquire_or_renew_lease("replica:a", "a", ttl=15, now=NOW)
+
+    assert [lease.name for lease in await store.list_leases("poll:")] == [
+        "poll:kemang/olsera",
+        "poll:kemang/qasir",
+    ]
+    assert [lease.owner for lease in await store.list_leases("replica:")] == ["a"]
+
+
+async def test_concurrent_takers_get_one_winner(store: Store) -> None:
+    won = await asyncio.gather(
+        *(store.acquire_or_renew_lease("inbox", f"r{i}", ttl=15, now=NOW) for i in range(8))
+    )
+    assert sum(won) == 1
+
+
+async def test_exclusive_lets_one_holder_in_at_a_time(store: Store) -> None:
+    inside, most = 0, 0
+
+    async def refresh() -> None:
+        nonlocal inside, most
+        async with store.exclusive("credentials:kemang/accurate", poll=0.01):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.02)
+            inside -= 1
+
+    await asyncio.gather(*(refresh() for _ in range(5)))
+    assert most == 1
+    assert await store.list_leases("exclusive:") == []
+
+
+async def test_exclusive_gives_up_after_waiting(store: Store) -> None:
+    await store.acquire_or_renew_lease(
+        "exclusive:credentials", "someone", ttl=60, now=datetime.now(UTC)
+    )
+    with pytest.raises(TimeoutError):
+        async with store.exclusive("credentials", wait=0.2, poll=0.02):
+            pass
+
+
+class Work:
+    """A loop body that records whether it runs, and how many copies run at once."""
+
+    running = 0
+    most = 0
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.stopped = asyncio.Event()
+
+    async def __call__(self) -> None:
+        Work.running += 1
+        Work.most = max(Work.most, Work.running)
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            Work.running -= 1
+            self.stopped.set()
+
+
+async def _within(event: asyncio.Event, seconds: float = 20.0) -> None:
+    await asyncio.wait_for(event.wait(), seconds)
+
+
+async def test_one_replica_runs_a_loop_and_a_clean_shutdown_hands_it_over(store: Store) -> None:
+    Work.running = Work.most = 0
+    one, two = Replica(store, "one", ttl=0.6), Replica(store, "two", ttl=0.6)
+    work_one, work_two = Work(), Work()
+    first = asyncio.create_task(one.own("poll:kemang/qasir", work_one))
+    await _within(work_one.started)
+    second = asyncio.create_task(two.own("poll:kemang/qasir", work_two))
+    # Two renewal periods of `one` pass: `two` keeps waiting.
+    await asyncio.sleep(0.5)
+    assert not work_two.started.is_set()
+
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    assert work_one.stopped.is_set()
+    await _within(work_two.started)
+    [lease] = await store.list_leases()
+    assert lease.owner == "two"
+    second.cancel()
+    await asyncio.gather(second, return_exceptions=True)
+    assert Work.most == 1
+    assert await store.list_leases() == []
+
+
+async def test_a_replica_that_loses_its_lease_stops_the_loop(store: Store) -> None:
+    Work.running = Work.most = 0
+    one = Replica(store, "one", ttl=0.6)
+    work = Work()
+    task = asyncio.create_task(one.own("poll:kemang/qasir", work))
+    await _within(work.started)
+    # Another replica, seeing the lease expired (say `one` was paused), takes it.
+    assert await store.acquire_or_renew_lease(
+        "poll:kemang/qasir", "two", ttl=60, now=datetime.now(UTC) + timedelta(seconds=5)
+    )
+
+    await _within(work.stopped)
+    assert "poll:kemang/qasir" not in one.owned
+    [lease] = await store.list_leases()
+    assert lease.owner == "two"  # `one` releasing did not free another's lease
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_replica_that_cannot_renew_stops_the_loop_before_its_lease_ends(
+    store: Store,
+) -> None:
+    Work.running = Work.most = 0
+    one = Replica(store, "one", ttl=0.6)
+    work = Work()
+    task = asyncio.create_task(one.own("poll:kemang/qasir", work))
+    await _within(work.started)
+    await store.close()  # every renewal now fails
+
+    await _within(work.stopped)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_crashing_loop_releases_its_lease_and_raises(store: Store) -> None:
+    async def broken() -> None:
+        raise RuntimeError("connector bug")
+
+    with pytest.raises(RuntimeError, match="connector bug"):
+        await Replica(store, "one", ttl=0.6).own("poll:kemang/qasir", broken)
+    assert await store.list_leases() == []
+
+
+# -- the outbox shared by replicas (PostgreSQL) ------------------------------------------------
+
+
+async def _replica_stores(url: str, *owners: str) -> list[Store]:
+    stores = [open_store(url, base_dir=Path("."), owner=owner) for owner in owners]
+    for opened in stores:
+        await opened.open()
+    return stores
+
+
+async def test_only_a_dead_replicas_claims_are_freed_by_the_others(postgres_url: str) -> None:
+    one, two = await _replica_stores(postgres_url, "one", "two")
+    try:
+        await one.ingest(IngestRequest(records=[sale()], routes=[["backend"]]))
+        due = datetime.now(UTC) + timedelta(seconds=1)
+        assert await one.claim_outbox("backend", now=due, limit=10, lease_seconds=300)
+
+        assert await two.release_orphaned_claims() == 0  # `one` is alive
+        assert await one.release_orphaned_claims() == 0  # never its own
+        await one.close()  # its connection, and with it its liveness lock, is gone
+        assert await two.release_orphaned_claims() == 1
+        assert len(await two.claim_outbox("backend", now=due, limit=10, lease_seconds=300)) == 1
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_sqlite_has_no_orphaned_claims(tmp_path: Path) -> None:
+    opened = open_store(f"sqlite:///{tmp_path / 'one.db'}", base_dir=tmp_path)
+    await opened.open()
+    try:
+        await opened.ingest(IngestRequest(records=[sale()], routes=[["backend"]]))
+        due = datetime.now(UTC) + timedelta(seconds=1)
+        assert await opened.claim_outbox("backend", now=due, limit=10, lease_seconds=300)
+        assert await opened.release_orphaned_claims() == 0
+    finally:
+        await opened.close()
+
+
+async def test_two_replicas_claiming_at_once_deliver_each_row_once_and_in_record_order(
+    postgres_url: str,
+) -> None:
+    one, two = await _replica_stores(postgres_url, "one", "two")
+    records, revisions = 40, 3
+    try:
+        for revision in range(revisions):
+            batch = [sale(f"TRX-{n}", total=str(1000 + revision)) for n in range(records)]
+            await one.ingest(IngestRequest(records=batch, routes=[["backend"]] * records))
+        in_flight: set[int] = set()
+        delivered: list[tuple[str, int, int, int]] = []  # (owner, row id, record id, revision)
+
+        async def dispatch(store: Store, owner: str) -> None:
+            idle = 0
+            while idle < 5:
+                now = datetime.now(UTC)
+                rows = await store.claim_outbox("backend", now=now, limit=7, lease_seconds=300)
+                idle = 0 if rows else idle + 1
+                assert not in_flight & {row.id for row in rows}, "a row claimed twice at once"
+                in_flight.update(row.id for row in rows)
+                await asyncio.sleep(0.001)
+                delivered.extend((owner, r.id, r.record_id, r.revision) for r in rows)
+                in_flight.difference_update(row.id for row in rows)
+                settled = [OutboxSettlement(row.id, "delivered") for row in rows]
+                await store.settle_outbox(settled, now=now)
+                await asyncio.sleep(0.005 if not rows else 0)
+
+        await asyncio.gather(dispatch(one, "one"), dispatch(two, "two"))
+
+        assert len(delivered) == records * revisions
+        assert len({row_id for _, row_id, _, _ in delivered}) == records * revisions
+        assert {owner for owner, *_ in delivered} == {"one", "two"}
+        by_record: dict[int, list[int]] = {}
+        for _, _, record_id, revision in delivered:
+            by_record.setdefault(record_id, []).append(revision)
+        assert all(found == [1, 2, 3] for found in by_record.values())
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_starting_replica_forgets_replicas_dead_for_an_hour(store: Store) -> None:
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    await store.acquire_or_renew_lease("replica:gone", "gone", ttl=15, now=long_ago)
+    await store.acquire_or_renew_lease("replica:recent", "recent", ttl=15, now=datetime.now(UTC))
+    started: list[str] = []
+    replica = Replica(store, "new", ttl=0.6)
+
+    await replica.start(lambda name, *_args, **_kw: started.append(name))
+
+    assert started == ["replica.heartbeat"]
+    names = [lease.name for lease in await store.list_leases("replica:")]
+    assert names == ["replica:new", "replica:recent"]
