@@ -8,6 +8,7 @@ cause one refresh; a rotated refresh token is stored before the new access token
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from pydantic import SecretStr
 from sambung.connectors import ConnectorContext, PollConnector, PollSettings, PollWindow
 from sambung.credentials import (
@@ -30,7 +32,7 @@ from sambung.credentials import (
 from sambung.errors import AuthError, ConfigError, RetriableError
 from sambung.http import VendorHttp
 from sambung.oauth import OAuthSettings, OAuthSpec
-from sambung.store import OAuthState, Store, StoredCredential
+from sambung.store import OAuthState, Store, StoredCredential, open_store
 from sambung.testing import outlet
 from sambung.testing.fake_vendor import FakeClock
 from sambung.testing.oauth_server import FakeAuthorizationServer
@@ -166,6 +168,13 @@ async def service(store: Store, clock: FakeClock) -> CredentialService:
 async def credentials(
     service: CredentialService, server: FakeAuthorizationServer, clock: FakeClock
 ) -> AsyncIterator[ConnectionCredentials]:
+    async with aiohttp.ClientSession() as session:
+        http = VendorHttp(session, clock=clock, tokens=service.tokens)
+        yield service.for_connector(oauth_poll(server, clock), http)
+
+
+def oauth_poll(server: FakeAuthorizationServer, clock: FakeClock) -> OAuthPoll:
+    """The test connector, set up to use the fake authorization server."""
     settings = OAuthPoll.Settings.model_validate(
         {
             "mode": "poll",
@@ -174,14 +183,10 @@ async def credentials(
             "oauth_base_url": server.url,
         }
     )
-    import structlog
-
     context = ConnectorContext(
         outlet=outlet(), settings=settings, log=structlog.get_logger(), clock=clock
     )
-    async with aiohttp.ClientSession() as session:
-        http = VendorHttp(session, clock=clock, tokens=service.tokens)
-        yield service.for_connector(OAuthPoll(context), http)
+    return OAuthPoll(context)
 
 
 async def connected(
@@ -206,6 +211,33 @@ async def test_fifty_callers_with_an_expired_token_cause_one_refresh(
     old = await connected(service, server, expires_in=-5)
 
     tokens = await asyncio.gather(*(credentials.token() for _ in range(50)))
+
+    assert server.refresh_calls == 1
+    assert len({t.access_token.get_secret_value() for t in tokens}) == 1
+    assert tokens[0].access_token.get_secret_value() != old.access_token.get_secret_value()
+
+
+async def test_replicas_sharing_a_store_refresh_an_expired_token_once(
+    sambung_store_url: str,
+    tmp_path: Path,
+    server: FakeAuthorizationServer,
+    clock: FakeClock,
+) -> None:
+    """Three daemons on one database, each with its own token cache, 20 callers each."""
+    box = SecretBox.ephemeral()  # the replicas share the key, as they share the key file
+    stores = [open_store(sambung_store_url, base_dir=tmp_path) for _ in range(3)]
+    async with contextlib.AsyncExitStack() as stack:
+        replicas = []
+        for store in stores:
+            await store.open()
+            stack.push_async_callback(store.close)
+            service = CredentialService(store, box, clock=clock)
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            http = VendorHttp(session, clock=clock, tokens=service.tokens)
+            replicas.append(service.for_connector(oauth_poll(server, clock), http))
+        old = await connected(replicas[0].service, server, expires_in=-5)
+
+        tokens = await asyncio.gather(*(r.token() for r in replicas for _ in range(20)))
 
     assert server.refresh_calls == 1
     assert len({t.access_token.get_secret_value() for t in tokens}) == 1

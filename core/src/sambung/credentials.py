@@ -302,7 +302,15 @@ class ConnectionCredentials:
         )
         if token.fresh(now) and not same:
             return token
-        return await self._refresh(token, stored.seed)
+        # Replicas sharing a store refresh one at a time: whoever comes second uses what the
+        # first stored, rather than spending (and, with rotation, killing) the refresh token.
+        async with self.service.store.exclusive(f"credentials:{self.outlet}/{self.connector}"):
+            latest = await self.service.load(self.outlet, self.connector)
+            if latest is not None and _secret(latest.token) != _secret(token):
+                if latest.token.fresh(self.service.clock.now()):
+                    return latest.token
+                token = latest.token
+            return await self._refresh(token, stored.seed)
 
     async def _stored_or_seed(self) -> StoredTokens | None:
         stored = await self.service.load(self.outlet, self.connector)
@@ -352,6 +360,10 @@ class ConnectionCredentials:
             rotated=fresh.refresh_token is not refresh,
         )
         return fresh
+
+
+def _secret(token: Token) -> str:
+    return token.access_token.get_secret_value()
 
 
 def remember_secrets(token: Token) -> None:
