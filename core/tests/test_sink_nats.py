@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import shutil
 import socket
@@ -372,8 +373,10 @@ async def test_nats_down_then_up_backs_off_and_then_delivers_everything(
 
 def test_the_commented_example_in_config_example_validates() -> None:
     text = (Path(__file__).parents[2] / "config.example.yaml").read_text(encoding="utf-8")
-    block = text[text.index("  # bus:") :]
-    document = yaml.safe_load("\n".join(line[4:] for line in block.splitlines()))
+    lines = text[text.index("  # bus:") :].splitlines()
+    # The commented block runs until the first line that is not a comment.
+    block = [line[4:] for line in itertools.takewhile(lambda line: line.startswith("  #"), lines)]
+    document = yaml.safe_load("\n".join(block))
     own = {k: v for k, v in document["bus"].items() if k not in ("type", "kinds")}
     assert document["bus"]["type"] == NatsSink.name
     assert NatsSink.Settings.model_validate(own).stream == "SAMBUNG"
