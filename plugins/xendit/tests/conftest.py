@@ -1,28 +1,12 @@
-"""Fixtures shared by the Xendit tests: recorded payloads, by file name."""
+"""Fixtures shared by the Xendit tests (recorded payloads come from sambung's test kit)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sambung.parse import loads
 from sambung.store.sqlite import SqliteStore
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture
-def body() -> Callable[[str], bytes]:
-    """The raw bytes of a recorded payload."""
-    return lambda name: (FIXTURES / name).read_bytes()
-
-
-@pytest.fixture
-def payload(body: Callable[[str], bytes]) -> Callable[[str], Any]:
-    """A recorded payload parsed as core parses it (exact Decimals); a fresh copy every call."""
-    return lambda name: loads(body(name))
 
 
 @pytest.fixture

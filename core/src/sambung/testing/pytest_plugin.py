@@ -19,6 +19,21 @@ POSTGRES_TEST_URL = os.environ.get(
 
 
 @pytest.fixture
+def body(request: pytest.FixtureRequest) -> Callable[[str], bytes]:
+    """The raw bytes of a recorded payload in the `fixtures/` folder beside the test file."""
+    folder = request.path.parent / "fixtures"
+    return lambda name: (folder / name).read_bytes()
+
+
+@pytest.fixture
+def payload(body: Callable[[str], bytes]) -> Callable[[str], Any]:
+    """A recorded payload parsed as core parses it (exact Decimals); a fresh copy every call."""
+    from ..parse import loads
+
+    return lambda name: loads(body(name))
+
+
+@pytest.fixture
 def sambung_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """Start `sambung run` as a real process: `sambung_daemon(config_dict, env=...)`.
 
