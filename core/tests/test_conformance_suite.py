@@ -48,7 +48,7 @@ def test_the_suite_fails_a_connector_that_verifies_nothing(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(
         [
             "*test_is_found_through_its_entry_point*",
-            "*test_a_tampered_body_is_refused*",
+            "*test_a_tampered_body_is_refused_when_bodies_are_signed*",
             "*test_a_request_without_headers_is_refused*",
         ]
     )
