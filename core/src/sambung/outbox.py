@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
@@ -23,12 +23,22 @@ import structlog
 from . import metrics
 from .clock import Clock
 from .config import LoadedConfig
-from .errors import DeliveryRejected, RetriableError, SinkGone, SinkPaused, StoreUnavailable
+from .errors import (
+    DeliveryRejected,
+    RetriableError,
+    SinkDisconnected,
+    SinkGone,
+    SinkPaused,
+    StoreUnavailable,
+)
 from .plugins import Registry
 from .ratelimit import Budgets
 from .sinks import Delivery, DeliveryResult, Sink, SinkContext
 from .store import DeadLetter, Store
 from .store.base import ClaimedRow, OutboxSettlement, SinkStats
+
+if TYPE_CHECKING:
+    from .credentials import CredentialService
 
 log = structlog.get_logger("sambung.outbox")
 
@@ -104,6 +114,7 @@ class Dispatcher:
         deliver_timeout: float = 120.0,
         jitter: float = DEFAULT_JITTER,
         budgets: Budgets | None = None,
+        credentials: CredentialService | None = None,
     ) -> None:
         self.store = store
         self.loaded = loaded
@@ -121,6 +132,8 @@ class Dispatcher:
         self.sinks: dict[str, SinkRuntime] = {}
         # Rate budgets per vendor account, shared by every sink that posts to the same one.
         self.budgets = budgets or Budgets()
+        # Tokens of sinks that connect through OAuth (stored under the outlet "*").
+        self.credentials = credentials or _ephemeral_credentials(store, clock)
 
     async def open(self) -> None:
         """Build and open every configured sink, and free claims a crashed run left behind."""
@@ -142,6 +155,7 @@ class Dispatcher:
                 base_dir=self.loaded.base_dir,
                 log=log.bind(sink=name, sink_type=config.type),
                 budgets=self.budgets,
+                credentials=self.credentials,
             )
             sink = cls(context)
             await sink.open()
@@ -293,8 +307,10 @@ class Dispatcher:
         if isinstance(result, SinkPaused):
             metrics.child(metrics.DELIVERIES, sink, "paused").inc()
             self._pause(runtime, result)
-            # Not a failed attempt of this item: it goes again once the sink resumes.
-            return OutboxSettlement(row.id, "pending", error=error, next_attempt_at=result.until)
+            # Not a failed attempt of this item: it goes again once the sink resumes, which for
+            # a disconnected sink is as soon as it is connected again (`reconnected`).
+            due = self.clock.now() if isinstance(result, SinkDisconnected) else result.until
+            return OutboxSettlement(row.id, "pending", error=error, next_attempt_at=due)
         if isinstance(result, DeliveryRejected):
             metrics.child(metrics.DELIVERIES, sink, "rejected").inc()
             return OutboxSettlement(row.id, "dead", error=error, error_type="DeliveryRejected")
@@ -338,8 +354,17 @@ class Dispatcher:
             sink=runtime.name,
             until=paused.until.isoformat(),
             reason=str(paused),
-            hint="the destination refuses everything until then; rows wait and nothing is lost",
+            hint=str(paused)
+            if isinstance(paused, SinkDisconnected)
+            else "the destination refuses everything until then; rows wait and nothing is lost",
         )
+
+    def reconnected(self, name: str) -> None:
+        """Sink `name` got new credentials (a finished `sambung connect --sink`): a pause for
+        want of them ends now, so the waiting rows go out at once."""
+        runtime = self.sinks.get(name)
+        if runtime is not None and runtime.paused_until is not None:
+            self._resume(runtime)
 
     def _resume(self, runtime: SinkRuntime) -> None:
         runtime.paused_until = None
@@ -405,6 +430,13 @@ class Dispatcher:
             }
             for name, runtime in self.sinks.items()
         }
+
+
+def _ephemeral_credentials(store: Store, clock: Clock) -> CredentialService:
+    """Credentials under a random key, for a dispatcher built without the daemon's (tests)."""
+    from .credentials import CredentialService, SecretBox
+
+    return CredentialService(store, SecretBox.ephemeral(), clock=clock)
 
 
 def _delivery(row: ClaimedRow) -> Delivery:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from ..clock import Clock
+    from ..oauth import OAuthSpec
 
 
 class SinkSettings(BaseModel):
@@ -37,6 +38,11 @@ class SinkSettings(BaseModel):
         Routing sends a sink only these (within its `kinds:`): an accounting sink posting daily
         summaries takes `daily_summary` and no single transactions.
         """
+        return None
+
+    def oauth_endpoints(self) -> OAuthSpec | None:
+        """The vendor's OAuth endpoints when a sink so configured connects through OAuth
+        (`sambung connect --sink NAME`); None for a sink with static credentials."""
         return None
 
 
@@ -89,6 +95,9 @@ class SinkContext:
     log: Any
     # Rate budgets per vendor account, shared with every other sink of the daemon.
     budgets: Budgets = field(default_factory=Budgets)
+    # The daemon's stored credentials (`sambung.credentials.CredentialService`), for sinks that
+    # connect through OAuth: `credentials.for_sink(name, settings, spec, http, log)`.
+    credentials: Any = None
 
 
 class Sink:
