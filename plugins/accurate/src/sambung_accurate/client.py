@@ -97,7 +97,7 @@ class OAuthAuth:
             token = await credentials.token()
         except AuthError as err:
             raise SinkDisconnected(
-                f"Accurate is not connected ({err}); rows wait in the outbox until you run"
+                f"Accurate needs connecting ({err}); rows wait in the outbox until you run"
                 f" `{credentials.reconnect}` and open the link it prints",
                 until=credentials.service.clock.now() + RECONNECT_RETRY,
             ) from err
