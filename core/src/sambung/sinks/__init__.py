@@ -4,7 +4,8 @@ A sink class is registered through `sambung_register_sinks`; the dispatcher buil
 per `sinks:` entry of the YAML and calls `deliver` with batches of up to `max_batch` items. Each
 item's result says what happens next, by its class: `None` delivered, `RetriableError` try again
 later (honouring `retry_after`), `DeliveryRejected` dead-letter at once, `SinkGone` stop sending
-to this sink, `SinkPaused` hold this sink until a given time (a quota used up). Any other
+to this sink, `SinkPaused` hold this sink until a given time (a quota used up),
+`SinkDisconnected` hold it until its OAuth credentials are connected again. Any other
 exception is treated as retriable and logged.
 """
 
