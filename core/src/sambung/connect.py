@@ -2,9 +2,10 @@
 
 `start_connect` stores a single-use state (10 minutes, bound to the outlet and connector, PKCE
 verifier encrypted) and answers the URL; it backs `sambung connect` and the admin endpoint
-`POST /api/v1/connections/{outlet}/{connector}/connect` (a sink: `sambung connect --sink NAME`,
-`POST /api/v1/sinks/{sink}/connect`, stored under the outlet "*"). `OAuthCallback` serves the public
-listener's `GET /api/v1/integrations/oauth/{connector}/callback`: every refusal (unknown,
+`POST /api/v1/connections/{outlet}/{connector}/connect` (a sink: `sambung connect --sink
+NAME`, `POST /api/v1/sinks/{sink}/connect`, stored under the outlet "*"). `OAuthCallback`
+serves the public listener's `GET /api/v1/integrations/oauth/{connector}/callback` (`connector`
+being a sink's name for a sink): every refusal (unknown,
 replayed or expired state, consent denied, vendor error) answers a plain HTML page with its
 status and is logged with its reason; success stores the tokens and resumes the connection.
 """

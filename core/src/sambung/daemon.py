@@ -71,6 +71,7 @@ class Daemon:
             registry,
             clock=self.clock,
             notify=self._notify_dead_letter,
+            notify_reauth=self._call_reauth_hooks,
             credentials=self.credentials,
         )
 
@@ -281,14 +282,18 @@ class Daemon:
 
     def _notify_needs_reauth(self, state: Any) -> None:
         """Run the `sambung_connection_needs_reauth` hooks in a thread."""
+        self._call_reauth_hooks(state.outlet, state.connector, state.last_error or "")
+
+    def _call_reauth_hooks(self, outlet: str, connector: str, error: str) -> None:
+        """The same hooks for (outlet, connector), or for a sink: ("*", its name)."""
 
         async def call() -> None:
             try:
                 await asyncio.to_thread(
                     self.registry.hook.sambung_connection_needs_reauth,
-                    outlet=state.outlet,
-                    connector=state.connector,
-                    error=state.last_error or "",
+                    outlet=outlet,
+                    connector=connector,
+                    error=error,
                 )
             except Exception as err:
                 log.error("hook.needs_reauth_failed", error=f"{type(err).__name__}: {err}")

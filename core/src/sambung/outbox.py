@@ -31,6 +31,7 @@ from .errors import (
     SinkPaused,
     StoreUnavailable,
 )
+from .oauth import SINK_OUTLET
 from .plugins import Registry
 from .ratelimit import Budgets
 from .sinks import Delivery, DeliveryResult, Sink, SinkContext
@@ -87,12 +88,15 @@ class SinkRuntime:
     retention: timedelta
     disabled: str | None = None  # why, once the receiver answered 410
     paused_until: datetime | None = None  # while the destination's quota is used up
+    disconnected: bool = False  # its OAuth credentials were refused, until a delivery works
     failing: bool = False
     last_error: str | None = None
     last_success_at: datetime | None = None
 
 
 DeadLetterNotifier = Callable[[DeadLetter], None]
+# Told once when a sink's OAuth credentials are refused for good: (outlet "*", sink, error).
+ReauthNotifier = Callable[[str, str, str], None]
 
 
 class Dispatcher:
@@ -106,6 +110,7 @@ class Dispatcher:
         *,
         clock: Clock,
         notify: DeadLetterNotifier = lambda _entry: None,
+        notify_reauth: ReauthNotifier = lambda _outlet, _sink, _error: None,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
         batch_size: int = 1000,
@@ -121,6 +126,7 @@ class Dispatcher:
         self.registry = registry
         self.clock = clock
         self.notify = notify
+        self.notify_reauth = notify_reauth
         self.rng = rng or random.Random()
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
@@ -345,6 +351,9 @@ class Dispatcher:
         )
 
     def _pause(self, runtime: SinkRuntime, paused: SinkPaused) -> None:
+        if isinstance(paused, SinkDisconnected) and not runtime.disconnected:
+            runtime.disconnected = True
+            self.notify_reauth(SINK_OUTLET, runtime.name, str(paused))
         if runtime.paused_until is not None and paused.until <= runtime.paused_until:
             return
         runtime.paused_until = paused.until
@@ -376,6 +385,7 @@ class Dispatcher:
         failures = [r for r in results if r is not None]
         if len(failures) < len(results):
             runtime.last_success_at = self.clock.now()
+            runtime.disconnected = False
         if failures:
             runtime.last_error = _describe(failures[-1])
         if failures and not runtime.failing:

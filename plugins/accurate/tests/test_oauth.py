@@ -153,6 +153,8 @@ async def test_an_expired_session_is_opened_again_with_the_same_token(tmp_path: 
 async def test_invalid_grant_pauses_the_sink_until_it_is_connected_again(tmp_path: Path) -> None:
     fake = fake_accurate()
     async with running(tmp_path, fake) as rig:
+        told: list[tuple[str, str, str]] = []
+        rig.dispatcher.notify_reauth = lambda *args: told.append(args)
         fake.revoke_all()  # the merchant disconnected sambung in Accurate
         rig.clock.advance(fake.token_ttl.total_seconds() + 60)
         await rig.ingest(*sales(3))
@@ -171,10 +173,12 @@ async def test_invalid_grant_pauses_the_sink_until_it_is_connected_again(tmp_pat
         assert f"sambung connect --sink {SINK}" in paused["hint"]
         assert "invalid_grant" in paused["hint"]
 
-        # Past the pause, the refused refresh token is not sent again.
+        # Past the pause, the refused refresh token is not sent again (nor the hook told twice).
         rig.clock.advance(600)
         await rig.drain()
         assert fake.refresh_calls == 1 and fake.invoices == {}
+        [(outlet, sink, error)] = told
+        assert (outlet, sink) == ("*", SINK) and "invalid_grant" in error
 
         # Connected again (the callback stores tokens and resumes the sink): the rows go out.
         await connect_now(rig, fake)
