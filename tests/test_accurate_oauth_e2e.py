@@ -148,3 +148,43 @@ def test_sambung_connect_sink_prints_a_link(tmp_path: Path) -> None:
     assert link["redirect_uri"] == daemon.url + CALLBACK and link["outlet"] == "*"
     assert not_oauth.returncode == 2 and "does not connect through OAuth" in not_oauth.stderr
     assert both.returncode == 2
+
+
+def test_the_simulator_connects_a_demo_oauth_sink_by_itself(tmp_path: Path) -> None:
+    import time
+
+    account = f"http://127.0.0.1:{free_port()}"
+    config = {
+        "outlets": [
+            {
+                "id": "kemang",
+                "name": "Kemang",
+                "connectors": {"pawoon": {"mode": "webhook", "webhook_secret": PAWOON_SECRET}},
+            }
+        ],
+        "sinks": {
+            "books": {
+                "type": "accurate",
+                "auth": "oauth",
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "account_url": account,
+                "oauth_base_url": account,
+                "post": "per_transaction",
+                "default_item": "100-PENJUALAN",
+                "default_customer": "C-UMUM",
+                "charge_items": {"tax": "210-PPN", "service_charge": "400-SERVICE"},
+            }
+        },
+    }
+    daemon = DaemonProcess(tmp_path, config, args=("--simulate",)).start()
+    try:
+        deadline = time.monotonic() + 60
+        while '"event": "accurate.invoice_saved"' not in daemon.logs():
+            assert time.monotonic() < deadline, daemon.logs()[-3000:]
+            time.sleep(0.5)
+    finally:
+        daemon.terminate()
+    listed = cli(daemon, "credentials", "list")
+    assert "books" in listed.stdout and "oauth2" in listed.stdout
+    assert '"event": "simulator.connected_oauth"' in daemon.logs()
