@@ -10,6 +10,7 @@ from pydantic import Field, HttpUrl, SecretStr, model_validator
 from sambung.accounting import AccountingSinkSettings, draft_of
 from sambung.errors import (
     AuthError,
+    ConfigError,
     DeliveryRejected,
     RequestRejected,
     RetriableError,
@@ -92,6 +93,8 @@ class AccurateSink(Sink):
         )
         auth: AccurateAuth
         if settings.auth == "oauth":
+            if self.context.credentials is None:  # a SinkContext built outside the dispatcher
+                raise ConfigError(f"sink {self.context.name}: auth: oauth needs stored credentials")
             credentials = self.context.credentials.for_sink(
                 self.context.name, settings, settings.oauth_endpoints(), http, self.log
             )
