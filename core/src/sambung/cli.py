@@ -246,14 +246,16 @@ def _records(args: argparse.Namespace) -> int:
 
 
 def _add_credential_commands(command: Any) -> None:
-    """`sambung connect OUTLET CONNECTOR` and `sambung credentials list`."""
+    """`sambung connect OUTLET CONNECTOR`, `sambung connect --sink NAME` and
+    `sambung credentials list`."""
     connect = command(
         "connect",
-        "Print the vendor's authorization URL for one connection (OAuth); open it to connect.",
+        "Print the vendor's authorization URL for one connection or sink (OAuth); open it.",
         _connect,
     )
-    connect.add_argument("outlet")
-    connect.add_argument("connector")
+    connect.add_argument("outlet", nargs="?")
+    connect.add_argument("connector", nargs="?")
+    connect.add_argument("--sink", help="connect this sink (by its name under sinks:) instead")
     connect.add_argument("--json", action="store_true", help="the link as one JSON object")
     credentials = command(
         "credentials", "Stored credentials: which exist and when they expire.", _credentials
@@ -278,13 +280,20 @@ async def _open_credentials(loaded: LoadedConfig) -> Any:
 
 def _connect(args: argparse.Namespace) -> int:
     from .connect import start_connect
+    from .oauth import SINK_OUTLET
 
+    if (args.sink is None) == (args.outlet is None or args.connector is None) or (
+        args.sink is not None and args.outlet is not None
+    ):
+        print("give either OUTLET CONNECTOR or --sink NAME", file=sys.stderr)
+        return 2
+    outlet, name = (SINK_OUTLET, args.sink) if args.sink else (args.outlet, args.connector)
     _, loaded = _load(args)
 
     async def go() -> Any:
         credentials = await _open_credentials(loaded)
         try:
-            return await start_connect(credentials, loaded, args.outlet, args.connector)
+            return await start_connect(credentials, loaded, outlet, name)
         finally:
             await credentials.store.close()
 
@@ -302,7 +311,8 @@ def _connect(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    print(f"Open this link to connect {link.connector} at outlet {link.outlet}:")
+    what = f"sink {name}" if args.sink else f"{link.connector} at outlet {link.outlet}"
+    print(f"Open this link to connect {what}:")
     print()
     print(f"  {link.authorization_url}")
     print()
@@ -345,7 +355,10 @@ def _credentials(args: argparse.Namespace) -> int:
             f"  updated {row['updated_at']}"
         )
     if not infos and not args.json:
-        print("no stored credentials (connect with: sambung connect -c FILE OUTLET CONNECTOR)")
+        print(
+            "no stored credentials (connect with: sambung connect -c FILE OUTLET CONNECTOR,"
+            " or for a sink: sambung connect -c FILE --sink NAME)"
+        )
     return 0
 
 

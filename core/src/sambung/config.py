@@ -260,29 +260,36 @@ class LoadedConfig:
         wanted: list[str] = list(configured) if configured else sorted(takes)
         return tuple(k for k in wanted if k in takes)
 
-    def webhook_url(self, connection: Connection) -> str:
-        """The URL to register with the vendor for one outlet's webhooks."""
+    def public_base_url(self) -> str:
+        """The public listener's base URL, as vendors reach it."""
         listener = self.config.server.public
         if listener.base_url is not None:
-            base = str(listener.base_url).rstrip("/")
-        else:
-            host = listener.host
-            if host in ("0.0.0.0", "::", ""):
-                host = socket.gethostname()
-            base = f"http://{host}:{listener.port}"
-        return f"{base}{WEBHOOK_PATH}/{connection.name}/{connection.outlet.id}"
+            return str(listener.base_url).rstrip("/")
+        host = listener.host
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        return f"http://{host}:{listener.port}"
+
+    def webhook_url(self, connection: Connection) -> str:
+        """The URL to register with the vendor for one outlet's webhooks."""
+        return f"{self.public_base_url()}{WEBHOOK_PATH}/{connection.name}/{connection.outlet.id}"
 
     def oauth_callback_url(self, connection: Connection) -> str:
         """Where a vendor sends the merchant back after consent: the connector's
         `redirect_uri`, else the public listener's OAuth callback."""
-        configured = getattr(connection.settings, "redirect_uri", None)
+        return self._callback_url(connection.name, connection.settings)
+
+    def sink_oauth_callback_url(self, name: str) -> str:
+        """The same for sink `name` (the callback path carries the sink's name)."""
+        return self._callback_url(name, self.sink_settings.get(name))
+
+    def _callback_url(self, name: str, settings: Any) -> str:
+        configured = getattr(settings, "redirect_uri", None)
         if configured is not None:
             return str(configured)
         from .oauth import CALLBACK_PATH
 
-        webhook = self.webhook_url(connection)
-        base = webhook[: webhook.index(WEBHOOK_PATH)]
-        return base + CALLBACK_PATH.format(connector=connection.name)
+        return self.public_base_url() + CALLBACK_PATH.format(connector=name)
 
 
 def _takes(sink: SinkConfig, settings: SinkSettings | None, kind: str) -> bool:

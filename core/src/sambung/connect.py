@@ -2,8 +2,10 @@
 
 `start_connect` stores a single-use state (10 minutes, bound to the outlet and connector, PKCE
 verifier encrypted) and answers the URL; it backs `sambung connect` and the admin endpoint
-`POST /api/v1/connections/{outlet}/{connector}/connect`. `OAuthCallback` serves the public
-listener's `GET /api/v1/integrations/oauth/{connector}/callback`: every refusal (unknown,
+`POST /api/v1/connections/{outlet}/{connector}/connect` (a sink: `sambung connect --sink
+NAME`, `POST /api/v1/sinks/{sink}/connect`, stored under the outlet "*"). `OAuthCallback`
+serves the public listener's `GET /api/v1/integrations/oauth/{connector}/callback` (`connector`
+being a sink's name for a sink): every refusal (unknown,
 replayed or expired state, consent denied, vendor error) answers a plain HTML page with its
 status and is logged with its reason; success stores the tokens and resumes the connection.
 """
@@ -34,6 +36,7 @@ from .errors import (
 from .http import VendorHttp
 from .oauth import (
     CALLBACK_PATH,
+    SINK_OUTLET,
     STATE_TTL,
     ConnectLink,
     OAuthSpec,
@@ -47,8 +50,28 @@ from .store import OAuthState
 
 log = structlog.get_logger("sambung.connect")
 
-# Told after a connection got new tokens (outlet, connector): the daemon resumes its polling.
+# Told after a connection got new tokens (outlet, connector): the daemon resumes its polling
+# (or, for outlet "*", the sink's deliveries).
 Resumer = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class OAuthTarget:
+    """What a connect flow connects: one connection (outlet, connector), or one sink (outlet
+    `SINK_OUTLET`, the sink's name), with its OAuth client settings and the vendor's endpoints."""
+
+    outlet: str
+    name: str
+    settings: Any
+    spec: OAuthSpec
+    redirect_uri: str
+
+    @property
+    def label(self) -> str:
+        """How pages and messages name it."""
+        if self.outlet == SINK_OUTLET:
+            return f"sink {self.name}"
+        return f"{self.name} for outlet {self.outlet}"
 
 
 def _oauth_connector(connection: Connection) -> tuple[Connector, OAuthSpec]:
@@ -59,23 +82,45 @@ def _oauth_connector(connection: Connection) -> tuple[Connector, OAuthSpec]:
     spec = connector.oauth_endpoints()
     if spec is None:
         raise ConfigError(f"connector {connection.name} does not connect through OAuth")
-    if not getattr(connection.settings, "client_id", None):
-        raise ConfigError(
-            f"outlet {connection.outlet.id}: set connectors.{connection.name}.client_id (and"
-            " client_secret) to the OAuth app's, then connect"
-        )
+    _require_client(
+        connection.settings, f"outlet {connection.outlet.id}: set connectors.{connection.name}"
+    )
     return connector, spec
+
+
+def _require_client(settings: Any, where: str) -> None:
+    if not getattr(settings, "client_id", None):
+        raise ConfigError(f"{where}.client_id (and client_secret) to the OAuth app's, then connect")
+
+
+def oauth_target(loaded: LoadedConfig, outlet: str, name: str) -> OAuthTarget:
+    """The connection or sink (`outlet` == `SINK_OUTLET`) a connect flow is for; `ConfigError`
+    when there is none or it does not connect through OAuth."""
+    if outlet == SINK_OUTLET:
+        settings = loaded.sink_settings.get(name)
+        if settings is None:
+            raise ConfigError(f"there is no sink {name!r} in {loaded.path}")
+        spec = settings.oauth_endpoints()
+        if spec is None:
+            raise ConfigError(f"sink {name} does not connect through OAuth (see its `auth:`)")
+        _require_client(settings, f"set sinks.{name}")
+        return OAuthTarget(outlet, name, settings, spec, loaded.sink_oauth_callback_url(name))
+    connection = find_connection(loaded, outlet, name)
+    _, spec = _oauth_connector(connection)
+    redirect = loaded.oauth_callback_url(connection)
+    return OAuthTarget(outlet, name, connection.settings, spec, redirect)
 
 
 async def start_connect(
     credentials: CredentialService, loaded: LoadedConfig, outlet: str, connector: str
 ) -> ConnectLink:
-    """Store a fresh state for (outlet, connector) and answer the vendor's authorization URL."""
-    connection = find_connection(loaded, outlet, connector)
-    _, spec = _oauth_connector(connection)
+    """Store a fresh state for (outlet, connector) — or for a sink, (`SINK_OUTLET`, its name) —
+    and answer the vendor's authorization URL."""
+    target = oauth_target(loaded, outlet, connector)
+    spec = target.spec
     state, verifier = new_state(), new_verifier() if spec.pkce else None
     hashed = state_hash(state)
-    redirect = loaded.oauth_callback_url(connection)
+    redirect = target.redirect_uri
     now = credentials.clock.now()
     await credentials.store.create_oauth_state(
         OAuthState(
@@ -90,7 +135,7 @@ async def start_connect(
     )
     url = authorization_url(
         spec,
-        client_id=connection.settings.client_id,  # type: ignore[attr-defined]
+        client_id=target.settings.client_id,
         redirect_uri=redirect,
         state=state,
         verifier=verifier,
@@ -189,8 +234,7 @@ class OAuthCallback:
         if not code:
             return _refused(bound, 400, "missing code", "The vendor sent no authorization code.")
         try:
-            connection = find_connection(self.loaded, found.outlet, found.connector)
-            _, spec = _oauth_connector(connection)
+            target = oauth_target(self.loaded, found.outlet, found.connector)
             verifier = (
                 self.credentials.box.open(found.secret, found.state_hash).decode()
                 if found.secret
@@ -199,7 +243,7 @@ class OAuthCallback:
         except (ConfigError, CredentialsUnreadable) as err:
             return _refused(bound, 400, str(err), "This connection cannot be connected now.")
         try:
-            token = await self._exchange(connection, spec, code, found.redirect_uri, verifier)
+            token = await self._exchange(target, code, found.redirect_uri, verifier)
         except (AuthError, RequestRejected, RetriableError) as err:
             return _refused(
                 bound,
@@ -216,21 +260,20 @@ class OAuthCallback:
         return Page(
             200,
             "Connected",
-            f"{connection.name} is connected for outlet {found.outlet}. You can close this page.",
+            f"{target.label[0].upper()}{target.label[1:]} is connected. You can close this page.",
         )
 
     async def _exchange(
         self,
-        connection: Connection,
-        spec: OAuthSpec,
+        target: OAuthTarget,
         code: str,
         redirect_uri: str,
         verifier: str | None,
     ) -> Any:
-        settings: Any = connection.settings
+        settings = target.settings
         async with aiohttp.ClientSession() as session:
             http = VendorHttp(session, clock=self.clock, tokens=self.credentials.tokens)
-            endpoint = TokenEndpoint(http, spec, settings.client_id, settings.client_secret)
+            endpoint = TokenEndpoint(http, target.spec, settings.client_id, settings.client_secret)
             return await endpoint.exchange(code, redirect_uri, verifier)
 
 
@@ -248,12 +291,12 @@ def add_callback_route(app: web.Application, callback: OAuthCallback) -> None:
 def add_connect_route(
     app: web.Application, credentials: CredentialService, loaded: Callable[[], LoadedConfig]
 ) -> None:
-    """Mount `POST /api/v1/connections/{outlet}/{connector}/connect` on the admin app."""
+    """Mount `POST /api/v1/connections/{outlet}/{connector}/connect` and
+    `POST /api/v1/sinks/{sink}/connect` on the admin app."""
 
-    async def connect(request: web.Request) -> web.Response:
-        outlet, connector = request.match_info["outlet"], request.match_info["connector"]
+    async def answer(outlet: str, name: str) -> web.Response:
         try:
-            link = await start_connect(credentials, loaded(), outlet, connector)
+            link = await start_connect(credentials, loaded(), outlet, name)
         except ConfigError as err:
             message = "; ".join(str(p) for p in err.problems)
             return web.json_response(
@@ -275,4 +318,11 @@ def add_connect_route(
             }
         )
 
+    async def connect(request: web.Request) -> web.Response:
+        return await answer(request.match_info["outlet"], request.match_info["connector"])
+
+    async def connect_sink(request: web.Request) -> web.Response:
+        return await answer(SINK_OUTLET, request.match_info["sink"])
+
     app.router.add_post("/api/v1/connections/{outlet}/{connector}/connect", connect)
+    app.router.add_post("/api/v1/sinks/{sink}/connect", connect_sink)

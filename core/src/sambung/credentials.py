@@ -39,7 +39,7 @@ from pydantic import SecretStr
 from . import logs
 from .clock import Clock, SystemClock
 from .errors import AuthError, ConfigError, StoreUnavailable
-from .oauth import InvalidGrant, OAuthSpec, TokenEndpoint
+from .oauth import SINK_OUTLET, InvalidGrant, OAuthSpec, TokenEndpoint
 from .store import Store, StoredCredential
 from .tokens import Token, TokenCache
 
@@ -237,7 +237,32 @@ class CredentialService:
 
     def for_connector(self, connector: Connector, http: VendorHttp) -> ConnectionCredentials:
         """The credentials object handed to one connector instance (`context.credentials`)."""
-        return ConnectionCredentials(self, connector, http)
+        outlet, name = connector.outlet.id, connector.name
+        return ConnectionCredentials(
+            self,
+            outlet=outlet,
+            name=name,
+            settings=connector.settings,
+            spec=connector.oauth_endpoints(),
+            http=http,
+            log=connector.log,
+            reconnect=f"sambung connect {outlet} {name}",
+        )
+
+    def for_sink(
+        self, name: str, settings: Any, spec: OAuthSpec | None, http: VendorHttp, log: Any
+    ) -> ConnectionCredentials:
+        """The credentials of sink `name`, stored under the outlet `SINK_OUTLET` ("*")."""
+        return ConnectionCredentials(
+            self,
+            outlet=SINK_OUTLET,
+            name=name,
+            settings=settings,
+            spec=spec,
+            http=http,
+            log=log,
+            reconnect=f"sambung connect --sink {name}",
+        )
 
     def refused(self, key: str, refresh: SecretStr) -> bool:
         """Whether this refresh token was refused before."""
@@ -256,14 +281,27 @@ class ConnectionCredentials:
     `sambung.http.with_token`, which does both around one request.
     """
 
-    def __init__(self, service: CredentialService, connector: Connector, http: VendorHttp) -> None:
+    def __init__(
+        self,
+        service: CredentialService,
+        *,
+        outlet: str,
+        name: str,
+        settings: Any,
+        spec: OAuthSpec | None,
+        http: VendorHttp,
+        log: Any,
+        reconnect: str,
+    ) -> None:
         self.service = service
-        self.outlet = connector.outlet.id
-        self.connector = connector.name
-        self.settings: Any = connector.settings
-        self.spec: OAuthSpec | None = connector.oauth_endpoints()
+        self.outlet = outlet
+        self.connector = name
+        self.settings: Any = settings
+        self.spec = spec
         self.http = http
-        self.log = connector.log
+        self.log = log
+        # The command that connects this connection (or sink) again, for messages and logs.
+        self.reconnect = reconnect
         self.key = service.key(self.outlet, self.connector)
 
     async def token(self) -> Token:
@@ -291,10 +329,7 @@ class ConnectionCredentials:
         else a refresh, stored before it is returned."""
         stored = await self._stored_or_seed()
         if stored is None:
-            raise AuthError(
-                f"{self.connector} at {self.outlet} is not connected: run"
-                f" `sambung connect {self.outlet} {self.connector}`"
-            )
+            raise AuthError(f"{self.connector} is not connected: run `{self.reconnect}`")
         token = stored.token
         now = self.service.clock.now()
         same = previous is not None and (
@@ -333,7 +368,9 @@ class ConnectionCredentials:
         if refresh is None:
             raise AuthError("the access token was refused and there is no refresh token")
         if self.service.refused(self.key, refresh):
-            raise AuthError("the refresh token was refused (invalid_grant): connect again")
+            raise InvalidGrant(
+                f"the refresh token was refused (invalid_grant): run `{self.reconnect}`"
+            )
         if self.spec is None or not getattr(self.settings, "client_id", None):
             raise AuthError("cannot refresh: no OAuth client_id configured")
         endpoint = TokenEndpoint(
@@ -343,7 +380,7 @@ class ConnectionCredentials:
             fresh = await endpoint.refresh(refresh)
         except InvalidGrant:
             self.service.refuse(self.key, refresh)
-            self.log.warning("credentials.refresh_refused", hint="connect again")
+            self.log.warning("credentials.refresh_refused", hint=f"run `{self.reconnect}`")
             raise
         if fresh.refresh_token is None:  # not rotated: the old one stays valid
             fresh = Token(fresh.access_token, fresh.expires_at, refresh)

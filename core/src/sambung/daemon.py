@@ -20,6 +20,7 @@ from .connectors import ConnectorContext, Mode, WebhookConnector
 from .credentials import CredentialService
 from .errors import ConfigError, ConfigProblem
 from .inbox import start_file_drop
+from .oauth import SINK_OUTLET
 from .outbox import Dispatcher
 from .plugins import Registry
 from .replicas import Replica, default_replica_id
@@ -63,10 +64,16 @@ class Daemon:
         self._background: set[asyncio.Task[Any]] = set()
         self.webhook_targets = self._webhook_targets()
         self.local_url: str | None = None
-        self.dispatcher = Dispatcher(
-            self.store, loaded, registry, clock=self.clock, notify=self._notify_dead_letter
-        )
         self.credentials = _credentials(loaded, self.store, self.clock)
+        self.dispatcher = Dispatcher(
+            self.store,
+            loaded,
+            registry,
+            clock=self.clock,
+            notify=self._notify_dead_letter,
+            notify_reauth=self._call_reauth_hooks,
+            credentials=self.credentials,
+        )
 
     def webhook_connectors(self) -> list[WebhookConnector]:
         """The connector instance of every outlet that receives webhooks."""
@@ -241,7 +248,11 @@ class Daemon:
             )
 
     def _resume_polling(self, outlet: str, connector: str) -> None:
-        """New tokens arrived for a connection (OAuth callback): poll it now."""
+        """New tokens arrived for a connection (OAuth callback): poll it now; for a sink
+        (outlet "*"), deliver its waiting rows now."""
+        if outlet == SINK_OUTLET:
+            self.dispatcher.reconnected(connector)
+            return
         polling = getattr(self, "polling", None)
         loop = polling.loops.get((outlet, connector)) if polling is not None else None
         if loop is not None:
@@ -271,14 +282,18 @@ class Daemon:
 
     def _notify_needs_reauth(self, state: Any) -> None:
         """Run the `sambung_connection_needs_reauth` hooks in a thread."""
+        self._call_reauth_hooks(state.outlet, state.connector, state.last_error or "")
+
+    def _call_reauth_hooks(self, outlet: str, connector: str, error: str) -> None:
+        """The same hooks for (outlet, connector), or for a sink: ("*", its name)."""
 
         async def call() -> None:
             try:
                 await asyncio.to_thread(
                     self.registry.hook.sambung_connection_needs_reauth,
-                    outlet=state.outlet,
-                    connector=state.connector,
-                    error=state.last_error or "",
+                    outlet=outlet,
+                    connector=connector,
+                    error=error,
                 )
             except Exception as err:
                 log.error("hook.needs_reauth_failed", error=f"{type(err).__name__}: {err}")

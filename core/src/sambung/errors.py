@@ -86,6 +86,12 @@ class SinkPaused(SambungError):
         super().__init__(message)
 
 
+class SinkDisconnected(SinkPaused):
+    """The sink's OAuth credentials are missing or refused for good (`invalid_grant`): hold the
+    sink (rows wait in the outbox, never dead-lettered) until it is connected again, trying
+    again at `until`; the message names the `sambung connect --sink` command to run."""
+
+
 class RequestRejected(SambungError):
     """The vendor refused the request itself (a 4xx other than 401, 408 and 429): retrying the
     same request will not help, so the connection is marked failing with the vendor's message."""

@@ -58,4 +58,6 @@ def sambung_connection_needs_reauth(outlet: str, connector: str, error: str) -> 
     Called once when the connection enters `needs_reauth` (its polling stops until new
     credentials arrive), in a worker thread, with the outlet id, the connector's name and the
     vendor's message (never a secret). Exceptions are logged and swallowed. Return: ignored.
+    A sink connected through OAuth (`sambung connect --sink`) is told as outlet "*" and the
+    sink's name, once when it pauses for want of credentials.
     """

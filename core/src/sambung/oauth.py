@@ -11,6 +11,10 @@ secret, redirect URI). Core does the rest:
   `GET /api/v1/integrations/oauth/{connector}/callback`, where the state is checked, the code
   exchanged, the tokens stored encrypted, and the connection's polling resumed;
 - `sambung.credentials` hands connectors a fresh access token and refreshes it when needed.
+
+A sink connects the same way: its `Settings` mix in `OAuthClientSettings` and answer
+`oauth_endpoints()`; `sambung connect --sink NAME` (or `POST /api/v1/sinks/{name}/connect`)
+starts the flow, and its tokens are stored under the outlet `SINK_OUTLET` ("*").
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ from .tokens import Token
 # How long an authorization URL stays usable (the merchant logs in and consents meanwhile).
 STATE_TTL = timedelta(minutes=10)
 CALLBACK_PATH = "/api/v1/integrations/oauth/{connector}/callback"
+# The outlet a sink's credentials are stored under: a sink (Accurate, say) belongs to no outlet,
+# so its tokens are keyed ("*", sink name), and its callback is at CALLBACK_PATH with the sink's
+# name. No outlet can be called "*" (outlet ids are slugs).
+SINK_OUTLET = "*"
 
 
 @dataclass(frozen=True)
@@ -62,18 +70,24 @@ class OAuthSpec:
         )
 
 
-class OAuthSettings(ConnectorSettings):
-    """YAML options of a connector that connects through OAuth (mixed into its `Settings`)."""
+class OAuthClientSettings(BaseModel):
+    """YAML options of an OAuth client (a connector's or a sink's): the app's id and secret,
+    where the vendor sends the merchant back, and where the vendor's endpoints are."""
 
     client_id: str | None = None
     client_secret: SecretStr | None = None
     # Where the vendor sends the merchant back; default: the public listener's callback URL
-    # (`server.public.base_url` + /api/v1/integrations/oauth/<connector>/callback).
+    # (`server.public.base_url` + /api/v1/integrations/oauth/<name>/callback).
     redirect_uri: HttpUrl | None = None
     # Host of the vendor's authorize and token endpoints, when not the vendor's own (a sandbox).
     oauth_base_url: HttpUrl | None = None
-    # Scopes to ask for; default: the connector's own list.
+    # Scopes to ask for; default: the vendor's own list.
     scopes: list[str] | None = None
+
+
+class OAuthSettings(ConnectorSettings, OAuthClientSettings):
+    """YAML options of a connector that connects through OAuth (mixed into its `Settings`)."""
+
     # Optional one-time seed: tokens obtained elsewhere. Once stored, the store's (refreshed,
     # rotated) tokens win; a changed seed replaces tokens that came from a seed.
     access_token: SecretStr | None = None

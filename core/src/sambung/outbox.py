@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
@@ -23,12 +23,23 @@ import structlog
 from . import metrics
 from .clock import Clock
 from .config import LoadedConfig
-from .errors import DeliveryRejected, RetriableError, SinkGone, SinkPaused, StoreUnavailable
+from .errors import (
+    DeliveryRejected,
+    RetriableError,
+    SinkDisconnected,
+    SinkGone,
+    SinkPaused,
+    StoreUnavailable,
+)
+from .oauth import SINK_OUTLET
 from .plugins import Registry
 from .ratelimit import Budgets
 from .sinks import Delivery, DeliveryResult, Sink, SinkContext
 from .store import DeadLetter, Store
 from .store.base import ClaimedRow, OutboxSettlement, SinkStats
+
+if TYPE_CHECKING:
+    from .credentials import CredentialService
 
 log = structlog.get_logger("sambung.outbox")
 
@@ -77,12 +88,15 @@ class SinkRuntime:
     retention: timedelta
     disabled: str | None = None  # why, once the receiver answered 410
     paused_until: datetime | None = None  # while the destination's quota is used up
+    disconnected: bool = False  # its OAuth credentials were refused, until a delivery works
     failing: bool = False
     last_error: str | None = None
     last_success_at: datetime | None = None
 
 
 DeadLetterNotifier = Callable[[DeadLetter], None]
+# Told once when a sink's OAuth credentials are refused for good: (outlet "*", sink, error).
+ReauthNotifier = Callable[[str, str, str], None]
 
 
 class Dispatcher:
@@ -96,6 +110,7 @@ class Dispatcher:
         *,
         clock: Clock,
         notify: DeadLetterNotifier = lambda _entry: None,
+        notify_reauth: ReauthNotifier = lambda _outlet, _sink, _error: None,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
         batch_size: int = 1000,
@@ -104,12 +119,14 @@ class Dispatcher:
         deliver_timeout: float = 120.0,
         jitter: float = DEFAULT_JITTER,
         budgets: Budgets | None = None,
+        credentials: CredentialService | None = None,
     ) -> None:
         self.store = store
         self.loaded = loaded
         self.registry = registry
         self.clock = clock
         self.notify = notify
+        self.notify_reauth = notify_reauth
         self.rng = rng or random.Random()
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
@@ -121,6 +138,8 @@ class Dispatcher:
         self.sinks: dict[str, SinkRuntime] = {}
         # Rate budgets per vendor account, shared by every sink that posts to the same one.
         self.budgets = budgets or Budgets()
+        # Tokens of sinks that connect through OAuth (stored under the outlet "*").
+        self.credentials = credentials or _ephemeral_credentials(store, clock)
 
     async def open(self) -> None:
         """Build and open every configured sink, and free claims a crashed run left behind."""
@@ -142,6 +161,7 @@ class Dispatcher:
                 base_dir=self.loaded.base_dir,
                 log=log.bind(sink=name, sink_type=config.type),
                 budgets=self.budgets,
+                credentials=self.credentials,
             )
             sink = cls(context)
             await sink.open()
@@ -293,8 +313,10 @@ class Dispatcher:
         if isinstance(result, SinkPaused):
             metrics.child(metrics.DELIVERIES, sink, "paused").inc()
             self._pause(runtime, result)
-            # Not a failed attempt of this item: it goes again once the sink resumes.
-            return OutboxSettlement(row.id, "pending", error=error, next_attempt_at=result.until)
+            # Not a failed attempt of this item: it goes again once the sink resumes, which for
+            # a disconnected sink is as soon as it is connected again (`reconnected`).
+            due = self.clock.now() if isinstance(result, SinkDisconnected) else result.until
+            return OutboxSettlement(row.id, "pending", error=error, next_attempt_at=due)
         if isinstance(result, DeliveryRejected):
             metrics.child(metrics.DELIVERIES, sink, "rejected").inc()
             return OutboxSettlement(row.id, "dead", error=error, error_type="DeliveryRejected")
@@ -329,6 +351,9 @@ class Dispatcher:
         )
 
     def _pause(self, runtime: SinkRuntime, paused: SinkPaused) -> None:
+        if isinstance(paused, SinkDisconnected) and not runtime.disconnected:
+            runtime.disconnected = True
+            self.notify_reauth(SINK_OUTLET, runtime.name, str(paused))
         if runtime.paused_until is not None and paused.until <= runtime.paused_until:
             return
         runtime.paused_until = paused.until
@@ -338,8 +363,17 @@ class Dispatcher:
             sink=runtime.name,
             until=paused.until.isoformat(),
             reason=str(paused),
-            hint="the destination refuses everything until then; rows wait and nothing is lost",
+            hint=str(paused)
+            if isinstance(paused, SinkDisconnected)
+            else "the destination refuses everything until then; rows wait and nothing is lost",
         )
+
+    def reconnected(self, name: str) -> None:
+        """Sink `name` got new credentials (a finished `sambung connect --sink`): a pause for
+        want of them ends now, so the waiting rows go out at once."""
+        runtime = self.sinks.get(name)
+        if runtime is not None and runtime.paused_until is not None:
+            self._resume(runtime)
 
     def _resume(self, runtime: SinkRuntime) -> None:
         runtime.paused_until = None
@@ -351,6 +385,7 @@ class Dispatcher:
         failures = [r for r in results if r is not None]
         if len(failures) < len(results):
             runtime.last_success_at = self.clock.now()
+            runtime.disconnected = False
         if failures:
             runtime.last_error = _describe(failures[-1])
         if failures and not runtime.failing:
@@ -405,6 +440,13 @@ class Dispatcher:
             }
             for name, runtime in self.sinks.items()
         }
+
+
+def _ephemeral_credentials(store: Store, clock: Clock) -> CredentialService:
+    """Credentials under a random key, for a dispatcher built without the daemon's (tests)."""
+    from .credentials import CredentialService, SecretBox
+
+    return CredentialService(store, SecretBox.ephemeral(), clock=clock)
 
 
 def _delivery(row: ClaimedRow) -> Delivery:

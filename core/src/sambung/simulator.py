@@ -168,14 +168,13 @@ async def simulate_sinks(daemon: Daemon) -> None:
     async with AsyncExitStack() as stack:
         for (host, port), fake in fakes.items():
             await stack.enter_async_context(fake.serve(host, port))
+        await connect_demo_sinks(daemon, fakes)
         await asyncio.Event().wait()  # serve until the demo stops
 
 
 async def connect_demo_connections(daemon: Daemon, fakes: dict[tuple[str, int], Any]) -> None:
     """Run the OAuth connect flow, as a merchant would, for every polled OAuth connection whose
     fake vendor is served here and that has no stored credentials yet."""
-    from .connect import start_connect
-    from .oauth import CALLBACK_PATH
     from .testing.oauth_server import FakeAuthorizationServer
 
     for loop in daemon.polling.loops.values():
@@ -186,15 +185,40 @@ async def connect_demo_connections(daemon: Daemon, fakes: dict[tuple[str, int], 
             continue
         if await credentials.updated_at() is not None:
             continue
-        bound = log.bind(outlet=loop.outlet, connector=loop.name)
-        link = await start_connect(daemon.credentials, daemon.loaded, loop.outlet, loop.name)
-        async with aiohttp.ClientSession() as session:
-            async with session.get(link.authorization_url, allow_redirects=False) as consent:
-                back = urlsplit(consent.headers.get("Location", ""))
-            # Back to this daemon's own listener, whatever host name the redirect URI carries.
-            callback = CALLBACK_PATH.format(connector=loop.name)
-            async with session.get(f"{daemon.local_url}{callback}?{back.query}") as answer:
-                bound.info("simulator.connected_oauth", status=answer.status)
+        await _connect_at_fake(daemon, loop.outlet, loop.name)
+
+
+async def connect_demo_sinks(daemon: Daemon, fakes: dict[tuple[str, int], Any]) -> None:
+    """The same for every sink that connects through OAuth (accurate with `auth: oauth`) at a
+    fake served here, not connected yet: its tokens are stored under the outlet "*"."""
+    from .oauth import SINK_OUTLET
+    from .testing.oauth_server import FakeAuthorizationServer
+
+    stored = {(info.outlet, info.connector) for info in await daemon.store.list_credentials()}
+    for name, settings in daemon.loaded.sink_settings.items():
+        spec = settings.oauth_endpoints()
+        if spec is None or (SINK_OUTLET, name) in stored:
+            continue
+        parts = urlsplit(spec.authorize_url)
+        if isinstance(fakes.get((parts.hostname or "", parts.port or 0)), FakeAuthorizationServer):
+            await _connect_at_fake(daemon, SINK_OUTLET, name)
+
+
+async def _connect_at_fake(daemon: Daemon, outlet: str, name: str) -> None:
+    """Open the authorization link at the fake (it consents at once) and bring its redirect
+    back to this daemon's own listener, whatever host name the redirect URI carries."""
+    from .connect import start_connect
+    from .oauth import CALLBACK_PATH
+
+    link = await start_connect(daemon.credentials, daemon.loaded, outlet, name)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(link.authorization_url, allow_redirects=False) as consent:
+            back = urlsplit(consent.headers.get("Location", ""))
+        callback = CALLBACK_PATH.format(connector=name)
+        async with session.get(f"{daemon.local_url}{callback}?{back.query}") as answer:
+            log.info(
+                "simulator.connected_oauth", outlet=outlet, connector=name, status=answer.status
+            )
 
 
 async def simulate_all(daemon: Daemon) -> None:

@@ -4,7 +4,8 @@ A sink class is registered through `sambung_register_sinks`; the dispatcher buil
 per `sinks:` entry of the YAML and calls `deliver` with batches of up to `max_batch` items. Each
 item's result says what happens next, by its class: `None` delivered, `RetriableError` try again
 later (honouring `retry_after`), `DeliveryRejected` dead-letter at once, `SinkGone` stop sending
-to this sink, `SinkPaused` hold this sink until a given time (a quota used up). Any other
+to this sink, `SinkPaused` hold this sink until a given time (a quota used up),
+`SinkDisconnected` hold it until its OAuth credentials are connected again. Any other
 exception is treated as retriable and logged.
 """
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from ..clock import Clock
+    from ..oauth import OAuthSpec
 
 
 class SinkSettings(BaseModel):
@@ -37,6 +39,11 @@ class SinkSettings(BaseModel):
         Routing sends a sink only these (within its `kinds:`): an accounting sink posting daily
         summaries takes `daily_summary` and no single transactions.
         """
+        return None
+
+    def oauth_endpoints(self) -> OAuthSpec | None:
+        """The vendor's OAuth endpoints when a sink so configured connects through OAuth
+        (`sambung connect --sink NAME`); None for a sink with static credentials."""
         return None
 
 
@@ -89,6 +96,9 @@ class SinkContext:
     log: Any
     # Rate budgets per vendor account, shared with every other sink of the daemon.
     budgets: Budgets = field(default_factory=Budgets)
+    # The daemon's stored credentials (`sambung.credentials.CredentialService`), for sinks that
+    # connect through OAuth: `credentials.for_sink(name, settings, spec, http, log)`.
+    credentials: Any = None
 
 
 class Sink:

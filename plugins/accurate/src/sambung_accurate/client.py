@@ -1,22 +1,26 @@
 """Accurate Online over HTTP: authentication, the database session, and invoices.
 
-Authentication is pluggable (`AccurateAuth`): the API-token mode signs every call; an OAuth mode
-(tokens from core's credential store) can be added beside it without touching the rest. Every
-data call goes to the database's `host` with the session from `open-db.do`; when Accurate
-refuses a session (HTTP 401 on a data call) it is opened again once and the call retried.
+Authentication is pluggable (`AccurateAuth`): the API-token mode signs every call; the OAuth
+mode sends the access token core's credential store holds for the sink (refreshed once however
+many deliveries ask, a rotated refresh token stored first). Every data call goes to the
+database's `host` with the session from `open-db.do`; when Accurate refuses a session (HTTP 401
+on a data call) it is opened again once and the call retried. When the account host refuses the
+access token itself, the token is refreshed once and the call retried.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import SecretStr
 from sambung.clock import Clock
-from sambung.errors import AuthError, DeliveryRejected, RetriableError
+from sambung.credentials import ConnectionCredentials
+from sambung.errors import AuthError, DeliveryRejected, RetriableError, SinkDisconnected
 from sambung.http import VendorHttp, VendorResponse
 from sambung.signing import sign_base64
+from sambung.tokens import Token
 
 
 class AccurateAuth(Protocol):
@@ -28,6 +32,11 @@ class AccurateAuth(Protocol):
 
     async def headers(self) -> dict[str, str]:
         """The authentication headers for a call made now."""
+        ...
+
+    async def refused(self, headers: dict[str, str]) -> bool:
+        """Accurate answered 401 to a call made with `headers`: whether trying again with new
+        headers may help (an OAuth token can be refreshed; a signed API token cannot)."""
         ...
 
 
@@ -57,6 +66,52 @@ class ApiTokenAuth:
             "X-Api-Timestamp": timestamp,
             "X-Api-Signature": api_signature(self._secret.get_secret_value(), timestamp),
         }
+
+    async def refused(self, headers: dict[str, str]) -> bool:
+        """The API token and its secret are fixed: a refusal stays a refusal."""
+        return False
+
+
+# After the refresh token was refused, try again this often (another replica, or a connect
+# flow, may have stored new tokens meanwhile); a finished connect flow resumes the sink at once.
+RECONNECT_RETRY = timedelta(minutes=5)
+
+
+class OAuthAuth:
+    """Accurate's OAuth mode: the sink's stored access token as a Bearer.
+
+    Tokens come from core's credentials (`ConnectionCredentials`), so eight deliveries finding
+    the token expired cause one refresh, under the store's lease when replicas share a store.
+    Credentials missing or refused for good (`invalid_grant`) raise `SinkDisconnected`: the sink
+    holds its rows until it is connected again with `sambung connect --sink NAME`.
+    """
+
+    def __init__(self, credentials: ConnectionCredentials) -> None:
+        self._credentials = credentials
+        self._current: Token | None = None
+
+    async def headers(self) -> dict[str, str]:
+        """`Authorization: Bearer <access token>`, refreshed first when due."""
+        credentials = self._credentials
+        try:
+            token = await credentials.token()
+        except AuthError as err:
+            raise SinkDisconnected(
+                f"Accurate needs connecting ({err}); rows wait in the outbox until you run"
+                f" `{credentials.reconnect}` and open the link it prints",
+                until=credentials.service.clock.now() + RECONNECT_RETRY,
+            ) from err
+        self._current = token
+        return {"Authorization": f"Bearer {token.access_token.get_secret_value()}"}
+
+    async def refused(self, headers: dict[str, str]) -> bool:
+        """The token in `headers` was refused: the next `headers()` refreshes, once for all."""
+        current = self._current
+        if current is not None and headers.get("Authorization") == (
+            f"Bearer {current.access_token.get_secret_value()}"
+        ):
+            await self._credentials.invalidate(current)
+        return True
 
 
 class AccurateRefused(DeliveryRejected):
@@ -111,12 +166,7 @@ class AccurateClient:
                 return self._host, self._session
             database = self.database_id
             if database is None:
-                listed = _answer(
-                    await self.http.get(
-                        f"{self.account_url}/api/db-list.do", headers=await self.auth.headers()
-                    ),
-                    "db-list",
-                )
+                listed = _answer(await self._account("db-list.do"), "db-list")
                 found = listed.get("d") or []
                 if len(found) != 1:
                     ids = ", ".join(str(db.get("id")) for db in found) or "none"
@@ -125,18 +175,25 @@ class AccurateClient:
                         "`database_id:` in the sink's settings"
                     )
                 database = int(found[0]["id"])
-            opened = _answer(
-                await self.http.get(
-                    f"{self.account_url}/api/open-db.do",
-                    params={"id": str(database)},
-                    headers=await self.auth.headers(),
-                ),
-                "open-db",
-            )
+            opened = _answer(await self._account("open-db.do", id=str(database)), "open-db")
             self._host = str(opened["host"]).rstrip("/")
             self._session = str(opened["session"])
             self.sessions_opened += 1
             return self._host, self._session
+
+    async def _account(self, path: str, **params: str) -> VendorResponse:
+        """A GET on the account host; a refused OAuth token is refreshed and the call retried
+        once (the database host's 401s mean a closed session, handled by `_call`)."""
+        for attempt in (1, 2):
+            headers = await self.auth.headers()
+            try:
+                return await self.http.get(
+                    f"{self.account_url}/api/{path}", params=params or None, headers=headers
+                )
+            except AuthError:
+                if attempt == 2 or not await self.auth.refused(headers):
+                    raise
+        raise AssertionError("unreachable")
 
     async def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         """One data call; a refused session is opened again once and the call retried."""

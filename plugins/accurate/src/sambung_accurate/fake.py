@@ -1,5 +1,9 @@
-"""A fake Accurate Online: API-token checks, db-list/open-db sessions, sales invoices kept by
-number, `s: false` business errors, session expiry and Accurate's 8/s, 8-in-flight limit."""
+"""A fake Accurate Online: API-token or OAuth checks, db-list/open-db sessions, sales invoices
+kept by number, `s: false` business errors, session expiry and Accurate's 8/s, 8-in-flight limit.
+
+Like account.accurate.id, the fake's account host is also its OAuth authorization server
+(core's `FakeAuthorizationServer`, HTTP Basic client auth): a call with `X-Api-Timestamp` is
+checked as the API-token mode, any other needs a live Bearer token the fake issued."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from sambung.testing.fake_vendor import FakeVendor
+from sambung.testing.oauth_server import FakeAuthorizationServer
 
 from .client import api_signature
 
@@ -31,8 +35,8 @@ class Invoice:
     lines: list[dict[str, str]] = field(default_factory=list)
 
 
-class FakeAccurate(FakeVendor):
-    """Accurate's account host and one database host, served by one local app.
+class FakeAccurate(FakeAuthorizationServer):
+    """Accurate's account host (with its OAuth server) and one database host, in one local app.
 
     `items` and `customers`, when given, are the only codes Accurate knows: any other makes
     `save.do` answer `s: false` with Accurate's kind of message.
@@ -46,9 +50,13 @@ class FakeAccurate(FakeVendor):
         databases: dict[int, str] | None = None,
         items: set[str] | None = None,
         customers: set[str] | None = None,
+        client_id: str = "accurate-client",
+        client_secret: str = "accurate-client-secret",
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            client_id=client_id, client_secret=client_secret, client_auth="basic", **kwargs
+        )
         self.api_token = api_token
         self.signature_secret = signature_secret
         self.databases = databases if databases is not None else {101: "Kopi Senja"}
@@ -84,6 +92,8 @@ class FakeAccurate(FakeVendor):
     # -- checks ----------------------------------------------------------------------------
 
     def _token_ok(self, request: web.Request) -> bool:
+        if "X-Api-Timestamp" not in request.headers:
+            return self.bearer_ok(request)  # OAuth mode: a token from /oauth/token
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         timestamp = request.headers.get("X-Api-Timestamp", "")
         signature = request.headers.get("X-Api-Signature", "")
@@ -112,7 +122,8 @@ class FakeAccurate(FakeVendor):
     # -- routes ----------------------------------------------------------------------------
 
     def routes(self, app: web.Application) -> None:
-        """Account endpoints and the database's sales-invoice endpoints."""
+        """OAuth, account endpoints and the database's sales-invoice endpoints."""
+        super().routes(app)
         app.router.add_get("/api/db-list.do", self._db_list)
         app.router.add_get("/api/open-db.do", self._open_db)
         app.router.add_get(f"{DATA}/sales-invoice/list.do", self._list)

@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, Self
 
-from pydantic import Field, HttpUrl, SecretStr
+from pydantic import Field, HttpUrl, SecretStr, model_validator
 from sambung.accounting import AccountingSinkSettings, draft_of
-from sambung.errors import AuthError, DeliveryRejected, RequestRejected, RetriableError
+from sambung.errors import (
+    AuthError,
+    ConfigError,
+    DeliveryRejected,
+    RequestRejected,
+    RetriableError,
+    SinkPaused,
+)
 from sambung.http import VendorHttp
+from sambung.oauth import OAuthClientSettings, OAuthSpec
 from sambung.sinks import Delivery, DeliveryResult, Sink
 
-from .client import AccurateClient, ApiTokenAuth
+from .client import AccurateAuth, AccurateClient, ApiTokenAuth, OAuthAuth
 from .mapping import invoice_form
+
+# Accurate Online's OAuth 2.0 (VENDORS.md): the token call authenticates the client with HTTP
+# Basic; no PKCE. The default scopes are what posting and finding invoices needs.
+ACCURATE_OAUTH = OAuthSpec(
+    authorize_url="https://account.accurate.id/oauth/authorize",
+    token_url="https://account.accurate.id/oauth/token",
+    scopes=("sales_invoice_save", "sales_invoice_view"),
+    client_auth="basic",
+)
 
 
 class AccurateSink(Sink):
@@ -25,11 +42,14 @@ class AccurateSink(Sink):
 
     name = "accurate"
 
-    class Settings(AccountingSinkSettings):
-        """API-token credentials, the database, branches, and Accurate's rate budget."""
+    class Settings(AccountingSinkSettings, OAuthClientSettings):
+        """Credentials (API token, or OAuth), the database, branches, and the rate budget."""
 
-        api_token: SecretStr
-        signature_secret: SecretStr
+        # `api_token`: a signed `aat…` token from the YAML. `oauth`: tokens from
+        # `sambung connect --sink NAME`, stored encrypted; needs client_id and client_secret.
+        auth: Literal["api_token", "oauth"] = "api_token"
+        api_token: SecretStr | None = None
+        signature_secret: SecretStr | None = None
         account_url: HttpUrl = HttpUrl("https://account.accurate.id")
         # Which database (company) to post to; needed when the account has more than one.
         database_id: int | None = None
@@ -40,11 +60,27 @@ class AccurateSink(Sink):
         max_in_flight: int = Field(8, ge=1, le=8)
         timeout_seconds: float = Field(30.0, gt=0, le=300)
 
+        @model_validator(mode="after")
+        def _credentials_of_the_mode(self) -> Self:
+            if self.auth == "api_token" and (self.api_token is None or not self.signature_secret):
+                raise ValueError("auth: api_token needs api_token and signature_secret")
+            if self.auth == "oauth" and (not self.client_id or self.client_secret is None):
+                raise ValueError("auth: oauth needs client_id and client_secret (the OAuth app's)")
+            return self
+
+        def oauth_endpoints(self) -> OAuthSpec | None:
+            """Accurate's OAuth endpoints in OAuth mode (moved to `oauth_base_url` when set)."""
+            if self.auth != "oauth":
+                return None
+            base = str(self.oauth_base_url) if self.oauth_base_url else None
+            return ACCURATE_OAUTH.at(base, self.scopes)
+
     async def open(self) -> None:
         """Wire the client to the shared session and this account's rate budget."""
         settings = self.settings
-        token = settings.api_token.get_secret_value()
-        account = "accurate:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        who = settings.client_id if settings.auth == "oauth" else settings.api_token
+        who = who.get_secret_value() if isinstance(who, SecretStr) else str(who)
+        account = "accurate:" + hashlib.sha256(who.encode()).hexdigest()[:16]
         # Burst 1: calls evenly spaced, since Accurate counts them per calendar second.
         budget = self.context.budgets.for_account(
             account, settings.rate_limit, settings.max_in_flight, burst=1
@@ -55,7 +91,16 @@ class AccurateSink(Sink):
             timeout=settings.timeout_seconds,
             clock=self.context.clock,
         )
-        auth = ApiTokenAuth(settings.api_token, settings.signature_secret, self.context.clock)
+        auth: AccurateAuth
+        if settings.auth == "oauth":
+            if self.context.credentials is None:  # a SinkContext built outside the dispatcher
+                raise ConfigError(f"sink {self.context.name}: auth: oauth needs stored credentials")
+            credentials = self.context.credentials.for_sink(
+                self.context.name, settings, settings.oauth_endpoints(), http, self.log
+            )
+            auth = OAuthAuth(credentials)
+        else:
+            auth = ApiTokenAuth(settings.api_token, settings.signature_secret, self.context.clock)
         self.client = AccurateClient(
             http,
             auth,
@@ -76,7 +121,7 @@ class AccurateSink(Sink):
             existing = await self.client.find_invoice(draft.number)
             form = invoice_form(draft, self.settings, branch=branch, invoice_id=existing)
             invoice_id = await self.client.save_invoice(draft.number, form)
-        except (DeliveryRejected, RetriableError, AuthError) as err:
+        except (DeliveryRejected, RetriableError, AuthError, SinkPaused) as err:
             return err
         except RequestRejected as err:
             return DeliveryRejected(str(err), status=err.status)
@@ -97,7 +142,14 @@ class AccurateSink(Sink):
         """A fake Accurate accepting this sink's credentials (`sambung run --simulate`)."""
         from .fake import FakeAccurate
 
+        settings = self.settings
+        if settings.auth == "oauth":
+            secret = settings.client_secret
+            return FakeAccurate(
+                client_id=settings.client_id,
+                client_secret=secret.get_secret_value() if secret else "",
+            )
         return FakeAccurate(
-            api_token=self.settings.api_token.get_secret_value(),
-            signature_secret=self.settings.signature_secret.get_secret_value(),
+            api_token=settings.api_token.get_secret_value(),
+            signature_secret=settings.signature_secret.get_secret_value(),
         )
