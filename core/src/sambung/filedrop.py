@@ -1,7 +1,8 @@
 """CSV import: one path for the inbox runner, the upload endpoint and `sambung import`.
 
 A file is hashed first (a content already imported is not read again), then streamed: rows are
-mapped in a worker thread, in batches of thousands, each batch one atomic `ingest` (records
+mapped in batches of thousands (in a worker thread, or for a large file in a worker process
+that runs a batch ahead), each batch one atomic `ingest` (records
 upserted, so a re-import after a crash adds nothing). Every rejected row is kept as a raw event
 plus a dead letter (stage `row`, deduplicated by file hash and row number) and written to the
 errors file. Only once every batch is committed is the file recorded as imported; the caller
@@ -14,13 +15,17 @@ import asyncio
 import csv
 import hashlib
 import io
+import multiprocessing
 import os
+import pickle
+import signal
 import stat
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import structlog
 
@@ -29,12 +34,15 @@ from .clock import Clock
 from .connectors import FileDropConnector
 from .csvfiles import CsvStream, EncodingError, FileError, NumberStyle, RowError, open_csv
 from .generic_csv import amount_headers, parse_generic
-from .models import Record
+from .models import Record, SerializedRecord
 from .store import DeadLetterIn, ImportedFile, IngestRequest, RawEvent, Store
 
 log = structlog.get_logger("sambung.filedrop")
 
 BATCH_ROWS = 5000
+# From this size on a file is mapped in a worker process: forking costs a few milliseconds.
+WORKER_FROM_BYTES = 1 << 20
+_CAN_FORK = "fork" in multiprocessing.get_all_start_methods()
 # Row errors kept in memory for an answer or a summary; the errors file has all of them.
 KEEP_ERRORS = 1000
 Routes = Callable[[str, str], Sequence[str]]
@@ -167,39 +175,185 @@ class ErrorsFile:
             self._temp.unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class FileShape:
+    """What the importer needs of an opened CSV beside its rows: header, delimiter, style."""
+
+    header: list[str]
+    delimiter: str
+    style: NumberStyle | None
+
+
 @dataclass
 class _Batch:
-    records: list[Record] = field(default_factory=list)
+    records: list[SerializedRecord] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     rows: int = 0
 
 
-def _take(rows: Iterator[Record | RowError], size: int, errors: ErrorsFile) -> _Batch:
-    """The next `size` rows (runs in a worker thread: mapping is CPU work)."""
+def _take(rows: Iterator[Record | RowError], size: int) -> _Batch:
+    """The next `size` rows, mapped and serialised (CPU work: never on the event loop)."""
     batch = _Batch()
     records, bad = batch.records, batch.errors
     for item in rows:
         if isinstance(item, RowError):
             bad.append(item)
-            errors.write(item)
         else:
-            records.append(item)
+            records.append(item.serialized())
         if len(records) + len(bad) >= size:
             break
     batch.rows = len(records) + len(bad)
     return batch
 
 
+def mapped_batches(
+    connector: FileDropConnector, handle: BinaryIO, encoding: str | None, size: int
+) -> Iterator[FileShape | _Batch]:
+    """The file's shape, then its rows in batches of `size`, mapped and serialised."""
+    stream = open_for(connector, handle, encoding)
+    yield FileShape(stream.header, stream.delimiter, stream.style)
+    rows = records_of(connector, stream)
+    while (batch := _take(rows, size)).rows:
+        yield batch
+
+
+class _Mapped(Protocol):
+    """Where an import's batches come from: this process, or a worker process."""
+
+    async def next(self) -> FileShape | _Batch | None:
+        """The next item of `mapped_batches`, or None after the last."""
+
+    async def close(self) -> None:
+        """Release the file (and the worker)."""
+
+
+class _MappedInThread:
+    """Maps in a worker thread, one batch at a time: for small files, where a process costs
+    more to start than it saves."""
+
+    def __init__(
+        self, connector: FileDropConnector, path: Path, encoding: str | None, size: int
+    ) -> None:
+        self._handle = open_regular(path)
+        self._items = mapped_batches(connector, self._handle, encoding, size)
+
+    async def next(self) -> FileShape | _Batch | None:
+        """The next shape or batch, mapped in a thread."""
+        return await asyncio.to_thread(next, self._items, None)
+
+    async def close(self) -> None:
+        """Close the file."""
+        self._handle.close()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """An exception raised while mapping in the worker process, sent to be raised here."""
+
+    error: BaseException
+
+
+class _MappedInProcess:
+    """Maps in a forked worker process while this one writes: the two use both cores.
+
+    Mapping and serialising a row costs about as much CPU as storing it, and both need the GIL,
+    so threads could only take turns. The worker reads, maps, serialises and fingerprints; it
+    sends each batch through a pipe (compact `SerializedRecord` tuples and row errors, in file
+    order) and maps the next one meanwhile. The pipe holds about one batch, so the worker runs
+    at most a batch ahead and memory stays flat. Nothing is committed by the worker: if either
+    process dies, the file stays in the inbox and the next import upserts the same rows.
+    """
+
+    def __init__(
+        self, connector: FileDropConnector, path: Path, encoding: str | None, size: int
+    ) -> None:
+        # fork: the worker inherits the connector (its plugin, settings and parser) as it is.
+        context = multiprocessing.get_context("fork")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_map_in_worker,
+            args=(send, connector, path, encoding, size),
+            name="sambung-csv-mapper",
+            daemon=True,
+        )
+        self._process.start()
+        send.close()
+
+    async def next(self) -> FileShape | _Batch | None:
+        """The next shape or batch the worker mapped."""
+        item = await asyncio.to_thread(self._receive_one)
+        if isinstance(item, _Failed):
+            raise item.error
+        return item
+
+    def _receive_one(self) -> FileShape | _Batch | _Failed | None:
+        try:
+            item: FileShape | _Batch | _Failed | None = self._receive.recv()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(
+                f"the CSV mapping process ended unexpectedly (exit code {self._process.exitcode})"
+            ) from None
+        return item
+
+    async def close(self) -> None:
+        """Stop the worker if it is still running and reap it."""
+        self._receive.close()
+        if self._process.is_alive():
+            self._process.kill()
+        await asyncio.to_thread(self._process.join)
+
+
+def _map_in_worker(
+    send: Connection, connector: FileDropConnector, path: Path, encoding: str | None, size: int
+) -> None:
+    """The worker process: map the file and send every item, then None (or the failure)."""
+    # Signals are the importing process's business: it stops the worker when it stops. The
+    # inherited wakeup fd would otherwise tell the parent's event loop about our signals.
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # not the main thread: nothing was inherited to undo
+        pass
+    try:
+        with open_regular(path) as handle:
+            for item in mapped_batches(connector, handle, encoding, size):
+                send.send(item)
+        send.send(None)
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the importer is gone; it commits nothing more, so neither do we
+    except BaseException as err:  # raised again in the importer, as it would be in-process
+        try:
+            pickle.dumps(err)
+        except Exception:
+            err = RuntimeError(f"{type(err).__name__}: {err}")
+        try:
+            send.send(_Failed(err))
+        except OSError:
+            return
+    finally:
+        send.close()
+
+
 class FileImporter:
     """Imports CSV files for file-drop connections into the store."""
 
     def __init__(
-        self, store: Store, routes: Routes, clock: Clock, *, batch_rows: int = BATCH_ROWS
+        self,
+        store: Store,
+        routes: Routes,
+        clock: Clock,
+        *,
+        batch_rows: int = BATCH_ROWS,
+        worker_from_bytes: int = WORKER_FROM_BYTES,
     ) -> None:
         self._store = store
         self._routes = routes
         self._clock = clock
         self._batch_rows = batch_rows
+        # Files this large are mapped in a worker process (see `_MappedInProcess`).
+        self._worker_from_bytes = worker_from_bytes
 
     async def import_path(
         self,
@@ -303,25 +457,26 @@ class FileImporter:
         encoding: str | None = None,
     ) -> ImportReport:
         report = ImportReport(name=report.name, sha256=report.sha256, size=report.size)
-        with open_regular(path) as handle:
-            stream = await asyncio.to_thread(open_for, connector, handle, encoding)
-            report.header = stream.header
-            rows = records_of(connector, stream)
-            errors = ErrorsFile(errors_path, stream.header)
+        in_process = report.size >= self._worker_from_bytes and _CAN_FORK
+        mapped: _Mapped = (_MappedInProcess if in_process else _MappedInThread)(
+            connector, path, encoding, self._batch_rows
+        )
+        try:
+            shape = await mapped.next()
+            assert isinstance(shape, FileShape)
+            report.header = shape.header
+            errors = ErrorsFile(errors_path, shape.header)
             try:
-                while True:
-                    # Mapping and committing take turns rather than overlap: both need the GIL,
-                    # and the writer gives it up at every SQLite step, so overlapping them made
-                    # each step wait out the mapper's switch interval (5x slower, measured).
-                    batch = await asyncio.to_thread(_take, rows, self._batch_rows, errors)
-                    if not batch.rows:
-                        break
+                while (batch := await mapped.next()) is not None:
+                    assert isinstance(batch, _Batch)
+                    for error in batch.errors:
+                        errors.write(error)
                     report.rows += batch.rows
                     report.rejected += len(batch.errors)
                     room = KEEP_ERRORS - len(report.errors)
                     report.errors.extend(batch.errors[: max(room, 0)])
                     if not dry_run:
-                        await self._commit(connector, report.sha256, batch, stream)
+                        await self._commit(connector, report.sha256, batch, shape)
                     report.imported += len(batch.records)
                     if progress is not None:
                         progress(report.rows)
@@ -329,10 +484,12 @@ class FileImporter:
                 errors.discard()
                 raise
             report.errors_path = errors.finish()
+        finally:
+            await mapped.close()
         return report
 
     async def _commit(
-        self, connector: FileDropConnector, sha256: str, batch: _Batch, stream: CsvStream
+        self, connector: FileDropConnector, sha256: str, batch: _Batch, shape: FileShape
     ) -> None:
         outlet, source = connector.outlet.id, connector.name
         routes_for = self._routes
@@ -347,10 +504,10 @@ class FileImporter:
             # The row is kept under its file's header and with the file's number style, so a
             # replay after a fix can read it as the import did.
             line = io.StringIO()
-            writer = csv.writer(line, delimiter=stream.delimiter)
-            writer.writerow(stream.header)
+            writer = csv.writer(line, delimiter=shape.delimiter)
+            writer.writerow(shape.header)
             writer.writerow(error.values)
-            style = stream.style.value if stream.style is not None else NumberStyle.AUTO.value
+            style = shape.style.value if shape.style is not None else NumberStyle.AUTO.value
             raw = RawEvent(
                 outlet=outlet,
                 source_system=source,

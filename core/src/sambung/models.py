@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -158,6 +158,11 @@ class Record(BaseModel):
         """SHA-256 of the record's JSON: equal content, equal fingerprint."""
         return fingerprint_of(self.to_json())
 
+    def serialized(self) -> SerializedRecord:
+        """The record as the store writes it: identity, JSON, fingerprint and version."""
+        payload = self.to_json()
+        return SerializedRecord(self.key, payload, fingerprint_of(payload), self.source_updated_at)
+
     def to_json(self) -> str:
         """The record's content as stored and delivered: JSON with its kind, exact amounts.
 
@@ -171,6 +176,28 @@ class Record(BaseModel):
 def fingerprint_of(content_json: str) -> str:
     """The fingerprint of a record's `to_json()` text (so callers holding it hash it once)."""
     return hashlib.sha256(content_json.encode()).hexdigest()
+
+
+class SerializedRecord(NamedTuple):
+    """A record already serialised where it was mapped, ready for the store as it is.
+
+    A CSV import maps rows in a worker process and sends these (cheap to pickle) to the
+    process that writes: the store reads the same fields from it as from `Record.serialized()`.
+    """
+
+    key: tuple[str, str, str, str]
+    payload: str  # `Record.to_json()`
+    fingerprint: str  # `fingerprint_of(payload)`
+    source_updated_at: datetime | None
+
+    @property
+    def kind(self) -> str:
+        """The record's kind (part of its key)."""
+        return self.key[2]
+
+    def serialized(self) -> SerializedRecord:
+        """Itself: it is serialised already."""
+        return self
 
 
 class LineItem(BaseModel):

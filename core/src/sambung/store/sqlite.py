@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ..errors import ConfigError, StoreUnavailable
-from ..models import Record, fingerprint_of
+from ..models import Record, SerializedRecord
 from .base import (
     ClaimedRow,
     ConnectionState,
@@ -65,7 +65,9 @@ def _optional_time(value: str | None) -> datetime | None:
     return from_db_time(value) if value is not None else None
 
 
-def idempotency_key(sink: str, record: Record, revision: int, fingerprint: str) -> str:
+def idempotency_key(
+    sink: str, record: Record | SerializedRecord, revision: int, fingerprint: str
+) -> str:
     """The delivery id a receiver deduplicates on: stable across retries, new for new content."""
     identity = "|".join((sink, *record.key, str(revision), fingerprint))
     return "msg_" + hashlib.sha256(identity.encode()).hexdigest()[:32]
@@ -313,11 +315,9 @@ class SqliteStore(Store):
             queued = 0
             routes = request.routes or [()] * len(request.records)
             for record, sinks in zip(request.records, routes, strict=True):
-                key = record.key
+                key, payload, fingerprint, updated_at = record.serialized()
                 row = stored.get(key)
-                payload = record.to_json()
-                fingerprint = fingerprint_of(payload)
-                version = to_db_time(record.source_updated_at) if record.source_updated_at else None
+                version = to_db_time(updated_at) if updated_at else None
                 if row is None:
                     next_record += 1
                     row = stored[key] = _Row(next_record, fingerprint, 0, version, new=True)
