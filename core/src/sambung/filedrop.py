@@ -23,6 +23,7 @@ import stat
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -184,25 +185,47 @@ class FileShape:
     style: NumberStyle | None
 
 
+_Parts = tuple[tuple[str, str, str, str], str, datetime | None]
+
+
 @dataclass
 class _Batch:
-    records: list[SerializedRecord] = field(default_factory=list)
+    # Mapped rows as (key, JSON, version), plain tuples that pickle writes in C; `finish`
+    # fingerprints them in the importing process, which has CPU to spare while the worker has
+    # none.
+    parts: list[_Parts] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     rows: int = 0
+    records: list[SerializedRecord] = field(default_factory=list)
+
+    def finish(self) -> _Batch:
+        """Turn the parts into the store's `SerializedRecord`s."""
+        of = SerializedRecord.of
+        self.records = [of(key, data, version) for key, data, version in self.parts]
+        self.parts = []
+        return self
+
+
+def _finished(item: FileShape | _Batch | None) -> FileShape | _Batch | None:
+    return item.finish() if isinstance(item, _Batch) else item
 
 
 def _take(rows: Iterator[Record | RowError], size: int) -> _Batch:
     """The next `size` rows, mapped and serialised (CPU work: never on the event loop)."""
     batch = _Batch()
-    records, bad = batch.records, batch.errors
+    parts, bad = batch.parts, batch.errors
+    count = 0
     for item in rows:
         if isinstance(item, RowError):
             bad.append(item)
         else:
-            records.append(item.serialized())
-        if len(records) + len(bad) >= size:
+            # The JSON as text: orjson's bytes are allocated roomy, and 5,000 of them held
+            # at once took ~40 MB more than their text does.
+            parts.append((item.key, item.to_json(), item.source_updated_at))
+        count += 1
+        if count >= size:
             break
-    batch.rows = len(records) + len(bad)
+    batch.rows = count
     return batch
 
 
@@ -239,7 +262,7 @@ class _MappedInThread:
 
     async def next(self) -> FileShape | _Batch | None:
         """The next shape or batch, mapped in a thread."""
-        return await asyncio.to_thread(next, self._items, None)
+        return await asyncio.to_thread(lambda: _finished(next(self._items, None)))
 
     async def close(self) -> None:
         """Close the file."""
@@ -294,7 +317,7 @@ class _MappedInProcess:
             raise RuntimeError(
                 f"the CSV mapping process ended unexpectedly (exit code {self._process.exitcode})"
             ) from None
-        return item
+        return item if isinstance(item, _Failed) else _finished(item)
 
     async def close(self) -> None:
         """Stop the worker if it is still running and reap it."""

@@ -272,6 +272,13 @@ class SerializedRecord(NamedTuple):
     fingerprint: str  # `fingerprint_of(payload)`
     source_updated_at: datetime | None
 
+    @classmethod
+    def of(
+        cls, key: tuple[str, str, str, str], payload: str, source_updated_at: datetime | None
+    ) -> SerializedRecord:
+        """From a record's key, its `to_json()` and its version."""
+        return cls(key, payload, fingerprint_of(payload), source_updated_at)
+
     @property
     def kind(self) -> str:
         """The record's kind (part of its key)."""
