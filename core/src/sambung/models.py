@@ -198,6 +198,7 @@ _ORJSON = orjson.OPT_UTC_Z
 
 class _Plan(NamedTuple):
     excluded: tuple[str, ...]
+    decimals: tuple[str, ...]  # fields that always hold a Decimal: written as str up front
     computed: tuple[tuple[str, str], ...]  # (JSON name, attribute)
     nested: tuple[tuple[str, _Plan], ...]  # fields holding a tuple of models, and their plan
 
@@ -206,6 +207,8 @@ def _content(model: BaseModel, plan: _Plan) -> dict[str, Any]:
     data = model.__dict__.copy()  # the fields in declaration order, as pydantic writes them
     for name in plan.excluded:
         del data[name]
+    for name in plan.decimals:  # cheaper here than orjson calling back for each
+        data[name] = str(data[name])
     for alias, name in plan.computed:
         data[alias] = getattr(model, name)
     for name, inner in plan.nested:
@@ -228,7 +231,7 @@ def _plan(cls: type[BaseModel]) -> _Plan | None:
         return None
     if cls.model_config.get("ser_json_timedelta") or cls.model_config.get("alias_generator"):
         return None
-    excluded, nested = [], []
+    excluded, decimals, nested = [], [], []
     for name, info in cls.model_fields.items():
         if (
             info.alias
@@ -239,6 +242,8 @@ def _plan(cls: type[BaseModel]) -> _Plan | None:
         if info.exclude:
             excluded.append(name)
             continue
+        if info.annotation is Decimal:
+            decimals.append(name)
         models = [
             a for a in get_args(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)
         ]
@@ -252,7 +257,7 @@ def _plan(cls: type[BaseModel]) -> _Plan | None:
         elif isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
             return None  # a single nested model: not in the unified model; leave it to pydantic
     computed = tuple((info.alias or name, name) for name, info in cls.model_computed_fields.items())
-    return _Plan(tuple(excluded), computed, tuple(nested))
+    return _Plan(tuple(excluded), tuple(decimals), computed, tuple(nested))
 
 
 def fingerprint_of(content_json: str) -> str:
