@@ -121,3 +121,38 @@ async def test_reject_file_and_file_errors_behave_the_same_in_a_worker(
     report, folder = await import_with(tmp_path, "columns", headless, worker_from_bytes)
     assert report.file_error is not None and "'Total' is missing" in report.file_error
     assert stored(folder)["records"] == []
+
+
+async def test_a_cancelled_import_stops_its_worker_and_a_new_import_completes_it(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import multiprocessing
+
+    source = tmp_path / "export.csv"
+    source.write_bytes(pawoon_export(20_000))
+    store = SqliteStore(tmp_path / "s.db", synchronous="OFF")
+    await store.open()
+    try:
+        connector = make_connector(
+            PawoonConnector, {"mode": ["file-drop"], "webhook_secret": "s" * 16}
+        )
+        importer = FileImporter(
+            store, lambda outlet, kind: (), SystemClock(), batch_rows=50, worker_from_bytes=ALWAYS
+        )
+        committed = asyncio.Event()
+        task = asyncio.create_task(
+            importer.import_path(connector, source, progress=lambda rows: committed.set())
+        )
+        await committed.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert multiprocessing.active_children() == []
+        partial = len(await store.list_records(limit=100_000))
+        assert 0 < partial < 20_000 and partial % 50 == 0  # whole batches only
+        report = await importer.import_path(connector, source)
+        assert (report.imported, report.rejected) == (20_000, 0)
+        assert len(await store.list_records(limit=100_000)) == 20_000
+    finally:
+        await store.close()

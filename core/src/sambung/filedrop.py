@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import ctypes
 import hashlib
 import io
 import multiprocessing
@@ -295,16 +296,18 @@ class _MappedInProcess:
         self._receive, send = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_map_in_worker,
-            args=(send, connector, path, encoding, size),
+            args=(send, connector, path, encoding, size, os.getpid()),
             name="sambung-csv-mapper",
             daemon=True,
         )
         self._process.start()
         send.close()
+        self._receiving: asyncio.Future[FileShape | _Batch | _Failed | None] | None = None
 
     async def next(self) -> FileShape | _Batch | None:
         """The next shape or batch the worker mapped."""
-        item = await asyncio.to_thread(self._receive_one)
+        self._receiving = asyncio.ensure_future(asyncio.to_thread(self._receive_one))
+        item = await asyncio.shield(self._receiving)
         if isinstance(item, _Failed):
             raise item.error
         return item
@@ -321,16 +324,45 @@ class _MappedInProcess:
 
     async def close(self) -> None:
         """Stop the worker if it is still running and reap it."""
-        self._receive.close()
         if self._process.is_alive():
             self._process.kill()
         await asyncio.to_thread(self._process.join)
+        # A receive still running (the import was cancelled) ends at the pipe's EOF now; only
+        # then is the pipe closed, so its descriptor cannot be reused under that read.
+        if self._receiving is not None:
+            await asyncio.gather(self._receiving, return_exceptions=True)
+        self._receive.close()
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel SIGKILL this worker when the importing process dies, even by SIGKILL.
+
+    The worker holds copies of the importer's descriptors, a daemon's listening sockets among
+    them: left running, it would keep a restarted daemon from binding its port. Linux only
+    (prctl); elsewhere the worker still ends at its next send, on the closed pipe.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the importer died before the request took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _map_in_worker(
-    send: Connection, connector: FileDropConnector, path: Path, encoding: str | None, size: int
+    send: Connection,
+    connector: FileDropConnector,
+    path: Path,
+    encoding: str | None,
+    size: int,
+    parent: int,
 ) -> None:
     """The worker process: map the file and send every item, then None (or the failure)."""
+    _die_with(parent)
     # Signals are the importing process's business: it stops the worker when it stops. The
     # inherited wakeup fd would otherwise tell the parent's event loop about our signals.
     try:
