@@ -231,7 +231,9 @@ def _plan(cls: type[BaseModel]) -> _Plan | None:
         return None
     if cls.model_config.get("ser_json_timedelta") or cls.model_config.get("alias_generator"):
         return None
-    excluded, decimals, nested = [], [], []
+    excluded: list[str] = []
+    decimals: list[str] = []
+    nested: list[tuple[str, _Plan]] = []
     for name, info in cls.model_fields.items():
         if (
             info.alias
