@@ -259,13 +259,11 @@ class CsvStream:
     style: NumberStyle | None
     tz: ZoneInfo
     _rows: Iterator[tuple[int, list[str]]] = field(repr=False)
-    rows_read: int = 0
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """Every data row with its spreadsheet row number; blank lines are skipped."""
-        for number, cells in self._rows:
-            self.rows_read += 1
-            yield number, cells
+        # The reader's own generator: a wrapper that counted rows cost a frame per row, unread.
+        return self._rows
 
     def index(self, *names: str, required: bool = True) -> int | None:
         """The position of the first header matching one of `names` (case and spaces ignored)."""
