@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sambung import filedrop
 from sambung.clock import SystemClock
 from sambung.filedrop import FileImporter, ImportReport
 from sambung.store.sqlite import SqliteStore
@@ -78,9 +79,16 @@ def summary(report: ImportReport) -> tuple[Any, ...]:
     )
 
 
+@pytest.mark.parametrize(
+    "idle_send_seconds",
+    [0.0, float("inf")],
+    ids=["the worker maps every batch", "every other batch is mapped by the importer"],
+)
 async def test_a_worker_process_stores_exactly_what_mapping_in_process_stores(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, idle_send_seconds: float
 ) -> None:
+    monkeypatch.setattr(filedrop, "IDLE_SEND_SECONDS", idle_send_seconds)
+    monkeypatch.setattr(filedrop, "HAND_OFF_EVERY", 2)
     data = pawoon_export(1234, bad={3, 49, 50, 51, 1000})
     here, here_folder = await import_with(tmp_path, "thread", data, IN_PROCESS)
     there, there_folder = await import_with(tmp_path, "process", data, ALWAYS)
@@ -93,8 +101,10 @@ async def test_a_worker_process_stores_exactly_what_mapping_in_process_stores(
 
 
 async def test_bytes_that_are_not_utf8_late_in_the_file_reread_through_the_worker(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(filedrop, "IDLE_SEND_SECONDS", float("inf"))  # hand-offs included
+    monkeypatch.setattr(filedrop, "HAND_OFF_EVERY", 2)
     tail = "2026-11-26 21:00:00;PWN-CAFÉ;Rp 27.500;Rp 2.500;Café crème x1\n".encode("cp1252")
     data = pawoon_export(1500) + tail
     here, here_folder = await import_with(tmp_path, "thread", data, IN_PROCESS)
