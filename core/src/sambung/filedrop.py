@@ -319,9 +319,10 @@ class _MappedInProcess:
     """Maps in a forked worker process while this one writes: the two use both cores.
 
     Mapping and serialising a row costs about as much CPU as storing it, and both need the GIL,
-    so threads could only take turns. The worker reads, maps, serialises and fingerprints; it
-    sends each batch through a pipe (compact `SerializedRecord` tuples and row errors, in file
-    order) and maps the next one meanwhile. The pipe holds about one batch, so the worker runs
+    so threads could only take turns. The worker reads, maps and serialises; it sends each
+    batch through a pipe (plain `(key, JSON, version)` tuples and row errors, in file order) and
+    maps the next one meanwhile; this process fingerprints and commits (and maps the odd batch
+    the worker hands over, see `_HandOff`). The pipe holds about one batch, so the worker runs
     at most a batch ahead and memory stays flat. Nothing is committed by the worker: if either
     process dies, the file stays in the inbox and the next import upserts the same rows.
     """
@@ -441,8 +442,6 @@ def _map_in_worker(
 
 # A mapped batch whose send took less than this found the importer waiting for it.
 IDLE_SEND_SECONDS = 0.02
-
-
 # At most one batch in this many is handed to the importer to map.
 HAND_OFF_EVERY = 6
 
@@ -597,8 +596,8 @@ class FileImporter:
         encoding: str | None = None,
     ) -> ImportReport:
         report = ImportReport(name=report.name, sha256=report.sha256, size=report.size)
-        in_process = report.size >= self._worker_from_bytes and _CAN_FORK
-        mapped: _Mapped = (_MappedInProcess if in_process else _MappedInThread)(
+        in_worker = report.size >= self._worker_from_bytes and _CAN_FORK
+        mapped: _Mapped = (_MappedInProcess if in_worker else _MappedInThread)(
             connector, path, encoding, self._batch_rows
         )
         try:
