@@ -166,3 +166,18 @@ async def test_a_cancelled_import_stops_its_worker_and_a_new_import_completes_it
         assert len(await store.list_records(limit=100_000)) == 20_000
     finally:
         await store.close()
+
+
+async def test_a_worker_whose_importer_is_gone_ends_at_its_next_send(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the kernel's help (prctl is Linux only): the pipe alone must end the worker.
+    monkeypatch.setattr(filedrop, "_die_with", lambda parent: None)
+    source = tmp_path / "export.csv"
+    source.write_bytes(pawoon_export(5_000))
+    connector = make_connector(PawoonConnector, {"mode": ["file-drop"], "webhook_secret": "s" * 16})
+    mapped = filedrop._MappedInProcess(connector, source, None, 50)
+    assert isinstance(await mapped.next(), filedrop.FileShape)
+    mapped._receive.close()  # the importer's end goes away, as when it is killed
+    mapped._process.join(timeout=30)
+    assert mapped._process.exitcode == 0, "the worker still waits on a pipe nobody reads"

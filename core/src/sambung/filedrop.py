@@ -335,7 +335,7 @@ class _MappedInProcess:
         self._receive, send = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_map_in_worker,
-            args=(send, connector, path, encoding, size, os.getpid()),
+            args=(send, self._receive, connector, path, encoding, size, os.getpid()),
             name="sambung-csv-mapper",
             daemon=True,
         )
@@ -401,6 +401,7 @@ _PR_SET_PDEATHSIG = 1
 
 def _map_in_worker(
     send: Connection,
+    receive: Connection,
     connector: FileDropConnector,
     path: Path,
     encoding: str | None,
@@ -408,6 +409,9 @@ def _map_in_worker(
     parent: int,
 ) -> None:
     """The worker process: map the file and send every item, then None (or the failure)."""
+    # The fork copied the importer's reading end too: with it open here, the pipe would keep a
+    # reader after the importer died, and a send would wait forever instead of failing.
+    receive.close()
     _die_with(parent)
     # Signals are the importing process's business: it stops the worker when it stops. The
     # inherited wakeup fd would otherwise tell the parent's event loop about our signals.
