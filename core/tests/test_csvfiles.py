@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from sambung.csvfiles import (
     decide_style,
     detect_delimiter,
     format_amount,
+    local_moment,
     open_csv,
     parse_amount,
     parse_local_time,
@@ -98,6 +99,36 @@ def test_dates_with_or_without_seconds_read_in_the_outlet_zone() -> None:
     assert parse_local_time("2026-11-26T20:15:00+07:00", ZoneInfo("Asia/Makassar")) == expected
     with pytest.raises(ValueError):
         parse_local_time("kemarin", WIB)
+
+
+@pytest.mark.parametrize(
+    "zone", ["Asia/Jakarta", "Europe/Berlin", "Australia/Lord_Howe", "America/Santiago"]
+)
+def test_the_cached_hour_offsets_read_every_minute_as_the_zone_itself_does(zone: str) -> None:
+    # Every 59 minutes of the year (each hour, at a different minute), and every minute of the
+    # hours around each change of offset (whole and half hours, midnight, gaps and repeats),
+    # in both spellings, against replace(tzinfo=...).
+    tz = ZoneInfo(zone)
+    start, hour = datetime(2026, 1, 1), timedelta(hours=1)
+    moments = [start + timedelta(minutes=59 * n) for n in range(365 * 24 * 60 // 59)]
+    for n in range(365 * 24):
+        at = start + n * hour
+        if at.replace(tzinfo=tz).utcoffset() != (at + hour).replace(tzinfo=tz).utcoffset():
+            moments += [at - hour + timedelta(minutes=m) for m in range(4 * 60)]
+    for local in moments:
+        expected = local.replace(tzinfo=tz).astimezone(UTC)
+        for cell in (f"{local:%Y-%m-%d %H:%M:%S}", f"{local:%d/%m/%Y %H:%M}"):
+            instant, day = local_moment(cell, tz)
+            assert instant.astimezone(UTC) == expected, cell
+            assert day == local.date()
+            assert parse_local_time(cell, tz) == expected
+
+
+def test_a_moment_with_its_own_offset_or_without_a_time() -> None:
+    instant, day = local_moment("2026-11-26T20:15:00+08:00", WIB)
+    assert instant.astimezone(UTC) == datetime(2026, 11, 26, 12, 15, tzinfo=UTC)
+    assert day == datetime(2026, 11, 26).date()
+    assert local_moment("2026-11-26", WIB)[0] == datetime(2026, 11, 26, tzinfo=WIB)
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,20 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
-from sambung.models import PaymentMethod, Transaction, canonical_decimal
+from sambung.models import (
+    LineItem,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Transaction,
+    TransactionType,
+    _json_bytes,
+    canonical_decimal,
+    fingerprint_of,
+)
 
 from .conftest import sale
 
@@ -98,3 +110,93 @@ def test_canonical_decimal_keeps_the_value_and_drops_the_spelling(
     result = canonical_decimal(Decimal(given))
     assert result == Decimal(given)
     assert str(result) == canonical
+
+
+# -- the JSON writer: orjson where it writes what pydantic writes, byte for byte ---------------
+
+TEXT = st.text(min_size=1, max_size=12)  # quotes, backslashes, controls, emoji, any script
+AMOUNT = st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**15), max_value=10**15)
+ZONES = st.sampled_from(
+    [
+        UTC,
+        timezone(timedelta(hours=7)),
+        timezone(timedelta(hours=-3, minutes=-30)),
+        timezone(timedelta(0)),
+    ]
+)
+MOMENT = st.datetimes(
+    min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1), timezones=ZONES
+)
+
+
+@st.composite
+def transactions(draw: st.DrawFn) -> Transaction:
+    items = draw(
+        st.lists(
+            st.builds(
+                LineItem,
+                sku=st.none() | TEXT,
+                name=TEXT,
+                quantity=AMOUNT,
+                unit_price=AMOUNT,
+                discount=AMOUNT,
+                total=AMOUNT,
+            ),
+            max_size=3,
+        )
+    )
+    return Transaction(
+        outlet=draw(TEXT),
+        source_system=draw(TEXT),
+        external_id=draw(TEXT.filter(str.strip)),
+        source_updated_at=draw(st.none() | MOMENT),
+        type=draw(st.sampled_from(TransactionType)),
+        occurred_at=draw(MOMENT),
+        business_date=draw(st.dates()),
+        subtotal=draw(AMOUNT),
+        discount=draw(AMOUNT),
+        tax=draw(AMOUNT),
+        total=draw(AMOUNT),
+        payment_method=draw(st.sampled_from(PaymentMethod)),
+        payment_method_label=draw(st.none() | TEXT),
+        items=tuple(items),
+        reverses_external_id=draw(st.none() | TEXT),
+    )
+
+
+@settings(max_examples=200)
+@given(transactions())
+def test_record_json_is_what_pydantic_writes_byte_for_byte(record: Transaction) -> None:
+    expected = record.__pydantic_serializer__.to_json(record, by_alias=True)
+    assert _json_bytes(record) == expected
+    assert record.to_json() == expected.decode()
+    serialized = record.serialized()
+    assert serialized == (
+        record.key,
+        expected.decode(),
+        record.fingerprint(),
+        record.source_updated_at,
+        record.business_date,
+    )
+    assert serialized.fingerprint == fingerprint_of(expected.decode())
+
+
+@settings(max_examples=100)
+@given(
+    st.builds(
+        Payment,
+        outlet=TEXT,
+        source_system=TEXT,
+        external_id=TEXT.filter(str.strip),
+        reference=TEXT,
+        amount=AMOUNT,
+        fee=AMOUNT,
+        status=st.sampled_from(PaymentStatus),
+        channel=st.none() | TEXT,
+        paid_at=st.none() | MOMENT,  # not turned to UTC by the model: offsets are written
+        occurred_at=MOMENT,
+        business_date=st.dates(),
+    )
+)
+def test_payment_json_with_its_own_offsets_is_what_pydantic_writes(record: Payment) -> None:
+    assert _json_bytes(record) == record.__pydantic_serializer__.to_json(record, by_alias=True)

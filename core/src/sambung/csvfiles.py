@@ -14,7 +14,7 @@ import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import lru_cache
@@ -175,6 +175,16 @@ _DAY_FIRST = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})[ T](\d{1,2}):(\d{2})(?::(
 def parse_local_time(cell: str, tz: ZoneInfo) -> datetime:
     """An aware UTC instant from `2026-11-26 20:15[:00]`, ISO-8601 or `26/11/2026 20:15[:00]`;
     a time without a zone is read in the outlet's `tz`."""
+    return local_moment(cell, tz)[0].astimezone(UTC)  # already UTC for a zone-less cell
+
+
+def local_moment(cell: str, tz: ZoneInfo) -> tuple[datetime, date]:
+    """An aware instant from a cell (as `parse_local_time` reads it) and the outlet's calendar
+    day at that instant, in one reading.
+
+    A zone-less time is turned into UTC with the outlet's offset for its local hour, looked up
+    once per hour: asking the zone for every row cost more than the rest of the row's mapping.
+    """
     text = cell.strip()
     try:
         parsed = datetime.fromisoformat(text)
@@ -184,9 +194,32 @@ def parse_local_time(cell: str, tz: ZoneInfo) -> datetime:
             raise ValueError(f"not a date and time: {cell!r}") from None
         day, month, year, hour, minute, second = match.groups()
         parsed = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+    if parsed.tzinfo is not None:
+        return parsed, parsed.astimezone(tz).date()
+    key = (tz, parsed.year, parsed.month, parsed.day, parsed.hour)
+    offset = _HOUR_OFFSETS.get(key)
+    if offset is None:
+        if len(_HOUR_OFFSETS) >= 100_000:  # bounded: a file spans a few thousand hours
+            _HOUR_OFFSETS.clear()
+        offset = _HOUR_OFFSETS[key] = _hour_offset(tz, parsed)
+    if offset is _CHANGES:  # the offset changes within this hour: ask the zone for this time
+        return parsed.replace(tzinfo=tz).astimezone(UTC), parsed.date()
+    # Aware arithmetic keeps UTC: cheaper than replace(tzinfo=...) and astimezone().
+    return _UTC_EPOCH + ((parsed - _EPOCH) - offset), parsed.date()
+
+
+_EPOCH, _UTC_EPOCH = datetime(1970, 1, 1), datetime(1970, 1, 1, tzinfo=UTC)
+_CHANGES = timedelta.max
+_HOUR_OFFSETS: dict[tuple[ZoneInfo, int, int, int, int], timedelta] = {}
+
+
+def _hour_offset(tz: ZoneInfo, local: datetime) -> timedelta:
+    """The UTC offset of `tz` for the whole local hour of `local`, or `_CHANGES` when it is not
+    the same at the hour's first and last microsecond (a change of offset falls inside it)."""
+    start = local.replace(minute=0, second=0, microsecond=0, tzinfo=tz)
+    first = start.utcoffset()
+    last = start.replace(minute=59, second=59, microsecond=999999).utcoffset()
+    return first if first is not None and first == last else _CHANGES
 
 
 def local_date(instant: datetime, tz: ZoneInfo) -> date:
@@ -226,13 +259,11 @@ class CsvStream:
     style: NumberStyle | None
     tz: ZoneInfo
     _rows: Iterator[tuple[int, list[str]]] = field(repr=False)
-    rows_read: int = 0
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """Every data row with its spreadsheet row number; blank lines are skipped."""
-        for number, cells in self._rows:
-            self.rows_read += 1
-            yield number, cells
+        # The reader's own generator: a wrapper that counted rows cost a frame per row, unread.
+        return self._rows
 
     def index(self, *names: str, required: bool = True) -> int | None:
         """The position of the first header matching one of `names` (case and spaces ignored)."""
@@ -290,7 +321,8 @@ def open_csv(
         try:
             for cells in reader:
                 number += 1
-                if cells and "".join(cells).strip():
+                # A blank line: no cells, or only empty ones (the first cell decides most rows).
+                if cells and (cells[0].strip() or "".join(cells).strip()):
                     yield number, cells
         except UnicodeDecodeError as err:
             raise EncodingError(f"row {number + 1}: bytes that are not {encoding}: {err}") from err
@@ -380,6 +412,13 @@ class Row:
         """An aware UTC instant; a zone-less cell is read in the outlet's timezone."""
         try:
             return parse_local_time(self.text(position), self.stream.tz)
+        except ValueError as err:
+            raise CellError(self._title(position), str(err)) from None
+
+    def moment(self, position: int | None) -> tuple[datetime, date]:
+        """An aware instant and the outlet's calendar day then (see `local_moment`)."""
+        try:
+            return local_moment(self.text(position), self.stream.tz)
         except ValueError as err:
             raise CellError(self._title(position), str(err)) from None
 

@@ -1,7 +1,8 @@
 """CSV import: one path for the inbox runner, the upload endpoint and `sambung import`.
 
 A file is hashed first (a content already imported is not read again), then streamed: rows are
-mapped in a worker thread, in batches of thousands, each batch one atomic `ingest` (records
+mapped in batches of thousands (in a worker thread, or for a large file in a worker process
+that runs a batch ahead), each batch one atomic `ingest` (records
 upserted, so a re-import after a crash adds nothing). Every rejected row is kept as a raw event
 plus a dead letter (stage `row`, deduplicated by file hash and row number) and written to the
 errors file. Only once every batch is committed is the file recorded as imported; the caller
@@ -12,15 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import ctypes
 import hashlib
 import io
+import multiprocessing
 import os
+import pickle
+import signal
 import stat
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from itertools import islice
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import structlog
 
@@ -29,12 +38,15 @@ from .clock import Clock
 from .connectors import FileDropConnector
 from .csvfiles import CsvStream, EncodingError, FileError, NumberStyle, RowError, open_csv
 from .generic_csv import amount_headers, parse_generic
-from .models import Record
+from .models import Record, SerializedRecord
 from .store import DeadLetterIn, ImportedFile, IngestRequest, RawEvent, Store
 
 log = structlog.get_logger("sambung.filedrop")
 
 BATCH_ROWS = 5000
+# From this size on a file is mapped in a worker process: forking costs a few milliseconds.
+WORKER_FROM_BYTES = 1 << 20
+_CAN_FORK = "fork" in multiprocessing.get_all_start_methods()
 # Row errors kept in memory for an answer or a summary; the errors file has all of them.
 KEEP_ERRORS = 1000
 Routes = Callable[[str, str], Sequence[str]]
@@ -167,39 +179,325 @@ class ErrorsFile:
             self._temp.unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class FileShape:
+    """What the importer needs of an opened CSV beside its rows: header, delimiter, style."""
+
+    header: list[str]
+    delimiter: str
+    style: NumberStyle | None
+    encoding: str = "utf-8"
+
+
+_Parts = tuple[tuple[str, str, str, str], str, datetime | None, date | None]
+
+
 @dataclass
 class _Batch:
-    records: list[Record] = field(default_factory=list)
+    # Mapped rows as (key, JSON, version), plain tuples that pickle writes in C; `finish`
+    # fingerprints them in the importing process, which has CPU to spare while the worker has
+    # none.
+    parts: list[_Parts] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     rows: int = 0
+    records: list[SerializedRecord] = field(default_factory=list)
+
+    def finish(self) -> _Batch:
+        """Turn the parts into the store's `SerializedRecord`s."""
+        of = SerializedRecord.of
+        self.records = [of(key, data, version, day) for key, data, version, day in self.parts]
+        self.parts = []
+        return self
 
 
-def _take(rows: Iterator[Record | RowError], size: int, errors: ErrorsFile) -> _Batch:
-    """The next `size` rows (runs in a worker thread: mapping is CPU work)."""
+def _finished(item: FileShape | _Batch | _Unmapped | None) -> FileShape | _Batch | None:
+    assert not isinstance(item, _Unmapped), "handed off with no one to map it"
+    return item.finish() if isinstance(item, _Batch) else item
+
+
+def _take(rows: Iterator[Record | RowError], size: int) -> _Batch:
+    """The next `size` rows, mapped and serialised (CPU work: never on the event loop)."""
     batch = _Batch()
-    records, bad = batch.records, batch.errors
+    parts, bad = batch.parts, batch.errors
+    count = 0
     for item in rows:
         if isinstance(item, RowError):
             bad.append(item)
-            errors.write(item)
         else:
-            records.append(item)
-        if len(records) + len(bad) >= size:
+            # The JSON as text: orjson's bytes are allocated roomy, and 5,000 of them held
+            # at once took ~40 MB more than their text does.
+            day = getattr(item, "business_date", None)
+            parts.append((item.key, item.to_json(), item.source_updated_at, day))
+        count += 1
+        if count >= size:
             break
-    batch.rows = len(records) + len(bad)
+    batch.rows = count
     return batch
+
+
+@dataclass
+class _Unmapped:
+    """A batch the worker hands over as read, `(row number, cells)`, for the importer to map."""
+
+    rows: list[tuple[int, list[str]]]
+
+
+def mapped_batches(
+    connector: FileDropConnector,
+    handle: BinaryIO,
+    encoding: str | None,
+    size: int,
+    *,
+    hand_off: Callable[[], bool] | None = None,
+) -> Iterator[FileShape | _Batch | _Unmapped]:
+    """The file's shape, then its rows in batches of `size`, mapped and serialised; a batch
+    is left unmapped whenever `hand_off()` says so."""
+    stream = open_for(connector, handle, encoding)
+    yield FileShape(stream.header, stream.delimiter, stream.style, stream.encoding)
+    records = records_of(connector, stream)
+    while True:
+        if hand_off is not None and hand_off():
+            # The mapper above is paused between rows: both read the same rows, in turn.
+            if not (rows := list(islice(stream.rows(), size))):
+                return
+            yield _Unmapped(rows)
+        elif (batch := _take(records, size)).rows:
+            yield batch
+        else:
+            return
+
+
+def map_here(connector: FileDropConnector, shape: FileShape, unmapped: _Unmapped) -> _Batch:
+    """Map a batch the worker handed over, exactly as the worker maps its own."""
+    stream = CsvStream(
+        header=shape.header,
+        delimiter=shape.delimiter,
+        encoding=shape.encoding,
+        style=shape.style,
+        tz=connector.outlet.timezone,
+        _rows=iter(unmapped.rows),
+    )
+    return _take(records_of(connector, stream), len(unmapped.rows)).finish()
+
+
+class _Mapped(Protocol):
+    """Where an import's batches come from: this process, or a worker process."""
+
+    async def next(self) -> FileShape | _Batch | None:
+        """The next item of `mapped_batches`, or None after the last."""
+
+    async def close(self) -> None:
+        """Release the file (and the worker)."""
+
+
+class _MappedInThread:
+    """Maps in a worker thread, one batch at a time: for small files, where a process costs
+    more to start than it saves."""
+
+    def __init__(
+        self, connector: FileDropConnector, path: Path, encoding: str | None, size: int
+    ) -> None:
+        self._handle = open_regular(path)
+        self._items = mapped_batches(connector, self._handle, encoding, size)
+
+    async def next(self) -> FileShape | _Batch | None:
+        """The next shape or batch, mapped in a thread."""
+        return await asyncio.to_thread(lambda: _finished(next(self._items, None)))
+
+    async def close(self) -> None:
+        """Close the file."""
+        self._handle.close()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """An exception raised while mapping in the worker process, sent to be raised here."""
+
+    error: BaseException
+
+
+class _MappedInProcess:
+    """Maps in a forked worker process while this one writes: the two use both cores.
+
+    Mapping and serialising a row costs about as much CPU as storing it, and both need the GIL,
+    so threads could only take turns. The worker reads, maps and serialises; it sends each
+    batch through a pipe (plain `(key, JSON, version)` tuples and row errors, in file order) and
+    maps the next one meanwhile; this process fingerprints and commits (and maps the odd batch
+    the worker hands over, see `_HandOff`). The pipe holds about one batch, so the worker runs
+    at most a batch ahead and memory stays flat. Nothing is committed by the worker: if either
+    process dies, the file stays in the inbox and the next import upserts the same rows.
+    """
+
+    def __init__(
+        self, connector: FileDropConnector, path: Path, encoding: str | None, size: int
+    ) -> None:
+        # fork: the worker inherits the connector (its plugin, settings and parser) as it is.
+        context = multiprocessing.get_context("fork")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_map_in_worker,
+            args=(send, self._receive, connector, path, encoding, size, os.getpid()),
+            name="sambung-csv-mapper",
+            daemon=True,
+        )
+        self._process.start()
+        send.close()
+        self._connector = connector
+        self._shape: FileShape | None = None
+        self._receiving: asyncio.Future[FileShape | _Batch | _Failed | None] | None = None
+
+    async def next(self) -> FileShape | _Batch | None:
+        """The next shape or batch the worker mapped."""
+        self._receiving = asyncio.ensure_future(asyncio.to_thread(self._receive_one))
+        item = await asyncio.shield(self._receiving)
+        if isinstance(item, _Failed):
+            raise item.error
+        return item
+
+    def _receive_one(self) -> FileShape | _Batch | _Failed | None:
+        try:
+            item: FileShape | _Batch | _Unmapped | _Failed | None = self._receive.recv()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(
+                f"the CSV mapping process ended unexpectedly (exit code {self._process.exitcode})"
+            ) from None
+        if isinstance(item, FileShape):
+            self._shape = item
+        if isinstance(item, _Unmapped):
+            assert self._shape is not None  # the shape always comes first
+            return map_here(self._connector, self._shape, item)
+        return item if isinstance(item, _Failed) else _finished(item)
+
+    async def close(self) -> None:
+        """Stop the worker if it is still running and reap it."""
+        if self._process.is_alive():
+            self._process.kill()
+        await asyncio.to_thread(self._process.join)
+        # A receive still running (the import was cancelled) ends at the pipe's EOF now; only
+        # then is the pipe closed, so its descriptor cannot be reused under that read.
+        if self._receiving is not None:
+            await asyncio.gather(self._receiving, return_exceptions=True)
+        self._receive.close()
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel SIGKILL this worker when the importing process dies, even by SIGKILL.
+
+    The worker holds copies of the importer's descriptors, a daemon's listening sockets among
+    them: left running, it would keep a restarted daemon from binding its port. Linux only
+    (prctl); elsewhere the worker still ends at its next send, on the closed pipe.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the importer died before the request took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _map_in_worker(
+    send: Connection,
+    receive: Connection,
+    connector: FileDropConnector,
+    path: Path,
+    encoding: str | None,
+    size: int,
+    parent: int,
+) -> None:
+    """The worker process: map the file and send every item, then None (or the failure)."""
+    # The fork copied the importer's reading end too: with it open here, the pipe would keep a
+    # reader after the importer died, and a send would wait forever instead of failing.
+    receive.close()
+    _die_with(parent)
+    # Signals are the importing process's business: it stops the worker when it stops. The
+    # inherited wakeup fd would otherwise tell the parent's event loop about our signals.
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # not the main thread: nothing was inherited to undo
+        pass
+    try:
+        hand_off = _HandOff()
+        with open_regular(path) as handle:
+            for item in mapped_batches(connector, handle, encoding, size, hand_off=hand_off.now):
+                started = time.monotonic()
+                send.send(item)
+                hand_off.sent(item, time.monotonic() - started)
+        send.send(None)
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the importer is gone; it commits nothing more, so neither do we
+    except BaseException as err:  # raised again in the importer, as it would be in-process
+        try:
+            pickle.dumps(err)
+        except Exception:
+            err = RuntimeError(f"{type(err).__name__}: {err}")
+        try:
+            send.send(_Failed(err))
+        except OSError:
+            return
+    finally:
+        send.close()
+
+
+# A mapped batch whose send took less than this found the importer waiting for it.
+IDLE_SEND_SECONDS = 0.02
+# At most one batch in this many is handed to the importer to map.
+HAND_OFF_EVERY = 6
+
+
+class _HandOff:
+    """Balances the two processes: the worker leaves the next batch unmapped for the importer
+    when the importer was idle, waiting for the last mapped one (its send did not wait).
+
+    Mapping costs the worker more per row than writing costs the importer (~38 and ~27 CPU-µs
+    measured), so a worker that maps everything keeps the importer waiting a third of the time;
+    handing it an occasional batch uses that time. The two are even at about one batch in seven
+    (measured: one in four made the importer the slower), hence at most one in
+    `HAND_OFF_EVERY`; an importer slower than its worker (a slow disk) is never idle, so it is
+    handed nothing.
+    """
+
+    def __init__(self) -> None:
+        self._mapped = 0  # batches mapped here since the last one handed off
+        self._idle = False
+
+    def now(self) -> bool:
+        """Whether to leave the next batch unmapped."""
+        return self._idle and self._mapped >= HAND_OFF_EVERY - 1
+
+    def sent(self, item: object, seconds: float) -> None:
+        """Note how long sending `item` took."""
+        if isinstance(item, _Unmapped):
+            self._mapped, self._idle = 0, False
+        elif isinstance(item, _Batch):
+            self._mapped += 1
+            self._idle = seconds < IDLE_SEND_SECONDS
 
 
 class FileImporter:
     """Imports CSV files for file-drop connections into the store."""
 
     def __init__(
-        self, store: Store, routes: Routes, clock: Clock, *, batch_rows: int = BATCH_ROWS
+        self,
+        store: Store,
+        routes: Routes,
+        clock: Clock,
+        *,
+        batch_rows: int = BATCH_ROWS,
+        worker_from_bytes: int = WORKER_FROM_BYTES,
     ) -> None:
         self._store = store
         self._routes = routes
         self._clock = clock
         self._batch_rows = batch_rows
+        # Files this large are mapped in a worker process (see `_MappedInProcess`).
+        self._worker_from_bytes = worker_from_bytes
 
     async def import_path(
         self,
@@ -303,25 +601,26 @@ class FileImporter:
         encoding: str | None = None,
     ) -> ImportReport:
         report = ImportReport(name=report.name, sha256=report.sha256, size=report.size)
-        with open_regular(path) as handle:
-            stream = await asyncio.to_thread(open_for, connector, handle, encoding)
-            report.header = stream.header
-            rows = records_of(connector, stream)
-            errors = ErrorsFile(errors_path, stream.header)
+        in_worker = report.size >= self._worker_from_bytes and _CAN_FORK
+        mapped: _Mapped = (_MappedInProcess if in_worker else _MappedInThread)(
+            connector, path, encoding, self._batch_rows
+        )
+        try:
+            shape = await mapped.next()
+            assert isinstance(shape, FileShape)
+            report.header = shape.header
+            errors = ErrorsFile(errors_path, shape.header)
             try:
-                while True:
-                    # Mapping and committing take turns rather than overlap: both need the GIL,
-                    # and the writer gives it up at every SQLite step, so overlapping them made
-                    # each step wait out the mapper's switch interval (5x slower, measured).
-                    batch = await asyncio.to_thread(_take, rows, self._batch_rows, errors)
-                    if not batch.rows:
-                        break
+                while (batch := await mapped.next()) is not None:
+                    assert isinstance(batch, _Batch)
+                    for error in batch.errors:
+                        errors.write(error)
                     report.rows += batch.rows
                     report.rejected += len(batch.errors)
                     room = KEEP_ERRORS - len(report.errors)
                     report.errors.extend(batch.errors[: max(room, 0)])
                     if not dry_run:
-                        await self._commit(connector, report.sha256, batch, stream)
+                        await self._commit(connector, report.sha256, batch, shape)
                     report.imported += len(batch.records)
                     if progress is not None:
                         progress(report.rows)
@@ -329,10 +628,12 @@ class FileImporter:
                 errors.discard()
                 raise
             report.errors_path = errors.finish()
+        finally:
+            await mapped.close()
         return report
 
     async def _commit(
-        self, connector: FileDropConnector, sha256: str, batch: _Batch, stream: CsvStream
+        self, connector: FileDropConnector, sha256: str, batch: _Batch, shape: FileShape
     ) -> None:
         outlet, source = connector.outlet.id, connector.name
         routes_for = self._routes
@@ -347,10 +648,10 @@ class FileImporter:
             # The row is kept under its file's header and with the file's number style, so a
             # replay after a fix can read it as the import did.
             line = io.StringIO()
-            writer = csv.writer(line, delimiter=stream.delimiter)
-            writer.writerow(stream.header)
+            writer = csv.writer(line, delimiter=shape.delimiter)
+            writer.writerow(shape.header)
             writer.writerow(error.values)
-            style = stream.style.value if stream.style is not None else NumberStyle.AUTO.value
+            style = shape.style.value if shape.style is not None else NumberStyle.AUTO.value
             raw = RawEvent(
                 outlet=outlet,
                 source_system=source,

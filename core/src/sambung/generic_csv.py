@@ -49,10 +49,9 @@ def parse_generic(
     at = {
         name: stream.index(columns.get(name, name), required=name in REQUIRED) for name in COLUMNS
     }
-    tz = outlet.timezone
 
     def mapper(row: Row) -> Transaction:
-        occurred_at = row.time(at["occurred_at"])
+        occurred_at, business_date = row.moment(at["occurred_at"])
         total = row.amount(at["total"])
         tax = row.amount(at["tax"], required=False)
         discount = row.amount(at["discount"], required=False)
@@ -67,7 +66,7 @@ def parse_generic(
             external_id=row.text(at["transaction_id"]),
             type=TransactionType(kind),
             occurred_at=occurred_at,
-            business_date=occurred_at.astimezone(tz).date(),
+            business_date=business_date,
             subtotal=total - tax - service + discount,
             discount=discount,
             service_charge=service,

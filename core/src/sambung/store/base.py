@@ -15,7 +15,7 @@ from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError
-from ..models import Record
+from ..models import Record, SerializedRecord
 
 Channel = Literal["webhook", "poll", "file", "replay"]
 Stage = Literal["ingest", "row", "delivery"]
@@ -62,7 +62,8 @@ class IngestRequest:
     """One atomic write: everything in it is committed together or not at all."""
 
     raw: RawEvent | None = None
-    records: Sequence[Record] = ()
+    # Records, or records serialised already where they were mapped (a CSV import's worker).
+    records: Sequence[Record | SerializedRecord] = ()
     # Per record (same order): the sinks that must receive it, one outbox row each on change.
     routes: Sequence[Sequence[str]] = ()
     dead_letter: DeadLetterIn | None = None

@@ -15,14 +15,16 @@ from datetime import datetime
 from importlib import resources
 from typing import Any
 
-from ..models import Record, fingerprint_of
+from ..models import Record, SerializedRecord
 from .base import IngestRequest, IngestResult, Outcome, RecordResult
 
 Key = tuple[str, str, str, str]
 RawKey = tuple[str, str, str]
 
 
-def idempotency_key(sink: str, record: Record, revision: int, fingerprint: str) -> str:
+def idempotency_key(
+    sink: str, record: Record | SerializedRecord, revision: int, fingerprint: str
+) -> str:
     """The delivery id a receiver deduplicates on: stable across retries, new for new content."""
     identity = "|".join((sink, *record.key, str(revision), fingerprint))
     return "msg_" + hashlib.sha256(identity.encode()).hexdigest()[:32]
@@ -134,11 +136,9 @@ def plan_group(
         queued = 0
         routes = request.routes or [()] * len(request.records)
         for record, sinks in zip(request.records, routes, strict=True):
-            key = record.key
+            key, payload, fingerprint, updated_at, day = record.serialized()
             row = stored.get(key)
-            payload = record.to_json()
-            fingerprint = fingerprint_of(payload)
-            version = stamp(record.source_updated_at) if record.source_updated_at else None
+            version = stamp(updated_at) if updated_at else None
             if row is None:
                 row = stored[key] = PlannedRow(new_record_id(), fingerprint, 0, version, new=True)
                 outcome = inserted
@@ -159,7 +159,6 @@ def plan_group(
             row.revision += 1
             row.raw_event_id = raw_event_id or row.raw_event_id
             row.key = key
-            day = getattr(record, "business_date", None)
             row.business_date = day.isoformat() if day is not None else None
             touched[key] = row
             outcomes.append(RecordResult(row.id, row.revision, outcome))

@@ -23,17 +23,16 @@ def parse_file(stream: CsvStream, outlet: Outlet) -> Iterator[Record | RowError]
     id_at = stream.index("transaction_id")
     total_at = stream.index("grand_total")
     created_at = stream.index("created_at")
-    tz = outlet.timezone
 
     def mapper(row: Row) -> Transaction:
-        occurred_at = row.time(created_at)
+        occurred_at, business_date = row.moment(created_at)
         total = row.amount(total_at)
         return Transaction(
             outlet=outlet.id,
             source_system=SOURCE_SYSTEM,
             external_id=row.text(id_at),
             occurred_at=occurred_at,
-            business_date=occurred_at.astimezone(tz).date(),
+            business_date=business_date,
             subtotal=total,
             total=total,
         )

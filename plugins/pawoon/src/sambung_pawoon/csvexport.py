@@ -24,10 +24,9 @@ def parse_file(stream: CsvStream, outlet: Outlet) -> Iterator[Record | RowError]
     id_at = stream.index("Transaction ID")
     total_at = stream.index("Total")
     tax_at = stream.index("Tax", required=False)
-    tz = outlet.timezone
 
     def mapper(row: Row) -> Transaction:
-        occurred_at = row.time(date_at)
+        occurred_at, business_date = row.moment(date_at)
         total = row.amount(total_at)
         tax = row.amount(tax_at, required=False)
         return Transaction(
@@ -35,7 +34,7 @@ def parse_file(stream: CsvStream, outlet: Outlet) -> Iterator[Record | RowError]
             source_system=SOURCE_SYSTEM,
             external_id=row.text(id_at),
             occurred_at=occurred_at,
-            business_date=occurred_at.astimezone(tz).date(),
+            business_date=business_date,
             subtotal=total - tax,
             tax=tax,
             total=total,
