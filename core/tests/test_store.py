@@ -145,6 +145,22 @@ async def test_cursor_moves_with_its_records(store: Store) -> None:
     assert await store.get_cursor("kemang", "pawoon") == "2026-11-26T13:00"
 
 
+async def test_a_cursor_never_moves_back_though_its_records_are_stored(store: Store) -> None:
+    ahead, behind = "2026-11-27T10:00:00+00:00", "2026-11-27T09:59:59.500000+00:00"
+    await store.ingest(IngestRequest(records=[sale("A")], cursor=CursorUpdate("k", "q", ahead)))
+    # A late page from a replica whose lease has passed, alone and within one group.
+    await store.ingest(IngestRequest(records=[sale("B")], cursor=CursorUpdate("k", "q", behind)))
+    assert await store.get_cursor("k", "q") == ahead
+    await asyncio.gather(
+        *(
+            store.ingest(IngestRequest(records=[sale(f"C{n}")], cursor=CursorUpdate("k", "q", v)))
+            for n, v in enumerate(["2026-11-27T11:00:00+00:00", behind, ahead])
+        )
+    )
+    assert await store.get_cursor("k", "q") == "2026-11-27T11:00:00+00:00"
+    assert {r.external_id for r in await store.list_records()} == {"A", "B", "C0", "C1", "C2"}
+
+
 async def test_a_failing_request_does_not_sink_its_group(store: Store) -> None:
     # routes of the wrong length make this request fail inside the writer, in the same group.
     broken = IngestRequest(records=[sale("TRX-2")], routes=[["a"], ["b"]])

@@ -50,7 +50,12 @@ class DeadLetterIn:
 
 @dataclass(frozen=True)
 class CursorUpdate:
-    """A poll cursor to move in the same transaction as the records it covers."""
+    """A poll cursor to move in the same transaction as the records it covers.
+
+    `value` is UTC ISO-8601 text (`polling.to_cursor`), so text order is time order, and the
+    store never moves a cursor back: a replica that lost its lease while a page was queued can
+    still commit that page's records (they are idempotent), but not rewind the new owner.
+    """
 
     outlet: str
     connector: str

@@ -399,16 +399,19 @@ class PostgresStore(Store):
                 )
                 if dead_letter_id is not None:
                     results[index] = replace(results[index], dead_letter_id=dead_letter_id)
-        # The last cursor of a connection in the group wins, as if committed one by one.
-        cursors = {
-            (c.outlet, c.connector): c.value for r in requests if (c := r.cursor) is not None
-        }
+        # A cursor only moves forward (see `CursorUpdate`): the furthest of the group's wins.
+        cursors: dict[tuple[str, str], str] = {}
+        for request in requests:
+            if (c := request.cursor) is not None:
+                key = (c.outlet, c.connector)
+                cursors[key] = max(c.value, cursors.get(key, c.value))
         if cursors:
             await conn.execute(
-                "INSERT INTO cursors (outlet, connector, value, updated_at)"
+                "INSERT INTO cursors AS c (outlet, connector, value, updated_at)"
                 " SELECT *, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[])"
                 " ON CONFLICT (outlet, connector) DO UPDATE"
-                " SET value = excluded.value, updated_at = excluded.updated_at",
+                " SET value = excluded.value, updated_at = excluded.updated_at"
+                " WHERE excluded.value > c.value",
                 *_columns([(*key, value) for key, value in cursors.items()], 3),
                 now,
             )

@@ -371,7 +371,8 @@ class SqliteStore(Store):
                 conn.execute(
                     "INSERT INTO cursors (outlet, connector, value, updated_at) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (outlet, connector) DO UPDATE"
-                    " SET value = excluded.value, updated_at = excluded.updated_at",
+                    " SET value = excluded.value, updated_at = excluded.updated_at"
+                    " WHERE excluded.value > cursors.value",
                     (cursor.outlet, cursor.connector, cursor.value, now),
                 )
             if dead_letter_id is not None:
