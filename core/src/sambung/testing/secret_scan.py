@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
+if TYPE_CHECKING:
+    # Only for the hooks' signatures: the daemon imports this module (through the fake
+    # vendors its simulator serves), and importing pytest would add half a second to every
+    # start.
+    import pytest
 
 # Shorter values (`k`, `demo`) are too common to tell a leak from a coincidence.
 MIN_LENGTH = 8
@@ -90,6 +94,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: Any) -> None:
     leaks = scan()
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if leaks:
+        import pytest
+
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if reporter is None:
         return
