@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib.metadata import EntryPoint
 
 from sambung.plugins import allowed_plugins, load_plugins
@@ -52,3 +54,16 @@ def test_the_allow_list_restricts_what_loads() -> None:
 def test_notification_hooks_reach_registered_plugins() -> None:
     registry = load_plugins(discovered=[DEMO])
     assert registry.hook.sambung_dead_letter(entry=object()) == []
+
+
+def test_the_daemon_and_every_plugin_load_without_pytest() -> None:
+    """Test tooling stays out of production imports (pytest alone adds half a second a start)."""
+    code = (
+        "import sys, sambung.cli, sambung.daemon, sambung.plugins\n"
+        "sambung.plugins.load_plugins()\n"
+        "print(sorted(m for m in ('pytest', 'hypothesis', 'aioresponses') if m in sys.modules))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert found.strip() == "[]"
