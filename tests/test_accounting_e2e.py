@@ -8,11 +8,13 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from sambung.testing.daemon import HttpClient, free_port
 from sambung_accurate.fake import FakeAccurate
 
 from .payloads import PAWOON_SECRET, WEBHOOKS, pawoon_sale, signed
 
 TOKEN, SIGNATURE_SECRET = "aat.e2e-accurate-token", "e2e-accurate-signature-secret"
+ADMIN_TOKEN = "admin-token-for-accounting-e2e"
 
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -28,8 +30,10 @@ async def test_a_days_sales_become_one_accurate_invoice_updated_by_a_late_sale(
     sambung_daemon: Any,
 ) -> None:
     fake = FakeAccurate(api_token=TOKEN, signature_secret=SIGNATURE_SECRET)
+    admin_port = free_port()
     async with fake.serve() as url:
         config = {
+            "server": {"admin": {"host": "127.0.0.1", "port": admin_port, "token": ADMIN_TOKEN}},
             "outlets": [
                 {
                     "id": "kemang",
@@ -72,4 +76,11 @@ async def test_a_days_sales_become_one_accurate_invoice_updated_by_a_late_sale(
         await sell("TRX-3")  # late, for the same business date
         await until(lambda: fake.total_of(number) == Decimal(82500), "the invoice updated")
         assert list(fake.invoices) == [number]
+        # The summary loop runs under a lease, so only one replica sums a day up at a time.
+        _, status = await asyncio.to_thread(
+            HttpClient(f"http://127.0.0.1:{admin_port}").get,
+            "/api/v1/status",
+            {"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        assert any(lease["lease"] == "summaries" and lease["live"] for lease in status["leases"])
         assert TOKEN not in daemon.logs() and SIGNATURE_SECRET not in daemon.logs()

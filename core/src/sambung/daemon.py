@@ -184,7 +184,11 @@ class Daemon:
 
         self.summaries = SummaryService(self.store, self.loaded, self.clock)
         if self.summaries.outlets():
-            self.loops.start("summaries", self.summaries.run_forever)
+            # One replica sums up at a time: two reading the same day at different moments
+            # could otherwise store an older summary after a newer one.
+            self.loops.start(
+                "summaries", partial(self.replica.own, "summaries", self.summaries.run_forever)
+            )
 
     async def _listen(self, app: web.Application, host: str, port: int, where: str) -> int:
         """Serve `app` on host:port; returns the port (the OS picks one for port 0)."""
