@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from sambung.config import Connection
-from sambung.polling import PollLoop, PollService
+from sambung.polling import PollLoop
 from sambung.store import ConnectionStatus, Store
-from sambung.store.sqlite import SqliteStore
-from sambung.testing import outlet
+from sambung.testing import poll_loops
 from sambung.testing.conformance import PollConnectorConformance
 from sambung.testing.fake_vendor import FakeClock, Seen
 from sambung_moka import MokaConnector
@@ -48,14 +45,6 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = SqliteStore(tmp_path / "moka.db", synchronous="OFF")
-    await store.open()
-    yield store
-    await store.close()
-
-
-@pytest.fixture
 async def vendor(clock: FakeClock) -> AsyncIterator[MokaFake]:
     fake = MokaFake(clock=clock)
     async with fake.serve():
@@ -65,14 +54,9 @@ async def vendor(clock: FakeClock) -> AsyncIterator[MokaFake]:
 @pytest.fixture
 async def loop(vendor: MokaFake, store: Store, clock: FakeClock) -> AsyncIterator[PollLoop]:
     async with aiohttp.ClientSession() as session:
-        connection = Connection(
-            outlet("kemang"),
-            MokaConnector,
-            MokaConnector.Settings.model_validate({**POLL, "base_url": vendor.url}),
+        [built] = poll_loops(
+            MokaConnector, {**POLL, "base_url": vendor.url}, store, session, clock=clock
         )
-        [built] = PollService(
-            [connection], store, lambda _o, _k: ("books",), clock=clock, sleep=clock.sleep
-        ).build(session)
         yield built
 
 

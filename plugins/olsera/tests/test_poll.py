@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from sambung.config import Connection
-from sambung.polling import PollLoop, PollService, from_cursor
+from sambung.polling import PollLoop, from_cursor
 from sambung.store import ConnectionStatus, Store
-from sambung.store.sqlite import SqliteStore
-from sambung.testing import outlet
+from sambung.testing import poll_loops
 from sambung.testing.conformance import PollConnectorConformance
 from sambung.testing.fake_vendor import FakeClock, Seen
 from sambung_olsera import OlseraConnector
@@ -39,14 +36,6 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = SqliteStore(tmp_path / "olsera.db", synchronous="OFF")
-    await store.open()
-    yield store
-    await store.close()
-
-
-@pytest.fixture
 async def vendor(clock: FakeClock) -> AsyncIterator[OlseraFake]:
     fake = OlseraFake(clock=clock, page_size=20)
     async with fake.serve():
@@ -56,14 +45,9 @@ async def vendor(clock: FakeClock) -> AsyncIterator[OlseraFake]:
 @pytest.fixture
 async def loop(vendor: OlseraFake, store: Store, clock: FakeClock) -> AsyncIterator[PollLoop]:
     async with aiohttp.ClientSession() as session:
-        connection = Connection(
-            outlet("kemang"),
-            OlseraConnector,
-            OlseraConnector.Settings.model_validate({**POLL, "base_url": vendor.url}),
+        [built] = poll_loops(
+            OlseraConnector, {**POLL, "base_url": vendor.url}, store, session, clock=clock
         )
-        [built] = PollService(
-            [connection], store, lambda _o, _k: ("books",), clock=clock, sleep=clock.sleep
-        ).build(session)
         yield built
 
 

@@ -6,16 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from sambung.config import Connection
-from sambung.polling import PollLoop, PollService
+from sambung.polling import PollLoop
 from sambung.store import ConnectionStatus, Store
-from sambung.store.sqlite import SqliteStore
-from sambung.testing import outlet
+from sambung.testing import poll_loops
 from sambung.testing.conformance import PollConnectorConformance
 from sambung.testing.fake_vendor import FakeClock, Seen
 from sambung_pawoon import PawoonConnector
@@ -46,14 +43,6 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = SqliteStore(tmp_path / "pawoon.db", synchronous="OFF")
-    await store.open()
-    yield store
-    await store.close()
-
-
-@pytest.fixture
 async def vendor(clock: FakeClock) -> AsyncIterator[PawoonFake]:
     fake = PawoonFake(clock=clock, monotonic_clock=clock.monotonic, token_ttl=timedelta(hours=1))
     async with fake.serve():
@@ -72,15 +61,8 @@ async def loops(vendor: PawoonFake, store: Store, clock: FakeClock) -> AsyncIter
                 "base_url": vendor.url,
                 "per_page": 20,
             }
-            connections = [
-                Connection(
-                    outlet(f"outlet-{n}"), PawoonConnector, PawoonConnector.Settings(**block)
-                )
-                for n in range(outlets)
-            ]
-            return PollService(
-                connections, store, lambda _o, _k: ("books",), clock=clock, sleep=clock.sleep
-            ).build(session)
+            ids = [f"outlet-{n}" for n in range(outlets)]
+            return poll_loops(PawoonConnector, block, store, session, clock=clock, outlets=ids)
 
         yield make
 

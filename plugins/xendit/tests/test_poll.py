@@ -11,12 +11,11 @@ from typing import Any
 import aiohttp
 import pytest
 from sambung.clock import SystemClock
-from sambung.config import Connection
 from sambung.connectors import WebhookRequest
-from sambung.polling import PollLoop, PollService
+from sambung.polling import PollLoop
 from sambung.store import ConnectionStatus
 from sambung.store.sqlite import SqliteStore
-from sambung.testing import outlet
+from sambung.testing import poll_loops
 from sambung.testing.fake_vendor import FakeClock
 from sambung.webhooks import WebhookIngest
 from sambung_xendit import XenditConnector
@@ -50,12 +49,7 @@ async def make_loop(vendor: XenditFake, store: SqliteStore, clock: FakeClock) ->
                 "base_url": vendor.url,
                 **settings,
             }
-            connection = Connection(
-                outlet("kemang"), XenditConnector, XenditConnector.Settings.model_validate(block)
-            )
-            [loop] = PollService(
-                [connection], store, lambda _o, _k: ("books",), clock=clock, sleep=clock.sleep
-            ).build(session)
+            [loop] = poll_loops(XenditConnector, block, store, session, clock=clock)
             return loop
 
         yield make

@@ -6,8 +6,8 @@ wherever sambung is installed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -15,6 +15,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..connectors import Connector, ConnectorContext, Outlet, WebhookRequest
 from ..signing import sign_hex
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from ..polling import PollLoop
+    from ..store import Store
+    from .fake_vendor import FakeClock
 
 
 def outlet(id: str = "kemang", timezone: str = "Asia/Jakarta", name: str | None = None) -> Outlet:
@@ -39,3 +46,22 @@ def signed_request(
     headers = CIMultiDict({header: sign_hex(secret, body), "Content-Type": "application/json"})
     headers.update(extra_headers or {})
     return WebhookRequest(body=body, headers=CIMultiDictProxy(headers))
+
+
+def poll_loops(
+    cls: type[Connector],
+    settings: Mapping[str, Any],
+    store: Store,
+    session: aiohttp.ClientSession,
+    *,
+    clock: FakeClock,
+    outlets: Sequence[str] = ("kemang",),
+) -> list[PollLoop]:
+    """Core's poll loops for `cls` at each outlet, on a fake clock, routing to sink `books`."""
+    from ..config import Connection
+    from ..polling import PollService
+
+    validated = cls.Settings.model_validate(dict(settings))
+    connections = [Connection(outlet(id), cls, validated) for id in outlets]
+    routes = lambda _outlet, _kind: ("books",)  # noqa: E731
+    return PollService(connections, store, routes, clock=clock, sleep=clock.sleep).build(session)

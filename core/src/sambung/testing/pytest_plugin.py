@@ -4,18 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .daemon import DaemonProcess
 
+if TYPE_CHECKING:
+    from ..store import Store
+
 # The PostgreSQL server tests run against; each test gets a schema of its own in it.
 POSTGRES_TEST_URL = os.environ.get(
     "SAMBUNG_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """An open SQLite store in tmp_path (core's own tests override it to run on both stores)."""
+    from ..store.sqlite import SqliteStore
+
+    opened = SqliteStore(tmp_path / "sambung.db", synchronous="OFF")
+    await opened.open()
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture
