@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sambung.store import Store, open_store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -36,3 +38,13 @@ def hello_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
     )
     return target
+
+
+@pytest.fixture
+async def store(sambung_store_url: str, tmp_path: Path) -> AsyncIterator[Store]:
+    """An open store, each test once on SQLite and once on PostgreSQL (the semantics must not
+    drift: cursors commit with their page, files are recognised by content, on both)."""
+    opened = open_store(sambung_store_url, base_dir=tmp_path)
+    await opened.open()
+    yield opened
+    await opened.close()

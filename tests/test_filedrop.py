@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sambung.clock import SystemClock
 from sambung.filedrop import FileImporter
 from sambung.inbox import InboxWatcher
-from sambung.store import DeadLetterQuery, Store, open_store
+from sambung.store import DeadLetterQuery, Store
 from sambung.testing import make_connector
 from sambung_pawoon.connector import PawoonConnector
 
@@ -27,15 +25,6 @@ class FakeTime:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def store(sambung_store_url: str, tmp_path: Path) -> AsyncIterator[Store]:
-    """Each test on SQLite and on PostgreSQL: a file is recognised by content on both."""
-    store = open_store(sambung_store_url, base_dir=tmp_path)
-    await store.open()
-    yield store
-    await store.close()
 
 
 def watcher(store: Store, inbox: Path, time: FakeTime, **settings: Any) -> InboxWatcher:

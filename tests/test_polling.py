@@ -9,14 +9,13 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from sambung.config import Connection
 from sambung.polling import PollLoop, PollService, from_cursor
-from sambung.store import ConnectionStatus, DeadLetterQuery, IngestRequest, Store, open_store
+from sambung.store import ConnectionStatus, DeadLetterQuery, IngestRequest, Store
 from sambung.testing import outlet
 from sambung.testing.fake_vendor import FakeClock, Seen
 from sambung_qasir import QasirConnector
@@ -24,15 +23,6 @@ from sambung_qasir.fake import QasirFake
 
 START = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
 KEY = "qasir-test-key"
-
-
-@pytest.fixture
-async def store(sambung_store_url: str, tmp_path: Path) -> AsyncIterator[Store]:
-    """Each test once on SQLite and once on PostgreSQL: cursors commit with their page on both."""
-    store = open_store(sambung_store_url, base_dir=tmp_path)
-    await store.open()
-    yield store
-    await store.close()
 
 
 @pytest.fixture(autouse=True)

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sambung.clock import SystemClock
-from sambung.store import DeadLetter, Store, open_store
+from sambung.store import DeadLetter, Store
 from sambung.testing import make_connector, signed_request
 from sambung.webhooks import WebhookIngest
 from sambung_pawoon.connector import PawoonConnector
-
-
-@pytest.fixture
-async def store(sambung_store_url: str, tmp_path: Path) -> AsyncIterator[Store]:
-    opened = open_store(sambung_store_url, base_dir=tmp_path)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def test_dead_letter_hook_fires_once_per_new_entry(store: Store) -> None:
