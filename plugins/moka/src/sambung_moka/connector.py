@@ -25,7 +25,7 @@ from sambung.csvfiles import CsvStream, RowError
 from sambung.models import Record
 from sambung.oauth import OAuthSettings, OAuthSpec
 
-from . import csvexport, fake
+from . import csvexport
 from .client import MokaClient
 from .mapping import payment_to_records, to_event
 
@@ -70,6 +70,8 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
 
     def example_body(self, sequence: int) -> bytes:
         """A generated Moka webhook envelope at the outlet's local time now."""
+        from . import fake  # only the demo and tests need it
+
         now = self.context.clock.now().astimezone(self.outlet.timezone)
         return fake.webhook_bytes(sequence, now, self.settings.outlet_id or "41230")
 
@@ -81,6 +83,8 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
 
     def example_file(self, sequence: int, *, bad_row: bool = False) -> bytes:
         """A generated Moka export at the outlet's local time now."""
+        from . import fake  # only the demo and tests need it
+
         now = self.context.clock.now().astimezone(self.outlet.timezone)
         return fake.export_csv(sequence, now, bad_row=bad_row)
 
@@ -113,6 +117,8 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
     def example_vendor(self) -> Any:
         """The fake Moka (with its OAuth server) for this connection's OAuth app: the simulator
         serves it and connects the connection through it."""
+        from . import fake  # only the demo and tests need it
+
         settings = self.settings
         return fake.MokaFake(
             moka_outlet_id=settings.outlet_id or "41230",

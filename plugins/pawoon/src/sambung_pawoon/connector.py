@@ -24,7 +24,7 @@ from sambung.connectors import (
 from sambung.csvfiles import CsvStream, RowError
 from sambung.models import Record
 
-from . import csvexport, fake
+from . import csvexport
 from .client import PawoonClient
 from .mapping import to_event, to_polled_transaction
 
@@ -58,6 +58,8 @@ class PawoonConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
 
     def example_body(self, sequence: int) -> bytes:
         """A generated Pawoon webhook at the outlet's local time now."""
+        from . import fake  # only the demo and tests need it
+
         return fake.webhook_bytes(
             sequence, self.context.clock.now().astimezone(self.outlet.timezone)
         )
@@ -70,6 +72,8 @@ class PawoonConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
 
     def example_file(self, sequence: int, *, bad_row: bool = False) -> bytes:
         """A generated Pawoon export at the outlet's local time now."""
+        from . import fake  # only the demo and tests need it
+
         now = self.context.clock.now().astimezone(self.outlet.timezone)
         return fake.export_csv(sequence, now, bad_row=bad_row)
 

@@ -18,6 +18,8 @@ from sambung.errors import InvalidPayload, RetriableError
 from sambung.http import VendorHttp
 
 MAX_LIMIT = 100
+# Where Xendit puts the account's callback verification token on every callback.
+CALLBACK_HEADER = "x-callback-token"
 
 
 def xendit_time(instant: datetime) -> str:

@@ -25,8 +25,7 @@ from sambung.connectors import (
 from sambung.signing import verify_token
 from sambung.testing.fakes import json_bytes
 
-from . import fake
-from .client import MAX_LIMIT, XenditClient, xendit_time
+from .client import CALLBACK_HEADER, MAX_LIMIT, XenditClient, xendit_time
 from .mapping import dedup_key, to_payment
 
 Status = Literal["PENDING", "PAID", "SETTLED", "EXPIRED"]
@@ -46,7 +45,7 @@ class XenditConnector(WebhookConnector, PollConnector):
 
         # Webhook mode: the account's callback verification token (a list while rotating).
         callback_token: Secrets | None = None
-        callback_header: str = fake.CALLBACK_HEADER
+        callback_header: str = CALLBACK_HEADER
         # Poll mode: the secret API key (HTTP Basic, empty password).
         secret_key: SecretStr | None = None
         base_url: HttpUrl = HttpUrl("https://api.xendit.co")
@@ -81,6 +80,8 @@ class XenditConnector(WebhookConnector, PollConnector):
 
     def example_webhook(self, sequence: int) -> WebhookRequest | None:
         """A paid invoice's callback at the outlet's time now; every fifth one expired."""
+        from . import fake  # only the demo and tests need it
+
         token = self.settings.callback_token
         if not token:
             return None
@@ -119,6 +120,8 @@ class XenditConnector(WebhookConnector, PollConnector):
 
     def example_vendor(self) -> Any:
         """The fake Xendit, accepting this connection's secret key (for the simulator)."""
+        from . import fake  # only the demo and tests need it
+
         key = self.settings.secret_key
         return fake.XenditFake(
             secret_key=key.get_secret_value() if key else "",

@@ -18,9 +18,8 @@ from aiohttp import web
 from sambung.testing.fake_vendor import FakeVendor
 from sambung.testing.fakes import basket, json_bytes
 
-from .client import MAX_LIMIT, xendit_time
+from .client import CALLBACK_HEADER, MAX_LIMIT, xendit_time
 
-CALLBACK_HEADER = "x-callback-token"
 USER_ID = "5f9a3b8c1d2e4f0012a3b4c5"
 # How Xendit's invoices are paid here, with its fee to the merchant (VAT included).
 CHANNELS: tuple[tuple[str, str, Decimal | None, Decimal], ...] = (
