@@ -319,10 +319,8 @@ class ConnectionCredentials:
 
     async def updated_at(self) -> datetime | None:
         """When this connection's stored credential last changed, if there is one."""
-        for info in await self.service.store.list_credentials():
-            if (info.outlet, info.connector) == (self.outlet, self.connector):
-                return info.updated_at
-        return None
+        stored = await self.service.store.get_credential(self.outlet, self.connector)
+        return stored.updated_at if stored is not None else None
 
     async def fetch(self, previous: Token | None) -> Token:
         """The `TokenCache` fetch: the stored token if it is fresh and not the one refused,
