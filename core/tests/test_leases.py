@@ -121,6 +121,7 @@ class Work:
     def __init__(self) -> None:
         self.started = asyncio.Event()
         self.stopped = asyncio.Event()
+        self.stopped_at: datetime | None = None
 
     async def __call__(self) -> None:
         Work.running += 1
@@ -130,6 +131,7 @@ class Work:
             await asyncio.Event().wait()
         finally:
             Work.running -= 1
+            self.stopped_at = datetime.now(UTC)
             self.stopped.set()
 
 
@@ -187,9 +189,13 @@ async def test_a_replica_that_cannot_renew_stops_the_loop_before_its_lease_ends(
     work = Work()
     task = asyncio.create_task(one.own("poll:kemang/qasir", work))
     await _within(work.started)
+    [held] = await store.list_leases("poll:")
     await store.close()  # every renewal now fails
 
     await _within(work.stopped)
+    # Fenced: stopped while the lease it last renewed still held, so no other replica could
+    # have started the loop yet (a renewal during close only moves that expiry later).
+    assert work.stopped_at is not None and work.stopped_at < held.expires_at
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
