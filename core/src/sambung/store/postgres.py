@@ -55,6 +55,7 @@ from .queries import (
     OUTBOX_STATS,
     RECORD_ACTIVITY,
     RECORD_COLUMNS,
+    claimed_row,
     connection_activity,
     connection_state,
     dead_letter,
@@ -606,7 +607,7 @@ class PostgresStore(Store):
             self.owner,
         )
         rows.sort(key=lambda r: (r[11], r[0]))
-        return [ClaimedRow(*r[:11]) for r in rows]
+        return [claimed_row(r, _same) for r in rows]
 
     async def release_claims(self, sink: str | None = None) -> int:
         """Drop this owner's claims and those of owners that are gone (of one sink, if given)."""

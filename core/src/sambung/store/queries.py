@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .base import ConnectionState, ConnectionStatus, DeadLetter, StoredRecord
+from .base import ClaimedRow, ConnectionState, ConnectionStatus, DeadLetter, StoredRecord
 
 # Stored time (or NULL) to an aware datetime (or None).
 Times = Callable[[Any], Any]
@@ -79,6 +79,24 @@ def stored_record(r: Sequence[Any], time: Times) -> StoredRecord:
         raw_event_id=r[9],
         created_at=time(r[10]),
         updated_at=time(r[11]),
+    )
+
+
+def claimed_row(r: Sequence[Any], time: Times) -> ClaimedRow:
+    """A claimed outbox row: (id, sink, record_id, revision, idempotency_key, payload,
+    attempts, created_at, outlet, source_system, kind)."""
+    return ClaimedRow(
+        id=r[0],
+        sink=r[1],
+        record_id=r[2],
+        revision=r[3],
+        idempotency_key=r[4],
+        payload=r[5],
+        attempts=r[6],
+        created_at=time(r[7]),
+        outlet=r[8],
+        source_system=r[9],
+        kind=r[10],
     )
 
 

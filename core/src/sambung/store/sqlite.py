@@ -51,6 +51,7 @@ from .queries import (
     OUTBOX_STATS,
     RECORD_ACTIVITY,
     RECORD_COLUMNS,
+    claimed_row,
     connection_activity,
     connection_state,
     dead_letter,
@@ -568,22 +569,7 @@ class SqliteStore(Store):
             conn.executemany(
                 "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, r[0]) for r in rows]
             )
-            return [
-                ClaimedRow(
-                    id=r[0],
-                    sink=r[1],
-                    record_id=r[2],
-                    revision=r[3],
-                    idempotency_key=r[4],
-                    payload=r[5],
-                    attempts=r[6],
-                    created_at=from_db_time(r[7]),
-                    outlet=r[8],
-                    source_system=r[9],
-                    kind=r[10],
-                )
-                for r in rows
-            ]
+            return [claimed_row(r, from_db_time) for r in rows]
 
         return await self._write(claim)
 
