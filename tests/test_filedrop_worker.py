@@ -80,18 +80,32 @@ def summary(report: ImportReport) -> tuple[Any, ...]:
 
 
 @pytest.mark.parametrize(
-    "idle_send_seconds",
-    [0.0, float("inf")],
+    "idle_seconds",
+    [float("inf"), float("-inf")],
     ids=["the worker maps every batch", "every other batch is mapped by the importer"],
 )
 async def test_a_worker_process_stores_exactly_what_mapping_in_process_stores(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, idle_send_seconds: float
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, idle_seconds: float
 ) -> None:
-    monkeypatch.setattr(filedrop, "IDLE_SEND_SECONDS", idle_send_seconds)
+    monkeypatch.setattr(filedrop, "IDLE_SECONDS", idle_seconds)
     monkeypatch.setattr(filedrop, "HAND_OFF_EVERY", 2)
+    mapped_by_importer = []
+
+    def map_here(*args: Any) -> Any:
+        mapped_by_importer.append(args)
+        return original_map_here(*args)
+
+    original_map_here = filedrop.map_here
+    monkeypatch.setattr(filedrop, "map_here", map_here)
     data = pawoon_export(1234, bad={3, 49, 50, 51, 1000})
     here, here_folder = await import_with(tmp_path, "thread", data, IN_PROCESS)
     there, there_folder = await import_with(tmp_path, "process", data, ALWAYS)
+    # The importer asks after every batch from the second on; the worker, held back by the
+    # pipe (25 batches of ~20 kB against its 64 kB), hears of it while batches remain.
+    if idle_seconds > 0:
+        assert mapped_by_importer == []
+    else:
+        assert len(mapped_by_importer) >= 1
     assert (there.imported, there.rejected) == (1229, 5)
     assert summary(there) == summary(here)
     assert stored(there_folder) == stored(here_folder)
@@ -105,7 +119,7 @@ async def test_a_worker_process_stores_exactly_what_mapping_in_process_stores(
 async def test_bytes_that_are_not_utf8_late_in_the_file_reread_through_the_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(filedrop, "IDLE_SEND_SECONDS", float("inf"))  # hand-offs included
+    monkeypatch.setattr(filedrop, "IDLE_SECONDS", float("-inf"))  # hand-offs included
     monkeypatch.setattr(filedrop, "HAND_OFF_EVERY", 2)
     tail = "2026-11-26 21:00:00;PWN-CAFÉ;Rp 27.500;Rp 2.500;Café crème x1\n".encode("cp1252")
     data = pawoon_export(1500) + tail

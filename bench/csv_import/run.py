@@ -11,10 +11,12 @@ import os
 import random
 import resource
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 TARGET_ROWS_PER_SECOND = 50_000
@@ -52,24 +54,93 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
         out.write("".join(chunk))
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """The resident set of a process and its children, in KiB (Linux /proc; 0 elsewhere)."""
-    total = 0
+def _children(pid: int) -> list[int]:
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        for each in (pid, *map(int, children)):
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+        return [int(each) for each in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _rss_kb(pid: int) -> int:
+    """The resident set of a process in KiB (Linux /proc; 0 elsewhere or once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
     except (OSError, ValueError):
         pass
-    return total
+    return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+@dataclass
+class Run:
+    """One import: wall seconds, rows stored, peak RSS and CPU of the importer and its worker."""
+
+    seconds: float
+    stored: int
+    returncode: int
+    peak_mb: float  # the importer's own peak (ru_maxrss covers the larger process alone)
+    summed_mb: float  # importer and worker together, sampled
+    importer_cpu: float
+    worker_cpu: float  # sampled until it exits: within a tenth of a second
+
+
+def import_once(work: Path, export: Path) -> Run:
+    """Import the export into a new store through `sambung import`; measure it."""
+    for stale in work.glob("bench.db*"):
+        stale.unlink()
+    sambung = [sys.executable, "-m", "sambung"]
+    command = [*sambung, "import", "-c", "sambung.yaml", "--outlet", "kemang"]
+    command += ["--connector", "pawoon", str(export)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    importer = subprocess.Popen(command, cwd=work, env={**os.environ})
+    summed_kb, worker_cpu = 0, {}
+    while importer.poll() is None:
+        # The importer maps large files in a worker process: both count. This is their sum,
+        # sampled (pages they share count twice).
+        workers = _children(importer.pid)
+        summed_kb = max(summed_kb, sum(map(_rss_kb, (importer.pid, *workers))))
+        worker_cpu.update({pid: _cpu_seconds(pid) for pid in workers})
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total_cpu = sum(
+        getattr(after, name) - getattr(before, name) for name in ("ru_utime", "ru_stime")
+    )
+    with sqlite3.connect(work / "bench.db") as conn:
+        stored = conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+    worker = sum(worker_cpu.values())
+    return Run(
+        seconds=seconds,
+        stored=stored,
+        returncode=importer.returncode,
+        peak_mb=after.ru_maxrss / 1024,
+        summed_mb=summed_kb / 1024,
+        importer_cpu=total_cpu - worker,
+        worker_cpu=worker,
+    )
 
 
 def main() -> int:
-    """Generate, import, verify the row count, print the figures."""
+    """Generate, import (`--repeat` times), verify the row count, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="imports to run; the median is the figure (commits wait on the disk, which varies)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sambung-csv-bench-"))
@@ -81,31 +152,32 @@ def main() -> int:
         f"generated {args.rows:,} rows ({size_mb:.1f} MB) in {time.perf_counter() - started:.1f}s"
     )
     (work / "sambung.yaml").write_text(CONFIG, encoding="utf-8")
-    sambung = [sys.executable, "-m", "sambung"]
-    command = [*sambung, "import", "-c", "sambung.yaml", "--outlet", "kemang"]
-    command += ["--connector", "pawoon", str(export)]
-    started = time.perf_counter()
-    importer = subprocess.Popen(command, cwd=work, env={**os.environ})
-    summed_kb = 0
-    while importer.poll() is None:
-        # The importer maps large files in a worker process: both count. ru_maxrss below is
-        # the larger of the two alone; this is their sum, sampled (pages they share count twice).
-        summed_kb = max(summed_kb, _tree_rss_kb(importer.pid))
-        time.sleep(0.1)
-    seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    with sqlite3.connect(work / "bench.db") as conn:
-        stored = conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-    rate = args.rows / seconds
-    print(f"imported {stored:,} records in {seconds:.1f}s (process start included)")
-    print(f"rows/s:   {rate:,.0f}  (target >= {TARGET_ROWS_PER_SECOND:,})")
-    print(f"peak RSS: {peak_mb:,.0f} MB  (target < {TARGET_PEAK_RSS_MB})")
-    print(f"peak RSS, importer and worker summed: {summed_kb / 1024:,.0f} MB (sampled)")
+    runs = []
+    for number in range(1, args.repeat + 1):
+        run = import_once(work, export)
+        runs.append(run)
+        print(
+            f"run {number}: {run.stored:,} records in {run.seconds:.1f}s (process start included):"
+            f" {args.rows / run.seconds:,.0f} rows/s; CPU importer {run.importer_cpu:.1f}s,"
+            f" worker {run.worker_cpu:.1f}s; peak RSS {run.peak_mb:,.0f} MB,"
+            f" summed {run.summed_mb:,.0f} MB"
+        )
+    median = statistics.median(run.seconds for run in runs)
+    peak = max(run.peak_mb for run in runs)
+    print(
+        f"rows/s:   {args.rows / median:,.0f}  median of {len(runs)}"
+        f" (target >= {TARGET_ROWS_PER_SECOND:,})"
+    )
+    print(f"peak RSS: {peak:,.0f} MB  (target < {TARGET_PEAK_RSS_MB})")
+    print(
+        f"peak RSS, importer and worker summed: {max(run.summed_mb for run in runs):,.0f} MB"
+        " (sampled)"
+    )
     if not args.keep:
         for path in sorted(work.iterdir(), reverse=True):
             path.unlink()
         work.rmdir()
-    ok = importer.returncode == 0 and stored == args.rows
+    ok = all(run.returncode == 0 and run.stored == args.rows for run in runs)
     return 0 if ok else 1
 
 

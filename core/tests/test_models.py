@@ -176,7 +176,7 @@ def test_record_json_is_what_pydantic_writes_byte_for_byte(record: Transaction) 
         expected.decode(),
         record.fingerprint(),
         record.source_updated_at,
-        record.business_date,
+        record.business_date.isoformat(),
     )
     assert serialized.fingerprint == fingerprint_of(expected.decode())
 

@@ -21,13 +21,13 @@ import os
 import pickle
 import signal
 import stat
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from itertools import islice
 from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -38,7 +38,7 @@ from .clock import Clock
 from .connectors import FileDropConnector
 from .csvfiles import CsvStream, EncodingError, FileError, NumberStyle, RowError, open_csv
 from .generic_csv import amount_headers, parse_generic
-from .models import Record, SerializedRecord
+from .models import Record, SerializedRecord, fingerprint_of
 from .store import DeadLetterIn, ImportedFile, IngestRequest, RawEvent, Store
 
 log = structlog.get_logger("sambung.filedrop")
@@ -189,24 +189,57 @@ class FileShape:
     encoding: str = "utf-8"
 
 
-_Parts = tuple[tuple[str, str, str, str], str, datetime | None, date | None]
+Prefix = tuple[str, str, str]  # a key without its external id: (outlet, source_system, kind)
 
 
 @dataclass
 class _Batch:
-    # Mapped rows as (key, JSON, version), plain tuples that pickle writes in C; `finish`
-    # fingerprints them in the importing process, which has CPU to spare while the worker has
-    # none.
-    parts: list[_Parts] = field(default_factory=list)
+    # Mapped rows as columns of plain values, which pickle writes in C: a list of per-row
+    # (key, JSON, version, date) tuples cost the worker 2 us a row to pickle, most of it the
+    # dates (pickled through __reduce__) and a memo entry for every tuple. A key's prefix is one
+    # shared tuple per kind, written once and referred to after. Rows are fingerprinted here
+    # too: storing a row costs the importing process more than mapping it costs the worker.
+    prefixes: list[Prefix] = field(default_factory=list)
+    external_ids: list[str] = field(default_factory=list)
+    payloads: list[str] = field(default_factory=list)
+    fingerprints: list[str] = field(default_factory=list)
+    versions: list[datetime | None] = field(default_factory=list)
+    days: list[str | None] = field(default_factory=list)  # ISO dates
     errors: list[RowError] = field(default_factory=list)
     rows: int = 0
     records: list[SerializedRecord] = field(default_factory=list)
 
+    def add(self, record: Record, prefixes: dict[Prefix, Prefix]) -> None:
+        """Serialise one mapped record into the columns."""
+        outlet, source, kind, external_id = record.key
+        prefix = (outlet, source, kind)
+        self.prefixes.append(prefixes.setdefault(prefix, prefix))
+        self.external_ids.append(external_id)
+        # The JSON as text: orjson's bytes are allocated roomy, and 5,000 of them held at once
+        # took ~40 MB more than their text does.
+        payload = record.to_json()
+        self.payloads.append(payload)
+        self.fingerprints.append(fingerprint_of(payload))
+        self.versions.append(record.source_updated_at)
+        day = getattr(record, "business_date", None)
+        self.days.append(day.isoformat() if day is not None else None)
+
     def finish(self) -> _Batch:
-        """Turn the parts into the store's `SerializedRecord`s."""
-        of = SerializedRecord.of
-        self.records = [of(key, data, version, day) for key, data, version, day in self.parts]
-        self.parts = []
+        """Turn the columns into the store's `SerializedRecord`s."""
+        self.records = [
+            SerializedRecord((*prefix, external_id), data, fingerprint, version, day)
+            for prefix, external_id, data, fingerprint, version, day in zip(
+                self.prefixes,
+                self.external_ids,
+                self.payloads,
+                self.fingerprints,
+                self.versions,
+                self.days,
+                strict=True,
+            )
+        ]
+        self.prefixes, self.external_ids, self.payloads = [], [], []
+        self.fingerprints, self.versions, self.days = [], [], []
         return self
 
 
@@ -218,16 +251,14 @@ def _finished(item: FileShape | _Batch | _Unmapped | None) -> FileShape | _Batch
 def _take(rows: Iterator[Record | RowError], size: int) -> _Batch:
     """The next `size` rows, mapped and serialised (CPU work: never on the event loop)."""
     batch = _Batch()
-    parts, bad = batch.parts, batch.errors
+    add, bad = batch.add, batch.errors
+    prefixes: dict[Prefix, Prefix] = {}
     count = 0
     for item in rows:
         if isinstance(item, RowError):
             bad.append(item)
         else:
-            # The JSON as text: orjson's bytes are allocated roomy, and 5,000 of them held
-            # at once took ~40 MB more than their text does.
-            day = getattr(item, "business_date", None)
-            parts.append((item.key, item.to_json(), item.source_updated_at, day))
+            add(item, prefixes)
         count += 1
         if count >= size:
             break
@@ -289,6 +320,9 @@ class _Mapped(Protocol):
     async def close(self) -> None:
         """Release the file (and the worker)."""
 
+    def idle(self, seconds: float) -> None:
+        """Note that the importer sat idle this long, its last batch stored, for this one."""
+
 
 class _MappedInThread:
     """Maps in a worker thread, one batch at a time: for small files, where a process costs
@@ -308,6 +342,9 @@ class _MappedInThread:
         """Close the file."""
         self._handle.close()
 
+    def idle(self, seconds: float) -> None:
+        """Nothing to balance: the thread maps only when asked."""
+
 
 @dataclass(frozen=True)
 class _Failed:
@@ -322,10 +359,11 @@ class _MappedInProcess:
     Mapping and serialising a row costs about as much CPU as storing it, and both need the GIL,
     so threads could only take turns. The worker reads, maps and serialises; it sends each
     batch through a pipe (plain `(key, JSON, version)` tuples and row errors, in file order) and
-    maps the next one meanwhile; this process fingerprints and commits (and maps the odd batch
-    the worker hands over, see `_HandOff`). The pipe holds about one batch, so the worker runs
-    at most a batch ahead and memory stays flat. Nothing is committed by the worker: if either
-    process dies, the file stays in the inbox and the next import upserts the same rows.
+    maps the next one meanwhile; this process commits (and maps the odd batch the worker hands
+    over when this one sits idle, see `_HandOff`). The pipe holds about one batch, so the
+    worker runs at most a batch ahead and memory stays flat. Nothing is committed by the
+    worker: if either process dies, the file stays in the inbox and the next import upserts
+    the same rows.
     """
 
     def __init__(
@@ -334,9 +372,19 @@ class _MappedInProcess:
         # fork: the worker inherits the connector (its plugin, settings and parser) as it is.
         context = multiprocessing.get_context("fork")
         self._receive, send = context.Pipe(duplex=False)
+        self._importer_idle = context.Event()
         self._process = context.Process(
             target=_map_in_worker,
-            args=(send, self._receive, connector, path, encoding, size, os.getpid()),
+            args=(
+                send,
+                self._receive,
+                _HandOff(self._importer_idle),
+                connector,
+                path,
+                encoding,
+                size,
+                os.getpid(),
+            ),
             name="sambung-csv-mapper",
             daemon=True,
         )
@@ -368,6 +416,11 @@ class _MappedInProcess:
             assert self._shape is not None  # the shape always comes first
             return map_here(self._connector, self._shape, item)
         return item if isinstance(item, _Failed) else _finished(item)
+
+    def idle(self, seconds: float) -> None:
+        """Ask the worker for an unmapped batch when this process waited long for this one."""
+        if seconds >= IDLE_SECONDS:
+            self._importer_idle.set()
 
     async def close(self) -> None:
         """Stop the worker if it is still running and reap it."""
@@ -403,6 +456,7 @@ _PR_SET_PDEATHSIG = 1
 def _map_in_worker(
     send: Connection,
     receive: Connection,
+    hand_off: _HandOff,
     connector: FileDropConnector,
     path: Path,
     encoding: str | None,
@@ -423,12 +477,10 @@ def _map_in_worker(
     except ValueError:  # not the main thread: nothing was inherited to undo
         pass
     try:
-        hand_off = _HandOff()
         with open_regular(path) as handle:
             for item in mapped_batches(connector, handle, encoding, size, hand_off=hand_off.now):
-                started = time.monotonic()
                 send.send(item)
-                hand_off.sent(item, time.monotonic() - started)
+                hand_off.sent(item)
         send.send(None)
     except (BrokenPipeError, ConnectionResetError):
         return  # the importer is gone; it commits nothing more, so neither do we
@@ -445,39 +497,40 @@ def _map_in_worker(
         send.close()
 
 
-# A mapped batch whose send took less than this found the importer waiting for it.
-IDLE_SEND_SECONDS = 0.02
+# The importer asks for a batch to map when it waited this long for the last one, its commit
+# done: it had nothing else to do.
+IDLE_SECONDS = 0.02
 # At most one batch in this many is handed to the importer to map.
 HAND_OFF_EVERY = 6
 
 
 class _HandOff:
     """Balances the two processes: the worker leaves the next batch unmapped for the importer
-    when the importer was idle, waiting for the last mapped one (its send did not wait).
+    when the importer says it sat idle, waiting for a mapped batch after its last commit.
 
-    Mapping costs the worker more per row than writing costs the importer (~38 and ~27 CPU-µs
-    measured), so a worker that maps everything keeps the importer waiting a third of the time;
-    handing it an occasional batch uses that time. The two are even at about one batch in seven
-    (measured: one in four made the importer the slower), hence at most one in
-    `HAND_OFF_EVERY`; an importer slower than its worker (a slow disk) is never idle, so it is
-    handed nothing.
+    Which process is the slower depends on the connector and the store: a file whose rows are
+    costly to map keeps the importer waiting, a slow disk or a PostgreSQL round trip keeps the
+    worker waiting. Only the importer knows when it is idle (a fast send only shows that its
+    receiving thread was ready, not that it had nothing to commit), so it says so through an
+    event. Handing off at most one batch in `HAND_OFF_EVERY` keeps the importer, which also
+    commits, from becoming the slower one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, importer_idle: EventType) -> None:
+        self._importer_idle = importer_idle
         self._mapped = 0  # batches mapped here since the last one handed off
-        self._idle = False
 
     def now(self) -> bool:
         """Whether to leave the next batch unmapped."""
-        return self._idle and self._mapped >= HAND_OFF_EVERY - 1
+        return self._mapped >= HAND_OFF_EVERY - 1 and self._importer_idle.is_set()
 
-    def sent(self, item: object, seconds: float) -> None:
-        """Note how long sending `item` took."""
+    def sent(self, item: object) -> None:
+        """Note what was sent."""
         if isinstance(item, _Unmapped):
-            self._mapped, self._idle = 0, False
+            self._mapped = 0
+            self._importer_idle.clear()
         elif isinstance(item, _Batch):
             self._mapped += 1
-            self._idle = seconds < IDLE_SEND_SECONDS
 
 
 class FileImporter:
@@ -610,31 +663,73 @@ class FileImporter:
             assert isinstance(shape, FileShape)
             report.header = shape.header
             errors = ErrorsFile(errors_path, shape.header)
+            # A batch is committed while the next is received and fingerprinted (the commit
+            # spends most of its time in SQLite or on the network, without the GIL), but never
+            # two at once: a store with several writers could otherwise land them out of file
+            # order, and the later of two rows for one record must win.
+            committing: tuple[asyncio.Future[None], _Batch] | None = None
+            clock = asyncio.get_running_loop().time
+            committed_at = 0.0
+
+            def note_committed(_: object) -> None:
+                nonlocal committed_at
+                committed_at = clock()
+
             try:
                 while (batch := await mapped.next()) is not None:
                     assert isinstance(batch, _Batch)
+                    if committing is not None:  # did it sit idle, its last batch stored?
+                        mapped.idle(clock() - committed_at if committing[0].done() else 0.0)
                     for error in batch.errors:
                         errors.write(error)
-                    report.rows += batch.rows
                     report.rejected += len(batch.errors)
                     room = KEEP_ERRORS - len(report.errors)
                     report.errors.extend(batch.errors[: max(room, 0)])
-                    if not dry_run:
-                        await self._commit(connector, report.sha256, batch, shape)
-                    report.imported += len(batch.records)
-                    if progress is not None:
-                        progress(report.rows)
+                    if committing is not None:
+                        await self._committed(report, *committing, progress)
+                    commit = self._commit(connector, report.sha256, batch, shape, dry_run=dry_run)
+                    committing = asyncio.ensure_future(commit), batch
+                    committing[0].add_done_callback(note_committed)
+                if committing is not None:
+                    await self._committed(report, *committing, progress)
             except BaseException:
                 errors.discard()
+                if committing is not None and not committing[0].done():
+                    # Its rows may still land: a re-import upserts them unchanged.
+                    committing[0].cancel()
+                    await asyncio.gather(committing[0], return_exceptions=True)
                 raise
             report.errors_path = errors.finish()
         finally:
             await mapped.close()
         return report
 
-    async def _commit(
-        self, connector: FileDropConnector, sha256: str, batch: _Batch, shape: FileShape
+    @staticmethod
+    async def _committed(
+        report: ImportReport,
+        commit: asyncio.Future[None],
+        batch: _Batch,
+        progress: Progress | None,
     ) -> None:
+        """Wait for a batch's commit, then count it."""
+        await commit
+        report.rows += batch.rows
+        report.imported += len(batch.records)
+        if progress is not None:
+            progress(report.rows)
+
+    async def _commit(
+        self,
+        connector: FileDropConnector,
+        sha256: str,
+        batch: _Batch,
+        shape: FileShape,
+        *,
+        dry_run: bool = False,
+    ) -> None:
+        """Store a batch (nothing on a dry run)."""
+        if dry_run:
+            return
         outlet, source = connector.outlet.id, connector.name
         routes_for = self._routes
         requests = []
@@ -674,9 +769,9 @@ class FileImporter:
             requests.append(IngestRequest(raw=raw, dead_letter=entry))
         results = await asyncio.gather(*(self._store.ingest(r) for r in requests))
         if batch.records:
-            outcomes = Counter(r.outcome.value for r in results[0].records)
+            outcomes = Counter(r.outcome for r in results[0].records)
             for outcome, count in outcomes.items():
-                metrics.child(metrics.RECORDS_INGESTED, source, "file", outcome).inc(count)
+                metrics.child(metrics.RECORDS_INGESTED, source, "file", outcome.value).inc(count)
         new_dead = sum(1 for r in results if r.dead_letter_id is not None)
         if new_dead:
             metrics.child(metrics.DEAD_LETTERS, "row", source).inc(new_dead)

@@ -163,12 +163,13 @@ class Record(BaseModel):
         """The record as the store writes it: identity, JSON, fingerprint, version and day."""
         data = _json_bytes(self)
         fingerprint = hashlib.sha256(data).hexdigest()  # = fingerprint_of(payload)
+        day: date | None = getattr(self, "business_date", None)
         return SerializedRecord(
             self.key,
             data.decode(),
             fingerprint,
             self.source_updated_at,
-            getattr(self, "business_date", None),
+            day.isoformat() if day is not None else None,
         )
 
     def to_json(self) -> str:
@@ -276,27 +277,18 @@ def fingerprint_of(content_json: str) -> str:
 class SerializedRecord(NamedTuple):
     """A record already serialised where it was mapped, ready for the store as it is.
 
-    A CSV import maps rows in a worker process and sends these (cheap to pickle) to the
-    process that writes: the store reads the same fields from it as from `Record.serialized()`.
+    A CSV import maps and serialises rows in a worker process; the process that writes builds
+    these from what it sends, and the store reads the same fields from them as from
+    `Record.serialized()`.
     """
 
     key: tuple[str, str, str, str]
     payload: str  # `Record.to_json()`
     fingerprint: str  # `fingerprint_of(payload)`
     source_updated_at: datetime | None
-    # The local day it counts for (transactions, summaries): daily summaries find it by this.
-    business_date: date | None = None
-
-    @classmethod
-    def of(
-        cls,
-        key: tuple[str, str, str, str],
-        payload: str,
-        source_updated_at: datetime | None,
-        business_date: date | None = None,
-    ) -> SerializedRecord:
-        """From a record's key, its `to_json()`, its version and its business date."""
-        return cls(key, payload, fingerprint_of(payload), source_updated_at, business_date)
+    # The local day it counts for (transactions, summaries), ISO `2026-11-26`: daily summaries
+    # find it by this, and both stores keep it as this text or parse it from it.
+    business_date: str | None = None
 
     @property
     def kind(self) -> str:

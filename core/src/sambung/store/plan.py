@@ -159,7 +159,7 @@ def plan_group(
             row.revision += 1
             row.raw_event_id = raw_event_id or row.raw_event_id
             row.key = key
-            row.business_date = day.isoformat() if day is not None else None
+            row.business_date = day
             touched[key] = row
             outcomes.append(RecordResult(row.id, row.revision, outcome))
             for sink in sinks:
