@@ -56,16 +56,25 @@ class PlannedRow:
     )
 
     def __init__(
-        self, id: int, fingerprint: str, revision: int, version: Any, *, new: bool
+        self,
+        id: int,
+        fingerprint: str,
+        revision: int,
+        version: Any,
+        new: bool,
+        payload: str | None = None,
+        raw_event_id: int | None = None,
+        key: Key = ("", "", "", ""),
+        business_date: str | None = None,
     ) -> None:
         self.id, self.fingerprint, self.revision, self.version = id, fingerprint, revision, version
         self.new = new
-        self.payload: str | None = None
-        self.raw_event_id: int | None = None
-        # The local day a transaction or summary counts for (ISO text); what summaries group by.
-        self.business_date: str | None = None
+        self.payload = payload
+        self.raw_event_id = raw_event_id
         # The record's identity; set when this group writes the record.
-        self.key: Key = ("", "", "", "")
+        self.key = key
+        # The local day a transaction or summary counts for (ISO text); what summaries group by.
+        self.business_date = business_date
 
 
 @dataclass
@@ -105,6 +114,8 @@ def plan_group(
         plan.results,
     )
     # Locals: this loop runs once per record, thousands of times per group on a CSV import.
+    # tuple.__new__ makes a RecordResult in C; its class call runs a Python-level __new__.
+    result = tuple.__new__
     inserted, updated, unchanged, stale = (
         Outcome.INSERTED,
         Outcome.UPDATED,
@@ -139,11 +150,13 @@ def plan_group(
             key, payload, fingerprint, updated_at, day = record.serialized()
             row = stored.get(key)
             version = stamp(updated_at) if updated_at else None
-            if row is None:
-                row = stored[key] = PlannedRow(new_record_id(), fingerprint, 0, version, new=True)
+            if row is None:  # most rows of an import: made whole in one call
+                row = stored[key] = touched[key] = PlannedRow(
+                    new_record_id(), fingerprint, 1, version, True, payload, raw_event_id, key, day
+                )
                 outcome = inserted
             elif version is not None and row.version is not None and version < row.version:
-                outcomes.append(RecordResult(row.id, row.revision, stale))
+                outcomes.append(result(RecordResult, (row.id, row.revision, stale)))
                 continue
             elif fingerprint == row.fingerprint:
                 if version is not None and version != row.version:
@@ -151,17 +164,17 @@ def plan_group(
                     row.version = version
                     row.key = key
                     touched[key] = row
-                outcomes.append(RecordResult(row.id, row.revision, unchanged))
+                outcomes.append(result(RecordResult, (row.id, row.revision, unchanged)))
                 continue
             else:
+                row.fingerprint, row.version, row.payload = fingerprint, version, payload
+                row.revision += 1
+                row.raw_event_id = raw_event_id or row.raw_event_id
+                row.key = key
+                row.business_date = day
+                touched[key] = row
                 outcome = updated
-            row.fingerprint, row.version, row.payload = fingerprint, version, payload
-            row.revision += 1
-            row.raw_event_id = raw_event_id or row.raw_event_id
-            row.key = key
-            row.business_date = day
-            touched[key] = row
-            outcomes.append(RecordResult(row.id, row.revision, outcome))
+            outcomes.append(result(RecordResult, (row.id, row.revision, outcome)))
             for sink in sinks:
                 message_id = idempotency_key(sink, record, row.revision, fingerprint)
                 outbox_rows.append((sink, row.id, row.revision, message_id, payload, now, now))

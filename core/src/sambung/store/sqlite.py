@@ -102,12 +102,14 @@ _INSERT_ROWS = 1024
 def _insert_rows(
     conn: sqlite3.Connection,
     statement: str,
-    rows: Sequence[Sequence[Any]],
+    values: Sequence[Any],
+    width: int,
     *,
     shared: Sequence[Any] = (),
 ) -> None:
-    """Run an INSERT for every row in a few statements: `{rows}` in `statement` stands for a
-    multi-row VALUES list; `shared` values are bound once, as ?1, ?2, ... (named so in it).
+    """Run an INSERT for rows of `width` values laid end to end in `values`, in a few
+    statements: `{rows}` in `statement` stands for a multi-row VALUES list; `shared` values
+    are bound once, as ?1, ?2, ... (named so in it).
 
     `executemany` gives up the GIL around every row's step and must win it back before the
     next: while another thread runs Python (the importer receiving its next batch, the event
@@ -117,15 +119,10 @@ def _insert_rows(
     (binding is most of the Python time of an insert). Statements come in a few fixed sizes
     (the full one, then powers of two), so the connection's statement cache keeps them all.
     """
-    if not rows:
-        return
-    width = len(rows[0])
     full = min(_INSERT_ROWS, (_MAX_PARAMETERS - len(shared)) // width)
-    for start, size in _statement_sizes(len(rows), full):
-        values = list(shared)
-        for row in rows[start : start + size]:
-            values += row
-        conn.execute(statement.format(rows=_rows_of_placeholders(width, size)), values)
+    for start, size in _statement_sizes(len(values) // width, full):
+        bound = [*shared, *values[start * width : (start + size) * width]]
+        conn.execute(statement.format(rows=_rows_of_placeholders(width, size)), bound)
 
 
 def _statement_sizes(count: int, full: int) -> Iterator[tuple[int, int]]:
@@ -140,11 +137,13 @@ def _statement_sizes(count: int, full: int) -> Iterator[tuple[int, int]]:
 
 def _insert_records(conn: sqlite3.Connection, rows: Sequence[PlannedRow], now: str) -> None:
     """Insert new records, one run of statements per (outlet, source, kind) they share."""
-    by_prefix: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}
+    by_prefix: dict[tuple[str, str, str], list[Any]] = {}
     for row in rows:
         outlet, source, kind, external_id = row.key
         prefix = (outlet, source, kind)
-        values: tuple[Any, ...] = (
+        if (values := by_prefix.get(prefix)) is None:
+            values = by_prefix[prefix] = []
+        values += (
             row.id,
             external_id,
             row.fingerprint,
@@ -154,18 +153,15 @@ def _insert_records(conn: sqlite3.Connection, rows: Sequence[PlannedRow], now: s
             row.raw_event_id,
             row.business_date,
         )
-        if (same := by_prefix.get(prefix)) is not None:
-            same.append(values)
-        else:
-            by_prefix[prefix] = [values]
-    for (outlet, source, kind), same_prefix in by_prefix.items():
+    for (outlet, source, kind), values in by_prefix.items():
         _insert_rows(
             conn,
             "INSERT INTO records (id, outlet, source_system, kind, external_id, fingerprint,"
             " revision, source_updated_at, payload, raw_event_id, created_at, updated_at,"
             " business_date) SELECT column1, ?1, ?2, ?3, column2, column3, column4, column5,"
             " column6, column7, ?4, ?4, column8 FROM (VALUES {rows})",
-            same_prefix,
+            values,
+            8,
             shared=(outlet, source, kind, now),
         )
 
@@ -373,7 +369,8 @@ class SqliteStore(Store):
             conn,
             "INSERT INTO raw_events (id, outlet, source_system, channel, dedup_key, event_type,"
             " content_type, body, received_at) VALUES {rows}",
-            raw_rows,
+            list(itertools.chain.from_iterable(raw_rows)),
+            9,
         )
         _insert_records(conn, [row for row in touched.values() if row.new], now)
         updates = [row for row in touched.values() if not row.new]
@@ -403,7 +400,8 @@ class SqliteStore(Store):
             conn,
             "INSERT INTO outbox (sink, record_id, revision, idempotency_key, payload,"
             " next_attempt_at, created_at) VALUES {rows} ON CONFLICT (idempotency_key) DO NOTHING",
-            outbox_rows,
+            list(itertools.chain.from_iterable(outbox_rows)),
+            7,
         )
         # Dead letters and cursors are rare (a failed body, a poll page): one statement each.
         for index, request in enumerate(requests):
