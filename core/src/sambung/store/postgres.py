@@ -450,10 +450,10 @@ class PostgresStore(Store):
             *_columns(list(keys), 4),
         )
         found: dict[Key, PlannedRow] = {}
-        for outlet, source, kind, external_id, *state in rows:
-            row = PlannedRow(*state[:4], new=False)
-            row.raw_event_id = state[4]
-            found[(outlet, source, kind, external_id)] = row
+        for outlet, source, kind, external_id, id, fingerprint, revision, version, raw in rows:
+            found[(outlet, source, kind, external_id)] = PlannedRow(
+                id, fingerprint, revision, version, False, raw_event_id=raw
+            )
         return found
 
     # -- plumbing for everything else ------------------------------------------------------

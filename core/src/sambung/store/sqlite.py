@@ -477,10 +477,10 @@ class SqliteStore(Store):
                     f" AND kind = ? AND external_id IN ({_rows_of_placeholders(1, size)})",
                     [outlet, source, kind, *wanted[start : start + size]],
                 )
-                for external_id, *state in rows:
-                    row = PlannedRow(*state[:4], new=False)
-                    row.raw_event_id = state[4]
-                    found[(outlet, source, kind, external_id)] = row
+                for external_id, id, fingerprint, revision, version, raw_event_id in rows:
+                    found[(outlet, source, kind, external_id)] = PlannedRow(
+                        id, fingerprint, revision, version, False, raw_event_id=raw_event_id
+                    )
         return found
 
     # -- reads -----------------------------------------------------------------------------
