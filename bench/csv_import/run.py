@@ -34,19 +34,30 @@ outlets:
 """
 
 
-def generate(path: Path, rows: int, seed: int = 7) -> None:
-    """A Pawoon export in Indonesian style (`Rp 27.500`, `;`), written in chunks."""
+def generate(path: Path, rows: int, seed: int = 7, *, interleaved_days: bool = False) -> None:
+    """A Pawoon export in Indonesian style (`Rp 27.500`, `;`), written in chunks.
+
+    Rows are in time order over November 1-28, as a till's export is. `interleaved_days`
+    writes the order of the earlier benchmark instead (row n on day 1 + n % 28), which makes
+    the store's business-date index take every row at a different place.
+    """
     rng = random.Random(seed)
+    span = 28 * 86_400
     with path.open("w", encoding="utf-8", newline="") as out:
         out.write("Date;Transaction ID;Total;Tax;Items\n")
         chunk = []
         for n in range(rows):
             total = rng.randrange(5, 600) * 500
             tax = total // 11
-            day, second = 1 + n % 28, n % 86_400
+            if interleaved_days:
+                day, second = 1 + n % 28, n % 86_400
+            else:
+                day, second = divmod(n * span // rows, 86_400)
+                day += 1
+            amounts = f"Rp {total:,};Rp {tax:,}".replace(",", ".")  # Indonesian grouping
             chunk.append(
                 f"2026-11-{day:02d} {second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d};"
-                f"PWN-{n:08d};Rp {total:,};Rp {tax:,};{ITEMS[n % len(ITEMS)]}\n".replace(",", ".")
+                f"PWN-{n:08d};{amounts};{ITEMS[n % len(ITEMS)]}\n"
             )
             if len(chunk) == 10_000:
                 out.write("".join(chunk))
@@ -141,12 +152,17 @@ def main() -> int:
         default=3,
         help="imports to run; the median is the figure (commits wait on the disk, which varies)",
     )
+    parser.add_argument(
+        "--interleaved-days",
+        action="store_true",
+        help="rows on day 1 + n %% 28 in turn, as the benchmark generated them before 2026-11-27",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sambung-csv-bench-"))
     export = work / "pawoon-export.csv"
     started = time.perf_counter()
-    generate(export, args.rows)
+    generate(export, args.rows, interleaved_days=args.interleaved_days)
     size_mb = export.stat().st_size / 1e6
     print(
         f"generated {args.rows:,} rows ({size_mb:.1f} MB) in {time.perf_counter() - started:.1f}s"
