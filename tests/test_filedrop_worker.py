@@ -3,6 +3,8 @@ exactly what mapping in process gives."""
 
 from __future__ import annotations
 
+import fcntl
+import multiprocessing
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -197,3 +199,14 @@ async def test_a_worker_whose_importer_is_gone_ends_at_its_next_send(
     mapped._receive.close()  # the importer's end goes away, as when it is killed
     mapped._process.join(timeout=30)
     assert mapped._process.exitcode == 0, "the worker still waits on a pipe nobody reads"
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are Linux's")
+def test_the_worker_pipe_holds_a_mebibyte() -> None:
+    receive, send = multiprocessing.Pipe(duplex=False)
+    try:
+        filedrop._widen(send)
+        assert fcntl.fcntl(receive.fileno(), fcntl.F_GETPIPE_SZ) == filedrop.PIPE_BYTES
+    finally:
+        receive.close()
+        send.close()

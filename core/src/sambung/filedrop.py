@@ -33,6 +33,11 @@ from typing import Any, BinaryIO, Protocol
 
 import structlog
 
+try:
+    import fcntl
+except ImportError:  # Windows: no fcntl, and no fork either
+    fcntl = None  # type: ignore[assignment]
+
 from . import metrics
 from .clock import Clock
 from .connectors import FileDropConnector
@@ -367,6 +372,7 @@ class _MappedInProcess:
         # fork: the worker inherits the connector (its plugin, settings and parser) as it is.
         context = multiprocessing.get_context("fork")
         self._receive, send = context.Pipe(duplex=False)
+        _widen(send)
         self._importer_idle = context.Event()
         self._process = context.Process(
             target=_map_in_worker,
@@ -427,6 +433,23 @@ class _MappedInProcess:
         if self._receiving is not None:
             await asyncio.gather(self._receiving, return_exceptions=True)
         self._receive.close()
+
+
+# The pipe's buffer: Linux's default 64 KiB took a batch (~2.5 MB) in forty writes and as many
+# wake-ups of the reader; 1 MiB, the most an unprivileged process may ask for by default
+# (/proc/sys/fs/pipe-max-size), made imports 1.17x as fast (ABBA-paired, 1M rows).
+PIPE_BYTES = 1 << 20
+
+
+def _widen(pipe: Connection) -> None:
+    """Give the pipe `PIPE_BYTES` of buffer where the system allows (Linux); else keep it."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if set_size is None:
+        return
+    try:
+        fcntl.fcntl(pipe.fileno(), set_size, PIPE_BYTES)
+    except OSError as err:  # a lower pipe-max-size: the default buffer still works
+        log.debug("csv.pipe_not_widened", error=str(err))
 
 
 def _die_with(parent: int) -> None:
