@@ -199,6 +199,8 @@ Prefix = tuple[str, str, str]  # a key without its external id: (outlet, source_
 
 @dataclass
 class _Batch:
+    """A batch of mapped rows as the worker sends it: columns, row errors, rows read."""
+
     # Mapped rows as columns of plain values, which pickle writes in C: a list of per-row
     # (key, JSON, version, date) tuples cost the worker 2 us a row to pickle, most of it the
     # dates (pickled through __reduce__) and a memo entry for every tuple. A key's prefix is one
@@ -357,13 +359,13 @@ class _MappedInProcess:
     """Maps in a forked worker process while this one writes: the two use both cores.
 
     Mapping and serialising a row costs about as much CPU as storing it, and both need the GIL,
-    so threads could only take turns. The worker reads, maps and serialises; it sends each
-    batch through a pipe (plain `(key, JSON, version)` tuples and row errors, in file order) and
-    maps the next one meanwhile; this process commits (and maps the odd batch the worker hands
-    over when this one sits idle, see `_HandOff`). The pipe holds about one batch, so the
-    worker runs at most a batch ahead and memory stays flat. Nothing is committed by the
-    worker: if either process dies, the file stays in the inbox and the next import upserts
-    the same rows.
+    so threads could only take turns. The worker reads, maps, serialises and fingerprints; it
+    sends each batch through a pipe (columns of plain values and row errors, in file order, see
+    `_Batch`) and maps the next one meanwhile; this process commits (and maps the odd batch the
+    worker hands over when this one sits idle, see `_HandOff`). A send waits until this process
+    takes the batch, so the worker runs at most a batch ahead and memory stays flat. Nothing is
+    committed by the worker: if either process dies, the file stays in the inbox and the next
+    import upserts the same rows.
     """
 
     def __init__(
