@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 VENV := .venv
-SYNCED := $(VENV)/.synced-$(UV_VERSION)
+SYNCED := $(VENV)/.synced-$(UV_VERSION)-bytecode
 
 # Demo secrets for config.example.yaml; set your own in the environment to override them.
 export PAWOON_SECRET ?= demo-pawoon-secret
@@ -70,8 +70,11 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# --compile-bytecode, as pip does on install: where PYTHONDONTWRITEBYTECODE is set (CI, some
+# service managers) every process start otherwise compiled its dependencies from source, 0.4 s
+# of the 0.8 s a CLI command took to import.
 $(SYNCED): $(UV) uv.lock pyproject.toml core/pyproject.toml $(wildcard plugins/*/pyproject.toml)
-	$(UV) sync --frozen --all-packages
+	$(UV) sync --frozen --all-packages --compile-bytecode
 	touch $@
 
 clean:
