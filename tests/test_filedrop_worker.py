@@ -210,3 +210,63 @@ def test_the_worker_pipe_holds_a_mebibyte() -> None:
     finally:
         receive.close()
         send.close()
+
+
+@pytest.mark.parametrize("worker_from_bytes", [IN_PROCESS, ALWAYS])
+async def test_a_commit_that_fails_mid_file_stops_the_import_and_a_retry_adds_no_duplicate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker_from_bytes: int
+) -> None:
+    import multiprocessing
+
+    from sambung.errors import StoreUnavailable
+
+    source = tmp_path / "export.csv"
+    source.write_bytes(pawoon_export(2_000, bad={7, 1_500}))
+    store = SqliteStore(tmp_path / "s.db", synchronous="OFF")
+    await store.open()
+    healthy_ingest = store.ingest
+    calls = 0
+
+    async def ingest_failing_at_the_fifth_batch(request: Any) -> Any:
+        nonlocal calls
+        if request.records:
+            calls += 1
+            if calls == 5:
+                raise StoreUnavailable("disk full")
+        return await healthy_ingest(request)
+
+    try:
+        connector = make_connector(
+            PawoonConnector, {"mode": ["file-drop"], "webhook_secret": "s" * 16}
+        )
+        importer = FileImporter(
+            store,
+            lambda outlet, kind: ("books",),
+            SystemClock(),
+            batch_rows=100,
+            worker_from_bytes=worker_from_bytes,
+        )
+        monkeypatch.setattr(store, "ingest", ingest_failing_at_the_fifth_batch)
+        with pytest.raises(StoreUnavailable, match="disk full"):
+            await importer.import_path(connector, source, errors_path=tmp_path / "e.csv")
+        assert multiprocessing.active_children() == []
+        assert not (tmp_path / "e.csv").exists()  # no errors file for an import that failed
+        # Four whole batches landed before the failure; none after it was even started.
+        assert len(await store.list_records(limit=10_000)) == 4 * 100 - 1  # row 7 is bad
+        assert await store.get_imported_file("kemang", "pawoon", report_hash(source)) is None
+
+        monkeypatch.setattr(store, "ingest", healthy_ingest)
+        report = await importer.import_path(connector, source, errors_path=tmp_path / "e.csv")
+        assert (report.imported, report.rejected) == (1_998, 2)
+        records = await store.list_records(limit=10_000)
+        assert len(records) == 1_998 and all(r.revision == 1 for r in records)
+        assert await store.get_imported_file("kemang", "pawoon", report_hash(source)) is not None
+    finally:
+        await store.close()
+    assert len(stored(tmp_path)["outbox"]) == 1_998  # one delivery per record, not per attempt
+
+
+def report_hash(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
