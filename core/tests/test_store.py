@@ -112,6 +112,32 @@ async def test_same_content_with_a_newer_version_still_blocks_older_ones(store: 
     assert late.records[0].outcome is Outcome.STALE
 
 
+async def test_a_large_update_group_changes_what_changed_and_keeps_the_rest(store: Store) -> None:
+    # Thousands of rows: SQLite writes them in several multi-row statements.
+    t0, t1 = NOW, NOW + timedelta(minutes=1)
+    await store.ingest(
+        IngestRequest(records=[sale(f"TRX-{i}", total="1", updated_at=t0) for i in range(3_000)])
+    )
+    before = {r.external_id: r for r in await store.list_records(limit=10_000)}
+    # Every even sale changes; every odd one is the same content with a newer version.
+    again = [
+        sale(f"TRX-{i}", total="2" if i % 2 == 0 else "1", updated_at=t1) for i in range(3_000)
+    ]
+    result = await store.ingest(IngestRequest(records=again))
+    assert [r.outcome for r in result.records] == [
+        Outcome.UPDATED if i % 2 == 0 else Outcome.UNCHANGED for i in range(3_000)
+    ]
+    after = {r.external_id: r for r in await store.list_records(limit=10_000)}
+    for i in range(3_000):
+        old, new = before[f"TRX-{i}"], after[f"TRX-{i}"]
+        assert new.source_updated_at == t1  # both remember the newer version
+        if i % 2 == 0:
+            assert (new.revision, new.fingerprint != old.fingerprint) == (2, True)
+            assert '"total":"2"' in new.payload and new.updated_at >= old.updated_at
+        else:
+            assert (new.revision, new.payload, new.updated_at) == (1, old.payload, old.updated_at)
+
+
 async def test_repeated_raw_event_is_recognised(store: Store) -> None:
     first = await store.ingest(IngestRequest(raw=raw("same")))
     again = await store.ingest(IngestRequest(raw=raw("same")))

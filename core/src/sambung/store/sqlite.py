@@ -95,11 +95,11 @@ def _rows_of_placeholders(width: int, rows: int) -> str:
     return ", ".join([one] * rows)
 
 
-# Rows per multi-row INSERT (see `_insert_rows`).
-_INSERT_ROWS = 1024
+# Rows per multi-row statement (see `_execute_rows`).
+_ROWS_PER_STATEMENT = 1024
 
 
-def _insert_rows(
+def _execute_rows(
     conn: sqlite3.Connection,
     statement: str,
     values: Sequence[Any],
@@ -107,19 +107,19 @@ def _insert_rows(
     *,
     shared: Sequence[Any] = (),
 ) -> None:
-    """Run an INSERT for rows of `width` values laid end to end in `values`, in a few
-    statements: `{rows}` in `statement` stands for a multi-row VALUES list; `shared` values
-    are bound once, as ?1, ?2, ... (named so in it).
+    """Run an INSERT or UPDATE for rows of `width` values laid end to end in `values`, in a
+    few statements: `{rows}` in `statement` stands for a multi-row VALUES list; `shared`
+    values are bound once, as ?1, ?2, ... (named so in it).
 
     `executemany` gives up the GIL around every row's step and must win it back before the
     next: while another thread runs Python (the importer receiving its next batch, the event
     loop answering webhooks), each row waited for that thread's switch interval, and a batch
-    of thousands crawled. A statement of up to `_INSERT_ROWS` rows is bound with the GIL and
+    of thousands crawled. A statement of up to `_ROWS_PER_STATEMENT` rows is bound with the GIL and
     stepped without it, as a whole. Values every row shares are bound once instead of per row
     (binding is most of the Python time of an insert). Statements come in a few fixed sizes
     (the full one, then powers of two), so the connection's statement cache keeps them all.
     """
-    full = min(_INSERT_ROWS, (_MAX_PARAMETERS - len(shared)) // width)
+    full = min(_ROWS_PER_STATEMENT, (_MAX_PARAMETERS - len(shared)) // width)
     for start, size in _statement_sizes(len(values) // width, full):
         bound = [*shared, *values[start * width : (start + size) * width]]
         conn.execute(statement.format(rows=_rows_of_placeholders(width, size)), bound)
@@ -154,7 +154,7 @@ def _insert_records(conn: sqlite3.Connection, rows: Sequence[PlannedRow], now: s
             row.business_date,
         )
     for (outlet, source, kind), values in by_prefix.items():
-        _insert_rows(
+        _execute_rows(
             conn,
             "INSERT INTO records (id, outlet, source_system, kind, external_id, fingerprint,"
             " revision, source_updated_at, payload, raw_event_id, created_at, updated_at,"
@@ -366,7 +366,7 @@ class SqliteStore(Store):
             plan.results,
         )
 
-        _insert_rows(
+        _execute_rows(
             conn,
             "INSERT INTO raw_events (id, outlet, source_system, channel, dedup_key, event_type,"
             " content_type, body, received_at) VALUES {rows}",
@@ -374,30 +374,31 @@ class SqliteStore(Store):
             9,
         )
         _insert_records(conn, [row for row in touched.values() if row.new], now)
-        updates = [row for row in touched.values() if not row.new]
-        if updates:
-            conn.executemany(
-                "UPDATE records SET fingerprint = ?, revision = ?, source_updated_at = ?,"
-                " payload = COALESCE(?, payload), raw_event_id = ?,"
-                " updated_at = CASE WHEN ? THEN ? ELSE updated_at END,"
-                " business_date = CASE WHEN ? THEN ? ELSE business_date END WHERE id = ?",
-                [
-                    (
-                        row.fingerprint,
-                        row.revision,
-                        row.version,
-                        row.payload,
-                        row.raw_event_id,
-                        row.payload is not None,
-                        now,
-                        row.payload is not None,
-                        row.business_date,
-                        row.id,
-                    )
-                    for row in updates
-                ],
-            )
-        _insert_rows(
+        updates: list[Any] = []
+        for row in touched.values():
+            if not row.new:
+                updates += (
+                    row.id,
+                    row.fingerprint,
+                    row.revision,
+                    row.version,
+                    row.payload,  # None: same content, only a newer version to remember
+                    row.raw_event_id,
+                    row.business_date,
+                )
+        _execute_rows(
+            conn,
+            "UPDATE records SET fingerprint = v.column2, revision = v.column3,"
+            " source_updated_at = v.column4, payload = COALESCE(v.column5, records.payload),"
+            " raw_event_id = v.column6,"
+            " updated_at = CASE WHEN v.column5 IS NULL THEN records.updated_at ELSE ?1 END,"
+            " business_date = CASE WHEN v.column5 IS NULL THEN records.business_date"
+            " ELSE v.column7 END FROM (VALUES {rows}) AS v WHERE records.id = v.column1",
+            updates,
+            7,
+            shared=(now,),
+        )
+        _execute_rows(
             conn,
             "INSERT INTO outbox (sink, record_id, revision, idempotency_key, payload,"
             " next_attempt_at, created_at) VALUES {rows} ON CONFLICT (idempotency_key) DO NOTHING",
@@ -469,7 +470,7 @@ class SqliteStore(Store):
                 by_prefix.setdefault((outlet, source, kind), set()).add(external_id)
         found: dict[tuple[str, str, str, str], PlannedRow] = {}
         for (outlet, source, kind), external_ids in by_prefix.items():
-            # One bound value per key, not four: the prefix is shared (see `_insert_rows`).
+            # One bound value per key, not four: the prefix is shared (see `_execute_rows`).
             wanted = list(external_ids)
             for start, size in _statement_sizes(len(wanted), _MAX_PARAMETERS - 3):
                 rows = conn.execute(
