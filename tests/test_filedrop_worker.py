@@ -23,6 +23,23 @@ IN_PROCESS = 1 << 40  # no file is this large: always mapped in a thread
 ALWAYS = 0  # every file goes to a worker process
 
 
+def pawoon_importer(
+    store: SqliteStore, worker_from_bytes: int, *, batch_rows: int, **settings: Any
+) -> tuple[PawoonConnector, FileImporter]:
+    """A file-drop Pawoon connection and an importer routing every record to `books`."""
+    connector = make_connector(
+        PawoonConnector, {"mode": ["file-drop"], "webhook_secret": "s" * 16, **settings}
+    )
+    importer = FileImporter(
+        store,
+        lambda outlet, kind: ("books",),
+        SystemClock(),
+        batch_rows=batch_rows,
+        worker_from_bytes=worker_from_bytes,
+    )
+    return connector, importer
+
+
 async def import_with(
     tmp_path: Path, name: str, data: bytes, worker_from_bytes: int, **settings: Any
 ) -> tuple[ImportReport, Path]:
@@ -33,17 +50,7 @@ async def import_with(
     store = SqliteStore(folder / "s.db", synchronous="OFF")
     await store.open()
     try:
-        connector = make_connector(
-            PawoonConnector,
-            {"mode": ["file-drop"], "webhook_secret": "s" * 16, **settings},
-        )
-        importer = FileImporter(
-            store,
-            lambda outlet, kind: ("books",),
-            SystemClock(),
-            batch_rows=50,
-            worker_from_bytes=worker_from_bytes,
-        )
+        connector, importer = pawoon_importer(store, worker_from_bytes, batch_rows=50, **settings)
         errors = folder / "export.csv.errors.csv"
         report = await importer.import_path(connector, source, errors_path=errors)
     finally:
@@ -236,16 +243,7 @@ async def test_a_commit_that_fails_mid_file_stops_the_import_and_a_retry_adds_no
         return await healthy_ingest(request)
 
     try:
-        connector = make_connector(
-            PawoonConnector, {"mode": ["file-drop"], "webhook_secret": "s" * 16}
-        )
-        importer = FileImporter(
-            store,
-            lambda outlet, kind: ("books",),
-            SystemClock(),
-            batch_rows=100,
-            worker_from_bytes=worker_from_bytes,
-        )
+        connector, importer = pawoon_importer(store, worker_from_bytes, batch_rows=100)
         monkeypatch.setattr(store, "ingest", ingest_failing_at_the_fifth_batch)
         with pytest.raises(StoreUnavailable, match="disk full"):
             await importer.import_path(connector, source, errors_path=tmp_path / "e.csv")
