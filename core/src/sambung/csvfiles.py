@@ -222,11 +222,6 @@ def _hour_offset(tz: ZoneInfo, local: datetime) -> timedelta:
     return first if first is not None and first == last else _CHANGES
 
 
-def local_date(instant: datetime, tz: ZoneInfo) -> date:
-    """The outlet's calendar day at `instant`."""
-    return instant.astimezone(tz).date()
-
-
 def detect_encoding(probe: bytes) -> str:
     """`utf-8-sig` with a BOM, `utf-8` when the start decodes as UTF-8, else `cp1252`."""
     if probe.startswith(codecs.BOM_UTF8):

@@ -164,12 +164,17 @@ class Record(BaseModel):
         data = _json_bytes(self)
         fingerprint = hashlib.sha256(data).hexdigest()  # = fingerprint_of(payload)
         day: date | None = getattr(self, "business_date", None)
-        return SerializedRecord(
-            self.key,
-            data.decode(),
-            fingerprint,
-            self.source_updated_at,
-            day.isoformat() if day is not None else None,
+        # tuple.__new__ builds it in C; the NamedTuple's own __new__ is a Python function, and
+        # a CSV import serialises a million records.
+        return tuple.__new__(
+            SerializedRecord,
+            (
+                self.key,
+                data.decode(),
+                fingerprint,
+                self.source_updated_at,
+                day.isoformat() if day is not None else None,
+            ),
         )
 
     def to_json(self) -> str:
