@@ -27,36 +27,46 @@ CLIENT_ID, CLIENT_SECRET = "accurate-e2e-app", "accurate-e2e-app-secret"
 CALLBACK = "/api/v1/integrations/oauth/books/callback"
 
 
+def accurate_oauth_config(account_url: str, **books: object) -> dict[str, object]:
+    """One outlet taking Pawoon webhooks, and an OAuth `accurate` sink `books` at `account_url`."""
+    return {
+        "outlets": [
+            {
+                "id": "kemang",
+                "name": "Kopi Senja Kemang",
+                "connectors": {"pawoon": {"mode": "webhook", "webhook_secret": PAWOON_SECRET}},
+            }
+        ],
+        "sinks": {
+            "books": {
+                "type": "accurate",
+                "auth": "oauth",
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "account_url": account_url,
+                "oauth_base_url": account_url,
+                "post": "per_transaction",
+                "default_item": "100-PENJUALAN",
+                "default_customer": "C-UMUM",
+                **books,
+            }
+        },
+    }
+
+
 async def test_connect_the_accurate_sink_and_post_an_invoice_with_the_bearer(
     tmp_path: Path,
 ) -> None:
     fake = FakeAccurate(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     async with fake.serve() as url:
         admin_port = free_port()
-        config = {
-            "server": {"admin": {"host": "127.0.0.1", "port": admin_port, "token": ADMIN_TOKEN}},
-            "outlets": [
-                {
-                    "id": "kemang",
-                    "name": "Kopi Senja Kemang",
-                    "connectors": {"pawoon": {"mode": "webhook", "webhook_secret": PAWOON_SECRET}},
-                }
-            ],
-            "sinks": {
-                "books": {
-                    "type": "accurate",
-                    "auth": "oauth",
-                    "client_id": CLIENT_ID,
-                    "client_secret": CLIENT_SECRET,
-                    "account_url": url,
-                    "oauth_base_url": url,
-                    "post": "per_transaction",
-                    "default_item": "100-PENJUALAN",
-                    "default_customer": "C-UMUM",
-                    "charge_items": {"tax": "210-PPN"},
-                    "retry_schedule": [0, 1, 1, 1, 1, 1, 1, 1],
-                }
-            },
+        config = accurate_oauth_config(
+            url,
+            charge_items={"tax": "210-PPN"},
+            retry_schedule=[0, 1, 1, 1, 1, 1, 1, 1],
+        )
+        config["server"] = {
+            "admin": {"host": "127.0.0.1", "port": admin_port, "token": ADMIN_TOKEN}
         }
         daemon = DaemonProcess(
             tmp_path, config, env={"SAMBUNG_SECRET_KEY": secrets.token_urlsafe(32)}
@@ -154,29 +164,9 @@ def test_the_simulator_connects_a_demo_oauth_sink_by_itself(tmp_path: Path) -> N
     import time
 
     account = f"http://127.0.0.1:{free_port()}"
-    config = {
-        "outlets": [
-            {
-                "id": "kemang",
-                "name": "Kemang",
-                "connectors": {"pawoon": {"mode": "webhook", "webhook_secret": PAWOON_SECRET}},
-            }
-        ],
-        "sinks": {
-            "books": {
-                "type": "accurate",
-                "auth": "oauth",
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "account_url": account,
-                "oauth_base_url": account,
-                "post": "per_transaction",
-                "default_item": "100-PENJUALAN",
-                "default_customer": "C-UMUM",
-                "charge_items": {"tax": "210-PPN", "service_charge": "400-SERVICE"},
-            }
-        },
-    }
+    config = accurate_oauth_config(
+        account, charge_items={"tax": "210-PPN", "service_charge": "400-SERVICE"}
+    )
     daemon = DaemonProcess(tmp_path, config, args=("--simulate",)).start()
     try:
         deadline = time.monotonic() + 60
