@@ -43,7 +43,6 @@ def main(argv: list[str]) -> int:
         # Both spellings: upstream libfaketime reads the first, the package's build the second.
         FAKETIME_DONT_FAKE_MONOTONIC="1",
         DONT_FAKE_MONOTONIC="1",
-        FAKETIME_NO_CACHE="1",
     )
     print(f"--- pytest with the wall clock moved {offset} ---", flush=True)
     os.execve(sys.executable, [sys.executable, "-m", "pytest", *rest], env)
