@@ -203,7 +203,9 @@ class MokaFake(FakeAuthorizationServer):
         try:
             since, until = _bound(query["since"], False), _bound(query["until"], True)
         except (KeyError, ValueError):
-            return web.json_response({"meta": {"code": 422, "errors": "bad since/until"}}, 422)
+            return web.json_response(
+                {"meta": {"code": 422, "errors": "bad since/until"}}, status=422
+            )
         per_page = int(query.get("per_page", "50"))
         after = (query.get("after_at"), int(query.get("after_seq", "0")))
         rows = [
