@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from sambung.connectors import (
+    ConnectorContext,
     ConnectorSettings,
     Secrets,
     WebhookConnector,
@@ -27,6 +28,10 @@ class MidtransConnector(WebhookConnector):
 
         # The account's server key (a list while moving between accounts).
         server_key: Secrets
+
+    def __init__(self, context: ConnectorContext) -> None:
+        super().__init__(context)
+        self._created: dict[int, datetime] = {}  # the demo's orders awaiting their second step
 
     def verify(self, request: WebhookRequest) -> None:
         """Accept only notifications whose `signature_key` matches (constant-time)."""
@@ -53,7 +58,10 @@ class MidtransConnector(WebhookConnector):
         key = self.settings.server_key[0].get_secret_value()
         order, phase = divmod(sequence - 1, 2)
         now = self.context.clock.now()
-        created = now - timedelta(minutes=2)
+        # An order's transaction_time is fixed at Midtrans: its second notification keeps it.
+        created = self._created.pop(order, None) or now - timedelta(minutes=2)
+        if phase == 0:
+            self._created[order] = created
         status = "pending" if phase == 0 else "settlement"
         if order % 5 == 4:  # the settlement overtakes the pending: the late pending is stale
             status = "settlement" if phase == 0 else "pending"
