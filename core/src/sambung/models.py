@@ -419,8 +419,11 @@ class Payment(Record):
 
     kind: ClassVar[str] = "payment"
     reference: str
+    # What the payer paid; the gateway's fee; what reaches the merchant (amount - fee when the
+    # gateway says nothing else). Kept side by side: gateways report them inconsistently.
     amount: Amount
     fee: Amount = Decimal(0)
+    received_amount: Amount | None = None
     currency: Currency = "IDR"
     status: PaymentStatus
     channel: str | None = None

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from sambung.models import Transaction
 from sambung.polling import PollLoop
 from sambung.store import ConnectionStatus, Store
 from sambung.testing import poll_loops
@@ -118,3 +120,26 @@ async def test_no_refresh_possible_means_needs_reauth(
 
     assert result.status is ConnectionStatus.NEEDS_REAUTH
     assert (await loop.run_once()).skipped
+
+
+@pytest.mark.parametrize("time_format", ["epoch", "dd/mm/yyyy"])
+async def test_report_rows_store_whole_sales_in_either_since_format(
+    vendor: MokaFake, store: Store, clock: FakeClock, time_format: str
+) -> None:
+    vendor.seed(30, START)
+    async with aiohttp.ClientSession() as session:
+        settings = {**POLL, "base_url": vendor.url, "time_format": time_format}
+        [loop] = poll_loops(MokaConnector, settings, store, session, clock=clock)
+        result = await loop.run_once()
+
+    assert result.status is ConnectionStatus.OK
+    [first] = [r for r in vendor.data_requests() if "since" in r.query][:1]
+    assert first.query["since"].isdigit() == (time_format == "epoch")
+    stored = [Transaction.model_validate_json(r.payload) for r in await store.list_records()]
+    assert len(stored) == 30
+    for t in stored:
+        n = int(t.external_id) - 700_000
+        assert t.items
+        assert t.subtotal - t.discount + t.service_charge + t.tax + t.rounding == t.total
+        assert t.occurred_at == START + timedelta(seconds=30 * (n - 1))
+        assert t.business_date == t.occurred_at.astimezone(ZoneInfo("Asia/Jakarta")).date()

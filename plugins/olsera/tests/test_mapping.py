@@ -1,4 +1,5 @@
-"""Olsera closed orders → unified records: money as strings, zone-less UTC times, unpaid."""
+"""Olsera closed orders and their details → sales: money as strings, the till's order_time in
+the outlet's zone, lines from the detail, unpaid orders skipped."""
 
 from __future__ import annotations
 
@@ -21,40 +22,86 @@ def rows(payload: Load) -> list[Any]:
     return list(payload("closeorder_page.json")["data"])
 
 
-def test_paid_order_amounts(payload: Load) -> None:
-    [tx] = to_records(rows(payload)[0], MAKASSAR)
+def items(payload: Load) -> list[Any]:
+    return list(payload("closeorder_detail.json")["data"]["orderitems"])
+
+
+def test_paid_order_amounts_and_lines_from_the_detail(payload: Load) -> None:
+    [tx] = to_records(rows(payload)[0], items(payload), MAKASSAR)
 
     assert (tx.source_system, tx.external_id) == ("olsera", "880123")
     assert tx.total == Decimal(1799000) and tx.subtotal == Decimal(1650000)
     assert (tx.tax, tx.discount, tx.rounding) == (181500, 32500, 0)
-    assert tx.items[0].quantity == 6
+    assert tx.subtotal - tx.discount + tx.service_charge + tx.tax + tx.rounding == tx.total
+    [line] = tx.items
+    assert (line.sku, line.name, line.quantity, line.unit_price, line.total) == (
+        "BNS-1KG",
+        "Biji Kopi Gayo 1 kg",
+        6,
+        275000,
+        1650000,
+    )
     assert tx.payment_method is PaymentMethod.CARD
 
 
-def test_zone_less_utc_times_and_a_makassar_business_date(payload: Load) -> None:
-    [tx] = to_records(rows(payload)[0], MAKASSAR)
-
-    assert tx.occurred_at == datetime(2026, 11, 26, 16, 20, tzinfo=UTC)
-    # 16:20 UTC is 00:20 WITA the next day: that is the business day.
-    assert tx.business_date == date(2026, 11, 27)
-
-
-def test_times_may_be_read_in_the_outlet_zone(payload: Load) -> None:
-    [tx] = to_records(rows(payload)[0], MAKASSAR, naive_times="outlet")
-
-    assert tx.occurred_at == datetime(2026, 11, 26, 8, 20, tzinfo=UTC)
+def test_time_is_order_date_day_at_order_time_in_the_outlet_zone(payload: Load) -> None:
+    [tx] = to_records(rows(payload)[0], items(payload), MAKASSAR)
+    # 23:20 WITA on the 26th; created_time / modified_time (server times) are not read.
+    assert tx.occurred_at == datetime(2026, 11, 26, 15, 20, tzinfo=UTC)
+    assert tx.business_date == date(2026, 11, 26)
+    assert tx.source_updated_at == tx.occurred_at
 
 
-def test_unpaid_orders_map_to_nothing(payload: Load) -> None:
-    assert to_records(rows(payload)[1], MAKASSAR) == []
+def test_server_times_do_not_move_the_sale(payload: Load) -> None:
+    row = {**rows(payload)[0], "created_time": "2020-01-01 00:00:00", "modified_time": None}
+    [tx] = to_records(row, items(payload), MAKASSAR)
+    assert tx.occurred_at == datetime(2026, 11, 26, 15, 20, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("field", ["id", "total_amount", "order_amount", "created_time"])
-def test_missing_field_is_named(payload: Load, field: str) -> None:
-    row = rows(payload)[0]
-    del row[field]
+def test_order_time_as_a_full_local_datetime(payload: Load) -> None:
+    row = {**rows(payload)[0], "order_time": "2026-11-26 23:20:00"}
+    [tx] = to_records(row, items(payload), MAKASSAR)
+    assert tx.occurred_at == datetime(2026, 11, 26, 15, 20, tzinfo=UTC)
 
-    with pytest.raises(InvalidRecord) as caught:
-        to_records(row, MAKASSAR)
 
-    assert caught.value.field == field
+def test_unpaid_or_not_completed_orders_are_not_sales(payload: Load) -> None:
+    assert to_records(rows(payload)[1], [], MAKASSAR) == []
+    assert to_records({**rows(payload)[0], "status": "X"}, items(payload), MAKASSAR) == []
+
+
+def test_a_paid_order_without_lines_is_refused(payload: Load) -> None:
+    with pytest.raises(InvalidRecord) as err:
+        to_records(rows(payload)[0], [], MAKASSAR)
+    assert err.value.field == "orderitems"
+
+
+def test_addon_price_counts_in_the_unit_price(payload: Load) -> None:
+    line = {**items(payload)[0], "qty": "1", "addon_price": "5000.00", "amount": "280000.00"}
+    row = {
+        **rows(payload)[0],
+        "total_amount": "280000.00",
+        "tax_amount": "0",
+        "discount_amount": "0",
+    }
+    [tx] = to_records(row, [line], MAKASSAR)
+    assert tx.items[0].unit_price == 280000 and tx.total == 280000 and tx.rounding == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"total_amount": "1.799.000"}, "total_amount"),
+        ({"order_time": None}, "order_time"),
+        ({"order_date": "26/11/2026"}, "order_date"),
+    ],
+)
+def test_bad_fields_are_named(payload: Load, change: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidRecord) as err:
+        to_records({**rows(payload)[0], **change}, items(payload), MAKASSAR)
+    assert err.value.field == field
+
+
+def test_a_bad_line_is_named(payload: Load) -> None:
+    with pytest.raises(InvalidRecord) as err:
+        to_records(rows(payload)[0], [{**items(payload)[0], "price": "abc"}], MAKASSAR)
+    assert err.value.field == "orderitems.0.price"

@@ -7,9 +7,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from sambung.models import Transaction
 from sambung.polling import PollLoop
 from sambung.store import ConnectionStatus, Store
 from sambung.testing import poll_loops
@@ -120,3 +122,27 @@ async def test_refused_client_credentials_need_reauth(
     assert "invalid_client" in (result.error or "")
     assert again.skipped
     assert vendor.data_requests() == []
+
+
+async def test_real_shaped_rows_are_stored_whole_and_paging_ends_on_a_short_page(
+    vendor: PawoonFake, store: Store, loops: Any, clock: FakeClock
+) -> None:
+    vendor.seed(40, START)  # two full pages of 20, then an empty one
+    [loop] = loops()
+
+    result = await loop.run_once()
+
+    assert result.status is ConnectionStatus.OK and result.records == 40
+    pages = [r for r in vendor.data_requests() if r.path == "/transactions"]
+    assert [r.query["page"] for r in pages] == ["1", "2", "3"]
+    stored = [Transaction.model_validate_json(r.payload) for r in await store.list_records()]
+    assert len(stored) == 40
+    by_id = {t.external_id: t for t in stored}
+    for n in range(1, 41):
+        t = by_id[f"RC{n:08d}"]
+        assert t.items, "a sale without its lines"
+        assert t.tax > 0
+        assert t.subtotal - t.discount + t.service_charge + t.tax + t.rounding == t.total
+        assert t.occurred_at == START + timedelta(seconds=30 * (n - 1))
+        assert t.business_date == t.occurred_at.astimezone(ZoneInfo("Asia/Jakarta")).date()
+    assert any(t.discount for t in stored)

@@ -135,3 +135,43 @@ def test_a_listed_page_maps_row_by_row(payload: Payload) -> None:
     payments = [to_payment(row, KEMANG) for row in payload("invoices_page.json")]
 
     assert [p.status for p in payments] == [PaymentStatus.EXPIRED, PaymentStatus.PAID]
+
+
+def test_the_fee_is_paid_minus_received_when_fees_paid_amount_says_zero(
+    payload: Payload,
+) -> None:
+    payment = to_payment(payload("invoice_paid_fee_in_received.json"), KEMANG)
+    assert (payment.amount, payment.fee, payment.received_amount) == (50000, 2500, 47500)
+    assert payment.channel == "OVO"
+
+
+def test_fees_list_when_there_is_no_received_amount(payload: Payload) -> None:
+    row = dict(payload("invoice_paid_fee_in_received.json"))
+    del row["adjusted_received_amount"]
+    payment = to_payment(row, KEMANG)
+    assert (payment.fee, payment.received_amount) == (2500, 47500)
+
+
+def test_fees_paid_amount_alone(payload: Payload) -> None:
+    row = dict(payload("invoice_paid.json"))
+    del row["adjusted_received_amount"]
+    payment = to_payment(row, KEMANG)
+    assert (payment.fee, payment.received_amount) == (4440, 83060)
+
+
+def test_no_fee_fields_leave_received_unknown(payload: Payload) -> None:
+    row = {k: v for k, v in payload("invoice_paid.json").items() if "fee" not in k}
+    del row["adjusted_received_amount"]
+    payment = to_payment(row, KEMANG)
+    assert (payment.fee, payment.received_amount) == (0, None)
+
+
+def test_an_updated_before_paid_at_still_orders_paid_after_pending(payload: Payload) -> None:
+    paid = to_payment(payload("invoice_paid_fee_in_received.json"), KEMANG)
+    pending = to_payment(
+        {**payload("invoice_paid_fee_in_received.json"), "status": "PENDING", "paid_at": None},
+        KEMANG,
+    )
+    assert paid.source_updated_at is not None and pending.source_updated_at is not None
+    assert paid.source_updated_at > pending.source_updated_at
+    assert paid.source_updated_at >= datetime(2026, 11, 26, 13, 21, 7, tzinfo=UTC)

@@ -46,12 +46,22 @@ class MokaClient:
         *,
         credentials: ConnectionCredentials,
         per_page: int,
+        time_format: str = "epoch",
+        tz: Any = None,
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.moka_outlet_id = moka_outlet_id
         self.credentials = credentials
         self.per_page = per_page
+        self.time_format = time_format
+        self.tz = tz
+
+    def _bound(self, instant: datetime) -> str:
+        """`since`/`until` as the setting says: epoch seconds, or the outlet's `DD/MM/YYYY`."""
+        if self.time_format == "epoch":
+            return str(int(instant.timestamp()))
+        return instant.astimezone(self.tz).strftime("%d/%m/%Y")
 
     async def payments(
         self, since: datetime, until: datetime
@@ -62,8 +72,8 @@ class MokaClient:
         )
         params: dict[str, str] | None = {
             "per_page": str(self.per_page),
-            "since": str(int(since.timestamp())),
-            "until": str(int(until.timestamp())),
+            "since": self._bound(since),
+            "until": self._bound(until),
             "time_filter": "updated_at",
             "reorder_type": "ASC",
         }

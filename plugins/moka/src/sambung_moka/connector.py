@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, HttpUrl
 from sambung.connectors import (
@@ -58,6 +58,9 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
         webhook_secret: Secrets | None = None  # type: ignore[assignment]
         base_url: HttpUrl = HttpUrl("https://api.mokapos.com")
         per_page: int = Field(100, ge=1, le=500)
+        # How `since`/`until` are sent: epoch seconds (what the SDK types), or the outlet's
+        # day as DD/MM/YYYY (what its docstring says); the overlap re-reads the boundary day.
+        time_format: Literal["epoch", "dd/mm/yyyy"] = "epoch"
 
         required_in_mode: ClassVar[dict[Mode, tuple[str, ...]]] = {
             Mode.WEBHOOK: ("webhook_secret",),
@@ -100,6 +103,8 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
             settings.outlet_id,
             credentials=self.context.credentials,
             per_page=settings.per_page,
+            time_format=settings.time_format,
+            tz=self.outlet.timezone,
         )
 
     def oauth_endpoints(self) -> OAuthSpec | None:

@@ -6,10 +6,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sambung.testing.fakes import basket, json_bytes
 from sambung.testing.oauth_server import FakeAuthorizationServer
+
+JAKARTA = ZoneInfo("Asia/Jakarta")
 
 
 def webhook_body(sequence: int, now: datetime, moka_outlet_id: str = "41230") -> dict[str, Any]:
@@ -87,23 +90,34 @@ def export_csv(sequence: int, now: datetime, *, rows: int = 8, bad_row: bool = F
     return ("\n".join(lines) + "\n").encode()
 
 
-def payment_row(sequence: int, at: datetime) -> dict[str, Any]:
+def payment_row(sequence: int, at: datetime, tz: ZoneInfo = JAKARTA) -> dict[str, Any]:
     """A payment of `get_latest_transactions` for basket `sequence`, made at `at` (aware)."""
     sale = basket(sequence)
     tax = (sale.subtotal * Decimal("0.0151")).quantize(Decimal("0.0001"))
     stamp = at.isoformat(timespec="seconds")
+    local = at.astimezone(tz)
+    total = sale.subtotal + sale.service_charge + tax
+    # Moka rounds cash payments to Rp 100 and says so in total_rounding_amount.
+    rounding = (-(-total // 100) * 100 - total) if sale.payment_label == "Tunai" else Decimal(0)
     return {
         "id": 700_000 + sequence,
         "payment_no": f"P{700_000 + sequence}",
         "invoice_no": f"INV-{sequence:06d}",
         "created_at": stamp,
         "updated_at": stamp,
-        "transaction_date": stamp,
+        # Separate fields in the report rows: the local day, and the time of day.
+        "transaction_date": f"{local:%Y-%m-%d}",
+        "transaction_time": f"{local:%H:%M:%S}",
+        "total_rounding_amount": rounding,
+        "total_refund": 0,
+        "refund_amount": 0,
+        "is_refund_breakdown": False,
+        "table_name": f"Meja {sequence % 12 + 1}",
         "subtotal": sale.subtotal,
         "discounts": 0,
         "gratuities": sale.service_charge,
         "taxes": tax,
-        "total_collected": sale.subtotal + sale.service_charge + tax,
+        "total_collected": total + rounding,
         "payment_type": "custom",
         "payment_type_label": sale.payment_label,
         "is_refunded": False,
@@ -163,7 +177,15 @@ class MokaFake(FakeAuthorizationServer):
     def refund(self, id: str, at: datetime) -> None:
         """Refund a stored payment at `at` (it changes, so it is polled again)."""
         stamp = at.replace(microsecond=0)
-        row = {**self.rows[id].data, "is_refunded": True, "updated_at": stamp.isoformat()}
+        data = self.rows[id].data
+        given = data["total_collected"]
+        row = {
+            **data,
+            "is_refunded": True,
+            "total_refund": given,
+            "refund_amount": given,
+            "updated_at": stamp.isoformat(),
+        }
         self.upsert(id, stamp, row)
 
     def seed(self, count: int, start: datetime, step: timedelta = timedelta(seconds=30)) -> None:
@@ -178,8 +200,12 @@ class MokaFake(FakeAuthorizationServer):
         if request.match_info["outlet_id"] != self.moka_outlet_id:
             return web.json_response({"message": "outlet not found"}, status=404)
         query = request.query
-        since = datetime.fromtimestamp(int(query["since"]), UTC)
-        until = datetime.fromtimestamp(int(query["until"]), UTC)
+        try:
+            since, until = _bound(query["since"], False), _bound(query["until"], True)
+        except (KeyError, ValueError):
+            return web.json_response(
+                {"meta": {"code": 422, "errors": "bad since/until"}}, status=422
+            )
         per_page = int(query.get("per_page", "50"))
         after = (query.get("after_at"), int(query.get("after_seq", "0")))
         rows = [
@@ -206,3 +232,11 @@ class MokaFake(FakeAuthorizationServer):
             }
         }
         return web.Response(body=json_bytes(body), content_type="application/json")
+
+
+def _bound(value: str, end: bool) -> datetime:
+    """`since`/`until` as epoch seconds or as a DD/MM/YYYY day (Jakarta), both accepted."""
+    if value.isdigit():
+        return datetime.fromtimestamp(int(value), UTC)
+    day = datetime.strptime(value, "%d/%m/%Y").replace(tzinfo=JAKARTA)
+    return day + timedelta(days=1, microseconds=-1) if end else day

@@ -178,11 +178,13 @@ PAYMENT = "payment"
 def payment_to_records(row: Mapping[str, Any], outlet: Outlet) -> list[Transaction]:
     """A payment of `get_latest_transactions` (poll mode) → the sale, and its refund if any.
 
-    A refunded payment (`is_refunded`) also yields the refund record `<id>:refund` (as from
-    webhooks), dated at the payment's `updated_at`; the sale keeps its own date.
+    A refunded payment (`is_refunded`, or a `total_refund`/`refund_amount` above zero) also
+    yields the refund record `<id>:refund` (as from webhooks), dated at the payment's
+    `updated_at`, for the refunded amount (a partial refund is not the whole sale); the sale
+    keeps its own date.
     """
     sale = payment_to_transaction(row, outlet, refund=False)
-    if row.get("is_refunded"):
+    if row.get("is_refunded") or _refunded(row) > 0:
         return [sale, payment_to_transaction(row, outlet, refund=True)]
     return [sale]
 
@@ -192,11 +194,10 @@ def payment_to_transaction(
 ) -> Transaction:
     """A payment of `get_latest_transactions` → the sale, or (`refund`) the refund of it.
 
-    `transaction_date` (else `created_at`) is when it happened; `updated_at` orders versions.
+    `transaction_date` + `transaction_time` (separate fields, the outlet's local day and time)
+    is when it happened, else `created_at`; `updated_at` orders versions.
     """
-    occurred_at = timestamp(
-        row.get("transaction_date") or require(row, "created_at"), outlet.timezone, "created_at"
-    )
+    occurred_at = _occurred_at(row, outlet)
     updated_at = timestamp(require(row, "updated_at"), outlet.timezone, "updated_at")
     sale_id = text(require(row, "id"), "id")
     total = amount(row, "total_collected")
@@ -219,6 +220,14 @@ def payment_to_transaction(
                 total=amount(item, "total_price", at=at),
             )
         )
+    refunded = _refunded(row) if refund else Decimal(0)
+    if refunded and refunded != total:
+        # A partial refund: only the amount given back, without guessing which lines.
+        items, subtotal, discount, service_charge, tax, total = [], refunded, _Z, _Z, _Z, refunded
+    refunded = _refunded(row) if refund else Decimal(0)
+    if refunded and refunded != total:
+        # A partial refund: only the amount given back, without guessing which lines.
+        items, subtotal, discount, service_charge, tax, total = [], refunded, _Z, _Z, _Z, refunded
     return Transaction.rung_up(
         outlet=outlet.id,
         source_system=SOURCE_SYSTEM,
@@ -236,3 +245,31 @@ def payment_to_transaction(
         payment_label=label,
         items=tuple(items),
     )
+
+
+_Z = Decimal(0)
+
+
+def _refunded(row: Mapping[str, Any]) -> Decimal:
+    """The amount given back on a payment (`total_refund`, else `refund_amount`), or zero."""
+    for key in ("total_refund", "refund_amount"):
+        if row.get(key) is not None:
+            value = amount(row, key)
+            if value:
+                return value
+    return _Z
+
+
+def _occurred_at(row: Mapping[str, Any], outlet: Outlet) -> datetime:
+    """`transaction_date`'s day at `transaction_time` in the outlet's zone; either alone is
+    not the instant (a date alone is local midnight), so without the time, `created_at`."""
+    day = optional_text(row, "transaction_date")
+    time_of_day = optional_text(row, "transaction_time")
+    if day and time_of_day:
+        if " " in time_of_day or "T" in time_of_day:
+            return timestamp(time_of_day, outlet.timezone, "transaction_time")
+        date_part = day.replace("T", " ").split(" ")[0]
+        return timestamp(f"{date_part} {time_of_day}", outlet.timezone, "transaction_time")
+    if row.get("created_at") is not None:
+        return timestamp(row["created_at"], outlet.timezone, "created_at")
+    return timestamp(require(row, "transaction_date"), outlet.timezone, "transaction_date")

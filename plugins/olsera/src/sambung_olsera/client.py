@@ -9,12 +9,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, SecretStr
-from sambung.errors import AuthError, InvalidPayload, RetriableError
+from sambung.errors import AuthError, InvalidPayload, RequestRejected, RetriableError
 from sambung.http import VendorHttp, with_token
 from sambung.tokens import Token
 
 TOKEN_PATH = "/api/open-api/v1/id/token"
 ORDERS_PATH = "/api/open-api/v1/en/order/closeorder"
+DETAIL_PATH = "/api/open-api/v1/en/order/closeorder/detail"
 
 
 class TokenAnswer(BaseModel):
@@ -98,21 +99,29 @@ class OlseraClient:
     async def closed_orders(
         self, since: datetime, until: datetime
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Pages of orders closed on the days of [since, until] (the filter is by date)."""
+        """Pages of orders closed on the days of [since, until] (the filter is by date).
+
+        Olsera answers a range with no orders with HTTP 404 `{"error": {...}}`: an empty page.
+        """
         page = 1
         while True:
-            response = await with_token(
-                self.http,
-                self.token_key,
-                self._token,
-                "GET",
-                f"{self.base_url}{ORDERS_PATH}",
-                params={
-                    "page": str(page),
-                    "start_date": since.astimezone(self.tz).strftime("%Y-%m-%d"),
-                    "end_date": until.astimezone(self.tz).strftime("%Y-%m-%d"),
-                },
-            )
+            try:
+                response = await with_token(
+                    self.http,
+                    self.token_key,
+                    self._token,
+                    "GET",
+                    f"{self.base_url}{ORDERS_PATH}",
+                    params={
+                        "page": str(page),
+                        "start_date": since.astimezone(self.tz).strftime("%Y-%m-%d"),
+                        "end_date": until.astimezone(self.tz).strftime("%Y-%m-%d"),
+                    },
+                )
+            except RequestRejected as err:
+                if err.status == 404:
+                    return  # "Data not found": no orders in the range
+                raise
             try:
                 body = OrdersPage.model_validate(response.json())
             except (ValueError, InvalidPayload) as err:
@@ -124,3 +133,23 @@ class OlseraClient:
             if page >= body.meta.last_page or not body.data:
                 return
             page += 1
+
+    async def order_items(self, order_id: str) -> list[dict[str, Any]]:
+        """The lines of one closed order (`closeorder/detail?id=`): its `orderitems`."""
+        response = await with_token(
+            self.http,
+            self.token_key,
+            self._token,
+            "GET",
+            f"{self.base_url}{DETAIL_PATH}",
+            params={"id": order_id},
+        )
+        try:
+            body = response.json()
+        except InvalidPayload as err:
+            raise RetriableError(f"Olsera order detail unreadable: {err}") from err
+        data = body.get("data") if isinstance(body, dict) else None
+        items = data.get("orderitems") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise RetriableError(f"Olsera order {order_id} detail has no orderitems list")
+        return items

@@ -25,22 +25,12 @@ class TokenAnswer(BaseModel):
     expires_in: int = 3600
 
 
-class Meta(BaseModel):
-    """Paging facts of `GET /transactions`."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    total: int
-    per_page: int
-
-
 class TransactionsPage(BaseModel):
     """One answer of `GET /transactions`."""
 
     model_config = ConfigDict(extra="ignore")
 
     data: list[dict[str, Any]]
-    meta: Meta
 
 
 class PawoonClient:
@@ -94,7 +84,11 @@ class PawoonClient:
     async def transactions(
         self, since: datetime, until: datetime
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Pages of transactions whose device time is in [since, until], oldest first."""
+        """Pages of transactions whose device time is in [since, until], oldest first.
+
+        Pawoon's `meta` is `{count, total, per_page}` with no `last_page`: a page shorter than
+        asked for (or empty) is the last.
+        """
         page = 1
         while True:
             params = {
@@ -121,6 +115,6 @@ class PawoonClient:
                 ) from err
             if body.data:
                 yield body.data
-            if page * body.meta.per_page >= body.meta.total or not body.data:
+            if len(body.data) < self.per_page:
                 return
             page += 1

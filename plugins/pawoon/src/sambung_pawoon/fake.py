@@ -80,27 +80,39 @@ def _rupiah(amount: Decimal) -> str:
 
 
 def transaction_row(sequence: int, at: datetime) -> dict[str, Any]:
-    """A row of Pawoon's `GET /transactions` for basket `sequence`, at local till time `at`."""
+    """A row of Pawoon's `GET /transactions` for basket `sequence`, at local till time `at`,
+    shaped as working integrations read it (VENDORS.md): every seventh has a bill discount,
+    every fourth is split over two payments."""
     sale = basket(sequence)
+    discount = Decimal(2000) if sequence % 7 == 0 else Decimal(0)
+    total = sale.total - discount
+    payments = [{"method": sale.payment_label, "amount": int(total)}]
+    if sequence % 4 == 0 and total > 10000:
+        payments = [
+            {"method": sale.payment_label, "amount": int(total) - 10000},
+            {"method": "Tunai", "amount": 10000},
+        ]
     return {
-        "id": f"PWN-{sequence:07d}",
+        "id": 5_100_000 + sequence,
         "receipt_code": f"RC{sequence:08d}",
         "device_timestamp": at.strftime("%Y-%m-%d %H:%M:%S"),
-        "subtotal": int(sale.subtotal),
-        "total_discount": 0,
-        "service_charge": int(sale.service_charge),
-        "tax": int(sale.tax),
-        "final_amount": int(sale.total),
-        "payment_method": sale.payment_label,
-        "items": [
+        "sales_type_name": "Dine In" if sequence % 3 else "Take Away",
+        "total_discount": int(discount),
+        "total_service": int(sale.service_charge),
+        "total_tax": int(sale.tax),
+        "final_amount": int(total),
+        "total_payment": int(total),
+        "details": [
             {
-                "sku": line.item.sku,
-                "name": line.item.name,
+                "product_id": f"P-{line.item.sku}",
+                "product_name": line.item.name,
                 "qty": line.quantity,
                 "price": int(line.item.price),
+                "subtotal": int(line.total),
             }
             for line in sale.lines
         ],
+        "payments": payments,
     }
 
 
@@ -157,5 +169,6 @@ class PawoonFake(FakeVendor):
             return web.json_response({"message": "invalid parameters"}, status=422)
         rows = self.changed_between(since, until)
         chunk = rows[(page - 1) * per_page : page * per_page]
-        body = {"data": [r.data for r in chunk], "meta": {"total": len(rows), "per_page": per_page}}
+        meta = {"count": len(chunk), "total": len(rows), "per_page": per_page}
+        body = {"data": [r.data for r in chunk], "meta": meta}
         return web.json_response(body)

@@ -114,30 +114,67 @@ def _line_item(item: Any, at: str) -> LineItem:
 def to_polled_transaction(row: Mapping[str, Any], outlet: Outlet) -> Transaction:
     """A row of `GET /transactions` (poll mode) → a sale.
 
-    Fields as Pawoon's open API names them (VENDORS.md): `id`, `receipt_code`,
-    `device_timestamp` (zone-less till time), `final_amount`, `subtotal`, `total_discount`,
-    `tax`, `service_charge`, `payment_method`, `items[{sku, name, qty, price, discount}]`.
+    Fields as working integrations read them (VENDORS.md, corrected): `receipt_code`,
+    `device_timestamp` (zone-less till time), `final_amount` (else `total_payment`),
+    `total_tax`, `total_service`, `total_discount`, `sales_type_name`,
+    `details[{product_id, product_name, qty, price, subtotal}]`, `payments[{method, amount}]`.
+    These are not the webhook's names (`tax`, `items`, `payment_method`).
     """
     occurred_at = timestamp(require(row, "device_timestamp"), outlet.timezone, "device_timestamp")
-    total = amount(row, "final_amount")
-    tax = amount(row, "tax", required=False)
-    discount = amount(row, "total_discount", required=False)
-    service_charge = amount(row, "service_charge", required=False)
-    items = tuple(_line_item(item, at) for item, at in each(row, "items"))
-    subtotal = amount(row, "subtotal") if row.get("subtotal") is not None else None
-    label = optional_text(row, "payment_method")
+    total_key = "final_amount" if row.get("final_amount") is not None else "total_payment"
+    items = tuple(_detail(item, at) for item, at in each(row, "details"))
     return Transaction.rung_up(
         outlet=outlet.id,
         source_system=SOURCE_SYSTEM,
-        external_id=text(require(row, "id"), "id"),
+        external_id=text(require(row, _id_key(row)), _id_key(row)),
         source_updated_at=optional_timestamp(row, "updated_at", outlet.timezone) or occurred_at,
         occurred_at=occurred_at,
         tz=outlet.timezone,
-        subtotal=subtotal,
-        discount=discount,
-        service_charge=service_charge,
-        tax=tax,
-        total=total,
-        payment_label=label,
+        discount=amount(row, "total_discount", required=False),
+        service_charge=amount(row, "total_service", required=False),
+        tax=amount(row, "total_tax", required=False),
+        total=amount(row, total_key),
+        payment_label=_payment_label(row),
         items=items,
     )
+
+
+def _id_key(row: Mapping[str, Any]) -> str:
+    # The receipt code is what the till prints and what integrations key on; `id` if absent.
+    return "receipt_code" if row.get("receipt_code") not in (None, "") else "id"
+
+
+def _detail(item: Any, at: str) -> LineItem:
+    qty = quantity(require(item, "qty", at=at), f"{at}.qty")
+    price = amount(item, "price", at=at)
+    discount = amount(item, "discount", required=False, at=at)
+    subtotal = item.get("subtotal") if isinstance(item, Mapping) else None
+    total = amount(item, "subtotal", at=at) if subtotal is not None else qty * price - discount
+    name = optional_text(item, "product_name", at=at) or optional_text(item, "name", at=at)
+    if name is None:
+        raise InvalidRecord("field required", field=f"{at}.product_name")
+    return LineItem(
+        sku=optional_text(item, "product_sku", at=at) or optional_text(item, "product_id", at=at),
+        name=name,
+        quantity=qty,
+        unit_price=price,
+        discount=discount,
+        total=total,
+    )
+
+
+def _payment_label(row: Mapping[str, Any]) -> str | None:
+    """The method that paid most of the bill (a split bill keeps its largest part)."""
+    best: tuple[Any, str] | None = None
+    for payment, at in each(row, "payments"):
+        label = None
+        for key in ("method", "payment_method", "method_name", "name"):
+            label = optional_text(payment, key, at=at)
+            if label:
+                break
+        if label is None:
+            continue
+        paid = amount(payment, "amount", required=False, at=at)
+        if best is None or paid > best[0]:
+            best = (paid, label)
+    return best[1] if best else optional_text(row, "payment_method")

@@ -9,6 +9,7 @@ import base64
 import binascii
 import hashlib
 import json
+import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -77,14 +78,23 @@ def paid(row: dict[str, Any], at: datetime, channel: int = 0) -> dict[str, Any]:
         "payment_channel": name,
         "bank_code": name if method == "BANK_TRANSFER" else None,
         "payment_destination": "8808012345678901" if method == "BANK_TRANSFER" else None,
-        "fees_paid_amount": fee,
+        # As in real callbacks: the fee the merchant bears shows in the received amount and in
+        # `fees[]`, while `fees_paid_amount` (what the payer paid in fees) is often 0.
+        "fees_paid_amount": 0 if method == "EWALLET" else fee,
         "adjusted_received_amount": total - fee,
+        "fees": [{"type": "Xendit Fee", "value": fee}],
+        "payment_method_id": f"pm-{row['id']}",
+        "payment_details": {"source": name, "receipt_id": f"R{row['id'][:12]}"},
     }
 
 
 def callback_headers(token: str) -> dict[str, str]:
     """The headers Xendit sends with a callback."""
-    return {CALLBACK_HEADER: token, "Content-Type": "application/json"}
+    return {
+        CALLBACK_HEADER: token,
+        "Content-Type": "application/json",
+        "webhook-id": f"whk-{secrets.token_hex(8)}",
+    }
 
 
 class XenditFake(FakeVendor):

@@ -29,7 +29,7 @@ from typing import Any
 from sambung.connectors import Outlet
 from sambung.errors import InvalidRecord
 from sambung.models import Payment, PaymentStatus
-from sambung.parse import amount, optional_text, optional_timestamp, require, text, timestamp
+from sambung.parse import amount, each, optional_text, optional_timestamp, require, text, timestamp
 
 SOURCE_SYSTEM = "xendit"
 
@@ -63,8 +63,8 @@ def to_payment(invoice: Any, outlet: Outlet) -> Payment:
 
     `occurred_at` is when the money moved (`paid_at`) for a paid invoice, else when the invoice
     was issued (`created`); `business_date` is its local day. `amount` is what was paid
-    (`paid_amount`, else the invoice `amount`); `fee` is Xendit's (`fees_paid_amount`, else
-    paid minus `adjusted_received_amount`, else zero).
+    (`paid_amount`, else the invoice `amount`); `fee` and
+    `received_amount` come from `fee_and_received`.
     """
     tz = outlet.timezone
     status = invoice_status(invoice)
@@ -74,14 +74,16 @@ def to_payment(invoice: Any, outlet: Outlet) -> Payment:
     paid = amount(invoice, "paid_amount") if invoice.get("paid_amount") is not None else None
     total = paid if paid is not None else amount(invoice, "amount")
     occurred_at = paid_at or created
+    fee, received = fee_and_received(invoice, total)
     return Payment(
         outlet=outlet.id,
         source_system=SOURCE_SYSTEM,
         external_id=text(require(invoice, "id"), "id"),
-        source_updated_at=version(created, updated, status),
+        source_updated_at=version(created, updated, status, paid_at),
         reference=text(require(invoice, "external_id"), "external_id"),
         amount=total,
-        fee=_fee(invoice, total),
+        fee=fee,
+        received_amount=received,
         currency=(optional_text(invoice, "currency") or "IDR").upper(),
         status=LIFECYCLE[status],
         channel=optional_text(invoice, "payment_channel")
@@ -92,17 +94,32 @@ def to_payment(invoice: Any, outlet: Outlet) -> Payment:
     )
 
 
-def version(created: datetime, updated: datetime, status: str) -> datetime:
+def version(
+    created: datetime, updated: datetime, status: str, paid_at: datetime | None = None
+) -> datetime:
     """The version the store orders an invoice's states by: when it entered `status` (see the
-    module's docstring), plus the status's lifecycle rank in microseconds."""
-    entered = max(created, updated) if status in _PAID else created
+    module's docstring), plus the status's lifecycle rank in microseconds. For a paid invoice
+    `paid_at` counts too: `updated` can precede the payment."""
+    entered = max(created, updated, paid_at or created) if status in _PAID else created
     return entered + timedelta(microseconds=_RANK[status])
 
 
-def _fee(invoice: Any, paid: Decimal) -> Decimal:
-    if invoice.get("fees_paid_amount") is not None:
-        return amount(invoice, "fees_paid_amount")
-    if invoice.get("adjusted_received_amount") is not None and invoice.get("paid_amount"):
+def fee_and_received(invoice: Any, paid: Decimal) -> tuple[Decimal, Decimal | None]:
+    """Xendit's fee and what the merchant receives, from whichever fields the callback has.
+
+    `adjusted_received_amount` is the money that reaches the merchant, so paid minus it is the
+    fee the merchant bore, whatever `fees_paid_amount` says (a docs example: paid 50000,
+    `fees_paid_amount` 0, received 47500). Without it: the newer `fees[{type, value}]`, then
+    `fees_paid_amount`, then nothing known (fee 0, received unknown).
+    """
+    if invoice.get("adjusted_received_amount") is not None:
         received = amount(invoice, "adjusted_received_amount")
-        return max(Decimal(0), paid - received)
-    return Decimal(0)
+        return max(Decimal(0), paid - received), received
+    fees = each(invoice, "fees")
+    if fees:
+        fee = sum((amount(item, "value", at=at) for item, at in fees), Decimal(0))
+        return fee, paid - fee
+    if invoice.get("fees_paid_amount") is not None:
+        fee = amount(invoice, "fees_paid_amount")
+        return fee, paid - fee
+    return Decimal(0), None
