@@ -13,15 +13,23 @@ export MOKA_SECRET ?= demo-moka-secret
 
 PGCLUSTER = $(firstword $(notdir $(wildcard /etc/postgresql/*)))
 
-.PHONY: run test services records check bench-ingest bench-outbox bench-store bench-csv-import bench-poll lint clean
+.PHONY: run test test-shifted services records check bench-ingest bench-outbox bench-store bench-csv-import bench-poll lint clean
 
 ## run: start the daemon on config.example.yaml (SQLite) with the demo simulator
 run: $(SYNCED)
 	$(VENV)/bin/sambung run -c config.example.yaml --simulate
 
-## test: run the whole test suite (starts PostgreSQL and NATS first, see `services`)
+## test: run the whole test suite (starts PostgreSQL and NATS first, see `services`), then the
+## unit and store tests again with the wall clock a year ahead, so a test that only passes until
+## some date fails on the day it is written
 test: services $(SYNCED)
 	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python tests/shifted_clock.py +365d -q -p no:cacheprovider core/tests plugins
+
+## test-shifted: the whole suite with the wall clock moved by SHIFT (default +365d; e.g. -365d)
+SHIFT ?= +365d
+test-shifted: services $(SYNCED)
+	$(VENV)/bin/python tests/shifted_clock.py $(SHIFT) -p no:cacheprovider
 
 ## services: start the local PostgreSQL and NATS JetStream the tests use, unless already running
 services:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sambung.clock import Clock
 from sambung.store import Store, open_store
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -41,10 +42,10 @@ def hello_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def store(sambung_store_url: str, tmp_path: Path) -> AsyncIterator[Store]:
+async def store(sambung_store_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[Store]:
     """An open store, each test once on SQLite and once on PostgreSQL (the semantics must not
     drift: cursors commit with their page, files are recognised by content, on both)."""
-    opened = open_store(sambung_store_url, base_dir=tmp_path)
+    opened = open_store(sambung_store_url, base_dir=tmp_path, clock=clock)
     await opened.open()
     yield opened
     await opened.close()

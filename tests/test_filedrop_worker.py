@@ -98,6 +98,10 @@ async def test_a_worker_process_stores_exactly_what_mapping_in_process_stores(
 ) -> None:
     monkeypatch.setattr(filedrop, "IDLE_SECONDS", idle_seconds)
     monkeypatch.setattr(filedrop, "HAND_OFF_EVERY", 2)
+    # The smallest pipe holds the worker back after every batch, so it is still mapping when
+    # the importer asks; with the daemon's 1 MiB the worker could finish all 25 batches first
+    # on a busy machine, and whether any was handed off became a race.
+    monkeypatch.setattr(filedrop, "PIPE_BYTES", 4096)
     mapped_by_importer = []
 
     def map_here(*args: Any) -> Any:
@@ -110,7 +114,7 @@ async def test_a_worker_process_stores_exactly_what_mapping_in_process_stores(
     here, here_folder = await import_with(tmp_path, "thread", data, IN_PROCESS)
     there, there_folder = await import_with(tmp_path, "process", data, ALWAYS)
     # The importer asks after every batch from the second on; the worker, held back by the
-    # pipe (25 batches of ~20 kB against its 64 kB), hears of it while batches remain.
+    # pipe (25 batches of ~20 kB against its 4 kB), hears of it while batches remain.
     if idle_seconds > 0:
         assert mapped_by_importer == []
     else:

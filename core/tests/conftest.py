@@ -8,14 +8,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sambung.clock import Clock
 from sambung.models import LineItem, Transaction
 from sambung.store import Store, open_store
 
 
 @pytest.fixture
-async def store(sambung_store_url: str, tmp_path: Path) -> AsyncIterator[Store]:
+async def store(sambung_store_url: str, tmp_path: Path, clock: Clock) -> AsyncIterator[Store]:
     """An open, migrated store of each backend in turn: SQLite in tmp_path, then PostgreSQL."""
-    opened = open_store(sambung_store_url, base_dir=tmp_path)
+    opened = open_store(sambung_store_url, base_dir=tmp_path, clock=clock)
     await opened.open()
     yield opened
     await opened.close()

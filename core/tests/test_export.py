@@ -23,6 +23,7 @@ from sambung.store.base import OutboxSettlement
 from sambung.store.export import export_sqlite
 from sambung.store.postgres import PostgresStore
 from sambung.store.sqlite import SqliteStore
+from sambung.testing.manual_clock import ManualClock
 
 from .conftest import sale
 
@@ -45,7 +46,7 @@ async def snapshot(store: Store) -> dict[str, Any]:
 async def test_export_keeps_ids_references_and_continues_the_sequences(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    source = SqliteStore(tmp_path / "s.db")
+    source = SqliteStore(tmp_path / "s.db", clock=ManualClock(NOW))
     await source.open()
     body = RawEvent("kemang", "pawoon", "webhook", "k1", b"\x00not json\xff", NOW, "sale")
     bad = DeadLetterIn("ingest", "kemang", "pawoon", "InvalidPayload", "not JSON")
@@ -76,7 +77,7 @@ async def test_export_keeps_ids_references_and_continues_the_sequences(
     copied = await export_sqlite(tmp_path / "s.db", postgres_url)
     assert copied["records"] == 2 and copied["outbox"] == 2 and copied["dead_letters"] == 2
 
-    target = PostgresStore(postgres_url)
+    target = PostgresStore(postgres_url, clock=ManualClock(NOW))
     await target.open()
     try:
         after = await snapshot(target)

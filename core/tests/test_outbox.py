@@ -8,7 +8,7 @@ import json
 import random
 import types
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +107,10 @@ def configure(tmp_path: Path, sinks: dict[str, Any], *, fixed: bool = True) -> L
     return load_config(path, registry(fixed))
 
 
-def clock() -> ManualClock:
-    """A clock a second ahead of the store's own, so rows ingested just now are due."""
-    return ManualClock(datetime.now(UTC) + timedelta(seconds=1))
+def clock(store: Store) -> ManualClock:
+    """The clock the store writes with, which the test moves: rows fall due as it says."""
+    assert isinstance(store.clock, ManualClock)
+    return store.clock
 
 
 def registry(fixed: bool = True) -> Registry:
@@ -171,7 +172,7 @@ async def harness(
     loaded = configure(
         tmp_path, {"backend": {"type": "http", "url": receiver.url, "secret": SECRET}}
     )
-    built = Harness(store, loaded, clock(), session)
+    built = Harness(store, loaded, clock(store), session)
     receiver.now = lambda: built.clock.now().timestamp()
     await built.dispatcher.open()
     yield built
@@ -258,7 +259,7 @@ async def test_connection_refused_and_timeouts_are_retried(
 
     url = f"http://127.0.0.1:{free_port()}/webhooks"  # nobody listens
     loaded = configure(tmp_path, {"backend": {"type": "http", "url": url, "secret": SECRET}})
-    harness = Harness(store, loaded, clock(), session)
+    harness = Harness(store, loaded, clock(store), session)
     await harness.dispatcher.open()
     await harness.ingest("TRX-1")
     assert await harness.drain() == 1
@@ -330,7 +331,7 @@ async def test_an_ingest_dead_letter_replays_into_a_record_once_the_mapping_is_f
 ) -> None:
     broken = configure(tmp_path, {"books": {"type": "jsonl", "path": "out.jsonl"}}, fixed=False)
     told: list[DeadLetter] = []
-    ingest = WebhookIngest(store, broken.sinks_for, clock(), told.append)
+    ingest = WebhookIngest(store, broken.sinks_for, clock(store), told.append)
     connection = broken.connections[0]
     connector = connection.connector(_context(connection))
     body = b'{"id": "T-9", "amount": "15000", "at": "2026-11-26T10:00:00"}'
@@ -341,13 +342,13 @@ async def test_an_ingest_dead_letter_replays_into_a_record_once_the_mapping_is_f
     assert await store.list_records() == []
 
     # Still broken: the replay reports it and the entry stays open.
-    dlq = DeadLetters(store, broken, clock=clock())
+    dlq = DeadLetters(store, broken, clock=clock(store))
     [still] = await dlq.replay([entry.id])
     assert still.result == "still_failing" and "total" in (still.detail or "")
 
     # The corrected mapping is installed; the same entry now replays into a record.
     fixed = configure(tmp_path, {"books": {"type": "jsonl", "path": "out.jsonl"}}, fixed=True)
-    dlq = DeadLetters(store, fixed, clock=clock())
+    dlq = DeadLetters(store, fixed, clock=clock(store))
     [outcome] = await dlq.replay([entry.id])
     [again] = await dlq.replay([entry.id])
     assert (outcome.result, again.result) == ("replayed", "not_open")
@@ -414,7 +415,7 @@ async def test_delivered_rows_are_pruned_after_retention(
             }
         },
     )
-    harness = Harness(store, loaded, clock(), session)
+    harness = Harness(store, loaded, clock(store), session)
     await harness.dispatcher.open()
     await harness.ingest("TRX-1", "TRX-2")
     assert await harness.drain() == 2
@@ -432,7 +433,7 @@ async def test_jsonl_appends_one_line_per_delivery_and_rotates(
         tmp_path,
         {"backend": {"type": "jsonl", "path": "out/records.jsonl", "max_bytes": 2048}},
     )
-    harness = Harness(store, loaded, clock(), session)
+    harness = Harness(store, loaded, clock(store), session)
     await harness.dispatcher.open()
     await harness.ingest(*(f"TRX-{i}" for i in range(3)))
     assert await harness.drain() == 3
@@ -473,12 +474,12 @@ async def test_a_crash_mid_batch_redelivers_with_the_same_webhook_id(
     tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession, sambung_store_url: str
 ) -> None:
     """A claim survives the process: after restart the rows go out again, same ids."""
-    store = open_store(sambung_store_url, base_dir=tmp_path)
+    store = open_store(sambung_store_url, base_dir=tmp_path, clock=ManualClock())
     await store.open()
     loaded = configure(
         tmp_path, {"backend": {"type": "http", "url": receiver.url, "secret": SECRET}}
     )
-    harness = Harness(store, loaded, clock(), session)
+    harness = Harness(store, loaded, clock(store), session)
     await harness.ingest("TRX-1", "TRX-2")
     claimed = await store.claim_outbox(
         "backend", now=harness.clock.now(), limit=10, lease_seconds=300
@@ -486,9 +487,9 @@ async def test_a_crash_mid_batch_redelivers_with_the_same_webhook_id(
     assert len(claimed) == 2
     await store.close()  # the process died before settling
 
-    store = open_store(sambung_store_url, base_dir=tmp_path)
+    store = open_store(sambung_store_url, base_dir=tmp_path, clock=ManualClock())
     await store.open()
-    harness = Harness(store, loaded, clock(), session)
+    harness = Harness(store, loaded, clock(store), session)
     await harness.dispatcher.open()  # releases the dead process's claims
     assert await harness.drain() == 2
     assert receiver.seen_ids() == {row.idempotency_key for row in claimed}

@@ -27,10 +27,16 @@ from sambung.store.postgres import PostgresStore
 from sambung.store.postgres import migrations as postgres_migrations
 from sambung.store.sqlite import SqliteStore
 from sambung.store.sqlite import migrations as sqlite_migrations
+from sambung.testing.manual_clock import ManualClock
 
 from .conftest import sale
 
 NOW = datetime(2026, 11, 26, 13, 20, tzinfo=UTC)
+
+
+def replica(url: str, owner: str | None = None) -> PostgresStore:
+    """One replica's store, writing at the tests' fixed `NOW` whatever the date it runs on."""
+    return PostgresStore(url, owner=owner, clock=ManualClock(NOW))
 
 
 def raw(key: str = "k1", body: bytes = b"{}") -> RawEvent:
@@ -293,7 +299,7 @@ async def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 
 
 async def test_replicas_starting_at_once_migrate_once(postgres_url: str) -> None:
-    stores = [PostgresStore(postgres_url) for _ in range(4)]
+    stores = [replica(postgres_url) for _ in range(4)]
     applied = await asyncio.gather(*(store.migrate() for store in stores))
     assert sorted(map(len, applied)) == [0, 0, 0, len(postgres_migrations())]
 
@@ -334,7 +340,7 @@ async def test_a_large_group_stays_within_sqlites_parameter_limit(store: Store) 
 
 
 async def test_replicas_claim_disjoint_rows_and_keep_record_order(postgres_url: str) -> None:
-    one, two = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    one, two = replica(postgres_url), replica(postgres_url)
     await one.open()
     await two.open()
     try:
@@ -358,7 +364,7 @@ async def test_replicas_claim_disjoint_rows_and_keep_record_order(postgres_url: 
 
 
 async def test_a_replica_frees_only_its_own_and_dead_owners_claims(postgres_url: str) -> None:
-    live, dying, starting = (PostgresStore(postgres_url, owner=n) for n in ("a", "b", "c"))
+    live, dying, starting = (replica(postgres_url, owner=n) for n in ("a", "b", "c"))
     for store in (live, dying, starting):
         await store.open()
     await live.ingest(IngestRequest(records=[sale(f"T{i}") for i in range(4)], routes=[["s"]] * 4))
@@ -375,7 +381,7 @@ async def test_a_replica_frees_only_its_own_and_dead_owners_claims(postgres_url:
 
 
 async def test_replicas_ingesting_the_same_new_records_at_once_agree(postgres_url: str) -> None:
-    stores = [PostgresStore(postgres_url) for _ in range(3)]
+    stores = [replica(postgres_url) for _ in range(3)]
     for store in stores:
         await store.open()
     try:
@@ -465,7 +471,7 @@ async def test_postgresql_going_away_is_store_unavailable_until_it_returns(
 ) -> None:
     proxy = CuttableProxy(5432)
     port = await proxy.start()
-    store = PostgresStore(postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{port}"))
+    store = replica(postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{port}"))
     await store.open()
     try:
         await store.ingest(IngestRequest(records=[sale("TRX-1")], routes=[["b"]]))
@@ -493,7 +499,7 @@ async def test_postgresql_going_away_is_store_unavailable_until_it_returns(
 async def test_a_replica_whose_claim_ran_out_cannot_undo_the_new_holders_claim(
     postgres_url: str,
 ) -> None:
-    slow, fast = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    slow, fast = replica(postgres_url), replica(postgres_url)
     await slow.open()
     await fast.open()
     try:

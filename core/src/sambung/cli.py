@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, logs
+from .clock import SystemClock
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 from .plugins import Registry, allowed_plugins, load_plugins
@@ -334,7 +335,7 @@ def _credentials(args: argparse.Namespace) -> int:
             await store.close()
 
     infos = asyncio.run(go())
-    now = datetime.now(UTC)
+    now = SystemClock().now()
     for info in infos:
         expired = info.expires_at is not None and info.expires_at <= now
         row = {
@@ -538,7 +539,7 @@ async def _status_sinks(loaded: LoadedConfig, store: Any, args: argparse.Namespa
     """Per sink: pending, oldest pending age, retrying, failures, delivered."""
     from .status import sink_status, sink_table
 
-    sinks = await sink_status(store, loaded, datetime.now(UTC))
+    sinks = await sink_status(store, loaded, store.clock.now())
     if args.json:
         for row in sinks:
             print(json.dumps({"section": "sinks", **row}, default=str))
@@ -554,7 +555,7 @@ async def _status_leases(loaded: LoadedConfig, store: Any, args: argparse.Namesp
     """Which replica owns which poll loop and inbox, and until when."""
     from .status import lease_status, lease_table
 
-    leases = await lease_status(store, datetime.now(UTC))
+    leases = await lease_status(store, store.clock.now())
     if args.json:
         for row in leases:
             print(json.dumps({"section": "leases", **row}))

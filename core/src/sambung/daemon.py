@@ -54,7 +54,7 @@ class Daemon:
         replicas = loaded.config.replicas
         replica_id = replicas.id or default_replica_id()
         self.store: Store = open_store(
-            loaded.config.store.url, base_dir=loaded.base_dir, owner=replica_id
+            loaded.config.store.url, base_dir=loaded.base_dir, owner=replica_id, clock=self.clock
         )
         self.replica = Replica(
             self.store, replica_id, ttl=replicas.lease_ttl.total_seconds(), clock=self.clock

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import random
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -146,7 +145,7 @@ async def simulate_polling(daemon: Daemon, *, every: float = 5.0) -> None:
         while True:
             sequence += 1
             for fake in fakes.values():
-                fake.sale(sequence, datetime.now(UTC))
+                fake.sale(sequence, daemon.clock.now())
             await asyncio.sleep(every * random.uniform(0.5, 1.5))
 
 

@@ -8,12 +8,13 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
+from ..clock import Clock
 from ..errors import ConfigError
 from ..models import Record, SerializedRecord
 
@@ -227,6 +228,10 @@ class Lease:
 
 class Store(abc.ABC):
     """Durable state of the daemon. Implementations must give identical semantics."""
+
+    # Every time the store writes (created_at, updated_at, due times) comes from this clock,
+    # the daemon's, so a test that moves its clock moves the store's with it.
+    clock: Clock
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -466,14 +471,14 @@ class Store(abc.ABC):
         lease, owner = f"exclusive:{name}", f"exclusive-{secrets.token_hex(8)}"
         async with asyncio.timeout(wait):
             while not await self.acquire_or_renew_lease(
-                lease, owner, ttl=ttl, now=datetime.now(UTC)
+                lease, owner, ttl=ttl, now=self.clock.now()
             ):
                 await asyncio.sleep(poll)
 
         async def renew() -> None:
             while True:
                 await asyncio.sleep(ttl / 3)
-                await self.acquire_or_renew_lease(lease, owner, ttl=ttl, now=datetime.now(UTC))
+                await self.acquire_or_renew_lease(lease, owner, ttl=ttl, now=self.clock.now())
 
         renewing = asyncio.create_task(renew())
         try:
@@ -485,20 +490,23 @@ class Store(abc.ABC):
             await self.release_lease(lease, owner)
 
 
-def open_store(url: str, *, base_dir: Path, owner: str | None = None) -> Store:
+def open_store(
+    url: str, *, base_dir: Path, owner: str | None = None, clock: Clock | None = None
+) -> Store:
     """The store named by a URL; a relative SQLite path is read from `base_dir` (the YAML's).
 
-    `owner` names this process (its replica id) in what it claims in a shared store.
+    `owner` names this process (its replica id) in what it claims in a shared store; `clock`
+    stamps every write (the system clock unless given).
     """
     if url.startswith("sqlite:///"):
         from .sqlite import SqliteStore
 
         path = Path(url.removeprefix("sqlite:///"))
-        return SqliteStore(path if path.is_absolute() else base_dir / path)
+        return SqliteStore(path if path.is_absolute() else base_dir / path, clock=clock)
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return PostgresStore(url, owner=owner)
+        return PostgresStore(url, owner=owner, clock=clock)
     raise ConfigError(
         f"store.url: unsupported store URL {display_url(url)!r}"
         " (use sqlite:///PATH or postgresql://USER@HOST/DB)"

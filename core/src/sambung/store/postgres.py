@@ -21,12 +21,13 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
 import structlog
 
+from ..clock import Clock, SystemClock
 from ..errors import ConfigError, StoreUnavailable
 from .base import (
     ClaimedRow,
@@ -114,8 +115,10 @@ class PostgresStore(Store):
         owner: str | None = None,
         pool_size: int = 10,
         migrate: bool = True,
+        clock: Clock | None = None,
     ) -> None:
         self.url = url
+        self.clock = clock or SystemClock()
         # Unique per open store unless given: a replica that names itself the same way after a
         # restart frees its own claims at once (dead owners' claims are freed in any case).
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -168,8 +171,7 @@ class PostgresStore(Store):
         finally:
             await conn.close()
 
-    @staticmethod
-    async def _migrate(conn: Conn) -> list[str]:
+    async def _migrate(self, conn: Conn) -> list[str]:
         # One transaction under an advisory lock: replicas starting together take turns, and
         # the second finds the work done. DDL is transactional here, so a failure leaves nothing.
         async with conn.transaction():
@@ -188,7 +190,10 @@ class PostgresStore(Store):
                     continue
                 await conn.execute(sql)
                 await conn.execute(
-                    "INSERT INTO schema_migrations VALUES ($1, $2, now())", version, name
+                    "INSERT INTO schema_migrations VALUES ($1, $2, $3)",
+                    version,
+                    name,
+                    self.clock.now(),
                 )
                 done.append(name)
             return done
@@ -284,7 +289,7 @@ class PostgresStore(Store):
         self, conn: Conn, requests: Sequence[IngestRequest]
     ) -> list[IngestResult]:
         """Apply a group with a fixed number of statements, however many requests it holds."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         raw_ids = await self._existing_raw_events(conn, requests)
         stored = await self._existing_records(conn, requests)
         raw_keys = {(r.raw.outlet, r.raw.source_system, r.raw.dedup_key) for r in requests if r.raw}
@@ -897,7 +902,7 @@ class PostgresStore(Store):
             f"UPDATE dead_letters SET status = $1, updated_at = $2{bump}"
             " WHERE id = $3 AND status = 'open'",
             status,
-            datetime.now(UTC),
+            self.clock.now(),
             dead_letter_id,
         )
         return touched == 1
@@ -968,7 +973,7 @@ class PostgresStore(Store):
             state.last_error_at,
             state.records_fetched,
             state.refused_credentials,
-            datetime.now(UTC),
+            self.clock.now(),
         )
 
     async def list_connection_states(self) -> list[ConnectionState]:

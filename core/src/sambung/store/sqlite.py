@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from ..clock import Clock, SystemClock
 from ..errors import ConfigError, StoreUnavailable
 from .base import (
     ClaimedRow,
@@ -169,8 +170,11 @@ def _insert_records(conn: sqlite3.Connection, rows: Sequence[PlannedRow], now: s
 class SqliteStore(Store):
     """The default store: a single SQLite file next to the daemon."""
 
-    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: Path, *, synchronous: str = "FULL", clock: Clock | None = None
+    ) -> None:
         self.path = path
+        self.clock = clock or SystemClock()
         # FULL: a commit survives power loss, which on-premises machines do suffer; group commit
         # keeps the cost to one fsync per group.
         self._synchronous = synchronous
@@ -224,8 +228,7 @@ class SqliteStore(Store):
 
         return await asyncio.to_thread(apply)
 
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> list[str]:
+    def _migrate(self, conn: sqlite3.Connection) -> list[str]:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
@@ -244,7 +247,7 @@ class SqliteStore(Store):
                 continue
             # executescript commits on its own, so the migration and its bookkeeping row go in
             # one explicit transaction inside the script.
-            stamp = to_db_time(datetime.now(UTC))
+            stamp = to_db_time(self.clock.now())
             conn.executescript(
                 f"BEGIN IMMEDIATE;\n{sql}\n"
                 f"INSERT INTO schema_migrations VALUES ({version}, '{name}', '{stamp}');\nCOMMIT;"
@@ -342,7 +345,7 @@ class SqliteStore(Store):
         one group that touch the same record behave as if they were committed one after the
         other.
         """
-        now = to_db_time(datetime.now(UTC))
+        now = to_db_time(self.clock.now())
         next_raw, next_record = conn.execute(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM raw_events),"
             " (SELECT COALESCE(MAX(id), 0) FROM records)"
@@ -831,7 +834,7 @@ class SqliteStore(Store):
         """Move an open dead letter to `replayed` or `discarded`."""
         if status not in ("replayed", "discarded"):
             raise ValueError(f"a dead letter cannot become {status!r}")
-        stamp = to_db_time(datetime.now(UTC))
+        stamp = to_db_time(self.clock.now())
         bump = ", attempts = attempts + 1" if status == "replayed" else ""
         return await self._write(
             lambda conn: conn.execute(
@@ -907,7 +910,7 @@ class SqliteStore(Store):
             times[2],
             state.records_fetched,
             state.refused_credentials,
-            to_db_time(datetime.now(UTC)),
+            to_db_time(self.clock.now()),
         )
         await self._write(
             lambda conn: conn.execute(

@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import yaml
 
+from ..clock import SystemClock
 from ..config import LoadedConfig, load_config
 from ..models import LineItem, Transaction, TransactionType
 from ..outbox import Dispatcher
@@ -40,10 +41,10 @@ OUTLET = "kemang"
 def days_ago(days: int, hour: int, minute: int = 0) -> datetime:
     """An instant `days` local days before today, at hour:minute in Jakarta.
 
-    Rigs run on the real date: the store stamps writes with the real clock, and the dispatcher
-    delivers rows once the rig's clock has passed those stamps.
+    Relative to the real date, as the rig's clock starts at the real instant: a test that
+    builds its sales with it passes on any day.
     """
-    today = datetime.now(JAKARTA).date()
+    today = SystemClock().now().astimezone(JAKARTA).date()
     return datetime.combine(today - timedelta(days=days), time(hour, minute), tzinfo=JAKARTA)
 
 
@@ -113,7 +114,7 @@ def delivery_of(
         revision=revision,
         payload=payload,
         attempt=attempt,
-        created_at=created_at or datetime.now(UTC),
+        created_at=created_at or SystemClock().now(),
     )
 
 
@@ -148,13 +149,15 @@ class AccountingRig:
         path = folder / "sambung.yaml"
         path.write_text(yaml.safe_dump(document), encoding="utf-8")
         loaded = load_config(path, load_plugins())
+        # One clock for the store and the loops: the dispatcher finds rows due exactly when the
+        # test's clock says they are, whatever the real date.
+        clock = ManualClock()
         store = (
-            open_store(store_url, base_dir=folder)
+            open_store(store_url, base_dir=folder, clock=clock)
             if store_url is not None
-            else SqliteStore(folder / "sambung.db", synchronous="OFF")
+            else SqliteStore(folder / "sambung.db", synchronous="OFF", clock=clock)
         )
         await store.open()
-        clock = ManualClock(datetime.now(UTC) + timedelta(seconds=1))
         async with aiohttp.ClientSession() as session:
             dispatcher = Dispatcher(store, loaded, load_plugins(), clock=clock, session=session)
             await dispatcher.open()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from ..clock import SystemClock
+
 
 class ManualClock:
     """`sambung.clock.Clock` for tests: starts at `start` (default: now) and moves on `advance`."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = (start or datetime.now(UTC)).astimezone(UTC)
+        self._now = (start or SystemClock().now()).astimezone(UTC)
 
     def now(self) -> datetime:
         """The instant the test has set."""

@@ -14,6 +14,7 @@ from .daemon import DaemonProcess
 
 if TYPE_CHECKING:
     from ..store import Store
+    from .manual_clock import ManualClock
 
 # The PostgreSQL server tests run against; each test gets a schema of its own in it.
 POSTGRES_TEST_URL = os.environ.get(
@@ -22,11 +23,24 @@ POSTGRES_TEST_URL = os.environ.get(
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    """An open SQLite store in tmp_path (core's own tests override it to run on both stores)."""
+def clock() -> ManualClock:
+    """The test's clock: starts at the real instant and moves only on `advance`.
+
+    The `store` fixture writes with it, so a test that moves it moves the store's time too
+    (rows fall due, leases run out) and never depends on the date it runs on.
+    """
+    from .manual_clock import ManualClock
+
+    return ManualClock()
+
+
+@pytest.fixture
+async def store(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Store]:
+    """An open SQLite store in tmp_path, on the test's `clock` (core's own tests override it to
+    run on both stores)."""
     from ..store.sqlite import SqliteStore
 
-    opened = SqliteStore(tmp_path / "sambung.db", synchronous="OFF")
+    opened = SqliteStore(tmp_path / "sambung.db", synchronous="OFF", clock=clock)
     await opened.open()
     yield opened
     await opened.close()

@@ -15,7 +15,6 @@ import hmac
 import json
 import os
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,10 +22,17 @@ from typing import Any
 
 from aiohttp import web
 
+from ..clock import SystemClock
+
 # Receivers must refuse timestamps further than this from their own clock (the spec's advice).
 TOLERANCE_SECONDS = 5 * 60
 
 Verifier = Callable[[bytes, Mapping[str, str]], None]
+
+
+def wall_seconds() -> float:
+    """Unix seconds by the receiver's own clock, as a real receiver checks a timestamp."""
+    return SystemClock().now().timestamp()
 
 
 class VerificationError(Exception):
@@ -51,7 +57,7 @@ def verify_standard_webhook(
         timestamp = int(stamp)
     except ValueError:
         raise VerificationError("webhook-timestamp is not an integer") from None
-    if tolerance and abs((time.time() if now is None else now) - timestamp) > tolerance:
+    if tolerance and abs((wall_seconds() if now is None else now) - timestamp) > tolerance:
         raise VerificationError("webhook-timestamp is too far from now")
     key = base64.b64decode(secret.removeprefix("whsec_"))
     digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
@@ -95,7 +101,7 @@ class Receiver:
     def __init__(self, secret: str, *, verify: Verifier | None = None, record: bool = True) -> None:
         self.secret = secret
         # What "now" is for the timestamp check: a test with a moved clock replaces it.
-        self.now: Callable[[], float] = time.time
+        self.now: Callable[[], float] = wall_seconds
         self.verify: Verifier = verify or (
             lambda body, headers: verify_standard_webhook(secret, body, headers, now=self.now())
         )

@@ -25,9 +25,9 @@ API = "/public/jurnal/api/v1"
 QUOTA_ZONE = ZoneInfo("Asia/Jakarta")
 
 
-def http_date(now: datetime) -> str:
+def http_date(instant: datetime) -> str:
     """`Date` as RFC 7231 wants it: `Fri, 27 Nov 2026 01:02:03 GMT`."""
-    return format_datetime(now.astimezone(UTC), usegmt=True)
+    return format_datetime(instant.astimezone(UTC), usegmt=True)
 
 
 def digest(body: bytes) -> str:
