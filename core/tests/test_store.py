@@ -533,3 +533,43 @@ async def test_a_replica_whose_claim_ran_out_cannot_undo_the_new_holders_claim(
     finally:
         await slow.close()
         await fast.close()
+
+
+async def test_a_lost_owner_lock_connection_is_reconnected_and_claims_are_released_again(
+    postgres_url: str,
+) -> None:
+    store = PostgresStore(postgres_url, owner="cut")
+    await store.open()
+    try:
+        await store.ingest(IngestRequest(records=[sale("T1")], routes=[["s"]]))
+        later = datetime(2100, 1, 1, tzinfo=UTC)  # due whatever the clocks say
+        assert len(await store.claim_outbox("s", now=later, limit=1, lease_seconds=60)) == 1
+        # The database drops the owner-lock connection (only this store's own backend).
+        killer = await asyncpg.connect(postgres_url)
+        try:
+            pid = store._alive.get_server_pid()
+            assert await killer.fetchval("SELECT pg_terminate_backend($1)", pid)
+
+            async def freed() -> int | None:
+                try:
+                    return await store.release_claims("s")
+                except StoreUnavailable:
+                    return None
+
+            released = None
+            for _ in range(50):  # the first call may see the dead connection, then reconnects
+                released = await freed()
+                if released is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert released == 1
+            assert store._alive.get_server_pid() != pid
+            locked = await killer.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1",
+                store._alive.get_server_pid(),
+            )
+            assert locked == 1  # holds its owner lock again
+        finally:
+            await killer.close()
+    finally:
+        await store.close()

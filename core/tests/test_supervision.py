@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from sambung import supervision
+from sambung.admin import DAEMON_KEY, readyz
+from sambung.store.sqlite import SqliteStore
 from sambung.supervision import Loops
 
 
@@ -40,3 +48,88 @@ async def test_a_loop_that_returns_is_reported_as_stopped() -> None:
     with pytest.raises(ValueError, match="already running"):
         loops.start("short", done)
     await loops.stop()
+
+
+async def test_a_crash_looping_loop_is_a_problem_until_it_runs_a_window_without_crashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(supervision, "RESTART_DELAYS", (0.0,))
+    now = [1000.0]
+    crashing = True
+    running = asyncio.Event()
+
+    async def inbox_runner() -> None:
+        if crashing:
+            raise OSError("inbox folder vanished")
+        running.set()
+        await asyncio.Event().wait()
+
+    loops = Loops(monotonic=lambda: now[0])
+    loops.start("filedrop:kemang/pawoon", inbox_runner)
+    loops.start("outbox.backend", lambda: asyncio.Event().wait())
+    while len(loops._crashes["filedrop:kemang/pawoon"]) < supervision.CRASH_LOOP_CRASHES:
+        await asyncio.sleep(0)
+    crashing = False
+    await asyncio.wait_for(running.wait(), timeout=5)
+
+    problems = loops.problems()
+    assert list(problems) == ["filedrop:kemang/pawoon"]
+    assert problems["filedrop:kemang/pawoon"].startswith("crash-looping: 3 crashes")
+    now[0] += supervision.CRASH_LOOP_WINDOW + 1  # runs a whole window without crashing
+    assert loops.problems() == {}
+    await loops.stop()
+
+
+async def test_a_loop_waiting_to_restart_after_a_crash_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(supervision, "RESTART_DELAYS", (30.0,))
+
+    async def dispatcher() -> None:
+        raise ConnectionError("connection is closed")
+
+    loops = Loops()
+    loops.start("outbox.backend", dispatcher)
+    while not loops.problems():
+        await asyncio.sleep(0)
+    assert loops.problems() == {
+        "outbox.backend": "down after a crash, restarting: ConnectionError: connection is closed"
+    }
+    assert loops.stopped() == []
+    await loops.stop()
+
+
+async def test_readyz_names_a_crash_looping_loop_and_turns_ready_after_recovery(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(supervision, "RESTART_DELAYS", (0.0,))
+    now = [0.0]
+    crashing = True
+
+    async def inbox_runner() -> None:
+        if crashing:
+            raise OSError("inbox folder vanished")
+        await asyncio.Event().wait()
+
+    store = SqliteStore(tmp_path / "sambung.db")
+    await store.open()
+    loops = Loops(monotonic=lambda: now[0])
+    app = web.Application()
+    app[DAEMON_KEY] = cast(Any, SimpleNamespace(store=store, loops=loops))
+    try:
+        loops.start("filedrop:kemang/pawoon", inbox_runner)
+        while len(loops._crashes["filedrop:kemang/pawoon"]) < supervision.CRASH_LOOP_CRASHES:
+            await asyncio.sleep(0)
+        crashing = False
+        answer = await readyz(make_mocked_request("GET", "/readyz", app=app))
+        assert answer.status == 503
+        body = json.loads(cast(bytes, answer.body))
+        assert body["ready"] is False
+        assert body["problems"][0].startswith("loop filedrop:kemang/pawoon: crash-looping")
+
+        now[0] += supervision.CRASH_LOOP_WINDOW + 1
+        answer = await readyz(make_mocked_request("GET", "/readyz", app=app))
+        assert answer.status == 200
+    finally:
+        await loops.stop()
+        await store.close()

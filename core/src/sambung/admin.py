@@ -67,14 +67,15 @@ def admin_app(daemon: Daemon, token: str) -> web.Application:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 when the store answers and every supervised loop is running; 503 otherwise."""
+    """200 when the store answers and every supervised loop runs (none down, stopped or
+    crash-looping); 503 otherwise, naming each loop and why."""
     daemon = request.app[DAEMON_KEY]
     problems: list[str] = []
     try:
         await daemon.store.ping()
     except StoreUnavailable as err:
         problems.append(f"store: {err}")
-    problems.extend(f"loop {name} is not running" for name in daemon.loops.stopped())
+    problems.extend(f"loop {name}: {why}" for name, why in daemon.loops.problems().items())
     status = 503 if problems else 200
     return web.json_response({"ready": not problems, "problems": problems}, status=status)
 
@@ -98,6 +99,7 @@ async def status_endpoint(request: web.Request) -> web.Response:
         "connections": await connection_status(daemon.store, daemon.loaded),
         "sinks": await sink_status(daemon.store, daemon.loaded, now, daemon.dispatcher),
         "loops_stopped": daemon.loops.stopped(),
+        "loop_problems": daemon.loops.problems(),
         "replica": daemon.replica.id,
         "leases": await lease_status(daemon.store, now),
     }

@@ -1,9 +1,16 @@
 """Every background loop of the daemon runs under supervision: restarted when it crashes,
-logged once when it starts failing and once when it recovers, cancelled on shutdown."""
+logged once when it starts failing and once when it recovers, cancelled on shutdown.
+
+Supervision also feeds readiness: a loop that is down (waiting to be restarted after a crash)
+or crash-looping (crashed `CRASH_LOOP_CRASHES` times within `CRASH_LOOP_WINDOW` seconds) is a
+problem that `/readyz` and status report by name until it has run a window without crashing.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,18 +21,25 @@ log = structlog.get_logger("sambung.supervision")
 LoopFactory = Callable[[], Awaitable[None]]
 # Restart delays after consecutive crashes, in seconds; the last one repeats.
 RESTART_DELAYS = (1.0, 2.0, 5.0, 15.0, 60.0)
+# This many crashes within the window make a loop crash-looping, even while it runs between them.
+CRASH_LOOP_CRASHES = 3
+CRASH_LOOP_WINDOW = 60.0
 
 
 class Loops:
     """The supervised loops of one daemon, by name."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._monotonic = monotonic
+        self._crashes: dict[str, deque[float]] = {}
+        self._down: dict[str, str] = {}  # loop → the error it is waiting to restart after
 
     def start(self, name: str, factory: LoopFactory, **bind: Any) -> None:
         """Run `factory()` until shutdown, restarting it with a growing delay when it raises."""
         if name in self._tasks:
             raise ValueError(f"a loop named {name!r} is already running")
+        self._crashes[name] = deque(maxlen=CRASH_LOOP_CRASHES)
         self._tasks[name] = asyncio.create_task(self._supervise(name, factory, bind), name=name)
 
     async def _supervise(self, name: str, factory: LoopFactory, bind: dict[str, Any]) -> None:
@@ -40,13 +54,30 @@ class Loops:
                 raise
             except Exception as err:
                 delay = RESTART_DELAYS[min(crashes, len(RESTART_DELAYS) - 1)]
+                error = f"{type(err).__name__}: {err}"
                 if crashes == 0:  # once when it starts failing, not at every restart
-                    bound.exception(
-                        "loop.crashed", error=f"{type(err).__name__}: {err}", restart_in=delay
-                    )
+                    bound.exception("loop.crashed", error=error, restart_in=delay)
                 crashes += 1
+                self._crashes[name].append(self._monotonic())
+                self._down[name] = error
                 await asyncio.sleep(delay)
+                self._down.pop(name, None)
                 bound.info("loop.restarting", crashes=crashes)
+
+    def problems(self) -> dict[str, str]:
+        """Loop name → why it keeps this daemon from being ready (stopped, down, crash-looping)."""
+        found = {name: "stopped: it should run until shutdown" for name in self.stopped()}
+        now = self._monotonic()
+        for name, crashed in self._crashes.items():
+            if name in found:
+                continue
+            if name in self._down:
+                found[name] = f"down after a crash, restarting: {self._down[name]}"
+            elif len(crashed) == CRASH_LOOP_CRASHES and now - crashed[0] <= CRASH_LOOP_WINDOW:
+                found[name] = (
+                    f"crash-looping: {CRASH_LOOP_CRASHES} crashes in {now - crashed[0]:.0f}s"
+                )
+        return found
 
     def stopped(self) -> list[str]:
         """Names of loops that are no longer running (they should run until shutdown)."""

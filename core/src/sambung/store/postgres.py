@@ -25,6 +25,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
+import structlog
 
 from ..clock import Clock, SystemClock
 from ..errors import ConfigError, StoreUnavailable
@@ -63,6 +64,8 @@ from .queries import (
     filters,
     stored_record,
 )
+
+log = structlog.get_logger("sambung.store.postgres")
 
 _MAX_GROUP = 512
 _WRITERS = 2
@@ -616,13 +619,7 @@ class PostgresStore(Store):
 
     async def release_claims(self, sink: str | None = None) -> int:
         """Drop this owner's claims and those of owners that are gone (of one sink, if given)."""
-        if self._alive is None:
-            raise StoreUnavailable("the store is not open")
-        try:
-            async with self._alive_lock:
-                gone = await self._gone_owners()
-        except _FAILURES as err:
-            raise _unavailable("query failed", err) from err
+        gone = await self._owners_gone()
         clause, params = ("", []) if sink is None else (" AND sink = $3", [sink])
         return await self._execute(
             "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL"
@@ -632,6 +629,41 @@ class PostgresStore(Store):
             None in gone,
             *params,
         )
+
+    async def _owners_gone(self) -> list[str | None]:
+        """`_gone_owners` on the owner-lock connection, reconnected first if it was lost.
+
+        A lost connection is closed and replaced (taking the owner lock again) on the next call,
+        so the loops that call this recover once the database answers, without a restart.
+        """
+        if self._pool is None:
+            raise StoreUnavailable("the store is not open")
+        async with self._alive_lock:
+            try:
+                if self._alive is None or self._alive.is_closed():
+                    await self._reconnect_owner()
+                return await self._gone_owners()
+            except _FAILURES as err:
+                if self._alive is not None:
+                    self._alive.terminate()  # never reused half-way through an operation
+                    self._alive = None
+                raise _unavailable("query failed", err) from err
+
+    async def _reconnect_owner(self) -> None:
+        """A new owner-lock connection holding this owner's advisory lock again."""
+        if self._alive is not None:
+            self._alive.terminate()
+            self._alive = None
+        conn = await asyncpg.connect(self.url)
+        try:
+            await conn.execute(
+                "SELECT pg_advisory_lock(hashtextextended($1, 0))", _owner_key(self.owner)
+            )
+        except BaseException:
+            conn.terminate()
+            raise
+        self._alive = conn
+        log.info("store.owner_lock_reconnected", owner=self.owner)
 
     async def _gone_owners(self) -> list[str | None]:
         """This owner, and every other owner holding claims whose connection is gone."""
@@ -656,13 +688,7 @@ class PostgresStore(Store):
 
     async def release_orphaned_claims(self) -> int:
         """Free the claims of owners whose connection is gone (never this owner's)."""
-        if self._alive is None:
-            raise StoreUnavailable("the store is not open")
-        try:
-            async with self._alive_lock:
-                gone = await self._gone_owners()
-        except _FAILURES as err:
-            raise _unavailable("query failed", err) from err
+        gone = await self._owners_gone()
         others = [owner for owner in gone if owner is not None and owner != self.owner]
         if not others:
             return 0
