@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from .errors import InvalidRecord, SambungError
 from .models import Record
+from .parse import MAX_AMOUNT_DECIMALS, MAX_AMOUNT_DIGITS, MAX_YEAR, MIN_YEAR, bounded_amount
 
 # Rows read ahead to decide the number style; kept in memory, so bounded.
 SAMPLE_ROWS = 2000
@@ -134,9 +135,12 @@ def parse_amount(cell: str, style: NumberStyle | None) -> Decimal:
     text, negative = _bare(cell)
     if not text:
         raise AmountError("empty amount")
+    # Bounded before any conversion: grouping separators at most double the digits.
+    if len(text) > 2 * (MAX_AMOUNT_DIGITS + MAX_AMOUNT_DECIMALS):
+        raise AmountError(f"amount longer than {MAX_AMOUNT_DIGITS} digits: {cell[:40]!r}…")
     if _DIGITS.match(text):
         value = Decimal(text)
-        return -value if negative else value
+        return _bounded(-value if negative else value, cell)
     if style is None or style is NumberStyle.AUTO:
         evidence = style_evidence(cell)
         if evidence is None:
@@ -155,7 +159,15 @@ def parse_amount(cell: str, style: NumberStyle | None) -> Decimal:
         value = Decimal(text)
     except InvalidOperation:
         raise AmountError(f"not an amount: {cell!r}") from None
-    return -value if negative else value
+    return _bounded(-value if negative else value, cell)
+
+
+def _bounded(value: Decimal, cell: str) -> Decimal:
+    """`value` if its digits fit what the model keeps (see `sambung.parse.bounded_amount`)."""
+    try:
+        return bounded_amount(value, "amount")
+    except InvalidRecord as err:
+        raise AmountError(f"{err.reason}: {cell[:40]!r}") from None
 
 
 def format_amount(value: Decimal, style: NumberStyle, *, prefix: str = "") -> str:
@@ -194,6 +206,9 @@ def local_moment(cell: str, tz: ZoneInfo) -> tuple[datetime, date]:
             raise ValueError(f"not a date and time: {cell!r}") from None
         day, month, year, hour, minute, second = match.groups()
         parsed = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        # Before any zone arithmetic: 0001-01-01 or 9999-12-31 overflow when moved to UTC.
+        raise ValueError(f"year {parsed.year} is outside {MIN_YEAR}..{MAX_YEAR}: {cell!r}")
     if parsed.tzinfo is not None:
         return parsed, parsed.astimezone(tz).date()
     key = (tz, parsed.year, parsed.month, parsed.day, parsed.hour)
@@ -342,6 +357,16 @@ def open_csv(
     )
 
 
+# OWASP CSV injection: a cell starting with one of these is a formula to a spreadsheet.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: object) -> str:
+    """A cell as text a spreadsheet shows and never evaluates (`=SUM(…)` → `'=SUM(…)`)."""
+    text = "" if cell is None else str(cell)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 class CellError(ValueError):
     """One cell of a row is wrong: which column and why."""
 
@@ -429,5 +454,7 @@ def map_rows(stream: CsvStream, mapper: Callable[[Row], Record]) -> Iterator[Rec
         row.cells = cells  # one Row re-pointed at each line: no object per row
         try:
             yield mapper(row)
-        except (CellError, InvalidRecord, ValidationError) as err:
+        except (CellError, InvalidRecord, ValidationError, ArithmeticError, ValueError) as err:
+            # Arithmetic and value errors too: whatever a cell holds ends as that row's error,
+            # never as an exception that stops the file (and, in the daemon, the inbox).
             yield row_error(number, cells, err)
