@@ -65,3 +65,15 @@ def test_a_date_out_of_range_is_that_rows_error(cell: str, column: str) -> None:
 def test_an_amount_beyond_every_bound_is_that_rows_error(cell: str) -> None:
     rows = read(f"No. Nota;Tanggal;Jumlah\nN-1;2026-11-26 10:00;{cell}\n", COLUMNS)
     assert isinstance(rows[0], RowError) and rows[0].column == "Jumlah"
+
+
+def test_a_200_kb_cell_rejects_its_row_not_the_file() -> None:
+    rows = read(
+        "No. Nota;Tanggal;Jumlah;payment_method\n"
+        f"N-1;2026-11-26 10:00;Rp 1.000;{'x' * 200_000}\n"
+        "N-2;2026-11-26 10:00;Rp 2.000;Tunai\n",
+        COLUMNS,
+    )
+    bad, good = rows
+    assert isinstance(bad, RowError) and (bad.row, bad.column) == (2, "payment_method")
+    assert isinstance(good, Transaction) and good.total == 2000

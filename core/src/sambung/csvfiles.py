@@ -26,11 +26,19 @@ from pydantic import ValidationError
 
 from .errors import InvalidRecord, SambungError
 from .models import Record
-from .parse import MAX_AMOUNT_DECIMALS, MAX_AMOUNT_DIGITS, MAX_YEAR, MIN_YEAR, bounded_amount
+from .parse import (
+    MAX_AMOUNT_DECIMALS,
+    MAX_AMOUNT_DIGITS,
+    MAX_TEXT_CHARS,
+    MAX_YEAR,
+    MIN_YEAR,
+    bounded_amount,
+)
 
 # Rows read ahead to decide the number style; kept in memory, so bounded.
 SAMPLE_ROWS = 2000
 _PROBE_BYTES = 64 * 1024
+_FIELD_LIMIT = 16 * 1024 * 1024
 DELIMITERS = (";", ",", "\t")
 
 
@@ -324,6 +332,10 @@ def open_csv(
         raise FileError("the file is empty: expected a header line")
     delimiter = detect_delimiter(header_line)
     header = [cell.strip() for cell in next(csv.reader([header_line], delimiter=delimiter))]
+    # A cell past csv's own limit (128 KiB) would refuse the whole file; above ours it is only
+    # that row's error (map_rows), so csv may read up to a bound that still caps memory per row.
+    if csv.field_size_limit() < _FIELD_LIMIT:
+        csv.field_size_limit(_FIELD_LIMIT)
     reader = csv.reader(text, delimiter=delimiter)
 
     def numbered() -> Iterator[tuple[int, list[str]]]:
@@ -447,11 +459,22 @@ class Row:
         return header[position] if position is not None and position < len(header) else None
 
 
+def _oversized(stream: CsvStream, number: int, cells: list[str]) -> RowError:
+    """The row error for a row holding a cell longer than any value a record keeps."""
+    position = max(range(len(cells)), key=lambda i: len(cells[i]))
+    column = stream.header[position] if position < len(stream.header) else None
+    reason = f"cell longer than {MAX_TEXT_CHARS} characters ({len(cells[position])})"
+    return RowError(number, column, reason, tuple(cells))
+
+
 def map_rows(stream: CsvStream, mapper: Callable[[Row], Record]) -> Iterator[Record | RowError]:
     """Apply a plugin's row mapper to every row, turning each failure into a `RowError`."""
     row = Row(stream, [])
     for number, cells in stream.rows():
         row.cells = cells  # one Row re-pointed at each line: no object per row
+        if cells and max(map(len, cells)) > MAX_TEXT_CHARS:
+            yield _oversized(stream, number, cells)
+            continue
         try:
             yield mapper(row)
         except (CellError, InvalidRecord, ValidationError, ArithmeticError, ValueError) as err:
