@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from sambung.clock import SystemClock
-from sambung.filedrop import FileImporter
+from sambung.csvfiles import RowError
+from sambung.filedrop import ErrorsFile, FileImporter
 from sambung.inbox import InboxWatcher
 from sambung.store import DeadLetterQuery, Store
 from sambung.testing import make_connector
@@ -249,3 +250,14 @@ async def test_a_rejected_row_replays_into_a_record_once_the_connection_is_fixed
     assert record is not None and '"total":"27500"' in record.payload
     [again] = await DeadLetters(store, loaded("id"), clock=SystemClock()).replay([letter.id])
     assert again.result == "not_open"
+
+
+def test_the_errors_file_neutralises_formula_cells(tmp_path: Path) -> None:
+    errors = ErrorsFile(tmp_path / "x.csv.errors.csv", ["id", "total"])
+    cells = ('=HYPERLINK("http://evil")', "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "ok")
+    errors.write(RowError(2, "total", "not an amount", cells))
+    written = errors.finish()
+    assert written is not None
+    with written.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[1][3:] == ["'" + c for c in cells[:-1]] + ["ok"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from sambung.clock import SystemClock
-from sambung.store import DeadLetter, Store
+from sambung.store import DeadLetter, DeadLetterQuery, Store
 from sambung.testing import make_connector, signed_request
 from sambung.webhooks import WebhookIngest
 from sambung_pawoon.connector import PawoonConnector
@@ -26,3 +27,33 @@ async def test_dead_letter_hook_fires_once_per_new_entry(store: Store) -> None:
     assert [entry.id for entry in told] == [first.body["dead_letter_id"]]
     assert told[0].stage == "ingest" and told[0].connector == "pawoon"
     assert told[0].field == first.body["field"]
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        '"payment_method": "QR\\ud800IS"',  # a lone surrogate: no UTF-8 can hold it
+        '"transaction_id": "TRX-\\udfff"',
+        '"transaction_id": "TRX-\\u0000"',
+    ],
+)
+async def test_text_the_store_cannot_keep_is_422_with_the_raw_body_kept(
+    store: Store, field: str
+) -> None:
+    ingest = WebhookIngest(store, lambda outlet, kind: (), SystemClock(), lambda entry: None)
+    pawoon = make_connector(PawoonConnector, {"mode": "webhook", "webhook_secret": "s3cret"})
+    body = (
+        '{"event_type": "transaction.created", "data": {"transaction_id": "TRX-1", '
+        '"total": 27800, "tax": 2750, "timestamp": "2026-11-26 20:15:00", '
+        '"payment_method": "QRIS", '
+        f'"items": [], {field}}}}}'
+    ).encode()
+    answer = await ingest.handle(
+        pawoon, signed_request(body, secret="s3cret", header="X-Webhook-Signature"), None
+    )
+
+    assert answer.status == 422, answer.body
+    [letter] = await store.find_dead_letters(DeadLetterQuery())
+    assert letter.id == answer.body["dead_letter_id"]
+    raw = await store.get_raw_event(answer.body["raw_event_id"])
+    assert raw is not None and raw.body == body

@@ -42,3 +42,38 @@ def test_renamed_columns_and_optional_ones() -> None:
 def test_a_missing_required_column_refuses_the_file() -> None:
     with pytest.raises(FileError, match="Jumlah"):
         read("No. Nota;Tanggal\nN-1;2026-11-26 10:00\n", COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("cell", "column"),
+    [
+        ("0001-01-01 00:00:00", "Tanggal"),
+        ("9999-12-31 23:59:59", "Tanggal"),
+        ("31/12/9999 23:59", "Tanggal"),
+    ],
+)
+def test_a_date_out_of_range_is_that_rows_error(cell: str, column: str) -> None:
+    rows = read(
+        f"No. Nota;Tanggal;Jumlah\nN-1;{cell};Rp 1.000\nN-2;2026-11-26 10:00;Rp 2.000\n", COLUMNS
+    )
+    bad, good = rows
+    assert isinstance(bad, RowError) and bad.column == column
+    assert isinstance(good, Transaction) and good.total == 2000
+
+
+@pytest.mark.parametrize("cell", ["9" * 29, "9" * 5000, "1." + "1" * 5000, "1e400000"])
+def test_an_amount_beyond_every_bound_is_that_rows_error(cell: str) -> None:
+    rows = read(f"No. Nota;Tanggal;Jumlah\nN-1;2026-11-26 10:00;{cell}\n", COLUMNS)
+    assert isinstance(rows[0], RowError) and rows[0].column == "Jumlah"
+
+
+def test_a_200_kb_cell_rejects_its_row_not_the_file() -> None:
+    rows = read(
+        "No. Nota;Tanggal;Jumlah;payment_method\n"
+        f"N-1;2026-11-26 10:00;Rp 1.000;{'x' * 200_000}\n"
+        "N-2;2026-11-26 10:00;Rp 2.000;Tunai\n",
+        COLUMNS,
+    )
+    bad, good = rows
+    assert isinstance(bad, RowError) and (bad.row, bad.column) == (2, "payment_method")
+    assert isinstance(good, Transaction) and good.total == 2000

@@ -108,3 +108,57 @@ def test_text_turns_numeric_ids_into_text() -> None:
 
 def test_loads_accepts_a_utf8_byte_order_mark() -> None:
     assert loads(b'\xef\xbb\xbf{"total": 1.50}') == {"total": Decimal("1.50")}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1234567.50", Decimal("1234567.50")),
+        ("1.234.567,50", Decimal("1234567.50")),
+        ("1,234,567.50", Decimal("1234567.50")),
+        ("27500", Decimal(27500)),
+        (Decimal("755.0125"), Decimal("755.0125")),
+        (Decimal("755.01250000000000000000"), Decimal("755.01250000000000000000")),
+    ],
+)
+def test_amounts_as_vendors_send_them(value: object, expected: Decimal) -> None:
+    assert money(value, "total") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "١٢٣",  # Arabic-Indic digits
+        "1_000",
+        "1e5",
+        "1." + "5" * 5000,
+        "9" * 29,
+        Decimal("1e300000"),
+        Decimal("1e-300000"),
+        10**30,
+        loads(b'{"t": 1e300000}')["t"],
+    ],
+)
+def test_amounts_beyond_what_a_vendor_sends_are_field_errors(value: object) -> None:
+    with pytest.raises(InvalidRecord) as caught:
+        money(value, "data.total")
+    assert caught.value.field == "data.total"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        loads(b'{"t": 1e300000}')["t"],
+        loads(b'{"t": -1e300000}')["t"],
+        10**200,
+        -1,
+        "0001-01-01T00:00:00",
+        "9999-12-31 23:59:59",
+        "9999-12-31T23:59:59-14:00",
+        "2026-11-26T10:00:00." + "0" * 100_000,
+    ],
+)
+def test_timestamps_outside_the_plausible_years_are_field_errors(value: object) -> None:
+    with pytest.raises(InvalidRecord) as caught:
+        timestamp(value, WIB, "data.timestamp")
+    assert caught.value.field == "data.timestamp"

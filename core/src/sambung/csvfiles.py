@@ -26,10 +26,19 @@ from pydantic import ValidationError
 
 from .errors import InvalidRecord, SambungError
 from .models import Record
+from .parse import (
+    MAX_AMOUNT_DECIMALS,
+    MAX_AMOUNT_DIGITS,
+    MAX_TEXT_CHARS,
+    MAX_YEAR,
+    MIN_YEAR,
+    bounded_amount,
+)
 
 # Rows read ahead to decide the number style; kept in memory, so bounded.
 SAMPLE_ROWS = 2000
 _PROBE_BYTES = 64 * 1024
+_FIELD_LIMIT = 16 * 1024 * 1024
 DELIMITERS = (";", ",", "\t")
 
 
@@ -134,9 +143,12 @@ def parse_amount(cell: str, style: NumberStyle | None) -> Decimal:
     text, negative = _bare(cell)
     if not text:
         raise AmountError("empty amount")
+    # Bounded before any conversion: grouping separators at most double the digits.
+    if len(text) > 2 * (MAX_AMOUNT_DIGITS + MAX_AMOUNT_DECIMALS):
+        raise AmountError(f"amount longer than {MAX_AMOUNT_DIGITS} digits: {cell[:40]!r}…")
     if _DIGITS.match(text):
         value = Decimal(text)
-        return -value if negative else value
+        return _bounded(-value if negative else value, cell)
     if style is None or style is NumberStyle.AUTO:
         evidence = style_evidence(cell)
         if evidence is None:
@@ -155,7 +167,15 @@ def parse_amount(cell: str, style: NumberStyle | None) -> Decimal:
         value = Decimal(text)
     except InvalidOperation:
         raise AmountError(f"not an amount: {cell!r}") from None
-    return -value if negative else value
+    return _bounded(-value if negative else value, cell)
+
+
+def _bounded(value: Decimal, cell: str) -> Decimal:
+    """`value` if its digits fit what the model keeps (see `sambung.parse.bounded_amount`)."""
+    try:
+        return bounded_amount(value, "amount")
+    except InvalidRecord as err:
+        raise AmountError(f"{err.reason}: {cell[:40]!r}") from None
 
 
 def format_amount(value: Decimal, style: NumberStyle, *, prefix: str = "") -> str:
@@ -194,6 +214,9 @@ def local_moment(cell: str, tz: ZoneInfo) -> tuple[datetime, date]:
             raise ValueError(f"not a date and time: {cell!r}") from None
         day, month, year, hour, minute, second = match.groups()
         parsed = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        # Before any zone arithmetic: 0001-01-01 or 9999-12-31 overflow when moved to UTC.
+        raise ValueError(f"year {parsed.year} is outside {MIN_YEAR}..{MAX_YEAR}: {cell!r}")
     if parsed.tzinfo is not None:
         return parsed, parsed.astimezone(tz).date()
     key = (tz, parsed.year, parsed.month, parsed.day, parsed.hour)
@@ -309,6 +332,10 @@ def open_csv(
         raise FileError("the file is empty: expected a header line")
     delimiter = detect_delimiter(header_line)
     header = [cell.strip() for cell in next(csv.reader([header_line], delimiter=delimiter))]
+    # A cell past csv's own limit (128 KiB) would refuse the whole file; above ours it is only
+    # that row's error (map_rows), so csv may read up to a bound that still caps memory per row.
+    if csv.field_size_limit() < _FIELD_LIMIT:
+        csv.field_size_limit(_FIELD_LIMIT)
     reader = csv.reader(text, delimiter=delimiter)
 
     def numbered() -> Iterator[tuple[int, list[str]]]:
@@ -340,6 +367,16 @@ def open_csv(
         tz=tz,
         _rows=rows,
     )
+
+
+# OWASP CSV injection: a cell starting with one of these is a formula to a spreadsheet.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: object) -> str:
+    """A cell as text a spreadsheet shows and never evaluates (`=SUM(…)` → `'=SUM(…)`)."""
+    text = "" if cell is None else str(cell)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 class CellError(ValueError):
@@ -422,12 +459,25 @@ class Row:
         return header[position] if position is not None and position < len(header) else None
 
 
+def _oversized(stream: CsvStream, number: int, cells: list[str]) -> RowError:
+    """The row error for a row holding a cell longer than any value a record keeps."""
+    position = max(range(len(cells)), key=lambda i: len(cells[i]))
+    column = stream.header[position] if position < len(stream.header) else None
+    reason = f"cell longer than {MAX_TEXT_CHARS} characters ({len(cells[position])})"
+    return RowError(number, column, reason, tuple(cells))
+
+
 def map_rows(stream: CsvStream, mapper: Callable[[Row], Record]) -> Iterator[Record | RowError]:
     """Apply a plugin's row mapper to every row, turning each failure into a `RowError`."""
     row = Row(stream, [])
     for number, cells in stream.rows():
         row.cells = cells  # one Row re-pointed at each line: no object per row
+        if cells and max(map(len, cells)) > MAX_TEXT_CHARS:
+            yield _oversized(stream, number, cells)
+            continue
         try:
             yield mapper(row)
-        except (CellError, InvalidRecord, ValidationError) as err:
+        except (CellError, InvalidRecord, ValidationError, ArithmeticError, ValueError) as err:
+            # Arithmetic and value errors too: whatever a cell holds ends as that row's error,
+            # never as an exception that stops the file (and, in the daemon, the inbox).
             yield row_error(number, cells, err)

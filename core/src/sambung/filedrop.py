@@ -41,7 +41,15 @@ except ImportError:  # Windows: no fcntl, and no fork either
 from . import metrics
 from .clock import Clock
 from .connectors import FileDropConnector
-from .csvfiles import CsvStream, EncodingError, FileError, NumberStyle, RowError, open_csv
+from .csvfiles import (
+    CsvStream,
+    EncodingError,
+    FileError,
+    NumberStyle,
+    RowError,
+    open_csv,
+    spreadsheet_safe,
+)
 from .generic_csv import amount_headers, parse_generic
 from .models import Record, SerializedRecord
 from .store import DeadLetterIn, ImportedFile, IngestRequest, RawEvent, Store
@@ -166,8 +174,11 @@ class ErrorsFile:
             self._temp.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self._temp.open("w", encoding="utf-8", newline="")
             self._writer = csv.writer(self._handle)
-            self._writer.writerow(["row", "column", "reason", *self.header])
-        self._writer.writerow([error.row, error.column or "", error.reason, *error.values])
+            self._writer.writerow(
+                spreadsheet_safe(c) for c in ["row", "column", "reason", *self.header]
+            )
+        cells = [error.row, error.column or "", error.reason, *error.values]
+        self._writer.writerow(spreadsheet_safe(cell) for cell in cells)
 
     def finish(self) -> Path | None:
         """Move the finished file into place; None when there was nothing to report."""

@@ -26,6 +26,7 @@ import structlog
 
 from .connections import file_drop_connections, file_drop_connector
 from .connectors import FileDropConnector
+from .csvfiles import spreadsheet_safe
 from .filedrop import FileImporter, ImportReport
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ def _write_file_error(path: Path, reason: str) -> None:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["row", "column", "reason"])
-        writer.writerow(["", "", reason])
+        writer.writerow(["", "", spreadsheet_safe(reason)])
 
 
 def start_file_drop(daemon: Daemon) -> None:

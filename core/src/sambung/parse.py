@@ -7,6 +7,7 @@ expects and core answers the sender with the exact field that was wrong.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -18,6 +19,21 @@ from .errors import InvalidPayload, InvalidRecord
 
 _MISSING = object()
 _ZERO = Decimal(0)
+
+# Bounds checked before any conversion, so a hostile number costs nothing to refuse: no till
+# or gateway needs more, and `1e300000` or 5,000 decimals would otherwise cost CPU downstream.
+MAX_AMOUNT_DIGITS = 20  # before the decimal point: far beyond any rupiah total
+MAX_AMOUNT_DECIMALS = 12
+MAX_TEXT_CHARS = 10_000
+# Plausible instants for a sale or a payment: anything outside is a vendor or sender error.
+MIN_YEAR, MAX_YEAR = 2000, 2100
+MIN_EPOCH = int(datetime(MIN_YEAR, 1, 1, tzinfo=UTC).timestamp())
+MAX_EPOCH = int(datetime(MAX_YEAR, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
+# Amounts as text: plain (`-1234.50`), or grouped the Indonesian (`1.234.567,50`) or English
+# (`1,234,567.50`) way. ASCII digits only: `\d` would let Arabic-Indic digits through.
+_PLAIN = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+_GROUPED_ID = re.compile(r"[+-]?[0-9]{1,3}(?:\.[0-9]{3})+(?:,[0-9]+)?|[+-]?[0-9]+,[0-9]+")
+_GROUPED_EN = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
 
 
 def loads(body: bytes | str) -> Any:
@@ -97,16 +113,60 @@ def money(value: Any, field: str) -> Decimal:
     elif isinstance(value, int):
         amount = Decimal(value)
     elif isinstance(value, str):
-        text = value.strip()
-        try:
-            amount = Decimal(text)
-        except InvalidOperation:
-            raise InvalidRecord(f"not an amount: {value!r}", field=field) from None
+        amount = _amount_text(value, field)
     else:
         raise InvalidRecord(f"expected an amount, got {type(value).__name__}", field=field)
     if not amount.is_finite():
-        raise InvalidRecord(f"not a finite amount: {value!r}", field=field)
+        raise InvalidRecord(f"not a finite amount: {_short(value)}", field=field)
+    return bounded_amount(amount, field)
+
+
+def bounded_amount(amount: Decimal, field: str) -> Decimal:
+    """`amount` unchanged if its digits fit the bounds every amount is held to, else an error."""
+    exponent = amount.as_tuple().exponent
+    if not isinstance(exponent, int):
+        raise InvalidRecord(f"not a finite amount: {amount!r}", field=field)
+    if amount and amount.adjusted() >= MAX_AMOUNT_DIGITS:
+        raise InvalidRecord(f"amount has more than {MAX_AMOUNT_DIGITS} digits", field=field)
+    # Trailing zeros are no precision (755.0125000): only refuse digits that carry value.
+    if -exponent > MAX_AMOUNT_DECIMALS and -_exponent(amount.normalize()) > MAX_AMOUNT_DECIMALS:
+        raise InvalidRecord(
+            f"amount has more than {MAX_AMOUNT_DECIMALS} decimal places", field=field
+        )
     return amount
+
+
+def _exponent(amount: Decimal) -> int:
+    exponent = amount.as_tuple().exponent
+    return exponent if isinstance(exponent, int) else 0
+
+
+def _amount_text(value: str, field: str) -> Decimal:
+    text = value.strip()
+    if len(text) > 2 * (MAX_AMOUNT_DIGITS + MAX_AMOUNT_DECIMALS):
+        raise InvalidRecord(f"not an amount: {_short(value)}", field=field)
+    if _PLAIN.fullmatch(text):
+        plain = text
+    elif _GROUPED_ID.fullmatch(text):
+        plain = text.replace(".", "").replace(",", ".")
+    elif _GROUPED_EN.fullmatch(text):
+        plain = text.replace(",", "")
+    else:
+        raise InvalidRecord(
+            f"not an amount: {_short(value)} (expected digits like 1234567.50, "
+            "1.234.567,50 or 1,234,567.50)",
+            field=field,
+        )
+    try:
+        return Decimal(plain)
+    except InvalidOperation:  # pragma: no cover - the patterns admit only valid decimals
+        raise InvalidRecord(f"not an amount: {_short(value)}", field=field) from None
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, cut so a huge cell does not make a huge message."""
+    shown = repr(value)
+    return shown if len(shown) <= 80 else f"{shown[:60]}… ({len(shown)} characters)"
 
 
 def optional_money(node: Any, key: str, *, at: str = "") -> Decimal:
@@ -168,19 +228,34 @@ def timestamp(value: Any, tz: ZoneInfo, field: str) -> datetime:
     if isinstance(value, bool) or value is None:
         raise InvalidRecord(f"expected a timestamp, got {value!r}", field=field)
     if isinstance(value, int | Decimal):
-        try:
-            return datetime.fromtimestamp(int(value), tz=UTC)
-        except (OverflowError, ValueError, OSError):
-            raise InvalidRecord(f"epoch seconds out of range: {value!r}", field=field) from None
+        # Compared before converting: int(Decimal("1e300000")) alone takes seconds.
+        if not (isinstance(value, int) or value.is_finite()) or not (
+            MIN_EPOCH <= value <= MAX_EPOCH
+        ):
+            raise InvalidRecord(
+                f"epoch seconds outside {MIN_YEAR}..{MAX_YEAR}: {_short(value)}", field=field
+            )
+        return datetime.fromtimestamp(int(value), tz=UTC)
     if not isinstance(value, str):
         raise InvalidRecord(f"expected a timestamp, got {type(value).__name__}", field=field)
+    text = value.strip()
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        if len(text) > 64:
+            raise ValueError("too long")
+        parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise InvalidRecord(f"not an ISO-8601 timestamp: {value!r}", field=field) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+        raise InvalidRecord(f"not an ISO-8601 timestamp: {_short(value)}", field=field) from None
+    return plausible(parsed, tz, field)
+
+
+def plausible(moment: datetime, tz: ZoneInfo, field: str) -> datetime:
+    """`moment` in UTC (a naive one read in `tz`) if it falls in the years records may carry."""
+    # Checked on the wall-clock year first: 0001-01-01 or 9999-12-31 overflow when moved to UTC.
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise InvalidRecord(f"year {moment.year} is outside {MIN_YEAR}..{MAX_YEAR}", field=field)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(UTC)
 
 
 def business_date(instant: datetime, tz: ZoneInfo) -> date:
@@ -193,9 +268,16 @@ def text(value: Any, field: str) -> str:
     if isinstance(value, bool) or value is None:
         raise InvalidRecord(f"expected text, got {value!r}", field=field)
     if isinstance(value, int | Decimal):
-        return str(value)
+        if isinstance(value, Decimal) and not value.is_finite():
+            raise InvalidRecord(f"expected text, got {value!r}", field=field)
+        spelled = str(value)
+        if len(spelled) > 200:  # the longest id a record keeps (models.ExternalId)
+            raise InvalidRecord(f"id longer than 200 digits: {_short(value)}", field=field)
+        return spelled
     if not isinstance(value, str) or not value.strip():
-        raise InvalidRecord(f"expected non-empty text, got {value!r}", field=field)
+        raise InvalidRecord(f"expected non-empty text, got {_short(value)}", field=field)
+    if len(value) > MAX_TEXT_CHARS:
+        raise InvalidRecord(f"text longer than {MAX_TEXT_CHARS} characters", field=field)
     return value.strip()
 
 

@@ -71,7 +71,7 @@ class WebhookIngest:
             dedup_key=request.body_sha256,
             body=request.body,
             received_at=self._clock.now(),
-            content_type=content_type,
+            content_type=content_type and _printable(content_type),
         )
         try:
             request.payload  # noqa: B018 - parse once here so "not JSON" is told apart
@@ -88,12 +88,15 @@ class WebhookIngest:
             log.exception("webhook.mapping_crashed", error=f"{type(err).__name__}: {err}")
             return await self._dead_letter(connector, raw, 422, "mapping_failed", err, None)
 
+        received = raw
         raw = replace(raw, dedup_key=event.dedup_key or raw.dedup_key, event_type=event.event_type)
         routes = [self._routes(connector.outlet.id, record.kind) for record in event.records]
         try:
             result = await self._store.ingest(
                 IngestRequest(raw=raw, records=event.records, routes=routes)
             )
+        except InvalidRecord as err:  # text the store cannot keep: the sender's, kept as sent
+            return await self._dead_letter(connector, received, 422, "invalid_record", err, None)
         except StoreUnavailable as err:
             log.error("webhook.store_unavailable", error=str(err))
             return _unavailable()
@@ -134,7 +137,8 @@ class WebhookIngest:
         err: Exception,
         field: str | None,
     ) -> Answer:
-        reason = _reason(err)
+        # The reason may quote the sender's text: keep it storable, whatever that text held.
+        reason, field = _printable(_reason(err)), field and _printable(field)
         entry = DeadLetterIn(
             stage="ingest",
             outlet=connector.outlet.id,
@@ -204,6 +208,13 @@ def _check(event: WebhookEvent, connector: WebhookConnector) -> None:
                 f"{record.outlet}/{record.source_system}, expected "
                 f"{connector.outlet.id}/{connector.name}"
             )
+
+
+def _printable(text: str) -> str:
+    """`text` with what no store or log can hold (lone surrogates, NUL) spelled as escapes."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _first_field(err: ValidationError) -> str | None:

@@ -7,15 +7,17 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic_core import PydanticSerializationError
+
 from ..clock import Clock
-from ..errors import ConfigError
+from ..errors import ConfigError, InvalidRecord
 from ..models import Record, SerializedRecord
 
 Channel = Literal["webhook", "poll", "file", "replay"]
@@ -74,6 +76,44 @@ class IngestRequest:
     routes: Sequence[Sequence[str]] = ()
     dead_letter: DeadLetterIn | None = None
     cursor: CursorUpdate | None = None
+
+
+def storable(request: IngestRequest) -> IngestRequest:
+    """`request` with its records serialised, once every text in it is one the store can keep.
+
+    Raises `InvalidRecord` for text no database column can hold (a lone surrogate such as
+    `"\\ud800"`, which is no UTF-8, or a NUL, which PostgreSQL refuses): the sender's fault, to
+    be answered as bad input, never taken for the store being unavailable.
+    """
+    raw, letter, cursor = request.raw, request.dead_letter, request.cursor
+    if raw is not None:
+        for name in ("outlet", "source_system", "dedup_key", "event_type", "content_type"):
+            _storable_text(getattr(raw, name), name)
+    if letter is not None:
+        for name in ("outlet", "connector", "error_type", "error", "field", "payload"):
+            _storable_text(getattr(letter, name), f"dead_letter.{name}")
+    if cursor is not None:
+        _storable_text(cursor.value, "cursor")
+    records: list[Record | SerializedRecord] = []
+    for record in request.records:
+        for part in record.key:
+            _storable_text(part, "external_id")
+        try:
+            records.append(record.serialized())
+        except (PydanticSerializationError, UnicodeEncodeError) as err:
+            raise InvalidRecord(f"text the store cannot keep: {err}") from err
+    return replace(request, records=records)
+
+
+def _storable_text(value: str | None, name: str) -> None:
+    if value is None or (value.isascii() and "\x00" not in value):
+        return
+    if "\x00" in value:
+        raise InvalidRecord("text holds a NUL character", field=name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InvalidRecord(f"text is not valid Unicode ({err.reason})", field=name) from None
 
 
 class Outcome(StrEnum):

@@ -47,6 +47,7 @@ from .base import (
     Store,
     StoredCredential,
     StoredRecord,
+    storable,
 )
 from .plan import Key, PlannedRow, RawKey, load_migrations, plan_group
 from .queries import (
@@ -234,6 +235,7 @@ class PostgresStore(Store):
         """Queue one atomic write and wait until the group holding it is committed."""
         if not self._writers or any(w.done() for w in self._writers):
             raise StoreUnavailable("the store is not open")
+        request = storable(request)  # the sender's bad text is an InvalidRecord, raised here
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((request, future))
         return await future

@@ -43,6 +43,7 @@ from .base import (
     Store,
     StoredCredential,
     StoredRecord,
+    storable,
 )
 from .plan import PlannedRow, load_migrations, plan_group
 from .queries import (
@@ -278,6 +279,7 @@ class SqliteStore(Store):
         """Queue one atomic write and wait until the group holding it is committed."""
         if self._writer_task is None or self._writer_task.done():
             raise StoreUnavailable("the store is not open")
+        request = storable(request)  # the sender's bad text is an InvalidRecord, raised here
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((request, future))
         return await future
