@@ -119,7 +119,7 @@ def test_unknown_fields_are_tolerated_and_unknown_statuses_named(payload: Load) 
     assert err.value.field == "transaction_status"
 
 
-@pytest.mark.parametrize("bad", ["87.500,00", "", None])
+@pytest.mark.parametrize("bad", ["1e5", "12,5.0.0", "", None])
 def test_a_bad_amount_is_named(payload: Load, bad: Any) -> None:
     with pytest.raises(InvalidRecord) as err:
         to_payment({**payload("settlement_qris.json"), "gross_amount": bad}, KEMANG)
