@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import metrics
 from .dlq import DeadLetters, add_dead_letter_routes
 from .errors import StoreUnavailable
+from .redaction import secrets
 from .status import connection_status, lease_status, sink_status
 
 if TYPE_CHECKING:
@@ -77,7 +78,8 @@ async def readyz(request: web.Request) -> web.Response:
         problems.append(f"store: {err}")
     problems.extend(f"loop {name}: {why}" for name, why in daemon.loops.problems().items())
     status = 503 if problems else 200
-    return web.json_response({"ready": not problems, "problems": problems}, status=status)
+    body = {"ready": not problems, "problems": secrets.redact_all(problems)}
+    return web.json_response(body, status=status)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -103,4 +105,5 @@ async def status_endpoint(request: web.Request) -> web.Response:
         "replica": daemon.replica.id,
         "leases": await lease_status(daemon.store, now),
     }
-    return web.json_response(body)
+    # Loop problems quote the exceptions that crashed them: masked like every error shown.
+    return web.json_response(secrets.redact_all(body))

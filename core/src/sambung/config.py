@@ -510,10 +510,22 @@ def _path(location: tuple[str | int, ...]) -> str:
     return text
 
 
+# Header names whose values are credentials, and the scheme word before one.
+_SECRET_HEADER = re.compile(r"authorization|token|secret|api[-_]?key|password", re.IGNORECASE)
+_AUTH_SCHEME = re.compile(r"^\s*(?:Bearer|Basic|Token)\s+", re.IGNORECASE)
+
+
 def _secrets(models: Iterable[BaseModel]) -> Iterator[str]:
-    """Every SecretStr value in the given settings, so logs can mask them wherever they appear."""
+    """Every SecretStr value in the given settings, and every value of a header map under a
+    secret-looking name (a sink's `Authorization: Bearer …`), so they are masked everywhere."""
     for model in models:
         for value in model.__dict__.values():
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(item, str) and _SECRET_HEADER.search(str(key)):
+                        yield item
+                        yield _AUTH_SCHEME.sub("", item)
+                continue
             values = value if isinstance(value, tuple | list) else (value,)
             for item in values:
                 if isinstance(item, SecretStr) and item.get_secret_value():

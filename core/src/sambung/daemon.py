@@ -272,14 +272,15 @@ class Daemon:
         credentials end a needs_reauth at once). A broken file is logged and ignored."""
         from .config import load_config
         from .errors import ConfigError
-        from .logs import redactor
+        from .redaction import secrets
 
         try:
             loaded = load_config(self.loaded.path, self.registry)
         except ConfigError as err:
             log.error("config.reload_failed", problems=[str(p) for p in err.problems])
             return
-        redactor.update((*self.loaded.secrets, *loaded.secrets))
+        # The old secrets too: errors raised before the reload may still quote them.
+        secrets.configure((*self.loaded.secrets, *loaded.secrets))
         polling = getattr(self, "polling", None)
         changed = polling.reload(loaded.connections) if polling is not None else []
         log.info("config.reloaded", path=str(loaded.path), poll_connections_changed=changed)

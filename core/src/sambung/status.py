@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .config import LoadedConfig
+from .redaction import secrets
 from .store import Store
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ async def sink_status(
                 "last_error": state.get("last_error"),
             }
         )
-    return sinks
+    return list(secrets.redact_all(sinks))
 
 
 async def connection_status(store: Store, loaded: LoadedConfig) -> list[dict[str, Any]]:
@@ -94,7 +95,7 @@ async def connection_status(store: Store, loaded: LoadedConfig) -> list[dict[str
                 },
             }
         )
-    return connections
+    return list(secrets.redact_all(connections))
 
 
 async def lease_status(store: Store, now: datetime) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from pydantic_core import PydanticSerializationError
 from ..clock import Clock
 from ..errors import ConfigError, InvalidRecord
 from ..models import Record, SerializedRecord
+from ..redaction import redact_optional
 
 Channel = Literal["webhook", "poll", "file", "replay"]
 Stage = Literal["ingest", "row", "delivery"]
@@ -49,6 +50,10 @@ class DeadLetterIn:
     error: str
     field: str | None = None
     payload: str | None = None
+
+    def __post_init__(self) -> None:
+        # Error text often quotes a vendor's answer: masked before it is stored or shown.
+        object.__setattr__(self, "error", redact_optional(self.error))
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,10 @@ class DeadLetter:
     # The sink a delivery dead letter was bound for (None for other stages).
     sink: str | None = None
 
+    def __post_init__(self) -> None:
+        # Error text often quotes a vendor's answer: masked before it is stored or shown.
+        object.__setattr__(self, "error", redact_optional(self.error))
+
 
 @dataclass(frozen=True)
 class ClaimedRow:
@@ -229,6 +238,10 @@ class OutboxSettlement:
     error: str | None = None
     error_type: str | None = None
     next_attempt_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        # Error text often quotes a vendor's answer: masked before it is stored or shown.
+        object.__setattr__(self, "error", redact_optional(self.error))
 
 
 @dataclass(frozen=True)
@@ -604,6 +617,10 @@ class ConnectionState:
     refused_credentials: str | None = None
     # Read only: the committed cursor of the connection, joined in by `list_connection_states`.
     cursor: str | None = None
+
+    def __post_init__(self) -> None:
+        # Error text often quotes a vendor's answer: masked before it is stored or shown.
+        object.__setattr__(self, "last_error", redact_optional(self.last_error))
 
 
 @dataclass(frozen=True)
