@@ -48,7 +48,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class PublicListener(_Strict):
+class ListenerTimeouts(_Strict):
+    """How long a client may take to send a request, so slow senders cannot hold connections."""
+
+    # From the connection's start (or the previous answer) to the end of the request's
+    # headers; also how long an idle keep-alive connection stays open.
+    header_timeout: Duration = timedelta(seconds=15)
+    # From the end of the headers to the end of the body; a slower body is answered 408.
+    body_timeout: Duration = timedelta(seconds=30)
+
+    @field_validator("header_timeout", "body_timeout")
+    @classmethod
+    def _sensible_timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(hours=1):
+            raise ValueError("must be more than 0s and at most 1h")
+        return value
+
+
+class PublicListener(ListenerTimeouts):
     """The listener vendors reach: webhooks and `/healthz`."""
 
     host: str = "0.0.0.0"
@@ -59,8 +76,11 @@ class PublicListener(_Strict):
     base_url: AnyHttpUrl | None = None
 
 
-class AdminListener(_Strict):
+class AdminListener(ListenerTimeouts):
     """The operator's listener: metrics, readiness, status and operations, behind a token."""
+
+    # CSV uploads may cross a slow tunnel: more time for a body than a vendor's webhook gets.
+    body_timeout: Duration = timedelta(seconds=120)
 
     # Loopback by default: only someone on this machine (or through a tunnel) reaches it.
     host: str = "127.0.0.1"

@@ -15,11 +15,12 @@ from aiohttp import web
 from . import __version__
 from .admin import admin_app
 from .clock import Clock, SystemClock
-from .config import LoadedConfig
+from .config import AdminListener, LoadedConfig, PublicListener
 from .connectors import ConnectorContext, Mode, WebhookConnector
 from .credentials import CredentialService
 from .errors import ConfigError, ConfigProblem
 from .inbox import start_file_drop
+from .listeners import app_runner
 from .oauth import SINK_OUTLET
 from .outbox import Dispatcher
 from .plugins import Registry
@@ -148,7 +149,7 @@ class Daemon:
         _tune_gc()
         await self.replica.start(self.loops.start)
         public = self.loaded.config.server.public
-        port = await self._listen(self.public_app(), public.host, public.port, "server.public")
+        port = await self._listen(self.public_app(), public, "server.public")
         # How this machine itself reaches the listener (the simulator, health checks).
         host = "127.0.0.1" if public.host in ("0.0.0.0", "::", "") else public.host
         self.local_url = f"http://{host}:{port}"
@@ -157,10 +158,7 @@ class Daemon:
         admin_address = None
         if admin is not None:
             admin_port = await self._listen(
-                admin_app(self, admin.token.get_secret_value()),
-                admin.host,
-                admin.port,
-                "server.admin",
+                admin_app(self, admin.token.get_secret_value()), admin, "server.admin"
             )
             admin_address = f"{admin.host}:{admin_port}"
         await self.dispatcher.open()
@@ -190,9 +188,12 @@ class Daemon:
                 "summaries", partial(self.replica.own, "summaries", self.summaries.run_forever)
             )
 
-    async def _listen(self, app: web.Application, host: str, port: int, where: str) -> int:
-        """Serve `app` on host:port; returns the port (the OS picks one for port 0)."""
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+    async def _listen(
+        self, app: web.Application, listener: PublicListener | AdminListener, where: str
+    ) -> int:
+        """Serve `app` on the listener's host:port; returns the port (the OS picks one for 0)."""
+        host, port = listener.host, listener.port
+        runner = app_runner(app, listener, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
         await runner.setup()
         self._runners.append(runner)
         try:
