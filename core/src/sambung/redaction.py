@@ -28,8 +28,10 @@ MASK = "***"
 # Shorter values (`k`, `on`) would mask ordinary words: no real credential is this short.
 MIN_LENGTH = 4
 # Values learned at run time are kept, newest last, up to this many: a daemon refreshing tokens
-# every hour for years must not grow without bound, and an echo quotes a token still in use.
-LEARNED_LIMIT = 512
+# every hour for years must not grow without bound, and an echo quotes a token still in use
+# (every request re-learns the credential it sends, so one in use is never the oldest). Each
+# new value rebuilds the pattern: some 40 ms at this size, once per token obtained.
+LEARNED_LIMIT = 128
 # Authorization schemes whose credential is reusable (a per-request HMAC signature is not, and
 # learning one per request would only churn the registry).
 _SCHEME = re.compile(r"^\s*(Bearer|Basic|Token)\s+(\S+)\s*$", re.IGNORECASE)
