@@ -18,8 +18,6 @@ import json
 import os
 import secrets
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -282,14 +280,7 @@ async def test_echoed_credentials_reach_no_log_status_api_or_column(tmp_path: Pa
 
     printed = []
     for args in (("status",), ("status", "--json")):
-        result = subprocess.run(
-            [sys.executable, "-m", "sambung", *args, "-c", str(daemon.config_path)],
-            capture_output=True,
-            text=True,
-            env=daemon.env,
-            cwd=daemon.workdir,
-            check=False,
-        )
+        result = daemon.cli(*args)
         printed.append((" ".join(args), result.stdout + result.stderr))
 
     # The vendor did echo: every kind of answer above was given.
