@@ -93,7 +93,9 @@ class EchoVendor:
         if outlet == "p500":
             return self._answer("pawoon-data", 500, f"db down for {auth}", as_json=True)
         if outlet == "p403":
-            return self._answer("pawoon-data", 403, f"forbidden: {auth}", as_json=False)
+            # Long enough that a cut at 200 characters would fall inside the token.
+            text = f"forbidden: {'.' * 167} {auth}"
+            return self._answer("pawoon-data", 403, text, as_json=False)
         return self._answer("pawoon-data", 401, f"expired {auth} ({quote(auth)})", as_json=True)
 
     async def moka_token(self, request: web.Request) -> web.Response:
@@ -294,6 +296,8 @@ async def test_echoed_credentials_reach_no_log_status_api_or_column(tmp_path: Pa
     pairs = [f"{xendit_key}:", *(f"{name}:{s}" for name, (s, _, _) in moka.items())]
     every_form = {f for s in every for f in forms(s)}
     every_form |= {base64.b64encode(p.encode()).decode() for p in pairs}
+    # A message cut short must not keep a token's head either.
+    every_form |= {token[:12] for token in vendor.issued}
 
     found = leaks("daemon log", daemon.logs(), every_form)
     for where, text in (*shown, *printed):

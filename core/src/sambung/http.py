@@ -21,7 +21,7 @@ from .clock import Clock, SystemClock
 from .errors import AuthError, RequestRejected, RetriableError
 from .parse import loads
 from .ratelimit import Budget
-from .redaction import secrets
+from .redaction import secrets, shorten
 from .tokens import Fetch, TokenCache
 
 # Statuses worth retrying: the vendor is busy, down or asked us to slow down.
@@ -167,12 +167,14 @@ def vendor_message(body: bytes) -> str:
     try:
         payload = loads(body)
     except Exception:
-        return body[:200].decode(errors="replace").strip() or "(empty body)"
+        # Bounded before decoding (a body may be megabytes), generously: the cut comes after
+        # redaction, so no secret's head is left at the edge.
+        return shorten(body[:4096].decode(errors="replace").strip(), 200) or "(empty body)"
     if isinstance(payload, dict):
         for key in ("message", "error_description", "error", "errors", "detail"):
             if payload.get(key):
-                return str(payload[key])[:200]
-    return str(payload)[:200]
+                return shorten(str(payload[key]), 200)
+    return shorten(str(payload), 200)
 
 
 async def with_token(

@@ -163,6 +163,11 @@ def redact(text: str) -> str:
     return secrets.redact(text)
 
 
+def shorten(text: str, limit: int) -> str:
+    """`text` redacted, then cut to `limit` characters: cut first, a secret's head would stay."""
+    return secrets.redact(text)[:limit]
+
+
 def redact_optional(text: str | None) -> str | None:
     """`redact` for a value that may be missing."""
     return None if text is None else secrets.redact(text)
