@@ -105,6 +105,7 @@ def test_log_lines_and_tracebacks_are_masked() -> None:
     try:
         log = structlog.get_logger("test")
         log.warning("poll.failing", error="echo log-bound-secret", problems=["log-bound-secret"])
+        log.warning("poll.failing", error=RuntimeError("echo log-bound-secret"))
         try:
             raise RuntimeError("vendor quoted log-bound-secret")
         except RuntimeError:
@@ -115,4 +116,4 @@ def test_log_lines_and_tracebacks_are_masked() -> None:
         root.handlers[:], root.level = handlers, level
     text = stream.getvalue()
     assert "log-bound-secret" not in text
-    assert text.count(MASK) >= 4 and "RuntimeError" in text, text
+    assert text.count(MASK) >= 5 and "RuntimeError" in text, text

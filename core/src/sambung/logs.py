@@ -30,6 +30,8 @@ class Redactor:
                 event[key] = REDACTED
             elif isinstance(value, str | list | tuple | dict):
                 event[key] = secrets.redact_all(value)
+            elif isinstance(value, BaseException):  # rendered from its message otherwise
+                event[key] = secrets.redact(f"{type(value).__name__}: {value}")
         return event
 
 
