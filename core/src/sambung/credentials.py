@@ -98,6 +98,7 @@ def load_key(key_file: Path, environ: Mapping[str, str] | None = None) -> bytes:
     environ = os.environ if environ is None else environ
     text = environ.get(KEY_ENV)
     if text:
+        redaction.secrets.learn(text.strip())  # as written, whatever its padding or alphabet
         return decode_key(text, KEY_ENV)
     try:
         mode = key_file.stat().st_mode
