@@ -25,6 +25,12 @@ Channel = Literal["webhook", "poll", "file", "replay"]
 Stage = Literal["ingest", "row", "delivery"]
 
 
+def _mask(value: object, name: str) -> None:
+    """Redact the error text `value.name` of a frozen dataclass: such text often quotes a
+    vendor's answer, and every one stored or shown passes through these classes."""
+    object.__setattr__(value, name, redact_optional(getattr(value, name)))
+
+
 @dataclass(frozen=True)
 class RawEvent:
     """A body exactly as a vendor sent it, kept for audit and for replay after a fix."""
@@ -52,8 +58,7 @@ class DeadLetterIn:
     payload: str | None = None
 
     def __post_init__(self) -> None:
-        # Error text often quotes a vendor's answer: masked before it is stored or shown.
-        object.__setattr__(self, "error", redact_optional(self.error))
+        _mask(self, "error")
 
 
 @dataclass(frozen=True)
@@ -205,8 +210,7 @@ class DeadLetter:
     sink: str | None = None
 
     def __post_init__(self) -> None:
-        # Error text often quotes a vendor's answer: masked before it is stored or shown.
-        object.__setattr__(self, "error", redact_optional(self.error))
+        _mask(self, "error")
 
 
 @dataclass(frozen=True)
@@ -240,8 +244,7 @@ class OutboxSettlement:
     next_attempt_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        # Error text often quotes a vendor's answer: masked before it is stored or shown.
-        object.__setattr__(self, "error", redact_optional(self.error))
+        _mask(self, "error")
 
 
 @dataclass(frozen=True)
@@ -619,8 +622,7 @@ class ConnectionState:
     cursor: str | None = None
 
     def __post_init__(self) -> None:
-        # Error text often quotes a vendor's answer: masked before it is stored or shown.
-        object.__setattr__(self, "last_error", redact_optional(self.last_error))
+        _mask(self, "last_error")
 
 
 @dataclass(frozen=True)
