@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import metrics
 from .dlq import DeadLetters, add_dead_letter_routes
 from .errors import StoreUnavailable
-from .status import connection_status, lease_status, sink_status
+from .status import connection_status, lease_status, loop_status, sink_status
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -75,7 +75,7 @@ async def readyz(request: web.Request) -> web.Response:
         await daemon.store.ping()
     except StoreUnavailable as err:
         problems.append(f"store: {err}")
-    problems.extend(f"loop {name}: {why}" for name, why in daemon.loops.problems().items())
+    problems.extend(f"loop {name}: {why}" for name, why in loop_status(daemon.loops).items())
     status = 503 if problems else 200
     return web.json_response({"ready": not problems, "problems": problems}, status=status)
 
@@ -99,7 +99,7 @@ async def status_endpoint(request: web.Request) -> web.Response:
         "connections": await connection_status(daemon.store, daemon.loaded),
         "sinks": await sink_status(daemon.store, daemon.loaded, now, daemon.dispatcher),
         "loops_stopped": daemon.loops.stopped(),
-        "loop_problems": daemon.loops.problems(),
+        "loop_problems": loop_status(daemon.loops),
         "replica": daemon.replica.id,
         "leases": await lease_status(daemon.store, now),
     }
