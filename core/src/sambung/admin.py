@@ -56,6 +56,7 @@ def admin_app(daemon: Daemon, token: str) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/api/v1/status", status_endpoint)
+    app.router.add_get("/api/v1/loops", loops_endpoint)
     add_dead_letter_routes(app, DeadLetters(daemon.store, daemon.loaded, clock=daemon.clock))
     from .upload import add_upload_route  # here: upload imports this module
 
@@ -88,6 +89,15 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
         await daemon.dispatcher.refresh_gauges()
     return web.Response(
         body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def loops_endpoint(request: web.Request) -> web.Response:
+    """The loop problems of `/api/v1/status` alone, without touching the store (so it answers
+    while the store hangs): what `sambung status` shows."""
+    daemon = request.app[DAEMON_KEY]
+    return web.json_response(
+        {"replica": daemon.replica.id, "loop_problems": loop_status(daemon.loops)}
     )
 
 

@@ -194,7 +194,9 @@ class Daemon:
             # One replica sums up at a time: two reading the same day at different moments
             # could otherwise store an older summary after a newer one.
             self.loops.start(
-                "summaries", partial(self.replica.own, "summaries", self.summaries.run_forever)
+                "summaries",
+                partial(self.replica.own, "summaries", self.summaries.run_forever),
+                interval=self.summaries.settings.every_seconds,
             )
 
     async def _listen(self, app: web.Application, host: str, port: int, where: str) -> int:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from . import supervision
 from .connections import file_drop_connections, file_drop_connector
 from .connectors import FileDropConnector
 from .csvfiles import spreadsheet_safe
@@ -91,6 +92,7 @@ class InboxWatcher:
         self.log.info("inbox.watching", settle_seconds=self.settle_seconds)
         while True:
             await self.scan_once()
+            supervision.cycle_done()
             await self._sleep(self.poll_seconds)
 
     async def scan_once(self) -> list[ImportReport]:
@@ -195,6 +197,7 @@ def start_file_drop(daemon: Daemon) -> None:
         daemon.loops.start(
             lease,
             partial(daemon.replica.own, lease, watcher.run),
+            interval=watcher.poll_seconds,
             outlet=connection.outlet.id,
             connector=connection.name,
         )

@@ -24,15 +24,16 @@ def loop_status(loops: Loops) -> dict[str, str]:
 
 
 async def daemon_loop_problems(loaded: LoadedConfig, *, timeout: float = 5.0) -> dict[str, Any]:
-    """The running daemon's loop problems as its `/api/v1/status` reports them (`sambung
-    status` shows the daemon's own view, not a copy): {"loop_problems": …} or {"error": why}."""
+    """The running daemon's loop problems as its `/api/v1/status` reports them, read from
+    `/api/v1/loops` (the same function, without the store): `sambung status` shows the
+    daemon's own view, not a copy. {"loop_problems": …} or {"error": why}."""
     import aiohttp
 
     admin = loaded.config.server.admin
     if admin is None:
         return {"error": "no admin listener configured (server.admin)"}
     host = "127.0.0.1" if admin.host in ("0.0.0.0", "::", "") else admin.host
-    url = f"http://{host}:{admin.port}/api/v1/status"
+    url = f"http://{host}:{admin.port}/api/v1/loops"
     headers = {"Authorization": f"Bearer {admin.token.get_secret_value()}"}
     try:
         async with (
