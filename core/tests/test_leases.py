@@ -4,12 +4,13 @@ release, fencing, and `Store.exclusive`; and the outbox shared by two replicas o
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sambung.errors import LeaseLost
-from sambung.replicas import Replica
+from sambung.replicas import Replica, ensure_lease, held_lease
 from sambung.store import CursorUpdate, IngestRequest, LeaseHold, Store, open_store
 from sambung.store.base import OutboxSettlement
 from sambung.testing.manual_clock import ManualClock
@@ -349,3 +350,62 @@ async def test_a_starting_replica_forgets_replicas_dead_for_an_hour(store: Store
     assert started == ["replica.heartbeat"]
     names = [lease.name for lease in await store.list_leases("replica:")]
     assert names == ["replica:new", "replica:recent"]
+
+
+async def test_work_that_finds_its_lease_gone_stops_as_lease_lost_and_the_replica_waits_again(
+    store: Store,
+) -> None:
+    replica = Replica(store, "one", ttl=0.6)
+    seen: list[LeaseHold | None] = []
+
+    async def poller() -> None:
+        seen.append(held_lease())
+        if len(seen) == 1:  # its page commit was refused: the lease was no longer its own
+            raise LeaseLost("lease poll:kemang/qasir is no longer held by one")
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(replica.own("poll:kemang/qasir", poller))
+    try:
+        await _within_condition(lambda: len(seen) == 2)  # not a crash: it went back for it
+        assert seen == [LeaseHold("poll:kemang/qasir", "one")] * 2
+        assert not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert held_lease() is None  # outside the work there is no lease
+
+
+async def test_work_thawed_after_its_lease_could_pass_on_may_not_start_anything(
+    store: Store,
+) -> None:
+    now = [100.0]
+    replica = Replica(store, "one", ttl=3.0, monotonic=lambda: now[0])
+    checked: list[BaseException | None] = []
+    go = asyncio.Event()
+
+    async def poller() -> None:
+        ensure_lease()  # held: fine
+        await go.wait()
+        try:
+            ensure_lease()
+        except LeaseLost as err:
+            checked.append(err)
+            raise
+        checked.append(None)
+
+    task = asyncio.create_task(replica.own("poll:kemang/qasir", poller))
+    try:
+        await _within_condition(lambda: bool(replica.owned))
+        now[0] += 2.5  # frozen past the fence (two thirds of a ttl), its renewals not yet run
+        go.set()
+        await _within_condition(lambda: bool(checked))
+        assert isinstance(checked[0], LeaseLost)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _within_condition(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.01)

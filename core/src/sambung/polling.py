@@ -44,7 +44,7 @@ from .errors import (
     RetriableError,
     StoreUnavailable,
 )
-from .replicas import held_lease
+from .replicas import ensure_lease, held_lease
 from .store import (
     ConnectionState,
     ConnectionStatus,
@@ -315,8 +315,12 @@ class PollLoop:
         now = self.clock.now()
         since = committed - self.settings.overlap if committed else now - self.settings.lookback
         window = PollWindow(since=since, until=now)
+        # Only the lease holder may ask the vendor: checked before the first request and again
+        # before each next page is fetched (a replica thawed after its lease passed stops here).
+        ensure_lease()
         async for page in self.connector.poll(window):
             committed = await self._commit(page, committed, window, counter)
+            ensure_lease()
         return committed
 
     async def _commit(

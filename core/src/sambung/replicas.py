@@ -42,9 +42,19 @@ log = structlog.get_logger("sambung.replicas")
 Work = Callable[[], Awaitable[None]]
 HEARTBEAT_PREFIX = "replica:"
 FORGET_AFTER = timedelta(hours=1)
-_held: contextvars.ContextVar[LeaseHold | None] = contextvars.ContextVar(
-    "sambung_lease", default=None
-)
+
+
+class _Held:
+    """A lease some work runs under, and until when (this process's monotonic time) it may
+    act on it: a third of a ttl before the lease could pass on, moved by every renewal."""
+
+    def __init__(self, lease: LeaseHold, fence_at: float, monotonic: Callable[[], float]):
+        self.lease = lease
+        self.fence_at = fence_at
+        self.monotonic = monotonic
+
+
+_held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("sambung_lease", default=None)
 
 
 async def _call(work: Work) -> None:
@@ -53,7 +63,17 @@ async def _call(work: Work) -> None:
 
 def held_lease() -> LeaseHold | None:
     """The lease the calling task's work runs under (`Replica.own`), to fence its writes."""
-    return _held.get()
+    held = _held.get()
+    return held.lease if held is not None else None
+
+
+def ensure_lease() -> None:
+    """Raise `LeaseLost` if the lease the calling task's work runs under may have passed on by
+    now (the process was frozen, say): checked before work only the holder may start, such as
+    a request to the vendor of a poll loop. A no-op outside leased work."""
+    held = _held.get()
+    if held is not None and held.monotonic() >= held.fence_at:
+        raise LeaseLost(f"lease {held.lease.name} may have passed on: not renewed in time")
 
 
 def default_replica_id() -> str:
@@ -162,11 +182,12 @@ class Replica:
             bound.info("lease.acquired", ttl=self.ttl)
             self.owned.add(name)
             # The work's task (and what it starts) sees the lease it runs under.
+            held = _Held(LeaseHold(name, self.id), started + self.ttl * 2 / 3, self.monotonic)
             context = contextvars.copy_context()
-            context.run(_held.set, LeaseHold(name, self.id))
+            context.run(_held.set, held)
             task = asyncio.get_running_loop().create_task(_call(work), context=context)
             try:
-                await self._hold(name, task, valid_until=started + self.ttl)
+                await self._hold(name, task, held)
             finally:
                 if not task.done():
                     task.cancel()
@@ -184,11 +205,12 @@ class Replica:
                     raise error
                 return
 
-    async def _hold(self, name: str, task: asyncio.Future[None], *, valid_until: float) -> None:
+    async def _hold(self, name: str, task: asyncio.Future[None], held: _Held) -> None:
         """Renew while `task` runs; return when it ends or when the lease must be given up."""
         # Fencing: stop a third of a ttl before the lease could expire in the store, leaving
         # time for the work to unwind before another replica may start it.
         margin = self.ttl / 3
+        valid_until = held.fence_at + margin
         wait = self.renew_every
         while True:
             await asyncio.wait({task}, timeout=wait)
@@ -198,6 +220,7 @@ class Replica:
             got = await self._acquire(name)
             if got:
                 valid_until, wait = started + self.ttl, self.renew_every
+                held.fence_at = valid_until - margin
                 continue
             if got is False:
                 self.log.warning("lease.lost", lease=name, hint="another replica took it over")
