@@ -196,8 +196,8 @@ def start_file_drop(daemon: Daemon) -> None:
         # One replica at a time imports an inbox: two would race to move the same file.
         daemon.loops.start(
             lease,
+            # Not watched for stalls: importing one large export may rightly take many minutes.
             partial(daemon.replica.own, lease, watcher.run),
-            interval=watcher.poll_seconds,
             outlet=connection.outlet.id,
             connector=connection.name,
         )

@@ -320,6 +320,7 @@ class PollLoop:
         ensure_lease()
         async for page in self.connector.poll(window):
             committed = await self._commit(page, committed, window, counter)
+            supervision.cycle_done()  # a long backfill is progress, not a stall
             ensure_lease()
         return committed
 

@@ -180,6 +180,7 @@ class Replica:
                 await asyncio.sleep(await self._until_free(name) if got is False else 1.0)
                 continue
             bound.info("lease.acquired", ttl=self.ttl)
+            supervision.cycle_done()  # it reaches the store again: no longer failing
             self.owned.add(name)
             # The work's task (and what it starts) sees the lease it runs under.
             held = _Held(LeaseHold(name, self.id), started + self.ttl * 2 / 3, self.monotonic)

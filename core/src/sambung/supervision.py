@@ -4,7 +4,7 @@ logged once when it starts failing and once when it recovers, cancelled on shutd
 Supervision also feeds readiness. A loop is a problem that `/readyz` and status report by
 name while it is down (waiting to be restarted after a crash), crash-looping (crashed
 `CRASH_LOOP_CRASHES` times within `CRASH_LOOP_WINDOW` seconds, until it completes a cycle or
-runs a window without crashing), failing (it said so: `failing()`, until its next cycle), or
+runs a window without crashing; only loops that report their cycles can complete one), failing (it said so: `failing()`, until its next cycle), or
 stalled: a loop started with an `interval` tells its supervisor each time it completes a cycle
 (`cycle_done()`, from inside the loop's task), and one that has not for
 `max(stall_intervals * interval, stall_min)` seconds is stalled (hung on a dead connection, say).
@@ -184,7 +184,7 @@ class Loops:
             elif (
                 len(crashed) == CRASH_LOOP_CRASHES
                 and now - crashed[0] <= CRASH_LOOP_WINDOW
-                and not (state.interval is not None and state.cycled_since_crash)
+                and not state.cycled_since_crash
             ):
                 found[name] = (
                     f"crash-looping: {CRASH_LOOP_CRASHES} crashes in {now - crashed[0]:.0f}s"
