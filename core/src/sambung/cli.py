@@ -478,8 +478,10 @@ def _status(args: argparse.Namespace) -> int:
     _, loaded = _load(args)
 
     async def show() -> None:
-        # The daemon's own loops first: they are known even when the store does not answer.
-        await _status_loops(loaded, args)
+        # The daemon's own loops first: they are known even when the store does not answer
+        # (in JSON, last: one object per line, the store's sections where they always were).
+        if not args.json:
+            await _status_loops(loaded, args)
         store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
         await store.open()
         try:
@@ -487,6 +489,8 @@ def _status(args: argparse.Namespace) -> int:
                 await section(loaded, store, args)
         finally:
             await store.close()
+        if args.json:
+            await _status_loops(loaded, args)
 
     asyncio.run(show())
     return 0
