@@ -141,9 +141,9 @@ def test_deliveries_resume_without_restarts_after_the_database_cuts_the_replicas
             wait_until(lambda: len(receiver.seen_ids()) > 100, "deliveries under way")
 
             # One replica's sessions cut, again and again, for longer than the others take to
-            # look for dead replicas, while each of its deliveries takes a second: it is alive,
-            # so its claims stay its own and nothing of it goes out twice at once.
-            receiver.default = Answer(204, delay=1.0)
+            # look for dead replicas, while each of its deliveries takes half a second: it is
+            # alive, so its claims stay its own and nothing of it goes out twice at once.
+            receiver.default = Answer(204, delay=0.5)
             until = time.monotonic() + 12.0
             while time.monotonic() < until:
                 cut(f"{tag}-r0")

@@ -4,10 +4,10 @@ logged once when it starts failing and once when it recovers, cancelled on shutd
 Supervision also feeds readiness. A loop is a problem that `/readyz` and status report by
 name while it is down (waiting to be restarted after a crash), crash-looping (crashed
 `CRASH_LOOP_CRASHES` times within `CRASH_LOOP_WINDOW` seconds, until it completes a cycle or
-runs a window without crashing; only loops that report their cycles can complete one), failing (it said so: `failing()`, until its next cycle), or
-stalled: a loop started with an `interval` tells its supervisor each time it completes a cycle
-(`cycle_done()`, from inside the loop's task), and one that has not for
-`max(stall_intervals * interval, stall_min)` seconds is stalled (hung on a dead connection, say).
+runs a window without crashing), failing (it said so with `failing()`, until its next cycle),
+or stalled. Loops report each cycle they complete with `cycle_done()` (from inside the loop's
+task); one started with an `interval` that has not for `max(stall_intervals * interval,
+stall_min)` seconds is stalled (hung on a connection that answers nothing, say).
 
 A loop that crashed because the store did not answer is restarted within `STORE_RETRY_DELAY`
 seconds whatever its history: the store comes back by itself, and every loop should resume as
