@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -204,14 +205,59 @@ def events(log: str, event: str) -> list[dict[str, Any]]:
     return found
 
 
-def freeze_the_busiest_and_thaw(replicas: list[DaemonProcess]) -> None:
+def watch_page_commits(store_url: str) -> None:
+    """Record every committed poll page in `page_commits` (who, when): a row trigger on the
+    cursor upsert each page carries, so the record commits or rolls back with the page."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(store_url)
+        try:
+            await conn.execute(
+                "CREATE TABLE page_commits (at timestamptz NOT NULL, replica text NOT NULL,"
+                " outlet text NOT NULL, value text NOT NULL);"
+                " CREATE FUNCTION note_page_commit() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN INSERT INTO page_commits VALUES (clock_timestamp(),"
+                " current_setting('application_name'), NEW.outlet, NEW.value); RETURN NEW;"
+                " END $$;"
+                " CREATE TRIGGER note_page_commit BEFORE INSERT ON cursors"
+                " FOR EACH ROW EXECUTE FUNCTION note_page_commit();"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def page_commits(store_url: str, replica: str, since: datetime) -> list[tuple[Any, ...]]:
+    """The poll pages `replica` committed after `since` (by the database's clock)."""
+
+    async def run() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(store_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT at, outlet, value FROM page_commits"
+                " WHERE replica = $1 AND at > $2 ORDER BY at",
+                replica,
+                since,
+            )
+            return [tuple(row) for row in rows]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def freeze_the_busiest_and_thaw(replicas: list[DaemonProcess], store_url: str, tag: str) -> None:
     """SIGSTOP the replica owning most poll loops mid-page until the other has taken every one
     of them over, then SIGCONT it: it must commit nothing, and stop its loops (`lease.lost`)."""
     owners = loop_owners(status_of(replicas[1]))
     frozen_id = max(sorted(set(owners.values())), key=list(owners.values()).count)
     frozen, other = (replicas[0], replicas[1]) if frozen_id == "r0" else (replicas[1], replicas[0])
     held = sorted(name for name, owner in owners.items() if owner == frozen_id)
-    wait_until(lambda: "poll.page_committed" in frozen.logs(), "a page committed")
+    sessions = f"{tag}-{frozen_id}"
+    started = datetime.now(UTC)
+    wait_until(lambda: page_commits(store_url, sessions, started), "the replica commits pages")
+    paused = datetime.now(UTC)
     frozen.pause()
     paused_at = len(frozen.logs())
 
@@ -228,30 +274,32 @@ def freeze_the_busiest_and_thaw(replicas: list[DaemonProcess]) -> None:
         "the thawed replica stops its loops",
     )
     time.sleep(1.0)  # anything it still had in hand would be committed by now
-    committed = events(frozen.logs()[paused_at:], "poll.page_committed")
-    assert committed == [], f"committed after its lease passed: {committed}"
+    committed = page_commits(store_url, sessions, paused)
+    assert committed == [], f"{frozen_id} committed pages after its lease passed: {committed}"
 
 
 def test_a_poller_frozen_until_its_lease_passed_commits_nothing_when_it_resumes(
     sambung_daemon: Any, postgres_url: str, tmp_path: Path
 ) -> None:
-    # Each vendor request is slow, so the frozen poller is mid-page: when it thaws it holds a
-    # page it fetched under a lease that has passed on.
+    tag = f"e2e21-{secrets.token_hex(4)}"
+    # Each vendor request is slow and sales arrive faster than pages of 5 are read, so a run
+    # never ends: the frozen poller is mid-page, and thaws holding a page it fetched under a
+    # lease that has passed on.
     vendor, receiver = qasir(latency=0.6), Receiver(SINK_SECRET)
     inboxes = tmp_path / "inboxes"
     with serving(vendor) as vendor_url, ReceiverThread(receiver), selling(vendor, every=0.05):
-        documents = [
-            config(postgres_url, vendor_url, receiver.url, inboxes, f"r{n}") for n in range(2)
+        replicas = [
+            sambung_daemon(
+                config(tagged(postgres_url, tag, n), vendor_url, receiver.url, inboxes, f"r{n}")
+            )
+            for n in range(2)
         ]
-        for document in documents:
-            # poll.page_committed is a debug event. Sales arrive faster than pages of 5 at
-            # 0.6 s a request are read, so a run never ends: the poller is always mid-page.
-            document["log"] = {"level": "debug", "format": "json"}
-        replicas = [sambung_daemon(document) for document in documents]
+        watch_page_commits(postgres_url)
         wait_until(lambda: len(loop_owners(status_of(replicas[1]))) == len(OUTLETS), "owners")
         for _ in range(2):  # each replica frozen once
-            freeze_the_busiest_and_thaw(replicas)
+            freeze_the_busiest_and_thaw(replicas, postgres_url, tag)
         # The loops went on under their new owners, every sale stored once.
+        vendor.latency = 0.01
         sales = len(vendor.rows)
         wait_until(
             lambda: len(records(postgres_url, "qasir")) >= sales * len(OUTLETS), "every sale", 120
