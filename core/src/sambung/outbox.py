@@ -265,7 +265,7 @@ class Dispatcher:
         try:
             await self._renew_while(delivering, fence, rows)
         finally:
-            if not delivering.done():
+            if not delivering.done():  # this loop is being cancelled (shutdown)
                 delivering.cancel()
                 await asyncio.gather(delivering, return_exceptions=True)
         sent = [
@@ -307,8 +307,13 @@ class Dispatcher:
         while True:
             left = fence.deadline - loop.time()
             await asyncio.wait({delivering}, timeout=max(0.0, min(renew_every, left)))
-            if delivering.done() or loop.time() >= fence.deadline:
-                return  # past the fence the sends cut themselves off (see `_deliver_chunk`)
+            if delivering.done():
+                return
+            if loop.time() >= fence.deadline:
+                # Past the fence every send in flight cuts itself off and no other starts (see
+                # `_deliver_chunk`): the batch ends by itself, with what was sent before.
+                await asyncio.wait({delivering})
+                return
             started = loop.time()
             try:
                 async with asyncio.timeout(max(0.05, fence.deadline - started)):

@@ -95,6 +95,9 @@ _GONE = (
     asyncpg.OperatorInterventionError,
 )
 _FAILURES = (*_GONE, asyncpg.PostgresError)
+# Milliseconds a session may sit idle inside a transaction before the server ends it (our
+# transactions run statement after statement; only a frozen or starved process idles in one).
+_IDLE_IN_TRANSACTION_MS = 30_000
 _Pending = tuple[IngestRequest, "asyncio.Future[IngestResult]"]
 _T = TypeVar("_T")
 Conn = Any  # an asyncpg connection (asyncpg ships no type information)
@@ -162,15 +165,22 @@ class PostgresStore(Store):
                 await self._check_version(conn)
         finally:
             await conn.close()
-        # The replica's name in pg_stat_activity, unless the URL names the sessions itself.
-        settings = {} if "application_name=" in self.url else {"application_name": self.owner}
+        # The replica's name in pg_stat_activity, unless the URL names the sessions itself. A
+        # transaction left open by a replica that froze (SIGSTOP, a paused VM) would hold its
+        # row locks (records, the lease a poll page is fenced by) until it thaws: the server
+        # ends it instead, so the others carry on and the frozen commit fails.
+        settings = {
+            "application_name": self.owner[:63],
+            "idle_in_transaction_session_timeout": str(_IDLE_IN_TRANSACTION_MS),
+        }
+        settings = {k: v for k, v in settings.items() if f"{k}=" not in self.url}
         try:
             self._pool = await asyncpg.create_pool(
                 self.url,
                 min_size=1,
                 max_size=self._pool_size,
                 reset=_keep_session,
-                server_settings={k: v[:63] for k, v in settings.items()},
+                server_settings=settings,
             )
         except (*_FAILURES, ValueError) as err:
             raise ConfigError(
