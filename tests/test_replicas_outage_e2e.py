@@ -172,6 +172,13 @@ def test_deliveries_resume_without_restarts_after_the_database_cuts_the_replicas
         assert watch.loop_problems(), watch.answers[-10:]
         assert all(readiness(r)[0] == 200 for r in replicas)
 
+        # The poll loops carried on too: every sale polled into every outlet, each stored once.
+        sales = len(vendor.rows)
+        wait_until(
+            lambda: len(records(postgres_url, "qasir")) == sales * len(OUTLETS), "every sale", 120
+        )
+        assert {r.revision for r in records(postgres_url, "qasir")} == {1}
+        assert set(vendor.max_in_flight_by_loop.values()) == {1}, vendor.max_in_flight_by_loop
         # Every acknowledged webhook is stored in its last version, and everything goes out.
         stored = {(r.outlet, r.external_id): r for r in records(postgres_url, "pawoon")}
         for (outlet, transaction), total in load.acknowledged.items():
