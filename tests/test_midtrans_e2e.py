@@ -18,6 +18,7 @@ from sambung.testing.fakes import json_bytes
 from sambung_midtrans.fake import MidtransFake, notification
 
 from .payloads import WEBHOOKS
+from .waiting import until
 
 KEY = "SB-Mid-server-e2e"
 StartDaemon = Callable[..., DaemonProcess]
@@ -77,14 +78,6 @@ async def post(daemon: DaemonProcess, body: dict[str, Any]) -> dict[str, Any]:
     assert status == 200, answer
     assert isinstance(answer, dict)
     return answer
-
-
-async def until(check: Callable[[], Any], seconds: float = 60.0) -> None:
-    """Wait (serving the fake meanwhile) until `check()` is true."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.2)
 
 
 async def test_stale_duplicate_and_reversals_through_the_daemon(

@@ -122,17 +122,28 @@ async def test_a_daily_summary_posts_once_and_a_late_sale_updates_it(tmp_path: P
         ]
 
 
+async def a_day_posted(rig: AccountingRig) -> datetime:
+    """A business date with one sale, summarised and posted; returns a time on that day."""
+    day = days_ago(2, 9)
+    await rig.ingest(sale("S-1", at=day, items=[("KOPI", "Es Kopi", 1, 18000)]))
+    await rig.summarise()
+    assert await rig.drain() == 1
+    return day
+
+
+async def a_late_sale(rig: AccountingRig, day: datetime) -> None:
+    """Another sale on `day`, summarised: the day's invoice has a second revision to post."""
+    await rig.ingest(sale("S-2", at=day, items=[("KOPI", "Es Kopi", 1, 18000)]))
+    await rig.summarise()
+
+
 async def test_a_later_revision_jurnal_does_not_have_is_created(tmp_path: Path) -> None:
     fake = FakeJurnal(client_id=CLIENT, client_secret=SECRET)
     async with running(tmp_path, fake) as rig:
-        day = days_ago(2, 9)
-        await rig.ingest(sale("S-1", at=day, items=[("KOPI", "Es Kopi", 1, 18000)]))
-        await rig.summarise()
-        await rig.drain()
+        day = await a_day_posted(rig)
         fake.invoices.clear()  # deleted in Jurnal by the bookkeeper
 
-        await rig.ingest(sale("S-2", at=day, items=[("KOPI", "Es Kopi", 1, 18000)]))
-        await rig.summarise()
+        await a_late_sale(rig, day)
         assert await rig.drain() == 1
         [number] = fake.invoices
         assert fake.total_of(number) == "36000" and fake.updated == 0
@@ -145,12 +156,7 @@ async def test_a_base_url_with_a_path_prefix_is_signed_with_the_prefix(tmp_path:
         block = sink_block(url + "/gateway/mekari")
         async with AccountingRig.start(tmp_path, block, summary_after="47:00") as rig:
             fake.clock = rig.clock
-            day = days_ago(2, 9)
-            await rig.ingest(sale("S-1", at=day, items=[("KOPI", "Es Kopi", 1, 18000)]))
-            await rig.summarise()
-            assert await rig.drain() == 1
-            await rig.ingest(sale("S-2", at=day, items=[("KOPI", "Es Kopi", 1, 18000)]))
-            await rig.summarise()
+            await a_late_sale(rig, await a_day_posted(rig))
             assert await rig.drain() == 1
 
             assert fake.rejected == [] and await rig.dead_letters() == []
@@ -163,12 +169,7 @@ async def test_a_base_url_with_a_path_prefix_is_signed_with_the_prefix(tmp_path:
 async def test_a_failing_look_up_is_retried_not_dead_lettered(tmp_path: Path) -> None:
     fake = FakeJurnal(client_id=CLIENT, client_secret=SECRET)
     async with running(tmp_path, fake) as rig:
-        day = days_ago(2, 9)
-        await rig.ingest(sale("S-1", at=day, items=[("KOPI", "Es Kopi", 1, 18000)]))
-        await rig.summarise()
-        await rig.drain()
-        await rig.ingest(sale("S-2", at=day, items=[("KOPI", "Es Kopi", 1, 18000)]))
-        await rig.summarise()
+        await a_late_sale(rig, await a_day_posted(rig))
         item = max(await rig.deliveries(), key=lambda d: d.revision)
         assert item.revision == 2
 
