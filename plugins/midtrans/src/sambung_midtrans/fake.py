@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hmac
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -167,6 +167,16 @@ class MidtransFake(FakeVendor):
             body["settlement_time"] = body["transaction_time"]
         remember(self.orders, body)
         return body
+
+    def seed(self, count: int, start: datetime) -> list[dict[str, Any]]:
+        """`count` orders settled at Midtrans, a minute apart from `start`; their pending
+        versions, as their first notifications said (for the store to know them by)."""
+        pending = []
+        for sequence in range(1, count + 1):
+            at = start + timedelta(minutes=sequence)
+            pending.append(self.order(sequence, at, "pending"))
+            self.move(pending[-1]["order_id"], "settlement")
+        return pending
 
     def sale(self, sequence: int, at: datetime) -> None:
         """Nothing: Midtrans rings up no sales; the demo's orders come from its notifications."""
