@@ -170,6 +170,11 @@ def test_api_token_do_names_the_database_host_to_call() -> None:
     assert database.headers() == {}  # no open-db session in API-token mode
 
 
+def test_a_bare_host_name_is_called_over_https() -> None:
+    answer = {"s": True, "d": {"database": {"id": 7, "host": "zeus.accurate.id/"}}}
+    assert api_token_database(answer).host == "https://zeus.accurate.id"
+
+
 def test_an_api_token_answer_without_a_host_is_an_auth_error() -> None:
     with pytest.raises(AuthError, match="no database host"):
         api_token_database({"s": True, "d": {"user": {"id": 1}}})

@@ -205,15 +205,20 @@ def api_token_database(payload: Any) -> Database:
     """`api-token.do`'s `d.database` → its host (and id); `AuthError` if it names none."""
     d = payload.get("d") if isinstance(payload, dict) else None
     database = d.get("database") if isinstance(d, dict) else None
-    host = database.get("host") if isinstance(database, dict) else None
+    if not isinstance(database, dict):
+        database = {}
+    host = database.get("host")
     if not isinstance(host, str) or not host.strip():
         raise AuthError("Accurate's api-token.do named no database host for this API token")
-    raw_id = database.get("id") if isinstance(database, dict) else None
+    host = host.strip()
+    if "://" not in host:  # a bare host name (zeus.accurate.id): Accurate serves HTTPS only
+        host = f"https://{host}"
+    raw_id = database.get("id")
     try:
         database_id = int(raw_id) if raw_id is not None else None
     except (TypeError, ValueError):
         database_id = None
-    return Database(host=host.strip().rstrip("/"), id=database_id)
+    return Database(host=host.rstrip("/"), id=database_id)
 
 
 def saved_invoice(payload: Any, number: str) -> SavedInvoice:
