@@ -139,6 +139,7 @@ async def test_orders_named_by_pos_sales_are_asked_and_an_unknown_one_is_no_erro
     # The unknown order is not asked about again at once, but is after not_found_retry.
     await loop.run_once()
     assert vendor.asked.count("PW-KMG-2") == 1
+    assert vendor.asked.count("PW-KMG-1") == 1  # its payment is stored: nothing to heal
     clock.advance(31 * 60)
     vendor.order(5, START + timedelta(minutes=5), "pending", order_id="PW-KMG-2")
     assert (await loop.run_once()).status is ConnectionStatus.OK
