@@ -256,3 +256,16 @@ async def test_a_paused_sink_answers_without_calling(tmp_path: Path) -> None:
         [second] = await rig.sink.deliver([item])
         assert isinstance(first, SinkPaused) and isinstance(second, SinkPaused)
         assert len(fake.requests) == 1
+
+
+async def test_a_timed_out_update_is_retried_and_updates_once(tmp_path: Path) -> None:
+    fake = FakeJurnal(client_id=CLIENT, client_secret=SECRET)
+    async with running(tmp_path, fake, timeout_seconds=0.2) as rig:
+        await a_late_sale(rig, await a_day_posted(rig))
+        item = max(await rig.deliveries(), key=lambda d: d.revision)
+        fake.faults.slow(1.0, path="/sales_invoices/")
+
+        [result] = await rig.sink.deliver([item])
+        assert isinstance(result, RetriableError)
+        assert await rig.sink.deliver([item]) == [None]
+        assert len(fake.invoices) == 1 and fake.updated >= 1

@@ -237,3 +237,19 @@ async def test_many_candidates_take_turns_under_max_orders_per_run(
 
     assert len(vendor.asked) == 6
     assert len(set(vendor.asked)) == 5  # every pending order asked, none starved
+
+
+async def test_an_order_midtrans_refuses_is_skipped_and_the_run_goes_on(
+    vendor: MidtransFake, store: SqliteStore, make_loop: Any
+) -> None:
+    loop = make_loop(sales_from=["pawoon"])
+    await pos_sale(store, "BAD#1", "QRIS", START)
+    await pos_sale(store, "KMG-2", "QRIS", START)
+    vendor.order(2, START, "settlement", order_id="KMG-2")
+    refusal = '{"status_code": "400", "status_message": "Invalid order_id"}'
+    vendor.faults.fail(400, path="/v2/BAD", body=refusal)
+
+    result = await loop.run_once()
+
+    assert result.status is ConnectionStatus.OK, result.error
+    assert await payments(store) == {"KMG-2": "paid"}

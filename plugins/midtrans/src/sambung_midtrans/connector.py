@@ -82,6 +82,7 @@ class MidtransConnector(WebhookConnector, PollConnector):
         # Midtrans did not know was last asked about.
         self._turn = 0
         self._not_found: dict[str, datetime] = {}
+        self._refused: set[str] = set()  # orders whose refusal was logged already
 
     # -- webhook mode ------------------------------------------------------------------------
 
@@ -143,14 +144,14 @@ class MidtransConnector(WebhookConnector, PollConnector):
         keys = self.settings.server_key
         clients = [MidtransClient(self.http, str(self.settings.base_url), key) for key in keys]
         found = unknown = 0
-        refused: list[str] = []
+        refused: dict[str, str] = {}
         for start in range(0, len(orders), ORDERS_PER_PAGE):
             rows = []
             for order_id in orders[start : start + ORDERS_PER_PAGE]:
                 try:
                     body = await _first_known(clients, order_id)
                 except RequestRejected as err:  # this order only (a malformed id): not the run
-                    refused.append(f"{order_id}: {err}")
+                    refused[order_id] = str(err)
                     body = None
                 if body is None:
                     self._not_found[order_id] = now
@@ -160,8 +161,14 @@ class MidtransConnector(WebhookConnector, PollConnector):
                 rows.append(body)
             found += len(rows)
             yield page_of(rows, self._map, None)
-        if refused:
-            self.log.warning("midtrans.status_refused", orders=len(refused), first=refused[0])
+        fresh = [order for order in refused if order not in self._refused]
+        if fresh:  # once per refused order, not every run
+            first = fresh[0]
+            self.log.warning(
+                "midtrans.status_refused", orders=len(fresh), order_id=first, error=refused[first]
+            )
+        # Still remembered while not asked again (not_found_retry), so logged once per order.
+        self._refused = set(refused) | (self._refused & self._not_found.keys())
         self.log.debug("midtrans.healed", asked=len(orders), found=found, unknown=unknown)
         yield Page(records=(), cursor=window.until)
 
