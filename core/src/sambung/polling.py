@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from pydantic import SecretStr
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -35,7 +34,7 @@ from tenacity import (
 
 from . import metrics, supervision
 from .clock import Clock, Sleeper, SystemClock, monotonic, real_sleep
-from .connectors import Mode, Page, PollConnector, PollSettings, PollWindow
+from .connectors import Mode, Page, PollConnector, PollSettings, PollWindow, secret_values
 from .errors import (
     AuthError,
     InvalidRecord,
@@ -86,11 +85,7 @@ class RunResult:
 
 def credentials_digest(settings: Any) -> str:
     """A hash of a connection's secrets: it changes exactly when its credentials change."""
-    secrets = sorted(
-        f"{name}={value.get_secret_value()}"
-        for name, value in settings.__dict__.items()
-        if isinstance(value, SecretStr)
-    )
+    secrets = sorted(f"{name}={value}" for name, value in secret_values(settings).items())
     return hashlib.sha256("\0".join(secrets).encode()).hexdigest()[:24]
 
 
@@ -549,6 +544,7 @@ class PollService:
         """A connector instance wired to the shared session, its budget and the token cache."""
         from .connectors import ConnectorContext
         from .http import VendorHttp
+        from .known import KnownRecords
 
         settings = connection.settings
         bound = log.bind(outlet=connection.outlet.id, connector=connection.name)
@@ -578,6 +574,7 @@ class PollService:
             clock=self.clock,
             http=http,
             credentials=credentials,
+            known=KnownRecords(self.store, connection.outlet, self.clock),
         )
         connector = connection.connector(context)
         assert isinstance(connector, PollConnector)
