@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, logs
+from .backup import add_backup_commands
 from .clock import SystemClock
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     from .importcmd import add_import_command
 
     add_import_command(commands)
+    add_backup_commands(commands, _load)
     _add_credential_commands(command)
     status = command("status", "Print the state of every connection and every sink.", _status)
     status.add_argument("--json", action="store_true", help="one JSON object per line")
