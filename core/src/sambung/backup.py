@@ -207,8 +207,7 @@ def restore(
             raise BackupRefused(f"{archive}: {DATABASE}: {err}") from err
         if found != version:
             raise BackupRefused(
-                f"{archive}: the manifest says schema version {version}, the database is at"
-                f" {found}"
+                f"{archive}: the manifest says schema version {version}, the database is at {found}"
             )
         new_key = files.get(KEY)
         try:
@@ -232,7 +231,7 @@ def restore(
 def _unpack(archive: Path, into: Path) -> tuple[dict[str, Any], dict[str, Path]]:
     """The manifest and each member written into `into`, every checksum verified."""
     try:
-        tar = tarfile.open(archive, mode="r:*")
+        tar = tarfile.open(archive, mode="r:*")  # noqa: SIM115 (closed by the `with` below)
     except (OSError, tarfile.TarError) as err:
         raise BackupRefused(f"{archive}: not a sambung backup ({err})") from err
     with tar:
@@ -260,7 +259,7 @@ def _unpack(archive: Path, into: Path) -> tuple[dict[str, Any], dict[str, Path]]
             with os.fdopen(fd, "wb") as out:
                 source = _member(tar, name, archive)
                 try:
-                    for chunk in iter(lambda: source.read(1 << 20), b""):
+                    while chunk := source.read(1 << 20):
                         digest.update(chunk)
                         out.write(chunk)
                 except (tarfile.TarError, EOFError, zlib.error) as err:
@@ -336,7 +335,7 @@ def add_backup_commands(
     """Register `sambung backup` and `sambung restore`; `load` reads the config from args."""
 
     def command(name: str, help: str, handler: Callable[..., int]) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
+        sub: argparse.ArgumentParser = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=lambda args: handler(args, load), command=name)
         sub.add_argument("-c", "--config", type=Path, default=Path("sambung.yaml"))
         return sub

@@ -46,7 +46,6 @@ from .base import (
     StoredRecord,
     storable,
 )
-from .snapshot import take_shared_lock
 from .plan import PlannedRow, load_migrations, plan_group
 from .queries import (
     CONNECTION_STATES,
@@ -63,6 +62,7 @@ from .queries import (
     filters,
     stored_record,
 )
+from .snapshot import take_shared_lock
 
 _MAX_GROUP = 512
 # SQLite allows 32766 bound parameters per statement; stay well below it.
