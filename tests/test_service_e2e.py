@@ -35,7 +35,7 @@ def test_the_unit_is_hardened_and_runs_sambung_as_a_notify_service() -> None:
     assert settings["ExecStart"] == ["/opt/sambung/bin/sambung run -c /etc/sambung/sambung.yaml"]
     assert settings["EnvironmentFile"] == ["/etc/sambung/sambung.env"]
     for key, value in {
-        "DynamicUser": "yes",
+        "User": "sambung",
         "StateDirectory": "sambung",
         "ProtectSystem": "strict",
         "ProtectHome": "yes",

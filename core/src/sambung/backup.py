@@ -219,6 +219,7 @@ def restore(
                     key_file.parent.mkdir(parents=True, exist_ok=True)
                     os.chmod(new_key, 0o600)
                     os.replace(new_key, key_file)
+                _give_to_folder_owner([db, key_file] if new_key else [db], db.parent)
                 _sync_dir(db.parent)
         except StoreInUse as err:
             raise BackupRefused(str(err.problems[0]).removeprefix("store.url: ")) from err
@@ -315,6 +316,16 @@ def _set_aside(
         shutil.move(path, target)
         moved.append(target)
     return moved
+
+
+def _give_to_folder_owner(paths: list[Path], folder: Path) -> None:
+    """Run as root, hand the restored files to whoever owns the data folder (the service's
+    user): a database only root may open would stop the daemon from starting."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    owner = folder.stat()
+    for path in paths:
+        os.chown(path, owner.st_uid, owner.st_gid)
 
 
 def _sync_dir(folder: Path) -> None:

@@ -45,7 +45,15 @@ def store_lock(db: Path, *, exclusive: bool) -> Iterator[None]:
         yield
         return
     db.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path(db), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        # Read-only is enough for flock, and 0644 (it is empty) lets a lock file that root
+        # created by running a command be opened by the service's user as well.
+        fd = os.open(lock_path(db), os.O_RDONLY | os.O_CREAT, 0o644)
+    except PermissionError:
+        if exclusive:
+            raise
+        yield  # a reader in a folder it may not write to: nothing it does needs the lock
+        return
     try:
         try:
             fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
