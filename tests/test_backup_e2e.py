@@ -265,3 +265,23 @@ def test_backup_refuses_a_postgresql_store(tmp_path: Path) -> None:
     )
     made = cli(daemon, "backup", str(tmp_path / "b.tar.gz"))
     assert made.returncode == 1 and "pg_dump" in made.stderr and "README" in made.stderr
+
+
+def test_a_key_from_the_environment_is_named_but_never_written(tmp_path: Path) -> None:
+    import secrets
+
+    key = secrets.token_urlsafe(32)
+    daemon = DaemonProcess(
+        tmp_path,
+        {"store": {"url": "sqlite:///./data/sambung.db"}, "outlets": [KEMANG]},
+        env={"SAMBUNG_SECRET_KEY": key},
+    )
+    assert cli(daemon, "migrate").returncode == 0
+    made = cli(daemon, "backup", str(tmp_path / "b.tar.gz"))
+    assert made.returncode == 0, made.stderr
+    assert "SAMBUNG_SECRET_KEY" in made.stdout
+    with tarfile.open(tmp_path / "b.tar.gz") as tar:
+        assert tar.getnames() == ["manifest.json", "sambung.db"]
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    assert manifest["key"] == {"source": "environment", "path": None}
+    assert key.encode() not in (tmp_path / "b.tar.gz").read_bytes()
