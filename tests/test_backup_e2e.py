@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -155,6 +156,7 @@ async def test_backup_while_ingesting_then_restore_resumes(tmp_path: Path) -> No
         put = await asyncio.to_thread(cli, daemon, "restore", str(archive))
         assert put.returncode == 0, put.stderr
         assert (data / "secret.key").read_bytes() == key
+        assert (data / "secret.key").stat().st_mode & 0o777 == 0o600
         assert query(db, "SELECT * FROM cursors") == cursors
         stored = {int(e) for (e,) in query(db, "SELECT external_id FROM records")}
         assert set(acked_before) <= stored, "an acknowledged webhook is missing"
@@ -268,8 +270,6 @@ def test_backup_refuses_a_postgresql_store(tmp_path: Path) -> None:
 
 
 def test_a_key_from_the_environment_is_named_but_never_written(tmp_path: Path) -> None:
-    import secrets
-
     key = secrets.token_urlsafe(32)
     daemon = DaemonProcess(
         tmp_path,
@@ -284,4 +284,8 @@ def test_a_key_from_the_environment_is_named_but_never_written(tmp_path: Path) -
         assert tar.getnames() == ["manifest.json", "sambung.db"]
         manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
     assert manifest["key"] == {"source": "environment", "path": None}
-    assert key.encode() not in (tmp_path / "b.tar.gz").read_bytes()
+    shutil.rmtree(tmp_path / "data")
+    put = cli(daemon, "restore", str(tmp_path / "b.tar.gz"))
+    assert put.returncode == 0, put.stderr
+    assert "SAMBUNG_SECRET_KEY when this backup was made" in put.stdout
+    assert not (tmp_path / "data" / "secret.key").exists()

@@ -80,6 +80,7 @@ class RestoreReport:
     schema_version: int
     created_at: str
     set_aside: list[Path] = field(default_factory=list)
+    key_source: str = "file"  # where the key was at backup time: "file", "environment", "none"
 
 
 def sqlite_path(loaded: LoadedConfig) -> Path:
@@ -225,7 +226,12 @@ def restore(
             raise BackupRefused(str(err.problems[0]).removeprefix("store.url: ")) from err
     log.info("backup.restored", path=str(archive), schema_version=version, set_aside=len(aside))
     return RestoreReport(
-        db, key_file if new_key else None, version, str(manifest.get("created_at")), aside
+        db,
+        key_file if new_key else None,
+        version,
+        str(manifest.get("created_at")),
+        aside,
+        str((manifest.get("key") or {}).get("source", "none")),
     )
 
 
@@ -401,6 +407,8 @@ def _restore(args: argparse.Namespace, load: Loader) -> int:
         print(f"restored the credentials key to {report.key_file}")
         if os.environ.get(KEY_ENV):
             print(f"note: {KEY_ENV} is set, and the daemon uses it rather than the key file")
+    elif report.key_source == "environment":
+        print(f"the credentials key was in {KEY_ENV} when this backup was made: set the same one")
     for path in report.set_aside:
         print(f"set aside {path}")
     return 0

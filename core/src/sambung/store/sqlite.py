@@ -224,6 +224,10 @@ class SqliteStore(Store):
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
         def apply() -> list[str]:
+            with take_shared_lock(self.path):
+                return migrate_file()
+
+        def migrate_file() -> list[str]:
             conn = sqlite3.connect(self.path, isolation_level=None)
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
