@@ -69,19 +69,32 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
 def test_run_tells_systemd_when_it_is_ready_and_when_it_stops(tmp_path: Path) -> None:
     # Logging to a file named in the YAML (relative: from its folder), too.
     config = {**CONFIG, "log": {"level": "info", "format": "auto", "file": "sambung.log"}}
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "300000"}
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
-        listener.bind(str(tmp_path / "notify"))
+        listener.bind(env["NOTIFY_SOCKET"])
         listener.settimeout(20)
-        daemon = DaemonProcess(tmp_path, config, env={"NOTIFY_SOCKET": str(tmp_path / "notify")})
+        daemon = DaemonProcess(tmp_path, config, env=env)
         daemon.start()
         try:
-            ready = dict(line.split("=", 1) for line in listener.recv(4096).decode().splitlines())
+            messages = [datagram(listener)]
+            while not any("WATCHDOG" in m for m in messages):
+                messages.append(datagram(listener))
         finally:
             daemon.terminate()
-        stopping = listener.recv(4096).decode().splitlines()
+        while "STOPPING" not in messages[-1]:
+            messages.append(datagram(listener))
+    ready = messages[0]
     assert ready["READY"] == "1" and ready["STATUS"].startswith(f"listening on {daemon.url}")
-    assert "STOPPING=1" in stopping
+    assert "1 outlet(s)" in ready["STATUS"]
+    assert {"WATCHDOG": "1"} in messages[1:]
+    assert messages[-1] == {"STOPPING": "1", "STATUS": "draining"}
     assert '"event": "daemon.stopped"' in (tmp_path / "sambung.log").read_text()
+
+
+def datagram(listener: socket.socket) -> dict[str, str]:
+    """One sd_notify message as its KEY=value fields."""
+    lines = listener.recv(4096).decode().splitlines()
+    return dict(line.split("=", 1) for line in lines)
 
 
 def wait_for_text(path: Path, text: str, timeout: float = 20.0) -> None:
