@@ -200,3 +200,11 @@ def test_record_json_is_what_pydantic_writes_byte_for_byte(record: Transaction) 
 )
 def test_payment_json_with_its_own_offsets_is_what_pydantic_writes(record: Payment) -> None:
     assert _json_bytes(record) == record.__pydantic_serializer__.to_json(record, by_alias=True)
+
+
+@pytest.mark.parametrize("amount", ["1e20", "-123456789012345678901", "3636363636363640" + "27500"])
+def test_an_amount_past_what_any_till_needs_is_refused_even_when_computed(amount: str) -> None:
+    # Parsers bound what vendors send; a mapping multiplying two bounded numbers is held here.
+    with pytest.raises(ValidationError, match="at most 20 digits"):
+        sale(total=amount)
+    assert sale(total="9" * 20).total == Decimal("9" * 20)
