@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -14,8 +15,9 @@ from sambung.connectors import (
     WebhookRequest,
 )
 from sambung.errors import InvalidPayload, SignatureError
+from sambung.parse import loads
 
-from .mapping import dedup_key, to_payment, verify
+from .mapping import dedup_key, signature, to_payment, verify
 
 
 class MidtransConnector(WebhookConnector):
@@ -48,6 +50,34 @@ class MidtransConnector(WebhookConnector):
             event_type=f"payment.{request.payload.get('transaction_status')}",
             records=[payment],
             dedup_key=dedup_key(request.payload),
+        )
+
+    def signed(self, body: bytes) -> WebhookRequest | None:
+        """`body` with its `signature_key` recomputed in place (every other byte kept); None
+        when the body has no signable fields, or no `signature_key` spelled plainly once."""
+        try:
+            payload = loads(body)
+        except InvalidPayload:
+            return None
+        if not isinstance(payload, dict):
+            return None
+        given = payload.get("signature_key")
+        order_id, status_code, gross = (
+            payload.get(k) for k in ("order_id", "status_code", "gross_amount")
+        )
+        if not all(isinstance(v, str) for v in (given, order_id, status_code, gross)):
+            return None
+        key = self.settings.server_key[0].get_secret_value()
+        try:
+            expected = signature(str(order_id), str(status_code), str(gross), key)
+        except UnicodeEncodeError:  # text no Midtrans can sign (a lone surrogate)
+            return None
+        spelled = json.dumps(given).encode()
+        if body.count(spelled) != 1:
+            return None
+        headers = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
+        return WebhookRequest(
+            body=body.replace(spelled, json.dumps(expected).encode()), headers=headers
         )
 
     def example_webhook(self, sequence: int) -> WebhookRequest | None:
