@@ -208,3 +208,10 @@ def test_an_amount_past_what_any_till_needs_is_refused_even_when_computed(amount
     with pytest.raises(ValidationError, match="at most 20 digits"):
         sale(total=amount)
     assert sale(total="9" * 20).total == Decimal("9" * 20)
+
+
+@pytest.mark.parametrize("external_id", ["TRX\x00-1", "TRX-\ud800"])
+def test_an_id_no_store_can_keep_is_the_records_own_error(external_id: str) -> None:
+    # Refused when mapped, so a CSV row or a webhook fails alone, not the batch it was in.
+    with pytest.raises(ValidationError, match="an id must"):
+        sale(external_id)

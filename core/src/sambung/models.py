@@ -59,7 +59,28 @@ def bounded_canonical(value: Decimal) -> Decimal:
 _ZERO, _ONE = Decimal(0), Decimal(1)
 # Every amount and quantity in the model: exact, canonical, bounded.
 Amount = Annotated[Decimal, AfterValidator(bounded_canonical)]
-ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+
+def storable_id(value: str) -> str:
+    """`value` if every store can keep it as a key column: no NUL, no lone surrogate."""
+    if value.isascii() and "\x00" not in value:
+        return value
+    if "\x00" in value:
+        raise ValueError("an id must not hold a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("an id must be valid Unicode text (it holds a lone surrogate)") from None
+    return value
+
+
+# Checked in the model, not only by the store: a row or webhook with such an id is that input's
+# own error (row error, 422), never a failed batch write taking its neighbours down with it.
+ExternalId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, strip_whitespace=True),
+    AfterValidator(storable_id),
+]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 
