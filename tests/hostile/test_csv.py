@@ -1,0 +1,227 @@
+"""Fuzzing the CSV reader and every CSV format: each installed file-drop connector's own export,
+and core's generic format, through the importer every entry point uses.
+
+Files start as the connector's realistic export (its fake's `example_file`); cells are replaced
+with hostile ones, rows gain or lose cells, and random rows are added. Whatever the file holds,
+the importer returns a report (never raises), every row ends as a stored record or a row
+error, every stored record is well formed, and the errors file is safe to open in a
+spreadsheet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sambung.connectors import FileDropConnector, Mode
+from sambung.csvfiles import detect_delimiter
+from sambung.filedrop import FileImporter, ImportReport
+from sambung.generic_csv import COLUMNS
+from sambung.store.sqlite import SqliteStore
+from sambung.testing import make_connector
+from sambung.testing.manual_clock import ManualClock
+
+from .harness import FUZZ, REGISTRY, check_store, connectors_with
+
+# Cells no till should export, each of which must end as a row error or a stored row.
+HOSTILE_CELLS = (
+    "0001-01-01 00:00:00",
+    "9999-12-31 23:59:59",
+    "26/11/0001 10:00",
+    "2026-02-30 10:00:00",
+    "2026-11-26T20:15:00+25:00",
+    "9" * 29,
+    "Rp " + "9" * 29,
+    "1" + "0" * 5000,
+    "0," + "5" * 5000,
+    "1e5",
+    "1E+300000",
+    "1_000",
+    "NaN",
+    "Infinity",
+    "-0",
+    "(27.500)",
+    "Rp 27.500,-",
+    "27.500,50",
+    "27,500.50",
+    "\u0662\u0667\u0665\u0660\u0660",
+    '=HYPERLINK("http://example.invalid","x")',
+    "+1+1",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1",
+    "TRX\x00-1",
+    "\x00",
+    "\u202eTRX-1",
+    "e" + "\u0301" * 300,
+    "\U0001f600\U0001f44d\U0001f3fd",
+    "x" * 200_000,
+    " ",
+    "",
+    'a "quoted" cell',
+    "two\nlines",
+    "semi;colon,comma\ttab",
+    "refund",
+    "void",
+)
+
+
+def formats() -> list[tuple[str, str]]:
+    """(connector, format) for every installed file-drop connector, natively and generic."""
+    names = connectors_with(Mode.FILE_DROP)
+    return [(name, "native") for name in names] + [(name, "generic") for name in names[:1]]
+
+
+FORMATS = formats()
+
+
+def test_every_csv_format_in_the_repo_is_fuzzed() -> None:
+    assert {("pawoon", "native"), ("moka", "native")} <= set(FORMATS)
+    assert any(kind == "generic" for _, kind in FORMATS)
+
+
+def generic_export(connector: FileDropConnector, clock: ManualClock) -> bytes:
+    """A file in core's generic format, as a merchant's spreadsheet would save it."""
+    local = clock.now().astimezone(connector.outlet.timezone)
+    rows = [list(COLUMNS)]
+    for n in range(8):
+        at = local - timedelta(minutes=n)
+        kind = ("sale", "refund", "void")[n % 3]
+        rows.append(
+            [f"GEN-{n:04d}", f"{at:%Y-%m-%d %H:%M:%S}", "27500", "2500", "0", "0", "QRIS", kind]
+        )
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()
+
+
+class CsvIntake:
+    """Imports files for one format and checks each report against the invariants."""
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        connector: FileDropConnector,
+        workdir: Path,
+        template: bytes,
+    ) -> None:
+        self.store, self.connector, self.workdir = store, connector, workdir
+        self.importer = FileImporter(store, lambda outlet, kind: ("books",), ManualClock())
+        text = template.decode("utf-8")
+        self.delimiter = detect_delimiter(text.splitlines()[0])
+        self.rows = list(csv.reader(io.StringIO(text), delimiter=self.delimiter))
+        self.files = 0
+        self.rows_read = 0
+
+    def spell(self, rows: list[list[str]]) -> bytes:
+        """Rows as CSV bytes in the template's delimiter (cells quoted where they must be)."""
+        out = io.StringIO()
+        csv.writer(out, delimiter=self.delimiter, lineterminator="\n").writerows(rows)
+        return out.getvalue().encode("utf-8")
+
+    async def load(self, content: bytes) -> ImportReport:
+        """Import `content` as a new file and check what the importer made of it."""
+        self.files += 1
+        path = self.workdir / f"export-{self.files}.csv"
+        path.write_bytes(content)
+        errors_path = path.with_name(path.name + ".errors.csv")
+        report = await self.importer.import_path(self.connector, path, errors_path=errors_path)
+        if report.duplicate:
+            return report
+        self.rows_read += report.rows
+        if report.file_error is not None:
+            # Refusing the whole file is allowed only before any row is committed.
+            assert report.imported == 0 and not errors_path.exists(), report
+            return report
+        assert report.imported + report.rejected == report.rows, report
+        if report.rejected:
+            assert errors_path.exists() and report.errors_path == errors_path, report
+            check_errors_file(errors_path)
+        return report
+
+
+def check_errors_file(path: Path) -> None:
+    """No cell of the errors file is one a spreadsheet would evaluate."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        for line in csv.reader(handle):
+            for cell in line:
+                assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell[:80]
+
+
+@pytest.fixture(params=FORMATS, ids=[f"{name}-{kind}" for name, kind in FORMATS])
+async def intake(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
+) -> AsyncIterator[CsvIntake]:
+    """One CSV format in turn, importing into a SQLite store."""
+    name, kind = request.param
+    cls = REGISTRY.connectors[name]
+    extra = {"format": "generic"} if kind == "generic" else {}
+    connector = make_connector(cls, {"mode": "file-drop", **extra})
+    assert isinstance(connector, FileDropConnector)
+    template = generic_export(connector, clock) if kind == "generic" else connector.example_file(1)
+    assert template, f"{name} offers no example_file() to mutate"
+    store = SqliteStore(tmp_path / "sambung.db", synchronous="OFF", clock=clock)
+    await store.open()
+    try:
+        yield CsvIntake(store, connector, tmp_path, template)
+        await check_store(store)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("cell", HOSTILE_CELLS, ids=lambda cell: repr(cell[:24]))
+async def test_a_hostile_cell_in_any_column_is_a_row_error_or_a_row(
+    intake: CsvIntake, cell: str
+) -> None:
+    header, first = intake.rows[0], intake.rows[1]
+    rows = [header, *intake.rows[1:]]
+    for column in range(len(header)):
+        row = list(first)
+        row[column] = cell
+        rows.append(row)
+    report = await intake.load(intake.spell(rows))
+    if report.file_error is not None:
+        # The one whole-file refusal a cell may cause, by design: amounts spelled both ways.
+        assert "mix" in report.file_error, report.file_error
+        return
+    assert report.rows == len(rows) - 1, report
+    assert report.imported >= len(intake.rows) - 1 - len(header), report
+
+
+@FUZZ
+@given(data=st.data())
+async def test_mutated_exports(intake: CsvIntake, data: st.DataObject) -> None:
+    rows = [list(row) for row in intake.rows]
+    width = len(rows[0])
+    cells = st.one_of(st.sampled_from(HOSTILE_CELLS), st.text(max_size=30))
+    for _ in range(data.draw(st.integers(1, 6), label="changes")):
+        how = data.draw(st.sampled_from(["cell", "cell", "cell", "short", "long", "row"]))
+        at = data.draw(st.integers(1, len(rows) - 1), label="row")
+        if how == "cell":
+            row = rows[at] = rows[at] + [""] * (width - len(rows[at]))
+            row[data.draw(st.integers(0, width - 1))] = data.draw(cells, label="cell")
+        elif how == "short":
+            rows[at] = rows[at][: data.draw(st.integers(0, width - 1))]
+        elif how == "long":
+            rows[at] = [*rows[at], *data.draw(st.lists(cells, min_size=1, max_size=3))]
+        else:
+            rows.insert(at, data.draw(st.lists(cells, max_size=width + 2), label="new row"))
+    content = intake.spell(rows)
+    if data.draw(st.integers(0, 9), label="bytes") == 0:
+        at = data.draw(st.integers(0, len(content)))
+        junk = data.draw(st.sampled_from([b"\xff", b"\xc3", b"\x00", b"\r", b'"']))
+        content = content[:at] + junk + content[at:]
+    await intake.load(content)
+
+
+@FUZZ
+@given(content=st.binary(max_size=400))
+async def test_random_bytes_after_a_valid_header(intake: CsvIntake, content: bytes) -> None:
+    header = intake.spell(intake.rows[:1])
+    await intake.load(header + content)
