@@ -62,15 +62,10 @@ Amount = Annotated[Decimal, AfterValidator(bounded_canonical)]
 
 
 def storable_id(value: str) -> str:
-    """`value` if every store can keep it as a key column: no NUL, no lone surrogate."""
-    if value.isascii() and "\x00" not in value:
-        return value
+    """`value` if every store can keep it as a key column: no NUL (PostgreSQL refuses it; a lone
+    surrogate pydantic already refuses in any text)."""
     if "\x00" in value:
         raise ValueError("an id must not hold a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("an id must be valid Unicode text (it holds a lone surrogate)") from None
     return value
 
 
