@@ -194,6 +194,18 @@ async def test_a_hostile_cell_in_any_column_is_a_row_error_or_a_row(
     assert report.imported >= len(intake.rows) - 1 - len(header), report
 
 
+@pytest.mark.parametrize("suffix", ["\x00", "\u202e", "=1", "\U0001f600", "x" * 20_000])
+async def test_a_hostile_header_name_never_stops_the_import(intake: CsvIntake, suffix: str) -> None:
+    header, first = intake.rows[0], intake.rows[1]
+    for column in range(len(header)):
+        # Every column's name made hostile in turn, with a row whose cell there is rejected
+        # for its size: the row error names that column, quoting the hostile name.
+        named = [title + suffix if i == column else title for i, title in enumerate(header)]
+        oversized = [("y" * 20_000 if i == column else cell) for i, cell in enumerate(first)]
+        report = await intake.load(intake.spell([named, *intake.rows[1:], oversized]))
+        assert report.file_error is None or "missing" in report.file_error, report.file_error
+
+
 @FUZZ
 @given(data=st.data())
 async def test_mutated_exports(intake: CsvIntake, data: st.DataObject) -> None:
@@ -201,9 +213,11 @@ async def test_mutated_exports(intake: CsvIntake, data: st.DataObject) -> None:
     width = len(rows[0])
     cells = st.one_of(st.sampled_from(HOSTILE_CELLS), st.text(max_size=30))
     for _ in range(data.draw(st.integers(1, 6), label="changes")):
-        how = data.draw(st.sampled_from(["cell", "cell", "cell", "short", "long", "row"]))
+        how = data.draw(st.sampled_from(["cell", "cell", "cell", "short", "long", "row", "title"]))
         at = data.draw(st.integers(1, len(rows) - 1), label="row")
-        if how == "cell":
+        if how == "title":  # a header name: a required one missing refuses the file, no more
+            rows[0][data.draw(st.integers(0, width - 1))] += data.draw(cells, label="title")
+        elif how == "cell":
             row = rows[at] = rows[at] + [""] * (width - len(rows[at]))
             row[data.draw(st.integers(0, width - 1))] = data.draw(cells, label="cell")
         elif how == "short":
