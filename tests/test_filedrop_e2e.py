@@ -19,7 +19,7 @@ from sambung.testing import make_connector
 from sambung.testing.daemon import DaemonProcess, _send, free_port
 from sambung_pawoon.connector import PawoonConnector
 
-from .csvdata import pawoon_export
+from .csvdata import HOSTILE_ROWS, pawoon_export, pawoon_hostile_export
 
 StartDaemon = Callable[..., DaemonProcess]
 TOKEN = "admin-token-for-tests-0123"
@@ -118,6 +118,42 @@ def test_bad_rows_land_in_failed_with_an_errors_file_and_symlinks_are_ignored(
     assert events(daemon, "file.ignored")[0]["reason"] == "symlink"
     assert (folder / "passwd.csv").is_symlink()
     assert "root:" not in daemon.logs()
+
+
+def test_hostile_cells_are_row_errors_and_the_inbox_goes_on(
+    sambung_daemon: StartDaemon, env: dict[str, str]
+) -> None:
+    port = free_port()
+    daemon = sambung_daemon(config(admin_port=port), env=env)
+    folder = inbox(daemon)
+    wait_for(folder.exists, "the inbox", daemon)
+    (folder / "kamis.csv").write_bytes(pawoon_hostile_export(20))
+    wait_for((folder / "failed" / "kamis.csv").exists, "the hostile file", daemon)
+    errors = (folder / "failed" / "kamis.csv.errors.csv").read_text(encoding="utf-8")
+    assert len(errors.splitlines()) == 1 + len(HOSTILE_ROWS)
+    assert "'=HYPERLINK" in errors
+
+    # The inbox is not blocked: a file dropped after it is imported, and the daemon is ready.
+    (folder / "jumat.csv").write_bytes(pawoon_export(10, start=500))
+    wait_for((folder / "processed" / "jumat.csv").exists, "the next file", daemon)
+    assert table(daemon, "SELECT COUNT(*) FROM records") == [(30,)]
+
+    # The upload endpoint, once a 500 for these cells: each is its row's error, in the answer.
+    target = {"source_system": "pawoon", "outlet": "kemang"}
+    status, body = upload(port, target, ("sabtu.csv", pawoon_hostile_export(4, start=300)))
+    assert status == 200, body
+    assert (body["imported"], body["rejected"]) == (4, len(HOSTILE_ROWS)), body
+    assert [e["row"] for e in body["errors"]] == [4, 5, 6, 7, 8]
+    assert table(daemon, "SELECT COUNT(*) FROM records") == [(34,)]
+    rejected = table(daemon, "SELECT id FROM dead_letters WHERE stage = 'row'")
+    assert len(rejected) == 2 * len(HOSTILE_ROWS)
+    status, ready = _send(
+        urllib.request.Request(
+            f"http://127.0.0.1:{port}/readyz", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    )
+    assert status == 200, ready
+    assert not events(daemon, "loop.crashed")
 
 
 async def test_sigkill_in_the_middle_of_a_large_file_then_restart_equals_one_import(
