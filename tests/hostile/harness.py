@@ -1,4 +1,4 @@
-"""The daemon's public app in process, on a real SQLite store, for the hostile-input fuzzing."""
+"""The daemon's public app in process, on SQLite and PostgreSQL, for the hostile-input fuzzing."""
 
 from __future__ import annotations
 
@@ -23,15 +23,26 @@ from sambung.parse import bounded_amount
 from sambung.plugins import Registry, load_plugins
 from sambung.store import Store
 
-# Bounded and reproducible: the same examples on every run (no example database to drift with),
-# no per-example deadline (a loaded CI machine is slow, not wrong).
-FUZZ = settings(
-    max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "60")),
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+# Examples per fuzz test are multiplied by this (HOSTILE_SCALE=20 for a long hunt; the failing
+# example is printed whatever the scale, and HOSTILE_RANDOM=1 draws new ones).
+SCALE = float(os.environ.get("HOSTILE_SCALE", "1"))
+
+
+def fuzz(examples: int) -> settings:
+    """Hypothesis settings for one fuzz test: bounded and reproducible.
+
+    The same examples on every run (derandomized, no example database to drift with), and no
+    per-example deadline (a loaded CI machine is slow, not wrong).
+    """
+    return settings(
+        max_examples=max(1, int(examples * SCALE)),
+        deadline=None,
+        derandomize=not os.environ.get("HOSTILE_RANDOM"),
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
 OUTLET = "kemang"
 MAX_BODY_BYTES = 64 * 1024
 # Every answer the webhook endpoint documents for input a sender controls (DESIGN.md, webhooks).
@@ -60,11 +71,11 @@ def block_for(cls: type[Connector], mode: Mode, **extra: Any) -> dict[str, Any]:
 
 @asynccontextmanager
 async def public_app(
-    workdir: Path, clock: Clock, blocks: Mapping[str, dict[str, Any]]
+    workdir: Path, clock: Clock, blocks: Mapping[str, dict[str, Any]], store_url: str
 ) -> AsyncIterator[tuple[Daemon, TestClient[Any, Any]]]:
-    """The daemon's real public app for one outlet with `blocks`, served in process."""
+    """The daemon's real public app for one outlet with `blocks`, on `store_url`, in process."""
     document = {
-        "store": {"url": f"sqlite:///{workdir / 'sambung.db'}"},
+        "store": {"url": store_url},
         "server": {"public": {"port": 0, "max_body_bytes": MAX_BODY_BYTES}},
         "log": {"level": "error"},
         "outlets": [

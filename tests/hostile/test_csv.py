@@ -27,7 +27,7 @@ from sambung.store.sqlite import SqliteStore
 from sambung.testing import make_connector
 from sambung.testing.manual_clock import ManualClock
 
-from .harness import FUZZ, REGISTRY, check_store, connectors_with
+from .harness import REGISTRY, check_store, connectors_with, fuzz
 
 # Cells no till should export, each of which must end as a row error or a stored row.
 HOSTILE_CELLS = (
@@ -206,7 +206,7 @@ async def test_a_hostile_header_name_never_stops_the_import(intake: CsvIntake, s
         assert report.file_error is None or "missing" in report.file_error, report.file_error
 
 
-@FUZZ
+@fuzz(200)
 @given(data=st.data())
 async def test_mutated_exports(intake: CsvIntake, data: st.DataObject) -> None:
     rows = [list(row) for row in intake.rows]
@@ -234,7 +234,7 @@ async def test_mutated_exports(intake: CsvIntake, data: st.DataObject) -> None:
     await intake.load(content)
 
 
-@FUZZ
+@fuzz(100)
 @given(content=st.binary(max_size=400))
 async def test_random_bytes_after_a_valid_header(intake: CsvIntake, content: bytes) -> None:
     header = intake.spell(intake.rows[:1])

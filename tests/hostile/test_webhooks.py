@@ -23,7 +23,6 @@ from sambung.parse import loads
 from sambung.testing.manual_clock import ManualClock
 
 from .harness import (
-    FUZZ,
     MAX_BODY_BYTES,
     REGISTRY,
     STATUSES,
@@ -31,6 +30,7 @@ from .harness import (
     check_record,
     check_store,
     connectors_with,
+    fuzz,
     examples,
     public_app,
     target,
@@ -110,12 +110,12 @@ class Intake:
 
 @pytest.fixture(params=WEBHOOK_CONNECTORS)
 async def intake(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
+    request: pytest.FixtureRequest, sambung_store_url: str, tmp_path: Path, clock: ManualClock
 ) -> AsyncIterator[Intake]:
-    """Every webhook connector in turn, behind the daemon's public app on a SQLite store."""
+    """Every webhook connector in turn, behind the daemon's public app, on each store."""
     name: str = request.param
     blocks = {name: block_for(REGISTRY.connectors[name], Mode.WEBHOOK)}
-    async with public_app(tmp_path, clock, blocks) as (daemon, client):
+    async with public_app(tmp_path, clock, blocks, sambung_store_url) as (daemon, client):
         intake = Intake(daemon, client, name)
         assert intake.examples, f"{name} offers no example_webhook() to mutate"
         probe = intake.connector.signed(b"{}")
@@ -124,7 +124,7 @@ async def intake(
         await check_store(daemon.store)
 
 
-@FUZZ
+@fuzz(200)
 @given(data=st.data())
 async def test_mutated_realistic_webhooks(intake: Intake, data: st.DataObject) -> None:
     document = data.draw(st.sampled_from(intake.examples), label="example")
@@ -134,13 +134,13 @@ async def test_mutated_realistic_webhooks(intake: Intake, data: st.DataObject) -
     await intake.send(body)
 
 
-@FUZZ
+@fuzz(100)
 @given(body=st.one_of(st.binary(max_size=300), json_values().map(lambda v: emit(v).encode())))
 async def test_random_signed_bodies(intake: Intake, body: bytes) -> None:
     await intake.send(body)
 
 
-@FUZZ
+@fuzz(50)
 @given(body=st.binary(max_size=300))
 async def test_unsigned_bodies_are_refused_and_nothing_is_kept(intake: Intake, body: bytes) -> None:
     status, answer = await intake.post(WebhookRequest(body=body, headers={}))
