@@ -63,6 +63,7 @@ class Intake:
         self.connector = target(daemon, name)
         self.examples = [loads(request.body) for request in examples(self.connector)]
         self.posted = 0
+        self.lettered: set[int] = set()  # raw events whose dead letter this intake has seen
 
     async def post(self, request: WebhookRequest) -> tuple[int, dict[str, Any]]:
         """POST one request; (status, JSON answer)."""
@@ -97,8 +98,14 @@ class Intake:
             assert answer["raw_event_id"] is not None, answer
             raw = await self.daemon.store.get_raw_event(answer["raw_event_id"])
             assert raw is not None and raw.body == sent, "the raw body was not kept as sent"
-            letters = answer.get("dead_letter_id")
-            assert letters is not None or answer.get("raw_event_id"), answer
+            raw_event_id = answer["raw_event_id"]
+            if answer.get("dead_letter_id") is None:  # a resend: its letter is the first one's
+                assert raw_event_id in self.lettered, answer
+            else:
+                letter = await self.daemon.store.get_dead_letter(answer["dead_letter_id"])
+                assert letter is not None and letter.raw_event_id == raw_event_id, letter
+                assert letter.status == "open" and letter.connector == self.name, letter
+                self.lettered.add(raw_event_id)
         # A mapping that raised something other than a typed error is a bug, whatever the input.
         assert answer.get("error") != "mapping_failed" or too_deep(sent), answer
         if status == 200:
