@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+import structlog
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from sambung import supervision
@@ -133,3 +134,41 @@ async def test_readyz_names_a_crash_looping_loop_and_turns_ready_after_recovery(
     finally:
         await loops.stop()
         await store.close()
+
+
+async def test_a_loop_that_fails_again_after_running_a_window_is_a_new_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(supervision, "RESTART_DELAYS", (0.0, 60.0))
+    now = [0.0]
+    runs = 0
+    fail = asyncio.Event()
+    restarted = asyncio.Event()
+
+    async def dispatcher() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise ConnectionError("connection is closed")
+        if runs == 3:
+            restarted.set()
+            await asyncio.Event().wait()
+        await fail.wait()  # the second run works for a long while, then fails again
+        raise ConnectionError("connection reset by peer")
+
+    loops = Loops(monotonic=lambda: now[0])
+    with structlog.testing.capture_logs() as logged:
+        loops.start("outbox.backend", dispatcher)
+        while runs < 2:
+            await asyncio.sleep(0)
+        now[0] += 3600.0
+        fail.set()
+        # Restarted after the first delay again (not the second, 60 s one) and logged again.
+        await asyncio.wait_for(restarted.wait(), timeout=5)
+        await loops.stop()
+    crashed = [entry["error"] for entry in logged if entry["event"] == "loop.crashed"]
+    assert crashed == [
+        "ConnectionError: connection is closed",
+        "ConnectionError: connection reset by peer",
+    ]
+    assert [entry["event"] for entry in logged].count("loop.recovered") == 1

@@ -46,6 +46,7 @@ class Loops:
         bound = log.bind(loop=name, **bind)
         crashes = 0
         while True:
+            started = self._monotonic()
             try:
                 await factory()
                 bound.warning("loop.returned", hint="a loop should run until cancelled")
@@ -53,6 +54,11 @@ class Loops:
             except asyncio.CancelledError:
                 raise
             except Exception as err:
+                if crashes and self._monotonic() - started >= CRASH_LOOP_WINDOW:
+                    # It ran a whole window since the last restart: this is a new failure,
+                    # logged again and restarted quickly, not the tail of the old one.
+                    bound.info("loop.recovered", crashes=crashes)
+                    crashes = 0
                 delay = RESTART_DELAYS[min(crashes, len(RESTART_DELAYS) - 1)]
                 error = f"{type(err).__name__}: {err}"
                 if crashes == 0:  # once when it starts failing, not at every restart
