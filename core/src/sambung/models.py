@@ -50,9 +50,10 @@ def bounded_canonical(value: Decimal) -> Decimal:
     quantity of 3.6e15 times a price), so no record is ever stored with an amount past
     `MAX_AMOUNT_DIGITS` — nor one that Decimal's 28-digit context has already rounded.
     """
+    # (Non-finite values never get here: pydantic refuses NaN and infinities itself.)
     canonical = canonical_decimal(value)
-    if not canonical.is_finite() or (canonical and canonical.adjusted() >= MAX_AMOUNT_DIGITS):
-        raise ValueError(f"amount must be finite with at most {MAX_AMOUNT_DIGITS} digits")
+    if canonical.adjusted() >= MAX_AMOUNT_DIGITS:
+        raise ValueError(f"amount must have at most {MAX_AMOUNT_DIGITS} integral digits")
     return canonical
 
 
@@ -62,20 +63,21 @@ Amount = Annotated[Decimal, AfterValidator(bounded_canonical)]
 
 
 def storable_id(value: str) -> str:
-    """`value` if every store can keep it as a key column: no NUL (PostgreSQL refuses it; a lone
-    surrogate pydantic already refuses in any text)."""
+    """`value` if every store can keep it as a key column (see `ExternalId`)."""
     if "\x00" in value:
         raise ValueError("an id must not hold a NUL character")
     return value
 
 
-# Checked in the model, not only by the store: a row or webhook with such an id is that input's
-# own error (row error, 422), never a failed batch write taking its neighbours down with it.
+# No NUL, checked in the model and not only by the store (PostgreSQL refuses it in a key): a
+# row or webhook with such an id is that input's own error (row error, 422), never a failed
+# batch write taking its neighbours down with it. (Lone surrogates pydantic refuses in any str.)
 ExternalId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=200, strip_whitespace=True),
     AfterValidator(storable_id),
 ]
+
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 
