@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sambung.connectors import FileDropConnector, Mode
 from sambung.csvfiles import detect_delimiter
-from sambung.filedrop import FileImporter, ImportReport
+from sambung.filedrop import WORKER_FROM_BYTES, FileImporter, ImportReport
 from sambung.generic_csv import COLUMNS
 from sambung.store.sqlite import SqliteStore
 from sambung.testing import make_connector
@@ -78,13 +78,15 @@ def formats() -> list[tuple[str, str, str]]:
     file refused for one bad row (its dry run first), a number style set rather than decided."""
     names = connectors_with(Mode.FILE_DROP)
     found = [(name, "native", "") for name in names] + [(names[0], "generic", "")]
-    return [*found, (names[0], "native", "reject_file"), (names[0], "generic", "plain")]
+    variants = [(names[0], "native", "reject_file"), (names[0], "generic", "plain")]
+    return [*found, *variants, (names[-1], "native", "worker")]
 
 
 VARIANTS: dict[str, dict[str, str]] = {
     "": {},
     "reject_file": {"on_row_error": "reject_file"},
     "plain": {"number_style": "plain"},
+    "worker": {},  # every file mapped in a forked worker process, as large files are
 }
 FORMATS = formats()
 
@@ -118,9 +120,16 @@ class CsvIntake:
         connector: FileDropConnector,
         workdir: Path,
         template: bytes,
+        *,
+        in_worker: bool = False,
     ) -> None:
         self.store, self.connector, self.workdir = store, connector, workdir
-        self.importer = FileImporter(store, lambda outlet, kind: ("books",), ManualClock())
+        self.importer = FileImporter(
+            store,
+            lambda outlet, kind: ("books",),
+            ManualClock(),
+            worker_from_bytes=0 if in_worker else WORKER_FROM_BYTES,
+        )
         text = template.decode("utf-8")
         self.delimiter = detect_delimiter(text.splitlines()[0])
         self.rows = list(csv.reader(io.StringIO(text), delimiter=self.delimiter))
@@ -160,6 +169,7 @@ class CsvIntake:
 
 def check_errors_file(path: Path) -> None:
     """No cell of the errors file is one a spreadsheet would evaluate."""
+    csv.field_size_limit(1 << 24)  # it keeps a 200 KB cell as it was
     with path.open(encoding="utf-8", newline="") as handle:
         for line in csv.reader(handle):
             for cell in line:
@@ -181,7 +191,7 @@ async def intake(
     store = SqliteStore(tmp_path / "sambung.db", synchronous="OFF", clock=clock)
     await store.open()
     try:
-        yield CsvIntake(store, connector, tmp_path, template)
+        yield CsvIntake(store, connector, tmp_path, template, in_worker=variant == "worker")
         await check_store(store)
     finally:
         await store.close()
@@ -240,6 +250,10 @@ async def test_mutated_exports(intake: CsvIntake, data: st.DataObject) -> None:
         else:
             rows.insert(at, data.draw(st.lists(cells, max_size=width + 2), label="new row"))
     content = intake.spell(rows)
+    # As a back office on another locale might save it: a BOM, or Windows-1252 throughout.
+    encoding = data.draw(st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "cp1252"]))
+    if encoding != "utf-8":
+        content = content.decode("utf-8").encode(encoding, errors="replace")
     if data.draw(st.integers(0, 9), label="bytes") == 0:
         at = data.draw(st.integers(0, len(content)))
         junk = data.draw(st.sampled_from([b"\xff", b"\xc3", b"\x00", b"\r", b'"']))
