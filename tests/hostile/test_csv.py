@@ -197,24 +197,22 @@ async def intake(
         await store.close()
 
 
-@pytest.mark.parametrize("cell", HOSTILE_CELLS, ids=lambda cell: repr(cell[:24]))
-async def test_a_hostile_cell_in_any_column_is_a_row_error_or_a_row(
-    intake: CsvIntake, cell: str
-) -> None:
+async def test_a_hostile_cell_in_any_column_is_a_row_error_or_a_row(intake: CsvIntake) -> None:
     header, first = intake.rows[0], intake.rows[1]
-    rows = [header, *intake.rows[1:]]
-    for column in range(len(header)):
-        row = list(first)
-        row[column] = cell
-        rows.append(row)
-    report = await intake.load(intake.spell(rows))
-    if report.file_error is not None:
-        # The one whole-file refusal a cell may cause, by design: amounts spelled both ways.
-        assert "mix" in report.file_error, report.file_error
-        return
-    assert report.rows == len(rows) - 1, report
-    if not report.rejected or not intake.refuses_whole_files:
-        assert report.imported >= len(intake.rows) - 1 - len(header), report
+    for cell in HOSTILE_CELLS:  # one file each: a cell's own trouble, not its neighbours'
+        rows = [header, *intake.rows[1:]]
+        for column in range(len(header)):
+            row = list(first)
+            row[column] = cell
+            rows.append(row)
+        report = await intake.load(intake.spell(rows))
+        if report.file_error is not None:
+            # The one whole-file refusal a cell may cause, by design: amounts spelled both ways.
+            assert "mix" in report.file_error, (cell[:40], report.file_error)
+            continue
+        assert report.rows == len(rows) - 1, (cell[:40], report)
+        if not report.rejected or not intake.refuses_whole_files:
+            assert report.imported >= len(intake.rows) - 1 - len(header), (cell[:40], report)
 
 
 @pytest.mark.parametrize("suffix", ["\x00", "\u202e", "=1", "\U0001f600", "x" * 20_000])
