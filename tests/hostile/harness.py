@@ -111,6 +111,16 @@ def examples(connector: WebhookConnector, count: int = 6) -> list[WebhookRequest
     return [request for request in found if request is not None]
 
 
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
+
+
+def recorded(name: str, suffix: str) -> list[bytes]:
+    """The payloads recorded in plugin `name`'s own test fixtures (none for a plugin not in
+    this repo): real vendor shapes beside what its fake generates."""
+    folder = PLUGINS / name / "tests" / "fixtures"
+    return [path.read_bytes() for path in sorted(folder.glob(f"*{suffix}"))]
+
+
 def check_record(record: BaseModel, where: str = "") -> None:
     """Every amount a bounded finite Decimal, every datetime aware, every text real Unicode."""
     for name, value in record:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from sambung.store.sqlite import SqliteStore
 from sambung.testing import make_connector
 from sambung.testing.manual_clock import ManualClock
 
-from .harness import REGISTRY, check_store, connectors_with, fuzz
+from .harness import REGISTRY, check_store, connectors_with, fuzz, recorded
 
 # Cells no till should export, each of which must end as a row error or a stored row.
 HOSTILE_CELLS = (
@@ -111,6 +112,21 @@ def generic_export(connector: FileDropConnector, clock: ManualClock) -> bytes:
     return out.getvalue().encode()
 
 
+@dataclass(frozen=True)
+class Template:
+    """A realistic export to mutate: its delimiter and rows (the header first)."""
+
+    delimiter: str
+    rows: list[list[str]]
+
+    @classmethod
+    def of(cls, content: bytes) -> Template:
+        """The template a file's bytes make."""
+        text = content.decode("utf-8-sig")
+        delimiter = detect_delimiter(text.splitlines()[0])
+        return cls(delimiter, list(csv.reader(io.StringIO(text), delimiter=delimiter)))
+
+
 class CsvIntake:
     """Imports files for one format and checks each report against the invariants."""
 
@@ -119,7 +135,7 @@ class CsvIntake:
         store: SqliteStore,
         connector: FileDropConnector,
         workdir: Path,
-        template: bytes,
+        templates: list[bytes],
         *,
         in_worker: bool = False,
     ) -> None:
@@ -130,17 +146,17 @@ class CsvIntake:
             ManualClock(),
             worker_from_bytes=0 if in_worker else WORKER_FROM_BYTES,
         )
-        text = template.decode("utf-8")
-        self.delimiter = detect_delimiter(text.splitlines()[0])
-        self.rows = list(csv.reader(io.StringIO(text), delimiter=self.delimiter))
+        self.templates = [Template.of(content) for content in templates]
+        self.rows, self.delimiter = self.templates[0].rows, self.templates[0].delimiter
         self.files = 0
         self.rows_read = 0
         self.refuses_whole_files = connector.settings.on_row_error == "reject_file"
 
-    def spell(self, rows: list[list[str]]) -> bytes:
-        """Rows as CSV bytes in the template's delimiter (cells quoted where they must be)."""
+    def spell(self, rows: list[list[str]], delimiter: str | None = None) -> bytes:
+        """Rows as CSV bytes in the first template's delimiter unless told (cells quoted where
+        they must be)."""
         out = io.StringIO()
-        csv.writer(out, delimiter=self.delimiter, lineterminator="\n").writerows(rows)
+        csv.writer(out, delimiter=delimiter or self.delimiter, lineterminator="\n").writerows(rows)
         return out.getvalue().encode("utf-8")
 
     async def load(self, content: bytes) -> ImportReport:
@@ -186,12 +202,16 @@ async def intake(
     extra = {"format": "generic"} if kind == "generic" else {}
     connector = make_connector(cls, {"mode": "file-drop", **extra, **VARIANTS[variant]})
     assert isinstance(connector, FileDropConnector)
-    template = generic_export(connector, clock) if kind == "generic" else connector.example_file(1)
-    assert template, f"{name} offers no example_file() to mutate"
+    if kind == "generic":
+        templates = [generic_export(connector, clock)]
+    else:  # the fake's export, then the plugin's recorded ones (real shapes)
+        made = connector.example_file(1)
+        assert made, f"{name} offers no example_file() to mutate"
+        templates = [made, *recorded(name, ".csv")]
     store = SqliteStore(tmp_path / "sambung.db", synchronous="OFF", clock=clock)
     await store.open()
     try:
-        yield CsvIntake(store, connector, tmp_path, template, in_worker=variant == "worker")
+        yield CsvIntake(store, connector, tmp_path, templates, in_worker=variant == "worker")
         await check_store(store)
     finally:
         await store.close()
@@ -230,7 +250,8 @@ async def test_a_hostile_header_name_never_stops_the_import(intake: CsvIntake, s
 @fuzz(200)
 @given(data=st.data())
 async def test_mutated_exports(intake: CsvIntake, data: st.DataObject) -> None:
-    rows = [list(row) for row in intake.rows]
+    template = data.draw(st.sampled_from(intake.templates), label="template")
+    rows = [list(row) for row in template.rows]
     width = len(rows[0])
     cells = st.one_of(st.sampled_from(HOSTILE_CELLS), st.text(max_size=30))
     for _ in range(data.draw(st.integers(1, 6), label="changes")):
@@ -247,7 +268,7 @@ async def test_mutated_exports(intake: CsvIntake, data: st.DataObject) -> None:
             rows[at] = [*rows[at], *data.draw(st.lists(cells, min_size=1, max_size=3))]
         else:
             rows.insert(at, data.draw(st.lists(cells, max_size=width + 2), label="new row"))
-    content = intake.spell(rows)
+    content = intake.spell(rows, template.delimiter)
     # As a back office on another locale might save it: a BOM, or Windows-1252 throughout.
     encoding = data.draw(st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "cp1252"]))
     if encoding != "utf-8":

@@ -33,6 +33,7 @@ from .harness import (
     examples,
     fuzz,
     public_app,
+    recorded,
     target,
     webhook_path,
 )
@@ -125,6 +126,11 @@ async def intake(
     async with public_app(tmp_path, clock, blocks, sambung_store_url) as (daemon, client):
         intake = Intake(daemon, client, name)
         assert intake.examples, f"{name} offers no example_webhook() to mutate"
+        # The plugin's recorded payloads that are webhooks it accepts join the examples.
+        for body in recorded(name, ".json"):
+            signed = intake.connector.signed(body)
+            if signed is not None and (await intake.post(signed))[0] == 200:
+                intake.examples.append(loads(body))
         probe = intake.connector.signed(b"{}")
         assert probe is not None or name == "midtrans", f"{name} cannot sign: add signed()"
         yield intake
