@@ -14,6 +14,7 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, settings
 from pydantic import BaseModel
+from sambung.admin import admin_app
 from sambung.clock import Clock
 from sambung.config import WEBHOOK_PATH, load_config
 from sambung.connectors import Connector, Mode, WebhookConnector, WebhookRequest
@@ -69,14 +70,26 @@ def block_for(cls: type[Connector], mode: Mode, **extra: Any) -> dict[str, Any]:
     return block
 
 
+ADMIN_TOKEN = "hostile-admin-token-5d2e9b"
+
+
 @asynccontextmanager
-async def public_app(
-    workdir: Path, clock: Clock, blocks: Mapping[str, dict[str, Any]], store_url: str
+async def daemon_app(
+    workdir: Path,
+    clock: Clock,
+    blocks: Mapping[str, dict[str, Any]],
+    store_url: str,
+    *,
+    admin: bool = False,
 ) -> AsyncIterator[tuple[Daemon, TestClient[Any, Any]]]:
-    """The daemon's real public app for one outlet with `blocks`, on `store_url`, in process."""
+    """The daemon's real public app (or, with `admin`, its admin app, behind `ADMIN_TOKEN`) for
+    one outlet with `blocks`, on `store_url`, served in process."""
+    server: dict[str, Any] = {"public": {"port": 0, "max_body_bytes": MAX_BODY_BYTES}}
+    if admin:
+        server["admin"] = {"host": "127.0.0.1", "port": 0, "token": ADMIN_TOKEN}
     document = {
         "store": {"url": store_url},
-        "server": {"public": {"port": 0, "max_body_bytes": MAX_BODY_BYTES}},
+        "server": server,
         "log": {"level": "error"},
         "outlets": [
             {"id": OUTLET, "name": "Kemang", "timezone": "Asia/Jakarta", "connectors": dict(blocks)}
@@ -86,7 +99,8 @@ async def public_app(
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     daemon = Daemon(load_config(path, REGISTRY, environ={}), REGISTRY, clock=clock)
     await daemon.store.open()
-    client: TestClient[Any, Any] = TestClient(TestServer(daemon.public_app()))
+    app = admin_app(daemon, ADMIN_TOKEN) if admin else daemon.public_app()
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
         yield daemon, client

@@ -30,9 +30,9 @@ from .harness import (
     check_record,
     check_store,
     connectors_with,
+    daemon_app,
     examples,
     fuzz,
-    public_app,
     recorded,
     target,
     webhook_path,
@@ -123,7 +123,7 @@ async def intake(
     """Every webhook connector in turn, behind the daemon's public app, on each store."""
     name: str = request.param
     blocks = {name: block_for(REGISTRY.connectors[name], Mode.WEBHOOK)}
-    async with public_app(tmp_path, clock, blocks, sambung_store_url) as (daemon, client):
+    async with daemon_app(tmp_path, clock, blocks, sambung_store_url) as (daemon, client):
         intake = Intake(daemon, client, name)
         assert intake.examples, f"{name} offers no example_webhook() to mutate"
         # The plugin's recorded payloads that are webhooks it accepts join the examples.
