@@ -16,13 +16,14 @@ from hypothesis import HealthCheck, settings
 from pydantic import BaseModel
 from sambung.admin import admin_app
 from sambung.clock import Clock
-from sambung.config import WEBHOOK_PATH, load_config
+from sambung.config import WEBHOOK_PATH, LoadedConfig, load_config
 from sambung.connectors import Connector, Mode, WebhookConnector, WebhookRequest
 from sambung.daemon import Daemon
 from sambung.models import RECORD_KINDS, Record
 from sambung.parse import bounded_amount
+from sambung.dlq import DeadLetters
 from sambung.plugins import Registry, load_plugins
-from sambung.store import Store
+from sambung.store import DeadLetterQuery, Store
 
 # Examples per fuzz test are multiplied by this (HOSTILE_SCALE=20 for a long hunt; the failing
 # example is printed whatever the scale, and HOSTILE_RANDOM=1 draws new ones).
@@ -163,3 +164,17 @@ async def check_store(store: Store) -> int:
         record: Record = RECORD_KINDS[row.kind].model_validate_json(row.payload)
         check_record(record)
     return len(stored)
+
+
+async def replay_all(store: Store, loaded: LoadedConfig, clock: Clock) -> dict[str, int]:
+    """Replay every open dead letter, as an operator would after a fix; outcomes counted.
+
+    A kept body is the sender's, byte for byte: replaying it must answer, never raise.
+    """
+    service = DeadLetters(store, loaded, clock=clock)
+    letters = await store.find_dead_letters(DeadLetterQuery(limit=1_000_000))
+    counts: dict[str, int] = {}
+    for outcome in await service.replay([letter.id for letter in letters]):
+        assert outcome.result in ("replayed", "still_failing"), outcome
+        counts[outcome.result] = counts.get(outcome.result, 0) + 1
+    return counts

@@ -34,6 +34,7 @@ from .harness import (
     examples,
     fuzz,
     recorded,
+    replay_all,
     target,
     webhook_path,
 )
@@ -134,6 +135,8 @@ async def intake(
         probe = intake.connector.signed(b"{}")
         assert probe is not None or name == "midtrans", f"{name} cannot sign: add signed()"
         yield intake
+        # Every dead letter replayed, as after a fix: still failing, or replayed; never raising.
+        await replay_all(daemon.store, daemon.loaded, clock)
         await check_store(daemon.store)
 
 
