@@ -19,9 +19,9 @@ from sambung.clock import Clock
 from sambung.config import WEBHOOK_PATH, LoadedConfig, load_config
 from sambung.connectors import Connector, Mode, WebhookConnector, WebhookRequest
 from sambung.daemon import Daemon
+from sambung.dlq import DeadLetters
 from sambung.models import RECORD_KINDS, Record
 from sambung.parse import bounded_amount
-from sambung.dlq import DeadLetters
 from sambung.plugins import Registry, load_plugins
 from sambung.store import DeadLetterQuery, Store
 
