@@ -74,6 +74,26 @@ def block_for(cls: type[Connector], mode: Mode, **extra: Any) -> dict[str, Any]:
 ADMIN_TOKEN = "hostile-admin-token-5d2e9b"
 
 
+def configured(
+    workdir: Path,
+    blocks: Mapping[str, dict[str, Any]],
+    store_url: str,
+    server: Mapping[str, Any] | None = None,
+) -> LoadedConfig:
+    """The YAML of one outlet (`OUTLET`, Jakarta) with `blocks`, written and loaded."""
+    document = {
+        "store": {"url": store_url},
+        "server": dict(server or {}),
+        "log": {"level": "error"},
+        "outlets": [
+            {"id": OUTLET, "name": "Kemang", "timezone": "Asia/Jakarta", "connectors": dict(blocks)}
+        ],
+    }
+    path = workdir / "sambung.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return load_config(path, REGISTRY, environ={})
+
+
 @asynccontextmanager
 async def daemon_app(
     workdir: Path,
@@ -88,17 +108,7 @@ async def daemon_app(
     server: dict[str, Any] = {"public": {"port": 0, "max_body_bytes": MAX_BODY_BYTES}}
     if admin:
         server["admin"] = {"host": "127.0.0.1", "port": 0, "token": ADMIN_TOKEN}
-    document = {
-        "store": {"url": store_url},
-        "server": server,
-        "log": {"level": "error"},
-        "outlets": [
-            {"id": OUTLET, "name": "Kemang", "timezone": "Asia/Jakarta", "connectors": dict(blocks)}
-        ],
-    }
-    path = workdir / "sambung.yaml"
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    daemon = Daemon(load_config(path, REGISTRY, environ={}), REGISTRY, clock=clock)
+    daemon = Daemon(configured(workdir, blocks, store_url, server), REGISTRY, clock=clock)
     await daemon.store.open()
     app = admin_app(daemon, ADMIN_TOKEN) if admin else daemon.public_app()
     client: TestClient[Any, Any] = TestClient(TestServer(app))

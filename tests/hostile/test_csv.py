@@ -28,7 +28,15 @@ from sambung.store.sqlite import SqliteStore
 from sambung.testing import make_connector
 from sambung.testing.manual_clock import ManualClock
 
-from .harness import REGISTRY, check_store, connectors_with, fuzz, recorded
+from .harness import (
+    REGISTRY,
+    check_store,
+    configured,
+    connectors_with,
+    fuzz,
+    recorded,
+    replay_all,
+)
 
 # Cells no till should export, each of which must end as a row error or a stored row.
 HOSTILE_CELLS = (
@@ -200,7 +208,8 @@ async def intake(
     name, kind, variant = request.param
     cls = REGISTRY.connectors[name]
     extra = {"format": "generic"} if kind == "generic" else {}
-    connector = make_connector(cls, {"mode": "file-drop", **extra, **VARIANTS[variant]})
+    block = {"mode": "file-drop", **extra, **VARIANTS[variant]}
+    connector = make_connector(cls, block)
     assert isinstance(connector, FileDropConnector)
     if kind == "generic":
         templates = [generic_export(connector, clock)]
@@ -212,6 +221,9 @@ async def intake(
     await store.open()
     try:
         yield CsvIntake(store, connector, tmp_path, templates, in_worker=variant == "worker")
+        # Every rejected row replayed, as after a fix: still failing or replayed, never raising.
+        loaded = configured(tmp_path, {name: block}, f"sqlite:///{tmp_path / 'sambung.db'}")
+        await replay_all(store, loaded, clock)
         await check_store(store)
     finally:
         await store.close()
