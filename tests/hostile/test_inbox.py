@@ -75,7 +75,7 @@ CONTENTS = st.one_of(
 )
 
 
-@fuzz(40)
+@fuzz(100)
 @given(drops=st.lists(st.tuples(NAMES, CONTENTS), min_size=1, max_size=4))
 async def test_whatever_is_dropped_leaves_the_inbox_and_never_stops_it(
     inbox: Inbox, drops: list[tuple[bytes, bytes]]

@@ -72,7 +72,7 @@ CONTENTS = st.one_of(
 )
 
 
-@fuzz(60)
+@fuzz(200)
 @given(
     source=mostly(b"pawoon"),
     outlet=mostly(OUTLET.encode()),
