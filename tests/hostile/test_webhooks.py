@@ -38,7 +38,7 @@ from .harness import (
     target,
     webhook_path,
 )
-from .strategies import byte_damage, emit, json_values, mutated
+from .strategies import Verbatim, byte_damage, emit, json_values, mutated
 
 WEBHOOK_CONNECTORS = connectors_with(Mode.WEBHOOK)
 
@@ -163,3 +163,18 @@ async def test_unsigned_bodies_are_refused_and_nothing_is_kept(intake: Intake, b
     assert status == 401, answer
     assert too_deep(body) or answer["message"] == "signature missing or invalid", answer
     assert "raw_event_id" not in answer
+
+
+async def test_replaying_text_no_store_keeps_is_still_failing_not_a_crash(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # Found by the fuzzing: the body maps (parse accepts the lone surrogate), only the store
+    # refuses it, so the replay raised InvalidRecord out of `sambung dlq replay` and the API.
+    blocks = {"pawoon": block_for(REGISTRY.connectors["pawoon"], Mode.WEBHOOK)}
+    url = f"sqlite:///{tmp_path / 'sambung.db'}"
+    async with daemon_app(tmp_path, clock, blocks, url) as (daemon, client):
+        intake = Intake(daemon, client, "pawoon")
+        document = dict(intake.examples[0])
+        document["data"] = {**document["data"], "payment_method": Verbatim('"QR\\ud800IS"')}
+        assert await intake.send(emit(document).encode()) == 422
+        assert await replay_all(daemon.store, daemon.loaded, clock) == {"still_failing": 1}
