@@ -4,7 +4,6 @@ a callback that never came."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from sambung.testing.daemon import DaemonProcess
 from sambung_xendit.fake import XenditFake, invoice_id
 
 from .payloads import WEBHOOKS
+from .waiting import until
 
 KEY, TOKEN = "xnd_development_e2e", "xendit-e2e-callback-token"
 StartDaemon = Callable[..., DaemonProcess]
@@ -69,14 +69,6 @@ async def stored(daemon: DaemonProcess) -> dict[str, Any]:
         }
     finally:
         await store.close()
-
-
-async def until(check: Callable[[], Any], seconds: float = 60.0) -> None:
-    """Wait (serving the fake meanwhile) until `check()` is true."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.2)
 
 
 def url(daemon: DaemonProcess) -> str:

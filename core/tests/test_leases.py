@@ -4,13 +4,16 @@ release, fencing, and `Store.exclusive`; and the outbox shared by two replicas o
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sambung.replicas import Replica
-from sambung.store import IngestRequest, Store, open_store
+from sambung.errors import LeaseLost
+from sambung.replicas import Replica, ensure_lease, held_lease
+from sambung.store import CursorUpdate, IngestRequest, LeaseHold, Store, open_store
 from sambung.store.base import OutboxSettlement
+from sambung.testing.manual_clock import ManualClock
 
 from .conftest import sale
 
@@ -219,33 +222,79 @@ async def _replica_stores(url: str, *owners: str) -> list[Store]:
     return stores
 
 
-async def test_only_a_dead_replicas_claims_are_freed_by_the_others(postgres_url: str) -> None:
-    one, two = await _replica_stores(postgres_url, "one", "two")
+async def _owners(url: str, tmp_path: Path, clock: ManualClock, *owners: str) -> list[Store]:
+    """One store per owner on the same database (SQLite file or PostgreSQL schema)."""
+    stores = [open_store(url, base_dir=tmp_path, owner=owner, clock=clock) for owner in owners]
+    for opened in stores:
+        await opened.open()
+    return stores
+
+
+async def test_a_renewed_claim_never_passes_on_and_an_expired_one_does(
+    sambung_store_url: str, tmp_path: Path, clock: ManualClock
+) -> None:
+    one, two = await _owners(sambung_store_url, tmp_path, clock, "one", "two")
     try:
         await one.ingest(IngestRequest(records=[sale()], routes=[["backend"]]))
-        due = datetime.now(UTC) + timedelta(seconds=1)
-        assert await one.claim_outbox("backend", now=due, limit=10, lease_seconds=300)
-
-        assert await two.release_orphaned_claims() == 0  # `one` is alive
-        assert await one.release_orphaned_claims() == 0  # never its own
-        await one.close()  # its connection, and with it its liveness lock, is gone
-        assert await two.release_orphaned_claims() == 1
-        assert len(await two.claim_outbox("backend", now=due, limit=10, lease_seconds=300)) == 1
+        clock.advance(1)
+        [row] = await one.claim_outbox("backend", now=clock.now(), limit=10, lease_seconds=15)
+        for _ in range(4):  # `one` is alive and renews: its claim never passes on
+            clock.advance(10)
+            assert (
+                await two.claim_outbox("backend", now=clock.now(), limit=10, lease_seconds=15) == []
+            )
+            renewed = await one.renew_claims([row.id], now=clock.now(), lease_seconds=15)
+            assert renewed == {row.id}
+        clock.advance(16)  # `one` stopped renewing (dead, frozen or cut off): it passes on
+        [again] = await two.claim_outbox("backend", now=clock.now(), limit=10, lease_seconds=15)
+        assert (again.id, again.idempotency_key) == (row.id, row.idempotency_key)
+        # The old holder learns it lost the claim, and nothing it settles counts.
+        assert await one.renew_claims([row.id], now=clock.now(), lease_seconds=15) == set()
+        await one.settle_outbox([OutboxSettlement(row.id, "delivered")], now=clock.now())
+        dead = OutboxSettlement(row.id, "dead", error="gave up", error_type="RetriesExhausted")
+        assert await one.settle_outbox([dead], now=clock.now()) == []
+        [pending] = await two.list_outbox()
+        assert pending.status == "pending" and pending.attempts == 0
+        await two.settle_outbox([OutboxSettlement(row.id, "delivered")], now=clock.now())
+        [done] = await two.list_outbox()
+        assert done.status == "delivered" and done.attempts == 1
     finally:
         await one.close()
         await two.close()
 
 
-async def test_sqlite_has_no_orphaned_claims(tmp_path: Path) -> None:
-    opened = open_store(f"sqlite:///{tmp_path / 'one.db'}", base_dir=tmp_path)
-    await opened.open()
-    try:
-        await opened.ingest(IngestRequest(records=[sale()], routes=[["backend"]]))
-        due = datetime.now(UTC) + timedelta(seconds=1)
-        assert await opened.claim_outbox("backend", now=due, limit=10, lease_seconds=300)
-        assert await opened.release_orphaned_claims() == 0
-    finally:
-        await opened.close()
+async def test_a_write_fenced_by_a_lease_commits_only_while_the_lease_is_held(
+    store: Store, clock: ManualClock
+) -> None:
+    name = "poll:kemang/qasir"
+    assert await store.acquire_or_renew_lease(name, "one", ttl=15, now=clock.now())
+    held = LeaseHold(name, "one")
+    cursor = CursorUpdate("kemang", "qasir", "2026-11-27T01:00:00+00:00")
+    await store.ingest(IngestRequest(records=[sale("P-1")], routes=[[]], cursor=cursor, lease=held))
+    assert await store.get_cursor("kemang", "qasir") == cursor.value
+
+    # Frozen past its lease: nothing of its page commits, neither records nor the cursor,
+    # whether another replica took the lease over or nobody did yet.
+    clock.advance(16)
+    moved = CursorUpdate("kemang", "qasir", "2026-11-27T02:00:00+00:00")
+    stale = IngestRequest(records=[sale("P-2")], routes=[[]], cursor=moved, lease=held)
+    with pytest.raises(LeaseLost):
+        await store.ingest(stale)
+    assert await store.acquire_or_renew_lease(name, "two", ttl=15, now=clock.now())
+    # Beside others in one group commit, only the fenced request fails.
+    results = await asyncio.gather(
+        store.ingest(stale),
+        store.ingest(IngestRequest(records=[sale("W-1")], routes=[[]])),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], LeaseLost) and not isinstance(results[1], BaseException)
+    assert await store.get_cursor("kemang", "qasir") == cursor.value
+    ids = {r.external_id for r in await store.list_records()}
+    assert ids == {"P-1", "W-1"}
+    # The new holder's fenced writes commit.
+    fresh = IngestRequest(records=[sale("P-3")], cursor=moved, lease=LeaseHold(name, "two"))
+    await store.ingest(fresh)
+    assert await store.get_cursor("kemang", "qasir") == moved.value
 
 
 async def test_two_replicas_claiming_at_once_deliver_each_row_once_and_in_record_order(
@@ -301,3 +350,62 @@ async def test_a_starting_replica_forgets_replicas_dead_for_an_hour(store: Store
     assert started == ["replica.heartbeat"]
     names = [lease.name for lease in await store.list_leases("replica:")]
     assert names == ["replica:new", "replica:recent"]
+
+
+async def test_work_that_finds_its_lease_gone_stops_as_lease_lost_and_the_replica_waits_again(
+    store: Store,
+) -> None:
+    replica = Replica(store, "one", ttl=0.6)
+    seen: list[LeaseHold | None] = []
+
+    async def poller() -> None:
+        seen.append(held_lease())
+        if len(seen) == 1:  # its page commit was refused: the lease was no longer its own
+            raise LeaseLost("lease poll:kemang/qasir is no longer held by one")
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(replica.own("poll:kemang/qasir", poller))
+    try:
+        await _within_condition(lambda: len(seen) == 2)  # not a crash: it went back for it
+        assert seen == [LeaseHold("poll:kemang/qasir", "one")] * 2
+        assert not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert held_lease() is None  # outside the work there is no lease
+
+
+async def test_work_thawed_after_its_lease_could_pass_on_may_not_start_anything(
+    store: Store,
+) -> None:
+    now = [100.0]
+    replica = Replica(store, "one", ttl=3.0, monotonic=lambda: now[0])
+    checked: list[BaseException | None] = []
+    go = asyncio.Event()
+
+    async def poller() -> None:
+        ensure_lease()  # held: fine
+        await go.wait()
+        try:
+            ensure_lease()
+        except LeaseLost as err:
+            checked.append(err)
+            raise
+        checked.append(None)
+
+    task = asyncio.create_task(replica.own("poll:kemang/qasir", poller))
+    try:
+        await _within_condition(lambda: bool(replica.owned))
+        now[0] += 2.5  # frozen past the fence (two thirds of a ttl), its renewals not yet run
+        go.set()
+        await _within_condition(lambda: bool(checked))
+        assert isinstance(checked[0], LeaseLost)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _within_condition(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.01)

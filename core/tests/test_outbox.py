@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import random
+import sqlite3
 import types
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -25,7 +26,7 @@ from sambung.connectors import (
     WebhookRequest,
 )
 from sambung.dlq import DeadLetterFilter, DeadLetters
-from sambung.errors import InvalidRecord
+from sambung.errors import InvalidRecord, StoreUnavailable
 from sambung.models import Transaction
 from sambung.outbox import DEFAULT_SCHEDULE, Dispatcher, RetryPolicy
 from sambung.parse import business_date, money, require, text, timestamp
@@ -487,10 +488,15 @@ async def test_a_crash_mid_batch_redelivers_with_the_same_webhook_id(
     assert len(claimed) == 2
     await store.close()  # the process died before settling
 
-    store = open_store(sambung_store_url, base_dir=tmp_path, clock=ManualClock())
+    # The restarted process (another owner: no replica id configured) finds the claims free
+    # once they expired; on SQLite at once, as only one process uses the file.
+    restarted = ManualClock()
+    restarted.advance(301)
+    receiver.now = lambda: restarted.now().timestamp()
+    store = open_store(sambung_store_url, base_dir=tmp_path, clock=restarted)
     await store.open()
     harness = Harness(store, loaded, clock(store), session)
-    await harness.dispatcher.open()  # releases the dead process's claims
+    await harness.dispatcher.open()
     assert await harness.drain() == 2
     assert receiver.seen_ids() == {row.idempotency_key for row in claimed}
     await harness.dispatcher.close()
@@ -533,3 +539,115 @@ async def test_the_daemon_tells_the_dead_letter_hook_once_per_delivery_entry(
         await daemon.stop()
     assert sorted(entry.error_type for entry in told) == ["DeliveryRejected"] * 2
     assert {entry.sink for entry in told} == {"backend"}
+
+
+# -- claims fenced while a batch is out (issue 21) -----------------------------------------------
+
+
+async def test_a_batch_whose_claims_cannot_be_renewed_stops_sending_before_they_can_pass_on(
+    harness: Harness, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.dispatcher.lease_seconds = 1.5  # renewed every 0.5 s, fenced 0.5 s before expiry
+    await harness.ingest("TRX-1")
+    receiver.answer_with(204, delay=5.0)  # the receiver hangs on to the delivery
+
+    async def unreachable(*_args: Any, **_kwargs: Any) -> set[int]:
+        raise StoreUnavailable("query failed: ConnectionDoesNotExistError")
+
+    monkeypatch.setattr(harness.store, "renew_claims", unreachable)
+    started = asyncio.get_running_loop().time()
+    assert await harness.drain() == 1
+    took = asyncio.get_running_loop().time() - started
+
+    # Cut off at the fence (a third of a lease before the claim runs out), long before the
+    # receiver answered: no second holder can be sending while this one still is.
+    assert took < 1.4, took
+    [row] = await harness.outbox()
+    assert row.status == "pending" and row.attempts == 0  # not an attempt: it passes on unsent
+
+
+async def test_a_batch_renews_its_claims_so_no_other_replica_takes_them_while_it_delivers(
+    harness: Harness, receiver: Receiver, sambung_store_url: str, tmp_path: Path
+) -> None:
+    harness.dispatcher.lease_seconds = 1.5
+    await harness.ingest("TRX-1")
+    receiver.answer_with(204, delay=2.5)  # longer than the claim lasts unrenewed
+    other = open_store(sambung_store_url, base_dir=tmp_path, owner="other", clock=harness.clock)
+    await other.open()
+
+    async def time_passes() -> None:  # the store's clock keeps pace with the real one
+        while True:
+            await asyncio.sleep(0.1)
+            harness.clock.advance(0.1)
+
+    async def another_replica_tries() -> list[Any]:
+        await asyncio.sleep(2.0)  # past the first claim's expiry, not past its renewal's
+        return await other.claim_outbox(
+            "backend", now=harness.clock.now(), limit=10, lease_seconds=1.5
+        )
+
+    ticking = asyncio.create_task(time_passes())
+    try:
+        drained, taken = await asyncio.gather(harness.drain(), another_replica_tries())
+    finally:
+        ticking.cancel()
+        await other.close()
+    assert drained == 1 and taken == []
+    [row] = await harness.outbox()
+    assert row.status == "delivered" and row.attempts == 1
+
+
+async def test_a_store_error_in_the_dispatcher_makes_its_loop_not_ready_and_it_recovers(
+    tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    """On SQLite: the store fails under the dispatcher (a locked, read-only moment) and then
+    answers again: the loop is reported while it cannot work, and delivers again by itself."""
+    from sambung.store.sqlite import SqliteStore
+    from sambung.supervision import Loops
+
+    store = SqliteStore(tmp_path / "sambung.db", synchronous="OFF", clock=ManualClock())
+    await store.open()
+    loaded = configure(
+        tmp_path, {"backend": {"type": "http", "url": receiver.url, "secret": SECRET}}
+    )
+    harness = Harness(store, loaded, clock(store), session)
+    receiver.now = lambda: harness.clock.now().timestamp()
+    harness.dispatcher.lease_seconds = 3.0
+    await harness.dispatcher.open()
+    locked = False
+    transaction = store._transaction
+
+    def flaky(work: Any) -> Any:
+        if locked:
+            raise sqlite3.OperationalError("database is locked")
+        return transaction(work)
+
+    store._transaction = flaky  # type: ignore[method-assign]
+    loops = Loops()
+    try:
+        harness.dispatcher.start(loops.start)
+        await harness.ingest("TRX-1")
+        await _eventually(lambda: len(receiver.seen_ids()) == 1)
+        locked = True
+        await harness.ingest("TRX-2", "TRX-3")  # ingest has its own path: it still commits
+        await _eventually(lambda: "outbox.backend" in loops.problems())
+        assert loops.problems()["outbox.backend"].startswith("down after a crash")
+        await asyncio.sleep(4.0)  # a few failed restarts: crash-looping by now
+        assert loops.problems()["outbox.backend"].startswith(("down", "crash-looping"))
+        locked = False
+        # Back within a second or so of the store answering (not after the growing restart
+        # delays), and ready as soon as it completed a cycle (not a crash-loop window later).
+        await _eventually(lambda: len(receiver.seen_ids()) == 3, within=3.0)
+        await _eventually(lambda: loops.problems() == {}, within=3.0)
+        assert {row.status for row in await harness.outbox()} == {"delivered"}
+    finally:
+        await loops.stop()
+        await harness.dispatcher.close()
+        await store.close()
+
+
+async def _eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until `condition()` holds; fail after `within` seconds."""
+    async with asyncio.timeout(within):
+        while not condition():
+            await asyncio.sleep(0.02)

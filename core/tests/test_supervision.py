@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from sambung import supervision
 from sambung.admin import DAEMON_KEY, readyz
+from sambung.errors import StoreUnavailable
 from sambung.store.sqlite import SqliteStore
 from sambung.supervision import Loops
 
@@ -134,6 +135,84 @@ async def test_readyz_names_a_crash_looping_loop_and_turns_ready_after_recovery(
     finally:
         await loops.stop()
         await store.close()
+
+
+async def test_a_loop_that_completes_no_cycle_for_a_while_is_stalled_until_it_does() -> None:
+    now = [0.0]
+    cycle = asyncio.Event()
+
+    async def dispatcher() -> None:
+        while True:
+            await cycle.wait()
+            cycle.clear()
+            supervision.cycle_done()
+
+    loops = Loops(monotonic=lambda: now[0], stall_intervals=3, stall_min=30)
+    loops.start("outbox.backend", dispatcher, interval=0.2)
+    loops.start("poll:kemang:qasir", lambda: asyncio.Event().wait(), interval=300)
+    loops.start("filedrop:kemang/pawoon", lambda: asyncio.Event().wait())  # not watched
+    assert loops.stall_after("outbox.backend") == 30  # never sooner than stall_min
+    assert loops.stall_after("poll:kemang:qasir") == 900  # three of its own intervals
+    assert loops.stall_after("filedrop:kemang/pawoon") is None
+    now[0] = 29.0
+    assert loops.problems() == {}
+    now[0] = 31.0
+    assert loops.problems() == {
+        "outbox.backend": "stalled: no cycle completed for 31s (expected every 0.2s)"
+    }
+    cycle.set()  # it completes a cycle: ready again
+    while loops.problems():
+        await asyncio.sleep(0)
+    now[0] = 901.0
+    assert list(loops.problems()) == ["outbox.backend", "poll:kemang:qasir"]
+    await loops.stop()
+
+
+async def test_a_loop_that_reports_failing_is_a_problem_until_its_next_cycle() -> None:
+    step = asyncio.Event()
+
+    async def heartbeat() -> None:
+        supervision.failing("cannot renew the replica heartbeat: store unavailable")
+        await step.wait()
+        supervision.cycle_done()
+        await asyncio.Event().wait()
+
+    loops = Loops()
+    loops.start("replica.heartbeat", heartbeat, interval=5)
+    while not loops.problems():
+        await asyncio.sleep(0)
+    assert loops.problems() == {
+        "replica.heartbeat": "failing: cannot renew the replica heartbeat: store unavailable"
+    }
+    step.set()
+    while loops.problems():
+        await asyncio.sleep(0)
+    await loops.stop()
+
+
+async def test_a_loop_the_store_failed_under_restarts_soon_and_is_ready_after_one_cycle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(supervision, "STORE_RETRY_DELAY", 0.0)
+    runs = 0
+    cycled = asyncio.Event()
+
+    async def dispatcher() -> None:
+        nonlocal runs
+        runs += 1
+        if runs <= 5:  # the database is away for five restarts
+            raise StoreUnavailable("query failed: InterfaceError: connection is closed")
+        supervision.cycle_done()
+        cycled.set()
+        await asyncio.Event().wait()
+
+    loops = Loops()
+    loops.start("outbox.backend", dispatcher, interval=0.2)
+    # Not the growing crash delays (1, 2, 5, 15 s): back as soon as the store answers.
+    await asyncio.wait_for(cycled.wait(), timeout=5)
+    # Five crashes within the window, but it completed a cycle since: not crash-looping.
+    assert loops.problems() == {}
+    await loops.stop()
 
 
 async def test_a_loop_that_fails_again_after_running_a_window_is_a_new_failure(

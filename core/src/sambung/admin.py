@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import metrics
 from .dlq import DeadLetters, add_dead_letter_routes
 from .errors import StoreUnavailable
-from .status import connection_status, lease_status, sink_status
+from .status import connection_status, lease_status, loop_status, sink_status
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -56,6 +56,7 @@ def admin_app(daemon: Daemon, token: str) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/api/v1/status", status_endpoint)
+    app.router.add_get("/api/v1/loops", loops_endpoint)
     add_dead_letter_routes(app, DeadLetters(daemon.store, daemon.loaded, clock=daemon.clock))
     from .upload import add_upload_route  # here: upload imports this module
 
@@ -75,7 +76,7 @@ async def readyz(request: web.Request) -> web.Response:
         await daemon.store.ping()
     except StoreUnavailable as err:
         problems.append(f"store: {err}")
-    problems.extend(f"loop {name}: {why}" for name, why in daemon.loops.problems().items())
+    problems.extend(f"loop {name}: {why}" for name, why in loop_status(daemon.loops).items())
     status = 503 if problems else 200
     return web.json_response({"ready": not problems, "problems": problems}, status=status)
 
@@ -91,6 +92,15 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     )
 
 
+async def loops_endpoint(request: web.Request) -> web.Response:
+    """The loop problems of `/api/v1/status` alone, without touching the store (so it answers
+    while the store hangs): what `sambung status` shows."""
+    daemon = request.app[DAEMON_KEY]
+    return web.json_response(
+        {"replica": daemon.replica.id, "loop_problems": loop_status(daemon.loops)}
+    )
+
+
 async def status_endpoint(request: web.Request) -> web.Response:
     """Per outlet and connector and per sink: what is configured, what it is doing, what failed."""
     daemon = request.app[DAEMON_KEY]
@@ -99,7 +109,7 @@ async def status_endpoint(request: web.Request) -> web.Response:
         "connections": await connection_status(daemon.store, daemon.loaded),
         "sinks": await sink_status(daemon.store, daemon.loaded, now, daemon.dispatcher),
         "loops_stopped": daemon.loops.stopped(),
-        "loop_problems": daemon.loops.problems(),
+        "loop_problems": loop_status(daemon.loops),
         "replica": daemon.replica.id,
         "leases": await lease_status(daemon.store, now),
     }

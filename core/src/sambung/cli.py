@@ -216,6 +216,8 @@ def _records(args: argparse.Namespace) -> int:
     _, loaded = _load(args)
 
     async def show() -> None:
+        # The daemon's own loops first: they are known even when the store does not answer.
+        await _status_loops(loaded, args)
         store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
         await store.open()
         try:
@@ -476,6 +478,10 @@ def _status(args: argparse.Namespace) -> int:
     _, loaded = _load(args)
 
     async def show() -> None:
+        # The daemon's own loops first: they are known even when the store does not answer
+        # (in JSON, last: one object per line, the store's sections where they always were).
+        if not args.json:
+            await _status_loops(loaded, args)
         store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
         await store.open()
         try:
@@ -483,9 +489,29 @@ def _status(args: argparse.Namespace) -> int:
                 await section(loaded, store, args)
         finally:
             await store.close()
+        if args.json:
+            await _status_loops(loaded, args)
 
     asyncio.run(show())
     return 0
+
+
+async def _status_loops(loaded: LoadedConfig, args: argparse.Namespace) -> None:
+    """The running daemon's loop problems, as its `/api/v1/status` reports them."""
+    from .status import daemon_loop_problems, loop_table
+
+    found = await daemon_loop_problems(loaded)
+    if args.json:
+        print(json.dumps({"section": "loops", **found}))
+        return
+    if "error" in found:
+        print(f"loops: unknown, {found['error']}")
+    elif found["loop_problems"]:
+        print("loops: NOT READY")
+        print(loop_table(found["loop_problems"]))
+    else:
+        print("loops: every loop running")
+    print()
 
 
 async def _status_connections(loaded: LoadedConfig, store: Any, args: argparse.Namespace) -> None:

@@ -69,12 +69,22 @@ class AdminListener(_Strict):
     token: SecretStr = Field(min_length=16)
 
 
+class ReadinessSettings(_Strict):
+    """When a loop that runs but completes no cycle makes `/readyz` answer 503 (stalled)."""
+
+    # Stalled after this many of the loop's own intervals without a completed cycle...
+    stall_intervals: float = Field(3.0, ge=1)
+    # ...and never sooner than this (a loop that cycles every 0.2 s may wait on a slow batch).
+    stall_min: Duration = timedelta(seconds=30)
+
+
 class ServerSettings(_Strict):
     """Listeners of the daemon."""
 
     public: PublicListener = PublicListener()
     # No admin listener unless configured: it needs a token chosen by the operator.
     admin: AdminListener | None = None
+    readiness: ReadinessSettings = ReadinessSettings()
 
 
 class StoreSettings(_Strict):

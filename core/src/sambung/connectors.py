@@ -36,6 +36,7 @@ from .signing import sign_hex, verify_hmac_sha256
 
 if TYPE_CHECKING:
     from .csvfiles import CsvStream, RowError
+    from .known import KnownRecords
     from .oauth import OAuthSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,6 +92,9 @@ class ConnectorContext:
     # For connectors that declare `oauth`: their stored tokens
     # (`sambung.credentials.ConnectionCredentials`: `await token()`, `await invalidate(token)`).
     credentials: Any = None
+    # For poll connectors: a read-only view of the records already stored for this outlet, for
+    # a vendor with no list API whose poll asks about ids we know (`sambung.known`).
+    known: KnownRecords | None = None
 
 
 class Connector:
@@ -427,11 +431,7 @@ class PollConnector(Connector):
         Default: the connector's name and its settings' secrets, hashed. Override when the
         account is better named by something else (a client id).
         """
-        secrets = sorted(
-            value.get_secret_value()
-            for value in self.settings.__dict__.values()
-            if isinstance(value, SecretStr)
-        )
+        secrets = sorted(secret_values(self.settings).values())
         digest = hashlib.sha256("\0".join(secrets).encode()).hexdigest()[:16]
         return f"{self.name}:{digest}"
 
@@ -447,12 +447,34 @@ class PollConnector(Connector):
         return None
 
     @property
+    def known(self) -> KnownRecords:
+        """The records already stored for this outlet, as core injected them."""
+        known = self.context.known
+        if known is None:
+            raise RuntimeError(f"{self.name}: no stored records injected (core sets context.known)")
+        return known
+
+    @property
     def http(self) -> Any:
         """The vendor HTTP client core injected (`sambung.http.VendorHttp`)."""
         http = self.context.http
         if http is None:
             raise RuntimeError(f"{self.name}: no HTTP client injected (core sets context.http)")
         return http
+
+
+def secret_values(settings: BaseModel) -> dict[str, str]:
+    """Every secret of a settings model by field name: a `SecretStr`, or each of a `Secrets`
+    list (`server_key.0`, `server_key.1` while rotating)."""
+    found: dict[str, str] = {}
+    for name, value in settings.__dict__.items():
+        if isinstance(value, SecretStr):
+            found[name] = value.get_secret_value()
+        elif isinstance(value, tuple | list):
+            for index, item in enumerate(value):
+                if isinstance(item, SecretStr):
+                    found[f"{name}.{index}"] = item.get_secret_value()
+    return found
 
 
 def page_of(

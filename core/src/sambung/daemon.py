@@ -60,7 +60,11 @@ class Daemon:
             self.store, replica_id, ttl=replicas.lease_ttl.total_seconds(), clock=self.clock
         )
         self._runners: list[web.AppRunner] = []
-        self.loops = Loops()
+        readiness = loaded.config.server.readiness
+        self.loops = Loops(
+            stall_intervals=readiness.stall_intervals,
+            stall_min=readiness.stall_min.total_seconds(),
+        )
         self._background: set[asyncio.Task[Any]] = set()
         self.webhook_targets = self._webhook_targets()
         self.local_url: str | None = None
@@ -73,6 +77,9 @@ class Daemon:
             notify=self._notify_dead_letter,
             notify_reauth=self._call_reauth_hooks,
             credentials=self.credentials,
+            # Claims last as long as a loop's lease, renewed as often: a replica that stops
+            # renewing (dead, frozen, cut off) has its rows taken over within about a ttl.
+            lease_seconds=self.replica.ttl,
         )
 
     def webhook_connectors(self) -> list[WebhookConnector]:
@@ -187,7 +194,9 @@ class Daemon:
             # One replica sums up at a time: two reading the same day at different moments
             # could otherwise store an older summary after a newer one.
             self.loops.start(
-                "summaries", partial(self.replica.own, "summaries", self.summaries.run_forever)
+                "summaries",
+                partial(self.replica.own, "summaries", self.summaries.run_forever),
+                interval=self.summaries.settings.every_seconds,
             )
 
     async def _listen(self, app: web.Application, host: str, port: int, where: str) -> int:
@@ -247,6 +256,7 @@ class Daemon:
             self.loops.start(
                 f"poll:{loop.outlet}:{loop.name}",
                 partial(self.replica.own, f"poll:{loop.outlet}/{loop.name}", loop.run_forever),
+                interval=loop.settings.interval.total_seconds(),
                 outlet=loop.outlet,
                 connector=loop.name,
             )

@@ -64,6 +64,11 @@ class StoreUnavailable(SambungError):
     """The store could not commit: the sender must retry later (503), nothing was acknowledged."""
 
 
+class LeaseLost(SambungError):
+    """A write fenced by a lease found the lease no longer this replica's: nothing of it was
+    committed, and the work the lease guards must stop (another replica may be doing it now)."""
+
+
 class DeliveryRejected(SambungError):
     """The destination refused this item for good (a 4xx): dead-letter it at once, no retry."""
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from . import supervision
 from .connections import file_drop_connections, file_drop_connector
 from .connectors import FileDropConnector
 from .csvfiles import spreadsheet_safe
@@ -91,6 +92,7 @@ class InboxWatcher:
         self.log.info("inbox.watching", settle_seconds=self.settle_seconds)
         while True:
             await self.scan_once()
+            supervision.cycle_done()
             await self._sleep(self.poll_seconds)
 
     async def scan_once(self) -> list[ImportReport]:
@@ -194,6 +196,7 @@ def start_file_drop(daemon: Daemon) -> None:
         # One replica at a time imports an inbox: two would race to move the same file.
         daemon.loops.start(
             lease,
+            # Not watched for stalls: importing one large export may rightly take many minutes.
             partial(daemon.replica.own, lease, watcher.run),
             outlet=connection.outlet.id,
             connector=connection.name,

@@ -5,6 +5,13 @@ same webhook-id), deliver it with at most `concurrency` calls in flight, then co
 item's result decided in one transaction. Delivery is at least once; receivers deduplicate on
 the id. Versions of one record go out in order because the store only hands out the oldest
 pending revision of each record.
+
+Claims expire after `lease_seconds` unless renewed, and another replica takes over only
+expired claims. While a batch is out its claims are renewed every third of that; a batch whose
+claims could not be renewed in time is fenced a third of a lease before they can pass on: no
+send of it starts after that, and sends still in flight are cut off, so one webhook-id is never
+in flight from two replicas at once. The settle checks in its own transaction that each claim
+is still this replica's; rows whose claim passed on are left to their new holder.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import structlog
 
-from . import metrics
+from . import metrics, supervision
 from .clock import Clock
 from .config import LoadedConfig
 from .errors import (
@@ -49,6 +56,8 @@ DEFAULT_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 3600
 MAX_RETRY_AFTER = 24 * 3600.0
 # Retry delays are spread by ±10 % so a receiver coming back is not hit by every row at once.
 DEFAULT_JITTER = 0.1
+# Seconds between two rounds of the outbox housekeeping (gauges, pruning).
+MAINTENANCE_EVERY = 10.0
 
 
 @dataclass(frozen=True)
@@ -175,7 +184,8 @@ class Dispatcher:
             )
             metrics.child(metrics.SINK_DISABLED, name).set(0)
         # On SQLite one dispatcher per store: a claim still held now was held by a process that
-        # died. On PostgreSQL the store frees only this replica's claims and those of the dead.
+        # died. On PostgreSQL the store frees only this replica's own (a restart under the same
+        # id); other replicas' claims are taken over once they expire.
         released = await self.store.release_claims()
         if released:
             log.warning("outbox.claims_released", rows=released, hint="after a crash or kill")
@@ -201,28 +211,33 @@ class Dispatcher:
     def start(self, start_loop: Callable[..., None]) -> None:
         """Start one supervised loop per sink and one for housekeeping (`daemon.loops.start`)."""
         for name in self.sinks:
-            start_loop(f"outbox.{name}", lambda name=name: self.run_sink(name), sink=name)
+            start_loop(
+                f"outbox.{name}",
+                lambda name=name: self.run_sink(name),
+                interval=self.idle_seconds,
+                sink=name,
+            )
         if self.sinks:
-            start_loop("outbox.maintenance", self.run_maintenance)
+            start_loop("outbox.maintenance", self.run_maintenance, interval=MAINTENANCE_EVERY)
 
     async def run_sink(self, name: str) -> None:
         """Deliver `name`'s outbox until cancelled, resting briefly whenever nothing is due."""
-        # Only this loop claims for this sink: after a crash of the loop (say the store failed
-        # while settling) its claims are stale, and waiting out the lease would stall delivery.
+        # Only this loop claims for this sink in this replica: after a crash of the loop (say
+        # the store failed while settling) its claims are stale, and waiting them out would
+        # stall delivery.
         await self.store.release_claims(name)
         while True:
-            if await self.drain_once(name) == 0:
+            delivered = await self.drain_once(name)
+            supervision.cycle_done()
+            if delivered == 0:
                 await asyncio.sleep(self.idle_seconds)
 
-    async def run_maintenance(self, every: float = 10.0) -> None:
+    async def run_maintenance(self, every: float = MAINTENANCE_EVERY) -> None:
         """Refresh the outbox gauges and prune delivered rows past their retention."""
         while True:
             await self.refresh_gauges()
             await self.prune()
-            # Another replica died holding claims: deliver its rows now, not when they expire.
-            released = await self.store.release_orphaned_claims()
-            if released:
-                log.warning("outbox.claims_released", rows=released, hint="a replica died")
+            supervision.cycle_done()
             await asyncio.sleep(every)
 
     async def drain_once(self, name: str) -> int:
@@ -238,15 +253,35 @@ class Dispatcher:
         # A batch is settled when its slowest item is done, so one timing-out request holds up
         # the rest: keep batches a few rounds of the sink's concurrency, not more.
         limit = min(self.batch_size, runtime.concurrency * max(1, runtime.sink.max_batch) * 8)
+        # The claims hold a lease from before the claim was asked for, by this process's own
+        # monotonic time: the fence never trusts a claim longer than the store keeps it.
+        fence = _Fence(asyncio.get_running_loop().time() + self.lease_seconds * 2 / 3)
         rows = await self.store.claim_outbox(
             name, now=now, limit=limit, lease_seconds=self.lease_seconds
         )
         if not rows:
             return 0
-        results = await self._deliver(runtime, rows)
-        settlements = [
-            self._settle(runtime, row, result) for row, result in zip(rows, results, strict=True)
+        delivering = asyncio.ensure_future(self._deliver(runtime, rows, fence))
+        try:
+            await self._renew_while(delivering, fence, rows)
+        finally:
+            if not delivering.done():  # this loop is being cancelled (shutdown)
+                delivering.cancel()
+                await asyncio.gather(delivering, return_exceptions=True)
+        sent = [
+            (row, result)
+            for row, result in zip(rows, delivering.result(), strict=True)
+            if not isinstance(result, _Fenced)
         ]
+        results = [result for _, result in sent]
+        settlements = [self._settle(runtime, row, result) for row, result in sent]
+        if len(settlements) < len(rows):
+            log.warning(
+                "outbox.batch_fenced",
+                sink=name,
+                unsent=len(rows) - len(settlements),
+                hint="its claims could not be renewed in time; they pass on unsent",
+            )
         created = await self.store.settle_outbox(settlements, now=self.clock.now())
         for entry in created:
             metrics.child(metrics.DEAD_LETTERS, "delivery", entry.connector).inc()
@@ -262,19 +297,54 @@ class Dispatcher:
         self._track_health(runtime, results)
         return len(rows)
 
+    async def _renew_while(
+        self, delivering: asyncio.Future[Any], fence: _Fence, rows: Sequence[ClaimedRow]
+    ) -> None:
+        """Renew the batch's claims every third of a lease until its delivery is done."""
+        loop = asyncio.get_running_loop()
+        renew_every = self.lease_seconds / 3
+        ids = {row.id for row in rows}
+        while True:
+            left = fence.deadline - loop.time()
+            await asyncio.wait({delivering}, timeout=max(0.0, min(renew_every, left)))
+            if delivering.done():
+                return
+            if loop.time() >= fence.deadline:
+                # Past the fence every send in flight cuts itself off and no other starts (see
+                # `_deliver_chunk`): the batch ends by itself, with what was sent before.
+                await asyncio.wait({delivering})
+                return
+            started = loop.time()
+            try:
+                async with asyncio.timeout(max(0.05, fence.deadline - started)):
+                    held = await self.store.renew_claims(
+                        sorted(ids), now=self.clock.now(), lease_seconds=self.lease_seconds
+                    )
+            except (StoreUnavailable, TimeoutError) as err:
+                supervision.failing(f"cannot renew outbox claims: {err}")
+                continue
+            fence.lost |= ids - held
+            ids &= held
+            fence.extend(started + self.lease_seconds * 2 / 3)
+            supervision.cycle_done()  # holding its claims and delivering: not stalled
+
     async def _deliver(
-        self, runtime: SinkRuntime, rows: Sequence[ClaimedRow]
-    ) -> list[DeliveryResult]:
+        self, runtime: SinkRuntime, rows: Sequence[ClaimedRow], fence: _Fence | None = None
+    ) -> list[DeliveryResult | _Fenced]:
         size = max(1, runtime.sink.max_batch)
         deliveries = [_delivery(row) for row in rows]
         chunks = [deliveries[i : i + size] for i in range(0, len(deliveries), size)]
-        answers: list[list[DeliveryResult]] = [[] for _ in chunks]
+        answers: list[list[DeliveryResult | _Fenced]] = [[] for _ in chunks]
         pending = iter(range(len(chunks)))
 
         async def worker() -> None:
             # `concurrency` workers share the chunks: far fewer tasks than one per chunk.
             for index in pending:
-                answers[index] = await self._deliver_chunk(runtime, chunks[index])
+                chunk = chunks[index]
+                if fence is not None and not fence.allows(chunk):
+                    answers[index] = [FENCED] * len(chunk)  # checked before every send
+                    continue
+                answers[index] = await self._deliver_chunk(runtime, chunk, fence)
 
         workers = min(runtime.concurrency, len(chunks))
         if workers == 1:
@@ -284,12 +354,26 @@ class Dispatcher:
         return [result for answer in answers for result in answer]
 
     async def _deliver_chunk(
-        self, runtime: SinkRuntime, chunk: list[Delivery]
-    ) -> list[DeliveryResult]:
+        self, runtime: SinkRuntime, chunk: list[Delivery], fence: _Fence | None = None
+    ) -> list[DeliveryResult | _Fenced]:
+        limit = asyncio.get_running_loop().time() + self.deliver_timeout
+        scope = asyncio.timeout_at(limit if fence is None else min(limit, fence.deadline))
         try:
-            # asyncio.timeout, not wait_for: no extra task per call on the hot path.
-            async with asyncio.timeout(self.deliver_timeout):
-                results = await runtime.sink.deliver(chunk)
+            # asyncio.timeout, not wait_for: no extra task per call on the hot path. The fence
+            # moves the scope's deadline when the claims are renewed.
+            async with scope:
+                if fence is not None:
+                    fence.watch(scope, limit)
+                try:
+                    results = await runtime.sink.deliver(chunk)
+                finally:
+                    if fence is not None:
+                        fence.unwatch(scope)
+        except TimeoutError as err:
+            when = scope.when()
+            if scope.expired() and when is not None and when < limit:
+                return [FENCED] * len(chunk)  # cut off by the fence, not by the sink's timeout
+            return [err] * len(chunk)
         except Exception as err:  # a sink that raises has delivered nothing of the chunk
             return [err] * len(chunk)
         if len(results) != len(chunk):
@@ -440,6 +524,46 @@ class Dispatcher:
             }
             for name, runtime in self.sinks.items()
         }
+
+
+class _Fenced:
+    """The result of an item not sent (or cut off) because its claim could pass on."""
+
+    def __repr__(self) -> str:
+        return "FENCED"
+
+
+FENCED = _Fenced()
+
+
+class _Fence:
+    """How long the claims of one batch are this replica's to deliver, by the event loop's
+    clock: a third of a lease before the store could hand them to another replica."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.lost: set[int] = set()  # rows whose claim another holder has by now
+        self._scopes: dict[asyncio.Timeout, float] = {}
+
+    def allows(self, chunk: Sequence[Delivery]) -> bool:
+        """Whether a send of `chunk` may start now."""
+        if asyncio.get_running_loop().time() >= self.deadline:
+            return False
+        return not any(delivery.outbox_id in self.lost for delivery in chunk)
+
+    def watch(self, scope: asyncio.Timeout, limit: float) -> None:
+        """Cut a send off at the fence (or at its own `limit`, whichever comes first)."""
+        self._scopes[scope] = limit
+
+    def unwatch(self, scope: asyncio.Timeout) -> None:
+        """The send is over."""
+        self._scopes.pop(scope, None)
+
+    def extend(self, deadline: float) -> None:
+        """The claims were renewed: every send in flight may run until the new fence."""
+        self.deadline = max(self.deadline, deadline)
+        for scope, limit in self._scopes.items():
+            scope.reschedule(min(limit, self.deadline))
 
 
 def _ephemeral_credentials(store: Store, clock: Clock) -> CredentialService:

@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from pydantic import SecretStr
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -33,10 +32,18 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from . import metrics
+from . import metrics, supervision
 from .clock import Clock, Sleeper, SystemClock, monotonic, real_sleep
-from .connectors import Mode, Page, PollConnector, PollSettings, PollWindow
-from .errors import AuthError, InvalidRecord, RequestRejected, RetriableError, StoreUnavailable
+from .connectors import Mode, Page, PollConnector, PollSettings, PollWindow, secret_values
+from .errors import (
+    AuthError,
+    InvalidRecord,
+    LeaseLost,
+    RequestRejected,
+    RetriableError,
+    StoreUnavailable,
+)
+from .replicas import ensure_lease, held_lease
 from .store import (
     ConnectionState,
     ConnectionStatus,
@@ -78,11 +85,7 @@ class RunResult:
 
 def credentials_digest(settings: Any) -> str:
     """A hash of a connection's secrets: it changes exactly when its credentials change."""
-    secrets = sorted(
-        f"{name}={value.get_secret_value()}"
-        for name, value in settings.__dict__.items()
-        if isinstance(value, SecretStr)
-    )
+    secrets = sorted(f"{name}={value}" for name, value in secret_values(settings).items())
     return hashlib.sha256("\0".join(secrets).encode()).hexdigest()[:24]
 
 
@@ -168,6 +171,7 @@ class PollLoop:
         await self.sleep(random.uniform(0, min(START_SPREAD_SECONDS, self._interval() * JITTER)))
         while True:
             await self.run_once()
+            supervision.cycle_done()
             await self._pause(self._next_delay())
 
     def wake(self) -> None:
@@ -241,6 +245,8 @@ class PollLoop:
         counter = _Counter()
         try:
             cursor = await self._with_retries(counter)
+        except LeaseLost:
+            raise  # not a failure of the connection: the loop stops here (`Replica.own`)
         except AuthError as err:
             result = await self._needs_reauth(run_at, counter, err)
         except _RetryLater as err:
@@ -304,8 +310,13 @@ class PollLoop:
         now = self.clock.now()
         since = committed - self.settings.overlap if committed else now - self.settings.lookback
         window = PollWindow(since=since, until=now)
+        # Only the lease holder may ask the vendor: checked before the first request and again
+        # before each next page is fetched (a replica thawed after its lease passed stops here).
+        ensure_lease()
         async for page in self.connector.poll(window):
             committed = await self._commit(page, committed, window, counter)
+            supervision.cycle_done()  # a long backfill is progress, not a stall
+            ensure_lease()
         return committed
 
     async def _commit(
@@ -329,7 +340,8 @@ class PollLoop:
                         error=str(rejected.error),
                         field=rejected.field,
                         payload=rejected.payload,
-                    )
+                    ),
+                    lease=held_lease(),
                 )
             )
             metrics.child(metrics.DEAD_LETTERS, "ingest", self.name).inc()
@@ -343,8 +355,10 @@ class PollLoop:
         if not page.records and update is None:
             return committed
         routes = [self.routes(self.outlet, record.kind) for record in page.records]
+        # Fenced by the loop's lease (when it runs under one): a replica that was frozen while
+        # the lease passed on commits nothing of this page, and stops.
         result = await self.store.ingest(
-            IngestRequest(records=page.records, routes=routes, cursor=update)
+            IngestRequest(records=page.records, routes=routes, cursor=update, lease=held_lease())
         )
         now = self.clock.now()
         for record, outcome in zip(page.records, result.records, strict=True):
@@ -530,6 +544,7 @@ class PollService:
         """A connector instance wired to the shared session, its budget and the token cache."""
         from .connectors import ConnectorContext
         from .http import VendorHttp
+        from .known import KnownRecords
 
         settings = connection.settings
         bound = log.bind(outlet=connection.outlet.id, connector=connection.name)
@@ -559,6 +574,7 @@ class PollService:
             clock=self.clock,
             http=http,
             credentials=credentials,
+            known=KnownRecords(self.store, connection.outlet, self.clock),
         )
         connector = connection.connector(context)
         assert isinstance(connector, PollConnector)

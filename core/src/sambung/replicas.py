@@ -7,8 +7,14 @@ runs only while its replica holds the loop's lease in the store (`poll:OUTLET/CO
 stops the loop (fencing) at least `ttl / 3` before the lease could pass to another, and one that
 finds the lease taken waits until it expires. A replica that dies is thus replaced within about
 one ttl; one that shuts down releases its leases so a restart (or another replica) takes over at
-once. Each replica also holds `replica:ID` as a heartbeat: the outbox claims of a replica whose
-heartbeat ran out are freed for the others.
+once. Each replica also holds `replica:ID` as a heartbeat, which status lists as the live
+replicas (outbox claims expire on their own unless renewed: see `outbox`).
+
+Stopping in time is not enough for a process that was frozen (SIGSTOP, a VM paused) while its
+lease passed on: it resumes mid-run, unaware. So work under a lease can fence its writes too:
+`held_lease()` names the lease the calling task runs under, and a write carrying it
+(`IngestRequest.lease`) commits only if the store finds the lease still this replica's, in the
+same transaction; otherwise it raises `LeaseLost`, and `own` stops the work (`lease.lost`).
 
 On SQLite (one process) the same code runs and simply always wins its leases.
 """
@@ -16,6 +22,7 @@ On SQLite (one process) the same code runs and simply always wins its leases.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import secrets
 import socket
@@ -25,15 +32,48 @@ from datetime import timedelta
 
 import structlog
 
+from . import supervision
 from .clock import Clock, SystemClock
-from .errors import StoreUnavailable
-from .store import Store
+from .errors import LeaseLost, StoreUnavailable
+from .store import LeaseHold, Store
 
 log = structlog.get_logger("sambung.replicas")
 
 Work = Callable[[], Awaitable[None]]
 HEARTBEAT_PREFIX = "replica:"
 FORGET_AFTER = timedelta(hours=1)
+
+
+class _Held:
+    """A lease some work runs under, and until when (this process's monotonic time) it may
+    act on it: a third of a ttl before the lease could pass on, moved by every renewal."""
+
+    def __init__(self, lease: LeaseHold, fence_at: float, monotonic: Callable[[], float]):
+        self.lease = lease
+        self.fence_at = fence_at
+        self.monotonic = monotonic
+
+
+_held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("sambung_lease", default=None)
+
+
+async def _call(work: Work) -> None:
+    await work()
+
+
+def held_lease() -> LeaseHold | None:
+    """The lease the calling task's work runs under (`Replica.own`), to fence its writes."""
+    held = _held.get()
+    return held.lease if held is not None else None
+
+
+def ensure_lease() -> None:
+    """Raise `LeaseLost` if the lease the calling task's work runs under may have passed on by
+    now (the process was frozen, say): checked before work only the holder may start, such as
+    a request to the vendor of a poll loop. A no-op outside leased work."""
+    held = _held.get()
+    if held is not None and held.monotonic() >= held.fence_at:
+        raise LeaseLost(f"lease {held.lease.name} may have passed on: not renewed in time")
 
 
 def default_replica_id() -> str:
@@ -93,7 +133,7 @@ class Replica:
         """Take the heartbeat lease now (claims made from here on belong to a live replica),
         then keep renewing it in a supervised loop (`daemon.loops.start`)."""
         await self._acquire(HEARTBEAT_PREFIX + self.id)
-        start_loop("replica.heartbeat", self.heartbeat, replica=self.id)
+        start_loop("replica.heartbeat", self.heartbeat, interval=self.renew_every, replica=self.id)
         self.log.info("replica.started", ttl=self.ttl)
         await self._forget_dead_replicas()
 
@@ -113,7 +153,10 @@ class Replica:
         name = HEARTBEAT_PREFIX + self.id
         try:
             while True:
-                await self._acquire(name)
+                if await self._acquire(name) is None:
+                    supervision.failing("cannot renew the replica heartbeat: store unavailable")
+                else:
+                    supervision.cycle_done()
                 await asyncio.sleep(self.renew_every)
         finally:
             await self._release(name)
@@ -130,13 +173,22 @@ class Replica:
             started = self.monotonic()
             got = await self._acquire(name)
             if not got:
+                if got is None:
+                    supervision.failing(f"cannot take lease {name}: store unavailable")
+                else:  # another replica runs it: waiting is this loop's work here
+                    supervision.cycle_done()
                 await asyncio.sleep(await self._until_free(name) if got is False else 1.0)
                 continue
             bound.info("lease.acquired", ttl=self.ttl)
+            supervision.cycle_done()  # it reaches the store again: no longer failing
             self.owned.add(name)
-            task = asyncio.ensure_future(work())
+            # The work's task (and what it starts) sees the lease it runs under.
+            held = _Held(LeaseHold(name, self.id), started + self.ttl * 2 / 3, self.monotonic)
+            context = contextvars.copy_context()
+            context.run(_held.set, held)
+            task = asyncio.get_running_loop().create_task(_call(work), context=context)
             try:
-                await self._hold(name, task, valid_until=started + self.ttl)
+                await self._hold(name, task, held)
             finally:
                 if not task.done():
                     task.cancel()
@@ -145,15 +197,21 @@ class Replica:
                 await self._release(name)
             if not task.cancelled():  # the work ended by itself: crashed, or returned
                 error = task.exception()
+                if isinstance(error, LeaseLost):  # a fenced write found the lease gone
+                    bound.warning(
+                        "lease.lost", hint="another replica took it over", error=str(error)
+                    )
+                    continue
                 if error is not None:
                     raise error
                 return
 
-    async def _hold(self, name: str, task: asyncio.Future[None], *, valid_until: float) -> None:
+    async def _hold(self, name: str, task: asyncio.Future[None], held: _Held) -> None:
         """Renew while `task` runs; return when it ends or when the lease must be given up."""
         # Fencing: stop a third of a ttl before the lease could expire in the store, leaving
         # time for the work to unwind before another replica may start it.
         margin = self.ttl / 3
+        valid_until = held.fence_at + margin
         wait = self.renew_every
         while True:
             await asyncio.wait({task}, timeout=wait)
@@ -163,6 +221,7 @@ class Replica:
             got = await self._acquire(name)
             if got:
                 valid_until, wait = started + self.ttl, self.renew_every
+                held.fence_at = valid_until - margin
                 continue
             if got is False:
                 self.log.warning("lease.lost", lease=name, hint="another replica took it over")

@@ -1,4 +1,4 @@
-"""What `GET /api/v1/status` and `sambung status` report: connections and sinks.
+"""What `GET /api/v1/status` and `sambung status` report: connections, sinks, leases, loops.
 
 Each part is its own function over the store and the configuration, so other subsystems (the
 polling loops' state, for one) add their part beside these without touching them.
@@ -15,6 +15,44 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .outbox import Dispatcher
+    from .supervision import Loops
+
+
+def loop_status(loops: Loops) -> dict[str, str]:
+    """Loop name → why it keeps the daemon from being ready; what `/readyz` and status name."""
+    return loops.problems()
+
+
+async def daemon_loop_problems(loaded: LoadedConfig, *, timeout: float = 5.0) -> dict[str, Any]:
+    """The running daemon's loop problems as its `/api/v1/status` reports them, read from
+    `/api/v1/loops` (the same function, without the store): `sambung status` shows the
+    daemon's own view, not a copy. {"loop_problems": …} or {"error": why}."""
+    import aiohttp
+
+    admin = loaded.config.server.admin
+    if admin is None:
+        return {"error": "no admin listener configured (server.admin)"}
+    host = "127.0.0.1" if admin.host in ("0.0.0.0", "::", "") else admin.host
+    url = f"http://{host}:{admin.port}/api/v1/loops"
+    headers = {"Authorization": f"Bearer {admin.token.get_secret_value()}"}
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+            session.get(url, headers=headers) as response,
+        ):
+            if response.status != 200:
+                return {"error": f"the daemon answered {response.status} at {url}"}
+            body = await response.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+        return {"error": f"the daemon does not answer at {url} ({type(err).__name__})"}
+    return {"loop_problems": dict(body.get("loop_problems") or {})}
+
+
+def loop_table(problems: dict[str, str]) -> str:
+    """The loops part of `sambung status`, as a text table."""
+    rows: list[tuple[str, ...]] = [("LOOP", "PROBLEM")]
+    rows.extend((name, why) for name, why in sorted(problems.items()))
+    return _table(rows)
 
 
 async def sink_status(

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from . import supervision
 from .clock import Clock
 from .config import LoadedConfig, OutletConfig, closing_offset
 from .models import DailySummary, SummaryLine, Transaction, TransactionType
@@ -165,6 +166,7 @@ class SummaryService:
         """Look every `every_seconds` until cancelled (supervised: a failure restarts it)."""
         while True:
             await self.run_once()
+            supervision.cycle_done()
             await asyncio.sleep(self.settings.every_seconds)
 
     async def run_once(self) -> int:

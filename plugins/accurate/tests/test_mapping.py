@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sambung.accounting import draft_of
-from sambung.errors import DeliveryRejected
+from sambung.errors import AuthError, DeliveryRejected, RetriableError
 from sambung.sinks import Delivery
 from sambung.testing.accounting import delivery_of
 from sambung_accurate import AccurateSink
-from sambung_accurate.client import api_signature, api_timestamp
+from sambung_accurate.client import (
+    api_signature,
+    api_timestamp,
+    api_token_database,
+    saved_invoice,
+)
 from sambung_accurate.mapping import invoice_form
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -119,12 +128,63 @@ def test_a_refund_is_not_posted_as_an_invoice_one_by_one() -> None:
         draft_of(refund, "SMB-")
 
 
-def test_the_api_signature_is_base64_hmac_of_the_timestamp() -> None:
-    stamp = api_timestamp(datetime(2026, 11, 27, 1, 0, tzinfo=UTC))
-
-    assert stamp == "1795741200000"
-    # base64(HMAC-SHA256("sig", "1795741200000")), computed independently with openssl.
-    assert api_signature("sig", stamp) == EXPECTED_SIGNATURE
+def test_the_api_timestamp_is_dd_mm_yyyy_hh_mm_ss_on_the_wib_clock() -> None:
+    # 18:30 UTC is already the next day in Jakarta (UTC+7).
+    assert api_timestamp(datetime(2026, 11, 27, 18, 30, 5, tzinfo=UTC)) == "28/11/2026 01:30:05"
 
 
-EXPECTED_SIGNATURE = "1LrGSAtp9d9fAPBiqOvlsPMM73srQXTDHKNN4XjfsMk="
+def test_the_api_timestamp_zone_and_form_are_settings() -> None:
+    instant = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
+    assert api_timestamp(instant, zone=ZoneInfo("Asia/Makassar")) == "27/11/2026 09:00:00"
+    assert api_timestamp(instant, "iso8601") == "2026-11-27T08:00:00+07:00"
+    settings = AccurateSink.Settings.model_validate(
+        {"api_token": "a", "signature_secret": "s", "api_timestamp_format": "iso8601"}
+    )
+    assert (settings.api_timestamp_format, settings.api_timestamp_zone) == (
+        "iso8601",
+        "Asia/Jakarta",
+    )
+    with pytest.raises(ValueError, match="unknown timezone"):
+        AccurateSink.Settings.model_validate(
+            {"api_token": "a", "signature_secret": "s", "api_timestamp_zone": "Asia/Nowhere"}
+        )
+
+
+def test_the_api_signature_is_base64_hmac_sha256_of_the_timestamp_text() -> None:
+    stamp = "27/11/2026 08:00:00"
+    expected = base64.b64encode(hmac.new(b"sig", stamp.encode(), hashlib.sha256).digest())
+
+    assert api_signature("sig", stamp) == expected.decode()
+
+
+def test_api_token_do_names_the_database_host_to_call() -> None:
+    answer = json.loads((FIXTURES / "api_token.json").read_text(encoding="utf-8"))
+
+    database = api_token_database(answer)
+
+    assert (database.host, database.id, database.session) == (
+        "https://zeus.accurate.id",
+        734561,
+        None,
+    )
+    assert database.headers() == {}  # no open-db session in API-token mode
+
+
+def test_a_bare_host_name_is_called_over_https() -> None:
+    answer = {"s": True, "d": {"database": {"id": 7, "host": "zeus.accurate.id/"}}}
+    assert api_token_database(answer).host == "https://zeus.accurate.id"
+
+
+def test_an_api_token_answer_without_a_host_is_an_auth_error() -> None:
+    with pytest.raises(AuthError, match="no database host"):
+        api_token_database({"s": True, "d": {"user": {"id": 1}}})
+
+
+def test_the_saved_invoice_is_read_from_r_and_d_is_only_messages() -> None:
+    answer = json.loads((FIXTURES / "save_answer.json").read_text(encoding="utf-8"))
+
+    saved = saved_invoice(answer, "SMB-20261125-1A2B3C4D")
+
+    assert (saved.id, saved.number) == (4127, "SMB-20261125-1A2B3C4D")
+    with pytest.raises(RetriableError, match=r"no r\.id.*berhasil disimpan"):
+        saved_invoice({k: v for k, v in answer.items() if k != "r"}, "SMB-1")

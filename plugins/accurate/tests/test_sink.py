@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import aiohttp
 from sambung.errors import AuthError, RetriableError
 from sambung.testing.accounting import SINK, AccountingRig, days_ago, sale
+from sambung.testing.manual_clock import ManualClock
+from sambung_accurate.client import api_signature
 from sambung_accurate.fake import FakeAccurate
 
 TOKEN, SECRET = "aat.MDAwMDA.test-token", "signature-secret"
@@ -111,19 +114,89 @@ async def test_per_transaction_posts_each_sale_once_even_when_redelivered(tmp_pa
         assert await rig.summarise() == 0
 
 
-async def test_an_expired_session_is_opened_again_once(tmp_path: Path) -> None:
+async def test_an_api_token_finds_its_host_with_api_token_do_and_opens_no_session(
+    tmp_path: Path,
+) -> None:
+    fake = FakeAccurate(api_token=TOKEN, signature_secret=SECRET)
+    async with running(tmp_path, fake, post="per_transaction") as rig:
+        await rig.ingest(
+            sale("S-1", at=days_ago(1, 9), items=[("KOPI", "Es Kopi", 1, 18000)]),
+            sale("S-2", at=days_ago(1, 10), items=[("KOPI", "Es Kopi", 1, 18000)]),
+        )
+        assert await rig.drain() == 2
+
+        paths = [r.path for r in fake.requests]
+        assert paths.count("/api/api-token.do") == 1
+        assert "/api/open-db.do" not in paths and "/api/db-list.do" not in paths
+        assert fake.sessions == set() and fake.token_refusals == []
+        assert len(fake.invoices) == 2
+
+
+async def test_a_timestamp_in_the_old_millisecond_form_is_refused_as_accurate_would(
+    tmp_path: Path,
+) -> None:
+    fake = FakeAccurate(api_token=TOKEN, signature_secret=SECRET)
+    async with fake.serve() as url, aiohttp.ClientSession() as session:
+        stamp = str(int(datetime.now(UTC).timestamp() * 1000))
+        headers = {
+            "Authorization": f"Bearer {TOKEN}",
+            "X-Api-Timestamp": stamp,
+            "X-Api-Signature": api_signature(SECRET, stamp),
+        }
+        async with session.post(f"{url}/api/api-token.do", headers=headers) as answer:
+            assert answer.status == 401
+        assert fake.token_refusals == [
+            "X-Api-Timestamp is neither dd/MM/yyyy HH:mm:ss nor ISO-8601"
+        ]
+
+
+async def test_a_skewed_timestamp_or_an_expired_token_is_an_auth_error(tmp_path: Path) -> None:
     fake = FakeAccurate(api_token=TOKEN, signature_secret=SECRET)
     async with running(tmp_path, fake, post="per_transaction") as rig:
         await rig.ingest(sale("S-1", at=days_ago(1, 9), items=[("KOPI", "Es Kopi", 1, 18000)]))
-        await rig.drain()
-        fake.expire_sessions()
-        await rig.ingest(sale("S-2", at=days_ago(1, 10), items=[("KOPI", "Es Kopi", 1, 18000)]))
-        await rig.drain()
+        [item] = await rig.deliveries()
 
-        client = rig.sink.client  # type: ignore[attr-defined]
-        assert client.sessions_opened == 2
-        assert len(fake.invoices) == 2
-        assert [r.path for r in fake.requests].count("/api/open-db.do") == 2
+        fake.clock = ManualClock(rig.clock.now() + timedelta(minutes=6))
+        [result] = await rig.sink.deliver([item])
+        assert isinstance(result, AuthError)
+        assert fake.token_refusals == ["X-Api-Timestamp is too far from now"]
+
+        fake.clock = rig.clock
+        assert await rig.sink.deliver([item]) == [None]
+
+        def discoveries() -> int:
+            return [r.path for r in fake.requests].count("/api/api-token.do")
+
+        before = discoveries()
+        fake.expire_api_token()
+        [result] = await rig.sink.deliver([item])
+        assert isinstance(result, AuthError)
+        assert fake.token_refusals[-1] == "API token expired"
+        # The host was asked for again once before giving up (the database may have moved).
+        assert discoveries() == before + 1
+
+
+async def test_a_configured_zone_and_iso_form_are_what_the_fake_checks(tmp_path: Path) -> None:
+    fake = FakeAccurate(api_token=TOKEN, signature_secret=SECRET)
+    extra = {"api_timestamp_format": "iso8601", "api_timestamp_zone": "Asia/Makassar"}
+    async with running(tmp_path, fake, post="per_transaction", **extra) as rig:
+        await rig.ingest(sale("S-1", at=days_ago(1, 9), items=[("KOPI", "Es Kopi", 1, 18000)]))
+        assert await rig.drain() == 1
+        assert fake.token_refusals == [] and len(fake.invoices) == 1
+
+
+async def test_a_timed_out_save_is_retried_and_saves_one_invoice(tmp_path: Path) -> None:
+    fake = FakeAccurate(api_token=TOKEN, signature_secret=SECRET)
+    async with running(tmp_path, fake, post="per_transaction", timeout_seconds=0.2) as rig:
+        await rig.ingest(sale("S-1", at=days_ago(1, 9), items=[("KOPI", "Es Kopi", 1, 18000)]))
+        [item] = await rig.deliveries()
+        fake.faults.slow(1.0, path="save.do")
+        [result] = await rig.sink.deliver([item])
+        assert isinstance(result, RetriableError)
+
+        # Saved or not by the slow call, the retry ends with exactly one invoice.
+        assert await rig.sink.deliver([item]) == [None]
+        assert len(fake.invoices) == 1
 
 
 async def test_wrong_credentials_are_an_auth_error_and_busy_answers_are_retried(
@@ -171,13 +244,9 @@ async def test_the_fake_enforces_accurates_limits() -> None:
         from sambung_accurate.client import ApiTokenAuth
 
         auth = ApiTokenAuth(*_secrets(), SystemClock())
-        async with session.get(
-            f"{url}/api/open-db.do?id=101", headers=await auth.headers()
-        ) as answer:
-            opened = await answer.json()
 
         async def one() -> int:
-            headers = {**(await auth.headers()), "X-Session-ID": opened["session"]}
+            headers = await auth.headers()
             async with session.get(
                 f"{url}/accurate/api/sales-invoice/list.do", headers=headers
             ) as a:

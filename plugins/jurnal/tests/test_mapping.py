@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -10,7 +11,14 @@ from sambung.accounting import draft_of
 from sambung.sinks import Delivery
 from sambung.testing.accounting import delivery_of
 from sambung_jurnal import JurnalSink
-from sambung_jurnal.client import digest, http_date, mekari_headers, next_month, signing_string
+from sambung_jurnal.client import (
+    digest,
+    http_date,
+    invoice_id,
+    mekari_headers,
+    next_month,
+    signing_string,
+)
 from sambung_jurnal.mapping import invoice_body
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -101,3 +109,24 @@ def test_a_used_up_month_renews_on_the_first_in_jakarta() -> None:
 # Computed independently: `openssl dgst -sha256 [-hmac secret] -binary | base64`.
 DIGEST = "SHA-256=mOBXR4DE5nzSeOip/0hiu/YgW1DWh9Jc3CWsxI6r0tE="
 SIGNATURE = "10KCkMfxLct+HbnhFohuU8jO/YsMBcMLHsgc7I7iJXw="
+
+
+def test_the_numeric_id_to_patch_is_sales_invoice_id_of_the_look_up() -> None:
+    answer = json.loads((FIXTURES / "sales_invoice_answer.json").read_text(encoding="utf-8"))
+
+    assert invoice_id(answer) == 33845071  # not the transaction_no, nor a line's id
+    assert invoice_id({"sales_invoice": {"transaction_no": "SMB-1"}}) is None
+    assert invoice_id({"sales_invoice": {"id": True}}) is None
+
+
+def test_the_request_line_is_the_full_path_a_gateway_prefix_included() -> None:
+    now = datetime(2026, 11, 27, 1, 2, 3, tzinfo=UTC)
+    path = "/mekari/public/jurnal/api/v1/sales_invoices/33845071"
+    headers = mekari_headers("client", "secret", "PATCH", path, b"{}", now)
+
+    assert signing_string(headers["Date"], "PATCH", path) == (
+        "date: Fri, 27 Nov 2026 01:02:03 GMT\n"
+        "PATCH /mekari/public/jurnal/api/v1/sales_invoices/33845071 HTTP/1.1"
+    )
+    unprefixed = mekari_headers("client", "secret", "PATCH", path[len("/mekari") :], b"{}", now)
+    assert headers["Authorization"] != unprefixed["Authorization"]

@@ -109,10 +109,79 @@ async def test_a_daily_summary_posts_once_and_a_late_sale_updates_it(tmp_path: P
 
         await rig.ingest(sale("S-3", at=day, items=[("ROTI", "Roti", 1, 12000)]))
         await rig.summarise()
+        seen = len(fake.requests)
         assert await rig.drain() == 1
         assert list(fake.invoices) == [number] and fake.updated == 1
         assert fake.total_of(number) == "63960"
         assert fake.rejected == [] and await rig.dead_letters() == []
+        # As the working integration does: look up by transaction number, PATCH by numeric id.
+        numeric = fake.invoices[number]["id"]
+        assert [(r.method, r.path, r.status) for r in fake.requests[seen:]] == [
+            ("GET", f"{PATH}/{number}", 200),
+            ("PATCH", f"{PATH}/{numeric}", 200),
+        ]
+
+
+async def a_day_posted(rig: AccountingRig) -> datetime:
+    """A business date with one sale, summarised and posted; returns a time on that day."""
+    day = days_ago(2, 9)
+    await rig.ingest(sale("S-1", at=day, items=[("KOPI", "Es Kopi", 1, 18000)]))
+    await rig.summarise()
+    assert await rig.drain() == 1
+    return day
+
+
+async def a_late_sale(rig: AccountingRig, day: datetime) -> None:
+    """Another sale on `day`, summarised: the day's invoice has a second revision to post."""
+    await rig.ingest(sale("S-2", at=day, items=[("KOPI", "Es Kopi", 1, 18000)]))
+    await rig.summarise()
+
+
+async def test_a_later_revision_jurnal_does_not_have_is_created(tmp_path: Path) -> None:
+    fake = FakeJurnal(client_id=CLIENT, client_secret=SECRET)
+    async with running(tmp_path, fake) as rig:
+        day = await a_day_posted(rig)
+        fake.invoices.clear()  # deleted in Jurnal by the bookkeeper
+
+        await a_late_sale(rig, day)
+        assert await rig.drain() == 1
+        [number] = fake.invoices
+        assert fake.total_of(number) == "36000" and fake.updated == 0
+        assert [(r.method, r.status) for r in fake.requests[-2:]] == [("GET", 422), ("POST", 201)]
+
+
+async def test_a_base_url_with_a_path_prefix_is_signed_with_the_prefix(tmp_path: Path) -> None:
+    fake = FakeJurnal(client_id=CLIENT, client_secret=SECRET, prefix="/gateway/mekari")
+    async with fake.serve() as url:
+        block = sink_block(url + "/gateway/mekari")
+        async with AccountingRig.start(tmp_path, block, summary_after="47:00") as rig:
+            fake.clock = rig.clock
+            await a_late_sale(rig, await a_day_posted(rig))
+            assert await rig.drain() == 1
+
+            assert fake.rejected == [] and await rig.dead_letters() == []
+            assert fake.created == 1 and fake.updated == 1
+            assert {r.path.split("/sales_invoices")[0] for r in fake.requests} == {
+                f"/gateway/mekari{API}"
+            }
+
+
+async def test_a_failing_look_up_is_retried_not_dead_lettered(tmp_path: Path) -> None:
+    fake = FakeJurnal(client_id=CLIENT, client_secret=SECRET)
+    async with running(tmp_path, fake) as rig:
+        await a_late_sale(rig, await a_day_posted(rig))
+        item = max(await rig.deliveries(), key=lambda d: d.revision)
+        assert item.revision == 2
+
+        fake.faults.fail(503, path="/sales_invoices/")
+        [result] = await rig.sink.deliver([item])
+        assert isinstance(result, RetriableError)
+        fake.throttle()
+        [result] = await rig.sink.deliver([item])
+        assert isinstance(result, RetriableError) and result.retry_after == 60
+
+        assert await rig.sink.deliver([item]) == [None]
+        assert fake.updated == 1 and len(fake.invoices) == 1
 
 
 async def test_a_409_counts_as_delivered(tmp_path: Path) -> None:
@@ -187,3 +256,16 @@ async def test_a_paused_sink_answers_without_calling(tmp_path: Path) -> None:
         [second] = await rig.sink.deliver([item])
         assert isinstance(first, SinkPaused) and isinstance(second, SinkPaused)
         assert len(fake.requests) == 1
+
+
+async def test_a_timed_out_update_is_retried_and_updates_once(tmp_path: Path) -> None:
+    fake = FakeJurnal(client_id=CLIENT, client_secret=SECRET)
+    async with running(tmp_path, fake, timeout_seconds=0.2) as rig:
+        await a_late_sale(rig, await a_day_posted(rig))
+        item = max(await rig.deliveries(), key=lambda d: d.revision)
+        fake.faults.slow(1.0, path="/sales_invoices/")
+
+        [result] = await rig.sink.deliver([item])
+        assert isinstance(result, RetriableError)
+        assert await rig.sink.deliver([item]) == [None]
+        assert len(fake.invoices) == 1 and fake.updated >= 1

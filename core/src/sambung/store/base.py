@@ -66,6 +66,14 @@ class CursorUpdate:
 
 
 @dataclass(frozen=True)
+class LeaseHold:
+    """A lease a write is fenced by: the write commits only while `owner` holds `name`."""
+
+    name: str
+    owner: str
+
+
+@dataclass(frozen=True)
 class IngestRequest:
     """One atomic write: everything in it is committed together or not at all."""
 
@@ -76,6 +84,10 @@ class IngestRequest:
     routes: Sequence[Sequence[str]] = ()
     dead_letter: DeadLetterIn | None = None
     cursor: CursorUpdate | None = None
+    # Checked in the write's own transaction: unless this lease is still held (owner and not
+    # expired), nothing is committed and the request fails with `LeaseLost` (a poll page of a
+    # replica that was frozen while its lease passed on).
+    lease: LeaseHold | None = None
 
 
 def storable(request: IngestRequest) -> IngestRequest:
@@ -357,21 +369,36 @@ class Store(abc.ABC):
     ) -> list[ClaimedRow]:
         """Claim up to `limit` due pending rows of `sink` for `lease_seconds`, oldest first.
 
-        A row is due when its `next_attempt_at` has passed, no live claim holds it, and no older
-        revision of the same record is still pending for the sink (versions go out in order).
+        A row is due when its `next_attempt_at` has passed, no live claim holds it (one whose
+        expiry has not passed: an expired claim is free whoever made it), and no older revision
+        of the same record is still pending for the sink (versions go out in order). The claims
+        name this store's owner, who must renew them (`renew_claims`) while delivering.
         """
 
     @abc.abstractmethod
+    async def renew_claims(
+        self, ids: Sequence[int], *, now: datetime, lease_seconds: float
+    ) -> set[int]:
+        """Move the expiry of this owner's claims on `ids` to `now + lease_seconds`; the ids
+        still claimed by this owner (the others passed on, or were settled, and must not be
+        sent)."""
+
+    @abc.abstractmethod
     async def release_claims(self, sink: str | None = None) -> int:
-        """Drop the stale claims (of one sink): SQLite drops every claim, as nobody else can be
-        delivering them; PostgreSQL drops this store's own and those of owners that are gone,
-        never a live replica's."""
+        """Drop this owner's claims (of one sink): after a crash of its loop, or at start-up
+        and shutdown. Never another live owner's: those expire unless renewed. SQLite, which
+        one process uses at a time, drops every claim."""
 
     @abc.abstractmethod
     async def settle_outbox(
         self, settlements: Sequence[OutboxSettlement], *, now: datetime
     ) -> list[DeadLetter]:
-        """Record attempt outcomes at once; returns the delivery dead letters this created."""
+        """Record attempt outcomes at once; returns the delivery dead letters this created.
+
+        Fenced: only rows still pending and claimed by this owner are settled, in the same
+        transaction, so a claim that passed on (expired, taken by another) is left to its new
+        holder whatever this owner's attempt did.
+        """
 
     @abc.abstractmethod
     async def outbox_stats(self) -> dict[str, SinkStats]:
@@ -503,14 +530,6 @@ class Store(abc.ABC):
     async def list_leases(self, prefix: str = "") -> list[Lease]:
         """Every lease whose name starts with `prefix` (expired ones too), by name."""
 
-    @abc.abstractmethod
-    async def release_orphaned_claims(self) -> int:
-        """Free the outbox claims of replicas that are gone (died without releasing them).
-
-        Never touches the claims of a live replica, this one included; a store only one
-        process can use has no such claims and returns 0.
-        """
-
     @contextlib.asynccontextmanager
     async def exclusive(
         self, name: str, *, ttl: float = 30.0, wait: float = 60.0, poll: float = 0.1
@@ -556,7 +575,8 @@ def open_store(
         from .sqlite import SqliteStore
 
         path = Path(url.removeprefix("sqlite:///"))
-        return SqliteStore(path if path.is_absolute() else base_dir / path, clock=clock)
+        path = path if path.is_absolute() else base_dir / path
+        return SqliteStore(path, clock=clock, owner=owner or "local")
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 

@@ -9,14 +9,15 @@ what stops the SQLite and PostgreSQL semantics from drifting apart.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any
 
+from ..errors import LeaseLost
 from ..models import Record, SerializedRecord
-from .base import IngestRequest, IngestResult, Outcome, RecordResult
+from .base import IngestRequest, IngestResult, LeaseHold, Outcome, RecordResult
 
 Key = tuple[str, str, str, str]
 RawKey = tuple[str, str, str]
@@ -188,3 +189,35 @@ def plan_group(
             )
         )
     return plan
+
+
+def leases_of(requests: Sequence[IngestRequest]) -> list[LeaseHold]:
+    """The distinct leases the requests of a group are fenced by."""
+    return list(dict.fromkeys(r.lease for r in requests if r.lease is not None))
+
+
+def fence_group(
+    requests: Sequence[IngestRequest], held: Collection[LeaseHold]
+) -> tuple[list[IngestRequest], Callable[[Sequence[IngestResult]], list[IngestResult | Exception]]]:
+    """Split a group by its leases: the requests to apply, and how to put their results back
+    in order beside a `LeaseLost` for each request whose lease is not in `held`."""
+    lost = {i for i, r in enumerate(requests) if r.lease is not None and r.lease not in held}
+    kept = [r for i, r in enumerate(requests) if i not in lost]
+
+    def merge(results: Sequence[IngestResult]) -> list[IngestResult | Exception]:
+        applied = iter(results)
+        merged: list[IngestResult | Exception] = []
+        for i, request in enumerate(requests):
+            if i in lost:
+                assert request.lease is not None
+                merged.append(
+                    LeaseLost(
+                        f"lease {request.lease.name} is no longer held by {request.lease.owner};"
+                        " nothing of this write was committed"
+                    )
+                )
+            else:
+                merged.append(next(applied))
+        return merged
+
+    return kept, merge

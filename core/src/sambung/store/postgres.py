@@ -8,18 +8,26 @@ inserting the same new record or raw event at once, a deadlock) rolls the group 
 it again, when the other side's rows are visible. The outbox is claimed with `FOR UPDATE SKIP
 LOCKED`, so replicas share it and one row is delivered by one replica at a time.
 
-Every claim names its owner. An owner holds a session advisory lock for as long as its store
-is open, so at start-up a replica frees its own stale claims and those of owners that are gone
-(their lock went with their connection), never the live claims of another replica.
+Every claim names its owner and expires unless its owner renews it (the dispatcher does, while
+it delivers): another replica takes a row over only once its claim expired, never while its
+owner is alive, whatever happened to one of that owner's sessions. Liveness is never read from
+a connection.
+
+Connections come from an asyncpg pool, one operation at a time per connection (every use is
+`async with` one acquired connection, inside one task). A connection whose operation failed at
+the connection level (the server terminated it, the socket broke, the protocol is in an
+unknown state) is terminated at once, so the pool never hands it out again and opens a fresh
+one on the next acquire: every caller recovers as soon as the database answers again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -39,6 +47,7 @@ from .base import (
     IngestRequest,
     IngestResult,
     Lease,
+    LeaseHold,
     OAuthState,
     OutboxRow,
     OutboxSettlement,
@@ -49,7 +58,7 @@ from .base import (
     StoredRecord,
     storable,
 )
-from .plan import Key, PlannedRow, RawKey, load_migrations, plan_group
+from .plan import Key, PlannedRow, RawKey, fence_group, leases_of, load_migrations, plan_group
 from .queries import (
     CONNECTION_STATES,
     COUNTS,
@@ -73,15 +82,22 @@ _WRITERS = 2
 # A group that lost a race (see the module docstring) is run again this many times at most.
 _RACE_RETRIES = 5
 _RACES = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
-# The server or the connection is gone: no point trying each request of a group on its own.
+# The server or the connection is gone, or the connection is in a state nobody can vouch for
+# (asyncpg's InternalClientError: "cannot switch to state …; another operation is in
+# progress", seen on a connection the server had just terminated): the connection is
+# discarded, and there is no point trying each request of a group on its own.
 _GONE = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,
 )
 _FAILURES = (*_GONE, asyncpg.PostgresError)
+# Milliseconds a session may sit idle inside a transaction before the server ends it (our
+# transactions run statement after statement; only a frozen or starved process idles in one).
+_IDLE_IN_TRANSACTION_MS = 30_000
 _Pending = tuple[IngestRequest, "asyncio.Future[IngestResult]"]
 _T = TypeVar("_T")
 Conn = Any  # an asyncpg connection (asyncpg ships no type information)
@@ -126,8 +142,6 @@ class PostgresStore(Store):
         self._pool_size = pool_size
         self._auto_migrate = migrate
         self._pool: Any = None
-        self._alive: Conn = None  # holds the owner's advisory lock
-        self._alive_lock = asyncio.Lock()  # one query at a time on that connection
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writers: list[asyncio.Task[None]] = []
 
@@ -142,23 +156,36 @@ class PostgresStore(Store):
             ) from err
 
     async def open(self) -> None:
-        """Connect, migrate (unless told not to), take the owner lock and start the writers."""
-        self._alive = await self._connect()
+        """Connect, migrate (unless told not to), open the pool and start the writers."""
+        conn = await self._connect()
         try:
             if self._auto_migrate:
-                await self._migrate(self._alive)
+                await self._migrate(conn)
             else:
-                await self._check_version(self._alive)
-            await self._alive.execute(
-                "SELECT pg_advisory_lock(hashtextextended($1, 0))", _owner_key(self.owner)
-            )
+                await self._check_version(conn)
+        finally:
+            await conn.close()
+        # The replica's name in pg_stat_activity, unless the URL names the sessions itself. A
+        # transaction left open by a replica that froze (SIGSTOP, a paused VM) would hold its
+        # row locks (records, the lease a poll page is fenced by) until it thaws: the server
+        # ends it instead, so the others carry on and the frozen commit fails.
+        settings = {
+            "application_name": self.owner[:63],
+            "idle_in_transaction_session_timeout": str(_IDLE_IN_TRANSACTION_MS),
+        }
+        settings = {k: v for k, v in settings.items() if f"{k}=" not in self.url}
+        try:
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=self._pool_size, reset=_keep_session
+                self.url,
+                min_size=1,
+                max_size=self._pool_size,
+                reset=_keep_session,
+                server_settings=settings,
             )
-        except BaseException:
-            await self._alive.close()
-            self._alive = None
-            raise
+        except (*_FAILURES, ValueError) as err:
+            raise ConfigError(
+                f"store.url: cannot connect to PostgreSQL ({type(err).__name__}: {err})"
+            ) from err
         self._writers = [
             asyncio.create_task(self._write_loop(), name=f"postgres-writer-{n}")
             for n in range(_WRITERS)
@@ -216,7 +243,7 @@ class PostgresStore(Store):
         return applied
 
     async def close(self) -> None:
-        """Drain queued writes, stop the writers, close the pool and drop the owner lock."""
+        """Drain queued writes, stop the writers and close the pool."""
         if self._writers:
             for _ in self._writers:
                 self._queue.put_nowait(None)
@@ -225,9 +252,6 @@ class PostgresStore(Store):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-        if self._alive is not None:
-            await self._alive.close()
-            self._alive = None
 
     # -- ingest (group commit) -------------------------------------------------------------
 
@@ -272,12 +296,18 @@ class PostgresStore(Store):
         """
         for attempt in range(_RACE_RETRIES):
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    return list(await self._apply_group(conn, requests))
+                async with self._connection() as conn, conn.transaction():
+                    # Fenced writes first check their lease, in this transaction; the row lock
+                    # (FOR SHARE) makes a takeover of the lease wait until this commit is done.
+                    held = await self._held_leases(conn, requests)
+                    kept, merge = fence_group(requests, held)
+                    return merge(await self._apply_group(conn, kept) if kept else [])
             except _RACES:
                 await asyncio.sleep(0.001 * 2**attempt)
             except _GONE as err:
                 return [_unavailable("commit failed", err)] * len(requests)
+            except StoreUnavailable as err:  # the store is not open
+                return [err] * len(requests)
             except Exception as err:
                 if len(requests) == 1:
                     return [_unavailable("write failed", err)]
@@ -286,6 +316,22 @@ class PostgresStore(Store):
             if len(requests) == 1:
                 return [StoreUnavailable("write failed: kept losing a race with another writer")]
         return [(await self._commit_group([request]))[0] for request in requests]
+
+    async def _held_leases(self, conn: Conn, requests: Sequence[IngestRequest]) -> set[LeaseHold]:
+        """Which of the leases the group is fenced by are held by their owner right now."""
+        wanted = leases_of(requests)
+        if not wanted:
+            return set()
+        rows = await conn.fetch(
+            "SELECT l.name, l.owner FROM leases AS l"
+            " JOIN unnest($1::text[], $2::text[]) AS w(name, owner)"
+            " ON l.name = w.name AND l.owner = w.owner"
+            " WHERE l.expires_at > $3 ORDER BY l.name FOR SHARE OF l",
+            [lease.name for lease in wanted],
+            [lease.owner for lease in wanted],
+            self.clock.now(),
+        )
+        return {LeaseHold(name, owner) for name, owner in rows}
 
     async def _apply_group(
         self, conn: Conn, requests: Sequence[IngestRequest]
@@ -468,13 +514,25 @@ class PostgresStore(Store):
 
     # -- plumbing for everything else ------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """One pooled connection for the caller alone; terminated (never pooled again) when an
+        operation on it failed at the connection level."""
+        if self._pool is None:
+            raise StoreUnavailable("the store is not open")
+        async with self._pool.acquire() as conn:
+            try:
+                yield conn
+            except _GONE:
+                # Whatever state it is in, it is not one to hand to the next caller.
+                conn.terminate()
+                raise
+
     async def _run(self, work: Callable[[Conn], Awaitable[_T]], *, transaction: bool = False) -> _T:
         """Run `work` on a pooled connection (in one transaction if asked); errors become
         `StoreUnavailable`."""
-        if self._pool is None:
-            raise StoreUnavailable("the store is not open")
         try:
-            async with self._pool.acquire() as conn:
+            async with self._connection() as conn:
                 if not transaction:
                     return await work(conn)
                 async with conn.transaction():
@@ -619,85 +677,29 @@ class PostgresStore(Store):
         rows.sort(key=lambda r: (r[11], r[0]))
         return [claimed_row(r, _same) for r in rows]
 
-    async def release_claims(self, sink: str | None = None) -> int:
-        """Drop this owner's claims and those of owners that are gone (of one sink, if given)."""
-        gone = await self._owners_gone()
-        clause, params = ("", []) if sink is None else (" AND sink = $3", [sink])
-        return await self._execute(
-            "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL"
-            " WHERE claimed_until IS NOT NULL"
-            " AND (claimed_by = ANY($1::text[]) OR (claimed_by IS NULL AND $2))" + clause,
-            [owner for owner in gone if owner is not None],
-            None in gone,
-            *params,
-        )
-
-    async def _owners_gone(self) -> list[str | None]:
-        """`_gone_owners` on the owner-lock connection, reconnected first if it was lost.
-
-        A lost connection is closed and replaced (taking the owner lock again) on the next call,
-        so the loops that call this recover once the database answers, without a restart.
-        """
-        if self._pool is None:
-            raise StoreUnavailable("the store is not open")
-        async with self._alive_lock:
-            try:
-                if self._alive is None or self._alive.is_closed():
-                    await self._reconnect_owner()
-                return await self._gone_owners()
-            except _FAILURES as err:
-                if self._alive is not None:
-                    self._alive.terminate()  # never reused half-way through an operation
-                    self._alive = None
-                raise _unavailable("query failed", err) from err
-
-    async def _reconnect_owner(self) -> None:
-        """A new owner-lock connection holding this owner's advisory lock again."""
-        if self._alive is not None:
-            self._alive.terminate()
-            self._alive = None
-        conn = await asyncpg.connect(self.url)
-        try:
-            await conn.execute(
-                "SELECT pg_advisory_lock(hashtextextended($1, 0))", _owner_key(self.owner)
-            )
-        except BaseException:
-            conn.terminate()
-            raise
-        self._alive = conn
-        log.info("store.owner_lock_reconnected", owner=self.owner)
-
-    async def _gone_owners(self) -> list[str | None]:
-        """This owner, and every other owner holding claims whose connection is gone."""
-        owners = await self._alive.fetch(
-            "SELECT DISTINCT claimed_by FROM outbox WHERE claimed_until IS NOT NULL"
-            " AND claimed_by IS DISTINCT FROM $1",
+    async def renew_claims(
+        self, ids: Sequence[int], *, now: datetime, lease_seconds: float
+    ) -> set[int]:
+        """Extend this owner's claims on `ids`; the ids it still holds."""
+        if not ids:
+            return set()
+        rows = await self._fetch(
+            "UPDATE outbox SET claimed_until = $2 WHERE id = ANY($1::bigint[])"
+            " AND status = 'pending' AND claimed_by = $3 RETURNING id",
+            list(ids),
+            now + timedelta(seconds=lease_seconds),
             self.owner,
         )
-        gone: list[str | None] = [self.owner]
-        for (owner,) in owners:
-            if owner is None:
-                gone.append(owner)
-                continue
-            # The lock is free only if its owner's connection is gone; give it back at once.
-            key = _owner_key(owner)
-            if await self._alive.fetchval(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key
-            ):
-                await self._alive.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
-                gone.append(owner)
-        return gone
+        return {row[0] for row in rows}
 
-    async def release_orphaned_claims(self) -> int:
-        """Free the claims of owners whose connection is gone (never this owner's)."""
-        gone = await self._owners_gone()
-        others = [owner for owner in gone if owner is not None and owner != self.owner]
-        if not others:
-            return 0
+    async def release_claims(self, sink: str | None = None) -> int:
+        """Drop this owner's claims (of one sink, if given); other owners' expire on their own."""
+        clause, params = ("", []) if sink is None else (" AND sink = $2", [sink])
         return await self._execute(
             "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL"
-            " WHERE claimed_until IS NOT NULL AND claimed_by = ANY($1::text[])",
-            others,
+            " WHERE claimed_until IS NOT NULL AND claimed_by = $1" + clause,
+            self.owner,
+            *params,
         )
 
     # -- leases ----------------------------------------------------------------------------
@@ -754,16 +756,17 @@ class PostgresStore(Store):
         ]
 
         async def settle(conn: Conn) -> list[DeadLetter]:
-            # Only rows still pending: a claim that outlived its lease may have been delivered
-            # by another replica meanwhile, and that outcome stands. A failure is only recorded
-            # while the claim is still ours (or nobody's): another replica may hold it by now.
+            # Fenced: only rows still pending and claimed by this owner. A claim that passed on
+            # belongs to its new holder, who delivers (same webhook-id) and settles it.
             if delivered:
                 await conn.execute(
                     "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
                     " delivered_at = $2, last_error = NULL, claimed_until = NULL,"
-                    " claimed_by = NULL WHERE id = ANY($1::bigint[]) AND status = 'pending'",
+                    " claimed_by = NULL WHERE id = ANY($1::bigint[]) AND status = 'pending'"
+                    " AND claimed_by = $3",
                     delivered,
                     now,
+                    self.owner,
                 )
             if retry:
                 await conn.execute(
@@ -771,7 +774,7 @@ class PostgresStore(Store):
                     " last_error = s.error, claimed_until = NULL, claimed_by = NULL"
                     " FROM unnest($1::bigint[], $2::timestamptz[], $3::text[])"
                     " AS s(id, at, error) WHERE o.id = s.id AND o.status = 'pending'"
-                    " AND (o.claimed_by = $4 OR o.claimed_by IS NULL)",
+                    " AND o.claimed_by = $4",
                     *_columns(retry, 3),
                     self.owner,
                 )
@@ -783,7 +786,7 @@ class PostgresStore(Store):
                 " last_error = s.error, claimed_until = NULL, claimed_by = NULL"
                 " FROM unnest($1::bigint[], $2::text[]) AS s(id, error)"
                 " WHERE o.id = s.id AND o.status = 'pending'"
-                " AND (o.claimed_by = $3 OR o.claimed_by IS NULL) RETURNING o.id",
+                " AND o.claimed_by = $3 RETURNING o.id",
                 ids,
                 errors,
                 self.owner,
@@ -1085,16 +1088,13 @@ class PostgresStore(Store):
 
 async def _keep_session(conn: Conn) -> None:
     """Hand a connection back to the pool as it is: pooled connections never LISTEN, SET or
-    take session locks (the owner lock has a connection of its own), so asyncpg's default reset
-    would only cost a round trip per query. An open transaction is still rolled back."""
+    take session locks, so asyncpg's default reset would only cost a round trip per query. An
+    open transaction is still rolled back (asyncpg does that before calling this), and a broken
+    connection never gets here (`PostgresStore._connection` terminates it)."""
 
 
 def _by_key(row: PlannedRow) -> Key:
     return row.key
-
-
-def _owner_key(owner: str) -> str:
-    return "sambung.owner." + owner
 
 
 def _unavailable(what: str, err: BaseException) -> StoreUnavailable:

@@ -35,6 +35,7 @@ from .base import (
     IngestRequest,
     IngestResult,
     Lease,
+    LeaseHold,
     OAuthState,
     OutboxRow,
     OutboxSettlement,
@@ -45,7 +46,7 @@ from .base import (
     StoredRecord,
     storable,
 )
-from .plan import PlannedRow, load_migrations, plan_group
+from .plan import PlannedRow, fence_group, leases_of, load_migrations, plan_group
 from .queries import (
     CONNECTION_STATES,
     COUNTS,
@@ -172,10 +173,17 @@ class SqliteStore(Store):
     """The default store: a single SQLite file next to the daemon."""
 
     def __init__(
-        self, path: Path, *, synchronous: str = "FULL", clock: Clock | None = None
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        clock: Clock | None = None,
+        owner: str = "local",
     ) -> None:
         self.path = path
         self.clock = clock or SystemClock()
+        # Who claims outbox rows, as on PostgreSQL (a claim is fenced by its owner).
+        self.owner = owner
         # FULL: a commit survives power loss, which on-premises machines do suffer; group commit
         # keeps the cost to one fsync per group.
         self._synchronous = synchronous
@@ -323,7 +331,9 @@ class SqliteStore(Store):
         assert conn is not None
         try:
             conn.execute("BEGIN IMMEDIATE")
-            results: list[IngestResult | Exception] = list(self._apply_group(conn, requests))
+            # Fenced writes check their lease in this transaction (the write lock is held).
+            kept, merge = fence_group(requests, self._held_leases(conn, requests))
+            results = merge(self._apply_group(conn, kept) if kept else [])
             conn.execute("COMMIT")
             return results
         except Exception as err:
@@ -334,6 +344,20 @@ class SqliteStore(Store):
                 failure.__cause__ = err
                 return [failure]
         return [self._commit_group([request])[0] for request in requests]
+
+    def _held_leases(
+        self, conn: sqlite3.Connection, requests: Sequence[IngestRequest]
+    ) -> set[LeaseHold]:
+        """Which of the leases the group is fenced by are held by their owner right now."""
+        now = to_db_time(self.clock.now())
+        return {
+            lease
+            for lease in leases_of(requests)
+            if conn.execute(
+                "SELECT 1 FROM leases WHERE name = ? AND owner = ? AND expires_at > ?",
+                (lease.name, lease.owner, now),
+            ).fetchone()
+        }
 
     def _apply_group(
         self, conn: sqlite3.Connection, requests: Sequence[IngestRequest]
@@ -637,26 +661,45 @@ class SqliteStore(Store):
                 (sink, stamp, stamp, limit),
             ).fetchall()
             conn.executemany(
-                "UPDATE outbox SET claimed_until = ? WHERE id = ?", [(until, r[0]) for r in rows]
+                "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE id = ?",
+                [(until, self.owner, r[0]) for r in rows],
             )
             return [claimed_row(r, from_db_time) for r in rows]
 
         return await self._write(claim)
 
+    async def renew_claims(
+        self, ids: Sequence[int], *, now: datetime, lease_seconds: float
+    ) -> set[int]:
+        """Extend this owner's claims on `ids`; the ids it still holds."""
+        until = to_db_time(now + timedelta(seconds=lease_seconds))
+
+        def renew(conn: sqlite3.Connection) -> set[int]:
+            held = set()
+            for outbox_id in ids:
+                touched = conn.execute(
+                    "UPDATE outbox SET claimed_until = ? WHERE id = ? AND status = 'pending'"
+                    " AND claimed_by = ?",
+                    (until, outbox_id, self.owner),
+                ).rowcount
+                if touched:
+                    held.add(outbox_id)
+            return held
+
+        return await self._write(renew) if ids else set()
+
     async def release_claims(self, sink: str | None = None) -> int:
-        """Drop every claim, or those of one sink."""
+        """Drop every claim, or those of one sink: one process uses the file, so any claim is
+        this one's or was left by one that is gone."""
         where, params = _filters(sink=sink)
         clause = " AND " + where.removeprefix(" WHERE ") if where else ""
         return await self._write(
             lambda conn: conn.execute(
-                f"UPDATE outbox SET claimed_until = NULL WHERE claimed_until IS NOT NULL{clause}",
+                "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL"
+                f" WHERE claimed_until IS NOT NULL{clause}",
                 params,
             ).rowcount
         )
-
-    async def release_orphaned_claims(self) -> int:
-        """None: one process uses an SQLite file, and it frees its claims at start-up."""
-        return 0
 
     # -- leases ----------------------------------------------------------------------------
 
@@ -710,24 +753,30 @@ class SqliteStore(Store):
         ]
         dead = [s for s in settlements if s.status == "dead"]
 
+        # Fenced as on PostgreSQL: only rows still pending and claimed by this owner.
+        mine = " AND status = 'pending' AND claimed_by = ?"
+
         def settle(conn: sqlite3.Connection) -> list[DeadLetter]:
             conn.executemany(
                 "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
-                " delivered_at = ?, last_error = NULL, claimed_until = NULL WHERE id = ?",
-                delivered,
+                " delivered_at = ?, last_error = NULL, claimed_until = NULL, claimed_by = NULL"
+                " WHERE id = ?" + mine,
+                [(*row, self.owner) for row in delivered],
             )
             conn.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
-                " claimed_until = NULL WHERE id = ?",
-                retry,
+                " claimed_until = NULL, claimed_by = NULL WHERE id = ?" + mine,
+                [(*row, self.owner) for row in retry],
             )
             created: list[DeadLetter] = []
             for entry in dead:
-                conn.execute(
+                killed = conn.execute(
                     "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?,"
-                    " claimed_until = NULL WHERE id = ?",
-                    (entry.error, entry.id),
-                )
+                    " claimed_until = NULL, claimed_by = NULL WHERE id = ?" + mine,
+                    (entry.error, entry.id, self.owner),
+                ).rowcount
+                if not killed:
+                    continue
                 found = conn.execute(
                     "INSERT INTO dead_letters (stage, outlet, connector, error_type, error,"
                     " outbox_id, payload, attempts, created_at, updated_at)"
@@ -820,7 +869,7 @@ class SqliteStore(Store):
             else:
                 conn.execute(
                     "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?,"
-                    " claimed_until = NULL, last_error = NULL WHERE id = ?",
+                    " claimed_until = NULL, claimed_by = NULL, last_error = NULL WHERE id = ?",
                     (stamp, found[0]),
                 )
             conn.execute(

@@ -22,12 +22,13 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from ..config import Connection
-from ..connectors import Mode, PollConnector, WebhookConnector, WebhookRequest
+from ..connectors import Mode, Outlet, PollConnector, WebhookConnector, WebhookRequest
 from ..errors import InvalidPayload, SignatureError
 from ..models import RECORD_KINDS, Record
 from ..plugins import load_plugins
 from ..polling import PollService
 from ..signing import sign_hex
+from ..store import Store
 from ..store.sqlite import SqliteStore
 from . import make_connector, outlet
 from .fake_vendor import FakeClock
@@ -164,7 +165,9 @@ class PollConnectorConformance:
     """Standard checks for a poll connector, run against the plugin's own fake vendor.
 
     Subclass, set `connector`, and write `fake(clock)` (a `FakeVendor` with a
-    `seed(count, start)` method) and `settings(url)` (the YAML block pointing at the fake).
+    `seed(count, start)` method) and `settings(url)` (the YAML block pointing at the fake). A
+    vendor with no list API, whose poll asks only about what the store already knows
+    (`context.known`), also writes `prepare(store, vendor, at)` to store that first.
     """
 
     connector: ClassVar[type[PollConnector]]
@@ -177,6 +180,10 @@ class PollConnectorConformance:
     def settings(self, url: str) -> dict[str, Any]:
         """A poll block for the fake at `url`."""
         raise NotImplementedError
+
+    async def prepare(self, store: Store, vendor: Any, at: Outlet) -> None:
+        """Before the first poll, what the store must hold for the poll to ask about the seeded
+        rows (default: nothing; a vendor that lists what changed needs nothing)."""
 
     def test_is_found_through_its_entry_point(self) -> None:
         registry = load_plugins()
@@ -201,8 +208,9 @@ class PollConnectorConformance:
         store = SqliteStore(tmp_path / "conformance.db", synchronous="OFF")
         await store.open()
         try:
+            at = outlet("conformance", self.timezone)
+            await self.prepare(store, vendor, at)
             async with vendor.serve() as url, aiohttp.ClientSession() as session:
-                at = outlet("conformance", self.timezone)
                 connection = Connection(
                     at, self.connector, self.connector.Settings.model_validate(self.settings(url))
                 )

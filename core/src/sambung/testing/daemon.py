@@ -113,6 +113,16 @@ class DaemonProcess(HttpClient):
         """SIGKILL: the crash a power cut or the OOM killer would cause."""
         return self._signal(signal.SIGKILL, 10.0)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes where it is (a VM paused, a laptop lid closed)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: a paused process runs on from where it froze, unaware of the pause."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def _signal(self, signum: int, timeout: float) -> int:
         if self.process is None:
             return 0

@@ -110,6 +110,10 @@ class Receiver:
         self.on_receive: Callable[[Received], None] | None = None
         self.requests: list[Received] = []
         self.acknowledged: dict[str, int] = {}  # webhook-id → times answered 2xx
+        # webhook-id → requests with it being handled right now, and the most there ever were
+        # at once: a sender must never have one id in flight twice.
+        self._in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
         self.count = 0
         self.rejected = 0
         self._script: deque[Answer] = deque()
@@ -152,8 +156,17 @@ class Receiver:
             return web.Response(status=401, text=f"signature rejected: {err}")
         with self._lock:
             answer = self._script.popleft() if self._script else self.default
-        if answer.delay:
-            await asyncio.sleep(answer.delay)
+            now_in_flight = self._in_flight.get(webhook_id, 0) + 1
+            self._in_flight[webhook_id] = now_in_flight
+            self.max_in_flight[webhook_id] = max(
+                now_in_flight, self.max_in_flight.get(webhook_id, 0)
+            )
+        try:
+            if answer.delay:
+                await asyncio.sleep(answer.delay)
+        finally:
+            with self._lock:
+                self._in_flight[webhook_id] -= 1
         received = Received(webhook_id, body, headers, True, answer.status)
         with self._lock:
             self.count += 1
@@ -190,6 +203,11 @@ class Receiver:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    def in_flight_twice(self) -> dict[str, int]:
+        """webhook-id → most requests at once, for every id that was in flight more than once."""
+        with self._lock:
+            return {key: count for key, count in self.max_in_flight.items() if count > 1}
 
     def seen_ids(self) -> set[str]:
         """Every webhook-id that was acknowledged at least once."""

@@ -1,18 +1,24 @@
-"""Accurate Online over HTTP: authentication, the database session, and invoices.
+"""Accurate Online over HTTP: authentication, the database host, and invoices.
 
 Authentication is pluggable (`AccurateAuth`): the API-token mode signs every call; the OAuth
 mode sends the access token core's credential store holds for the sink (refreshed once however
-many deliveries ask, a rotated refresh token stored first). Every data call goes to the
-database's `host` with the session from `open-db.do`; when Accurate refuses a session (HTTP 401
-on a data call) it is opened again once and the call retried. When the account host refuses the
-access token itself, the token is refreshed once and the call retried.
+many deliveries ask, a rotated refresh token stored first).
+
+Where data calls go depends on the mode (VENDORS.md). An API token belongs to one database:
+`POST {account}/api/api-token.do` names it and its `host`, and data calls go there with no
+session. With OAuth, `open-db.do` answers the `host` and a session (`X-Session-ID`). When the
+database host refuses a call (HTTP 401), the host (and session) is found again once and the
+call retried. When the account host refuses the access token itself, the OAuth token is
+refreshed once and the call retried.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 from sambung.clock import Clock
@@ -40,9 +46,35 @@ class AccurateAuth(Protocol):
         ...
 
 
-def api_timestamp(now: datetime) -> str:
-    """`X-Api-Timestamp`: Unix time in milliseconds (no time zone to get wrong)."""
-    return str(int(now.timestamp() * 1000))
+# How `X-Api-Timestamp` is written: `dd/MM/yyyy HH:mm:ss` local time, as four working
+# integrations send it, or ISO-8601 with its offset, as one does (VENDORS.md).
+TimestampFormat = Literal["dd/MM/yyyy HH:mm:ss", "iso8601"]
+# The zone the local form is read in: WIB, Accurate's own.
+ACCURATE_ZONE = ZoneInfo("Asia/Jakarta")
+
+
+def api_timestamp(
+    now: datetime,
+    style: TimestampFormat = "dd/MM/yyyy HH:mm:ss",
+    zone: ZoneInfo = ACCURATE_ZONE,
+) -> str:
+    """`X-Api-Timestamp` for the instant `now`, in `style`, on the clock of `zone`."""
+    local = now.astimezone(zone)
+    if style == "iso8601":
+        return local.isoformat(timespec="seconds")
+    return f"{local:%d/%m/%Y %H:%M:%S}"
+
+
+def read_api_timestamp(value: str, zone: ZoneInfo = ACCURATE_ZONE) -> datetime | None:
+    """The instant an `X-Api-Timestamp` names (either style), or None if it is neither."""
+    try:
+        parsed = datetime.strptime(value, "%d/%m/%Y %H:%M:%S")
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
 def api_signature(secret: str, timestamp: str) -> str:
@@ -53,14 +85,24 @@ def api_signature(secret: str, timestamp: str) -> str:
 class ApiTokenAuth:
     """Accurate's API-token mode: a bearer `aat…` token and a signed timestamp on every call."""
 
-    def __init__(self, token: SecretStr, signature_secret: SecretStr, clock: Clock) -> None:
+    def __init__(
+        self,
+        token: SecretStr,
+        signature_secret: SecretStr,
+        clock: Clock,
+        *,
+        style: TimestampFormat = "dd/MM/yyyy HH:mm:ss",
+        zone: ZoneInfo = ACCURATE_ZONE,
+    ) -> None:
         self._token = token
         self._secret = signature_secret
         self._clock = clock
+        self._style: TimestampFormat = style
+        self._zone = zone
 
     async def headers(self) -> dict[str, str]:
         """Bearer token, timestamp and its signature."""
-        timestamp = api_timestamp(self._clock.now())
+        timestamp = api_timestamp(self._clock.now(), self._style, self._zone)
         return {
             "Authorization": f"Bearer {self._token.get_secret_value()}",
             "X-Api-Timestamp": timestamp,
@@ -138,8 +180,66 @@ def _words(d: Any) -> str:
     return str(d) if d else "(no message)"
 
 
+@dataclass(frozen=True)
+class Database:
+    """Where data calls go: the database's host, and its session when one was opened."""
+
+    host: str
+    session: str | None = None
+    id: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        """`X-Session-ID` when the database was opened with a session (OAuth mode)."""
+        return {"X-Session-ID": self.session} if self.session is not None else {}
+
+
+@dataclass(frozen=True)
+class SavedInvoice:
+    """What `save.do` answers in `r`: the saved invoice's id and number."""
+
+    id: int
+    number: str
+
+
+def api_token_database(payload: Any) -> Database:
+    """`api-token.do`'s `d.database` → its host (and id); `AuthError` if it names none."""
+    d = payload.get("d") if isinstance(payload, dict) else None
+    database = d.get("database") if isinstance(d, dict) else None
+    if not isinstance(database, dict):
+        database = {}
+    host = database.get("host")
+    if not isinstance(host, str) or not host.strip():
+        raise AuthError("Accurate's api-token.do named no database host for this API token")
+    host = host.strip()
+    if "://" not in host:  # a bare host name (zeus.accurate.id): Accurate serves HTTPS only
+        host = f"https://{host}"
+    raw_id = database.get("id")
+    try:
+        database_id = int(raw_id) if raw_id is not None else None
+    except (TypeError, ValueError):
+        database_id = None
+    return Database(host=host.rstrip("/"), id=database_id)
+
+
+def saved_invoice(payload: Any, number: str) -> SavedInvoice:
+    """The invoice in a `save.do` answer's `r`; a success without one is not trusted."""
+    r = payload.get("r") if isinstance(payload, dict) else None
+    if not isinstance(r, dict):
+        r = {}
+    try:
+        invoice_id = int(r.get("id"))  # type: ignore[arg-type]  # checked by the except
+    except (TypeError, ValueError) as err:
+        said = _words(payload.get("d") if isinstance(payload, dict) else None)
+        raise RetriableError(f"Accurate's answer to invoice {number} has no r.id: {said}") from err
+    return SavedInvoice(invoice_id, str(r.get("number") or number))
+
+
 class AccurateClient:
-    """One Accurate database: its session, invoice look-ups and saves."""
+    """One Accurate database: finding its host, invoice look-ups and saves.
+
+    `api_token=True` finds the host with `api-token.do` (no session); otherwise the host and a
+    session come from `open-db.do` (the database from `database_id`, or the account's only one).
+    """
 
     def __init__(
         self,
@@ -148,47 +248,73 @@ class AccurateClient:
         *,
         account_url: str = "https://account.accurate.id",
         database_id: int | None = None,
+        api_token: bool = False,
     ) -> None:
         self.http = http
         self.auth = auth
         self.account_url = account_url.rstrip("/")
         self.database_id = database_id
-        self._host: str | None = None
-        self._session: str | None = None
-        # One open-db at a time: eight deliveries finding the session gone open it once.
+        self.api_token = api_token
+        self._database: Database | None = None
+        # One look-up at a time: eight deliveries finding the session gone open it once.
         self._opening = asyncio.Lock()
         self.sessions_opened = 0
 
-    async def open_db(self, stale: str | None = None) -> tuple[str, str]:
-        """The database's host and session, opened now unless one newer than `stale` exists."""
+    async def database(self, stale: Database | None = None) -> Database:
+        """The database's host (and session), found now unless one other than `stale` is known."""
         async with self._opening:
-            if self._host is not None and self._session is not None and self._session != stale:
-                return self._host, self._session
-            database = self.database_id
-            if database is None:
-                listed = _answer(await self._account("db-list.do"), "db-list")
-                found = listed.get("d") or []
-                if len(found) != 1:
-                    ids = ", ".join(str(db.get("id")) for db in found) or "none"
-                    raise AuthError(
-                        f"this Accurate account has {len(found)} databases ({ids}): set "
-                        "`database_id:` in the sink's settings"
-                    )
-                database = int(found[0]["id"])
-            opened = _answer(await self._account("open-db.do", id=str(database)), "open-db")
-            self._host = str(opened["host"]).rstrip("/")
-            self._session = str(opened["session"])
+            known = self._database
+            if known is not None and known is not stale:
+                return known
+            found = await (self._discover() if self.api_token else self._open_db())
+            self._database = found
             self.sessions_opened += 1
-            return self._host, self._session
+            return found
 
-    async def _account(self, path: str, **params: str) -> VendorResponse:
-        """A GET on the account host; a refused OAuth token is refreshed and the call retried
+    async def _discover(self) -> Database:
+        """API-token mode: the token's own database, from `api-token.do`."""
+        response = await self._account("POST", "api-token.do")
+        try:
+            payload = _answer(response, "api-token")
+        except AccurateRefused as err:  # the token itself was refused, not an invoice
+            raise AuthError(str(err)) from err
+        found = api_token_database(payload)
+        if self.database_id is not None and found.id not in (None, self.database_id):
+            raise AuthError(
+                f"this API token belongs to Accurate database {found.id}, not database_id "
+                f"{self.database_id}: fix `database_id:` or the token"
+            )
+        return found
+
+    async def _open_db(self) -> Database:
+        """OAuth mode: `open-db.do` of the configured (or only) database."""
+        database = self.database_id
+        if database is None:
+            listed = _answer(await self._account("GET", "db-list.do"), "db-list")
+            found = listed.get("d") or []
+            if len(found) != 1:
+                ids = ", ".join(str(db.get("id")) for db in found) or "none"
+                raise AuthError(
+                    f"this Accurate account has {len(found)} databases ({ids}): set "
+                    "`database_id:` in the sink's settings"
+                )
+            database = int(found[0]["id"])
+        opened = _answer(await self._account("GET", "open-db.do", id=str(database)), "open-db")
+        return Database(
+            host=str(opened["host"]).rstrip("/"), session=str(opened["session"]), id=database
+        )
+
+    async def _account(self, method: str, path: str, **params: str) -> VendorResponse:
+        """A call to the account host; a refused OAuth token is refreshed and the call retried
         once (the database host's 401s mean a closed session, handled by `_call`)."""
         for attempt in (1, 2):
             headers = await self.auth.headers()
             try:
-                return await self.http.get(
-                    f"{self.account_url}/api/{path}", params=params or None, headers=headers
+                return await self.http.request(
+                    method,
+                    f"{self.account_url}/api/{path}",
+                    params=params or None,
+                    headers=headers,
                 )
             except AuthError:
                 if attempt == 2 or not await self.auth.refused(headers):
@@ -196,18 +322,18 @@ class AccurateClient:
         raise AssertionError("unreachable")
 
     async def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
-        """One data call; a refused session is opened again once and the call retried."""
-        host, session = await self.open_db()
+        """One data call; a refused call finds the host (and session) again once and retries."""
+        database = await self.database()
         for attempt in (1, 2):
-            headers = {**(await self.auth.headers()), "X-Session-ID": session}
+            headers = {**(await self.auth.headers()), **database.headers()}
             try:
                 response = await self.http.request(
-                    method, f"{host}/accurate/api/{path}", headers=headers, **kwargs
+                    method, f"{database.host}/accurate/api/{path}", headers=headers, **kwargs
                 )
             except AuthError:
                 if attempt == 2:
                     raise
-                host, session = await self.open_db(stale=session)
+                database = await self.database(stale=database)
                 continue
             return _answer(response, what)
         raise AssertionError("unreachable")
@@ -230,8 +356,7 @@ class AccurateClient:
                 return int(row["id"])
         return None
 
-    async def save_invoice(self, number: str, form: list[tuple[str, str]]) -> int:
-        """Save (create, or update when `form` names an `id`) a sales invoice; returns its id."""
+    async def save_invoice(self, number: str, form: list[tuple[str, str]]) -> SavedInvoice:
+        """Save (create, or update when `form` names an `id`) a sales invoice: what `r` says."""
         saved = await self._call("POST", "sales-invoice/save.do", f"invoice {number}", data=form)
-        result = saved.get("r") or {}
-        return int(result.get("id", 0))
+        return saved_invoice(saved, number)

@@ -1,9 +1,13 @@
-"""A fake Accurate Online: API-token or OAuth checks, db-list/open-db sessions, sales invoices
-kept by number, `s: false` business errors, session expiry and Accurate's 8/s, 8-in-flight limit.
+"""A fake Accurate Online: API-token or OAuth checks, `api-token.do` host discovery,
+db-list/open-db sessions, sales invoices kept by number (saved ones answered in `r`), `s: false`
+business errors, session expiry, an expired API token, and Accurate's 8/s, 8-in-flight limit.
 
 Like account.accurate.id, the fake's account host is also its OAuth authorization server
 (core's `FakeAuthorizationServer`, HTTP Basic client auth): a call with `X-Api-Timestamp` is
-checked as the API-token mode, any other needs a live Bearer token the fake issued."""
+checked as the API-token mode (the token, a `dd/MM/yyyy HH:mm:ss` WIB or ISO-8601 timestamp
+within 5 minutes of the fake's clock, and base64 HMAC-SHA256 of that exact string under the
+signature secret), any other needs a live Bearer token the fake issued and an open session.
+The database host is the fake itself: `api-token.do` and `open-db.do` name its own URL."""
 
 from __future__ import annotations
 
@@ -15,13 +19,13 @@ from typing import Any
 from aiohttp import web
 from sambung.testing.oauth_server import FakeAuthorizationServer
 
-from .client import api_signature
+from .client import api_signature, read_api_timestamp
 
 DATA = "/accurate/api"
 # Accurate's calls per second and in flight per account.
 LIMIT = 8
-# How far X-Api-Timestamp may be from the fake's clock, in milliseconds.
-MAX_SKEW_MS = 300_000
+# How far X-Api-Timestamp may be from the fake's clock, in seconds.
+MAX_SKEW_SECONDS = 300
 
 
 @dataclass
@@ -63,6 +67,11 @@ class FakeAccurate(FakeAuthorizationServer):
         self.items = items
         self.customers = customers
         self.sessions: set[str] = set()
+        # The database an API token belongs to (the first one unless told).
+        self.api_token_database = next(iter(self.databases), 0)
+        self.api_token_expired = False
+        # Why each refused API-token call was refused, in order.
+        self.token_refusals: list[str] = []
         self.invoices: dict[str, Invoice] = {}
         self.saves = 0
         self.rate_limited = 0
@@ -73,6 +82,10 @@ class FakeAccurate(FakeAuthorizationServer):
     def expire_sessions(self) -> None:
         """Every session opened so far stops working (Accurate closed them)."""
         self.sessions.clear()
+
+    def expire_api_token(self) -> None:
+        """The API token stops working (expired, or revoked in Accurate's settings)."""
+        self.api_token_expired = True
 
     def total_of(self, number: str) -> Any:
         """The sum of quantity x unit price less discounts of one stored invoice."""
@@ -91,21 +104,37 @@ class FakeAccurate(FakeAuthorizationServer):
 
     # -- checks ----------------------------------------------------------------------------
 
+    @staticmethod
+    def api_token_mode(request: web.Request) -> bool:
+        """Whether a call is signed as the API-token mode (else it is OAuth)."""
+        return "X-Api-Timestamp" in request.headers
+
     def _token_ok(self, request: web.Request) -> bool:
-        if "X-Api-Timestamp" not in request.headers:
+        if not self.api_token_mode(request):
             return self.bearer_ok(request)  # OAuth mode: a token from /oauth/token
+        problem = self._api_token_problem(request)
+        if problem is not None:
+            self.token_refusals.append(problem)
+        return problem is None
+
+    def _api_token_problem(self, request: web.Request) -> str | None:
+        """Why an API-token call is refused, or None."""
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         timestamp = request.headers.get("X-Api-Timestamp", "")
         signature = request.headers.get("X-Api-Signature", "")
         if not hmac.compare_digest(given.encode(), self.api_token.encode()):
-            return False
-        if not timestamp.isdigit():
-            return False
-        now_ms = self.clock.now().timestamp() * 1000
-        if abs(now_ms - int(timestamp)) > MAX_SKEW_MS:
-            return False
+            return "unknown API token"
+        if self.api_token_expired:
+            return "API token expired"
+        sent = read_api_timestamp(timestamp)
+        if sent is None:
+            return "X-Api-Timestamp is neither dd/MM/yyyy HH:mm:ss nor ISO-8601"
+        if abs((self.clock.now() - sent).total_seconds()) > MAX_SKEW_SECONDS:
+            return "X-Api-Timestamp is too far from now"
         expected = api_signature(self.signature_secret, timestamp)
-        return hmac.compare_digest(expected.encode(), signature.encode())
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
+            return "X-Api-Signature does not match"
+        return None
 
     def _over_limit(self) -> bool:
         """More than 8 calls in flight, or in this calendar second (of the fake's clock)."""
@@ -124,10 +153,30 @@ class FakeAccurate(FakeAuthorizationServer):
     def routes(self, app: web.Application) -> None:
         """OAuth, account endpoints and the database's sales-invoice endpoints."""
         super().routes(app)
+        app.router.add_post("/api/api-token.do", self._api_token)
         app.router.add_get("/api/db-list.do", self._db_list)
         app.router.add_get("/api/open-db.do", self._open_db)
         app.router.add_get(f"{DATA}/sales-invoice/list.do", self._list)
         app.router.add_post(f"{DATA}/sales-invoice/save.do", self._save)
+
+    async def _api_token(self, request: web.Request) -> web.Response:
+        """The API token's own database and the host to call it on."""
+        if not self.api_token_mode(request) or not self._token_ok(request):
+            return self.unauthorized()
+        database = self.api_token_database
+        return web.json_response(
+            {
+                "s": True,
+                "d": {
+                    "user": {"id": 1, "name": "Pemilik Kopi Senja"},
+                    "database": {
+                        "id": database,
+                        "alias": self.databases.get(database, ""),
+                        "host": self.url,
+                    },
+                },
+            }
+        )
 
     async def _db_list(self, request: web.Request) -> web.Response:
         if not self._token_ok(request):
@@ -154,6 +203,8 @@ class FakeAccurate(FakeAuthorizationServer):
             return web.json_response({"s": False, "d": ["Too many requests"]}, status=429)
         if not self._token_ok(request):
             return self.unauthorized()
+        if self.api_token_mode(request):  # an API token needs no session
+            return None
         if request.headers.get("X-Session-ID") not in self.sessions:
             return web.json_response({"s": False, "d": ["Session expired"]}, status=401)
         return None

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from typing import Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, HttpUrl, SecretStr, model_validator
+from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 from sambung.accounting import AccountingSinkSettings, draft_of
 from sambung.errors import (
     AuthError,
@@ -20,7 +21,7 @@ from sambung.http import VendorHttp
 from sambung.oauth import OAuthClientSettings, OAuthSpec
 from sambung.sinks import Delivery, DeliveryResult, Sink
 
-from .client import AccurateAuth, AccurateClient, ApiTokenAuth, OAuthAuth
+from .client import AccurateAuth, AccurateClient, ApiTokenAuth, OAuthAuth, TimestampFormat
 from .mapping import invoice_form
 
 # Accurate Online's OAuth 2.0 (VENDORS.md): the token call authenticates the client with HTTP
@@ -50,8 +51,13 @@ class AccurateSink(Sink):
         auth: Literal["api_token", "oauth"] = "api_token"
         api_token: SecretStr | None = None
         signature_secret: SecretStr | None = None
+        # `X-Api-Timestamp` as the working integrations send it: `dd/MM/yyyy HH:mm:ss` on the
+        # clock of `api_timestamp_zone` (WIB), or `iso8601` with its offset.
+        api_timestamp_format: TimestampFormat = "dd/MM/yyyy HH:mm:ss"
+        api_timestamp_zone: str = "Asia/Jakarta"
         account_url: HttpUrl = HttpUrl("https://account.accurate.id")
-        # Which database (company) to post to; needed when the account has more than one.
+        # Which database (company) to post to: with OAuth, needed when the account has more
+        # than one; an API token belongs to one database, which this must then match.
         database_id: int | None = None
         # Outlet id → Accurate branch name (`branchName`); unmapped outlets post without one.
         branches: dict[str, str] = Field(default_factory=dict)
@@ -59,6 +65,15 @@ class AccurateSink(Sink):
         rate_limit: float = Field(8.0, gt=0, le=8.0)
         max_in_flight: int = Field(8, ge=1, le=8)
         timeout_seconds: float = Field(30.0, gt=0, le=300)
+
+        @field_validator("api_timestamp_zone")
+        @classmethod
+        def _known_zone(cls, value: str) -> str:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown timezone {value!r} (such as Asia/Jakarta)") from None
+            return value
 
         @model_validator(mode="after")
         def _credentials_of_the_mode(self) -> Self:
@@ -100,12 +115,19 @@ class AccurateSink(Sink):
             )
             auth = OAuthAuth(credentials)
         else:
-            auth = ApiTokenAuth(settings.api_token, settings.signature_secret, self.context.clock)
+            auth = ApiTokenAuth(
+                settings.api_token,
+                settings.signature_secret,
+                self.context.clock,
+                style=settings.api_timestamp_format,
+                zone=ZoneInfo(settings.api_timestamp_zone),
+            )
         self.client = AccurateClient(
             http,
             auth,
             account_url=str(settings.account_url),
             database_id=settings.database_id,
+            api_token=settings.auth == "api_token",
         )
 
     async def deliver(self, batch: Sequence[Delivery]) -> list[DeliveryResult]:
@@ -120,7 +142,7 @@ class AccurateSink(Sink):
             invoice_form(draft, self.settings, branch=branch)  # mapping problems before any call
             existing = await self.client.find_invoice(draft.number)
             form = invoice_form(draft, self.settings, branch=branch, invoice_id=existing)
-            invoice_id = await self.client.save_invoice(draft.number, form)
+            saved = await self.client.save_invoice(draft.number, form)
         except (DeliveryRejected, RetriableError, AuthError, SinkPaused) as err:
             return err
         except RequestRejected as err:
@@ -128,14 +150,14 @@ class AccurateSink(Sink):
         self.log.info(
             "accurate.invoice_saved",
             outlet=item.outlet,
-            number=draft.number,
-            invoice_id=invoice_id,
+            number=saved.number,
+            invoice_id=saved.id,
             updated=existing is not None,
         )
         return None
 
     def vendor_url(self) -> str | None:
-        """Accurate's account host (the database host comes from open-db)."""
+        """Accurate's account host (the database host comes from api-token.do or open-db)."""
         return str(self.settings.account_url)
 
     def example_vendor(self) -> Any:

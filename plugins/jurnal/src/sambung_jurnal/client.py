@@ -4,7 +4,12 @@ Signing (Mekari's HMAC scheme): a `Date` header (RFC 7231, GMT), the string
 `date: <Date>\n<METHOD> <path?query> HTTP/1.1` signed with HMAC-SHA256 under the client secret,
 base64, in `Authorization: hmac username="<client id>", algorithm="hmac-sha256",
 headers="date request-line", signature="<base64>"`; a body adds `Digest: SHA-256=<base64>`.
-Mekari allows 300 s of clock skew.
+Mekari allows 300 s of clock skew. The request line is the full path as sent: a `base_url` with
+a path prefix (a gateway in front of Mekari) is signed with that prefix.
+
+Updating follows the working integration (VENDORS.md): `GET /sales_invoices/<transaction_no>`
+for the invoice's numeric `id`, then `PATCH /sales_invoices/<id>`; an invoice not found there is
+created instead.
 """
 
 from __future__ import annotations
@@ -13,14 +18,25 @@ import base64
 import hashlib
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
-from sambung.errors import DeliveryRejected, RequestRejected, RetriableError, SinkPaused
+from sambung.errors import (
+    DeliveryRejected,
+    InvalidPayload,
+    RequestRejected,
+    RetriableError,
+    SinkPaused,
+)
 from sambung.http import VendorHttp, VendorResponse, vendor_message
+from sambung.parse import loads
 from sambung.signing import sign_base64
 
 API = "/public/jurnal/api/v1"
+# What Jurnal answers a look-up of a transaction number it does not have.
+NOT_FOUND = (404, 422)
 # Mekari's quota month, as its Indonesian customers count it.
 QUOTA_ZONE = ZoneInfo("Asia/Jakarta")
 
@@ -67,6 +83,18 @@ def next_month(now: datetime) -> datetime:
     return first
 
 
+def invoice_id(payload: Any) -> int | None:
+    """The numeric `sales_invoice.id` of a Jurnal answer, or None when it carries none."""
+    invoice = payload.get("sales_invoice") if isinstance(payload, dict) else None
+    raw = invoice.get("id") if isinstance(invoice, dict) else None
+    if isinstance(raw, bool) or raw is None:
+        return None
+    try:
+        return int(str(raw))
+    except ValueError:
+        return None
+
+
 class JurnalClient:
     """Sales invoices at one Jurnal company, every call signed."""
 
@@ -81,20 +109,23 @@ class JurnalClient:
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
+        # The path part of base_url: part of the request line Mekari's signature covers.
+        self.prefix = urlsplit(self.base_url).path.rstrip("/")
         self.client_id = client_id
         self._secret = client_secret
         self.throttle_seconds = throttle_seconds
 
-    async def _send(self, method: str, path: str, body: bytes) -> VendorResponse:
+    async def _send(self, method: str, path: str, body: bytes | None) -> VendorResponse:
         headers = mekari_headers(
             self.client_id,
             self._secret.get_secret_value(),
             method,
-            path,
+            self.prefix + path,
             body,
             self.http.clock.now(),
         )
-        headers["Content-Type"] = "application/json"
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         # Statuses are read here, not by VendorHttp.check: 409 and the two 429s mean more.
         return await self.http.send(method, self.base_url + path, data=body, headers=headers)
 
@@ -106,9 +137,23 @@ class JurnalClient:
         self._check(answer)
         return True
 
-    async def update_invoice(self, transaction_no: str, body: bytes) -> None:
-        """PATCH the sales invoice with this transaction number to `body`'s content."""
-        self._check(await self._send("PATCH", f"{API}/sales_invoices/{transaction_no}", body))
+    async def find_invoice(self, transaction_no: str) -> int | None:
+        """The numeric id of the sales invoice with this transaction number, if Jurnal has one."""
+        answer = await self._send("GET", f"{API}/sales_invoices/{quote(transaction_no)}", None)
+        if answer.status in NOT_FOUND:
+            return None
+        self._check(answer)
+        try:
+            found = invoice_id(loads(answer.body))
+        except InvalidPayload as err:
+            raise RetriableError(f"Jurnal's answer for {transaction_no} is not JSON") from err
+        if found is None:
+            raise RetriableError(f"Jurnal's answer for {transaction_no} has no sales_invoice.id")
+        return found
+
+    async def update_invoice(self, invoice: int, body: bytes) -> None:
+        """PATCH the sales invoice with this numeric id to `body`'s content."""
+        self._check(await self._send("PATCH", f"{API}/sales_invoices/{invoice}", body))
 
     def _check(self, answer: VendorResponse) -> None:
         status = answer.status

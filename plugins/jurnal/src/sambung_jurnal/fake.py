@@ -1,5 +1,7 @@
-"""A fake Jurnal.id that verifies Mekari's HMAC signature, Date skew and Digest on every call,
-keeps sales invoices by `custom_id` (409 on a repeat), and injects bare and monthly 429s."""
+"""A fake Jurnal.id that verifies Mekari's HMAC signature (over the full path as received, any
+gateway prefix included), Date skew and Digest on every call, keeps sales invoices by
+`custom_id` (409 on a repeat), finds them by `transaction_no`, updates them by numeric id only,
+and injects bare and monthly 429s (5xx and slow answers through `faults`)."""
 
 from __future__ import annotations
 
@@ -25,9 +27,16 @@ class FakeJurnal(FakeVendor):
     """Jurnal's sales-invoice endpoints behind Mekari's HMAC authentication."""
 
     def __init__(
-        self, *, client_id: str = "fake-client", client_secret: str = "fake-secret", **kwargs: Any
+        self,
+        *,
+        client_id: str = "fake-client",
+        client_secret: str = "fake-secret",
+        prefix: str = "",
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        # Where the API sits below the host (a gateway's path): base_url is url + prefix.
+        self.prefix = prefix.rstrip("/")
         self.client_id = client_id
         self.client_secret = client_secret
         self.invoices: dict[str, dict[str, Any]] = {}
@@ -85,9 +94,16 @@ class FakeJurnal(FakeVendor):
     # -- routes ----------------------------------------------------------------------------
 
     def routes(self, app: web.Application) -> None:
-        """Create and update sales invoices."""
-        app.router.add_post(f"{API}/sales_invoices", self._create)
-        app.router.add_patch(f"{API}/sales_invoices/{{number}}", self._update)
+        """Create, find (by transaction number) and update (by id) sales invoices."""
+        api = self.prefix + API
+        app.router.add_post(f"{api}/sales_invoices", self._create)
+        app.router.add_get(f"{api}/sales_invoices/{{number}}", self._find)
+        app.router.add_patch(f"{api}/sales_invoices/{{id}}", self._update)
+
+    @staticmethod
+    def not_found(what: str) -> web.Response:
+        """Jurnal's answer for a transaction it does not have: 422 (VENDORS.md)."""
+        return web.json_response({"error_full_messages": [f"{what} tidak ditemukan"]}, status=422)
 
     async def _create(self, request: web.Request) -> web.Response:
         body, refused = await self._authentic(request)
@@ -107,16 +123,27 @@ class FakeJurnal(FakeVendor):
         self.created += 1
         return web.json_response({"sales_invoice": invoice}, status=201)
 
-    async def _update(self, request: web.Request) -> web.Response:
-        body, refused = await self._authentic(request)
+    async def _find(self, request: web.Request) -> web.Response:
+        _, refused = await self._authentic(request)
         if refused is not None:
             return refused
         number = request.match_info["number"]
         found = next((i for i in self.invoices.values() if i.get("transaction_no") == number), None)
+        if found is None:
+            return self.not_found(f"Transaksi {number}")
+        return web.json_response({"sales_invoice": found})
+
+    async def _update(self, request: web.Request) -> web.Response:
+        body, refused = await self._authentic(request)
+        if refused is not None:
+            return refused
+        wanted = request.match_info["id"]
+        # Jurnal updates by its numeric id; a transaction number here finds nothing.
+        found = next((i for i in self.invoices.values() if str(i.get("id")) == wanted), None)
         invoice = _invoice(body)
         if found is None or invoice is None:
-            return web.json_response({"error_full_messages": ["not found"]}, status=422)
-        found.update(invoice)
+            return self.not_found(f"Faktur {wanted}")
+        found.update({k: v for k, v in invoice.items() if k != "id"})
         self.updated += 1
         return web.json_response({"sales_invoice": found})
 

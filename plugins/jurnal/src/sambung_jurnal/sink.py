@@ -21,10 +21,11 @@ class JurnalSink(Sink):
     """Posts each transaction, or each outlet's daily summary, as a Jurnal sales invoice.
 
     `custom_id` is the invoice's deterministic number: a redelivery answers 409, which counts as
-    delivered. A changed record (a later revision: a late sale changed the day's summary) that
-    meets a 409 is sent again as an update of that invoice. When Jurnal says the monthly limit
-    is used up, the sink pauses until the first of next month (`SinkPaused`) instead of
-    retrying all month; rows wait in the outbox meanwhile.
+    delivered. A changed record (a later revision: a late sale changed the day's summary) is
+    looked up by its transaction number and PATCHed by Jurnal's numeric id, or created when
+    Jurnal has no invoice of that number yet. When Jurnal says the monthly limit is used up,
+    the sink pauses until the first of next month (`SinkPaused`) instead of retrying all month;
+    rows wait in the outbox meanwhile.
     """
 
     name = "jurnal"
@@ -74,9 +75,7 @@ class JurnalSink(Sink):
         try:
             draft = draft_of(item, self.settings.invoice_prefix)
             body = encode(invoice_body(draft, self.settings))
-            created = await self.client.create_invoice(body)
-            if not created and item.revision > 1:
-                await self.client.update_invoice(draft.number, body)
+            outcome = await self._save(item, draft.number, body)
         except SinkPaused as err:
             self.paused_until = err.until
             return err
@@ -86,9 +85,26 @@ class JurnalSink(Sink):
             "jurnal.invoice_posted",
             outlet=item.outlet,
             custom_id=draft.number,
-            outcome="created" if created else ("updated" if item.revision > 1 else "duplicate"),
+            outcome=outcome,
         )
         return None
+
+    async def _save(self, item: Delivery, number: str, body: bytes) -> str:
+        """Create a first revision (a 409 is a redelivery); update a later one in place."""
+        if item.revision > 1:
+            found = await self.client.find_invoice(number)
+            if found is not None:
+                await self.client.update_invoice(found, body)
+                return "updated"
+        if await self.client.create_invoice(body):
+            return "created"
+        if item.revision > 1:  # its custom_id is taken, yet no invoice has its number
+            raise DeliveryRejected(
+                f"Jurnal has an invoice with custom_id {number} but none with that transaction"
+                " number (renamed in Jurnal?): restore the number there, then replay this entry",
+                status=409,
+            )
+        return "duplicate"
 
     def vendor_url(self) -> str | None:
         """Mekari's API host."""

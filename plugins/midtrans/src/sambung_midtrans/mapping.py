@@ -9,12 +9,17 @@ Statuses never go back. Each version's `source_updated_at` is the transaction's
 `pending` after `settlement` as stale, whatever order notifications arrive in. The documented
 reversals after settlement (`deny`, `refund`, `partial_refund`, `chargeback`,
 `partial_chargeback`) rank above it: they are new facts, not stale ones.
+
+A Get Status answer carries the same fields, so `to_payment` maps it too; gap healing also
+needs to know which order id a POS sale names (`sale_order_id`, from a configured template).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import string
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -172,3 +177,33 @@ def to_payment(body: Any, outlet: Outlet) -> Payment:
 def version(happened: datetime, step: str) -> datetime:
     """The order versions are compared in: the transaction's time plus its lifecycle rank."""
     return happened + timedelta(milliseconds=RANK[step])
+
+
+# What an `order_id` template may name of a stored sale (its unified fields).
+SALE_FIELDS = frozenset({"external_id", "outlet", "source_system"})
+
+
+def check_order_template(template: str) -> str:
+    """`template` if it names only `SALE_FIELDS` (`{external_id}`, `PW-{external_id}`), and at
+    least one of them; else `ValueError` saying what it may name."""
+    try:
+        named = {field for _, field, _, _ in string.Formatter().parse(template) if field}
+    except ValueError as err:
+        raise ValueError(f"order_id template {template!r}: {err}") from None
+    allowed = ", ".join("{" + f + "}" for f in sorted(SALE_FIELDS))
+    if not named or not named <= SALE_FIELDS:
+        raise ValueError(f"order_id template {template!r} may name only {allowed}")
+    return template
+
+
+def sale_order_id(sale: Mapping[str, Any], template: str) -> str | None:
+    """The Midtrans order id a stored sale (its unified JSON) names, or None if it has no
+    value for a field the template uses."""
+    values: dict[str, str] = {}
+    for _, field, _, _ in string.Formatter().parse(template):
+        if field:
+            value = sale.get(field)
+            if not isinstance(value, str) or not value.strip():
+                return None
+            values[field] = value.strip()
+    return template.format(**values).strip() or None
