@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from sambung.testing.daemon import DaemonProcess
 
 from .payloads import PAWOON_SECRET, WEBHOOKS, pawoon_sale, signed
 
+# SIGKILLs in a row, each in the middle of a load: each restart must recover the last one's mess.
+KILLS = 4
 CONFIG: dict[str, Any] = {
     "outlets": [
         {
@@ -57,31 +60,39 @@ async def stored(daemon: DaemonProcess) -> tuple[set[str], dict[str, int]]:
     return {r.external_id for r in records}, per_record
 
 
-def load_then(daemon: DaemonProcess, stop: str, count: int = 300) -> set[str]:
-    """Send `count` sales 16 at a time; `stop` the daemon once a third are acknowledged.
+def load_then(
+    daemon: DaemonProcess, stop: str, ids: Sequence[str], *, concurrency: int = 16
+) -> set[str]:
+    """Send a sale for each id, `concurrency` at a time; `stop` the daemon once a third are
+    acknowledged.
 
     Returns the ids that got a 200: those, and only those, were promised to the sender.
     """
     acknowledged: set[str] = set()
-    with ThreadPoolExecutor(16) as pool:
-        futures = [pool.submit(send, daemon, f"TRX-{i:05d}") for i in range(count)]
+    with ThreadPoolExecutor(concurrency) as pool:
+        futures = [pool.submit(send, daemon, transaction_id) for transaction_id in ids]
         stopped = False
         for future in as_completed(futures):
             transaction_id, status = future.result()
             assert status in (200, 0, 503), f"{transaction_id}: unexpected {status}"
             if status == 200:
                 acknowledged.add(transaction_id)
-            if not stopped and len(acknowledged) >= count // 3:
+            if not stopped and len(acknowledged) >= len(ids) // 3:
                 stopped = True
                 getattr(daemon, stop)()
     return acknowledged
+
+
+def sale_ids(count: int, prefix: str = "TRX") -> list[str]:
+    """`count` distinct transaction ids."""
+    return [f"{prefix}-{i:05d}" for i in range(count)]
 
 
 async def test_sigkill_under_load_loses_no_acknowledged_webhook(
     sambung_daemon: Any, hello_site: Path
 ) -> None:
     daemon = sambung_daemon(CONFIG, env={"PYTHONPATH": str(hello_site)})
-    acknowledged = load_then(daemon, "kill")
+    acknowledged = load_then(daemon, "kill", sale_ids(300))
 
     daemon.start()
     ids, outbox = await stored(daemon)
@@ -94,6 +105,30 @@ async def test_sigkill_under_load_loses_no_acknowledged_webhook(
     ids, outbox = await stored(daemon)
     assert len(ids) == 300
     assert set(outbox.values()) == {1}, "a record got more than one outbox row"
+
+
+async def test_repeated_sigkills_at_high_concurrency_lose_no_acknowledged_webhook(
+    sambung_daemon: Any, hello_site: Path
+) -> None:
+    daemon = sambung_daemon(CONFIG, env={"PYTHONPATH": str(hello_site)})
+    acknowledged: set[str] = set()
+    every: list[str] = []
+    for kill in range(KILLS):
+        ids = sale_ids(150, prefix=f"KILL{kill}")
+        every += ids
+        acknowledged |= load_then(daemon, "kill", ids, concurrency=24)
+        daemon.start()
+
+    ids, outbox = await stored(daemon)
+    assert acknowledged <= ids, f"lost after {KILLS} SIGKILLs: {sorted(acknowledged - ids)[:5]}"
+    assert set(outbox.values()) <= {1}, "a record got more than one outbox row"
+    # The senders retry all they were not promised; then everything is stored, each once.
+    with ThreadPoolExecutor(24) as pool:
+        retried = list(pool.map(lambda i: send(daemon, i), every))
+    assert all(status == 200 for _, status in retried)
+    ids, outbox = await stored(daemon)
+    assert ids == set(every)
+    assert set(outbox.values()) == {1} and len(outbox) == len(every)
 
 
 async def test_sigterm_drains_in_flight_requests_and_exits_zero(

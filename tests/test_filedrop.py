@@ -15,7 +15,7 @@ from sambung.store import DeadLetterQuery, Store
 from sambung.testing import make_connector
 from sambung_pawoon.connector import PawoonConnector
 
-from .csvdata import pawoon_export
+from .csvdata import HOSTILE_ROWS, pawoon_export, pawoon_hostile_export
 
 
 class FakeTime:
@@ -175,6 +175,48 @@ def test_sambung_import_prints_a_summary_and_fails_on_rejected_rows(tmp_path: Pa
     assert lines[2].split()[:4] == ["bad.csv", "5", "4", "1"]
     errors = (tmp_path / "bad.csv.errors.csv").read_text(encoding="utf-8").splitlines()
     assert errors[1].startswith("3,Total,")
+
+
+def test_sambung_import_turns_hostile_cells_into_row_errors_and_imports_the_other_files(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "sambung.yaml").write_text(
+        "store: {url: 'sqlite:///./s.db'}\n"
+        "log: {level: warning, format: json}\n"
+        "outlets:\n"
+        "  - id: kemang\n"
+        "    name: Kemang\n"
+        "    connectors:\n"
+        "      pawoon: {mode: file-drop}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "senin.csv").write_bytes(pawoon_export(10))
+    (tmp_path / "selasa.csv").write_bytes(pawoon_hostile_export(10, start=100))
+    (tmp_path / "rabu.csv").write_bytes(pawoon_export(10, start=200))
+    command = [sys.executable, "-m", "sambung", "import", "-c", "sambung.yaml"]
+    command += ["--outlet", "kemang", "--connector", "pawoon"]
+    command += ["senin.csv", "selasa.csv", "rabu.csv"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+
+    assert result.returncode == 1, result.stderr  # some rows failed
+    assert "Traceback" not in result.stderr
+    rows = {line.split()[0]: line.split()[1:4] for line in result.stdout.splitlines()[1:]}
+    hostile = len(HOSTILE_ROWS)
+    assert rows == {
+        "senin.csv": ["10", "10", "0"],
+        "selasa.csv": [str(10 + hostile), "10", str(hostile)],
+        "rabu.csv": ["10", "10", "0"],  # the file after the hostile one: imported all the same
+    }
+    csv.field_size_limit(1 << 24)  # the errors file keeps the 200 KB cell as it was
+    with (tmp_path / "selasa.csv.errors.csv").open(encoding="utf-8", newline="") as handle:
+        errors = list(csv.reader(handle))[1:]
+    assert len(errors) == hostile
+    cells = [cell for row in errors for cell in row]
+    assert '\'=HYPERLINK("http://example.invalid")' in cells
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@"))]
 
 
 async def test_a_file_over_the_size_cap_fails_unread(store: Store, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import urllib.request
@@ -19,7 +20,7 @@ from sambung.testing import make_connector
 from sambung.testing.daemon import DaemonProcess, _send, free_port
 from sambung_pawoon.connector import PawoonConnector
 
-from .csvdata import pawoon_export
+from .csvdata import HOSTILE_ROWS, pawoon_export, pawoon_hostile_export
 
 StartDaemon = Callable[..., DaemonProcess]
 TOKEN = "admin-token-for-tests-0123"
@@ -120,6 +121,56 @@ def test_bad_rows_land_in_failed_with_an_errors_file_and_symlinks_are_ignored(
     assert "root:" not in daemon.logs()
 
 
+def test_hostile_cells_are_row_errors_and_the_inbox_goes_on(
+    sambung_daemon: StartDaemon, env: dict[str, str]
+) -> None:
+    port = free_port()
+    daemon = sambung_daemon(config(admin_port=port), env=env)
+    folder = inbox(daemon)
+    wait_for(folder.exists, "the inbox", daemon)
+    (folder / "kamis.csv").write_bytes(pawoon_hostile_export(20))
+    wait_for((folder / "failed" / "kamis.csv").exists, "the hostile file", daemon)
+    errors = (folder / "failed" / "kamis.csv.errors.csv").read_text(encoding="utf-8")
+    assert len(errors.splitlines()) == 1 + len(HOSTILE_ROWS)
+    assert "'=HYPERLINK" in errors
+
+    # The inbox is not blocked: a file dropped after it is imported, and the daemon is ready;
+    # so is one whose name is Latin-1 bytes (a till's USB stick), which no text column holds.
+    latin1 = os.fsdecode(b"jumat-caf\xe9.csv")
+    (folder / latin1).write_bytes(pawoon_export(10, start=500))
+    wait_for((folder / "processed" / latin1).exists, "the next file", daemon)
+    assert table(daemon, "SELECT COUNT(*) FROM records") == [(30,)]
+    assert table(daemon, "SELECT name FROM imported_files WHERE rows_rejected = 0") == [
+        ("jumat-caf\\udce9.csv",)
+    ]
+
+    # The upload endpoint, once a 500 for these cells: each is its row's error, in the answer.
+    target = {"source_system": "pawoon", "outlet": "kemang"}
+    status, body = upload(port, target, ("sabtu.csv", pawoon_hostile_export(4, start=300)))
+    assert status == 200, body
+    assert (body["imported"], body["rejected"]) == (4, len(HOSTILE_ROWS)), body
+    assert [e["row"] for e in body["errors"]] == [4, 5, 6, 7, 8]
+    assert table(daemon, "SELECT COUNT(*) FROM records") == [(34,)]
+    rejected = table(daemon, "SELECT id FROM dead_letters WHERE stage = 'row'")
+    assert len(rejected) == 2 * len(HOSTILE_ROWS)
+    # A file name or field the multipart body cannot spell as text: 400 or imported, never 500.
+    status, body = upload(port, target, (latin1, pawoon_export(2, start=700)))
+    assert (status, body["imported"]) == (200, 2), body
+    for fields, name in (
+        ({**target, "outlet": os.fsdecode(b"kemang\xff")}, "a.csv"),
+        (target, "a\x00b.csv"),
+    ):
+        status, body = upload(port, fields, (name, pawoon_export(1, start=800)))
+        assert status == 400, body
+    status, ready = _send(
+        urllib.request.Request(
+            f"http://127.0.0.1:{port}/readyz", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    )
+    assert status == 200, ready
+    assert not events(daemon, "loop.crashed")
+
+
 async def test_sigkill_in_the_middle_of_a_large_file_then_restart_equals_one_import(
     sambung_daemon: StartDaemon, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -167,16 +218,21 @@ async def test_sigkill_in_the_middle_of_a_large_file_then_restart_equals_one_imp
 
 
 def multipart(fields: dict[str, str], file: tuple[str, bytes] | None) -> tuple[bytes, str]:
+    """A multipart body; text given with os.fsdecode goes out as those very bytes."""
     boundary = uuid.uuid4().hex
     parts = []
     for name, value in fields.items():
         disposition = f'Content-Disposition: form-data; name="{name}"'
-        parts.append(f"--{boundary}\r\n{disposition}\r\n\r\n{value}\r\n".encode())
+        parts.append(
+            f"--{boundary}\r\n{disposition}\r\n\r\n{value}\r\n".encode("utf-8", "surrogateescape")
+        )
     if file is not None:
         filename, content = file
         parts.append(
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-            f'filename="{filename}"\r\nContent-Type: text/csv\r\n\r\n'.encode()
+            f'filename="{filename}"\r\nContent-Type: text/csv\r\n\r\n'.encode(
+                "utf-8", "surrogateescape"
+            )
             + content
             + b"\r\n"
         )

@@ -103,6 +103,41 @@ async def test_sigkill_mid_batch_then_restart_delivers_everything_with_the_same_
     }
 
 
+async def test_repeated_sigkills_mid_delivery_deliver_every_record_under_one_id(
+    sambung_daemon: Any,
+) -> None:
+    count, kills = 600, 0
+    receiver = Receiver(SINK_SECRET)
+    receiver.default = Answer(204, delay=0.02)
+    with ThreadPoolExecutor(16) as pool, ReceiverThread(receiver) as running:
+        daemon = sambung_daemon(config(running.url, free_port(), concurrency=2))
+        statuses = list(pool.map(lambda i: send(daemon, f"TRX-{i:04d}"), range(count)))
+        assert set(statuses) == {200}
+        while kills < 4:
+            # Each kill lands a few dozen deliveries after the last restart: mid-batch.
+            target = running.count + 40
+            wait_until(lambda t=target: running.count >= t, "deliveries to resume")
+            if len(running.seen_ids()) >= count:
+                break
+            daemon.kill()
+            kills += 1
+            daemon.start()
+        wait_until(lambda: len(running.seen_ids()) == count, "every record delivered")
+        keys = await outbox_keys(daemon)
+
+    assert kills >= 3, f"only {kills} kills landed before the end"
+    assert len(keys) == count
+    # At least once, always under the row's own webhook-id: deduplicated, exactly once.
+    assert running.seen_ids() == set(keys)
+    assert all(request.verified for request in running.requests)
+    ids_per_record: dict[str, set[str]] = {}
+    for request in running.requests:
+        external_id = request.payload["data"]["external_id"]
+        ids_per_record.setdefault(external_id, set()).add(request.webhook_id)
+    assert len(ids_per_record) == count
+    assert all(len(ids) == 1 for ids in ids_per_record.values()), "a record under two ids"
+
+
 async def test_admin_needs_the_token_and_serves_metrics_status_and_dead_letters(
     sambung_daemon: Any,
 ) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, logs, redaction
+from .backup import add_backup_commands
 from .clock import SystemClock
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
@@ -71,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run the bundled simulator, which posts signed demo webhooks",
     )
+    run.add_argument(
+        "--log-file",
+        type=Path,
+        help="log to this file, reopened on SIGHUP (default: log.file, else stderr)",
+    )
     command("check", "Validate a config and print outlets, connectors and webhook URLs.", _check)
     command(
         "plugins",
@@ -89,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     from .importcmd import add_import_command
 
     add_import_command(commands)
+    add_backup_commands(commands, _load)
     _add_credential_commands(command)
     status = command("status", "Print the state of every connection and every sink.", _status)
     status.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -110,7 +117,12 @@ def _run(args: argparse.Namespace) -> int:
     from .daemon import Daemon, serve
 
     registry, loaded = _load(args)
-    logs.configure(level=loaded.config.log.level, fmt=loaded.config.log.format)
+    settings = loaded.config.log
+    log_file = args.log_file or (loaded.base_dir / settings.file if settings.file else None)
+    from .logfile import open_log_file
+
+    stream = open_log_file(log_file) if log_file else None
+    logs.configure(level=settings.level, fmt=settings.format, stream=stream)
     daemon = Daemon(loaded, registry)
     also = None
     if args.simulate:

@@ -135,6 +135,9 @@ class LogSettings(_Strict):
 
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
+    # Log to this file instead of stderr (relative: from the YAML's folder); SIGHUP reopens
+    # it, for logrotate. Unset under systemd: the journal keeps stderr.
+    file: str | None = None
 
 
 _LOCAL_TIME = re.compile(r"^([0-9]{1,2}):([0-5][0-9])$")

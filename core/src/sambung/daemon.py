@@ -27,6 +27,7 @@ from .plugins import Registry
 from .replicas import Replica, default_replica_id
 from .store import DeadLetter, Store, display_url, open_store
 from .supervision import Loops
+from .systemd import Notifier
 from .webhooks import (
     INGEST_KEY,
     MAX_BODY_KEY,
@@ -341,13 +342,35 @@ async def serve(
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    loop.add_signal_handler(signal.SIGHUP, _hangup, daemon)
+    systemd = Notifier()
     await daemon.start()
+    systemd.ready(_status_line(daemon))
+    watchdog = asyncio.create_task(systemd.watchdog(), name="systemd-watchdog")
     companion = asyncio.create_task(also(daemon)) if also is not None else None
     try:
         await stopping.wait()
     finally:
-        if companion is not None:
-            companion.cancel()
-            await asyncio.gather(companion, return_exceptions=True)
+        systemd.stopping()
+        for task in (companion, watchdog):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await daemon.stop()
+
+
+def _hangup(daemon: Daemon) -> None:
+    """SIGHUP: reopen the log file (logrotate moved it), then reload the YAML."""
+    from . import logfile
+
+    logfile.reopen()
+    daemon.reload()
+
+
+def _status_line(daemon: Daemon) -> str:
+    """What `systemctl status` shows once the daemon is up."""
+    loaded = daemon.loaded
+    return (
+        f"listening on {daemon.local_url}; {len(loaded.config.outlets)} outlet(s),"
+        f" {len(loaded.connections)} connection(s), store {display_url(loaded.config.store.url)}"
+    )

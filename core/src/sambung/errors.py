@@ -31,6 +31,11 @@ class ConfigError(SambungError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class BackupRefused(SambungError):
+    """A backup or restore cannot go ahead (a damaged archive, the store in use, a store in the
+    way): say why in one line and exit non-zero, touching nothing."""
+
+
 class SignatureError(SambungError):
     """A webhook failed authentication: answer 401 and store nothing."""
 

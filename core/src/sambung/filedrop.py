@@ -53,6 +53,7 @@ from .csvfiles import (
 from .generic_csv import amount_headers, parse_generic
 from .models import Record, SerializedRecord
 from .store import DeadLetterIn, ImportedFile, IngestRequest, RawEvent, Store
+from .store.base import printable
 
 log = structlog.get_logger("sambung.filedrop")
 
@@ -594,7 +595,9 @@ class FileImporter:
         progress: Progress | None = None,
     ) -> ImportReport:
         """Import one file; the errors file goes to `errors_path` when a row is rejected."""
-        name = name or path.name
+        # A name from a disk or a client may hold bytes no text column keeps (a Latin-1 name
+        # on a UTF-8 file system is a lone surrogate here): kept spelled as escapes.
+        name = printable(name or path.name)
         report = ImportReport(name=name)
         bound = connector.log.bind(file=name)
         limit = getattr(connector.settings, "max_file_bytes", 256 * 1_048_576)

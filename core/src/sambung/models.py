@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from .parse import MAX_AMOUNT_DIGITS
+
 
 def canonical_decimal(value: Decimal) -> Decimal:
     """The same amount in one spelling: no trailing zeros, no exponent (`27500.00` → `27500`).
@@ -41,10 +43,41 @@ def canonical_decimal(value: Decimal) -> Decimal:
     return normal.quantize(_ONE) if isinstance(exponent, int) and exponent > 0 else normal
 
 
+def bounded_canonical(value: Decimal) -> Decimal:
+    """`canonical_decimal`, refusing an amount with more integral digits than any till needs.
+
+    The parsers bound what a vendor sends; this bounds what a mapping computes from it (a
+    quantity of 3.6e15 times a price), so no record is ever stored with an amount past
+    `MAX_AMOUNT_DIGITS` — nor one that Decimal's 28-digit context has already rounded.
+    """
+    # (Non-finite values never get here: pydantic refuses NaN and infinities itself.)
+    canonical = canonical_decimal(value)
+    if canonical.adjusted() >= MAX_AMOUNT_DIGITS:
+        raise ValueError(f"amount must have at most {MAX_AMOUNT_DIGITS} integral digits")
+    return canonical
+
+
 _ZERO, _ONE = Decimal(0), Decimal(1)
-# Every amount and quantity in the model: exact, canonical.
-Amount = Annotated[Decimal, AfterValidator(canonical_decimal)]
-ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+# Every amount and quantity in the model: exact, canonical, bounded.
+Amount = Annotated[Decimal, AfterValidator(bounded_canonical)]
+
+
+def storable_id(value: str) -> str:
+    """`value` if every store can keep it as a key column (see `ExternalId`)."""
+    if "\x00" in value:
+        raise ValueError("an id must not hold a NUL character")
+    return value
+
+
+# No NUL, checked in the model and not only by the store (PostgreSQL refuses it in a key): a
+# row or webhook with such an id is that input's own error (row error, 422), never a failed
+# batch write taking its neighbours down with it. (Lone surrogates pydantic refuses in any str.)
+ExternalId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, strip_whitespace=True),
+    AfterValidator(storable_id),
+]
+
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .admin import DAEMON_KEY
 from .config import Connection
@@ -72,7 +73,11 @@ async def upload_csv(request: web.Request) -> web.Response:
     folder.mkdir(parents=True, exist_ok=True)
     temp = folder / f".upload-{uuid.uuid4().hex}.part"
     try:
-        fields, filename, size = await _receive(request, temp, limit)
+        try:
+            fields, filename, size = await _receive(request, temp, limit)
+        except (HttpProcessingError, ValueError) as err:  # ValueError: text that is not UTF-8
+            log.warning("upload.malformed", error=f"{type(err).__name__}: {err}")
+            return _answer(400, "the multipart body is malformed")
         if size is None:
             return _answer(413, f"the file exceeds {limit} bytes")
         missing = [n for n in ("file", "source_system", "outlet") if not fields.get(n)]

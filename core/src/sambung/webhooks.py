@@ -21,6 +21,7 @@ from .config import WEBHOOK_PATH
 from .connectors import WebhookConnector, WebhookEvent, WebhookRequest
 from .errors import InvalidPayload, InvalidRecord, SignatureError, StoreUnavailable
 from .store import DeadLetter, DeadLetterIn, IngestRequest, Outcome, RawEvent, Store
+from .store.base import printable
 
 Routes = Callable[[str, str], Sequence[str]]
 DeadLetterNotifier = Callable[[DeadLetter], None]
@@ -71,7 +72,7 @@ class WebhookIngest:
             dedup_key=request.body_sha256,
             body=request.body,
             received_at=self._clock.now(),
-            content_type=content_type and _printable(content_type),
+            content_type=content_type and printable(content_type),
         )
         try:
             request.payload  # noqa: B018 - parse once here so "not JSON" is told apart
@@ -138,7 +139,7 @@ class WebhookIngest:
         field: str | None,
     ) -> Answer:
         # The reason may quote the sender's text: keep it storable, whatever that text held.
-        reason, field = _printable(_reason(err)), field and _printable(field)
+        reason, field = printable(_reason(err)), field and printable(field)
         entry = DeadLetterIn(
             stage="ingest",
             outlet=connector.outlet.id,
@@ -208,13 +209,6 @@ def _check(event: WebhookEvent, connector: WebhookConnector) -> None:
                 f"{record.outlet}/{record.source_system}, expected "
                 f"{connector.outlet.id}/{connector.name}"
             )
-
-
-def _printable(text: str) -> str:
-    """`text` with what no store or log can hold (lone surrogates, NUL) spelled as escapes."""
-    if text.isascii() and "\x00" not in text:
-        return text
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _first_field(err: ValidationError) -> str | None:

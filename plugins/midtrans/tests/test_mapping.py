@@ -41,6 +41,21 @@ def test_a_changed_or_missing_signed_field_is_refused(payload: Load, field: str)
         verify({k: v for k, v in body.items() if k != field}, KEY)
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"order_id": "kemang-\ud800"},  # a lone surrogate: no UTF-8 to hash
+        {"signature_key": "\u0661" * 128},  # Arabic-Indic digits: not hex
+        {"signature_key": "é"},
+    ],
+)
+def test_text_no_signature_can_cover_is_refused_not_a_crash(
+    payload: Load, change: dict[str, str]
+) -> None:
+    with pytest.raises(SignatureError):
+        verify({**payload("settlement_bank_transfer.json"), **change}, KEY)
+
+
 def test_another_server_key_is_refused(payload: Load) -> None:
     with pytest.raises(SignatureError):
         verify(payload("settlement_bank_transfer.json"), (SecretStr("SB-Mid-server-other"),))

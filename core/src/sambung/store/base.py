@@ -112,7 +112,14 @@ def storable(request: IngestRequest) -> IngestRequest:
         for name in ("outlet", "source_system", "dedup_key", "event_type", "content_type"):
             _storable_text(getattr(raw, name), name)
     if letter is not None:
-        for name in ("outlet", "connector", "error_type", "error", "field", "payload"):
+        # Why and where are our own words, though they may quote the sender (a CSV header, a
+        # cell): spelled storable here, for every path that dead-letters, rather than refused.
+        letter = replace(
+            letter,
+            error=printable(letter.error),
+            field=None if letter.field is None else printable(letter.field),
+        )
+        for name in ("outlet", "connector", "error_type", "payload"):
             _storable_text(getattr(letter, name), f"dead_letter.{name}")
     if cursor is not None:
         _storable_text(cursor.value, "cursor")
@@ -124,7 +131,14 @@ def storable(request: IngestRequest) -> IngestRequest:
             records.append(record.serialized())
         except (PydanticSerializationError, UnicodeEncodeError) as err:
             raise InvalidRecord(f"text the store cannot keep: {err}") from err
-    return replace(request, records=records)
+    return replace(request, records=records, dead_letter=letter)
+
+
+def printable(text: str) -> str:
+    """`text` with what no store or log can hold (lone surrogates, NUL) spelled as escapes."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _storable_text(value: str | None, name: str) -> None:

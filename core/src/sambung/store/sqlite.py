@@ -11,6 +11,7 @@ connection; WAL lets them run beside the writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -62,6 +63,7 @@ from .queries import (
     filters,
     stored_record,
 )
+from .snapshot import take_shared_lock
 
 _MAX_GROUP = 512
 # SQLite allows 32766 bound parameters per statement; stay well below it.
@@ -192,12 +194,15 @@ class SqliteStore(Store):
         self._reader: aiosqlite.Connection | None = None
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
+        self._lock: contextlib.ExitStack | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
         """Create the file if needed, migrate, and start the writer."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Shared with every other user of the file; `sambung restore` needs it exclusively.
+        self._lock = take_shared_lock(self.path)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sambung-sqlite-writer")
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._open_writer)
@@ -227,6 +232,10 @@ class SqliteStore(Store):
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
         def apply() -> list[str]:
+            with take_shared_lock(self.path):
+                return migrate_file()
+
+        def migrate_file() -> list[str]:
             conn = sqlite3.connect(self.path, isolation_level=None)
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -280,6 +289,9 @@ class SqliteStore(Store):
             self._writer = None
             self._executor.shutdown(wait=True)
             self._executor = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     # -- writes ----------------------------------------------------------------------------
 

@@ -89,9 +89,16 @@ def verify(body: Any, server_keys: tuple[SecretStr, ...]) -> None:
         and isinstance(gross, str)
     ):
         raise SignatureError("missing signature_key (or order_id, status_code, gross_amount)")
+    # A hex digest is ASCII, and Midtrans signs real text: anything else is refused here, where
+    # compare_digest (non-ASCII) or the UTF-8 encoding (a lone surrogate) would raise.
+    if not given.isascii():
+        raise SignatureError("signature_key is not hex")
     matched = False
     for key in server_keys:
-        expected = signature(order_id, status_code, gross, key.get_secret_value())
+        try:
+            expected = signature(order_id, status_code, gross, key.get_secret_value())
+        except UnicodeEncodeError:
+            raise SignatureError("order_id, status_code or gross_amount is not text") from None
         matched |= hmac.compare_digest(expected, given.lower())
     if not matched:
         raise SignatureError("signature_key does not match")

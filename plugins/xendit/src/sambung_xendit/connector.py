@@ -94,6 +94,16 @@ class XenditConnector(WebhookConnector, PollConnector):
         headers = CIMultiDict(fake.callback_headers(token[0].get_secret_value()))
         return WebhookRequest(body=json_bytes(row), headers=CIMultiDictProxy(headers))
 
+    def signed(self, body: bytes) -> WebhookRequest | None:
+        """`body` with the callback token header (the token covers no body)."""
+        from . import fake  # only the demo and tests need it
+
+        token = self.settings.callback_token
+        if not token:
+            return None
+        headers = CIMultiDict(fake.callback_headers(token[0].get_secret_value()))
+        return WebhookRequest(body=body, headers=CIMultiDictProxy(headers))
+
     # -- poll mode ---------------------------------------------------------------------------
 
     @property
