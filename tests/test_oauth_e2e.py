@@ -13,7 +13,6 @@ import asyncio
 import json
 import secrets
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,14 +52,7 @@ def moka_config(vendor_url: str, admin_port: int) -> dict[str, Any]:
 
 def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `sambung ARGS -c <the daemon's YAML>` with the daemon's environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "sambung", *args, "-c", str(daemon.config_path)],
-        capture_output=True,
-        text=True,
-        env=daemon.env,
-        cwd=daemon.workdir,
-        check=False,
-    )
+    return daemon.cli(*args)
 
 
 async def served(vendor: MokaFake, after: int, timeout: float = 60.0) -> None:

@@ -27,6 +27,11 @@ def run_inner(tmp_path: Path, suffix: str, *, leak: bool) -> subprocess.Complete
     source = INNER.format(suffix=suffix)
     if not leak:
         source = source.replace('body="access=planted', 'body="access=other')
+    return run_source(tmp_path, source)
+
+
+def run_source(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+    """A separate pytest session with the scan enabled, over the test module `source`."""
     (tmp_path / "test_inner.py").write_text(source, encoding="utf-8")
     return subprocess.run(
         [
@@ -66,3 +71,21 @@ def test_a_run_without_leaks_passes(tmp_path: Path) -> None:
 def test_find_leaks_and_how_a_leak_is_shown() -> None:
     assert find_leaks("a=abcdefgh1234 b", {"abcdefgh1234", "zzzzzzzzzz"}) == ["abcdefgh1234"]
     assert shown("abcdefgh1234") == "abc…(12 chars)"
+
+
+def test_a_secret_leaked_url_encoded_or_as_basic_auth_fails_the_run(tmp_path: Path) -> None:
+    for n, encoding in enumerate(("quote", "basic")):
+        folder = tmp_path / encoding
+        folder.mkdir()
+        body = (
+            'urllib.parse.quote("planted/token+{suffix}", safe="")'
+            if encoding == "quote"
+            else 'base64.b64encode(b"planted/token+{suffix}:").decode()'
+        )
+        source = INNER.replace(
+            '"planted-token-{suffix}")\n', '"planted/token+{suffix}")\n'
+        ).replace('body="access=planted-token-{suffix}"', f"body={body}")
+        source = "import base64, urllib.parse\n" + source.format(suffix=f"e{n}c0d3")
+        result = run_source(folder, source)
+        assert result.returncode == 1, (encoding, result.stdout)
+        assert "SECRET LEAK" in result.stdout, encoding

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import structlog.testing
 from sambung.clock import SystemClock
 from sambung.store import DeadLetter, DeadLetterQuery, Store
 from sambung.testing import make_connector, signed_request
@@ -57,3 +58,33 @@ async def test_text_the_store_cannot_keep_is_422_with_the_raw_body_kept(
     assert letter.id == answer.body["dead_letter_id"]
     raw = await store.get_raw_event(answer.body["raw_event_id"])
     assert raw is not None and raw.body == body
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, 400),
+        (b'{"event_type": "transaction.created", "data": ' + b"[" * 100_000, 400),
+        (b'{"a": ' * 100_000 + b"1" + b"}" * 100_000, 400),
+        # Deep, yet within what the decoder can hold: refused by the mapping, not by a crash.
+        (b'{"event_type": "transaction.created", "data": ' + b"[" * 900 + b"]" * 900 + b"}", 422),
+    ],
+    ids=["array-100k", "unclosed-100k", "object-100k", "array-900"],
+)
+async def test_deeply_nested_json_is_a_clean_dead_letter_without_a_traceback(
+    store: Store, body: bytes, status: int
+) -> None:
+    ingest = WebhookIngest(store, lambda outlet, kind: (), SystemClock(), lambda entry: None)
+    pawoon = make_connector(PawoonConnector, {"mode": "webhook", "webhook_secret": "s3cret"})
+    request = signed_request(body, secret="s3cret", header="X-Webhook-Signature")
+
+    with structlog.testing.capture_logs() as logged:
+        answer = await ingest.handle(pawoon, request, "application/json")
+
+    assert answer.status == status, answer.body
+    raw = await store.get_raw_event(answer.body["raw_event_id"])
+    assert raw is not None and raw.body == body
+    [letter] = await store.find_dead_letters(DeadLetterQuery())
+    assert letter.id == answer.body["dead_letter_id"]
+    loud = [e for e in logged if e["log_level"] in ("error", "critical") or "exc_info" in e]
+    assert not loud, loud

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import metrics
 from .dlq import DeadLetters, add_dead_letter_routes
 from .errors import StoreUnavailable
+from .redaction import secrets
 from .status import connection_status, lease_status, loop_status, sink_status
 
 if TYPE_CHECKING:
@@ -78,7 +79,9 @@ async def readyz(request: web.Request) -> web.Response:
         problems.append(f"store: {err}")
     problems.extend(f"loop {name}: {why}" for name, why in loop_status(daemon.loops).items())
     status = 503 if problems else 200
-    return web.json_response({"ready": not problems, "problems": problems}, status=status)
+    # The store's error may quote its server (a password in a connection error).
+    body = {"ready": not problems, "problems": secrets.redact_all(problems)}
+    return web.json_response(body, status=status)
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

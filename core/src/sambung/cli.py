@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import __version__, logs
+from . import __version__, logs, redaction
 from .backup import add_backup_commands
 from .clock import SystemClock
 from .config import LoadedConfig, load_config
@@ -109,7 +109,7 @@ def _registry() -> Registry:
 def _load(args: argparse.Namespace) -> tuple[Registry, LoadedConfig]:
     registry = _registry()
     loaded = load_config(args.config, registry)
-    logs.redactor.update(loaded.secrets)
+    redaction.secrets.configure(loaded.secrets)
     return registry, loaded
 
 

@@ -48,7 +48,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class PublicListener(_Strict):
+class ListenerTimeouts(_Strict):
+    """How long a client may take to send a request, so slow senders cannot hold connections."""
+
+    # From the connection's start (or the previous answer) to the end of the request's
+    # headers; also how long an idle keep-alive connection stays open.
+    header_timeout: Duration = timedelta(seconds=15)
+    # From the end of the headers to the end of the body; a slower body is answered 408.
+    body_timeout: Duration = timedelta(seconds=30)
+
+    @field_validator("header_timeout", "body_timeout")
+    @classmethod
+    def _sensible_timeout(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(hours=1):
+            raise ValueError("must be more than 0s and at most 1h")
+        return value
+
+
+class PublicListener(ListenerTimeouts):
     """The listener vendors reach: webhooks and `/healthz`."""
 
     host: str = "0.0.0.0"
@@ -59,8 +76,11 @@ class PublicListener(_Strict):
     base_url: AnyHttpUrl | None = None
 
 
-class AdminListener(_Strict):
+class AdminListener(ListenerTimeouts):
     """The operator's listener: metrics, readiness, status and operations, behind a token."""
+
+    # CSV uploads may cross a slow tunnel: more time for a body than a vendor's webhook gets.
+    body_timeout: Duration = timedelta(seconds=120)
 
     # Loopback by default: only someone on this machine (or through a tunnel) reaches it.
     host: str = "127.0.0.1"
@@ -523,10 +543,22 @@ def _path(location: tuple[str | int, ...]) -> str:
     return text
 
 
+# Header names whose values are credentials, and the scheme word before one.
+_SECRET_HEADER = re.compile(r"authorization|token|secret|api[-_]?key|password", re.IGNORECASE)
+_AUTH_SCHEME = re.compile(r"^\s*(?:Bearer|Basic|Token)\s+", re.IGNORECASE)
+
+
 def _secrets(models: Iterable[BaseModel]) -> Iterator[str]:
-    """Every SecretStr value in the given settings, so logs can mask them wherever they appear."""
+    """Every SecretStr value in the given settings, and every value of a header map under a
+    secret-looking name (a sink's `Authorization: Bearer …`), so they are masked everywhere."""
     for model in models:
         for value in model.__dict__.values():
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(item, str) and _SECRET_HEADER.search(str(key)):
+                        yield item
+                        yield _AUTH_SCHEME.sub("", item)
+                continue
             values = value if isinstance(value, tuple | list) else (value,)
             for item in values:
                 if isinstance(item, SecretStr) and item.get_secret_value():

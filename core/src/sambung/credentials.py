@@ -36,7 +36,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
-from . import logs
+from . import redaction
 from .clock import Clock, SystemClock
 from .errors import AuthError, ConfigError, StoreUnavailable
 from .oauth import SINK_OUTLET, InvalidGrant, OAuthSpec, TokenEndpoint
@@ -98,6 +98,7 @@ def load_key(key_file: Path, environ: Mapping[str, str] | None = None) -> bytes:
     environ = os.environ if environ is None else environ
     text = environ.get(KEY_ENV)
     if text:
+        redaction.secrets.learn(text.strip())  # as written, whatever its padding or alphabet
         return decode_key(text, KEY_ENV)
     try:
         mode = key_file.stat().st_mode
@@ -130,6 +131,8 @@ class SecretBox:
 
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(key)
+        # The key as it is written (SAMBUNG_SECRET_KEY, the key file): masked if ever quoted.
+        redaction.secrets.learn(base64.urlsafe_b64encode(key).decode("ascii").rstrip("="))
 
     @classmethod
     def ephemeral(cls) -> SecretBox:
@@ -402,8 +405,5 @@ def _secret(token: Token) -> str:
 
 
 def remember_secrets(token: Token) -> None:
-    """Teach the log redactor a token's values, so a slip elsewhere still prints `***`."""
-    values = [token.access_token.get_secret_value()]
-    if token.refresh_token is not None:
-        values.append(token.refresh_token.get_secret_value())
-    logs.redactor.add(values)
+    """Register a token's values for redaction, so an echo of them is masked wherever it goes."""
+    redaction.secrets.learn(*token.values())

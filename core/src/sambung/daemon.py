@@ -15,11 +15,12 @@ from aiohttp import web
 from . import __version__
 from .admin import admin_app
 from .clock import Clock, SystemClock
-from .config import LoadedConfig
+from .config import AdminListener, LoadedConfig, PublicListener
 from .connectors import ConnectorContext, Mode, WebhookConnector
 from .credentials import CredentialService
 from .errors import ConfigError, ConfigProblem
 from .inbox import start_file_drop
+from .listeners import app_runner
 from .oauth import SINK_OUTLET
 from .outbox import Dispatcher
 from .plugins import Registry
@@ -156,7 +157,7 @@ class Daemon:
         _tune_gc()
         await self.replica.start(self.loops.start)
         public = self.loaded.config.server.public
-        port = await self._listen(self.public_app(), public.host, public.port, "server.public")
+        port = await self._listen(self.public_app(), public, "server.public")
         # How this machine itself reaches the listener (the simulator, health checks).
         host = "127.0.0.1" if public.host in ("0.0.0.0", "::", "") else public.host
         self.local_url = f"http://{host}:{port}"
@@ -165,10 +166,7 @@ class Daemon:
         admin_address = None
         if admin is not None:
             admin_port = await self._listen(
-                admin_app(self, admin.token.get_secret_value()),
-                admin.host,
-                admin.port,
-                "server.admin",
+                admin_app(self, admin.token.get_secret_value()), admin, "server.admin"
             )
             admin_address = f"{admin.host}:{admin_port}"
         await self.dispatcher.open()
@@ -200,9 +198,12 @@ class Daemon:
                 interval=self.summaries.settings.every_seconds,
             )
 
-    async def _listen(self, app: web.Application, host: str, port: int, where: str) -> int:
-        """Serve `app` on host:port; returns the port (the OS picks one for port 0)."""
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+    async def _listen(
+        self, app: web.Application, listener: PublicListener | AdminListener, where: str
+    ) -> int:
+        """Serve `app` on the listener's host:port; returns the port (the OS picks one for 0)."""
+        host, port = listener.host, listener.port
+        runner = app_runner(app, listener, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
         await runner.setup()
         self._runners.append(runner)
         try:
@@ -283,14 +284,15 @@ class Daemon:
         credentials end a needs_reauth at once). A broken file is logged and ignored."""
         from .config import load_config
         from .errors import ConfigError
-        from .logs import redactor
+        from .redaction import secrets
 
         try:
             loaded = load_config(self.loaded.path, self.registry)
         except ConfigError as err:
             log.error("config.reload_failed", problems=[str(p) for p in err.problems])
             return
-        redactor.update((*self.loaded.secrets, *loaded.secrets))
+        # The old secrets too: errors raised before the reload may still quote them.
+        secrets.configure((*self.loaded.secrets, *loaded.secrets))
         polling = getattr(self, "polling", None)
         changed = polling.reload(loaded.connections) if polling is not None else []
         log.info("config.reloaded", path=str(loaded.path), poll_connections_changed=changed)

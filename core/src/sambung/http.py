@@ -15,12 +15,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .clock import Clock, SystemClock
 from .errors import AuthError, RequestRejected, RetriableError
 from .parse import loads
 from .ratelimit import Budget
+from .redaction import secrets, shorten
 from .tokens import Fetch, TokenCache
 
 # Statuses worth retrying: the vendor is busy, down or asked us to slow down.
@@ -124,6 +125,12 @@ class VendorHttp:
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> VendorResponse:
         kwargs.setdefault("timeout", self.timeout)
+        # Whatever authenticates this request is a secret a vendor's error may quote back.
+        authorization = CIMultiDict(kwargs.get("headers") or {}).get("Authorization")
+        secrets.learn_authorization(authorization)
+        auth = kwargs.get("auth")
+        if isinstance(auth, aiohttp.BasicAuth):
+            secrets.learn_authorization(auth.encode())
         try:
             async with self.session.request(method, url, **kwargs) as answer:
                 body = await answer.read()
@@ -160,12 +167,14 @@ def vendor_message(body: bytes) -> str:
     try:
         payload = loads(body)
     except Exception:
-        return body[:200].decode(errors="replace").strip() or "(empty body)"
+        # Bounded before decoding (a body may be megabytes), generously: the cut comes after
+        # redaction, so no secret's head is left at the edge.
+        return shorten(body[:4096].decode(errors="replace").strip(), 200) or "(empty body)"
     if isinstance(payload, dict):
         for key in ("message", "error_description", "error", "errors", "detail"):
             if payload.get(key):
-                return str(payload[key])[:200]
-    return str(payload)[:200]
+                return shorten(str(payload[key]), 200)
+    return shorten(str(payload), 200)
 
 
 async def with_token(

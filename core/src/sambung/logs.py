@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
-REDACTED = "***"
+from .redaction import MASK, secrets
+
+REDACTED = MASK
 # Keys whose values are secret whatever they contain.
 _SECRET_KEY = re.compile(
     r"secret|token|password|passwd|signature|authorization|api_key|apikey", re.IGNORECASE
@@ -18,36 +20,19 @@ _SECRET_KEY = re.compile(
 
 
 class Redactor:
-    """A structlog processor that masks secret-looking keys and every known secret value."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: tuple[str, ...] = ()
-        self.update(secrets)
-
-    def update(self, secrets: Iterable[str]) -> None:
-        """Replace the known secret values (after a config reload)."""
-        # Longest first, so a secret containing another is masked whole.
-        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
-
-    def add(self, secrets: Iterable[str]) -> None:
-        """Also mask these values (tokens obtained at run time), keeping the known ones."""
-        self.update((*self._secrets, *secrets))
+    """A structlog processor that masks secret-looking keys and every known secret value
+    (`redaction.secrets`), inside nested lists and dicts and rendered tracebacks too."""
 
     def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
         """Mask in place and hand the event on."""
         for key, value in event.items():
             if _SECRET_KEY.search(key) and value not in (None, "", False):
                 event[key] = REDACTED
-            elif isinstance(value, str) and self._secrets:
-                event[key] = self.mask(value)
+            elif isinstance(value, str | list | tuple | dict):
+                event[key] = secrets.redact_all(value)
+            elif isinstance(value, BaseException):  # rendered from its message otherwise
+                event[key] = secrets.redact(f"{type(value).__name__}: {value}")
         return event
-
-    def mask(self, text: str) -> str:
-        """`text` with every known secret value replaced."""
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
 
 
 redactor = Redactor()
@@ -62,9 +47,10 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info
-        if use_json
-        else structlog.processors.StackInfoRenderer(),
+        structlog.processors.StackInfoRenderer(),
+        # Tracebacks rendered to text before the redactor, on a terminal too: an exception's
+        # message may quote a vendor's echo of a secret.
+        structlog.processors.format_exc_info,
         redactor,
     ]
     renderer: Any = (

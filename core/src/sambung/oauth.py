@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, HttpUrl, SecretStr
 from .connectors import ConnectorSettings
 from .errors import AuthError, InvalidPayload, RequestRejected, RetriableError
 from .http import RETRIABLE_STATUSES, VendorHttp, retry_after, vendor_message
+from .redaction import shorten
 from .tokens import Token
 
 # How long an authorization URL stays usable (the merchant logs in and consents meanwhile).
@@ -229,7 +230,7 @@ def _error_code(body: bytes) -> str:
     except Exception:
         return vendor_message(body)[:80]
     if isinstance(payload, dict) and isinstance(payload.get("error"), str):
-        return str(payload["error"])[:80]
+        return shorten(str(payload["error"]), 80)
     return vendor_message(body)[:80]
 
 

@@ -44,6 +44,10 @@ def loads(body: bytes | str) -> Any:
         return _DECODER.decode(text)
     except (ValueError, UnicodeDecodeError) as err:
         raise InvalidPayload(f"body is not valid JSON: {err}") from err
+    except RecursionError:
+        # Arrays or objects nested deeper than the decoder can follow (`[[[[…` 100,000 deep):
+        # the sender's fault like any other unreadable body, and no traceback worth keeping.
+        raise InvalidPayload("body is not valid JSON: nested too deeply") from None
 
 
 def _reject_constant(name: str) -> Any:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .config import LoadedConfig
+from .redaction import secrets
 from .store import Store
 
 if TYPE_CHECKING:
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
 
 
 def loop_status(loops: Loops) -> dict[str, str]:
-    """Loop name → why it keeps the daemon from being ready; what `/readyz` and status name."""
-    return loops.problems()
+    """Loop name → why it keeps the daemon from being ready; what `/readyz` and status name.
+    Each reason quotes the exception that crashed the loop, so it is masked like every error
+    shown."""
+    return dict(secrets.redact_all(loops.problems()))
 
 
 async def daemon_loop_problems(loaded: LoadedConfig, *, timeout: float = 5.0) -> dict[str, Any]:
@@ -84,7 +87,7 @@ async def sink_status(
                 "last_error": state.get("last_error"),
             }
         )
-    return sinks
+    return list(secrets.redact_all(sinks))
 
 
 async def connection_status(store: Store, loaded: LoadedConfig) -> list[dict[str, Any]]:
@@ -132,7 +135,7 @@ async def connection_status(store: Store, loaded: LoadedConfig) -> list[dict[str
                 },
             }
         )
-    return connections
+    return list(secrets.redact_all(connections))
 
 
 async def lease_status(store: Store, now: datetime) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pydantic import SecretStr
 
 from .clock import Clock, SystemClock
+from .redaction import secrets
 
 # Refresh this long before the vendor's expiry, so no request leaves with a dying token.
 EARLY = timedelta(seconds=60)
@@ -27,6 +28,11 @@ class Token:
     access_token: SecretStr
     expires_at: datetime | None = None
     refresh_token: SecretStr | None = None
+
+    def values(self) -> tuple[str, ...]:
+        """The secret strings it holds, for redaction."""
+        refresh = self.refresh_token.get_secret_value() if self.refresh_token else None
+        return tuple(v for v in (self.access_token.get_secret_value(), refresh) if v)
 
     def fresh(self, now: datetime) -> bool:
         """Whether it is still good for a request leaving now."""
@@ -72,6 +78,8 @@ class TokenCache:
                 self._failed[key] = err
                 raise
             self._failed.pop(key, None)
+            # Before anyone uses it: a vendor's error may quote the token it was sent.
+            secrets.learn(*fresh.values())
             self._tokens[key] = fresh
             return fresh
 

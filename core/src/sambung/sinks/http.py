@@ -13,6 +13,7 @@ import aiohttp
 from pydantic import Field, HttpUrl, SecretStr, field_validator
 
 from ..errors import DeliveryRejected, RetriableError, SinkGone
+from ..redaction import shorten
 from . import Delivery, DeliveryResult, Sink, SinkSettings
 
 SECRET_PREFIX = "whsec_"
@@ -101,7 +102,7 @@ class HttpSink(Sink):
             ) as answer:
                 if 200 <= answer.status < 300:
                     return None
-                text = (await answer.text(errors="replace"))[:MAX_ERROR_BODY]
+                text = shorten(await answer.text(errors="replace"), MAX_ERROR_BODY)
                 retry_after = parse_retry_after(answer.headers.get("Retry-After"), now)
         except (TimeoutError, aiohttp.ClientError) as err:
             return RetriableError(f"{type(err).__name__}: {err}".rstrip(": "))

@@ -19,9 +19,16 @@ from pydantic_core import PydanticSerializationError
 from ..clock import Clock
 from ..errors import ConfigError, InvalidRecord
 from ..models import Record, SerializedRecord
+from ..redaction import redact_optional
 
 Channel = Literal["webhook", "poll", "file", "replay"]
 Stage = Literal["ingest", "row", "delivery"]
+
+
+def _mask(value: object, name: str) -> None:
+    """Redact the error text `value.name` of a frozen dataclass: such text often quotes a
+    vendor's answer, and every one stored or shown passes through these classes."""
+    object.__setattr__(value, name, redact_optional(getattr(value, name)))
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,9 @@ class DeadLetterIn:
     error: str
     field: str | None = None
     payload: str | None = None
+
+    def __post_init__(self) -> None:
+        _mask(self, "error")
 
 
 @dataclass(frozen=True)
@@ -225,6 +235,9 @@ class DeadLetter:
     # The sink a delivery dead letter was bound for (None for other stages).
     sink: str | None = None
 
+    def __post_init__(self) -> None:
+        _mask(self, "error")
+
 
 @dataclass(frozen=True)
 class ClaimedRow:
@@ -255,6 +268,9 @@ class OutboxSettlement:
     error: str | None = None
     error_type: str | None = None
     next_attempt_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _mask(self, "error")
 
 
 @dataclass(frozen=True)
@@ -638,6 +654,9 @@ class ConnectionState:
     refused_credentials: str | None = None
     # Read only: the committed cursor of the connection, joined in by `list_connection_states`.
     cursor: str | None = None
+
+    def __post_init__(self) -> None:
+        _mask(self, "last_error")
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,17 @@ class DaemonProcess(HttpClient):
         finally:
             self.process = None
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run `sambung ARGS -c <this daemon's YAML>` with its environment, in its folder."""
+        return subprocess.run(
+            [sys.executable, "-m", "sambung", *args, "-c", str(self.config_path)],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.workdir,
+            check=False,
+        )
+
     def logs(self) -> str:
         """Everything the process wrote so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
