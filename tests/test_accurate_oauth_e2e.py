@@ -20,7 +20,6 @@ from sambung_accurate.fake import FakeAccurate
 
 from .payloads import PAWOON_SECRET, WEBHOOKS, pawoon_sale, signed
 from .test_accounting_e2e import until
-from .test_oauth_e2e import cli
 
 ADMIN_TOKEN = "admin-token-for-the-accurate-oauth-e2e"
 CLIENT_ID, CLIENT_SECRET = "accurate-e2e-app", "accurate-e2e-app-secret"
@@ -115,7 +114,7 @@ async def test_connect_the_accurate_sink_and_post_an_invoice_with_the_bearer(
         finally:
             await asyncio.to_thread(daemon.terminate)
 
-    listed = cli(daemon, "credentials", "list", "--json")
+    listed = daemon.cli("credentials", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     [row] = [json.loads(line) for line in listed.stdout.splitlines()]
     assert {"outlet": "*", "connector": "books", "kind": "oauth2"}.items() <= row.items()
@@ -146,10 +145,10 @@ def test_sambung_connect_sink_prints_a_link(tmp_path: Path) -> None:
     }
     daemon = DaemonProcess(tmp_path, config, env={"SAMBUNG_SECRET_KEY": secrets.token_urlsafe(32)})
 
-    printed = cli(daemon, "connect", "--sink", "books")
-    as_json = cli(daemon, "connect", "--sink", "books", "--json")
-    not_oauth = cli(daemon, "connect", "--sink", "files")
-    both = cli(daemon, "connect", "kemang", "pawoon", "--sink", "books")
+    printed = daemon.cli("connect", "--sink", "books")
+    as_json = daemon.cli("connect", "--sink", "books", "--json")
+    not_oauth = daemon.cli("connect", "--sink", "files")
+    both = daemon.cli("connect", "kemang", "pawoon", "--sink", "books")
 
     assert printed.returncode == 0, printed.stderr
     assert "connect sink books" in printed.stdout
@@ -164,9 +163,10 @@ def test_the_simulator_connects_a_demo_oauth_sink_by_itself(tmp_path: Path) -> N
     import time
 
     account = f"http://127.0.0.1:{free_port()}"
-    config = accurate_oauth_config(
-        account, charge_items={"tax": "210-PPN", "service_charge": "400-SERVICE"}
-    )
+    # Every charge the simulated sales carry has an item, so each sale becomes an invoice (not
+    # only those that happen to need no rounding, which kept the wait up to chance).
+    charges = {"tax": "210-PPN", "service_charge": "400-SERVICE", "rounding": "800-PEMBULATAN"}
+    config = accurate_oauth_config(account, charge_items=charges)
     daemon = DaemonProcess(tmp_path, config, args=("--simulate",)).start()
     try:
         deadline = time.monotonic() + 60
@@ -175,6 +175,6 @@ def test_the_simulator_connects_a_demo_oauth_sink_by_itself(tmp_path: Path) -> N
             time.sleep(0.5)
     finally:
         daemon.terminate()
-    listed = cli(daemon, "credentials", "list")
+    listed = daemon.cli("credentials", "list")
     assert "books" in listed.stdout and "oauth2" in listed.stdout
     assert '"event": "simulator.connected_oauth"' in daemon.logs()

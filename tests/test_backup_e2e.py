@@ -15,8 +15,6 @@ import json
 import secrets
 import shutil
 import sqlite3
-import subprocess
-import sys
 import tarfile
 import threading
 from datetime import UTC, datetime, timedelta
@@ -57,18 +55,6 @@ def config(vendor_url: str) -> dict[str, Any]:
             }
         ],
     }
-
-
-def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    """`sambung ARGS -c <the daemon's YAML>`."""
-    return subprocess.run(
-        [sys.executable, "-m", "sambung", *args, "-c", str(daemon.config_path)],
-        capture_output=True,
-        text=True,
-        env=daemon.env,
-        cwd=daemon.workdir,
-        check=False,
-    )
 
 
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -130,7 +116,7 @@ async def test_backup_while_ingesting_then_restore_resumes(tmp_path: Path) -> No
             posting.start()
             await until(lambda: len(posting.acked) >= 20, "webhooks acknowledged")
             acked_before = list(posting.acked)
-            made = await asyncio.to_thread(cli, daemon, "backup", str(archive))
+            made = await asyncio.to_thread(daemon.cli, "backup", str(archive))
             await until(lambda: len(posting.acked) >= len(acked_before) + 20, "more webhooks")
             posting.stopping.set()
             posting.join(10)
@@ -153,7 +139,7 @@ async def test_backup_while_ingesting_then_restore_resumes(tmp_path: Path) -> No
         key = (data / "secret.key").read_bytes()
 
         shutil.rmtree(data)
-        put = await asyncio.to_thread(cli, daemon, "restore", str(archive))
+        put = await asyncio.to_thread(daemon.cli, "restore", str(archive))
         assert put.returncode == 0, put.stderr
         assert (data / "secret.key").read_bytes() == key
         assert (data / "secret.key").stat().st_mode & 0o777 == 0o600
@@ -186,11 +172,11 @@ def backed_up(tmp_path: Path) -> tuple[DaemonProcess, Path]:
     daemon = DaemonProcess(
         tmp_path, {"store": {"url": "sqlite:///./data/sambung.db"}, "outlets": [KEMANG]}
     )
-    assert cli(daemon, "migrate").returncode == 0
+    assert daemon.cli("migrate").returncode == 0
     (tmp_path / "data" / "secret.key").write_text("k" * 43 + "\n")
     (tmp_path / "data" / "secret.key").chmod(0o600)
     archive = tmp_path / "b.tar.gz"
-    made = cli(daemon, "backup", str(archive))
+    made = daemon.cli("backup", str(archive))
     assert made.returncode == 0, made.stderr
     return daemon, archive
 
@@ -208,7 +194,7 @@ def rewrite(archive: Path, change: Any) -> None:
 
 
 def refused(daemon: DaemonProcess, archive: Path, *extra: str) -> str:
-    put = cli(daemon, "restore", str(archive), *extra)
+    put = daemon.cli("restore", str(archive), *extra)
     assert put.returncode == 1, (put.stdout, put.stderr)
     assert "Traceback" not in put.stderr and len(put.stderr.strip().splitlines()) == 1
     return put.stderr
@@ -219,7 +205,7 @@ def test_restore_refuses_an_existing_store_without_force(
 ) -> None:
     daemon, archive = backed_up
     assert "give --force" in refused(daemon, archive)
-    forced = cli(daemon, "restore", str(archive), "--force")
+    forced = daemon.cli("restore", str(archive), "--force")
     assert forced.returncode == 0, forced.stderr
     aside = list((daemon.workdir / "data").glob("before-restore-*/sambung.db"))
     assert len(aside) == 1 and (daemon.workdir / "data" / "sambung.db").exists()
@@ -265,7 +251,7 @@ def test_backup_refuses_a_postgresql_store(tmp_path: Path) -> None:
     daemon = DaemonProcess(
         tmp_path, {"store": {"url": "postgresql://sambung@127.0.0.1/sambung"}, "outlets": [KEMANG]}
     )
-    made = cli(daemon, "backup", str(tmp_path / "b.tar.gz"))
+    made = daemon.cli("backup", str(tmp_path / "b.tar.gz"))
     assert made.returncode == 1 and "pg_dump" in made.stderr and "README" in made.stderr
 
 
@@ -276,8 +262,8 @@ def test_a_key_from_the_environment_is_named_but_never_written(tmp_path: Path) -
         {"store": {"url": "sqlite:///./data/sambung.db"}, "outlets": [KEMANG]},
         env={"SAMBUNG_SECRET_KEY": key},
     )
-    assert cli(daemon, "migrate").returncode == 0
-    made = cli(daemon, "backup", str(tmp_path / "b.tar.gz"))
+    assert daemon.cli("migrate").returncode == 0
+    made = daemon.cli("backup", str(tmp_path / "b.tar.gz"))
     assert made.returncode == 0, made.stderr
     assert "SAMBUNG_SECRET_KEY" in made.stdout
     with tarfile.open(tmp_path / "b.tar.gz") as tar:
@@ -285,7 +271,7 @@ def test_a_key_from_the_environment_is_named_but_never_written(tmp_path: Path) -
         manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
     assert manifest["key"] == {"source": "environment", "path": None}
     shutil.rmtree(tmp_path / "data")
-    put = cli(daemon, "restore", str(tmp_path / "b.tar.gz"))
+    put = daemon.cli("restore", str(tmp_path / "b.tar.gz"))
     assert put.returncode == 0, put.stderr
     assert "SAMBUNG_SECRET_KEY when this backup was made" in put.stdout
     assert not (tmp_path / "data" / "secret.key").exists()

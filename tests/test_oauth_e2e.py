@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,11 +47,6 @@ def moka_config(vendor_url: str, admin_port: int) -> dict[str, Any]:
             }
         ],
     }
-
-
-def cli(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `sambung ARGS -c <the daemon's YAML>` with the daemon's environment."""
-    return daemon.cli(*args)
 
 
 async def served(vendor: MokaFake, after: int, timeout: float = 60.0) -> None:
@@ -131,8 +125,8 @@ async def test_connect_callback_poll_refresh_rotate_and_restart(tmp_path: Path) 
         finally:
             await asyncio.to_thread(daemon.terminate)
 
-    listed = cli(daemon, "credentials", "list")
-    status = cli(daemon, "status", "--json")
+    listed = daemon.cli("credentials", "list")
+    status = daemon.cli("status", "--json")
     assert listed.returncode == 0, listed.stderr
     assert "kemang" in listed.stdout and "moka" in listed.stdout and "expires 20" in listed.stdout
     polled = [json.loads(line) for line in status.stdout.splitlines()]
@@ -158,8 +152,8 @@ def test_sambung_connect_prints_a_single_use_link(tmp_path: Path) -> None:
         env={"SAMBUNG_SECRET_KEY": secrets.token_urlsafe(32)},
     )
 
-    first = cli(daemon, "connect", "kemang", "moka", "--json")
-    second = cli(daemon, "connect", "kemang", "moka")
+    first = daemon.cli("connect", "kemang", "moka", "--json")
+    second = daemon.cli("connect", "kemang", "moka")
 
     assert first.returncode == 0, first.stderr
     link = json.loads(first.stdout)
@@ -168,7 +162,7 @@ def test_sambung_connect_prints_a_single_use_link(tmp_path: Path) -> None:
     assert link["redirect_uri"] == daemon.url + CALLBACK
     assert state not in second.stdout, "every link has its own state"
     assert "It works once" in second.stdout
-    not_oauth = cli(daemon, "connect", "kemang", "pawoon")
+    not_oauth = daemon.cli("connect", "kemang", "pawoon")
     assert not_oauth.returncode == 2 and "no 'pawoon' connector" in not_oauth.stderr
 
 
@@ -181,7 +175,7 @@ def test_the_simulator_connects_a_demo_oauth_connection_by_itself(tmp_path: Path
     try:
         deadline = time.monotonic() + 60
         while True:
-            status = cli(daemon, "status", "--json")
+            status = daemon.cli("status", "--json")
             states = [json.loads(line) for line in status.stdout.splitlines()]
             if any(s.get("state") == "ok" and s.get("records_fetched", 0) > 0 for s in states):
                 break
@@ -189,7 +183,7 @@ def test_the_simulator_connects_a_demo_oauth_connection_by_itself(tmp_path: Path
             time.sleep(0.5)
     finally:
         daemon.terminate()
-    listed = cli(daemon, "credentials", "list")
+    listed = daemon.cli("credentials", "list")
     assert "kemang" in listed.stdout and "oauth2" in listed.stdout
     assert '"event": "simulator.connected_oauth"' in daemon.logs()
     assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0
