@@ -8,8 +8,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from sambung.errors import LeaseLost
+from sambung.http import VendorHttp
 from sambung.replicas import Replica, ensure_lease, held_lease
 from sambung.store import CursorUpdate, IngestRequest, LeaseHold, Store, open_store
 from sambung.store.base import OutboxSettlement
@@ -403,6 +407,56 @@ async def test_work_thawed_after_its_lease_could_pass_on_may_not_start_anything(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_request_waiting_for_its_budget_when_the_lease_may_pass_on_is_never_sent(
+    store: Store,
+) -> None:
+    # The window a check before each page leaves open: the process freezes while a request
+    # waits for the account's budget; thawed, the request must not leave.
+    now = [100.0]
+    replica = Replica(store, "one", ttl=3.0, monotonic=lambda: now[0])
+    reached: list[str] = []
+    budget_free = asyncio.Event()
+
+    async def vendor(request: web.Request) -> web.Response:
+        reached.append(request.path)
+        return web.json_response({"data": []})
+
+    app = web.Application()
+    app.router.add_get("/sales", vendor)
+    server = TestServer(app)
+    await server.start_server()
+    outcome: list[BaseException | None] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            http = VendorHttp(session, fence=ensure_lease)
+
+            async def poller() -> None:
+                if outcome:  # the replica takes its lease again afterwards: nothing more to do
+                    await asyncio.Event().wait()
+                await http.get(str(server.make_url("/sales")))  # held: sent
+                await budget_free.wait()  # frozen here, as in a budget wait
+                try:
+                    await http.get(str(server.make_url("/sales")))
+                except LeaseLost as err:
+                    outcome.append(err)
+                    raise
+                outcome.append(None)
+
+            task = asyncio.create_task(replica.own("poll:kemang/qasir", poller))
+            try:
+                await _within_condition(lambda: reached == ["/sales"])
+                now[0] += 2.5  # past the fence, its renewals not yet run
+                budget_free.set()
+                await _within_condition(lambda: bool(outcome))
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await server.close()
+    assert isinstance(outcome[0], LeaseLost)
+    assert reached == ["/sales"], "the thawed request reached the vendor"
 
 
 async def _within_condition(condition: Callable[[], bool], seconds: float = 10.0) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -85,8 +85,13 @@ class VendorHttp:
         timeout: float = 30.0,
         clock: Clock | None = None,
         tokens: TokenCache | None = None,
+        fence: Callable[[], None] | None = None,
     ) -> None:
         self.session = session
+        # Called as each request leaves, after any wait for the budget: raises when this process
+        # may no longer act for the connection (a poll lease that may have passed on while the
+        # process was frozen or starved), so a stale holder never sends once the lease is gone.
+        self.fence = fence
         # Shared by every connection of the daemon, keyed by account.
         self.tokens = tokens or TokenCache(clock)
         self.budget = budget
@@ -124,6 +129,8 @@ class VendorHttp:
         return await self.request("POST", url, **kwargs)
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> VendorResponse:
+        if self.fence is not None:
+            self.fence()
         kwargs.setdefault("timeout", self.timeout)
         # Whatever authenticates this request is a secret a vendor's error may quote back.
         authorization = CIMultiDict(kwargs.get("headers") or {}).get("Authorization")

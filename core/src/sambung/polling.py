@@ -310,8 +310,9 @@ class PollLoop:
         now = self.clock.now()
         since = committed - self.settings.overlap if committed else now - self.settings.lookback
         window = PollWindow(since=since, until=now)
-        # Only the lease holder may ask the vendor: checked before the first request and again
-        # before each next page is fetched (a replica thawed after its lease passed stops here).
+        # Only the lease holder may ask the vendor: checked before each page and, by the
+        # connection's VendorHttp, as each request leaves (a replica thawed after its lease
+        # passed stops there, even between the requests of one page).
         ensure_lease()
         async for page in self.connector.poll(window):
             committed = await self._commit(page, committed, window, counter)
@@ -563,6 +564,7 @@ class PollService:
             timeout=settings.timeout.total_seconds(),
             clock=self.clock,
             tokens=self.tokens,
+            fence=ensure_lease,
         )
         credentials = (
             self.credentials.for_connector(probe, http) if probe.oauth is not None else None
