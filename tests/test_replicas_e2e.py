@@ -288,7 +288,18 @@ def test_a_killed_replica_loses_nothing_and_its_loops_move_within_the_lease_time
             if replica is not victim:
                 assert replica.terminate() == 0
         # Clean shutdowns released every lease; only the killed replica's heartbeat is left.
-        assert list(leases(store_url, "")) == [f"replica:{victim_id}"]
+        left = leases(store_url, "")
+        unreleased = [
+            line
+            for r in replicas
+            if r is not victim
+            for line in r.logs().splitlines()
+            if '"lease.not_released"' in line
+        ]
+        assert list(left) == [f"replica:{victim_id}"], (
+            {name: lease.owner for name, lease in left.items()},
+            unreleased,
+        )
 
 
 def test_two_replicas_never_poll_one_loop_at_once_and_hand_over_on_sigterm(

@@ -459,6 +459,27 @@ async def test_a_request_waiting_for_its_budget_when_the_lease_may_pass_on_is_ne
     assert reached == ["/sales"], "the thawed request reached the vendor"
 
 
+async def test_a_replica_shut_down_while_its_lease_is_being_granted_releases_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    granted = asyncio.Event()
+    grant = store.acquire_or_renew_lease
+
+    async def granted_then_slow(name: str, owner: str, *, ttl: float, now: datetime) -> bool:
+        got = await grant(name, owner, ttl=ttl, now=now)
+        granted.set()
+        await asyncio.Event().wait()  # the answer is slow to come back: shutdown comes first
+        return got
+
+    monkeypatch.setattr(store, "acquire_or_renew_lease", granted_then_slow)
+    replica = Replica(store, "one", ttl=30.0)
+    task = asyncio.create_task(replica.own("poll:kemang/qasir", asyncio.Event().wait))
+    await asyncio.wait_for(granted.wait(), 10)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert await store.list_leases("poll:") == []
+
+
 async def _within_condition(condition: Callable[[], bool], seconds: float = 10.0) -> None:
     async with asyncio.timeout(seconds):
         while not condition():

@@ -42,6 +42,8 @@ log = structlog.get_logger("sambung.replicas")
 Work = Callable[[], Awaitable[None]]
 HEARTBEAT_PREFIX = "replica:"
 FORGET_AFTER = timedelta(hours=1)
+# The longest a lease release may take before it is left to expire on its own (seconds).
+RELEASE_TIMEOUT = 5.0
 
 
 class _Held:
@@ -124,7 +126,9 @@ class Replica:
     async def _release(self, name: str) -> None:
         self.owned.discard(name)
         try:
-            async with asyncio.timeout(self.renew_every):
+            # Not bounded by a short ttl's renewal period: on a busy database a release at
+            # shutdown may take a second, and one left behind holds the loop from every replica.
+            async with asyncio.timeout(max(self.renew_every, RELEASE_TIMEOUT)):
                 await self.store.release_lease(name, self.id)
         except (StoreUnavailable, TimeoutError) as err:  # it expires on its own
             self.log.warning("lease.not_released", lease=name, error=str(err))
@@ -171,7 +175,13 @@ class Replica:
         bound = self.log.bind(lease=name)
         while True:
             started = self.monotonic()
-            got = await self._acquire(name)
+            try:
+                got = await self._acquire(name)
+            except asyncio.CancelledError:
+                # Shut down while asking: the store may have granted it just before the cancel,
+                # and a lease left behind would keep the loop from every replica for a ttl.
+                await self._release(name)
+                raise
             if not got:
                 if got is None:
                     supervision.failing(f"cannot take lease {name}: store unavailable")
