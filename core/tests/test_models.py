@@ -116,7 +116,10 @@ def test_canonical_decimal_keeps_the_value_and_drops_the_spelling(
 
 TEXT = st.text(min_size=1, max_size=12)  # quotes, backslashes, controls, emoji, any script
 # Ids: the same, less the NUL no store keeps in a key (refused by the model, tested below).
-IDS = st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=12).filter(str.strip)
+# Surrogates stay excluded as `st.text()` excludes them: an explicit alphabet lets them in.
+IDS = st.text(
+    st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), min_size=1, max_size=12
+).filter(str.strip)
 AMOUNT = st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**15), max_value=10**15)
 ZONES = st.sampled_from(
     [
