@@ -46,6 +46,7 @@ from .oauth import (
     new_verifier,
     state_hash,
 )
+from .redaction import shorten
 from .store import OAuthState
 
 log = structlog.get_logger("sambung.connect")
@@ -224,11 +225,12 @@ class OAuthCallback:
                 bound, 403, "consent denied", "Access was not granted, so nothing was connected."
             )
         if error:
+            shown = shorten(error, 80)  # masked, then cut: a cut first could leave a secret's head
             return _refused(
                 bound,
                 502,
-                f"vendor error {error[:80]}",
-                f"The vendor answered an error ({error[:80]}); nothing was connected.",
+                f"vendor error {shown}",
+                f"The vendor answered an error ({shown}); nothing was connected.",
             )
         code = query.get("code")
         if not code:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from pydantic import SecretStr
 from sambung.errors import AuthError, InvalidPayload, RequestRejected, RetriableError
 from sambung.http import VendorHttp
+from sambung.redaction import shorten
 
 # Body `status_code`s that describe a transaction (201 pending, 202 denied, 407 expired).
 TRANSACTION_CODES = frozenset({"200", "201", "202", "407"})
@@ -41,7 +42,7 @@ def status_answer(order_id: str, body: Any) -> dict[str, Any] | None:
     if not isinstance(body, dict):
         raise RetriableError(f"Midtrans answered {order_id} with something not a JSON object")
     code = str(body.get("status_code") or "")
-    message = str(body.get("status_message") or "")[:200]
+    message = shorten(str(body.get("status_message") or ""), 200)  # masked before it is cut
     if code == "404":
         return None
     if code == "401":
