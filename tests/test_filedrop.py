@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -143,27 +145,31 @@ async def test_a_file_that_is_not_csv_text_fails_whole(store: Store, tmp_path: P
     assert "empty" in errors
 
 
-def test_sambung_import_prints_a_summary_and_fails_on_rejected_rows(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+def sambung_import(folder: Path, *names: str) -> subprocess.CompletedProcess[str]:
+    """`sambung import` of `names` into kemang's Pawoon file-drop connection, in `folder`."""
+    config = folder / "sambung.yaml"
+    if not config.exists():
+        config.write_text(
+            "store: {url: 'sqlite:///./s.db'}\n"
+            "log: {level: warning, format: json}\n"
+            "outlets:\n"
+            "  - id: kemang\n"
+            "    name: Kemang\n"
+            "    connectors:\n"
+            "      pawoon: {mode: file-drop}\n",
+            encoding="utf-8",
+        )
+    command = [sys.executable, "-m", "sambung", "import", "-c", "sambung.yaml"]
+    command += ["--outlet", "kemang", "--connector", "pawoon", *names]
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
 
-    (tmp_path / "sambung.yaml").write_text(
-        "store: {url: 'sqlite:///./s.db'}\n"
-        "log: {level: warning, format: json}\n"
-        "outlets:\n"
-        "  - id: kemang\n"
-        "    name: Kemang\n"
-        "    connectors:\n"
-        "      pawoon: {mode: file-drop, webhook_secret: not-used-for-files}\n",
-        encoding="utf-8",
-    )
+
+def test_sambung_import_prints_a_summary_and_fails_on_rejected_rows(tmp_path: Path) -> None:
     (tmp_path / "good.csv").write_bytes(pawoon_export(30))
     (tmp_path / "bad.csv").write_bytes(pawoon_export(5, start=100, bad={101}))
 
     def run(*names: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "sambung", "import", "-c", "sambung.yaml"]
-        command += ["--outlet", "kemang", "--connector", "pawoon", *names]
-        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+        return sambung_import(tmp_path, *names)
 
     clean = run("good.csv")
     assert clean.returncode == 0, clean.stderr
@@ -180,26 +186,10 @@ def test_sambung_import_prints_a_summary_and_fails_on_rejected_rows(tmp_path: Pa
 def test_sambung_import_turns_hostile_cells_into_row_errors_and_imports_the_other_files(
     tmp_path: Path,
 ) -> None:
-    import subprocess
-    import sys
-
-    (tmp_path / "sambung.yaml").write_text(
-        "store: {url: 'sqlite:///./s.db'}\n"
-        "log: {level: warning, format: json}\n"
-        "outlets:\n"
-        "  - id: kemang\n"
-        "    name: Kemang\n"
-        "    connectors:\n"
-        "      pawoon: {mode: file-drop}\n",
-        encoding="utf-8",
-    )
     (tmp_path / "senin.csv").write_bytes(pawoon_export(10))
     (tmp_path / "selasa.csv").write_bytes(pawoon_hostile_export(10, start=100))
     (tmp_path / "rabu.csv").write_bytes(pawoon_export(10, start=200))
-    command = [sys.executable, "-m", "sambung", "import", "-c", "sambung.yaml"]
-    command += ["--outlet", "kemang", "--connector", "pawoon"]
-    command += ["senin.csv", "selasa.csv", "rabu.csv"]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+    result = sambung_import(tmp_path, "senin.csv", "selasa.csv", "rabu.csv")
 
     assert result.returncode == 1, result.stderr  # some rows failed
     assert "Traceback" not in result.stderr
