@@ -95,6 +95,11 @@ _GONE = (
     asyncpg.OperatorInterventionError,
 )
 _FAILURES = (*_GONE, asyncpg.PostgresError)
+# A pooled connection the server ended while it sat idle: asyncpg read the server's farewell
+# but not yet the end of the socket, so the pool hands it out, and the first operation fails
+# in the client before anything is sent ("cannot switch to state …"). The connection is
+# discarded and the operation goes out on another one, up to once per pooled connection.
+_STALE = asyncpg.InternalClientError
 # Milliseconds a session may sit idle inside a transaction before the server ends it (our
 # transactions run statement after statement; only a frozen or starved process idles in one).
 _IDLE_IN_TRANSACTION_MS = 30_000
@@ -291,10 +296,12 @@ class PostgresStore(Store):
     ) -> list[IngestResult | Exception]:
         """Commit a group in one transaction; if it fails, commit each request on its own.
 
-        Lost races are retried as a whole; any other failure falls back to one request per
-        transaction, so one bad request does not fail the others that shared its group.
+        Lost races are retried as a whole, and so is a group that met a stale pooled connection;
+        any other failure falls back to one request per transaction, so one bad request does
+        not fail the others that shared its group.
         """
-        for attempt in range(_RACE_RETRIES):
+        races = stale = 0
+        while races < _RACE_RETRIES:
             try:
                 async with self._connection() as conn, conn.transaction():
                     # Fenced writes first check their lease, in this transaction; the row lock
@@ -303,7 +310,12 @@ class PostgresStore(Store):
                     kept, merge = fence_group(requests, held)
                     return merge(await self._apply_group(conn, kept) if kept else [])
             except _RACES:
-                await asyncio.sleep(0.001 * 2**attempt)
+                await asyncio.sleep(0.001 * 2**races)
+                races += 1
+            except _STALE as err:
+                stale += 1
+                if stale > self._pool_size:
+                    return [_unavailable("commit failed", err)] * len(requests)
             except _GONE as err:
                 return [_unavailable("commit failed", err)] * len(requests)
             except StoreUnavailable as err:  # the store is not open
@@ -531,14 +543,19 @@ class PostgresStore(Store):
     async def _run(self, work: Callable[[Conn], Awaitable[_T]], *, transaction: bool = False) -> _T:
         """Run `work` on a pooled connection (in one transaction if asked); errors become
         `StoreUnavailable`."""
-        try:
-            async with self._connection() as conn:
-                if not transaction:
-                    return await work(conn)
-                async with conn.transaction():
-                    return await work(conn)
-        except _FAILURES as err:
-            raise _unavailable("query failed", err) from err
+        for attempt in range(self._pool_size + 1):
+            try:
+                async with self._connection() as conn:
+                    if not transaction:
+                        return await work(conn)
+                    async with conn.transaction():
+                        return await work(conn)
+            except _STALE as err:
+                if attempt == self._pool_size:
+                    raise _unavailable("query failed", err) from err
+            except _FAILURES as err:
+                raise _unavailable("query failed", err) from err
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
         return await self._run(lambda conn: conn.fetch(sql, *args))
