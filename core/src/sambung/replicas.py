@@ -136,10 +136,31 @@ class Replica:
     async def start(self, start_loop: Callable[..., None]) -> None:
         """Take the heartbeat lease now (claims made from here on belong to a live replica),
         then keep renewing it in a supervised loop (`daemon.loops.start`)."""
+        if self.store.single_process:
+            await self._free_leases_of_dead_processes()
         await self._acquire(HEARTBEAT_PREFIX + self.id)
         start_loop("replica.heartbeat", self.heartbeat, interval=self.renew_every, replica=self.id)
         self.log.info("replica.started", ttl=self.ttl)
         await self._forget_dead_replicas()
+
+    async def _free_leases_of_dead_processes(self) -> None:
+        """Release every lease of another daemon: on a single-process store that daemon died
+        (SIGKILL, power loss), and its loops resume now rather than when its leases expire.
+
+        Daemons are the owners with a heartbeat lease; a command's lease (a token refresh by
+        `sambung connect`, say) is left to run out, as it may be in use right now.
+        """
+        try:
+            leases = await self.store.list_leases()
+            daemons = {lease.owner for lease in leases if lease.name.startswith(HEARTBEAT_PREFIX)}
+            leases = [lease for lease in leases if lease.owner in daemons - {self.id}]
+            for lease in leases:
+                await self.store.release_lease(lease.name, lease.owner)
+        except StoreUnavailable as err:  # they expire on their own
+            self.log.warning("replica.cleanup_failed", error=str(err))
+            return
+        if leases:
+            self.log.warning("replica.leases_released", leases=len(leases), hint="after a crash")
 
     async def _forget_dead_replicas(self) -> None:
         """Drop the heartbeats of replicas gone for an hour (killed ones leave theirs), so

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic_core import PydanticSerializationError
@@ -314,6 +314,9 @@ class Store(abc.ABC):
     # Every time the store writes (created_at, updated_at, due times) comes from this clock,
     # the daemon's, so a test that moves its clock moves the store's with it.
     clock: Clock
+    # True where one daemon process at a time uses the store (SQLite): a lease or claim held by
+    # another owner when the daemon starts was held by a process that died.
+    single_process: ClassVar[bool] = False
 
     @abc.abstractmethod
     async def open(self) -> None:

@@ -174,6 +174,8 @@ def _insert_records(conn: sqlite3.Connection, rows: Sequence[PlannedRow], now: s
 class SqliteStore(Store):
     """The default store: a single SQLite file next to the daemon."""
 
+    single_process = True
+
     def __init__(
         self,
         path: Path,
