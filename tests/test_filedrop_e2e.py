@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from sambung.clock import SystemClock
-from sambung.filedrop import FileImporter
+from sambung.intake.csvimport import FileImporter
 from sambung.store.sqlite import SqliteStore
 from sambung.testing import make_connector
 from sambung.testing.daemon import DaemonProcess, _send, free_port

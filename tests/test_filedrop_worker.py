@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sambung import filedrop
 from sambung.clock import SystemClock
-from sambung.filedrop import FileImporter, ImportReport
+from sambung.intake import csvimport as filedrop
+from sambung.intake.csvimport import FileImporter, ImportReport
 from sambung.store.sqlite import SqliteStore
 from sambung.testing import make_connector
 from sambung_pawoon.connector import PawoonConnector

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sambung import hookimpl
+from sambung.auth.signing import verify_hmac_sha256
 from sambung.connectors import (
     ConnectorSettings,
     Secrets,
@@ -12,8 +13,7 @@ from sambung.connectors import (
     WebhookEvent,
     WebhookRequest,
 )
-from sambung.signing import verify_hmac_sha256
-from sambung.sinks import Sink, SinkSettings
+from sambung.delivery.sinks import Sink, SinkSettings
 
 
 class DemoConnector(WebhookConnector):

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sambung.csvfiles import (
+from sambung.intake.csvfiles import (
     AmountError,
     FileError,
     NumberStyle,

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sambung.errors import LeaseLost
 from sambung.http import VendorHttp
-from sambung.replicas import Replica, ensure_lease, held_lease
+from sambung.runtime.replicas import Replica, ensure_lease, held_lease
 from sambung.store import CursorUpdate, IngestRequest, LeaseHold, Store, open_store
 from sambung.store.base import OutboxSettlement
 from sambung.testing.manual_clock import ManualClock

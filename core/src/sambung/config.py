@@ -34,10 +34,10 @@ from pydantic import (
 )
 
 from .connectors import Connector, ConnectorSettings, Duration, Mode, Modes, Outlet
+from .delivery.sinks import SinkSettings
 from .errors import ConfigError, ConfigProblem
 from .models import DERIVED_KINDS, RecordKind
 from .plugins import Registry
-from .sinks import SinkSettings
 
 WEBHOOK_PATH = "/api/v1/integrations/webhooks"
 _MODES: TypeAdapter[frozenset[Mode]] = TypeAdapter(Modes)
@@ -320,7 +320,7 @@ class LoadedConfig:
         configured = getattr(settings, "redirect_uri", None)
         if configured is not None:
             return str(configured)
-        from .oauth import CALLBACK_PATH
+        from .auth.oauth import CALLBACK_PATH
 
         return self.public_base_url() + CALLBACK_PATH.format(connector=name)
 

@@ -29,15 +29,15 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
+from .auth.signing import sign_hex, verify_hmac_sha256
 from .clock import Clock, SystemClock
 from .models import Record
 from .parse import loads
-from .signing import sign_hex, verify_hmac_sha256
 
 if TYPE_CHECKING:
-    from .csvfiles import CsvStream, RowError
-    from .known import KnownRecords
-    from .oauth import OAuthSpec
+    from .auth.oauth import OAuthSpec
+    from .intake.csvfiles import CsvStream, RowError
+    from .intake.known import KnownRecords
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,11 +89,11 @@ class ConnectorContext:
     clock: Clock = field(default_factory=SystemClock)
     # The vendor HTTP client (`sambung.http.VendorHttp`) for connectors that call out (poll).
     http: Any = None
-    # For connectors that declare `oauth`: their stored tokens
-    # (`sambung.credentials.ConnectionCredentials`: `await token()`, `await invalidate(token)`).
+    # For connectors that declare `oauth`: their stored tokens (`await token()`,
+    # `await invalidate(token)`; `sambung.auth.credentials.ConnectionCredentials`).
     credentials: Any = None
     # For poll connectors: a read-only view of the records already stored for this outlet, for
-    # a vendor with no list API whose poll asks about ids we know (`sambung.known`).
+    # a vendor with no list API whose poll asks about ids we know (`sambung.intake.known`).
     known: KnownRecords | None = None
 
 
@@ -104,7 +104,7 @@ class Connector:
     modes: ClassVar[frozenset[Mode]] = frozenset()
     Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
     # The vendor's OAuth authorization-code endpoints, for connectors connected with
-    # `sambung connect` (their Settings then include `sambung.oauth.OAuthSettings`).
+    # `sambung connect` (their Settings then include `sambung.auth.oauth.OAuthSettings`).
     oauth: ClassVar[OAuthSpec | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -296,7 +296,7 @@ class FileDropConnector(Connector):
 
     @required
     def parse_file(self, stream: CsvStream) -> Iterator[Record | RowError]:
-        """Yield a record or a `RowError` for every row of a `sambung.csvfiles.CsvStream`."""
+        """Yield a record or a `RowError` for every row of a `sambung.intake.csvfiles.CsvStream`."""
         raise NotImplementedError
 
     def example_file(self, sequence: int, *, bad_row: bool = False) -> bytes | None:

@@ -14,7 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .connectors import Connector
-    from .sinks import Sink
+    from .delivery.sinks import Sink
     from .store import DeadLetter
 
 hookspec = pluggy.HookspecMarker("sambung")

@@ -14,14 +14,14 @@ import structlog
 
 from . import hookspecs
 from .connectors import MODE_METHODS, Connector, ConnectorSettings, Mode, is_implemented
+from .delivery.sinks import Sink, SinkSettings
+from .delivery.sinks import builtin as builtin_sinks
 from .errors import SambungError
-from .sinks import Sink, SinkSettings
-from .sinks import builtin as builtin_sinks
 
 ENTRY_POINT_GROUP = "sambung"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
-log = structlog.get_logger("sambung.plugins")
+log = structlog.get_logger(__name__)
 
 
 class PluginError(SambungError):
@@ -86,7 +86,7 @@ def check_connector(cls: Any) -> type[Connector]:
 def check_sink(cls: Any) -> type[Sink]:
     """Raise `PluginError` unless `cls` is a usable sink class."""
     if not (isinstance(cls, type) and issubclass(cls, Sink)):
-        raise PluginError(f"{cls!r} is not a sambung.sinks.Sink subclass")
+        raise PluginError(f"{cls!r} is not a sambung.delivery.sinks.Sink subclass")
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not _NAME.match(name):
         raise PluginError(f"{cls.__qualname__}.name must match {_NAME.pattern}, got {name!r}")

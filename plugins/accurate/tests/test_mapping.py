@@ -12,9 +12,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sambung.accounting import draft_of
+from sambung.delivery.accounting import draft_of
+from sambung.delivery.sinks import Delivery
 from sambung.errors import AuthError, DeliveryRejected, RetriableError
-from sambung.sinks import Delivery
 from sambung.testing.accounting import delivery_of
 from sambung_accurate import AccurateSink
 from sambung_accurate.client import (

@@ -13,13 +13,13 @@ from typing import Any
 import aiohttp
 import structlog
 from pydantic import SecretStr
-from sambung.credentials import CredentialService
+from sambung.auth.credentials import CredentialService
+from sambung.auth.oauth import SINK_OUTLET
+from sambung.auth.tokens import Token
 from sambung.errors import RetriableError, SinkDisconnected
 from sambung.http import VendorHttp
-from sambung.oauth import SINK_OUTLET
 from sambung.store import open_store
 from sambung.testing.accounting import SINK, AccountingRig, days_ago, sale
-from sambung.tokens import Token
 from sambung_accurate.client import OAuthAuth
 from sambung_accurate.fake import FakeAccurate
 

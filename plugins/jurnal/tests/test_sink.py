@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 from sambung.errors import RetriableError, SinkPaused
-from sambung.status import sink_status, sink_table
+from sambung.runtime.status import sink_status, sink_table
 from sambung.testing.accounting import SINK, AccountingRig, days_ago, sale
 from sambung_jurnal.client import API, mekari_headers
 from sambung_jurnal.fake import FakeJurnal

@@ -13,14 +13,14 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from sambung.connectors import WebhookRequest
+from sambung.intake.polling import PollLoop
+from sambung.intake.webhooks import WebhookIngest
 from sambung.models import LineItem, Transaction
-from sambung.polling import PollLoop
 from sambung.store import ConnectionStatus, IngestRequest
 from sambung.store.sqlite import SqliteStore
 from sambung.testing import outlet, poll_loops
 from sambung.testing.fake_vendor import FakeClock
 from sambung.testing.fakes import json_bytes
-from sambung.webhooks import WebhookIngest
 from sambung_midtrans import MidtransConnector
 from sambung_midtrans.fake import MidtransFake, notification
 

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from sambung.intake.polling import PollLoop, from_cursor
 from sambung.models import Transaction
-from sambung.polling import PollLoop, from_cursor
 from sambung.store import ConnectionStatus, Store
 from sambung.testing import poll_loops
 from sambung.testing.conformance import PollConnectorConformance

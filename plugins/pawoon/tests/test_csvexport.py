@@ -8,7 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sambung.connectors import Outlet
-from sambung.csvfiles import RowError, open_csv
+from sambung.intake.csvfiles import RowError, open_csv
 from sambung.models import Transaction
 from sambung_pawoon.csvexport import AMOUNT_COLUMNS, parse_file
 

@@ -11,9 +11,9 @@ import pytest
 from sambung.clock import SystemClock
 from sambung.connectors import Mode, WebhookRequest
 from sambung.errors import SignatureError
+from sambung.intake.webhooks import Answer, WebhookIngest
 from sambung.store.sqlite import SqliteStore
 from sambung.testing import make_connector, outlet
-from sambung.webhooks import Answer, WebhookIngest
 from sambung_xendit import XenditConnector
 from sambung_xendit.fake import callback_headers
 

@@ -12,12 +12,12 @@ import aiohttp
 import pytest
 from sambung.clock import SystemClock
 from sambung.connectors import WebhookRequest
-from sambung.polling import PollLoop
+from sambung.intake.polling import PollLoop
+from sambung.intake.webhooks import WebhookIngest
 from sambung.store import ConnectionStatus
 from sambung.store.sqlite import SqliteStore
 from sambung.testing import poll_loops
 from sambung.testing.fake_vendor import FakeClock
-from sambung.webhooks import WebhookIngest
 from sambung_xendit import XenditConnector
 from sambung_xendit.fake import XenditFake, callback_headers, invoice_id
 

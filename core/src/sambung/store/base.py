@@ -16,10 +16,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic_core import PydanticSerializationError
 
-from ..clock import Clock
-from ..errors import ConfigError, InvalidRecord
-from ..models import Record, SerializedRecord
-from ..redaction import redact_optional
+from sambung.clock import Clock
+from sambung.errors import ConfigError, InvalidRecord
+from sambung.models import Record, SerializedRecord
+from sambung.redaction import redact_optional
 
 Channel = Literal["webhook", "poll", "file", "replay"]
 Stage = Literal["ingest", "row", "delivery"]
@@ -494,7 +494,7 @@ class Store(abc.ABC):
         `since` misses nothing (it may see the same date again, which it must take in stride).
         """
 
-    # -- credentials and OAuth states (the connect flow; see sambung.credentials) -----------
+    # -- credentials and OAuth states (the connect flow; see sambung.auth.credentials) -----------
     # The store keeps `secret` blobs as opaque bytes: core encrypts them before they arrive and
     # decrypts them after they leave, so no implementation ever sees or logs a token.
 

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import ConfigError
+from sambung.errors import ConfigError
 
 try:
     import fcntl

@@ -24,8 +24,9 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..clock import Clock, SystemClock
-from ..errors import ConfigError, StoreUnavailable
+from sambung.clock import Clock, SystemClock
+from sambung.errors import ConfigError, StoreUnavailable
+
 from .base import (
     ClaimedRow,
     ConnectionState,

@@ -21,15 +21,16 @@ import aiohttp
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from ..config import Connection
-from ..connectors import Mode, Outlet, PollConnector, WebhookConnector, WebhookRequest
-from ..errors import InvalidPayload, SignatureError
-from ..models import RECORD_KINDS, Record
-from ..plugins import load_plugins
-from ..polling import PollService
-from ..signing import sign_hex
-from ..store import Store
-from ..store.sqlite import SqliteStore
+from sambung.auth.signing import sign_hex
+from sambung.config import Connection
+from sambung.connectors import Mode, Outlet, PollConnector, WebhookConnector, WebhookRequest
+from sambung.errors import InvalidPayload, SignatureError
+from sambung.intake.polling import PollService
+from sambung.models import RECORD_KINDS, Record
+from sambung.plugins import load_plugins
+from sambung.store import Store
+from sambung.store.sqlite import SqliteStore
+
 from . import make_connector, outlet
 from .fake_vendor import FakeClock
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sambung import hookimpl
-from sambung.sinks import Sink
+from sambung.delivery.sinks import Sink
 
 from .sink import AccurateSink
 

@@ -21,12 +21,12 @@ from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
+from sambung.auth.credentials import ConnectionCredentials
+from sambung.auth.signing import sign_base64
+from sambung.auth.tokens import Token
 from sambung.clock import Clock
-from sambung.credentials import ConnectionCredentials
 from sambung.errors import AuthError, DeliveryRejected, RetriableError, SinkDisconnected
 from sambung.http import VendorHttp, VendorResponse
-from sambung.signing import sign_base64
-from sambung.tokens import Token
 
 
 class AccurateAuth(Protocol):

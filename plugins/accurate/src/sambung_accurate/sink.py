@@ -8,7 +8,9 @@ from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
-from sambung.accounting import AccountingSinkSettings, draft_of
+from sambung.auth.oauth import OAuthClientSettings, OAuthSpec
+from sambung.delivery.accounting import AccountingSinkSettings, draft_of
+from sambung.delivery.sinks import Delivery, DeliveryResult, Sink
 from sambung.errors import (
     AuthError,
     ConfigError,
@@ -18,8 +20,6 @@ from sambung.errors import (
     SinkPaused,
 )
 from sambung.http import VendorHttp
-from sambung.oauth import OAuthClientSettings, OAuthSpec
-from sambung.sinks import Delivery, DeliveryResult, Sink
 
 from .client import AccurateAuth, AccurateClient, ApiTokenAuth, OAuthAuth, TimestampFormat
 from .mapping import invoice_form

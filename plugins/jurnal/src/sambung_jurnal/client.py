@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
+from sambung.auth.signing import sign_base64
 from sambung.errors import (
     DeliveryRejected,
     InvalidPayload,
@@ -32,7 +33,6 @@ from sambung.errors import (
 )
 from sambung.http import VendorHttp, VendorResponse, vendor_message
 from sambung.parse import loads
-from sambung.signing import sign_base64
 
 API = "/public/jurnal/api/v1"
 # What Jurnal answers a look-up of a transaction number it does not have.

@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import Field, HttpUrl, SecretStr
-from sambung.accounting import AccountingSinkSettings, draft_of
+from sambung.delivery.accounting import AccountingSinkSettings, draft_of
+from sambung.delivery.sinks import Delivery, DeliveryResult, Sink
 from sambung.errors import AuthError, DeliveryRejected, RetriableError, SinkPaused
 from sambung.http import VendorHttp
-from sambung.sinks import Delivery, DeliveryResult, Sink
 
 from .client import JurnalClient
 from .mapping import encode, invoice_body

@@ -24,7 +24,7 @@ from sambung.connectors import (
     page_of,
 )
 from sambung.errors import InvalidPayload, RequestRejected, SignatureError
-from sambung.known import MAX_DAYS
+from sambung.intake.known import MAX_DAYS
 from sambung.models import PaymentMethod, PaymentStatus, TransactionType
 from sambung.parse import loads
 from sambung.testing.fakes import json_bytes

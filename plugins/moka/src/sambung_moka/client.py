@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sambung.credentials import ConnectionCredentials
+from sambung.auth.credentials import ConnectionCredentials
 from sambung.errors import InvalidPayload, RetriableError
 from sambung.http import VendorHttp, with_token
 

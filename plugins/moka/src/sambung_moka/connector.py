@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, HttpUrl
+from sambung.auth.oauth import OAuthSettings, OAuthSpec
 from sambung.connectors import (
     FileDropConnector,
     FileDropSettings,
@@ -21,9 +22,8 @@ from sambung.connectors import (
     WebhookRequest,
     page_of,
 )
-from sambung.csvfiles import CsvStream, RowError
+from sambung.intake.csvfiles import CsvStream, RowError
 from sambung.models import Record
-from sambung.oauth import OAuthSettings, OAuthSpec
 
 from . import csvexport
 from .client import MokaClient

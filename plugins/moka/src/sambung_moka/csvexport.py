@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sambung.connectors import Outlet
-from sambung.csvfiles import CsvStream, Row, RowError, map_rows
+from sambung.intake.csvfiles import CsvStream, Row, RowError, map_rows
 from sambung.models import Record, Transaction
 
 from .mapping import SOURCE_SYSTEM

@@ -9,9 +9,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, SecretStr
+from sambung.auth.tokens import Token
 from sambung.errors import AuthError, InvalidPayload, RequestRejected, RetriableError
 from sambung.http import VendorHttp, with_token
-from sambung.tokens import Token
 
 TOKEN_PATH = "/api/open-api/v1/id/token"
 ORDERS_PATH = "/api/open-api/v1/en/order/closeorder"

@@ -9,9 +9,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, SecretStr
+from sambung.auth.tokens import Token
 from sambung.errors import AuthError, InvalidPayload, RetriableError
 from sambung.http import VendorHttp, with_token
-from sambung.tokens import Token
 
 _TIME = "%Y-%m-%d %H:%M:%S"
 

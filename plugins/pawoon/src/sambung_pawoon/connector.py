@@ -21,7 +21,7 @@ from sambung.connectors import (
     WebhookRequest,
     page_of,
 )
-from sambung.csvfiles import CsvStream, RowError
+from sambung.intake.csvfiles import CsvStream, RowError
 from sambung.models import Record
 
 from . import csvexport

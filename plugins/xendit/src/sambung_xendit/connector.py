@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import Field, HttpUrl, SecretStr
+from sambung.auth.signing import verify_token
 from sambung.connectors import (
     Duration,
     Mode,
@@ -22,7 +23,6 @@ from sambung.connectors import (
     WebhookRequest,
     page_of,
 )
-from sambung.signing import verify_token
 from sambung.testing.fakes import json_bytes
 
 from .client import CALLBACK_HEADER, MAX_LIMIT, XenditClient, xendit_time

@@ -1,0 +1,137 @@
+"""What a sink is: a named destination the outbox delivers records to.
+
+A sink class is registered through `sambung_register_sinks`; the dispatcher builds one instance
+per `sinks:` entry of the YAML and calls `deliver` with batches of up to `max_batch` items. Each
+item's result says what happens next, by its class: `None` delivered, `RetriableError` try again
+later (honouring `retry_after`), `DeliveryRejected` dead-letter at once, `SinkGone` stop sending
+to this sink, `SinkPaused` hold this sink until a given time (a quota used up),
+`SinkDisconnected` hold it until its OAuth credentials are connected again. Any other
+exception is treated as retriable and logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from sambung.ratelimit import Budgets
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from sambung.auth.oauth import OAuthSpec
+    from sambung.clock import Clock
+
+
+class SinkSettings(BaseModel):
+    """A sink's YAML block beyond core's routing keys; a sink class extends it with its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def record_kinds(self) -> frozenset[str] | None:
+        """The record kinds a sink so configured can take at all; None for every kind.
+
+        Routing sends a sink only these (within its `kinds:`): an accounting sink posting daily
+        summaries takes `daily_summary` and no single transactions.
+        """
+        return None
+
+    def oauth_endpoints(self) -> OAuthSpec | None:
+        """The vendor's OAuth endpoints when a sink so configured connects through OAuth
+        (`sambung connect --sink NAME`); None for a sink with static credentials."""
+        return None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One record revision for one sink; `id` (the webhook-id) is the same on every retry."""
+
+    id: str
+    outbox_id: int
+    sink: str
+    outlet: str
+    source_system: str
+    kind: str
+    record_id: int
+    revision: int
+    payload: str  # the record's unified JSON
+    attempt: int  # 1 for the first try
+    created_at: datetime
+
+    @property
+    def event_type(self) -> str:
+        """What happened, as receivers route on it: `transaction.updated` and so on."""
+        return f"{self.kind}.updated"
+
+    def body(self) -> bytes:
+        """The JSON every built-in sink sends: the event envelope around the record.
+
+        Built from the stored JSON text rather than re-serialised, so the bytes (and a
+        signature over them) are the same on every retry.
+        """
+        return (
+            f'{{"id":"{self.id}","type":"{self.event_type}",'
+            f'"timestamp":"{self.created_at.isoformat()}","revision":{self.revision},'
+            f'"data":{self.payload}}}'
+        ).encode()
+
+
+DeliveryResult = BaseException | None
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What core gives a sink instance: its YAML name and settings, and shared services."""
+
+    name: str
+    settings: SinkSettings
+    clock: Clock
+    session: aiohttp.ClientSession
+    base_dir: Path
+    log: Any
+    # Rate budgets per vendor account, shared with every other sink of the daemon.
+    budgets: Budgets = field(default_factory=Budgets)
+    # The daemon's stored credentials (`sambung.auth.credentials.CredentialService`), for sinks that
+    # connect through OAuth: `credentials.for_sink(name, settings, spec, http, log)`.
+    credentials: Any = None
+
+
+class Sink:
+    """Base of every sink class: core owns claiming, retries and dead letters; a sink delivers."""
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[SinkSettings]] = SinkSettings
+    # Items per `deliver` call: 1 for one-request-per-item sinks, more for ones that batch I/O.
+    max_batch: ClassVar[int] = 1
+
+    def __init__(self, context: SinkContext) -> None:
+        self.context = context
+        self.settings: Any = context.settings
+        self.log = context.log
+
+    async def open(self) -> None:
+        """Prepare (open files, check the destination); called once before the first batch."""
+
+    async def close(self) -> None:
+        """Release what `open` took; called at shutdown."""
+
+    async def deliver(self, batch: Sequence[Delivery]) -> list[DeliveryResult]:
+        """Deliver `batch`; return one result per item, in order (`None` when delivered)."""
+        raise NotImplementedError(f"sink type {self.name!r} does not implement deliver()")
+
+    def vendor_url(self) -> str | None:
+        """The destination's base URL, for the demo to tell whether it is on this machine."""
+        return None
+
+    def example_vendor(self) -> Any:
+        """A fake of the destination accepting this sink's credentials, or None.
+
+        Optional. `sambung run --simulate` serves it at `vendor_url()` when that is on this
+        machine, so the demo shows records reaching (a stand-in for) the real system.
+        """
+        return None

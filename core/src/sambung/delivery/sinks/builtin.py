@@ -1,0 +1,20 @@
+"""The built-in sink types, registered through the same hook as any plugin's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sambung.hookspecs import hookimpl
+
+from . import Sink
+from .http import HttpSink
+from .jsonl import JsonlSink
+from .nats import NatsSink
+
+
+@hookimpl
+def sambung_register_sinks(register: Callable[[type[Sink]], None]) -> None:
+    """Register `http`, `jsonl` and `nats`."""
+    register(HttpSink)
+    register(JsonlSink)
+    register(NatsSink)
