@@ -14,8 +14,10 @@ from sambung.clock import SystemClock
 from sambung.config import LoadedConfig
 from sambung.intake.connections import file_drop_connector, find_connection
 from sambung.intake.csvimport import FileImporter, ImportReport
-from sambung.runtime.daemon import _tune_gc
+from sambung.runtime.daemon import tune_gc
 from sambung.store import open_store
+
+from .loading import load
 
 
 class ProgressLine:
@@ -57,7 +59,7 @@ def run_import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         await store.open()
         # The daemon's collector settings: a batch allocates tens of thousands of short-lived
         # objects, and the default thresholds ran full collections over them (+20 % rows/s).
-        _tune_gc()
+        tune_gc()
         results = []
         try:
             importer = FileImporter(store, loaded.sinks_for, clock)
@@ -111,8 +113,6 @@ def add_import_command(commands: argparse._SubParsersAction) -> None:  # type: i
 
 
 def _handler(args: argparse.Namespace) -> int:
-    from .main import _load
-
-    _, loaded = _load(args)
+    _, loaded = load(args)
     logs.configure(level=loaded.config.log.level, fmt=loaded.config.log.format)
     return run_import(args, loaded)

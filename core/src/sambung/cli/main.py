@@ -12,14 +12,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sambung import __version__, logs, redaction
+from sambung import __version__, logs
 from sambung.clock import SystemClock
-from sambung.config import LoadedConfig, load_config
+from sambung.config import LoadedConfig
 from sambung.errors import ConfigError
-from sambung.plugins import Registry, allowed_plugins, load_plugins
 from sambung.store import display_url, open_store
 
 from .backup import add_backup_commands
+from .importcmd import add_import_command
+from .loading import load, plugin_registry
 
 EXIT_CONFIG = 2
 
@@ -93,31 +94,18 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("--json", action="store_true", help="one JSON record per line")
     _add_delivery_commands(command)
     _add_store_commands(command)
-    from .importcmd import add_import_command
-
     add_import_command(commands)
-    add_backup_commands(commands, _load)
+    add_backup_commands(commands, load)
     _add_credential_commands(command)
     status = command("status", "Print the state of every connection and every sink.", _status)
     status.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
-def _registry() -> Registry:
-    return load_plugins(allowed_plugins(os.environ.get("SAMBUNG_PLUGINS")))
-
-
-def _load(args: argparse.Namespace) -> tuple[Registry, LoadedConfig]:
-    registry = _registry()
-    loaded = load_config(args.config, registry)
-    redaction.secrets.configure(loaded.secrets)
-    return registry, loaded
-
-
 def _run(args: argparse.Namespace) -> int:
     from sambung.runtime.daemon import Daemon, serve
 
-    registry, loaded = _load(args)
+    registry, loaded = load(args)
     settings = loaded.config.log
     log_file = args.log_file or (loaded.base_dir / settings.file if settings.file else None)
     from sambung.runtime.logfile import open_log_file
@@ -135,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    _, loaded = _load(args)
+    _, loaded = load(args)
     config = loaded.config
     print(f"config: {loaded.path}")
     print(f"store: {display_url(config.store.url)}")
@@ -164,7 +152,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _plugins(_args: argparse.Namespace) -> int:
-    registry = _registry()
+    registry = plugin_registry()
     if not registry.plugins and not registry.failures:
         print("no sambung plugins installed")
     for plugin in registry.plugins:
@@ -197,7 +185,7 @@ def _add_store_commands(command: Any) -> None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    _, loaded = _load(args)
+    _, loaded = load(args)
     url = loaded.config.store.url
     applied = asyncio.run(open_store(url, base_dir=loaded.base_dir).migrate())
     for name in applied:
@@ -210,7 +198,7 @@ def _export(args: argparse.Namespace) -> int:
     from sambung.store.export import export_sqlite
     from sambung.store.sqlite import SqliteStore
 
-    _, loaded = _load(args)
+    _, loaded = load(args)
     source = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
     target = open_store(args.to, base_dir=loaded.base_dir)
     if not isinstance(source, SqliteStore) or isinstance(target, SqliteStore):
@@ -226,7 +214,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _records(args: argparse.Namespace) -> int:
-    _, loaded = _load(args)
+    _, loaded = load(args)
 
     async def show() -> None:
         # The daemon's own loops first: they are known even when the store does not answer.
@@ -304,7 +292,7 @@ def _connect(args: argparse.Namespace) -> int:
         print("give either OUTLET CONNECTOR or --sink NAME", file=sys.stderr)
         return 2
     outlet, name = (SINK_OUTLET, args.sink) if args.sink else (args.outlet, args.connector)
-    _, loaded = _load(args)
+    _, loaded = load(args)
 
     async def go() -> Any:
         credentials = await _open_credentials(loaded)
@@ -338,7 +326,7 @@ def _connect(args: argparse.Namespace) -> int:
 
 
 def _credentials(args: argparse.Namespace) -> int:
-    _, loaded = _load(args)
+    _, loaded = load(args)
 
     async def go() -> list[Any]:
         store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
@@ -411,7 +399,7 @@ def _dlq(args: argparse.Namespace) -> int:
     from sambung.clock import SystemClock
     from sambung.delivery.dlq import DeadLetterFilter, DeadLetters, describe
 
-    _, loaded = _load(args)
+    _, loaded = load(args)
 
     def wanted() -> DeadLetterFilter:
         status = getattr(args, "status", None)
@@ -488,7 +476,7 @@ STATUS_SECTIONS: list[Any] = []
 
 
 def _status(args: argparse.Namespace) -> int:
-    _, loaded = _load(args)
+    _, loaded = load(args)
 
     async def show() -> None:
         # The daemon's own loops first: they are known even when the store does not answer

@@ -32,8 +32,12 @@ from .csvfiles import spreadsheet_safe
 from .csvimport import FileImporter, ImportReport
 
 if TYPE_CHECKING:
+    from sambung.clock import Clock
     from sambung.config import Connection, LoadedConfig
-    from sambung.runtime.daemon import Daemon
+    from sambung.store import Store
+
+# `Replica.own(lease, work)`: run `work` while holding the lease (the runtime passes it in).
+Own = Callable[[str, Callable[[], Awaitable[None]]], Awaitable[None]]
 
 log = structlog.get_logger(__name__)
 
@@ -187,18 +191,24 @@ def _write_file_error(path: Path, reason: str) -> None:
         writer.writerow(["", "", spreadsheet_safe(reason)])
 
 
-def start_file_drop(daemon: Daemon) -> None:
+def start_file_drop(
+    loaded: LoadedConfig,
+    store: Store,
+    clock: Clock,
+    start_loop: Callable[..., None],
+    own: Own,
+) -> None:
     """Start one supervised inbox loop per connection whose mode includes file-drop."""
-    importer = FileImporter(daemon.store, daemon.loaded.sinks_for, daemon.clock)
-    for connection in file_drop_connections(daemon.loaded):
-        connector = file_drop_connector(connection, daemon.clock)
-        watcher = InboxWatcher(connector, importer, inbox_of(daemon.loaded, connection))
+    importer = FileImporter(store, loaded.sinks_for, clock)
+    for connection in file_drop_connections(loaded):
+        connector = file_drop_connector(connection, clock)
+        watcher = InboxWatcher(connector, importer, inbox_of(loaded, connection))
         lease = f"filedrop:{connection.outlet.id}/{connection.name}"
         # One replica at a time imports an inbox: two would race to move the same file.
-        daemon.loops.start(
+        start_loop(
             lease,
             # Not watched for stalls: importing one large export may rightly take many minutes.
-            partial(daemon.replica.own, lease, watcher.run),
+            partial(own, lease, watcher.run),
             outlet=connection.outlet.id,
             connector=connection.name,
         )

@@ -13,16 +13,17 @@ from __future__ import annotations
 import contextlib
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from sambung.config import Connection
+from sambung.clock import Clock
+from sambung.config import Connection, LoadedConfig
 from sambung.connectors import FileDropConnector
 from sambung.errors import StoreUnavailable
-from sambung.runtime.admin import DAEMON_KEY
+from sambung.store import Store
 
 from .connections import file_drop_connector
 from .csvimport import FileImporter, ImportReport
@@ -34,6 +35,21 @@ ANSWER_ERRORS = 1000
 _CHUNK = 1 << 16
 
 log = structlog.get_logger(__name__)
+
+
+class UploadHost(Protocol):
+    """What an upload reads of the running daemon (read at each request: a reload replaces
+    `loaded`)."""
+
+    @property
+    def loaded(self) -> LoadedConfig: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def clock(self) -> Clock: ...
+
+
+HOST_KEY: web.AppKey[UploadHost] = web.AppKey("upload_host")
 
 
 def _answer(status: int, message: str, **body: Any) -> web.Response:
@@ -50,19 +66,19 @@ def _answer(status: int, message: str, **body: Any) -> web.Response:
     )
 
 
-def _file_drop_connections(request: web.Request) -> list[Connection]:
-    daemon = request.app[DAEMON_KEY]
+def _file_drop_connections(loaded: LoadedConfig) -> list[Connection]:
     return [
         c
-        for c in daemon.loaded.connections
+        for c in loaded.connections
         if c.settings.enabled and issubclass(c.connector, FileDropConnector)
     ]
 
 
 async def upload_csv(request: web.Request) -> web.Response:
     """Import one uploaded CSV export for one outlet's connector."""
-    daemon = request.app[DAEMON_KEY]
-    connections = _file_drop_connections(request)
+    host = request.app[HOST_KEY]
+    loaded = host.loaded  # once: a reload during the upload does not mix two configs
+    connections = _file_drop_connections(loaded)
     limit = max((getattr(c.settings, "max_file_bytes", 0) for c in connections), default=0)
     if not connections:
         return _answer(404, "no configured connector reads CSV files")
@@ -70,7 +86,7 @@ async def upload_csv(request: web.Request) -> web.Response:
         return _answer(400, "send multipart/form-data with file, source_system and outlet")
     if request.content_length is not None and request.content_length > limit + _CHUNK:
         return _answer(413, f"the upload exceeds {limit} bytes")
-    folder = daemon.loaded.base_dir / "data" / "uploads"
+    folder = loaded.base_dir / "data" / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     temp = folder / f".upload-{uuid.uuid4().hex}.part"
     try:
@@ -94,8 +110,8 @@ async def upload_csv(request: web.Request) -> web.Response:
         most = getattr(connection.settings, "max_file_bytes", limit)
         if size > most:
             return _answer(413, f"the file exceeds {most} bytes")
-        connector = file_drop_connector(connection, daemon.clock, bound_to="upload")
-        importer = FileImporter(daemon.store, daemon.loaded.sinks_for, daemon.clock)
+        connector = file_drop_connector(connection, host.clock, bound_to="upload")
+        importer = FileImporter(host.store, loaded.sinks_for, host.clock)
         try:
             report = await importer.import_path(connector, temp, name=filename, channel="upload")
         except StoreUnavailable as err:
@@ -174,6 +190,7 @@ def _report_answer(report: ImportReport, connector: FileDropConnector) -> web.Re
     )
 
 
-def add_upload_route(app: web.Application) -> None:
+def add_upload_route(app: web.Application, host: UploadHost) -> None:
     """Mount the CSV upload on the admin app."""
+    app[HOST_KEY] = host
     app.router.add_post(UPLOAD_PATH, upload_csv)

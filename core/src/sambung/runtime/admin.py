@@ -9,23 +9,50 @@ from __future__ import annotations
 import contextlib
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sambung import metrics
+from sambung.auth.connect import add_connect_route
+from sambung.auth.credentials import CredentialService
+from sambung.clock import Clock
+from sambung.config import LoadedConfig
 from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
+from sambung.delivery.outbox import Dispatcher
 from sambung.errors import StoreUnavailable
+from sambung.intake.upload import add_upload_route
 from sambung.redaction import secrets
+from sambung.store import Store
 
+from .replicas import Replica
 from .status import connection_status, lease_status, loop_status, sink_status
+from .supervision import Loops
 
-if TYPE_CHECKING:
-    from .daemon import Daemon
 
-DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("daemon")
+class AdminHost(Protocol):
+    """What the admin endpoints read of the running daemon (at each request: a reload
+    replaces `loaded`)."""
+
+    @property
+    def loaded(self) -> LoadedConfig: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def loops(self) -> Loops: ...
+    @property
+    def dispatcher(self) -> Dispatcher: ...
+    @property
+    def replica(self) -> Replica: ...
+    @property
+    def credentials(self) -> CredentialService: ...
+
+
+DAEMON_KEY: web.AppKey[AdminHost] = web.AppKey("daemon")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -51,7 +78,7 @@ def bearer_guard(token: str) -> Middleware:
     return guard
 
 
-def admin_app(daemon: Daemon, token: str) -> web.Application:
+def admin_app(daemon: AdminHost, token: str) -> web.Application:
     """The admin app, with every subsystem's endpoints mounted."""
     app = web.Application(middlewares=[bearer_guard(token)])
     app[DAEMON_KEY] = daemon
@@ -60,11 +87,7 @@ def admin_app(daemon: Daemon, token: str) -> web.Application:
     app.router.add_get("/api/v1/status", status_endpoint)
     app.router.add_get("/api/v1/loops", loops_endpoint)
     add_dead_letter_routes(app, DeadLetters(daemon.store, daemon.loaded, clock=daemon.clock))
-    from sambung.intake.upload import add_upload_route  # here: upload imports this module
-
-    add_upload_route(app)
-    from sambung.auth.connect import add_connect_route
-
+    add_upload_route(app, daemon)
     add_connect_route(app, daemon.credentials, lambda: daemon.loaded)
     return app
 

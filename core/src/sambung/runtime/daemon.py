@@ -155,14 +155,14 @@ class Daemon:
             raise
 
     async def _start_listeners(self) -> None:
-        _tune_gc()
+        tune_gc()
         await self.replica.start(self.loops.start)
         public = self.loaded.config.server.public
         port = await self._listen(self.public_app(), public, "server.public")
         # How this machine itself reaches the listener (the simulator, health checks).
         host = "127.0.0.1" if public.host in ("0.0.0.0", "::", "") else public.host
         self.local_url = f"http://{host}:{port}"
-        start_file_drop(self)
+        start_file_drop(self.loaded, self.store, self.clock, self.loops.start, self.replica.own)
         admin = self.loaded.config.server.admin
         admin_address = None
         if admin is not None:
@@ -326,7 +326,7 @@ def _credentials(loaded: LoadedConfig, store: Store, clock: Clock) -> Credential
     return CredentialService(store, SecretBox(load_key(key_file_of(loaded))), clock=clock)
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """Keep the collector off the hot path: every webhook allocates hundreds of short-lived
     objects, and the default threshold (700) ran a collection every few requests (7 % of the
     event loop's time under load). What exists at start-up is frozen out of every collection."""
