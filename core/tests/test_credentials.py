@@ -24,14 +24,13 @@ from sambung.auth.credentials import (
     KEY_ENV,
     ConnectionCredentials,
     CredentialService,
-    CredentialsUnreadable,
     SecretBox,
     load_key,
 )
 from sambung.auth.oauth import OAuthSettings, OAuthSpec
 from sambung.auth.tokens import Token
 from sambung.connectors import ConnectorContext, PollConnector, PollSettings, PollWindow
-from sambung.errors import AuthError, ConfigError, RetriableError
+from sambung.errors import AuthError, ConfigError, CredentialsUnreadable, RetriableError
 from sambung.http import VendorHttp
 from sambung.store import OAuthState, Store, StoredCredential, open_store
 from sambung.testing import outlet
@@ -396,7 +395,8 @@ def test_the_daemon_refuses_a_loose_key_file_naming_it(tmp_path: Path) -> None:
 
 
 async def test_pkce_and_basic_client_auth_against_the_fake(clock: FakeClock) -> None:
-    from sambung.auth.oauth import InvalidGrant, TokenEndpoint, authorization_url, new_verifier
+    from sambung.auth.oauth import TokenEndpoint, authorization_url, new_verifier
+    from sambung.errors import InvalidGrant
 
     server = FakeAuthorizationServer(clock=clock, client_auth="basic", require_pkce=True)
     spec = OAuthSpec("/oauth/authorize", "/oauth/token", pkce=True, client_auth="basic")

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sambung.connectors import Outlet
-from sambung.intake.csvfiles import FileError, RowError, open_csv
+from sambung.errors import FileError
+from sambung.intake.csvfiles import RowError, open_csv
 from sambung.intake.generic_csv import amount_headers, parse_generic
 from sambung.models import PaymentMethod, Transaction, TransactionType
 

@@ -16,16 +16,12 @@ from . import hookspecs
 from .connectors import MODE_METHODS, Connector, ConnectorSettings, Mode, is_implemented
 from .delivery.sinks import Sink, SinkSettings
 from .delivery.sinks import builtin as builtin_sinks
-from .errors import SambungError
+from .errors import PluginError
 
 ENTRY_POINT_GROUP = "sambung"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 log = structlog.get_logger(__name__)
-
-
-class PluginError(SambungError):
-    """A plugin registered something unfit; the plugin is reported and skipped."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from sambung.connectors import Connector, ConnectorContext
 from sambung.errors import (
     AuthError,
     ConfigError,
+    CredentialsUnreadable,
     RequestRejected,
     RetriableError,
     StoreUnavailable,
@@ -36,7 +37,7 @@ from sambung.intake.connections import find_connection
 from sambung.redaction import shorten
 from sambung.store import OAuthState
 
-from .credentials import CredentialService, CredentialsUnreadable
+from .credentials import CredentialService
 from .oauth import (
     CALLBACK_PATH,
     SINK_OUTLET,

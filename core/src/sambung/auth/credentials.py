@@ -38,10 +38,16 @@ from pydantic import SecretStr
 
 from sambung import redaction
 from sambung.clock import Clock, SystemClock
-from sambung.errors import AuthError, ConfigError, StoreUnavailable
+from sambung.errors import (
+    AuthError,
+    ConfigError,
+    CredentialsUnreadable,
+    InvalidGrant,
+    StoreUnavailable,
+)
 from sambung.store import Store, StoredCredential
 
-from .oauth import SINK_OUTLET, InvalidGrant, OAuthSpec, TokenEndpoint
+from .oauth import SINK_OUTLET, OAuthSpec, TokenEndpoint
 from .tokens import Token, TokenCache
 
 if TYPE_CHECKING:
@@ -54,10 +60,6 @@ log = structlog.get_logger(__name__)
 KEY_ENV = "SAMBUNG_SECRET_KEY"
 KEY_FILE = "secret.key"
 KIND_OAUTH2 = "oauth2"
-
-
-class CredentialsUnreadable(AuthError):
-    """A stored credential does not decrypt under this key (the key changed): reconnect."""
 
 
 # -- the key ------------------------------------------------------------------------------------

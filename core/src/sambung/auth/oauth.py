@@ -30,7 +30,7 @@ from urllib.parse import urlencode, urlsplit
 from pydantic import BaseModel, ConfigDict, HttpUrl, SecretStr
 
 from sambung.connectors import ConnectorSettings
-from sambung.errors import AuthError, InvalidPayload, RequestRejected, RetriableError
+from sambung.errors import AuthError, InvalidGrant, InvalidPayload, RequestRejected, RetriableError
 from sambung.http import RETRIABLE_STATUSES, VendorHttp, retry_after, vendor_message
 from sambung.redaction import shorten
 
@@ -104,10 +104,6 @@ class TokenAnswer(BaseModel):
     access_token: str
     refresh_token: str | None = None
     expires_in: int | None = None
-
-
-class InvalidGrant(AuthError):
-    """The vendor refused the code or refresh token (`invalid_grant`): reconnect needed."""
 
 
 def state_hash(state: str) -> str:

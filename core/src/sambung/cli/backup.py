@@ -36,11 +36,10 @@ import structlog
 from sambung import __version__
 from sambung.clock import Clock, SystemClock
 from sambung.config import LoadedConfig
-from sambung.errors import BackupRefused, ConfigError
+from sambung.errors import BackupRefused, ConfigError, StoreInUse
 from sambung.store import open_store
 from sambung.store.snapshot import (
     COMPANIONS,
-    StoreInUse,
     check_database,
     newest_known_version,
     online_backup,

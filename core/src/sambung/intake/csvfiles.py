@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from sambung.errors import InvalidRecord, SambungError
+from sambung.errors import EncodingError, FileError, InvalidRecord
 from sambung.models import Record
 from sambung.parse import (
     MAX_AMOUNT_DECIMALS,
@@ -49,14 +49,6 @@ class NumberStyle(StrEnum):
     ID = "id"  # 25.000,50: dot groups thousands, comma marks decimals (Indonesian)
     EN = "en"  # 25,000.50
     PLAIN = "plain"  # 25000.50: no grouping at all
-
-
-class FileError(SambungError):
-    """The file as a whole cannot be read (no header, a required column missing, bad bytes)."""
-
-
-class EncodingError(FileError):
-    """Bytes that are not text in the encoding chosen from the start of the file."""
 
 
 @dataclass(frozen=True)

@@ -41,19 +41,12 @@ except ImportError:  # Windows: no fcntl, and no fork either
 from sambung import metrics
 from sambung.clock import Clock
 from sambung.connectors import FileDropConnector
+from sambung.errors import EncodingError, FileError
 from sambung.models import Record, SerializedRecord
 from sambung.store import DeadLetterIn, ImportedFile, IngestRequest, RawEvent, Store
 from sambung.store.base import printable
 
-from .csvfiles import (
-    CsvStream,
-    EncodingError,
-    FileError,
-    NumberStyle,
-    RowError,
-    open_csv,
-    spreadsheet_safe,
-)
+from .csvfiles import CsvStream, NumberStyle, RowError, open_csv, spreadsheet_safe
 from .generic_csv import amount_headers, parse_generic
 
 log = structlog.get_logger(__name__)
