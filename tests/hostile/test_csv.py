@@ -22,7 +22,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sambung.connectors import FileDropConnector, Mode
 from sambung.intake.csvfiles import detect_delimiter
-from sambung.intake.csvimport import WORKER_FROM_BYTES, FileImporter, ImportReport
+from sambung.intake.csvimport import FileImporter, ImportReport
+from sambung.intake.csvworker import WORKER_FROM_BYTES
 from sambung.intake.generic_csv import COLUMNS
 from sambung.store.sqlite import SqliteStore
 from sambung.testing import make_connector

@@ -29,8 +29,8 @@ from sambung.connectors import (
     WebhookRequest,
 )
 from sambung.errors import InvalidRecord
+from sambung.intake.csvbatches import remap_row
 from sambung.intake.csvfiles import RowError
-from sambung.intake.csvimport import remap_row
 from sambung.models import Record
 from sambung.store import DeadLetter, IngestRequest, Store
 from sambung.store.base import DeadLetterQuery
