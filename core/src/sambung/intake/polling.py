@@ -49,11 +49,12 @@ from sambung.store import (
     ConnectionState,
     ConnectionStatus,
     CursorUpdate,
-    DeadLetterIn,
     IngestRequest,
     Outcome,
     Store,
 )
+
+from .guard import ensure_own, rejection
 
 if TYPE_CHECKING:
     from sambung.auth.credentials import CredentialService
@@ -325,19 +326,14 @@ class PollLoop:
         self, page: Page, committed: datetime | None, window: PollWindow, counter: _Counter
     ) -> datetime | None:
         """Commit one page's records with its cursor, in one transaction."""
-        for record in page.records:
-            if record.outlet != self.outlet or record.source_system != self.name:
-                raise InvalidRecord(
-                    f"connector {self.name} mapped a record for {record.outlet}/"
-                    f"{record.source_system}, expected {self.outlet}/{self.name}"
-                )
+        ensure_own(((r.outlet, r.source_system) for r in page.records), self.outlet, self.name)
         for rejected in page.rejects:
             await self.store.ingest(
                 IngestRequest(
-                    dead_letter=DeadLetterIn(
-                        stage="ingest",
-                        outlet=self.outlet,
-                        connector=self.name,
+                    dead_letter=rejection(
+                        "ingest",
+                        self.outlet,
+                        self.name,
                         error_type=type(rejected.error).__name__,
                         error=str(rejected.error),
                         field=rejected.field,
