@@ -27,9 +27,8 @@ from .base import (
     Store,
     StoredCredential,
     StoredRecord,
-    display_url,
-    open_store,
 )
+from .factory import display_url, open_store
 
 __all__ = [
     "ConnectionState",

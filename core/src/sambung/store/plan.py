@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
 from ..errors import LeaseLost
@@ -29,16 +28,6 @@ def idempotency_key(
     """The delivery id a receiver deduplicates on: stable across retries, new for new content."""
     identity = "|".join((sink, *record.key, str(revision), fingerprint))
     return "msg_" + hashlib.sha256(identity.encode()).hexdigest()[:32]
-
-
-def load_migrations(package: str) -> list[tuple[int, str, str]]:
-    """(version, name, SQL) of every `NNNN_name.sql` file in `package`, in order."""
-    found = []
-    for entry in resources.files(package).iterdir():
-        if entry.name.endswith(".sql"):
-            version = int(entry.name.split("_", 1)[0])
-            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
 
 
 class PlannedRow:

@@ -58,7 +58,8 @@ from .base import (
     StoredRecord,
     storable,
 )
-from .plan import Key, PlannedRow, RawKey, fence_group, leases_of, load_migrations, plan_group
+from .migrations import postgres_migrations as migrations
+from .plan import Key, PlannedRow, RawKey, fence_group, leases_of, plan_group
 from .queries import (
     CONNECTION_STATES,
     COUNTS,
@@ -106,11 +107,6 @@ _IDLE_IN_TRANSACTION_MS = 30_000
 _Pending = tuple[IngestRequest, "asyncio.Future[IngestResult]"]
 _T = TypeVar("_T")
 Conn = Any  # an asyncpg connection (asyncpg ships no type information)
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, SQL) of every PostgreSQL migration shipped with this sambung, in order."""
-    return load_migrations("sambung.store.migrations.postgres")
 
 
 def _same(value: _T) -> _T:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import ConfigError
+from .migrations import sqlite_migrations
 
 try:
     import fcntl
@@ -80,9 +81,7 @@ def take_shared_lock(db: Path) -> contextlib.ExitStack:
 
 def newest_known_version() -> int:
     """The newest schema version this sambung's SQLite migrations reach."""
-    from .sqlite import migrations
-
-    known = migrations()
+    known = sqlite_migrations()
     return known[-1][0] if known else 0
 
 

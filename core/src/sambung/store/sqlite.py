@@ -47,7 +47,8 @@ from .base import (
     StoredRecord,
     storable,
 )
-from .plan import PlannedRow, fence_group, leases_of, load_migrations, plan_group
+from .migrations import sqlite_migrations as migrations
+from .plan import PlannedRow, fence_group, leases_of, plan_group
 from .queries import (
     CONNECTION_STATES,
     COUNTS,
@@ -87,11 +88,6 @@ def from_db_time(value: str) -> datetime:
 
 def _optional_time(value: str | None) -> datetime | None:
     return from_db_time(value) if value is not None else None
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, SQL) of every SQLite migration shipped with this sambung, in order."""
-    return load_migrations("sambung.store.migrations.sqlite")
 
 
 @lru_cache(maxsize=256)

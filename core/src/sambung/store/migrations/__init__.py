@@ -1,0 +1,29 @@
+"""Each backend's schema: numbered SQL files (`NNNN_name.sql`), applied in order."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+Migration = tuple[int, str, str]
+
+
+def load_migrations(package: str) -> list[Migration]:
+    """(version, name, SQL) of every `NNNN_name.sql` file in `package`, in order."""
+    found = []
+    for entry in resources.files(package).iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+# Not named `sqlite` and `postgres`: importing those subpackages sets attributes of those names
+# on this module, which would replace the functions.
+def sqlite_migrations() -> list[Migration]:
+    """(version, name, SQL) of every SQLite migration shipped with this sambung, in order."""
+    return load_migrations("sambung.store.migrations.sqlite")
+
+
+def postgres_migrations() -> list[Migration]:
+    """(version, name, SQL) of every PostgreSQL migration shipped with this sambung, in order."""
+    return load_migrations("sambung.store.migrations.postgres")
