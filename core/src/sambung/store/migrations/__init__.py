@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from importlib import resources
 
+from ...errors import ConfigError
+
 Migration = tuple[int, str, str]
 
 
@@ -27,3 +29,13 @@ def sqlite_migrations() -> list[Migration]:
 def postgres_migrations() -> list[Migration]:
     """(version, name, SQL) of every PostgreSQL migration shipped with this sambung, in order."""
     return load_migrations("sambung.store.migrations.postgres")
+
+
+def check_known(applied: set[int], known: list[Migration]) -> None:
+    """Raise `ConfigError` if the database is at a version newer than this sambung knows."""
+    newest_known = known[-1][0] if known else 0
+    if applied and max(applied) > newest_known:
+        raise ConfigError(
+            f"store.url: the database schema is at version {max(applied)}, newer than this "
+            f"sambung knows ({newest_known}); upgrade sambung before running it on this store"
+        )
