@@ -40,7 +40,7 @@ from . import redaction
 from .clock import Clock, SystemClock
 from .errors import AuthError, ConfigError, StoreUnavailable
 from .oauth import SINK_OUTLET, InvalidGrant, OAuthSpec, TokenEndpoint
-from .store import Store, StoredCredential
+from .store import CredentialStore, StoredCredential
 from .tokens import Token, TokenCache
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ class CredentialService:
 
     def __init__(
         self,
-        store: Store,
+        store: CredentialStore,
         box: SecretBox,
         *,
         clock: Clock | None = None,

@@ -32,7 +32,7 @@ from .csvfiles import RowError
 from .errors import InvalidRecord
 from .filedrop import remap_row
 from .models import Record
-from .store import DeadLetter, IngestRequest, Store
+from .store import DeadLetter, IngestRequest, ReplayStore
 from .store.base import DeadLetterQuery
 
 log = structlog.get_logger("sambung.dlq")
@@ -71,7 +71,7 @@ class DeadLetterFilter(BaseModel):
 class DeadLetters:
     """The dead-letter operations, over one store and the configuration installed now."""
 
-    def __init__(self, store: Store, loaded: LoadedConfig, *, clock: Clock) -> None:
+    def __init__(self, store: ReplayStore, loaded: LoadedConfig, *, clock: Clock) -> None:
         self.store = store
         self.loaded = loaded
         self.clock = clock

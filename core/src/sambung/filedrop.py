@@ -52,7 +52,7 @@ from .csvfiles import (
 )
 from .generic_csv import amount_headers, parse_generic
 from .models import Record, SerializedRecord
-from .store import DeadLetterIn, ImportedFile, IngestRequest, RawEvent, Store
+from .store import DeadLetterIn, ImportedFile, IngestRequest, IntakeStore, RawEvent
 from .store.base import printable
 
 log = structlog.get_logger("sambung.filedrop")
@@ -570,7 +570,7 @@ class FileImporter:
 
     def __init__(
         self,
-        store: Store,
+        store: IntakeStore,
         routes: Routes,
         clock: Clock,
         *,

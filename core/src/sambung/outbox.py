@@ -42,7 +42,7 @@ from .oauth import SINK_OUTLET
 from .plugins import Registry
 from .ratelimit import Budgets
 from .sinks import Delivery, DeliveryResult, Sink, SinkContext
-from .store import DeadLetter, Store
+from .store import CredentialStore, DeadLetter, DeliveryStore
 from .store.base import ClaimedRow, OutboxSettlement, SinkStats
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        store: Store,
+        store: DeliveryStore,
         loaded: LoadedConfig,
         registry: Registry,
         *,
@@ -566,7 +566,7 @@ class _Fence:
             scope.reschedule(min(limit, self.deadline))
 
 
-def _ephemeral_credentials(store: Store, clock: Clock) -> CredentialService:
+def _ephemeral_credentials(store: CredentialStore, clock: Clock) -> CredentialService:
     """Credentials under a random key, for a dispatcher built without the daemon's (tests)."""
     from .credentials import CredentialService, SecretBox
 

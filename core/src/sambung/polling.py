@@ -50,8 +50,9 @@ from .store import (
     CursorUpdate,
     DeadLetterIn,
     IngestRequest,
+    IntakeStore,
     Outcome,
-    Store,
+    PollStore,
 )
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ class PollLoop:
     def __init__(
         self,
         connector: PollConnector,
-        store: Store,
+        store: IntakeStore,
         routes: Routes,
         *,
         clock: Clock | None = None,
@@ -481,7 +482,7 @@ class PollService:
     def __init__(
         self,
         connections: Sequence[Any],
-        store: Store,
+        store: PollStore,
         routes: Routes,
         *,
         clock: Clock | None = None,

@@ -35,7 +35,7 @@ import structlog
 from . import supervision
 from .clock import Clock, SystemClock
 from .errors import LeaseLost, StoreUnavailable
-from .store import LeaseHold, Store
+from .store import LeaseHold, LeaseStore
 
 log = structlog.get_logger("sambung.replicas")
 
@@ -88,7 +88,7 @@ class Replica:
 
     def __init__(
         self,
-        store: Store,
+        store: LeaseStore,
         identity: str | None = None,
         *,
         ttl: float = 15.0,

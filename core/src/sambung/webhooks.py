@@ -20,7 +20,7 @@ from .clock import Clock
 from .config import WEBHOOK_PATH
 from .connectors import WebhookConnector, WebhookEvent, WebhookRequest
 from .errors import InvalidPayload, InvalidRecord, SignatureError, StoreUnavailable
-from .store import DeadLetter, DeadLetterIn, IngestRequest, Outcome, RawEvent, Store
+from .store import DeadLetter, DeadLetterIn, IngestRequest, IngestStore, Outcome, RawEvent
 from .store.base import printable
 
 Routes = Callable[[str, str], Sequence[str]]
@@ -44,7 +44,7 @@ class WebhookIngest:
     """Turns one verified-or-not webhook into a committed write and an answer."""
 
     def __init__(
-        self, store: Store, routes: Routes, clock: Clock, notify: DeadLetterNotifier
+        self, store: IngestStore, routes: Routes, clock: Clock, notify: DeadLetterNotifier
     ) -> None:
         self._store = store
         self._routes = routes
