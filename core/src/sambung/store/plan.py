@@ -180,6 +180,17 @@ def plan_group(
     return plan
 
 
+def furthest_cursors(requests: Sequence[IngestRequest]) -> dict[tuple[str, str], str]:
+    """Per (outlet, connector), the furthest cursor a group moves it to: a cursor only moves
+    forward (see `CursorUpdate`), so of several in one group the furthest wins."""
+    cursors: dict[tuple[str, str], str] = {}
+    for request in requests:
+        if (c := request.cursor) is not None:
+            key = (c.outlet, c.connector)
+            cursors[key] = max(c.value, cursors.get(key, c.value))
+    return cursors
+
+
 def leases_of(requests: Sequence[IngestRequest]) -> list[LeaseHold]:
     """The distinct leases the requests of a group are fenced by."""
     return list(dict.fromkeys(r.lease for r in requests if r.lease is not None))

@@ -41,8 +41,15 @@ from .base import ClaimedRow, DeadLetter, IngestRequest, IngestResult, LeaseHold
 from .dialect import POSTGRES, numbered
 from .migrations import check_known
 from .migrations import postgres_migrations as migrations
-from .plan import Key, PlannedRow, RawKey, fence_group, leases_of, plan_group
-from .queries import DEAD_LETTERS, claimed_row, dead_letter
+from .plan import Key, PlannedRow, RawKey, fence_group, furthest_cursors, leases_of, plan_group
+from .queries import (
+    DEAD_LETTERS,
+    DUE_OUTBOX,
+    INSERT_DEAD_LETTER,
+    claimed_row,
+    dead_letter,
+    dead_letter_values,
+)
 from .sql import Row, SqlStore, Tx
 
 __all__ = ["PostgresStore", "create_schema", "drop_schema", "migrations"]
@@ -75,6 +82,13 @@ _STALE = asyncpg.InternalClientError
 _IDLE_IN_TRANSACTION_MS = 30_000
 _T = TypeVar("_T")
 Conn = Any  # an asyncpg connection (asyncpg ships no type information)
+_CLAIM = numbered(
+    f"WITH due AS (SELECT o.id FROM outbox AS o WHERE {DUE_OUTBOX} FOR UPDATE OF o SKIP LOCKED)"
+    " UPDATE outbox AS o SET claimed_until = ?, claimed_by = ?"
+    " FROM due, records AS r WHERE o.id = due.id AND r.id = o.record_id"
+    " RETURNING o.id, o.sink, o.record_id, o.revision, o.idempotency_key, o.payload,"
+    " o.attempts, o.created_at, r.outlet, r.source_system, r.kind, o.next_attempt_at"
+)
 
 
 def _same(value: _T) -> _T:
@@ -377,30 +391,11 @@ class PostgresStore(SqlStore):
         # Dead letters are rare (a failed body): one statement each, to learn each one's id.
         for index, request in enumerate(requests):
             if (dl := request.dead_letter) is not None:
-                dead_letter_id = await conn.fetchval(
-                    "INSERT INTO dead_letters (stage, outlet, connector, error_type, error, field,"
-                    " raw_event_id, payload, created_at, updated_at)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING"
-                    " RETURNING id",
-                    dl.stage,
-                    dl.outlet,
-                    dl.connector,
-                    dl.error_type,
-                    dl.error,
-                    dl.field,
-                    results[index].raw_event_id,
-                    dl.payload,
-                    now,
-                )
+                values = dead_letter_values(dl, results[index].raw_event_id, now)
+                dead_letter_id = await conn.fetchval(numbered(INSERT_DEAD_LETTER), *values)
                 if dead_letter_id is not None:
                     results[index] = replace(results[index], dead_letter_id=dead_letter_id)
-        # A cursor only moves forward (see `CursorUpdate`): the furthest of the group's wins.
-        cursors: dict[tuple[str, str], str] = {}
-        for request in requests:
-            if (c := request.cursor) is not None:
-                key = (c.outlet, c.connector)
-                cursors[key] = max(c.value, cursors.get(key, c.value))
-        if cursors:
+        if cursors := furthest_cursors(requests):
             await conn.execute(
                 "INSERT INTO cursors AS c (outlet, connector, value, updated_at)"
                 " SELECT *, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[])"
@@ -506,24 +501,8 @@ class PostgresStore(SqlStore):
         Rows another replica is claiming right now are skipped, not waited for. An older
         revision still pending (claimed or not) holds back the newer ones of its record.
         """
-        rows = await self._fetch(
-            "WITH due AS (SELECT o.id FROM outbox AS o"
-            " WHERE o.sink = $1 AND o.status = 'pending' AND o.next_attempt_at <= $2"
-            " AND (o.claimed_until IS NULL OR o.claimed_until <= $2)"
-            " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.sink = o.sink"
-            "  AND p.record_id = o.record_id AND p.status = 'pending'"
-            "  AND p.revision < o.revision)"
-            " ORDER BY o.next_attempt_at, o.id LIMIT $3 FOR UPDATE OF o SKIP LOCKED)"
-            " UPDATE outbox AS o SET claimed_until = $4, claimed_by = $5"
-            " FROM due, records AS r WHERE o.id = due.id AND r.id = o.record_id"
-            " RETURNING o.id, o.sink, o.record_id, o.revision, o.idempotency_key, o.payload,"
-            " o.attempts, o.created_at, r.outlet, r.source_system, r.kind, o.next_attempt_at",
-            sink,
-            now,
-            limit,
-            now + timedelta(seconds=lease_seconds),
-            self.owner,
-        )
+        until = now + timedelta(seconds=lease_seconds)
+        rows = await self._fetch(_CLAIM, sink, now, now, limit, until, self.owner)
         rows.sort(key=lambda r: (r[11], r[0]))
         return [claimed_row(r, _same) for r in rows]
 

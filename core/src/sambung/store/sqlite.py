@@ -30,8 +30,15 @@ from .base import ClaimedRow, DeadLetter, IngestRequest, IngestResult, LeaseHold
 from .dialect import SQLITE, from_db_time, to_db_time
 from .migrations import check_known
 from .migrations import sqlite_migrations as migrations
-from .plan import PlannedRow, fence_group, leases_of, plan_group
-from .queries import DEAD_LETTERS, claimed_row, dead_letter
+from .plan import PlannedRow, fence_group, furthest_cursors, leases_of, plan_group
+from .queries import (
+    DEAD_LETTERS,
+    DUE_OUTBOX,
+    INSERT_DEAD_LETTER,
+    claimed_row,
+    dead_letter,
+    dead_letter_values,
+)
 from .snapshot import take_shared_lock
 from .sql import Row, SqlStore, Tx
 
@@ -43,6 +50,11 @@ _MAX_PARAMETERS = 30_000
 _WRITER_CACHE_KIB = 16 * 1024
 _CHECKPOINT_PAGES = 4096
 _T = TypeVar("_T")
+_CLAIM = (
+    "SELECT o.id, o.sink, o.record_id, o.revision, o.idempotency_key, o.payload, o.attempts,"
+    " o.created_at, r.outlet, r.source_system, r.kind"
+    f" FROM outbox AS o JOIN records AS r ON r.id = o.record_id WHERE {DUE_OUTBOX}"
+)
 
 
 @lru_cache(maxsize=256)
@@ -360,38 +372,19 @@ class SqliteStore(SqlStore):
             list(itertools.chain.from_iterable(outbox_rows)),
             7,
         )
-        # Dead letters and cursors are rare (a failed body, a poll page): one statement each.
+        # Dead letters are rare (a failed body): one statement each, to learn each one's id.
         for index, request in enumerate(requests):
-            dead_letter_id = None
             if (dl := request.dead_letter) is not None:
-                found = conn.execute(
-                    "INSERT INTO dead_letters (stage, outlet, connector, error_type, error, field,"
-                    " raw_event_id, payload, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
-                    (
-                        dl.stage,
-                        dl.outlet,
-                        dl.connector,
-                        dl.error_type,
-                        dl.error,
-                        dl.field,
-                        results[index].raw_event_id,
-                        dl.payload,
-                        now,
-                        now,
-                    ),
-                ).fetchone()
-                dead_letter_id = found[0] if found else None
-            if (cursor := request.cursor) is not None:
-                conn.execute(
-                    "INSERT INTO cursors (outlet, connector, value, updated_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (outlet, connector) DO UPDATE"
-                    " SET value = excluded.value, updated_at = excluded.updated_at"
-                    " WHERE excluded.value > cursors.value",
-                    (cursor.outlet, cursor.connector, cursor.value, now),
-                )
-            if dead_letter_id is not None:
-                results[index] = replace(results[index], dead_letter_id=dead_letter_id)
+                values = dead_letter_values(dl, results[index].raw_event_id, now)
+                if (found := conn.execute(INSERT_DEAD_LETTER, values).fetchone()) is not None:
+                    results[index] = replace(results[index], dead_letter_id=found[0])
+        conn.executemany(
+            "INSERT INTO cursors (outlet, connector, value, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (outlet, connector) DO UPDATE"
+            " SET value = excluded.value, updated_at = excluded.updated_at"
+            " WHERE excluded.value > cursors.value",
+            [(*key, value, now) for key, value in furthest_cursors(requests).items()],
+        )
         return results
 
     @staticmethod
@@ -494,18 +487,7 @@ class SqliteStore(SqlStore):
         until = to_db_time(now + timedelta(seconds=lease_seconds))
 
         def claim(conn: sqlite3.Connection) -> list[ClaimedRow]:
-            rows = conn.execute(
-                "SELECT o.id, o.sink, o.record_id, o.revision, o.idempotency_key, o.payload,"
-                " o.attempts, o.created_at, r.outlet, r.source_system, r.kind"
-                " FROM outbox AS o JOIN records AS r ON r.id = o.record_id"
-                " WHERE o.sink = ? AND o.status = 'pending' AND o.next_attempt_at <= ?"
-                " AND (o.claimed_until IS NULL OR o.claimed_until <= ?)"
-                " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.sink = o.sink"
-                "  AND p.record_id = o.record_id AND p.status = 'pending'"
-                "  AND p.revision < o.revision)"
-                " ORDER BY o.next_attempt_at, o.id LIMIT ?",
-                (sink, stamp, stamp, limit),
-            ).fetchall()
+            rows = conn.execute(_CLAIM, (sink, stamp, stamp, limit)).fetchall()
             conn.executemany(
                 "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE id = ?",
                 [(until, self.owner, r[0]) for r in rows],
