@@ -1,5 +1,7 @@
 """The durable store: one interface, an embedded SQLite and a shared PostgreSQL implementation.
 
+`Store` is the union of small protocols by concern (`IngestStore`, `OutboxStore`, `LeaseStore`,
+...), so code depends on the part it uses; both backends share one SQL core (`sql.SqlStore`).
 No SQL lives outside this package. Every write that must be atomic goes through `ingest`, which
 commits a raw event, its records, their outbox rows, a dead letter and a cursor together.
 """

@@ -109,7 +109,7 @@ class PostgresStore(SqlStore):
     """The store for replicas: one PostgreSQL database shared by every daemon."""
 
     dialect = POSTGRES
-    writers = 2
+    writer_count = 2
 
     def __init__(
         self,

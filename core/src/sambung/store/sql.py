@@ -83,7 +83,7 @@ class SqlStore(Store):
 
     dialect: ClassVar[Dialect]
     # Writer tasks taking groups off the queue (one on SQLite: it has one writer connection).
-    writers: ClassVar[int] = 1
+    writer_count: ClassVar[int] = 1
     # SQLite, which one process uses at a time, releases every claim; PostgreSQL only its own.
     releases_every_claim: ClassVar[bool] = False
 
@@ -117,7 +117,7 @@ class SqlStore(Store):
     def _start_writers(self) -> None:
         self._writers = [
             asyncio.create_task(self._write_loop(), name=f"{self.dialect.name}-writer-{n}")
-            for n in range(self.writers)
+            for n in range(self.writer_count)
         ]
 
     async def _stop_writers(self) -> None:

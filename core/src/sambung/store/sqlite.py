@@ -42,7 +42,7 @@ from .queries import (
 from .snapshot import take_shared_lock
 from .sql import Row, SqlStore, Tx
 
-__all__ = ["SqliteStore", "from_db_time", "migrations", "to_db_time"]
+__all__ = ["SqliteStore", "migrations"]
 
 # SQLite allows 32766 bound parameters per statement; stay well below it.
 _MAX_PARAMETERS = 30_000
