@@ -33,7 +33,7 @@ from sambung import metrics
 from sambung.clock import Clock
 from sambung.connectors import FileDropConnector
 from sambung.errors import EncodingError, FileError, InvalidRecord
-from sambung.store import ImportedFile, IngestRequest, RawEvent, Store
+from sambung.store import ImportedFile, IngestRequest, IntakeStore, RawEvent
 from sambung.store.base import printable
 
 from .csvbatches import Batch, FileShape, open_regular
@@ -128,7 +128,7 @@ class FileImporter:
 
     def __init__(
         self,
-        store: Store,
+        store: IntakeStore,
         routes: Routes,
         clock: Clock,
         *,

@@ -50,8 +50,9 @@ from sambung.store import (
     ConnectionStatus,
     CursorUpdate,
     IngestRequest,
+    IntakeStore,
     Outcome,
-    Store,
+    PollStore,
 )
 
 from .guard import ensure_own, rejection
@@ -118,7 +119,7 @@ class PollLoop:
     def __init__(
         self,
         connector: PollConnector,
-        store: Store,
+        store: IntakeStore,
         routes: Routes,
         *,
         clock: Clock | None = None,
@@ -478,7 +479,7 @@ class PollService:
     def __init__(
         self,
         connections: Sequence[Any],
-        store: Store,
+        store: PollStore,
         routes: Routes,
         *,
         clock: Clock | None = None,

@@ -20,7 +20,7 @@ from sambung.clock import Clock
 from sambung.config import WEBHOOK_PATH
 from sambung.connectors import WebhookConnector, WebhookRequest
 from sambung.errors import InvalidPayload, InvalidRecord, SignatureError, StoreUnavailable
-from sambung.store import DeadLetter, IngestRequest, Outcome, RawEvent, Store
+from sambung.store import DeadLetter, IngestRequest, IngestStore, Outcome, RawEvent
 from sambung.store.base import printable
 
 from .guard import ensure_own, rejection
@@ -46,7 +46,7 @@ class WebhookIngest:
     """Turns one verified-or-not webhook into a committed write and an answer."""
 
     def __init__(
-        self, store: Store, routes: Routes, clock: Clock, notify: DeadLetterNotifier
+        self, store: IngestStore, routes: Routes, clock: Clock, notify: DeadLetterNotifier
     ) -> None:
         self._store = store
         self._routes = routes
