@@ -656,9 +656,21 @@ async def create_schema(url: str, *, prefix: str = "scratch") -> tuple[str, str]
 
 
 async def drop_schema(url: str, name: str) -> None:
-    """Drop a schema made by `create_schema`, with everything in it."""
+    """Drop a schema made by `create_schema`, with everything in it.
+
+    A process still using the schema (a daemon a test is stopping) may hold locks the drop
+    needs in the other order: the server then ends one of the two as a deadlock. The drop is
+    tried again until that process is done, for up to about ten seconds.
+    """
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        for attempt in range(50):
+            try:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+                return
+            except asyncpg.DeadlockDetectedError:
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.2)
     finally:
         await conn.close()
