@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sambung import hookimpl
-from sambung.connectors import Mode, WebhookConnector
+from sambung.plugin import Mode, WebhookConnector, hookimpl
 
 
 class NoParse(WebhookConnector):

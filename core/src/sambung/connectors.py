@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .csvfiles import CsvStream, RowError
     from .known import KnownRecords
     from .oauth import OAuthSpec
+    from .tokens import Token
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,6 +80,43 @@ class Outlet:
     timezone: ZoneInfo
 
 
+class Credentials(Protocol):
+    """One connection's stored OAuth tokens, as core hands them to a plugin.
+
+    `key` and `fetch` plug into `with_token`, which refreshes once on a 401 around one request.
+    """
+
+    @property
+    def key(self) -> str:
+        """The connection's key in the shared token cache."""
+        ...
+
+    @property
+    def reconnect(self) -> str:
+        """The command that connects this connection again, for messages and logs."""
+        ...
+
+    async def token(self) -> Token:
+        """A fresh access token: cached, else stored, else refreshed (once for all callers)."""
+        ...
+
+    async def fetch(self, previous: Token | None) -> Token:
+        """The token cache's fetch: the stored token if fresh, else a refresh."""
+        ...
+
+    async def invalidate(self, failed_token: Token) -> None:
+        """The vendor refused `failed_token`: the next `token()` refreshes."""
+        ...
+
+    async def forget(self) -> None:
+        """Drop the cached token, whichever it is (before a retry after an `AuthError`)."""
+        ...
+
+    async def updated_at(self) -> datetime | None:
+        """When this connection's stored credential last changed, if there is one."""
+        ...
+
+
 @dataclass(frozen=True)
 class ConnectorContext:
     """Everything core injects into a connector instance (one per outlet and connector)."""
@@ -89,9 +127,8 @@ class ConnectorContext:
     clock: Clock = field(default_factory=SystemClock)
     # The vendor HTTP client (`sambung.http.VendorHttp`) for connectors that call out (poll).
     http: Any = None
-    # For connectors that declare `oauth`: their stored tokens
-    # (`sambung.credentials.ConnectionCredentials`: `await token()`, `await invalidate(token)`).
-    credentials: Any = None
+    # For connectors that declare `oauth`: their stored tokens.
+    credentials: Credentials | None = None
     # For poll connectors: a read-only view of the records already stored for this outlet, for
     # a vendor with no list API whose poll asks about ids we know (`sambung.known`).
     known: KnownRecords | None = None
@@ -119,6 +156,14 @@ class Connector:
         self.outlet = context.outlet
         self.settings: Any = context.settings
         self.log = context.log
+
+    @property
+    def credentials(self) -> Credentials:
+        """The stored OAuth tokens core injected (for connectors that declare `oauth`)."""
+        credentials = self.context.credentials
+        if credentials is None:
+            raise RuntimeError(f"{self.name}: no credentials injected (core sets them for oauth)")
+        return credentials
 
     def oauth_endpoints(self) -> OAuthSpec | None:
         """This connection's OAuth endpoints: `oauth`, moved to `oauth_base_url` when set."""

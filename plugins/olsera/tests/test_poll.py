@@ -9,11 +9,10 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from sambung.models import Transaction
-from sambung.polling import PollLoop, from_cursor
-from sambung.store import ConnectionStatus, Store
+from sambung.plugin import Transaction
 from sambung.testing import poll_loops
 from sambung.testing.conformance import PollConnectorConformance
+from sambung.testing.core import ConnectionStatus, PollLoop, Store, from_cursor
 from sambung.testing.fake_vendor import FakeClock, Seen
 from sambung_olsera import OlseraConnector
 from sambung_olsera.fake import OlseraFake

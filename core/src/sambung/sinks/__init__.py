@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import aiohttp
 
     from ..clock import Clock
+    from ..connectors import Credentials
+    from ..http import VendorHttp
     from ..oauth import OAuthSpec
 
 
@@ -84,6 +86,16 @@ class Delivery:
 DeliveryResult = BaseException | None
 
 
+class SinkCredentials(Protocol):
+    """The daemon's stored credentials, as a sink that connects through OAuth sees them."""
+
+    def for_sink(
+        self, name: str, settings: Any, spec: OAuthSpec | None, http: VendorHttp, log: Any
+    ) -> Credentials:
+        """The tokens of sink `name` (stored under no outlet), fetched through `http`."""
+        ...
+
+
 @dataclass(frozen=True)
 class SinkContext:
     """What core gives a sink instance: its YAML name and settings, and shared services."""
@@ -96,9 +108,8 @@ class SinkContext:
     log: Any
     # Rate budgets per vendor account, shared with every other sink of the daemon.
     budgets: Budgets = field(default_factory=Budgets)
-    # The daemon's stored credentials (`sambung.credentials.CredentialService`), for sinks that
-    # connect through OAuth: `credentials.for_sink(name, settings, spec, http, log)`.
-    credentials: Any = None
+    # The daemon's stored credentials, for sinks that connect through OAuth.
+    credentials: SinkCredentials | None = None
 
 
 class Sink:

@@ -8,18 +8,22 @@ from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
-from sambung.accounting import AccountingSinkSettings, draft_of
-from sambung.errors import (
+from sambung.plugin import (
+    AccountingSinkSettings,
     AuthError,
     ConfigError,
+    Delivery,
     DeliveryRejected,
+    DeliveryResult,
+    OAuthClientSettings,
+    OAuthSpec,
     RequestRejected,
     RetriableError,
+    Sink,
     SinkPaused,
+    VendorHttp,
+    draft_of,
 )
-from sambung.http import VendorHttp
-from sambung.oauth import OAuthClientSettings, OAuthSpec
-from sambung.sinks import Delivery, DeliveryResult, Sink
 
 from .client import AccurateAuth, AccurateClient, ApiTokenAuth, OAuthAuth, TimestampFormat
 from .mapping import invoice_form
@@ -113,7 +117,7 @@ class AccurateSink(Sink):
             credentials = self.context.credentials.for_sink(
                 self.context.name, settings, settings.oauth_endpoints(), http, self.log
             )
-            auth = OAuthAuth(credentials)
+            auth = OAuthAuth(credentials, self.context.clock)
         else:
             auth = ApiTokenAuth(
                 settings.api_token,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sambung import hookimpl
-from sambung.sinks import Sink
+from sambung.plugin import Sink, hookimpl
 
 from .sink import JurnalSink
 

@@ -23,16 +23,18 @@ from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
-from sambung.errors import (
+from sambung.plugin import (
     DeliveryRejected,
     InvalidPayload,
     RequestRejected,
     RetriableError,
     SinkPaused,
+    VendorHttp,
+    VendorResponse,
+    loads,
+    sign_base64,
+    vendor_message,
 )
-from sambung.http import VendorHttp, VendorResponse, vendor_message
-from sambung.parse import loads
-from sambung.signing import sign_base64
 
 API = "/public/jurnal/api/v1"
 # What Jurnal answers a look-up of a transaction number it does not have.

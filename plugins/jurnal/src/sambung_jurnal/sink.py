@@ -8,10 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import Field, HttpUrl, SecretStr
-from sambung.accounting import AccountingSinkSettings, draft_of
-from sambung.errors import AuthError, DeliveryRejected, RetriableError, SinkPaused
-from sambung.http import VendorHttp
-from sambung.sinks import Delivery, DeliveryResult, Sink
+from sambung.plugin import (
+    AccountingSinkSettings,
+    AuthError,
+    Delivery,
+    DeliveryRejected,
+    DeliveryResult,
+    RetriableError,
+    Sink,
+    SinkPaused,
+    VendorHttp,
+    draft_of,
+)
 
 from .client import JurnalClient
 from .mapping import encode, invoice_body

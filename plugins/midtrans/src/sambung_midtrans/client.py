@@ -16,9 +16,14 @@ from typing import Any
 from urllib.parse import quote
 
 from pydantic import SecretStr
-from sambung.errors import AuthError, InvalidPayload, RequestRejected, RetriableError
-from sambung.http import VendorHttp
-from sambung.redaction import shorten
+from sambung.plugin import (
+    AuthError,
+    InvalidPayload,
+    RequestRejected,
+    RetriableError,
+    VendorHttp,
+    shorten,
+)
 
 # Body `status_code`s that describe a transaction (201 pending, 202 denied, 407 expired).
 TRANSACTION_CODES = frozenset({"200", "201", "202", "407"})

@@ -10,24 +10,28 @@ from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import Field, HttpUrl, field_validator
-from sambung.connectors import (
+from sambung.plugin import (
+    MAX_KNOWN_DAYS,
     ConnectorContext,
     Duration,
+    InvalidPayload,
     Page,
+    PaymentMethod,
+    PaymentStatus,
     PollConnector,
     PollSettings,
     PollWindow,
+    RequestRejected,
     Secrets,
+    SignatureError,
+    TransactionType,
     WebhookConnector,
     WebhookEvent,
     WebhookRequest,
+    dumps,
+    loads,
     page_of,
 )
-from sambung.errors import InvalidPayload, RequestRejected, SignatureError
-from sambung.known import MAX_DAYS
-from sambung.models import PaymentMethod, PaymentStatus, TransactionType
-from sambung.parse import loads
-from sambung.testing.fakes import json_bytes
 
 from .client import MidtransClient
 from .mapping import (
@@ -73,7 +77,7 @@ class MidtransConnector(WebhookConnector, PollConnector):
         )
         order_id: str = "{external_id}"
         # How many of the outlet's business days (today first) to look back for both.
-        heal_days: int = Field(2, ge=1, le=MAX_DAYS)
+        heal_days: int = Field(2, ge=1, le=MAX_KNOWN_DAYS)
         # At most this many Get Status calls per run; the rest wait for the next runs, in turn.
         max_orders_per_run: int = Field(200, ge=1, le=10_000)
         # An order Midtrans does not know (404) is asked about again only after this long.
@@ -169,7 +173,7 @@ class MidtransConnector(WebhookConnector, PollConnector):
         if not (index == 3 and phase == 1):  # Midtrans keeps the settlement, not the late pending
             fake.remember(fake.demo_ledger(self.outlet.id), final)
         headers = CIMultiDict({"Content-Type": "application/json"})
-        return WebhookRequest(body=json_bytes(body), headers=CIMultiDictProxy(headers))
+        return WebhookRequest(body=dumps(body), headers=CIMultiDictProxy(headers))
 
     # -- poll mode: gap healing --------------------------------------------------------------
 

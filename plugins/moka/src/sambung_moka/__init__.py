@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sambung import hookimpl
-from sambung.connectors import Connector
+from sambung.plugin import Connector, hookimpl
 
 from .connector import MokaConnector
 

@@ -8,9 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sambung.credentials import ConnectionCredentials
-from sambung.errors import InvalidPayload, RetriableError
-from sambung.http import VendorHttp, with_token
+from sambung.plugin import Credentials, InvalidPayload, RetriableError, VendorHttp, with_token
 
 
 class LatestTransactions(BaseModel):
@@ -44,7 +42,7 @@ class MokaClient:
         base_url: str,
         moka_outlet_id: str,
         *,
-        credentials: ConnectionCredentials,
+        credentials: Credentials,
         per_page: int,
         time_format: str = "epoch",
         tz: Any = None,

@@ -6,24 +6,26 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, HttpUrl
-from sambung.connectors import (
+from sambung.plugin import (
+    CsvStream,
     FileDropConnector,
     FileDropSettings,
     HmacWebhookConnector,
     HmacWebhookSettings,
     Mode,
+    OAuthSettings,
+    OAuthSpec,
     Page,
     PollConnector,
     PollSettings,
     PollWindow,
+    Record,
+    RowError,
     Secrets,
     WebhookEvent,
     WebhookRequest,
     page_of,
 )
-from sambung.csvfiles import CsvStream, RowError
-from sambung.models import Record
-from sambung.oauth import OAuthSettings, OAuthSpec
 
 from . import csvexport
 from .client import MokaClient
@@ -101,7 +103,7 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
             self.http,
             str(settings.base_url),
             settings.outlet_id,
-            credentials=self.context.credentials,
+            credentials=self.credentials,
             per_page=settings.per_page,
             time_format=settings.time_format,
             tz=self.outlet.timezone,
@@ -138,14 +140,13 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
 
     async def reauthenticate(self) -> None:
         """Forget the cached token; the next request refreshes it."""
-        await self.context.credentials.forget()
+        await self.credentials.forget()
 
     def _map_payment(self, row: Any) -> Any:
         return payment_to_records(row, self.outlet)
 
     def _newest(self, rows: list[dict[str, Any]]) -> Any:
-        from sambung.errors import InvalidRecord
-        from sambung.parse import timestamp
+        from sambung.plugin import InvalidRecord, timestamp
 
         times = []
         for row in rows:

@@ -9,9 +9,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, SecretStr
-from sambung.errors import AuthError, InvalidPayload, RequestRejected, RetriableError
-from sambung.http import VendorHttp, with_token
-from sambung.tokens import Token
+from sambung.plugin import (
+    AuthError,
+    InvalidPayload,
+    RequestRejected,
+    RetriableError,
+    Token,
+    VendorHttp,
+    with_token,
+)
 
 TOKEN_PATH = "/api/open-api/v1/id/token"
 ORDERS_PATH = "/api/open-api/v1/en/order/closeorder"

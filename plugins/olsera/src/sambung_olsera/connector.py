@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import Field, HttpUrl, SecretStr
-from sambung.connectors import Page, PollConnector, PollSettings, PollWindow, page_of
-from sambung.errors import InvalidRecord
+from sambung.plugin import InvalidRecord, Page, PollConnector, PollSettings, PollWindow, page_of
 
 from .client import OlseraClient
 from .mapping import is_sale, order_instant, to_records

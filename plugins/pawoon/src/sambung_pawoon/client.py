@@ -9,9 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, SecretStr
-from sambung.errors import AuthError, InvalidPayload, RetriableError
-from sambung.http import VendorHttp, with_token
-from sambung.tokens import Token
+from sambung.plugin import AuthError, InvalidPayload, RetriableError, Token, VendorHttp, with_token
 
 _TIME = "%Y-%m-%d %H:%M:%S"
 

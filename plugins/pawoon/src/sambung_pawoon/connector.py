@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 from pydantic import Field, HttpUrl, SecretStr
-from sambung.connectors import (
+from sambung.plugin import (
+    CsvStream,
     FileDropConnector,
     FileDropSettings,
     HmacWebhookConnector,
@@ -16,13 +17,13 @@ from sambung.connectors import (
     PollConnector,
     PollSettings,
     PollWindow,
+    Record,
+    RowError,
     Secrets,
     WebhookEvent,
     WebhookRequest,
     page_of,
 )
-from sambung.csvfiles import CsvStream, RowError
-from sambung.models import Record
 
 from . import csvexport
 from .client import PawoonClient
@@ -110,8 +111,7 @@ class PawoonConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
 
 
 def _newest(rows: list[dict[str, Any]], tz: Any) -> Any:
-    from sambung.errors import InvalidRecord
-    from sambung.parse import timestamp
+    from sambung.plugin import InvalidRecord, timestamp
 
     times = []
     for row in rows:

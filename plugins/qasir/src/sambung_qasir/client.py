@@ -14,9 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, SecretStr
-from sambung.errors import InvalidPayload, InvalidRecord, RetriableError
-from sambung.http import VendorHttp
-from sambung.parse import timestamp
+from sambung.plugin import InvalidPayload, InvalidRecord, RetriableError, VendorHttp, timestamp
 
 
 class Meta(BaseModel):

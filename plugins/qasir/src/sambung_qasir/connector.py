@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import Field, HttpUrl, SecretStr
-from sambung.connectors import Page, PollConnector, PollSettings, PollWindow, page_of
+from sambung.plugin import Page, PollConnector, PollSettings, PollWindow, page_of
 
 from .client import QasirClient
 from .mapping import to_transaction

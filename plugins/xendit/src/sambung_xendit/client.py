@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
-from sambung.errors import InvalidPayload, RetriableError
-from sambung.http import VendorHttp
+from sambung.plugin import InvalidPayload, RetriableError, VendorHttp
 
 MAX_LIMIT = 100
 # Where Xendit puts the account's callback verification token on every callback.

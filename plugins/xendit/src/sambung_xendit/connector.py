@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import Field, HttpUrl, SecretStr
-from sambung.connectors import (
+from sambung.plugin import (
     Duration,
     Mode,
     Page,
@@ -20,10 +20,10 @@ from sambung.connectors import (
     WebhookConnector,
     WebhookEvent,
     WebhookRequest,
+    dumps,
     page_of,
+    verify_token,
 )
-from sambung.signing import verify_token
-from sambung.testing.fakes import json_bytes
 
 from .client import CALLBACK_HEADER, MAX_LIMIT, XenditClient, xendit_time
 from .mapping import dedup_key, to_payment
@@ -92,7 +92,7 @@ class XenditConnector(WebhookConnector, PollConnector):
         else:
             row = fake.paid(row, now, channel=sequence)
         headers = CIMultiDict(fake.callback_headers(token[0].get_secret_value()))
-        return WebhookRequest(body=json_bytes(row), headers=CIMultiDictProxy(headers))
+        return WebhookRequest(body=dumps(row), headers=CIMultiDictProxy(headers))
 
     def signed(self, body: bytes) -> WebhookRequest | None:
         """`body` with the callback token header (the token covers no body)."""
