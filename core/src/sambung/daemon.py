@@ -16,7 +16,7 @@ from . import __version__
 from .admin import admin_app
 from .clock import Clock, SystemClock
 from .config import AdminListener, LoadedConfig, PublicListener
-from .connectors import ConnectorContext, Mode, WebhookConnector
+from .connectors import ConnectorContext, ConnectorSettings, Mode, WebhookConnector
 from .credentials import CredentialService
 from .errors import ConfigError, ConfigProblem
 from .inbox import start_file_drop
@@ -84,12 +84,12 @@ class Daemon:
             lease_seconds=self.replica.ttl,
         )
 
-    def webhook_connectors(self) -> list[WebhookConnector]:
+    def webhook_connectors(self) -> list[WebhookConnector[ConnectorSettings]]:
         """The connector instance of every outlet that receives webhooks."""
         return list(self.webhook_targets.by_outlet.values())
 
     def _webhook_targets(self) -> WebhookTargets:
-        targets: dict[tuple[str, str], WebhookConnector] = {}
+        targets: dict[tuple[str, str], WebhookConnector[ConnectorSettings]] = {}
         for connection in self.loaded.connections:
             if not connection.settings.enabled or Mode.WEBHOOK not in connection.settings.mode:
                 continue

@@ -40,7 +40,7 @@ except ImportError:  # Windows: no fcntl, and no fork either
 
 from . import metrics
 from .clock import Clock
-from .connectors import FileDropConnector
+from .connectors import FileDropConnector, FileDropSettings
 from .csvfiles import (
     CsvStream,
     EncodingError,
@@ -113,16 +113,18 @@ def open_regular(path: Path) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def records_of(connector: FileDropConnector, stream: CsvStream) -> Iterator[Record | RowError]:
+def records_of(
+    connector: FileDropConnector[FileDropSettings], stream: CsvStream
+) -> Iterator[Record | RowError]:
     """The connector's rows: its own export, or core's generic format when configured."""
     settings = connector.settings
-    if getattr(settings, "format", "native") == "generic":
+    if settings.format == "generic":
         return parse_generic(stream, connector.outlet, connector.name, settings.columns)
     return iter(connector.parse_file(stream))
 
 
 def open_for(
-    connector: FileDropConnector,
+    connector: FileDropConnector[FileDropSettings],
     handle: Any,
     encoding: str | None = None,
     *,
@@ -134,9 +136,9 @@ def open_for(
     connection's own setting wins when it names one.
     """
     settings = connector.settings
-    generic = getattr(settings, "format", "native") == "generic"
+    generic = settings.format == "generic"
     columns = amount_headers(settings.columns) if generic else connector.amount_columns
-    style = NumberStyle(getattr(settings, "number_style", "auto"))
+    style = NumberStyle(settings.number_style)
     if style is NumberStyle.AUTO and recorded_style:
         style = NumberStyle(recorded_style)
     return open_csv(
@@ -149,7 +151,7 @@ def open_for(
 
 
 def remap_row(
-    connector: FileDropConnector, kept: bytes, recorded_style: str | None
+    connector: FileDropConnector[FileDropSettings], kept: bytes, recorded_style: str | None
 ) -> list[Record | RowError]:
     """Map a dead-lettered row again, as kept (its file's header and its values, UTF-8), with
     the connector as it is configured now: the replay path after a fix."""
@@ -288,7 +290,7 @@ class _Unmapped:
 
 
 def mapped_batches(
-    connector: FileDropConnector,
+    connector: FileDropConnector[FileDropSettings],
     handle: BinaryIO,
     encoding: str | None,
     size: int,
@@ -312,7 +314,9 @@ def mapped_batches(
             return
 
 
-def map_here(connector: FileDropConnector, shape: FileShape, unmapped: _Unmapped) -> _Batch:
+def map_here(
+    connector: FileDropConnector[FileDropSettings], shape: FileShape, unmapped: _Unmapped
+) -> _Batch:
     """Map a batch the worker handed over, exactly as the worker maps its own."""
     stream = CsvStream(
         header=shape.header,
@@ -343,7 +347,11 @@ class _MappedInThread:
     more to start than it saves."""
 
     def __init__(
-        self, connector: FileDropConnector, path: Path, encoding: str | None, size: int
+        self,
+        connector: FileDropConnector[FileDropSettings],
+        path: Path,
+        encoding: str | None,
+        size: int,
     ) -> None:
         self._handle = open_regular(path)
         self._items = mapped_batches(connector, self._handle, encoding, size)
@@ -381,7 +389,11 @@ class _MappedInProcess:
     """
 
     def __init__(
-        self, connector: FileDropConnector, path: Path, encoding: str | None, size: int
+        self,
+        connector: FileDropConnector[FileDropSettings],
+        path: Path,
+        encoding: str | None,
+        size: int,
     ) -> None:
         # fork: the worker inherits the connector (its plugin, settings and parser) as it is.
         context = multiprocessing.get_context("fork")
@@ -489,7 +501,7 @@ def _map_in_worker(
     send: Connection,
     receive: Connection,
     hand_off: _HandOff,
-    connector: FileDropConnector,
+    connector: FileDropConnector[FileDropSettings],
     path: Path,
     encoding: str | None,
     size: int,
@@ -586,7 +598,7 @@ class FileImporter:
 
     async def import_path(
         self,
-        connector: FileDropConnector,
+        connector: FileDropConnector[FileDropSettings],
         path: Path,
         *,
         name: str | None = None,
@@ -600,7 +612,7 @@ class FileImporter:
         name = printable(name or path.name)
         report = ImportReport(name=name)
         bound = connector.log.bind(file=name)
-        limit = getattr(connector.settings, "max_file_bytes", 256 * 1_048_576)
+        limit = connector.settings.max_file_bytes
         try:
             report.sha256, report.size = await asyncio.to_thread(hash_file, path, limit)
         except FileError as err:
@@ -616,7 +628,7 @@ class FileImporter:
             bound.info("file.already_imported", sha256=report.sha256, first_name=known.name)
             return report
 
-        reject_file = getattr(connector.settings, "on_row_error", "skip") == "reject_file"
+        reject_file = connector.settings.on_row_error == "reject_file"
 
         async def attempt(encoding: str | None) -> tuple[ImportReport, bool]:
             """(report, whether rows were committed) for one reading of the file."""
@@ -678,7 +690,7 @@ class FileImporter:
 
     async def _run(
         self,
-        connector: FileDropConnector,
+        connector: FileDropConnector[FileDropSettings],
         path: Path,
         report: ImportReport,
         errors_path: Path | None,
@@ -754,7 +766,7 @@ class FileImporter:
 
     async def _commit(
         self,
-        connector: FileDropConnector,
+        connector: FileDropConnector[FileDropSettings],
         sha256: str,
         batch: _Batch,
         shape: FileShape,

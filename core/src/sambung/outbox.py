@@ -41,7 +41,7 @@ from .errors import (
 from .oauth import SINK_OUTLET
 from .plugins import Registry
 from .ratelimit import Budgets
-from .sinks import Delivery, DeliveryResult, Sink, SinkContext
+from .sinks import Delivery, DeliveryResult, Sink, SinkContext, SinkSettings
 from .store import DeadLetter, Store
 from .store.base import ClaimedRow, OutboxSettlement, SinkStats
 
@@ -91,7 +91,7 @@ class SinkRuntime:
     """One configured sink as the dispatcher drives it."""
 
     name: str
-    sink: Sink
+    sink: Sink[SinkSettings]
     policy: RetryPolicy
     concurrency: int
     retention: timedelta

@@ -46,11 +46,13 @@ from .connectors import (
     PollConnector,
     PollSettings,
     PollWindow,
+    RegisterConnector,
     Rejected,
     Secrets,
     WebhookConnector,
     WebhookEvent,
     WebhookRequest,
+    configured,
     page_of,
 )
 from .csvfiles import CsvStream, NumberStyle, Row, RowError, map_rows, open_csv
@@ -103,7 +105,15 @@ from .parse import (
 )
 from .redaction import shorten
 from .signing import sign_base64, sign_hex, verify_hmac_sha256, verify_token
-from .sinks import Delivery, DeliveryResult, Sink, SinkContext, SinkCredentials, SinkSettings
+from .sinks import (
+    Delivery,
+    DeliveryResult,
+    RegisterSink,
+    Sink,
+    SinkContext,
+    SinkCredentials,
+    SinkSettings,
+)
 from .store import DeadLetter
 from .tokens import Token
 
@@ -150,6 +160,8 @@ __all__ = [
     "PollSettings",
     "PollWindow",
     "Record",
+    "RegisterConnector",
+    "RegisterSink",
     "Rejected",
     "RequestRejected",
     "RetriableError",
@@ -176,6 +188,7 @@ __all__ = [
     "WebhookRequest",
     "amount",
     "business_date",
+    "configured",
     "draft_of",
     "dumps",
     "each",

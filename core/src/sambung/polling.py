@@ -115,7 +115,7 @@ class PollLoop:
 
     def __init__(
         self,
-        connector: PollConnector,
+        connector: PollConnector[PollSettings],
         store: Store,
         routes: Routes,
         *,
@@ -156,7 +156,7 @@ class PollLoop:
         """The connector name."""
         return self.connector.name
 
-    def replace_connector(self, connector: PollConnector) -> None:
+    def replace_connector(self, connector: PollConnector[PollSettings]) -> None:
         """Use new settings (new credentials) from the next run on; a connection waiting for
         credentials runs at once."""
         self.connector = connector
@@ -541,7 +541,7 @@ class PollService:
             changed.append(f"{connection.outlet.id}/{connection.name}")
         return changed
 
-    def _connector(self, connection: Any) -> PollConnector:
+    def _connector(self, connection: Any) -> PollConnector[PollSettings]:
         """A connector instance wired to the shared session, its budget and the token cache."""
         from .connectors import ConnectorContext
         from .http import VendorHttp

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from . import metrics
 from .clock import Clock
 from .config import WEBHOOK_PATH
-from .connectors import WebhookConnector, WebhookEvent, WebhookRequest
+from .connectors import ConnectorSettings, WebhookConnector, WebhookEvent, WebhookRequest
 from .errors import InvalidPayload, InvalidRecord, SignatureError, StoreUnavailable
 from .store import DeadLetter, DeadLetterIn, IngestRequest, Outcome, RawEvent, Store
 from .store.base import printable
@@ -52,7 +52,10 @@ class WebhookIngest:
         self._notify = notify
 
     async def handle(
-        self, connector: WebhookConnector, request: WebhookRequest, content_type: str | None
+        self,
+        connector: WebhookConnector[ConnectorSettings],
+        request: WebhookRequest,
+        content_type: str | None,
     ) -> Answer:
         """Answer one webhook delivered to `connector`."""
         source, log = connector.name, connector.log
@@ -131,7 +134,7 @@ class WebhookIngest:
 
     async def _dead_letter(
         self,
-        connector: WebhookConnector,
+        connector: WebhookConnector[ConnectorSettings],
         raw: RawEvent,
         status: int,
         error: str,
@@ -200,7 +203,7 @@ def _unavailable() -> Answer:
     )
 
 
-def _check(event: WebhookEvent, connector: WebhookConnector) -> None:
+def _check(event: WebhookEvent, connector: WebhookConnector[ConnectorSettings]) -> None:
     """A connector may only produce records for its own outlet and source system."""
     for record in event.records:
         if record.outlet != connector.outlet.id or record.source_system != connector.name:
@@ -232,9 +235,11 @@ def _reason(err: Exception) -> str:
 class WebhookTargets:
     """Which connector instance answers `/webhooks/{source_system}[/{outlet}]`."""
 
-    by_outlet: dict[tuple[str, str], WebhookConnector]
+    by_outlet: dict[tuple[str, str], WebhookConnector[ConnectorSettings]]
 
-    def resolve(self, source_system: str, outlet: str | None) -> WebhookConnector | Answer:
+    def resolve(
+        self, source_system: str, outlet: str | None
+    ) -> WebhookConnector[ConnectorSettings] | Answer:
         """The connector for a path, or the 404 that explains why there is none."""
         if outlet is not None:
             connector = self.by_outlet.get((source_system, outlet))
@@ -281,7 +286,9 @@ async def webhook_handler(request: web.Request) -> web.Response:
     return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 
 
-async def _read_and_ingest(request: web.Request, connector: WebhookConnector) -> Answer:
+async def _read_and_ingest(
+    request: web.Request, connector: WebhookConnector[ConnectorSettings]
+) -> Answer:
     limit = request.app[MAX_BODY_KEY]
     too_large = _error(413, "too_large", f"body exceeds {limit} bytes")
     if request.content_length is not None and request.content_length > limit:

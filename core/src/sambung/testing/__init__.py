@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ..connectors import Connector, ConnectorContext, Outlet, WebhookRequest
+from ..connectors import Connector, ConnectorContext, ConnectorSettings, Outlet, WebhookRequest
 from ..signing import sign_hex
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def outlet(id: str = "kemang", timezone: str = "Asia/Jakarta", name: str | None 
     return Outlet(id=id, name=name or id.title(), timezone=ZoneInfo(timezone))
 
 
-C = TypeVar("C", bound=Connector)
+C = TypeVar("C", bound=Connector[ConnectorSettings])
 
 
 def make_connector(cls: type[C], settings: Mapping[str, Any], *, at: Outlet | None = None) -> C:
@@ -49,7 +49,7 @@ def signed_request(
 
 
 def poll_loops(
-    cls: type[Connector],
+    cls: type[Connector[ConnectorSettings]],
     settings: Mapping[str, Any],
     store: Store,
     session: aiohttp.ClientSession,

@@ -27,7 +27,7 @@ from ..config import LoadedConfig, load_config
 from ..models import LineItem, Transaction, TransactionType
 from ..outbox import Dispatcher
 from ..plugins import load_plugins
-from ..sinks import Delivery, Sink
+from ..sinks import Delivery, Sink, SinkSettings
 from ..store import DeadLetter, IngestRequest, IngestResult, Store, open_store
 from ..store.sqlite import SqliteStore
 from ..summaries import SummaryService
@@ -187,7 +187,7 @@ class AccountingRig:
         return handled
 
     @property
-    def sink(self) -> Sink:
+    def sink(self) -> Sink[SinkSettings]:
         """The sink instance the dispatcher drives."""
         return self.dispatcher.sinks[SINK].sink
 

@@ -22,7 +22,17 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from ..config import Connection
-from ..connectors import Mode, Outlet, PollConnector, WebhookConnector, WebhookRequest
+from ..connectors import (
+    Connector,
+    ConnectorSettings,
+    HmacWebhookSettings,
+    Mode,
+    Outlet,
+    PollConnector,
+    PollSettings,
+    WebhookConnector,
+    WebhookRequest,
+)
 from ..errors import InvalidPayload, SignatureError
 from ..models import RECORD_KINDS, Record
 from ..plugins import load_plugins
@@ -39,7 +49,7 @@ EXAMPLES = range(1, 31)
 class WebhookConnectorConformance:
     """Standard checks for a webhook connector; subclass and set `connector` and `settings`."""
 
-    connector: ClassVar[type[WebhookConnector]]
+    connector: ClassVar[type[WebhookConnector[ConnectorSettings]]]
     settings: ClassVar[dict[str, Any]]
     # Not Jakarta on purpose: a mapping that assumes WIB shows up as a wrong instant.
     timezone: ClassVar[str] = "Asia/Makassar"
@@ -48,14 +58,14 @@ class WebhookConnectorConformance:
     signs_body: ClassVar[bool] = True
 
     @pytest.fixture
-    def instance(self) -> WebhookConnector:
+    def instance(self) -> WebhookConnector[ConnectorSettings]:
         """The connector as core builds it, at an outlet in `timezone`."""
         return make_connector(
             self.connector, self.settings, at=outlet("conformance", self.timezone)
         )
 
     @pytest.fixture
-    def examples(self, instance: WebhookConnector) -> list[WebhookRequest]:
+    def examples(self, instance: WebhookConnector[ConnectorSettings]) -> list[WebhookRequest]:
         """The connector's example webhooks (it must offer some)."""
         found = [instance.example_webhook(n) for n in EXAMPLES]
         requests = [request for request in found if request is not None]
@@ -70,7 +80,7 @@ class WebhookConnectorConformance:
         assert registry.connectors.get(self.connector.name) is self.connector, registry.failures
 
     def test_examples_verify_and_map_to_well_formed_records(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
         mapped = 0
         for request in examples:
@@ -83,7 +93,7 @@ class WebhookConnectorConformance:
         assert mapped, "no example mapped to a record"
 
     def test_mapping_is_deterministic(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
         for request in examples:
             first = [r.fingerprint() for r in instance.parse(request).records]
@@ -91,7 +101,7 @@ class WebhookConnectorConformance:
             assert first == [r.fingerprint() for r in instance.parse(fresh).records]
 
     def test_a_tampered_body_is_refused_when_bodies_are_signed(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
         request = examples[0]
         tampered = WebhookRequest(body=request.body + b" ", headers=request.headers)
@@ -109,13 +119,13 @@ class WebhookConnectorConformance:
         return WebhookRequest(body=request.body, headers={})
 
     def test_a_request_without_headers_is_refused(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
         with pytest.raises(SignatureError):
             instance.verify(self.unsigned(examples[0]))
 
     def test_a_signed_body_that_is_not_json_is_an_invalid_payload(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
         body = b"<html>502 Bad Gateway</html>"
         sign = getattr(instance, "sign", None)
@@ -128,7 +138,7 @@ class WebhookConnectorConformance:
             self.connector.Settings.model_validate({**self.settings, "no_such_option": 1})
 
     def test_signed_bodies_verify_and_keep_their_bytes(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
         # What the hostile-input harness relies on to reach the parser with the bodies it makes.
         for request in examples:
@@ -139,7 +149,7 @@ class WebhookConnectorConformance:
             assert signed.body == request.body, "signed() changed more than its signature"
 
 
-def _check_record(record: Record, connector: WebhookConnector) -> None:
+def _check_record(record: Record, connector: Connector[ConnectorSettings]) -> None:
     assert record.outlet == connector.outlet.id
     assert record.source_system == connector.name
     occurred = getattr(record, "occurred_at", None)
@@ -170,7 +180,7 @@ class PollConnectorConformance:
     (`context.known`), also writes `prepare(store, vendor, at)` to store that first.
     """
 
-    connector: ClassVar[type[PollConnector]]
+    connector: ClassVar[type[PollConnector[PollSettings]]]
     timezone: ClassVar[str] = "Asia/Makassar"
 
     def fake(self, clock: FakeClock) -> Any:
@@ -229,7 +239,7 @@ class PollConnectorConformance:
             for stored in records:
                 kind = RECORD_KINDS[stored.kind]
                 record = kind.model_validate_json(stored.payload)
-                _check_record(record, loop.connector)  # type: ignore[arg-type]
+                _check_record(record, loop.connector)
         finally:
             await store.close()
 
@@ -237,7 +247,7 @@ class PollConnectorConformance:
 class HmacWebhookConnectorConformance(WebhookConnectorConformance):
     """The standard checks plus those of the hex-HMAC scheme (`HmacWebhookConnector`)."""
 
-    def _with(self, **changes: Any) -> WebhookConnector:
+    def _with(self, **changes: Any) -> WebhookConnector[ConnectorSettings]:
         return make_connector(
             self.connector, {**self.settings, **changes}, at=outlet("conformance", self.timezone)
         )
@@ -245,23 +255,29 @@ class HmacWebhookConnectorConformance(WebhookConnectorConformance):
     def _signed(self, body: bytes, secret: str, header: str) -> WebhookRequest:
         return WebhookRequest(body=body, headers={header: sign_hex(secret, body)})
 
+    @staticmethod
+    def _hmac(instance: WebhookConnector[ConnectorSettings]) -> HmacWebhookSettings:
+        settings = instance.settings
+        assert isinstance(settings, HmacWebhookSettings), "Settings must extend HmacWebhookSettings"
+        return settings
+
     def test_a_signature_under_another_secret_is_refused(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
-        header = instance.settings.signature_header
+        header = self._hmac(instance).signature_header
         with pytest.raises(SignatureError):
             instance.verify(self._signed(examples[0].body, "some-other-secret", header))
 
     def test_a_signature_that_is_not_hex_is_refused(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
-        headers = {instance.settings.signature_header: "sha256=not-hex"}
+        headers = {self._hmac(instance).signature_header: "sha256=not-hex"}
         with pytest.raises(SignatureError, match="not hex"):
             instance.verify(WebhookRequest(body=examples[0].body, headers=headers))
 
     def test_while_rotating_both_secrets_are_accepted(self, examples: list[WebhookRequest]) -> None:
         rotating = self._with(webhook_secret=["new-secret", "old-secret"])
-        header = rotating.settings.signature_header
+        header = self._hmac(rotating).signature_header
         for secret in ("new-secret", "old-secret"):
             rotating.verify(self._signed(examples[0].body, secret, header))
         with pytest.raises(SignatureError):
@@ -269,7 +285,7 @@ class HmacWebhookConnectorConformance(WebhookConnectorConformance):
 
     def test_the_signature_header_is_configurable(self, examples: list[WebhookRequest]) -> None:
         custom = self._with(signature_header="X-Custom-Signature")
-        secret = custom.settings.webhook_secret[0].get_secret_value()
+        secret = self._hmac(custom).webhook_secret[0].get_secret_value()
         custom.verify(self._signed(examples[0].body, secret, "X-Custom-Signature"))
         with pytest.raises(SignatureError):
             default = type(custom).Settings.model_fields["signature_header"].default

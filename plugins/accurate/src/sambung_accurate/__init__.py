@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from sambung.plugin import Sink, hookimpl
+from sambung.plugin import RegisterSink, hookimpl
 
 from .sink import AccurateSink
 
@@ -12,6 +10,6 @@ __all__ = ["AccurateSink"]
 
 
 @hookimpl
-def sambung_register_sinks(register: Callable[[type[Sink]], None]) -> None:
+def sambung_register_sinks(register: RegisterSink) -> None:
     """Register the Accurate sink."""
     register(AccurateSink)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from sambung.plugin import Sink, hookimpl
+from sambung.plugin import RegisterSink, hookimpl
 
 from .sink import JurnalSink
 
@@ -12,6 +10,6 @@ __all__ = ["JurnalSink"]
 
 
 @hookimpl
-def sambung_register_sinks(register: Callable[[type[Sink]], None]) -> None:
+def sambung_register_sinks(register: RegisterSink) -> None:
     """Register the Jurnal sink."""
     register(JurnalSink)

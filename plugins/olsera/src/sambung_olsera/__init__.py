@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from sambung.plugin import Connector, hookimpl
+from sambung.plugin import RegisterConnector, hookimpl
 
 from .connector import OlseraConnector
 
@@ -12,6 +10,6 @@ __all__ = ["OlseraConnector"]
 
 
 @hookimpl
-def sambung_register_connectors(register: Callable[[type[Connector]], None]) -> None:
+def sambung_register_connectors(register: RegisterConnector) -> None:
     """Register the Olsera connector."""
     register(OlseraConnector)
