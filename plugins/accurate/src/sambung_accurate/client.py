@@ -31,6 +31,7 @@ from sambung.plugin import (
     Token,
     VendorHttp,
     VendorResponse,
+    decode,
     sign_base64,
 )
 
@@ -169,12 +170,7 @@ class AccurateRefused(DeliveryRejected):
 
 def _answer(response: VendorResponse, what: str) -> Any:
     """The `d` of an `{s, d}` answer, or `AccurateRefused` carrying Accurate's message."""
-    try:
-        payload = response.json()
-    except ValueError as err:
-        raise RetriableError(f"Accurate {what}: the answer is not JSON") from err
-    if not isinstance(payload, dict):
-        raise RetriableError(f"Accurate {what}: unexpected answer")
+    payload = decode(response, dict[str, Any], what=f"Accurate {what}")
     if payload.get("s") is False:
         raise AccurateRefused(f"Accurate refused {what}: {_words(payload.get('d'))}")
     return payload

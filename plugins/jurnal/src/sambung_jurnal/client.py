@@ -25,13 +25,12 @@ from zoneinfo import ZoneInfo
 from pydantic import SecretStr
 from sambung.plugin import (
     DeliveryRejected,
-    InvalidPayload,
     RequestRejected,
     RetriableError,
     SinkPaused,
     VendorHttp,
     VendorResponse,
-    loads,
+    decode,
     sign_base64,
     vendor_message,
 )
@@ -145,10 +144,7 @@ class JurnalClient:
         if answer.status in NOT_FOUND:
             return None
         self._check(answer)
-        try:
-            found = invoice_id(loads(answer.body))
-        except InvalidPayload as err:
-            raise RetriableError(f"Jurnal's answer for {transaction_no} is not JSON") from err
+        found = invoice_id(decode(answer, object, what=f"Jurnal invoice {transaction_no}"))
         if found is None:
             raise RetriableError(f"Jurnal's answer for {transaction_no} has no sales_invoice.id")
         return found

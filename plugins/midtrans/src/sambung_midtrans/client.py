@@ -18,10 +18,10 @@ from urllib.parse import quote
 from pydantic import SecretStr
 from sambung.plugin import (
     AuthError,
-    InvalidPayload,
     RequestRejected,
     RetriableError,
     VendorHttp,
+    decode,
     shorten,
 )
 
@@ -77,8 +77,5 @@ class MidtransClient:
         if response.status == 404:
             return None
         self.http.check(response)  # 401 → AuthError; 408, 429, 5xx → RetriableError
-        try:
-            body = response.json()
-        except InvalidPayload as err:
-            raise RetriableError(f"Midtrans answered {order_id} with something not JSON") from err
+        body = decode(response, dict[str, Any], what=f"Midtrans status of {order_id}")
         return status_answer(order_id, body)

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, SecretStr
-from sambung.plugin import InvalidPayload, InvalidRecord, RetriableError, VendorHttp, timestamp
+from sambung.plugin import InvalidRecord, RetriableError, VendorHttp, decode, timestamp
 
 
 class Meta(BaseModel):
@@ -99,8 +99,4 @@ class QasirClient:
             },
             headers={"Authorization": f"Bearer {self.api_key.get_secret_value()}"},
         )
-        try:
-            return TransactionsPage.model_validate(response.json())
-        except (ValueError, InvalidPayload) as err:
-            # An HTML error page from a proxy, or a half-written body: try again later.
-            raise RetriableError(f"Qasir answered something that is not a page: {err}") from err
+        return decode(response, TransactionsPage, what="Qasir transactions")
