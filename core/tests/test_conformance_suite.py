@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sambung.testing.conformance import FileDropConnectorConformance, SinkConformance
 
 pytest_plugins = ["pytester"]
 
@@ -73,6 +74,19 @@ def failed_checks(pytester: pytest.Pytester, source: str) -> dict[str, set[str]]
             _, cls, check = node.split("::")[:3]
             failed.setdefault(cls, set()).add(check.split("[")[0])
     return failed
+
+
+def assert_each_check_caught(
+    failed: dict[str, set[str]], expected: dict[str, str], suite: type
+) -> None:
+    """A correct but uninstalled implementation fails only the entry-point check; each broken
+    one fails the check named for it; and together they make every check of `suite` fail."""
+    entry = "test_is_found_through_its_entry_point"
+    assert failed["TestGood"] == {entry}
+    for cls, check in expected.items():
+        assert check in failed.get(cls, set()), (cls, failed.get(cls))
+    checks = {name for name in dir(suite) if name.startswith("test_")}
+    assert checks == {entry, *expected.values()}, "a check no broken implementation fails"
 
 
 FILE_DROP = '''
@@ -173,8 +187,6 @@ FILE_DROP += "".join(
 
 def test_every_file_drop_check_fails_a_connector_that_breaks_it(pytester: pytest.Pytester) -> None:
     failed = failed_checks(pytester, FILE_DROP)
-    entry = "test_is_found_through_its_entry_point"
-    assert failed["TestGood"] == {entry}
     expected = {
         "TestPlainSettings": "test_declares_file_drop_mode_with_its_settings",
         "TestLax": "test_settings_refuse_unknown_options",
@@ -184,8 +196,7 @@ def test_every_file_drop_check_fails_a_connector_that_breaks_it(pytester: pytest
         "TestReportsTheHeader": "test_a_header_alone_is_no_records_and_no_errors",
         "TestCrashesOnGarbage": "test_bytes_that_are_not_an_export_are_a_file_error_or_row_errors",
     }
-    for cls, check in expected.items():
-        assert check in failed.get(cls, set()), (cls, failed.get(cls))
+    assert_each_check_caught(failed, expected, FileDropConnectorConformance)
 
 
 SINKS = '''
@@ -262,7 +273,6 @@ SINKS += "".join(
 
 def test_every_sink_check_fails_a_sink_that_breaks_it(pytester: pytest.Pytester) -> None:
     failed = failed_checks(pytester, SINKS)
-    assert failed["TestGood"] == {"test_is_found_through_its_entry_point"}
     expected = {
         "TestNoBatch": "test_takes_batches_of_at_least_one",
         "TestLax": "test_settings_refuse_unknown_options",
@@ -270,5 +280,4 @@ def test_every_sink_check_fails_a_sink_that_breaks_it(pytester: pytest.Pytester)
         "TestRefusesRetries": "test_a_retry_of_delivered_items_is_delivered_not_refused",
         "TestGivesUpWhenDown": "test_an_unreachable_destination_is_retriable_per_item",
     }
-    for cls, check in expected.items():
-        assert check in failed.get(cls, set()), (cls, failed.get(cls))
+    assert_each_check_caught(failed, expected, SinkConformance)
