@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from sambung.signing import sign_hex
+from sambung.auth.signing import sign_hex
 from sambung.testing.fakes import json_bytes
 
 PAWOON_SECRET = "pawoon-e2e-secret-7f3a"

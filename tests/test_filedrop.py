@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from sambung.clock import SystemClock
-from sambung.csvfiles import RowError
-from sambung.filedrop import ErrorsFile, FileImporter
-from sambung.inbox import InboxWatcher
+from sambung.intake.csvfiles import RowError
+from sambung.intake.csvimport import ErrorsFile, FileImporter
+from sambung.intake.filedrop import InboxWatcher
 from sambung.store import DeadLetterQuery, Store
 from sambung.testing import make_connector
 from sambung_pawoon.connector import PawoonConnector
@@ -242,8 +242,8 @@ async def test_a_rejected_row_replays_into_a_record_once_the_connection_is_fixed
     store: Store, tmp_path: Path
 ) -> None:
     from sambung.config import load_config
-    from sambung.connections import file_drop_connector
-    from sambung.dlq import DeadLetters
+    from sambung.delivery.dlq import DeadLetters
+    from sambung.intake.connections import file_drop_connector
     from sambung.plugins import load_plugins
 
     def loaded(number_style: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from sambung.clock import SystemClock
-from sambung.filedrop import FileImporter
+from sambung.intake.csvimport import FileImporter
 from sambung.store.sqlite import SqliteStore
 from sambung.testing import make_connector
 from sambung.testing.daemon import DaemonProcess, _send, free_port
@@ -174,8 +174,8 @@ def test_hostile_cells_are_row_errors_and_the_inbox_goes_on(
 async def test_sigkill_in_the_middle_of_a_large_file_then_restart_equals_one_import(
     sambung_daemon: StartDaemon, env: dict[str, str], tmp_path: Path
 ) -> None:
-    rows = 100_000
-    data = pawoon_export(rows, bad={777, 55_555})
+    rows = 50_000
+    data = pawoon_export(rows, bad={777, 33_333})
     daemon = sambung_daemon(config(), env=env)
     folder = inbox(daemon)
     wait_for(folder.exists, "the inbox", daemon)

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sambung import filedrop
 from sambung.clock import SystemClock
-from sambung.filedrop import FileImporter, ImportReport
+from sambung.intake import csvworker
+from sambung.intake.csvimport import FileImporter, ImportReport
 from sambung.store.sqlite import SqliteStore
 from sambung.testing import make_connector
 from sambung_pawoon.connector import PawoonConnector
@@ -96,20 +96,20 @@ def summary(report: ImportReport) -> tuple[Any, ...]:
 async def test_a_worker_process_stores_exactly_what_mapping_in_process_stores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, idle_seconds: float
 ) -> None:
-    monkeypatch.setattr(filedrop, "IDLE_SECONDS", idle_seconds)
-    monkeypatch.setattr(filedrop, "HAND_OFF_EVERY", 2)
+    monkeypatch.setattr(csvworker, "IDLE_SECONDS", idle_seconds)
+    monkeypatch.setattr(csvworker, "HAND_OFF_EVERY", 2)
     # The smallest pipe holds the worker back after every batch, so it is still mapping when
     # the importer asks; with the daemon's 1 MiB the worker could finish all 25 batches first
     # on a busy machine, and whether any was handed off became a race.
-    monkeypatch.setattr(filedrop, "PIPE_BYTES", 4096)
+    monkeypatch.setattr(csvworker, "PIPE_BYTES", 4096)
     mapped_by_importer = []
 
     def map_here(*args: Any) -> Any:
         mapped_by_importer.append(args)
         return original_map_here(*args)
 
-    original_map_here = filedrop.map_here
-    monkeypatch.setattr(filedrop, "map_here", map_here)
+    original_map_here = csvworker.map_here
+    monkeypatch.setattr(csvworker, "map_here", map_here)
     data = pawoon_export(1234, bad={3, 49, 50, 51, 1000})
     here, here_folder = await import_with(tmp_path, "thread", data, IN_PROCESS)
     there, there_folder = await import_with(tmp_path, "process", data, ALWAYS)
@@ -132,8 +132,8 @@ async def test_a_worker_process_stores_exactly_what_mapping_in_process_stores(
 async def test_bytes_that_are_not_utf8_late_in_the_file_reread_through_the_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(filedrop, "IDLE_SECONDS", float("-inf"))  # hand-offs included
-    monkeypatch.setattr(filedrop, "HAND_OFF_EVERY", 2)
+    monkeypatch.setattr(csvworker, "IDLE_SECONDS", float("-inf"))  # hand-offs included
+    monkeypatch.setattr(csvworker, "HAND_OFF_EVERY", 2)
     tail = "2026-11-26 21:00:00;PWN-CAFÉ;Rp 27.500;Rp 2.500;Café crème x1\n".encode("cp1252")
     data = pawoon_export(1500) + tail
     here, here_folder = await import_with(tmp_path, "thread", data, IN_PROCESS)
@@ -201,12 +201,12 @@ async def test_a_worker_whose_importer_is_gone_ends_at_its_next_send(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Without the kernel's help (prctl is Linux only): the pipe alone must end the worker.
-    monkeypatch.setattr(filedrop, "_die_with", lambda parent: None)
+    monkeypatch.setattr(csvworker, "_die_with", lambda parent: None)
     source = tmp_path / "export.csv"
     source.write_bytes(pawoon_export(5_000))
     connector = make_connector(PawoonConnector, {"mode": ["file-drop"], "webhook_secret": "s" * 16})
-    mapped = filedrop._MappedInProcess(connector, source, None, 50)
-    assert isinstance(await mapped.next(), filedrop.FileShape)
+    mapped = csvworker.MappedInProcess(connector, source, None, 50)
+    assert isinstance(await mapped.next(), csvworker.FileShape)
     mapped._receive.close()  # the importer's end goes away, as when it is killed
     mapped._process.join(timeout=30)
     assert mapped._process.exitcode == 0, "the worker still waits on a pipe nobody reads"
@@ -216,8 +216,8 @@ async def test_a_worker_whose_importer_is_gone_ends_at_its_next_send(
 def test_the_worker_pipe_holds_a_mebibyte() -> None:
     receive, send = multiprocessing.Pipe(duplex=False)
     try:
-        filedrop._widen(send)
-        assert fcntl.fcntl(receive.fileno(), fcntl.F_GETPIPE_SZ) == filedrop.PIPE_BYTES
+        csvworker._widen(send)
+        assert fcntl.fcntl(receive.fileno(), fcntl.F_GETPIPE_SZ) == csvworker.PIPE_BYTES
     finally:
         receive.close()
         send.close()

@@ -10,8 +10,8 @@ from typing import Any
 
 from sambung import hookimpl
 from sambung.config import load_config
-from sambung.daemon import Daemon
 from sambung.plugins import load_plugins
+from sambung.runtime.daemon import Daemon
 from sambung.store import ConnectionState, ConnectionStatus
 
 told: list[dict[str, Any]] = []

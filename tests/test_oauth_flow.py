@@ -19,11 +19,11 @@ import aiohttp
 import pytest
 import structlog
 from aiohttp import web
+from sambung.auth.connect import OAuthCallback, start_connect
+from sambung.auth.credentials import CredentialService, SecretBox
 from sambung.config import LoadedConfig, load_config
-from sambung.connect import OAuthCallback, start_connect
-from sambung.credentials import CredentialService, SecretBox
+from sambung.intake.polling import PollService
 from sambung.plugins import load_plugins
-from sambung.polling import PollService
 from sambung.store import ConnectionState, ConnectionStatus, Store
 from sambung.store.sqlite import SqliteStore
 from sambung.testing.fake_vendor import FakeClock

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from sambung.config import Connection
-from sambung.polling import PollLoop, PollService, from_cursor
+from sambung.intake.polling import PollLoop, PollService, from_cursor
 from sambung.store import ConnectionStatus, DeadLetterQuery, IngestRequest, Store
 from sambung.testing import outlet
 from sambung.testing.fake_vendor import FakeClock, Seen

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
-from sambung.signing import sign_hex
+from sambung.auth.signing import sign_hex
 from sambung.testing.daemon import DaemonProcess, free_port
 from sambung.testing.secret_scan import remember
 from sambung_pawoon.fake import webhook_bytes

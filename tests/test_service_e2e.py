@@ -44,7 +44,7 @@ def test_the_unit_is_hardened_and_runs_sambung_as_a_notify_service() -> None:
     }.items():
         assert settings[key] == [value], key
     assert set(settings["RestrictAddressFamilies"][0].split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
-    assert "WatchdogSec" in settings  # the daemon pings (sambung.systemd.Notifier.watchdog)
+    assert "WatchdogSec" in settings  # the daemon pings (sambung.runtime.systemd.Notifier.watchdog)
     assert "PAWOON_SECRET=" in ENV_EXAMPLE.read_text()
 
 

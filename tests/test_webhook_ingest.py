@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import structlog.testing
 from sambung.clock import SystemClock
+from sambung.intake.webhooks import WebhookIngest
 from sambung.store import DeadLetter, DeadLetterQuery, Store
 from sambung.testing import make_connector, signed_request
-from sambung.webhooks import WebhookIngest
 from sambung_pawoon.connector import PawoonConnector
 
 

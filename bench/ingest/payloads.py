@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from sambung.signing import sign_hex
+from sambung.auth.signing import sign_hex
 from sambung.testing.fakes import MENU, json_bytes
 
 WEBHOOK_PATH = "/api/v1/integrations/webhooks/pawoon/{outlet}"

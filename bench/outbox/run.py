@@ -29,8 +29,8 @@ import aiohttp
 import yaml
 from sambung.clock import SystemClock
 from sambung.config import load_config
+from sambung.delivery.outbox import Dispatcher
 from sambung.models import LineItem, Transaction
-from sambung.outbox import Dispatcher
 from sambung.plugins import load_plugins
 from sambung.store import IngestRequest
 from sambung.store.sqlite import SqliteStore

@@ -20,23 +20,22 @@ import aiohttp
 import pytest
 import structlog
 from pydantic import SecretStr
-from sambung.connectors import ConnectorContext, PollConnector, PollSettings, PollWindow
-from sambung.credentials import (
+from sambung.auth.credentials import (
     KEY_ENV,
     ConnectionCredentials,
     CredentialService,
-    CredentialsUnreadable,
     SecretBox,
     load_key,
 )
-from sambung.errors import AuthError, ConfigError, RetriableError
+from sambung.auth.oauth import OAuthSettings, OAuthSpec
+from sambung.auth.tokens import Token
+from sambung.connectors import ConnectorContext, PollConnector, PollSettings, PollWindow
+from sambung.errors import AuthError, ConfigError, CredentialsUnreadable, RetriableError
 from sambung.http import VendorHttp
-from sambung.oauth import OAuthSettings, OAuthSpec
 from sambung.store import OAuthState, Store, StoredCredential, open_store
 from sambung.testing import outlet
 from sambung.testing.fake_vendor import FakeClock
 from sambung.testing.oauth_server import FakeAuthorizationServer
-from sambung.tokens import Token
 
 NOW = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 
@@ -375,8 +374,8 @@ async def test_yaml_tokens_seed_the_store_once_and_stored_ones_win(
 
 def test_the_daemon_refuses_a_loose_key_file_naming_it(tmp_path: Path) -> None:
     from sambung.config import load_config
-    from sambung.daemon import Daemon
     from sambung.plugins import load_plugins
+    from sambung.runtime.daemon import Daemon
 
     config = tmp_path / "sambung.yaml"
     config.write_text(
@@ -396,7 +395,8 @@ def test_the_daemon_refuses_a_loose_key_file_naming_it(tmp_path: Path) -> None:
 
 
 async def test_pkce_and_basic_client_auth_against_the_fake(clock: FakeClock) -> None:
-    from sambung.oauth import InvalidGrant, TokenEndpoint, authorization_url, new_verifier
+    from sambung.auth.oauth import TokenEndpoint, authorization_url, new_verifier
+    from sambung.errors import InvalidGrant
 
     server = FakeAuthorizationServer(clock=clock, client_auth="basic", require_pkce=True)
     spec = OAuthSpec("/oauth/authorize", "/oauth/token", pkce=True, client_auth="basic")

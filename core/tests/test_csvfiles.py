@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sambung.csvfiles import (
+from sambung.errors import FileError
+from sambung.intake.csvfiles import (
     AmountError,
-    FileError,
     NumberStyle,
     decide_style,
     detect_delimiter,

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sambung.connectors import Outlet
-from sambung.csvfiles import FileError, RowError, open_csv
-from sambung.generic_csv import amount_headers, parse_generic
+from sambung.errors import FileError
+from sambung.intake.csvfiles import RowError, open_csv
+from sambung.intake.generic_csv import amount_headers, parse_generic
 from sambung.models import PaymentMethod, Transaction, TransactionType
 
 OUTLET = Outlet("kemang", "Kemang", ZoneInfo("Asia/Jakarta"))

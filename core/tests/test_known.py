@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from pydantic import SecretStr
 from sambung.connectors import ConnectorSettings, Secrets, secret_values
-from sambung.known import MAX_DAYS, KnownRecords
+from sambung.intake.known import MAX_DAYS, KnownRecords
+from sambung.intake.polling import credentials_digest
 from sambung.models import Payment, PaymentStatus
-from sambung.polling import credentials_digest
 from sambung.store import IngestRequest, Store
 from sambung.testing import outlet
 from sambung.testing.manual_clock import ManualClock

@@ -25,16 +25,16 @@ from sambung.connectors import (
     WebhookEvent,
     WebhookRequest,
 )
-from sambung.dlq import DeadLetterFilter, DeadLetters
+from sambung.delivery.dlq import DeadLetterFilter, DeadLetters
+from sambung.delivery.outbox import DEFAULT_SCHEDULE, Dispatcher, RetryPolicy
 from sambung.errors import InvalidRecord, StoreUnavailable
+from sambung.intake.webhooks import WebhookIngest
 from sambung.models import Transaction
-from sambung.outbox import DEFAULT_SCHEDULE, Dispatcher, RetryPolicy
 from sambung.parse import business_date, money, require, text, timestamp
 from sambung.plugins import Registry, load_plugins
 from sambung.store import DeadLetter, IngestRequest, Store, open_store
 from sambung.testing.manual_clock import ManualClock
 from sambung.testing.receiver import Receiver
-from sambung.webhooks import WebhookIngest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from .conftest import sale
@@ -506,7 +506,7 @@ async def test_a_crash_mid_batch_redelivers_with_the_same_webhook_id(
 async def test_the_daemon_tells_the_dead_letter_hook_once_per_delivery_entry(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    from sambung.daemon import Daemon
+    from sambung.runtime.daemon import Daemon
 
     told: list[DeadLetter] = []
     notifier = types.ModuleType("notifier")
@@ -602,8 +602,8 @@ async def test_a_store_error_in_the_dispatcher_makes_its_loop_not_ready_and_it_r
 ) -> None:
     """On SQLite: the store fails under the dispatcher (a locked, read-only moment) and then
     answers again: the loop is reported while it cannot work, and delivers again by itself."""
+    from sambung.runtime.supervision import Loops
     from sambung.store.sqlite import SqliteStore
-    from sambung.supervision import Loops
 
     store = SqliteStore(tmp_path / "sambung.db", synchronous="OFF", clock=ManualClock())
     await store.open()

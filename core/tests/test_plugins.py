@@ -97,7 +97,7 @@ def test_notification_hooks_reach_registered_plugins() -> None:
 def test_the_daemon_and_every_plugin_load_without_pytest() -> None:
     """Test tooling stays out of production imports (pytest alone adds half a second a start)."""
     code = (
-        "import sys, sambung.cli, sambung.daemon, sambung.plugins\n"
+        "import sys, sambung.cli.main, sambung.runtime.daemon, sambung.plugins\n"
         "sambung.plugins.load_plugins()\n"
         "print(sorted(m for m in ('pytest', 'hypothesis', 'aioresponses') if m in sys.modules))"
     )

@@ -8,10 +8,10 @@ from email.utils import format_datetime
 
 import pytest
 from pydantic import SecretStr, ValidationError
+from sambung.auth.tokens import Token, TokenCache
 from sambung.connectors import PollSettings
 from sambung.http import retry_after
 from sambung.testing.fake_vendor import FakeClock
-from sambung.tokens import Token, TokenCache
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

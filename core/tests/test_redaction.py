@@ -14,9 +14,9 @@ import pytest
 import structlog
 from pydantic import SecretStr
 from sambung import logs
+from sambung.auth.tokens import Token, TokenCache
 from sambung.redaction import LEARNED_LIMIT, MASK, Secrets, secrets
 from sambung.store.base import ConnectionState, ConnectionStatus, DeadLetterIn, OutboxSettlement
-from sambung.tokens import Token, TokenCache
 
 SECRET = "s3cr+t/Value=="
 

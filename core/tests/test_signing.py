@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from pydantic import SecretStr
+from sambung.auth.signing import sign_base64, sign_hex, verify_hmac_sha256, verify_token
 from sambung.errors import SignatureError
-from sambung.signing import sign_base64, sign_hex, verify_hmac_sha256, verify_token
 
 BODY = b'{"event_type":"transaction.created"}'
 OLD, NEW = SecretStr("old-secret"), SecretStr("new-secret")

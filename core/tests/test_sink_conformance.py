@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sambung.sinks.http import HttpSink
-from sambung.sinks.jsonl import JsonlSink
+from sambung.delivery.sinks.http import HttpSink
+from sambung.delivery.sinks.jsonl import JsonlSink
 from sambung.testing.conformance import SinkConformance
 from sambung.testing.receiver import Receiver
 

@@ -24,11 +24,11 @@ import yaml
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 from sambung.config import load_config
+from sambung.delivery.outbox import Dispatcher
+from sambung.delivery.sinks import Delivery, SinkContext
+from sambung.delivery.sinks.nats import NatsSink, stream_subjects
 from sambung.errors import ConfigError, RetriableError
-from sambung.outbox import Dispatcher
 from sambung.plugins import load_plugins
-from sambung.sinks import Delivery, SinkContext
-from sambung.sinks.nats import NatsSink, stream_subjects
 from sambung.store import IngestRequest, Store
 from sambung.testing.daemon import free_port
 from sambung.testing.manual_clock import ManualClock

@@ -7,9 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sambung.errors import ConfigError
+from sambung.errors import ConfigError, StoreInUse
 from sambung.store.snapshot import (
-    StoreInUse,
     check_database,
     newest_known_version,
     online_backup,

@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from sambung.delivery.summaries import latest_closed, summarise
 from sambung.models import DailySummary, TransactionType
 from sambung.store import Outcome
-from sambung.summaries import latest_closed, summarise
 from sambung.testing.accounting import JAKARTA, OUTLET, SINK, AccountingRig, days_ago, sale
 
 DAY = date(2026, 11, 20)

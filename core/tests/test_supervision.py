@@ -12,11 +12,11 @@ import pytest
 import structlog
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
-from sambung import supervision
-from sambung.admin import DAEMON_KEY, readyz
 from sambung.errors import StoreUnavailable
+from sambung.runtime import supervision
+from sambung.runtime.admin import DAEMON_KEY, readyz
+from sambung.runtime.supervision import Loops
 from sambung.store.sqlite import SqliteStore
-from sambung.supervision import Loops
 
 
 async def test_a_crashing_loop_is_restarted(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sambung.systemd import Notifier
+from sambung.runtime.systemd import Notifier
 
 
 @pytest.fixture

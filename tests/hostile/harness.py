@@ -14,15 +14,15 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, settings
 from pydantic import BaseModel
-from sambung.admin import admin_app
 from sambung.clock import Clock
 from sambung.config import WEBHOOK_PATH, LoadedConfig, load_config
 from sambung.connectors import Connector, Mode, WebhookConnector, WebhookRequest
-from sambung.daemon import Daemon
-from sambung.dlq import DeadLetters
+from sambung.delivery.dlq import DeadLetters
 from sambung.models import RECORD_KINDS, Record
 from sambung.parse import bounded_amount
 from sambung.plugins import Registry, load_plugins
+from sambung.runtime.admin import admin_app
+from sambung.runtime.daemon import Daemon
 from sambung.store import DeadLetterQuery, Store
 
 # Examples per fuzz test are multiplied by this (HOSTILE_SCALE=20 for a long hunt; the failing

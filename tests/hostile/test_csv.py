@@ -21,9 +21,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sambung.connectors import FileDropConnector, Mode
-from sambung.csvfiles import detect_delimiter
-from sambung.filedrop import WORKER_FROM_BYTES, FileImporter, ImportReport
-from sambung.generic_csv import COLUMNS
+from sambung.intake.csvfiles import detect_delimiter
+from sambung.intake.csvimport import FileImporter, ImportReport
+from sambung.intake.csvworker import WORKER_FROM_BYTES
+from sambung.intake.generic_csv import COLUMNS
 from sambung.store.sqlite import SqliteStore
 from sambung.testing import make_connector
 from sambung.testing.manual_clock import ManualClock

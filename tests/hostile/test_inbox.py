@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sambung.clock import SystemClock
 from sambung.connectors import Mode
-from sambung.filedrop import FileImporter
-from sambung.inbox import FAILED, PROCESSED, InboxWatcher, is_temporary
+from sambung.intake.csvimport import FileImporter
+from sambung.intake.filedrop import FAILED, PROCESSED, InboxWatcher, is_temporary
 from sambung.store.sqlite import SqliteStore
 from sambung.testing import make_connector
 from sambung.testing.manual_clock import ManualClock

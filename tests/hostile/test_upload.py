@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 from sambung.connectors import Mode
+from sambung.intake.upload import UPLOAD_PATH
 from sambung.testing.manual_clock import ManualClock
-from sambung.upload import UPLOAD_PATH
 
 from ..csvdata import pawoon_export, pawoon_hostile_export
 from .harness import ADMIN_TOKEN, OUTLET, REGISTRY, block_for, daemon_app, fuzz

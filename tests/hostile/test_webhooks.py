@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 from sambung.connectors import Mode, WebhookRequest
-from sambung.daemon import Daemon
 from sambung.parse import loads
+from sambung.runtime.daemon import Daemon
 from sambung.testing.manual_clock import ManualClock
 
 from .harness import (

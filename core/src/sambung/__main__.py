@@ -1,5 +1,5 @@
 """`python -m sambung` is the `sambung` command."""
 
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

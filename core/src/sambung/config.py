@@ -34,10 +34,10 @@ from pydantic import (
 )
 
 from .connectors import Connector, ConnectorSettings, Duration, Mode, Modes, Outlet
+from .delivery.sinks import SinkSettings
 from .errors import ConfigError, ConfigProblem
 from .models import DERIVED_KINDS, RecordKind
 from .plugins import Registry
-from .sinks import SinkSettings
 
 WEBHOOK_PATH = "/api/v1/integrations/webhooks"
 _MODES: TypeAdapter[frozenset[Mode]] = TypeAdapter(Modes)
@@ -317,7 +317,7 @@ class LoadedConfig:
         return self._callback_url(name, self.sink_settings.get(name))
 
     def _callback_url(self, name: str, settings: BaseModel | None) -> str:
-        from .oauth import CALLBACK_PATH, OAuthClientSettings
+        from .auth.oauth import CALLBACK_PATH, OAuthClientSettings
 
         if isinstance(settings, OAuthClientSettings) and settings.redirect_uri is not None:
             return str(settings.redirect_uri)

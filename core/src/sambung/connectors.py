@@ -40,20 +40,20 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
+from .auth.signing import sign_hex, verify_hmac_sha256
 from .clock import Clock, SystemClock
 from .http import VendorHttp
 from .models import Record
 from .parse import loads
-from .signing import sign_hex, verify_hmac_sha256
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
-    from .csvfiles import CsvStream, RowError
-    from .known import KnownRecords
-    from .oauth import OAuthSpec
+    from .auth.oauth import OAuthSpec
+    from .auth.tokens import Token
+    from .intake.csvfiles import CsvStream, RowError
+    from .intake.known import KnownRecords
     from .testing.fake_vendor import FakeVendor
-    from .tokens import Token
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -152,7 +152,7 @@ class ConnectorContext(Generic[S]):
     # For connectors that declare `oauth`: their stored tokens.
     credentials: Credentials | None = None
     # For poll connectors: a read-only view of the records already stored for this outlet, for
-    # a vendor with no list API whose poll asks about ids we know (`sambung.known`).
+    # a vendor with no list API whose poll asks about ids we know (`sambung.intake.known`).
     known: KnownRecords | None = None
 
 
@@ -168,7 +168,7 @@ class Connector(Generic[S]):
     # The model of the connector's YAML block; set from the base's type argument.
     Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
     # The vendor's OAuth authorization-code endpoints, for connectors connected with
-    # `sambung connect` (their Settings then include `sambung.oauth.OAuthSettings`).
+    # `sambung connect` (their Settings then include `sambung.auth.oauth.OAuthSettings`).
     oauth: ClassVar[OAuthSpec | None] = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
@@ -197,7 +197,7 @@ class Connector(Generic[S]):
 
     def oauth_endpoints(self) -> OAuthSpec | None:
         """This connection's OAuth endpoints: `oauth`, moved to `oauth_base_url` when set."""
-        from .oauth import OAuthClientSettings  # it builds on this module
+        from .auth.oauth import OAuthClientSettings  # it builds on this module
 
         if self.oauth is None or not isinstance(self.settings, OAuthClientSettings):
             return self.oauth
@@ -416,7 +416,7 @@ class FileDropConnector(Connector[FS]):
 
     @required
     def parse_file(self, stream: CsvStream) -> Iterator[Record | RowError]:
-        """Yield a record or a `RowError` for every row of a `sambung.csvfiles.CsvStream`."""
+        """Yield a record or a `RowError` for every row of a `sambung.intake.csvfiles.CsvStream`."""
         raise NotImplementedError
 
     def example_file(self, sequence: int, *, bad_row: bool = False) -> bytes | None:

@@ -31,6 +31,10 @@ class ConfigError(SambungError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class StoreInUse(ConfigError):
+    """Another process has the SQLite store open (the daemon, most likely)."""
+
+
 class BackupRefused(SambungError):
     """A backup or restore cannot go ahead (a damaged archive, the store in use, a store in the
     way): say why in one line and exit non-zero, touching nothing."""
@@ -63,6 +67,14 @@ class RetriableError(SambungError):
 
 class AuthError(SambungError):
     """The vendor refused our credentials: refresh once, then mark the connection needs_reauth."""
+
+
+class CredentialsUnreadable(AuthError):
+    """A stored credential does not decrypt under this key (the key changed): reconnect."""
+
+
+class InvalidGrant(AuthError):
+    """The vendor refused the code or refresh token (`invalid_grant`): reconnect needed."""
 
 
 class StoreUnavailable(SambungError):
@@ -109,3 +121,15 @@ class RequestRejected(SambungError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+
+class PluginError(SambungError):
+    """A plugin registered something unfit; the plugin is reported and skipped."""
+
+
+class FileError(SambungError):
+    """The file as a whole cannot be read (no header, a required column missing, bad bytes)."""
+
+
+class EncodingError(FileError):
+    """Bytes that are not text in the encoding chosen from the start of the file."""

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .connectors import RegisterConnector
-    from .sinks import RegisterSink
+    from sambung.connectors import RegisterConnector
+    from sambung.delivery.sinks import RegisterSink
+
     from .store import DeadLetter
 
 hookspec = pluggy.HookspecMarker("sambung")

@@ -17,12 +17,12 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .auth.tokens import Fetch, TokenCache
 from .clock import Clock, SystemClock
 from .errors import AuthError, RequestRejected, RetriableError
 from .parse import loads
 from .ratelimit import Budget
 from .redaction import secrets, shorten
-from .tokens import Fetch, TokenCache
 
 # Statuses worth retrying: the vendor is busy, down or asked us to slow down.
 RETRIABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})

@@ -482,7 +482,7 @@ class SummaryLine(BaseModel):
 class DailySummary(Record):
     """The sales of one outlet on one business date, summed up (core makes it, not a vendor).
 
-    Built by `sambung.summaries` from the stored transactions of that date: sales count in,
+    Built by `sambung.delivery.summaries` from the stored transactions of that date: sales count in,
     refunds count against (negative quantities and amounts), voided sales count nowhere. Its
     external id is `{outlet}:{business_date}`, so a later transaction for the date makes a new
     revision of the same record, which an accounting sink posts over the same invoice.

@@ -28,7 +28,9 @@ else in `sambung.*` is core's own and may change without notice.
 
 from __future__ import annotations
 
-from .accounting import AccountingSinkSettings, InvoiceDraft, InvoiceLine, draft_of
+from .auth.oauth import OAuthClientSettings, OAuthSettings, OAuthSpec
+from .auth.signing import sign_base64, sign_hex, verify_hmac_sha256, verify_token
+from .auth.tokens import Token
 from .clock import Clock, SystemClock
 from .connectors import (
     Connector,
@@ -55,7 +57,16 @@ from .connectors import (
     configured,
     page_of,
 )
-from .csvfiles import CsvStream, NumberStyle, Row, RowError, map_rows, open_csv
+from .delivery.accounting import AccountingSinkSettings, InvoiceDraft, InvoiceLine, draft_of
+from .delivery.sinks import (
+    Delivery,
+    DeliveryResult,
+    RegisterSink,
+    Sink,
+    SinkContext,
+    SinkCredentials,
+    SinkSettings,
+)
 from .errors import (
     AuthError,
     ConfigError,
@@ -72,8 +83,9 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .http import VendorHttp, VendorResponse, vendor_message, with_token
-from .known import MAX_DAYS as MAX_KNOWN_DAYS
-from .known import KnownRecord, KnownRecords
+from .intake.csvfiles import CsvStream, NumberStyle, Row, RowError, map_rows, open_csv
+from .intake.known import MAX_DAYS as MAX_KNOWN_DAYS
+from .intake.known import KnownRecord, KnownRecords
 from .models import (
     DailySummary,
     InventoryLevel,
@@ -85,7 +97,6 @@ from .models import (
     Transaction,
     TransactionType,
 )
-from .oauth import OAuthClientSettings, OAuthSettings, OAuthSpec
 from .paging import (
     KeysetPaginator,
     NextUrlPaginator,
@@ -114,18 +125,7 @@ from .parse import (
     timestamp,
 )
 from .redaction import shorten
-from .signing import sign_base64, sign_hex, verify_hmac_sha256, verify_token
-from .sinks import (
-    Delivery,
-    DeliveryResult,
-    RegisterSink,
-    Sink,
-    SinkContext,
-    SinkCredentials,
-    SinkSettings,
-)
 from .store import DeadLetter
-from .tokens import Token
 
 __all__ = [
     "MAX_KNOWN_DAYS",

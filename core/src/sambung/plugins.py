@@ -12,27 +12,18 @@ from typing import Any
 import pluggy
 import structlog
 
+from sambung.connectors import MODE_SETTINGS
+
 from . import hookspecs
-from .connectors import (
-    MODE_METHODS,
-    MODE_SETTINGS,
-    Connector,
-    ConnectorSettings,
-    Mode,
-    is_implemented,
-)
-from .errors import SambungError
-from .sinks import Sink, SinkSettings
-from .sinks import builtin as builtin_sinks
+from .connectors import MODE_METHODS, Connector, ConnectorSettings, Mode, is_implemented
+from .delivery.sinks import Sink, SinkSettings
+from .delivery.sinks import builtin as builtin_sinks
+from .errors import PluginError
 
 ENTRY_POINT_GROUP = "sambung"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
-log = structlog.get_logger("sambung.plugins")
-
-
-class PluginError(SambungError):
-    """A plugin registered something unfit; the plugin is reported and skipped."""
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,7 +91,7 @@ def check_connector(cls: Any) -> type[Connector[ConnectorSettings]]:
 def check_sink(cls: Any) -> type[Sink[SinkSettings]]:
     """Raise `PluginError` unless `cls` is a usable sink class."""
     if not (isinstance(cls, type) and issubclass(cls, Sink)):
-        raise PluginError(f"{cls!r} is not a sambung.sinks.Sink subclass")
+        raise PluginError(f"{cls!r} is not a sambung.delivery.sinks.Sink subclass")
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not _NAME.match(name):
         raise PluginError(f"{cls.__qualname__}.name must match {_NAME.pattern}, got {name!r}")

@@ -11,15 +11,15 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic_core import PydanticSerializationError
 
-from ..clock import Clock
-from ..errors import ConfigError, InvalidRecord
-from ..models import Record, SerializedRecord
-from ..redaction import redact_optional
+from sambung.clock import Clock
+from sambung.errors import ConfigError, InvalidRecord
+from sambung.models import Record, SerializedRecord
+from sambung.redaction import redact_optional
 
 Channel = Literal["webhook", "poll", "file", "replay"]
 Stage = Literal["ingest", "row", "delivery"]
@@ -314,6 +314,9 @@ class Store(abc.ABC):
     # Every time the store writes (created_at, updated_at, due times) comes from this clock,
     # the daemon's, so a test that moves its clock moves the store's with it.
     clock: Clock
+    # True where one daemon process at a time uses the store (SQLite): a lease or claim held by
+    # another owner when the daemon starts was held by a process that died.
+    single_process: ClassVar[bool] = False
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -491,7 +494,7 @@ class Store(abc.ABC):
         `since` misses nothing (it may see the same date again, which it must take in stride).
         """
 
-    # -- credentials and OAuth states (the connect flow; see sambung.credentials) -----------
+    # -- credentials and OAuth states (the connect flow; see sambung.auth.credentials) -----------
     # The store keeps `secret` blobs as opaque bytes: core encrypts them before they arrive and
     # decrypts them after they leave, so no implementation ever sees or logs a token.
 

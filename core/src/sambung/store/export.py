@@ -17,7 +17,8 @@ from typing import Any
 
 import asyncpg
 
-from ..errors import ConfigError
+from sambung.errors import ConfigError
+
 from .postgres import PostgresStore
 from .sqlite import SqliteStore, from_db_time
 

@@ -15,8 +15,9 @@ from datetime import datetime
 from importlib import resources
 from typing import Any
 
-from ..errors import LeaseLost
-from ..models import Record, SerializedRecord
+from sambung.errors import LeaseLost
+from sambung.models import Record, SerializedRecord
+
 from .base import IngestRequest, IngestResult, LeaseHold, Outcome, RecordResult
 
 Key = tuple[str, str, str, str]

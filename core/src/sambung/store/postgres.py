@@ -35,8 +35,9 @@ from typing import Any, TypeVar
 import asyncpg
 import structlog
 
-from ..clock import Clock, SystemClock
-from ..errors import ConfigError, StoreUnavailable
+from sambung.clock import Clock, SystemClock
+from sambung.errors import ConfigError, StoreUnavailable
+
 from .base import (
     ClaimedRow,
     ConnectionState,
@@ -75,7 +76,7 @@ from .queries import (
     stored_record,
 )
 
-log = structlog.get_logger("sambung.store.postgres")
+log = structlog.get_logger(__name__)
 
 _MAX_GROUP = 512
 _WRITERS = 2

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import ConfigError
+from sambung.errors import ConfigError, StoreInUse
 
 try:
     import fcntl
@@ -23,10 +23,6 @@ except ImportError:  # Windows: no flock; the lock is then advisory in name only
 
 # Files SQLite keeps beside a database in WAL mode; they belong to it.
 COMPANIONS = ("-wal", "-shm")
-
-
-class StoreInUse(ConfigError):
-    """Another process has the SQLite store open (the daemon, most likely)."""
 
 
 def lock_path(db: Path) -> Path:

@@ -24,8 +24,9 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..clock import Clock, SystemClock
-from ..errors import ConfigError, StoreUnavailable
+from sambung.clock import Clock, SystemClock
+from sambung.errors import ConfigError, StoreUnavailable
+
 from .base import (
     ClaimedRow,
     ConnectionState,
@@ -173,6 +174,8 @@ def _insert_records(conn: sqlite3.Connection, rows: Sequence[PlannedRow], now: s
 
 class SqliteStore(Store):
     """The default store: a single SQLite file next to the daemon."""
+
+    single_process = True
 
     def __init__(
         self,

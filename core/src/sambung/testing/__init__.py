@@ -13,14 +13,21 @@ from zoneinfo import ZoneInfo
 import structlog
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ..connectors import Connector, ConnectorContext, ConnectorSettings, Outlet, WebhookRequest
-from ..signing import sign_hex
+from sambung.auth.signing import sign_hex
+from sambung.connectors import (
+    Connector,
+    ConnectorContext,
+    ConnectorSettings,
+    Outlet,
+    WebhookRequest,
+)
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from ..polling import PollLoop
-    from ..store import Store
+    from sambung.intake.polling import PollLoop
+    from sambung.store import Store
+
     from .fake_vendor import FakeClock
 
 
@@ -58,8 +65,8 @@ def poll_loops(
     outlets: Sequence[str] = ("kemang",),
 ) -> list[PollLoop]:
     """Core's poll loops for `cls` at each outlet, on a fake clock, routing to sink `books`."""
-    from ..config import Connection
-    from ..polling import PollService
+    from sambung.config import Connection
+    from sambung.intake.polling import PollService
 
     validated = cls.Settings.model_validate(dict(settings))
     connections = [Connection(outlet(id), cls, validated) for id in outlets]

@@ -22,15 +22,16 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import yaml
 
-from ..clock import SystemClock
-from ..config import LoadedConfig, load_config
-from ..models import LineItem, Transaction, TransactionType
-from ..outbox import Dispatcher
-from ..plugins import load_plugins
-from ..sinks import Delivery, Sink, SinkSettings
-from ..store import DeadLetter, IngestRequest, IngestResult, Store, open_store
-from ..store.sqlite import SqliteStore
-from ..summaries import SummaryService
+from sambung.clock import SystemClock
+from sambung.config import LoadedConfig, load_config
+from sambung.delivery.outbox import Dispatcher
+from sambung.delivery.sinks import Delivery, Sink, SinkSettings
+from sambung.delivery.summaries import SummaryService
+from sambung.models import LineItem, Transaction, TransactionType
+from sambung.plugins import load_plugins
+from sambung.store import DeadLetter, IngestRequest, IngestResult, Store, open_store
+from sambung.store.sqlite import SqliteStore
+
 from .manual_clock import ManualClock
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
@@ -209,6 +210,6 @@ class AccountingRig:
 
     async def dead_letters(self) -> list[DeadLetter]:
         """The sink's open dead letters."""
-        from ..store import DeadLetterQuery
+        from sambung.store import DeadLetterQuery
 
         return await self.store.find_dead_letters(DeadLetterQuery(stage="delivery"))

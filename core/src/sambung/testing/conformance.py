@@ -29,9 +29,10 @@ import pytest
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from ..clock import SystemClock
-from ..config import Connection
-from ..connectors import (
+from sambung.auth.signing import sign_hex
+from sambung.clock import SystemClock
+from sambung.config import Connection
+from sambung.connectors import (
     Connector,
     ConnectorSettings,
     FileDropConnector,
@@ -44,16 +45,16 @@ from ..connectors import (
     WebhookConnector,
     WebhookRequest,
 )
-from ..csvfiles import FileError, RowError
-from ..errors import InvalidPayload, RetriableError, SignatureError
-from ..filedrop import open_for, records_of
-from ..models import RECORD_KINDS, Record
-from ..plugins import load_plugins
-from ..polling import PollService
-from ..signing import sign_hex
-from ..sinks import Delivery, DeliveryResult, Sink, SinkContext, SinkSettings
-from ..store import Store
-from ..store.sqlite import SqliteStore
+from sambung.delivery.sinks import Delivery, DeliveryResult, Sink, SinkContext, SinkSettings
+from sambung.errors import FileError, InvalidPayload, RetriableError, SignatureError
+from sambung.intake.csvbatches import open_for, records_of
+from sambung.intake.csvfiles import RowError
+from sambung.intake.polling import PollService
+from sambung.models import RECORD_KINDS, Record
+from sambung.plugins import load_plugins
+from sambung.store import Store
+from sambung.store.sqlite import SqliteStore
+
 from . import make_connector, outlet
 from .fake_vendor import FakeClock
 

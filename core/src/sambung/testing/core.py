@@ -8,15 +8,15 @@ modules without breaking every plugin's tests.
 
 from __future__ import annotations
 
+from ..auth.credentials import CredentialService
+from ..auth.oauth import SINK_OUTLET
 from ..config import load_config
-from ..credentials import CredentialService
-from ..oauth import SINK_OUTLET
+from ..intake.polling import PollLoop, from_cursor
+from ..intake.webhooks import Answer, WebhookIngest
 from ..plugins import load_plugins
-from ..polling import PollLoop, from_cursor
-from ..status import sink_status, sink_table
+from ..runtime.status import sink_status, sink_table
 from ..store import ConnectionStatus, IngestRequest, Store, open_store
 from ..store.sqlite import SqliteStore
-from ..webhooks import Answer, WebhookIngest
 
 __all__ = [
     "SINK_OUTLET",

@@ -28,7 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ..clock import Clock, SystemClock, monotonic
+from sambung.clock import Clock, SystemClock, monotonic
+
 from .secret_scan import remember
 
 Handler = Callable[[web.Request], Any]

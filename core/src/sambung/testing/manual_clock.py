@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ..clock import SystemClock
+from sambung.clock import SystemClock
 
 
 class ManualClock:

@@ -27,7 +27,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ..oauth import challenge_of
+from sambung.auth.oauth import challenge_of
+
 from .fake_vendor import FakeVendor
 from .secret_scan import remember
 

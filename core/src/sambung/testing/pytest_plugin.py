@@ -13,7 +13,8 @@ import pytest
 from .daemon import DaemonProcess
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from sambung.store import Store
+
     from .manual_clock import ManualClock
 
 # The PostgreSQL server tests run against; each test gets a schema of its own in it.
@@ -38,7 +39,7 @@ def clock() -> ManualClock:
 async def store(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Store]:
     """An open SQLite store in tmp_path, on the test's `clock` (core's own tests override it to
     run on both stores)."""
-    from ..store.sqlite import SqliteStore
+    from sambung.store.sqlite import SqliteStore
 
     opened = SqliteStore(tmp_path / "sambung.db", synchronous="OFF", clock=clock)
     await opened.open()
@@ -56,7 +57,7 @@ def body(request: pytest.FixtureRequest) -> Callable[[str], bytes]:
 @pytest.fixture
 def payload(body: Callable[[str], bytes]) -> Callable[[str], Any]:
     """A recorded payload parsed as core parses it (exact Decimals); a fresh copy every call."""
-    from ..parse import loads
+    from sambung.parse import loads
 
     return lambda name: loads(body(name))
 
@@ -94,7 +95,7 @@ def postgres_url() -> Iterator[str]:
     The server is `SAMBUNG_TEST_POSTGRES` (default postgresql://postgres@127.0.0.1:5432/test);
     it must be running: a test that needs it fails rather than skips.
     """
-    from ..store.postgres import create_schema, drop_schema
+    from sambung.store.postgres import create_schema, drop_schema
 
     name, url = asyncio.run(create_schema(POSTGRES_TEST_URL, prefix="test"))
     try:

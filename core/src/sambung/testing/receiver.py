@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..clock import SystemClock
+from sambung.clock import SystemClock
 
 # Receivers must refuse timestamps further than this from their own clock (the spec's advice).
 TOLERANCE_SECONDS = 5 * 60

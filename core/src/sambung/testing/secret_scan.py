@@ -77,7 +77,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def scan() -> list[tuple[str, str]]:
     """(where, secret shown) of every leak in the captured output and daemon logs: each secret
     looked for as it is and as an echo may encode it (URL-encoded, JSON-escaped, base64)."""
-    from ..redaction import forms
+    from sambung.redaction import forms
 
     secrets = {form for secret in _all_secrets() for form in forms(secret)}
     leaks: list[tuple[str, str]] = []

@@ -1,0 +1,1 @@
+"""Credentials: OAuth connections, the encrypted credential store, tokens and webhook signatures."""

@@ -1,0 +1,1 @@
+"""The `sambung` command line."""

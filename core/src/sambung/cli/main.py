@@ -1,0 +1,594 @@
+"""The `sambung` command: run the daemon, check a config, list plugins, look at stored records."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sambung import __version__, logs
+from sambung.clock import SystemClock
+from sambung.config import LoadedConfig
+from sambung.errors import ConfigError
+from sambung.store import display_url, open_store
+
+from .backup import add_backup_commands
+from .importcmd import add_import_command
+from .loading import load, plugin_registry
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `sambung` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_CONFIG
+    logs.configure(level=os.environ.get("SAMBUNG_LOG_LEVEL", "info"))
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as err:
+        print(
+            f"sambung: configuration is not valid ({len(err.problems)} problem"
+            f"{'s' if len(err.problems) != 1 else ''}):",
+            file=sys.stderr,
+        )
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sambung", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"sambung {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(
+        name: str, help: str, handler: object, config: bool = True
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler, command=name)
+        if config:
+            sub.add_argument(
+                "-c",
+                "--config",
+                type=Path,
+                default=Path("sambung.yaml"),
+                help="the YAML file (default: ./sambung.yaml)",
+            )
+        return sub
+
+    run = command("run", "Run the daemon until SIGTERM or Ctrl-C.", _run)
+    run.add_argument(
+        "--simulate",
+        action="store_true",
+        help="also run the bundled simulator, which posts signed demo webhooks",
+    )
+    run.add_argument(
+        "--log-file",
+        type=Path,
+        help="log to this file, reopened on SIGHUP (default: log.file, else stderr)",
+    )
+    command("check", "Validate a config and print outlets, connectors and webhook URLs.", _check)
+    command(
+        "plugins",
+        "List installed plugins: name, version, connectors and modes.",
+        _plugins,
+        config=False,
+    )
+    records = command("records", "Print the most recently stored records.", _records)
+    records.add_argument("--outlet")
+    records.add_argument("--source-system", "--connector", dest="source_system")
+    records.add_argument("--kind", choices=["transaction", "inventory_level", "payment"])
+    records.add_argument("--limit", type=int, default=20)
+    records.add_argument("--json", action="store_true", help="one JSON record per line")
+    _add_delivery_commands(command)
+    _add_store_commands(command)
+    add_import_command(commands)
+    add_backup_commands(commands, load)
+    _add_credential_commands(command)
+    status = command("status", "Print the state of every connection and every sink.", _status)
+    status.add_argument("--json", action="store_true", help="one JSON object per line")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sambung.runtime.daemon import Daemon, serve
+
+    registry, loaded = load(args)
+    settings = loaded.config.log
+    log_file = args.log_file or (loaded.base_dir / settings.file if settings.file else None)
+    from sambung.runtime.logfile import open_log_file
+
+    stream = open_log_file(log_file) if log_file else None
+    logs.configure(level=settings.level, fmt=settings.format, stream=stream)
+    daemon = Daemon(loaded, registry)
+    also = None
+    if args.simulate:
+        from sambung.runtime.simulator import simulate_all
+
+        also = simulate_all
+    asyncio.run(serve(daemon, also=also))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    _, loaded = load(args)
+    config = loaded.config
+    print(f"config: {loaded.path}")
+    print(f"store: {display_url(config.store.url)}")
+    public = config.server.public
+    print(f"public listener: {public.host}:{public.port} (max body {public.max_body_bytes} bytes)")
+    for outlet in config.outlets:
+        print(f"\noutlet {outlet.id} — {outlet.name} ({outlet.timezone})")
+        connections = [c for c in loaded.connections if c.outlet.id == outlet.id]
+        if not connections:
+            print("  (no connectors)")
+        for connection in connections:
+            modes = ", ".join(sorted(connection.settings.mode))
+            state = "" if connection.settings.enabled else " [disabled]"
+            print(f"  {connection.name}: {modes}{state}")
+            if "webhook" in connection.settings.mode:
+                print(f"    webhook URL: {loaded.webhook_url(connection)}")
+    if config.sinks:
+        print("\nsinks:")
+        for name, sink in config.sinks.items():
+            taken = loaded.sink_kinds(name)
+            kinds = ", ".join(taken) if taken else "every vendor kind"
+            outlets = ", ".join(sink.outlets) if sink.outlets else "every outlet"
+            print(f"  {name}: {sink.type} ({kinds}; {outlets})")
+    print("\nconfig OK")
+    return 0
+
+
+def _plugins(_args: argparse.Namespace) -> int:
+    registry = plugin_registry()
+    if not registry.plugins and not registry.failures:
+        print("no sambung plugins installed")
+    for plugin in registry.plugins:
+        print(f"{plugin.name} {plugin.version} ({plugin.distribution})")
+        for name in plugin.connectors:
+            modes = ", ".join(sorted(registry.connectors[name].modes))
+            print(f"  connector {name}: {modes}")
+        for name in plugin.sinks:
+            print(f"  sink {name}")
+    for failure in registry.failures:
+        print(f"{failure.name} FAILED to load ({failure.distribution}): {failure.error}")
+    return 1 if registry.failures else 0
+
+
+# -- the store itself: migrations, and moving from SQLite to PostgreSQL --------------------------
+
+
+def _add_store_commands(command: Any) -> None:
+    """`sambung migrate` and `sambung export`."""
+    command("migrate", "Apply the store's pending schema migrations and name each one.", _migrate)
+    export = command(
+        "export",
+        "Copy this config's SQLite store into PostgreSQL: records, outbox, cursors, everything.",
+        _export,
+    )
+    export.add_argument("--to", required=True, metavar="URL", help="postgresql://USER@HOST/DB")
+    export.add_argument(
+        "--replace", action="store_true", help="empty a PostgreSQL store that already has rows"
+    )
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    _, loaded = load(args)
+    url = loaded.config.store.url
+    applied = asyncio.run(open_store(url, base_dir=loaded.base_dir).migrate())
+    for name in applied:
+        print(f"applied {name}")
+    print(f"{display_url(url)}: schema up to date ({len(applied)} migration(s) applied now)")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from sambung.store.export import export_sqlite
+    from sambung.store.sqlite import SqliteStore
+
+    _, loaded = load(args)
+    source = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+    target = open_store(args.to, base_dir=loaded.base_dir)
+    if not isinstance(source, SqliteStore) or isinstance(target, SqliteStore):
+        raise ConfigError("export copies a sqlite:/// store.url into a postgresql:// --to URL")
+    copied = asyncio.run(export_sqlite(source.path, args.to, replace=args.replace))
+    for table, rows in copied.items():
+        print(f"{table:<20} {rows:>10,} rows")
+    print(
+        f"exported {source.path} to {display_url(args.to)}; stop the daemon that used the SQLite"
+        " file, then set store.url to the PostgreSQL URL and start it again"
+    )
+    return 0
+
+
+def _records(args: argparse.Namespace) -> int:
+    _, loaded = load(args)
+
+    async def show() -> None:
+        # The daemon's own loops first: they are known even when the store does not answer.
+        await _status_loops(loaded, args)
+        store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+        await store.open()
+        try:
+            rows = await store.list_records(
+                outlet=args.outlet,
+                source_system=args.source_system,
+                kind=args.kind,
+                limit=args.limit,
+            )
+        finally:
+            await store.close()
+        for row in rows:
+            if args.json:
+                print(row.payload)
+                continue
+            record = json.loads(row.payload)
+            amount = record.get("total") or record.get("amount") or record.get("quantity") or ""
+            print(
+                f"#{row.id:<6} {row.outlet:<12} {row.source_system:<8} {row.kind:<16}"
+                f" {row.external_id:<24} r{row.revision} {amount:>14} "
+                f"{row.updated_at:%Y-%m-%d %H:%M:%S}Z"
+            )
+
+    asyncio.run(show())
+    return 0
+
+
+# -- credentials: the OAuth connect flow ---------------------------------------------------------
+
+
+def _add_credential_commands(command: Any) -> None:
+    """`sambung connect OUTLET CONNECTOR`, `sambung connect --sink NAME` and
+    `sambung credentials list`."""
+    connect = command(
+        "connect",
+        "Print the vendor's authorization URL for one connection or sink (OAuth); open it.",
+        _connect,
+    )
+    connect.add_argument("outlet", nargs="?")
+    connect.add_argument("connector", nargs="?")
+    connect.add_argument("--sink", help="connect this sink (by its name under sinks:) instead")
+    connect.add_argument("--json", action="store_true", help="the link as one JSON object")
+    credentials = command(
+        "credentials", "Stored credentials: which exist and when they expire.", _credentials
+    )
+    actions = credentials.add_subparsers(
+        title="actions", metavar="ACTION", dest="action", required=True
+    )
+    listing = actions.add_parser("list", help="outlet, connector, kind, expiry; never a value")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    # `sambung credentials list -c FILE` as well as `sambung credentials -c FILE list`.
+    listing.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS)
+
+
+async def _open_credentials(loaded: LoadedConfig) -> Any:
+    from sambung.auth.credentials import CredentialService, SecretBox, key_file_of, load_key
+
+    box = SecretBox(load_key(key_file_of(loaded)))
+    store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+    await store.open()
+    return CredentialService(store, box)
+
+
+def _connect(args: argparse.Namespace) -> int:
+    from sambung.auth.connect import start_connect
+    from sambung.auth.oauth import SINK_OUTLET
+
+    if (args.sink is None) == (args.outlet is None or args.connector is None) or (
+        args.sink is not None and args.outlet is not None
+    ):
+        print("give either OUTLET CONNECTOR or --sink NAME", file=sys.stderr)
+        return 2
+    outlet, name = (SINK_OUTLET, args.sink) if args.sink else (args.outlet, args.connector)
+    _, loaded = load(args)
+
+    async def go() -> Any:
+        credentials = await _open_credentials(loaded)
+        try:
+            return await start_connect(credentials, loaded, outlet, name)
+        finally:
+            await credentials.store.close()
+
+    link = asyncio.run(go())
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "outlet": link.outlet,
+                    "connector": link.connector,
+                    "authorization_url": link.authorization_url,
+                    "expires_at": link.expires_at.isoformat(),
+                    "redirect_uri": link.redirect_uri,
+                }
+            )
+        )
+        return 0
+    what = f"sink {name}" if args.sink else f"{link.connector} at outlet {link.outlet}"
+    print(f"Open this link to connect {what}:")
+    print()
+    print(f"  {link.authorization_url}")
+    print()
+    print(f"It works once, until {_when(link.expires_at)}; the vendor sends you back to")
+    print(f"{link.redirect_uri} (the running daemon's public listener).")
+    return 0
+
+
+def _credentials(args: argparse.Namespace) -> int:
+    _, loaded = load(args)
+
+    async def go() -> list[Any]:
+        store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+        await store.open()
+        try:
+            found: list[Any] = await store.list_credentials()
+            return found
+        finally:
+            await store.close()
+
+    infos = asyncio.run(go())
+    now = SystemClock().now()
+    for info in infos:
+        expired = info.expires_at is not None and info.expires_at <= now
+        row = {
+            "outlet": info.outlet,
+            "connector": info.connector,
+            "kind": info.kind,
+            "expires_at": _when(info.expires_at),
+            "expired": expired,
+            "updated_at": _when(info.updated_at),
+        }
+        if args.json:
+            print(json.dumps(row))
+            continue
+        expiry = row["expires_at"] or "no expiry given"
+        note = " (expired: refreshed on next use)" if expired else ""
+        print(
+            f"{info.outlet:<14} {info.connector:<10} {info.kind:<7} expires {expiry}{note}"
+            f"  updated {row['updated_at']}"
+        )
+    if not infos and not args.json:
+        print(
+            "no stored credentials (connect with: sambung connect -c FILE OUTLET CONNECTOR,"
+            " or for a sink: sambung connect -c FILE --sink NAME)"
+        )
+    return 0
+
+
+# -- outbox: dead letters and status ------------------------------------------------------------
+
+
+def _add_delivery_commands(command: Any) -> None:
+    """`sambung dlq …` and `sambung status`."""
+    dlq = command("dlq", "Dead letters of every stage: list, show, replay, discard.", _dlq)
+    actions = dlq.add_subparsers(title="actions", metavar="ACTION", dest="action", required=True)
+
+    def filters(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--stage", choices=["ingest", "row", "delivery"])
+        sub.add_argument("--outlet")
+        sub.add_argument("--connector")
+        sub.add_argument("--since", help="ISO date or time, e.g. 2026-11-26 or 2026-11-26T10:00Z")
+        sub.add_argument("--limit", type=int, default=100)
+
+    listing = actions.add_parser("list", help="open dead letters, newest first")
+    filters(listing)
+    listing.add_argument("--status", choices=["open", "replayed", "discarded", "any"])
+    listing.add_argument("--json", action="store_true", help="one JSON entry per line")
+    show = actions.add_parser("show", help="one entry: error, attempts, payload")
+    show.add_argument("id", type=int)
+    replay = actions.add_parser("replay", help="replay entries by id, or --all matching filters")
+    replay.add_argument("ids", type=int, nargs="*")
+    replay.add_argument("--all", action="store_true")
+    filters(replay)
+    discard = actions.add_parser("discard", help="keep entries for audit but never replay them")
+    discard.add_argument("ids", type=int, nargs="+")
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from sambung.clock import SystemClock
+    from sambung.delivery.dlq import DeadLetterFilter, DeadLetters, describe
+
+    _, loaded = load(args)
+
+    def wanted() -> DeadLetterFilter:
+        status = getattr(args, "status", None)
+        return DeadLetterFilter(
+            stage=args.stage,
+            outlet=args.outlet,
+            connector=args.connector,
+            since=_since(args.since),
+            status=None if status == "any" else (status or "open"),
+            limit=args.limit,
+        )
+
+    async def act() -> int:
+        store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+        await store.open()
+        service = DeadLetters(store, loaded, clock=SystemClock())
+        try:
+            if args.action == "list":
+                entries = await service.find(wanted())
+                for entry in entries:
+                    if args.json:
+                        print(json.dumps(describe(entry)))
+                        continue
+                    print(
+                        f"#{entry.id:<6} {entry.created_at:%Y-%m-%d %H:%M:%S}Z {entry.stage:<8}"
+                        f" {entry.outlet:<12} {entry.connector:<8} {entry.status:<9}"
+                        f" {entry.error_type}: {entry.error[:60]}"
+                    )
+                if not entries and not args.json:
+                    print("no dead letters match")
+                return 0
+            if args.action == "show":
+                shown = await service.show(args.id)
+                if shown is None:
+                    print(f"no dead letter #{args.id}", file=sys.stderr)
+                    return 1
+                for key, value in shown.items():
+                    if key != "payload":
+                        print(f"{key}: {value}")
+                print("payload:")
+                print(shown.get("payload") or "(none)")
+                return 0
+            if args.action == "replay":
+                if args.all:
+                    outcomes = await service.replay_matching(wanted())
+                elif args.ids:
+                    outcomes = await service.replay(args.ids)
+                else:
+                    print("give dead-letter ids, or --all with filters", file=sys.stderr)
+                    return EXIT_CONFIG
+            else:
+                outcomes = await service.discard(args.ids)
+            for outcome in outcomes:
+                detail = f" ({outcome.detail})" if outcome.detail else ""
+                print(f"#{outcome.id}: {outcome.result}{detail}")
+            failed = {"still_failing", "not_found", "unsupported"}
+            return 1 if any(o.result in failed for o in outcomes) else 0
+        finally:
+            await store.close()
+
+    return asyncio.run(act())
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+# Sections of `sambung status`, in order: each prints its part from an open store. Other
+# subsystems (sinks) append theirs.
+STATUS_SECTIONS: list[Any] = []
+
+
+def _status(args: argparse.Namespace) -> int:
+    _, loaded = load(args)
+
+    async def show() -> None:
+        # The daemon's own loops first: they are known even when the store does not answer
+        # (in JSON, last: one object per line, the store's sections where they always were).
+        if not args.json:
+            await _status_loops(loaded, args)
+        store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+        await store.open()
+        try:
+            for section in STATUS_SECTIONS:
+                await section(loaded, store, args)
+        finally:
+            await store.close()
+        if args.json:
+            await _status_loops(loaded, args)
+
+    asyncio.run(show())
+    return 0
+
+
+async def _status_loops(loaded: LoadedConfig, args: argparse.Namespace) -> None:
+    """The running daemon's loop problems, as its `/api/v1/status` reports them."""
+    from sambung.runtime.status import daemon_loop_problems, loop_table
+
+    found = await daemon_loop_problems(loaded)
+    if args.json:
+        print(json.dumps({"section": "loops", **found}))
+        return
+    if "error" in found:
+        print(f"loops: unknown, {found['error']}")
+    elif found["loop_problems"]:
+        print("loops: NOT READY")
+        print(loop_table(found["loop_problems"]))
+    else:
+        print("loops: every loop running")
+    print()
+
+
+async def _status_connections(loaded: LoadedConfig, store: Any, args: argparse.Namespace) -> None:
+    """Per outlet and connector: mode, state, last success, last error, cursor, records."""
+    states = {(s.outlet, s.connector, s.mode): s for s in await store.list_connection_states()}
+    rows = []
+    for connection in loaded.connections:
+        for mode in sorted(connection.settings.mode):
+            state = states.get((connection.outlet.id, connection.name, str(mode)))
+            if not connection.settings.enabled:
+                label = "paused"
+            elif state is not None:
+                label = state.state.value
+            else:
+                label = "ok" if mode != "poll" else "not yet run"
+            rows.append(
+                {
+                    "outlet": connection.outlet.id,
+                    "connector": connection.name,
+                    "mode": str(mode),
+                    "state": label,
+                    "last_success": _when(state.last_success_at) if state else None,
+                    "last_error": state.last_error if state else None,
+                    "last_error_at": _when(state.last_error_at) if state else None,
+                    "cursor": state.cursor if state else None,
+                    "records_fetched": state.records_fetched if state else 0,
+                }
+            )
+    if args.json:
+        for row in rows:
+            print(json.dumps({"section": "connections", **row}))
+        return
+    print("connections:")
+    if not rows:
+        print("  (none configured)")
+    for row in rows:
+        print(
+            f"  {row['outlet']:<14} {row['connector']:<10} {row['mode']:<9} {row['state']:<13}"
+            f" last success {row['last_success'] or '-'}  cursor {row['cursor'] or '-'}"
+            f"  records {row['records_fetched']}"
+        )
+        if row["last_error"]:
+            print(f"    last error ({row['last_error_at']}): {row['last_error']}")
+
+
+def _when(value: Any) -> str | None:
+    return f"{value:%Y-%m-%d %H:%M:%S}Z" if value is not None else None
+
+
+async def _status_sinks(loaded: LoadedConfig, store: Any, args: argparse.Namespace) -> None:
+    """Per sink: pending, oldest pending age, retrying, failures, delivered."""
+    from sambung.runtime.status import sink_status, sink_table
+
+    sinks = await sink_status(store, loaded, store.clock.now())
+    if args.json:
+        for row in sinks:
+            print(json.dumps({"section": "sinks", **row}, default=str))
+        return
+    print()
+    print(sink_table(sinks) if sinks else "no sinks configured")
+
+
+STATUS_SECTIONS.extend([_status_connections, _status_sinks])
+
+
+async def _status_leases(loaded: LoadedConfig, store: Any, args: argparse.Namespace) -> None:
+    """Which replica owns which poll loop and inbox, and until when."""
+    from sambung.runtime.status import lease_status, lease_table
+
+    leases = await lease_status(store, store.clock.now())
+    if args.json:
+        for row in leases:
+            print(json.dumps({"section": "leases", **row}))
+        return
+    print()
+    print(lease_table(leases) if leases else "no leases held (no loop has run yet)")
+
+
+STATUS_SECTIONS.append(_status_leases)

@@ -1,0 +1,1 @@
+"""Delivering onward: the outbox dispatcher, sinks, accounting summaries and dead letters."""

@@ -1,0 +1,1 @@
+"""Taking events in: webhooks, polling, file drop and upload, and the CSV importer."""

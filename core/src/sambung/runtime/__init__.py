@@ -1,0 +1,1 @@
+"""The running daemon: its listeners, supervised loops, replicas, status and systemd glue."""
