@@ -48,7 +48,7 @@ from sambung.errors import (
     InvalidGrant,
     StoreUnavailable,
 )
-from sambung.store import Store, StoredCredential
+from sambung.store import CredentialStore, StoredCredential
 
 from .oauth import SINK_OUTLET, OAuthSpec, TokenEndpoint
 from .tokens import Token, TokenCache
@@ -183,7 +183,7 @@ class CredentialService:
 
     def __init__(
         self,
-        store: Store,
+        store: CredentialStore,
         box: SecretBox,
         *,
         clock: Clock | None = None,

@@ -33,7 +33,7 @@ from sambung.errors import InvalidRecord
 from sambung.intake.csvbatches import remap_row
 from sambung.intake.csvfiles import RowError
 from sambung.models import Record
-from sambung.store import DeadLetter, IngestRequest, Store
+from sambung.store import DeadLetter, IngestRequest, ReplayStore
 from sambung.store.base import DeadLetterQuery
 
 log = structlog.get_logger(__name__)
@@ -72,7 +72,7 @@ class DeadLetterFilter(BaseModel):
 class DeadLetters:
     """The dead-letter operations, over one store and the configuration installed now."""
 
-    def __init__(self, store: Store, loaded: LoadedConfig, *, clock: Clock) -> None:
+    def __init__(self, store: ReplayStore, loaded: LoadedConfig, *, clock: Clock) -> None:
         self.store = store
         self.loaded = loaded
         self.clock = clock

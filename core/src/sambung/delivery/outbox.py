@@ -43,7 +43,7 @@ from sambung.errors import (
 from sambung.plugins import Registry
 from sambung.ratelimit import Budgets
 from sambung.runtime import supervision
-from sambung.store import DeadLetter, Store
+from sambung.store import CredentialStore, DeadLetter, DeliveryStore
 from sambung.store.base import ClaimedRow, OutboxSettlement, SinkStats
 
 from .sinks import Delivery, DeliveryResult, Sink, SinkContext
@@ -116,7 +116,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        store: Store,
+        store: DeliveryStore,
         loaded: LoadedConfig,
         registry: Registry,
         *,
@@ -569,7 +569,7 @@ class _Fence:
             scope.reschedule(min(limit, self.deadline))
 
 
-def _ephemeral_credentials(store: Store, clock: Clock) -> CredentialService:
+def _ephemeral_credentials(store: CredentialStore, clock: Clock) -> CredentialService:
     """Credentials under a random key, for a dispatcher built without the daemon's (tests)."""
     from sambung.auth.credentials import CredentialService, SecretBox
 

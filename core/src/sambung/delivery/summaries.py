@@ -29,7 +29,7 @@ from sambung.config import LoadedConfig, OutletConfig, closing_offset
 from sambung.intake.polling import from_cursor, to_cursor
 from sambung.models import DailySummary, SummaryLine, Transaction, TransactionType
 from sambung.runtime import supervision
-from sambung.store import CursorUpdate, IngestRequest, Outcome, Store
+from sambung.store import CursorUpdate, IngestRequest, IngestStore, Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -145,7 +145,7 @@ def latest_closed(now: datetime, tz: ZoneInfo, after: timedelta) -> date:
 class SummaryService:
     """The loop that keeps every outlet's daily summaries up to date in the store."""
 
-    def __init__(self, store: Store, loaded: LoadedConfig, clock: Clock) -> None:
+    def __init__(self, store: IngestStore, loaded: LoadedConfig, clock: Clock) -> None:
         self.store = store
         self.loaded = loaded
         self.clock = clock

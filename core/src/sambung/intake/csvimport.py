@@ -32,13 +32,14 @@ except ImportError:  # Windows: no fcntl, and no fork either
 from sambung import metrics
 from sambung.clock import Clock
 from sambung.connectors import FileDropConnector, FileDropSettings
-from sambung.errors import EncodingError, FileError
-from sambung.store import DeadLetterIn, ImportedFile, IngestRequest, RawEvent, Store
+from sambung.errors import EncodingError, FileError, InvalidRecord
+from sambung.store import ImportedFile, IngestRequest, IntakeStore, RawEvent
 from sambung.store.base import printable
 
 from .csvbatches import Batch, FileShape, open_regular
 from .csvfiles import NumberStyle, RowError, spreadsheet_safe
 from .csvworker import CAN_FORK, WORKER_FROM_BYTES, MappedBatches, MappedInProcess, MappedInThread
+from .guard import ensure_own, rejection
 
 log = structlog.get_logger(__name__)
 
@@ -127,7 +128,7 @@ class FileImporter:
 
     def __init__(
         self,
-        store: Store,
+        store: IntakeStore,
         routes: Routes,
         clock: Clock,
         *,
@@ -325,8 +326,15 @@ class FileImporter:
         routes_for = self._routes
         requests = []
         if batch.records:
+            keys = {record.key[:3] for record in batch.records}  # (outlet, source, kind)
+            try:
+                ensure_own(
+                    ((key_outlet, key_source) for key_outlet, key_source, _ in keys), outlet, source
+                )
+            except InvalidRecord as err:  # the connector, not the file: nothing more of it
+                raise FileError(str(err)) from err
             # Routes depend on the kind alone: asked once per kind, not once per row.
-            by_kind = {kind: routes_for(outlet, kind) for kind in {r.kind for r in batch.records}}
+            by_kind = {kind: routes_for(outlet, kind) for _, _, kind in keys}
             routes = [by_kind[record.kind] for record in batch.records]
             requests.append(IngestRequest(records=batch.records, routes=routes))
         now = self._clock.now()
@@ -349,10 +357,10 @@ class FileImporter:
                 event_type="csv.row",
                 content_type=f"text/csv; number-style={style}",
             )
-            entry = DeadLetterIn(
-                stage="row",
-                outlet=outlet,
-                connector=source,
+            entry = rejection(
+                "row",
+                outlet,
+                source,
                 error_type="RowError",
                 error=f"row {error.row}: {error.reason}",
                 field=error.column,

@@ -20,7 +20,7 @@ from sambung.connectors import Outlet
 
 if TYPE_CHECKING:
     from sambung.clock import Clock
-    from sambung.store import Store
+    from sambung.store import IngestStore
 
 # The most business days one look-up reads, so a setting cannot make a poll read the world.
 MAX_DAYS = 31
@@ -40,7 +40,7 @@ class KnownRecord:
 class KnownRecords:
     """Read-only: the records stored for one outlet, by kind and recent business date."""
 
-    def __init__(self, store: Store, outlet: Outlet, clock: Clock) -> None:
+    def __init__(self, store: IngestStore, outlet: Outlet, clock: Clock) -> None:
         self._store = store
         self._outlet = outlet
         self._clock = clock

@@ -49,11 +49,13 @@ from sambung.store import (
     ConnectionState,
     ConnectionStatus,
     CursorUpdate,
-    DeadLetterIn,
     IngestRequest,
+    IntakeStore,
     Outcome,
-    Store,
+    PollStore,
 )
+
+from .guard import ensure_own, rejection
 
 if TYPE_CHECKING:
     from sambung.auth.credentials import CredentialService
@@ -117,7 +119,7 @@ class PollLoop:
     def __init__(
         self,
         connector: PollConnector[PollSettings],
-        store: Store,
+        store: IntakeStore,
         routes: Routes,
         *,
         clock: Clock | None = None,
@@ -325,19 +327,14 @@ class PollLoop:
         self, page: Page, committed: datetime | None, window: PollWindow, counter: _Counter
     ) -> datetime | None:
         """Commit one page's records with its cursor, in one transaction."""
-        for record in page.records:
-            if record.outlet != self.outlet or record.source_system != self.name:
-                raise InvalidRecord(
-                    f"connector {self.name} mapped a record for {record.outlet}/"
-                    f"{record.source_system}, expected {self.outlet}/{self.name}"
-                )
+        ensure_own(((r.outlet, r.source_system) for r in page.records), self.outlet, self.name)
         for rejected in page.rejects:
             await self.store.ingest(
                 IngestRequest(
-                    dead_letter=DeadLetterIn(
-                        stage="ingest",
-                        outlet=self.outlet,
-                        connector=self.name,
+                    dead_letter=rejection(
+                        "ingest",
+                        self.outlet,
+                        self.name,
                         error_type=type(rejected.error).__name__,
                         error=str(rejected.error),
                         field=rejected.field,
@@ -482,7 +479,7 @@ class PollService:
     def __init__(
         self,
         connections: Sequence[Any],
-        store: Store,
+        store: PollStore,
         routes: Routes,
         *,
         clock: Clock | None = None,

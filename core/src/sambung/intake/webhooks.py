@@ -18,10 +18,12 @@ from pydantic import ValidationError
 from sambung import metrics
 from sambung.clock import Clock
 from sambung.config import WEBHOOK_PATH
-from sambung.connectors import ConnectorSettings, WebhookConnector, WebhookEvent, WebhookRequest
+from sambung.connectors import ConnectorSettings, WebhookConnector, WebhookRequest
 from sambung.errors import InvalidPayload, InvalidRecord, SignatureError, StoreUnavailable
-from sambung.store import DeadLetter, DeadLetterIn, IngestRequest, Outcome, RawEvent, Store
+from sambung.store import DeadLetter, IngestRequest, IngestStore, Outcome, RawEvent
 from sambung.store.base import printable
+
+from .guard import ensure_own, rejection
 
 Routes = Callable[[str, str], Sequence[str]]
 DeadLetterNotifier = Callable[[DeadLetter], None]
@@ -44,7 +46,7 @@ class WebhookIngest:
     """Turns one verified-or-not webhook into a committed write and an answer."""
 
     def __init__(
-        self, store: Store, routes: Routes, clock: Clock, notify: DeadLetterNotifier
+        self, store: IngestStore, routes: Routes, clock: Clock, notify: DeadLetterNotifier
     ) -> None:
         self._store = store
         self._routes = routes
@@ -80,7 +82,11 @@ class WebhookIngest:
         try:
             request.payload  # noqa: B018 - parse once here so "not JSON" is told apart
             event = connector.parse(request)
-            _check(event, connector)
+            ensure_own(
+                ((r.outlet, r.source_system) for r in event.records),
+                connector.outlet.id,
+                connector.name,
+            )
         except InvalidPayload as err:
             return await self._dead_letter(connector, raw, 400, "invalid_payload", err, None)
         except InvalidRecord as err:
@@ -143,10 +149,10 @@ class WebhookIngest:
     ) -> Answer:
         # The reason may quote the sender's text: keep it storable, whatever that text held.
         reason, field = printable(_reason(err)), field and printable(field)
-        entry = DeadLetterIn(
-            stage="ingest",
-            outlet=connector.outlet.id,
-            connector=connector.name,
+        entry = rejection(
+            "ingest",
+            connector.outlet.id,
+            connector.name,
             error_type=type(err).__name__,
             error=reason,
             field=field,
@@ -201,17 +207,6 @@ def _unavailable() -> Answer:
         },
         headers={"Retry-After": "5"},
     )
-
-
-def _check(event: WebhookEvent, connector: WebhookConnector[ConnectorSettings]) -> None:
-    """A connector may only produce records for its own outlet and source system."""
-    for record in event.records:
-        if record.outlet != connector.outlet.id or record.source_system != connector.name:
-            raise InvalidRecord(
-                f"connector {connector.name} mapped a record for "
-                f"{record.outlet}/{record.source_system}, expected "
-                f"{connector.outlet.id}/{connector.name}"
-            )
 
 
 def _first_field(err: ValidationError) -> str | None:

@@ -34,7 +34,7 @@ import structlog
 
 from sambung.clock import Clock, SystemClock
 from sambung.errors import LeaseLost, StoreUnavailable
-from sambung.store import LeaseHold, Store
+from sambung.store import LeaseHold, LeaseStore
 
 from . import supervision
 
@@ -89,7 +89,7 @@ class Replica:
 
     def __init__(
         self,
-        store: Store,
+        store: LeaseStore,
         identity: str | None = None,
         *,
         ttl: float = 15.0,

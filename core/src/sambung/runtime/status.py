@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sambung.config import LoadedConfig
 from sambung.redaction import secrets
-from sambung.store import Store
+from sambung.store import ConnectionStore, LeaseStore, OutboxStore
 
 if TYPE_CHECKING:
     from sambung.delivery.outbox import Dispatcher
@@ -60,7 +60,7 @@ def loop_table(problems: dict[str, str]) -> str:
 
 
 async def sink_status(
-    store: Store, loaded: LoadedConfig, now: datetime, dispatcher: Dispatcher | None = None
+    store: OutboxStore, loaded: LoadedConfig, now: datetime, dispatcher: Dispatcher | None = None
 ) -> list[dict[str, Any]]:
     """Per configured sink: pending, oldest pending age, retrying, dead, delivered, health."""
     stats = await store.outbox_stats()
@@ -91,7 +91,7 @@ async def sink_status(
     return list(secrets.redact_all(sinks))
 
 
-async def connection_status(store: Store, loaded: LoadedConfig) -> list[dict[str, Any]]:
+async def connection_status(store: ConnectionStore, loaded: LoadedConfig) -> list[dict[str, Any]]:
     """Per outlet and connector: mode, state (ok, failing, needs_reauth, paused), last success,
     last error, counts, and for polled connections their cursor and records fetched."""
     activity = await store.connection_activity()
@@ -139,7 +139,7 @@ async def connection_status(store: Store, loaded: LoadedConfig) -> list[dict[str
     return list(secrets.redact_all(connections))
 
 
-async def lease_status(store: Store, now: datetime) -> list[dict[str, Any]]:
+async def lease_status(store: LeaseStore, now: datetime) -> list[dict[str, Any]]:
     """Which replica owns which loop (`poll:…`, `filedrop:…`) and which replicas are alive
     (`replica:…`), with each lease's expiry; an expired lease is free for any replica."""
     return [

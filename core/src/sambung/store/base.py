@@ -10,14 +10,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, ClassVar, Literal, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
 from pydantic_core import PydanticSerializationError
 
 from sambung.clock import Clock
-from sambung.errors import ConfigError, InvalidRecord
+from sambung.errors import InvalidRecord
 from sambung.models import Record, SerializedRecord
 from sambung.redaction import redact_optional
 
@@ -308,15 +306,12 @@ class Lease:
     renewed_at: datetime
 
 
-class Store(abc.ABC):
-    """Durable state of the daemon. Implementations must give identical semantics."""
+class StoreLifecycle(Protocol):
+    """Opening, migrating, checking and closing a store."""
 
     # Every time the store writes (created_at, updated_at, due times) comes from this clock,
     # the daemon's, so a test that moves its clock moves the store's with it.
     clock: Clock
-    # True where one daemon process at a time uses the store (SQLite): a lease or claim held by
-    # another owner when the daemon starts was held by a process that died.
-    single_process: ClassVar[bool] = False
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -334,6 +329,14 @@ class Store(abc.ABC):
         """Finish every accepted write, then release the database."""
 
     @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the store answers a query."""
+
+
+class IngestStore(Protocol):
+    """Atomic ingest, and reading back what it committed: records, raw events, cursors."""
+
+    @abc.abstractmethod
     async def ingest(self, request: IngestRequest) -> IngestResult:
         """Commit a raw event, records (upserted), outbox rows, a dead letter and a cursor at once.
 
@@ -342,10 +345,6 @@ class Store(abc.ABC):
         left alone and gets no outbox row. Returns only after the transaction is durable; raises
         `StoreUnavailable` if it could not be committed.
         """
-
-    @abc.abstractmethod
-    async def ping(self) -> None:
-        """Raise `StoreUnavailable` unless the store answers a query."""
 
     @abc.abstractmethod
     async def get_record(
@@ -365,10 +364,6 @@ class Store(abc.ABC):
         """The most recently changed records, newest first, optionally filtered."""
 
     @abc.abstractmethod
-    async def list_outbox(self, *, sink: str | None = None, limit: int = 1000) -> list[OutboxRow]:
-        """Outbox rows in the order they were written."""
-
-    @abc.abstractmethod
     async def get_raw_event(self, raw_event_id: int) -> RawEvent | None:
         """A stored raw event with its verbatim body."""
 
@@ -380,7 +375,35 @@ class Store(abc.ABC):
     async def counts(self) -> dict[str, int]:
         """Row counts per table, for status and tests."""
 
-    # -- outbox and dead letters (the dispatcher and the DLQ tools) ---------------------------
+    @abc.abstractmethod
+    async def records_of_day(
+        self, outlet: str, kind: str, business_date: date
+    ) -> list[StoredRecord]:
+        """Every stored record of `kind` at `outlet` whose `business_date` is that day, by id.
+
+        The business date is the one in the record's payload (the outlet's local day), kept
+        in its own indexed column when the record is written.
+        """
+
+    @abc.abstractmethod
+    async def changed_business_dates(
+        self, outlet: str, kind: str, *, since: datetime
+    ) -> dict[date, datetime]:
+        """The business dates of `kind` records at `outlet` written (inserted or changed in
+        content) at or after `since`, each with the newest such write time.
+
+        Write times come from the store's own clock at commit and never decrease from one
+        commit to the next, so a caller that passes the newest time it was given as its next
+        `since` misses nothing (it may see the same date again, which it must take in stride).
+        """
+
+
+class OutboxStore(Protocol):
+    """The outbox: what the dispatcher claims, renews, releases and settles."""
+
+    @abc.abstractmethod
+    async def list_outbox(self, *, sink: str | None = None, limit: int = 1000) -> list[OutboxRow]:
+        """Outbox rows in the order they were written."""
 
     @abc.abstractmethod
     async def claim_outbox(
@@ -427,6 +450,10 @@ class Store(abc.ABC):
     async def prune_outbox(self, *, before: datetime, limit: int = 5000) -> int:
         """Delete up to `limit` rows delivered (or superseded) before `before`; returns how many."""
 
+
+class DeadLetterStore(Protocol):
+    """Dead letters: listed, replayed and resolved by the DLQ tools."""
+
     @abc.abstractmethod
     async def find_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
         """Dead letters matching `query`, newest first."""
@@ -448,6 +475,18 @@ class Store(abc.ABC):
     async def resolve_dead_letter(self, dead_letter_id: int, status: str) -> bool:
         """Move an open dead letter to `replayed` or `discarded`; False if it was not open."""
 
+
+class ConnectionStore(Protocol):
+    """How each connection is doing, and which files it imported."""
+
+    @abc.abstractmethod
+    async def save_connection_state(self, state: ConnectionState) -> None:
+        """Upsert a connection's state; its `records_fetched` is added to the stored total."""
+
+    @abc.abstractmethod
+    async def list_connection_states(self) -> list[ConnectionState]:
+        """Every recorded connection state with its committed cursor, by outlet and connector."""
+
     @abc.abstractmethod
     async def connection_activity(self) -> dict[tuple[str, str], dict[str, Any]]:
         """Per (outlet, source_system): records, open dead letters, last success and error."""
@@ -462,72 +501,14 @@ class Store(abc.ABC):
     async def record_imported_file(self, entry: ImportedFile) -> None:
         """Remember a file as imported (after its rows are committed); a repeat is a no-op."""
 
-    @abc.abstractmethod
-    async def save_connection_state(self, state: ConnectionState) -> None:
-        """Upsert a connection's state; its `records_fetched` is added to the stored total."""
 
-    @abc.abstractmethod
-    async def list_connection_states(self) -> list[ConnectionState]:
-        """Every recorded connection state with its committed cursor, by outlet and connector."""
+class LeaseStore(Protocol):
+    """Named leases with an expiry: one holder at a time across replicas."""
 
-    # -- daily summaries -------------------------------------------------------------------
-
-    @abc.abstractmethod
-    async def records_of_day(
-        self, outlet: str, kind: str, business_date: date
-    ) -> list[StoredRecord]:
-        """Every stored record of `kind` at `outlet` whose `business_date` is that day, by id.
-
-        The business date is the one in the record's payload (the outlet's local day), kept
-        in its own indexed column when the record is written.
-        """
-
-    @abc.abstractmethod
-    async def changed_business_dates(
-        self, outlet: str, kind: str, *, since: datetime
-    ) -> dict[date, datetime]:
-        """The business dates of `kind` records at `outlet` written (inserted or changed in
-        content) at or after `since`, each with the newest such write time.
-
-        Write times come from the store's own clock at commit and never decrease from one
-        commit to the next, so a caller that passes the newest time it was given as its next
-        `since` misses nothing (it may see the same date again, which it must take in stride).
-        """
-
-    # -- credentials and OAuth states (the connect flow; see sambung.auth.credentials) -----------
-    # The store keeps `secret` blobs as opaque bytes: core encrypts them before they arrive and
-    # decrypts them after they leave, so no implementation ever sees or logs a token.
-
-    @abc.abstractmethod
-    async def save_credential(self, credential: StoredCredential) -> None:
-        """Insert or replace the credential of (outlet, connector); durable when it returns."""
-
-    @abc.abstractmethod
-    async def get_credential(self, outlet: str, connector: str) -> StoredCredential | None:
-        """The stored credential of one connection, if any."""
-
-    @abc.abstractmethod
-    async def list_credentials(self) -> list[CredentialInfo]:
-        """Every stored credential's metadata (never its secret), by outlet and connector."""
-
-    @abc.abstractmethod
-    async def delete_credential(self, outlet: str, connector: str) -> bool:
-        """Forget one connection's credential; False if there was none."""
-
-    @abc.abstractmethod
-    async def create_oauth_state(self, state: OAuthState) -> None:
-        """Remember a state handed out with an authorization URL (and drop long-expired ones)."""
-
-    @abc.abstractmethod
-    async def consume_oauth_state(self, state_hash: str, *, now: datetime) -> OAuthState | None:
-        """Mark a state used and return it as it was before this call; None if unknown.
-
-        Atomic: of many concurrent calls with one state, exactly one gets it back with
-        `consumed_at` None; the others see the `consumed_at` of that first use (a replay). The
-        caller checks `expires_at` against `now` (an expired state is consumed all the same).
-        """
-
-    # -- leases (replicas) ---------------------------------------------------------------------
+    clock: Clock  # `exclusive` reads the time of its leases from it
+    # True where one daemon process at a time uses the store (SQLite): a lease or claim held by
+    # another owner when the daemon starts was held by a process that died.
+    single_process: ClassVar[bool] = False
 
     @abc.abstractmethod
     async def acquire_or_renew_lease(
@@ -582,38 +563,73 @@ class Store(abc.ABC):
             await self.release_lease(lease, owner)
 
 
-def open_store(
-    url: str, *, base_dir: Path, owner: str | None = None, clock: Clock | None = None
-) -> Store:
-    """The store named by a URL; a relative SQLite path is read from `base_dir` (the YAML's).
+class CredentialStore(LeaseStore, Protocol):
+    """Encrypted credentials and OAuth states (see sambung.credentials); a refresh is
+    single-flight across replicas through a lease (`exclusive`)."""
 
-    `owner` names this process (its replica id) in what it claims in a shared store; `clock`
-    stamps every write (the system clock unless given).
-    """
-    if url.startswith("sqlite:///"):
-        from .sqlite import SqliteStore
+    # The store keeps `secret` blobs as opaque bytes: core encrypts them before they arrive and
+    # decrypts them after they leave, so no implementation ever sees or logs a token.
 
-        path = Path(url.removeprefix("sqlite:///"))
-        path = path if path.is_absolute() else base_dir / path
-        return SqliteStore(path, clock=clock, owner=owner or "local")
-    if url.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresStore
+    @abc.abstractmethod
+    async def save_credential(self, credential: StoredCredential) -> None:
+        """Insert or replace the credential of (outlet, connector); durable when it returns."""
 
-        return PostgresStore(url, owner=owner, clock=clock)
-    raise ConfigError(
-        f"store.url: unsupported store URL {display_url(url)!r}"
-        " (use sqlite:///PATH or postgresql://USER@HOST/DB)"
-    )
+    @abc.abstractmethod
+    async def get_credential(self, outlet: str, connector: str) -> StoredCredential | None:
+        """The stored credential of one connection, if any."""
+
+    @abc.abstractmethod
+    async def list_credentials(self) -> list[CredentialInfo]:
+        """Every stored credential's metadata (never its secret), by outlet and connector."""
+
+    @abc.abstractmethod
+    async def delete_credential(self, outlet: str, connector: str) -> bool:
+        """Forget one connection's credential; False if there was none."""
+
+    @abc.abstractmethod
+    async def create_oauth_state(self, state: OAuthState) -> None:
+        """Remember a state handed out with an authorization URL (and drop long-expired ones)."""
+
+    @abc.abstractmethod
+    async def consume_oauth_state(self, state_hash: str, *, now: datetime) -> OAuthState | None:
+        """Mark a state used and return it as it was before this call; None if unknown.
+
+        Atomic: of many concurrent calls with one state, exactly one gets it back with
+        `consumed_at` None; the others see the `consumed_at` of that first use (a replay). The
+        caller checks `expires_at` against `now` (an expired state is consumed all the same).
+        """
 
 
-def display_url(url: str) -> str:
-    """A store URL fit for printing: any password in it replaced by `***`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+# What consumers that span concerns take (Python has no intersection type to say it inline).
+
+
+class IntakeStore(IngestStore, ConnectionStore, Protocol):
+    """What a poll loop or a file import uses: ingest, and the state of its connection."""
+
+
+class PollStore(IntakeStore, CredentialStore, Protocol):
+    """What the poll service uses: its loops' store, and the credentials they poll with."""
+
+
+class ReplayStore(IngestStore, DeadLetterStore, Protocol):
+    """What the DLQ tools use: dead letters, and ingest to replay them through."""
+
+
+class DeliveryStore(OutboxStore, CredentialStore, Protocol):
+    """What the dispatcher uses: the outbox, and the credentials of OAuth sinks."""
+
+
+class Store(
+    StoreLifecycle,
+    IngestStore,
+    OutboxStore,
+    DeadLetterStore,
+    ConnectionStore,
+    CredentialStore,
+    Protocol,
+):
+    """Durable state of the daemon, every concern of it. Implementations must give identical
+    semantics."""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ import asyncpg
 
 from sambung.errors import ConfigError
 
+from .dialect import from_db_time
 from .postgres import PostgresStore
-from .sqlite import SqliteStore, from_db_time
+from .sqlite import SqliteStore
 
 # In the order foreign keys need them. Leases are not here on purpose: they belong to the
 # processes running now, not to the data.

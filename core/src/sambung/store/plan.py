@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
 from sambung.errors import LeaseLost
@@ -30,16 +29,6 @@ def idempotency_key(
     """The delivery id a receiver deduplicates on: stable across retries, new for new content."""
     identity = "|".join((sink, *record.key, str(revision), fingerprint))
     return "msg_" + hashlib.sha256(identity.encode()).hexdigest()[:32]
-
-
-def load_migrations(package: str) -> list[tuple[int, str, str]]:
-    """(version, name, SQL) of every `NNNN_name.sql` file in `package`, in order."""
-    found = []
-    for entry in resources.files(package).iterdir():
-        if entry.name.endswith(".sql"):
-            version = int(entry.name.split("_", 1)[0])
-            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
 
 
 class PlannedRow:
@@ -190,6 +179,17 @@ def plan_group(
             )
         )
     return plan
+
+
+def furthest_cursors(requests: Sequence[IngestRequest]) -> dict[tuple[str, str], str]:
+    """Per (outlet, connector), the furthest cursor a group moves it to: a cursor only moves
+    forward (see `CursorUpdate`), so of several in one group the furthest wins."""
+    cursors: dict[tuple[str, str], str] = {}
+    for request in requests:
+        if (c := request.cursor) is not None:
+            key = (c.outlet, c.connector)
+            cursors[key] = max(c.value, cursors.get(key, c.value))
+    return cursors
 
 
 def leases_of(requests: Sequence[IngestRequest]) -> list[LeaseHold]:

@@ -27,7 +27,7 @@ import contextlib
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -35,51 +35,28 @@ from typing import Any, TypeVar
 import asyncpg
 import structlog
 
-from sambung.clock import Clock, SystemClock
+from sambung.clock import Clock
 from sambung.errors import ConfigError, StoreUnavailable
 
-from .base import (
-    ClaimedRow,
-    ConnectionState,
-    CredentialInfo,
-    DeadLetter,
-    DeadLetterQuery,
-    ImportedFile,
-    IngestRequest,
-    IngestResult,
-    Lease,
-    LeaseHold,
-    OAuthState,
-    OutboxRow,
-    OutboxSettlement,
-    RawEvent,
-    SinkStats,
-    Store,
-    StoredCredential,
-    StoredRecord,
-    storable,
-)
-from .plan import Key, PlannedRow, RawKey, fence_group, leases_of, load_migrations, plan_group
+from .base import ClaimedRow, DeadLetter, IngestRequest, IngestResult, LeaseHold, OutboxSettlement
+from .dialect import POSTGRES, numbered
+from .migrations import check_known
+from .migrations import postgres_migrations as migrations
+from .plan import Key, PlannedRow, RawKey, fence_group, furthest_cursors, leases_of, plan_group
 from .queries import (
-    CONNECTION_STATES,
-    COUNTS,
-    DEAD_LETTER_ACTIVITY,
     DEAD_LETTERS,
-    OUTBOX_STATS,
-    RECORD_ACTIVITY,
-    RECORD_COLUMNS,
+    DUE_OUTBOX,
+    INSERT_DEAD_LETTER,
     claimed_row,
-    connection_activity,
-    connection_state,
     dead_letter,
-    filters,
-    stored_record,
+    dead_letter_values,
 )
+from .sql import Row, SqlStore, Tx
+
+__all__ = ["PostgresStore", "create_schema", "drop_schema", "migrations"]
 
 log = structlog.get_logger(__name__)
 
-_MAX_GROUP = 512
-_WRITERS = 2
 # A group that lost a race (see the module docstring) is run again this many times at most.
 _RACE_RETRIES = 5
 _RACES = (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
@@ -104,14 +81,15 @@ _STALE = asyncpg.InternalClientError
 # Milliseconds a session may sit idle inside a transaction before the server ends it (our
 # transactions run statement after statement; only a frozen or starved process idles in one).
 _IDLE_IN_TRANSACTION_MS = 30_000
-_Pending = tuple[IngestRequest, "asyncio.Future[IngestResult]"]
 _T = TypeVar("_T")
 Conn = Any  # an asyncpg connection (asyncpg ships no type information)
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, SQL) of every PostgreSQL migration shipped with this sambung, in order."""
-    return load_migrations("sambung.store.migrations.postgres")
+_CLAIM = numbered(
+    f"WITH due AS (SELECT o.id FROM outbox AS o WHERE {DUE_OUTBOX} FOR UPDATE OF o SKIP LOCKED)"
+    " UPDATE outbox AS o SET claimed_until = ?, claimed_by = ?"
+    " FROM due, records AS r WHERE o.id = due.id AND r.id = o.record_id"
+    " RETURNING o.id, o.sink, o.record_id, o.revision, o.idempotency_key, o.payload,"
+    " o.attempts, o.created_at, r.outlet, r.source_system, r.kind, o.next_attempt_at"
+)
 
 
 def _same(value: _T) -> _T:
@@ -128,8 +106,11 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
-class PostgresStore(Store):
+class PostgresStore(SqlStore):
     """The store for replicas: one PostgreSQL database shared by every daemon."""
+
+    dialect = POSTGRES
+    writer_count = 2
 
     def __init__(
         self,
@@ -140,16 +121,14 @@ class PostgresStore(Store):
         migrate: bool = True,
         clock: Clock | None = None,
     ) -> None:
-        self.url = url
-        self.clock = clock or SystemClock()
         # Unique per open store unless given: a replica that names itself the same way after a
         # restart frees its own claims at once (dead owners' claims are freed in any case).
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        super().__init__(owner=owner, clock=clock)
+        self.url = url
         self._pool_size = pool_size
         self._auto_migrate = migrate
         self._pool: Any = None
-        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        self._writers: list[asyncio.Task[None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -192,10 +171,7 @@ class PostgresStore(Store):
             raise ConfigError(
                 f"store.url: cannot connect to PostgreSQL ({type(err).__name__}: {err})"
             ) from err
-        self._writers = [
-            asyncio.create_task(self._write_loop(), name=f"postgres-writer-{n}")
-            for n in range(_WRITERS)
-        ]
+        self._start_writers()
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations on a connection of its own; the names applied."""
@@ -240,57 +216,21 @@ class PostgresStore(Store):
             if exists
             else set()
         )
-        newest_known = migrations()[-1][0]
-        if applied and max(applied) > newest_known:
-            raise ConfigError(
-                f"store.url: the database schema is at version {max(applied)}, newer than this "
-                f"sambung knows ({newest_known}); upgrade sambung before running it on this store"
-            )
+        check_known(applied, migrations())
         return applied
 
     async def close(self) -> None:
         """Drain queued writes, stop the writers and close the pool."""
-        if self._writers:
-            for _ in self._writers:
-                self._queue.put_nowait(None)
-            await asyncio.gather(*self._writers)
-            self._writers = []
+        await self._stop_writers()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
     # -- ingest (group commit) -------------------------------------------------------------
 
-    async def ingest(self, request: IngestRequest) -> IngestResult:
-        """Queue one atomic write and wait until the group holding it is committed."""
-        if not self._writers or any(w.done() for w in self._writers):
-            raise StoreUnavailable("the store is not open")
-        request = storable(request)  # the sender's bad text is an InvalidRecord, raised here
-        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((request, future))
-        return await future
-
-    async def _write_loop(self) -> None:
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            if first is None:
-                break
-            group = [first]
-            while len(group) < _MAX_GROUP and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    stopping = True
-                    break
-                group.append(item)
-            results = await self._commit_group([request for request, _ in group])
-            for (_, future), result in zip(group, results, strict=True):
-                if future.done():  # the waiter went away; the write stands regardless
-                    continue
-                if isinstance(result, BaseException):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+    async def _commit(self, requests: Sequence[IngestRequest]) -> list[IngestResult | Exception]:
+        """Commit a group (`_commit_group`, which tests wrap)."""
+        return await self._commit_group(requests)
 
     async def _commit_group(
         self, requests: Sequence[IngestRequest]
@@ -452,30 +392,11 @@ class PostgresStore(Store):
         # Dead letters are rare (a failed body): one statement each, to learn each one's id.
         for index, request in enumerate(requests):
             if (dl := request.dead_letter) is not None:
-                dead_letter_id = await conn.fetchval(
-                    "INSERT INTO dead_letters (stage, outlet, connector, error_type, error, field,"
-                    " raw_event_id, payload, created_at, updated_at)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING"
-                    " RETURNING id",
-                    dl.stage,
-                    dl.outlet,
-                    dl.connector,
-                    dl.error_type,
-                    dl.error,
-                    dl.field,
-                    results[index].raw_event_id,
-                    dl.payload,
-                    now,
-                )
+                values = dead_letter_values(dl, results[index].raw_event_id, now)
+                dead_letter_id = await conn.fetchval(numbered(INSERT_DEAD_LETTER), *values)
                 if dead_letter_id is not None:
                     results[index] = replace(results[index], dead_letter_id=dead_letter_id)
-        # A cursor only moves forward (see `CursorUpdate`): the furthest of the group's wins.
-        cursors: dict[tuple[str, str], str] = {}
-        for request in requests:
-            if (c := request.cursor) is not None:
-                key = (c.outlet, c.connector)
-                cursors[key] = max(c.value, cursors.get(key, c.value))
-        if cursors:
+        if cursors := furthest_cursors(requests):
             await conn.execute(
                 "INSERT INTO cursors AS c (outlet, connector, value, updated_at)"
                 " SELECT *, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[])"
@@ -558,113 +479,20 @@ class PostgresStore(Store):
                 raise _unavailable("query failed", err) from err
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
-        return await self._run(lambda conn: conn.fetch(sql, *args))
+    async def _fetch(self, sql: str, *args: Any) -> list[Row]:
+        """The rows of one read (`?` placeholders or asyncpg's own)."""
+        rows: list[Row] = await self._run(lambda conn: conn.fetch(numbered(sql), *args))
+        return rows
 
     async def _execute(self, sql: str, *args: Any) -> int:
-        """Run one statement; how many rows it touched."""
-        status: str = await self._run(lambda conn: conn.execute(sql, *args))
-        return int(status.rsplit(" ", 1)[-1]) if status[-1:].isdigit() else 0
+        """Run one statement outside a transaction; how many rows it touched."""
+        return _touched(await self._run(lambda conn: conn.execute(numbered(sql), *args)))
 
-    async def ping(self) -> None:
-        """Raise `StoreUnavailable` unless a query answers."""
-        await self._fetch("SELECT 1")
+    async def _write(self, work: Callable[[Tx], Coroutine[Any, Any, _T]]) -> _T:
+        """Run shared transaction code in one transaction on a pooled connection."""
+        return await self._run(lambda conn: work(_PoolTx(conn)), transaction=True)
 
-    # -- records, raw events, cursors, counts ----------------------------------------------
-
-    async def get_record(
-        self, outlet: str, source_system: str, kind: str, external_id: str
-    ) -> StoredRecord | None:
-        """The stored record with that identity, if any."""
-        rows = await self._fetch(
-            f"SELECT {RECORD_COLUMNS} FROM records"
-            " WHERE outlet = $1 AND source_system = $2 AND kind = $3 AND external_id = $4",
-            outlet,
-            source_system,
-            kind,
-            external_id,
-        )
-        return stored_record(rows[0], _same) if rows else None
-
-    async def list_records(
-        self,
-        *,
-        outlet: str | None = None,
-        source_system: str | None = None,
-        kind: str | None = None,
-        limit: int = 100,
-    ) -> list[StoredRecord]:
-        """The most recently changed records, newest first."""
-        where, params = _filters(outlet=outlet, source_system=source_system, kind=kind)
-        rows = await self._fetch(
-            f"SELECT {RECORD_COLUMNS} FROM records{where}"
-            f" ORDER BY updated_at DESC, id DESC LIMIT ${len(params) + 1}",
-            *params,
-            limit,
-        )
-        return [stored_record(row, _same) for row in rows]
-
-    async def records_of_day(
-        self, outlet: str, kind: str, business_date: date
-    ) -> list[StoredRecord]:
-        """Every record of `kind` at `outlet` on that business date, by id."""
-        rows = await self._fetch(
-            f"SELECT {RECORD_COLUMNS} FROM records"
-            " WHERE outlet = $1 AND kind = $2 AND business_date = $3 ORDER BY id",
-            outlet,
-            kind,
-            business_date,
-        )
-        return [stored_record(row, _same) for row in rows]
-
-    async def changed_business_dates(
-        self, outlet: str, kind: str, *, since: datetime
-    ) -> dict[date, datetime]:
-        """Business dates of `kind` records at `outlet` written at or after `since`."""
-        rows = await self._fetch(
-            "SELECT business_date, MAX(updated_at) FROM records"
-            " WHERE outlet = $1 AND kind = $2 AND updated_at >= $3 AND business_date IS NOT NULL"
-            " GROUP BY business_date",
-            outlet,
-            kind,
-            since,
-        )
-        return {row[0]: row[1] for row in rows}
-
-    async def get_raw_event(self, raw_event_id: int) -> RawEvent | None:
-        """A stored raw event with its verbatim body."""
-        rows = await self._fetch(
-            "SELECT outlet, source_system, channel, dedup_key, body, received_at, event_type,"
-            " content_type FROM raw_events WHERE id = $1",
-            raw_event_id,
-        )
-        return RawEvent(*rows[0]) if rows else None
-
-    async def get_cursor(self, outlet: str, connector: str) -> str | None:
-        """The committed poll cursor of one connection."""
-        rows = await self._fetch(
-            "SELECT value FROM cursors WHERE outlet = $1 AND connector = $2", outlet, connector
-        )
-        return str(rows[0][0]) if rows else None
-
-    async def counts(self) -> dict[str, int]:
-        """Row counts per table."""
-        rows = await self._fetch(COUNTS)
-        return {name: count for name, count in rows}
-
-    # -- outbox ----------------------------------------------------------------------------
-
-    async def list_outbox(self, *, sink: str | None = None, limit: int = 1000) -> list[OutboxRow]:
-        """Outbox rows in the order they were written."""
-        where, params = _filters(sink=sink)
-        rows = await self._fetch(
-            "SELECT id, sink, record_id, revision, idempotency_key, payload, status, attempts,"
-            f" next_attempt_at, created_at FROM outbox{where} ORDER BY id"
-            f" LIMIT ${len(params) + 1}",
-            *params,
-            limit,
-        )
-        return [OutboxRow(*row) for row in rows]
+    # -- outbox (claimed with FOR UPDATE SKIP LOCKED, shared by replicas) --------------------
 
     async def claim_outbox(
         self, sink: str, *, now: datetime, limit: int, lease_seconds: float
@@ -674,24 +502,8 @@ class PostgresStore(Store):
         Rows another replica is claiming right now are skipped, not waited for. An older
         revision still pending (claimed or not) holds back the newer ones of its record.
         """
-        rows = await self._fetch(
-            "WITH due AS (SELECT o.id FROM outbox AS o"
-            " WHERE o.sink = $1 AND o.status = 'pending' AND o.next_attempt_at <= $2"
-            " AND (o.claimed_until IS NULL OR o.claimed_until <= $2)"
-            " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.sink = o.sink"
-            "  AND p.record_id = o.record_id AND p.status = 'pending'"
-            "  AND p.revision < o.revision)"
-            " ORDER BY o.next_attempt_at, o.id LIMIT $3 FOR UPDATE OF o SKIP LOCKED)"
-            " UPDATE outbox AS o SET claimed_until = $4, claimed_by = $5"
-            " FROM due, records AS r WHERE o.id = due.id AND r.id = o.record_id"
-            " RETURNING o.id, o.sink, o.record_id, o.revision, o.idempotency_key, o.payload,"
-            " o.attempts, o.created_at, r.outlet, r.source_system, r.kind, o.next_attempt_at",
-            sink,
-            now,
-            limit,
-            now + timedelta(seconds=lease_seconds),
-            self.owner,
-        )
+        until = now + timedelta(seconds=lease_seconds)
+        rows = await self._fetch(_CLAIM, sink, now, now, limit, until, self.owner)
         rows.sort(key=lambda r: (r[11], r[0]))
         return [claimed_row(r, _same) for r in rows]
 
@@ -709,55 +521,6 @@ class PostgresStore(Store):
             self.owner,
         )
         return {row[0] for row in rows}
-
-    async def release_claims(self, sink: str | None = None) -> int:
-        """Drop this owner's claims (of one sink, if given); other owners' expire on their own."""
-        clause, params = ("", []) if sink is None else (" AND sink = $2", [sink])
-        return await self._execute(
-            "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL"
-            " WHERE claimed_until IS NOT NULL AND claimed_by = $1" + clause,
-            self.owner,
-            *params,
-        )
-
-    # -- leases ----------------------------------------------------------------------------
-
-    async def acquire_or_renew_lease(
-        self, name: str, owner: str, *, ttl: float, now: datetime
-    ) -> bool:
-        """Take or renew a lease in one statement (the row lock makes it atomic)."""
-        return (
-            await self._execute(
-                "INSERT INTO leases (name, owner, expires_at, acquired_at, renewed_at)"
-                " VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO UPDATE"
-                " SET owner = excluded.owner, expires_at = excluded.expires_at,"
-                " renewed_at = excluded.renewed_at,"
-                " acquired_at = CASE WHEN leases.owner = excluded.owner"
-                "  THEN leases.acquired_at ELSE excluded.acquired_at END"
-                " WHERE leases.owner = excluded.owner OR leases.expires_at <= $4",
-                name,
-                owner,
-                now + timedelta(seconds=ttl),
-                now,
-            )
-            == 1
-        )
-
-    async def release_lease(self, name: str, owner: str) -> bool:
-        """Delete the lease if `owner` holds it."""
-        deleted = await self._execute(
-            "DELETE FROM leases WHERE name = $1 AND owner = $2", name, owner
-        )
-        return deleted == 1
-
-    async def list_leases(self, prefix: str = "") -> list[Lease]:
-        """Every lease whose name starts with `prefix`, by name."""
-        rows = await self._fetch(
-            "SELECT name, owner, expires_at, acquired_at, renewed_at FROM leases"
-            " WHERE left(name, length($1)) = $1 ORDER BY name",
-            prefix,
-        )
-        return [Lease(*row) for row in rows]
 
     async def settle_outbox(
         self, settlements: Sequence[OutboxSettlement], *, now: datetime
@@ -832,276 +595,31 @@ class PostgresStore(Store):
 
         return await self._run(settle, transaction=True)
 
-    async def outbox_stats(self) -> dict[str, SinkStats]:
-        """Counts per sink of pending, retrying, dead and delivered rows."""
-        rows = await self._fetch(OUTBOX_STATS)
-        return {r[0]: SinkStats(*r) for r in rows}
 
-    async def prune_outbox(self, *, before: datetime, limit: int = 5000) -> int:
-        """Delete up to `limit` delivered or superseded rows finished before `before`."""
-        return await self._execute(
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-            " WHERE status IN ('delivered', 'superseded') AND delivered_at < $1"
-            " AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.outbox_id = outbox.id)"
-            " LIMIT $2)",
-            before,
-            limit,
-        )
+class _PoolTx:
+    """A pooled connection in a transaction as a `Tx`: `?` placeholders become `$n`."""
 
-    # -- dead letters ----------------------------------------------------------------------
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
 
-    async def find_dead_letters(self, query: DeadLetterQuery) -> list[DeadLetter]:
-        """Dead letters matching `query`, newest first."""
-        where, params = _filters(
-            **{
-                "d.stage": query.stage,
-                "d.outlet": query.outlet,
-                "d.connector": query.connector,
-                "d.status": query.status,
-            }
-        )
-        if query.since is not None:
-            params.append(query.since)
-            where += (" AND " if where else " WHERE ") + f"d.created_at >= ${len(params)}"
-        rows = await self._fetch(
-            f"{DEAD_LETTERS}{where} ORDER BY d.id DESC LIMIT ${len(params) + 1}",
-            *params,
-            query.limit,
-        )
-        return [dead_letter(row, _same) for row in rows]
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        """Every row of a query."""
+        rows: list[Row] = await self._conn.fetch(numbered(sql), *args)
+        return rows
 
-    async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter | None:
-        """One dead letter, whatever its status."""
-        rows = await self._fetch(f"{DEAD_LETTERS} WHERE d.id = $1", dead_letter_id)
-        return dead_letter(rows[0], _same) if rows else None
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        """The first row of a query, if any."""
+        row: Row | None = await self._conn.fetchrow(numbered(sql), *args)
+        return row
 
-    async def requeue_dead_letter(self, dead_letter_id: int, *, now: datetime) -> bool:
-        """Put an open delivery dead letter's row back to pending (or superseded)."""
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run one statement; how many rows it touched."""
+        return _touched(await self._conn.execute(numbered(sql), *args))
 
-        async def requeue(conn: Conn) -> bool:
-            outbox_id = await conn.fetchval(
-                "SELECT outbox_id FROM dead_letters"
-                " WHERE id = $1 AND stage = 'delivery' AND status = 'open'"
-                " AND outbox_id IS NOT NULL FOR UPDATE",
-                dead_letter_id,
-            )
-            if outbox_id is None:
-                return False
-            newer = await conn.fetchval(
-                "SELECT 1 FROM outbox AS o JOIN outbox AS n ON n.sink = o.sink"
-                " AND n.record_id = o.record_id AND n.revision > o.revision"
-                " AND n.status IN ('pending', 'delivered') WHERE o.id = $1 LIMIT 1",
-                outbox_id,
-            )
-            if newer is not None:  # delivering it now would put an old version over a new one
-                await conn.execute(
-                    "UPDATE outbox SET status = 'superseded', delivered_at = $2 WHERE id = $1",
-                    outbox_id,
-                    now,
-                )
-            else:
-                await conn.execute(
-                    "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $2,"
-                    " claimed_until = NULL, claimed_by = NULL, last_error = NULL WHERE id = $1",
-                    outbox_id,
-                    now,
-                )
-            await conn.execute(
-                "UPDATE dead_letters SET status = 'replayed', attempts = attempts + 1,"
-                " updated_at = $2 WHERE id = $1",
-                dead_letter_id,
-                now,
-            )
-            return True
 
-        return await self._run(requeue, transaction=True)
-
-    async def resolve_dead_letter(self, dead_letter_id: int, status: str) -> bool:
-        """Move an open dead letter to `replayed` or `discarded`."""
-        if status not in ("replayed", "discarded"):
-            raise ValueError(f"a dead letter cannot become {status!r}")
-        bump = ", attempts = attempts + 1" if status == "replayed" else ""
-        touched = await self._execute(
-            f"UPDATE dead_letters SET status = $1, updated_at = $2{bump}"
-            " WHERE id = $3 AND status = 'open'",
-            status,
-            self.clock.now(),
-            dead_letter_id,
-        )
-        return touched == 1
-
-    async def connection_activity(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """Per (outlet, source_system): records, open dead letters, last success and error."""
-        return connection_activity(
-            await self._fetch(RECORD_ACTIVITY), await self._fetch(DEAD_LETTER_ACTIVITY), _same
-        )
-
-    # -- imported files (file-drop) --------------------------------------------------------
-
-    async def get_imported_file(
-        self, outlet: str, connector: str, sha256: str
-    ) -> ImportedFile | None:
-        """The import of a file with this content at this connection, if it happened."""
-        rows = await self._fetch(
-            "SELECT outlet, connector, sha256, name, size, rows_imported, rows_rejected,"
-            " channel, imported_at FROM imported_files"
-            " WHERE outlet = $1 AND connector = $2 AND sha256 = $3",
-            outlet,
-            connector,
-            sha256,
-        )
-        return ImportedFile(*rows[0]) if rows else None
-
-    async def record_imported_file(self, entry: ImportedFile) -> None:
-        """Remember a file as imported; a repeat is a no-op."""
-        await self._execute(
-            "INSERT INTO imported_files (outlet, connector, sha256, name, size,"
-            " rows_imported, rows_rejected, channel, imported_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-            entry.outlet,
-            entry.connector,
-            entry.sha256,
-            entry.name,
-            entry.size,
-            entry.rows_imported,
-            entry.rows_rejected,
-            entry.channel,
-            entry.imported_at,
-        )
-
-    # -- connection states -----------------------------------------------------------------
-
-    async def save_connection_state(self, state: ConnectionState) -> None:
-        """Upsert one connection's state; its `records_fetched` adds to the stored total."""
-        await self._execute(
-            "INSERT INTO connection_states AS s (outlet, connector, mode, state, last_run_at,"
-            " last_success_at, last_error, last_error_at, records_fetched,"
-            " refused_credentials, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-            " $10, $11) ON CONFLICT (outlet, connector, mode) DO UPDATE SET"
-            " state = excluded.state,"
-            " last_run_at = COALESCE(excluded.last_run_at, s.last_run_at),"
-            " last_success_at = COALESCE(excluded.last_success_at, s.last_success_at),"
-            " last_error = COALESCE(excluded.last_error, s.last_error),"
-            " last_error_at = COALESCE(excluded.last_error_at, s.last_error_at),"
-            " records_fetched = s.records_fetched + excluded.records_fetched,"
-            " refused_credentials = excluded.refused_credentials,"
-            " updated_at = excluded.updated_at",
-            state.outlet,
-            state.connector,
-            state.mode,
-            state.state.value,
-            state.last_run_at,
-            state.last_success_at,
-            state.last_error,
-            state.last_error_at,
-            state.records_fetched,
-            state.refused_credentials,
-            self.clock.now(),
-        )
-
-    async def list_connection_states(self) -> list[ConnectionState]:
-        """Every recorded connection state with its committed cursor."""
-        rows = await self._fetch(CONNECTION_STATES)
-        return [connection_state(r, _same) for r in rows]
-
-    # -- credentials and OAuth states ------------------------------------------------------
-
-    async def save_credential(self, credential: StoredCredential) -> None:
-        """Insert or replace one connection's (already encrypted) credential."""
-        await self._execute(
-            "INSERT INTO credentials (outlet, connector, kind, secret, expires_at, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (outlet, connector) DO UPDATE SET"
-            " kind = excluded.kind, secret = excluded.secret,"
-            " expires_at = excluded.expires_at, updated_at = excluded.updated_at",
-            credential.outlet,
-            credential.connector,
-            credential.kind,
-            credential.secret,
-            credential.expires_at,
-            credential.updated_at,
-        )
-
-    async def get_credential(self, outlet: str, connector: str) -> StoredCredential | None:
-        """One connection's credential, still encrypted."""
-        rows = await self._fetch(
-            "SELECT outlet, connector, kind, secret, expires_at, updated_at FROM credentials"
-            " WHERE outlet = $1 AND connector = $2",
-            outlet,
-            connector,
-        )
-        if not rows:
-            return None
-        outlet, connector, kind, secret, expires_at, updated_at = rows[0]
-        return StoredCredential(outlet, connector, kind, bytes(secret), expires_at, updated_at)
-
-    async def list_credentials(self) -> list[CredentialInfo]:
-        """Metadata of every stored credential; the secret column is never read."""
-        rows = await self._fetch(
-            "SELECT outlet, connector, kind, expires_at, updated_at FROM credentials"
-            " ORDER BY outlet, connector"
-        )
-        return [CredentialInfo(*row) for row in rows]
-
-    async def delete_credential(self, outlet: str, connector: str) -> bool:
-        """Forget one connection's credential."""
-        deleted = await self._execute(
-            "DELETE FROM credentials WHERE outlet = $1 AND connector = $2", outlet, connector
-        )
-        return deleted > 0
-
-    async def create_oauth_state(self, state: OAuthState) -> None:
-        """Remember a handed-out state; states expired for a day are dropped on the way."""
-
-        async def create(conn: Conn) -> None:
-            # Kept a day past expiry, so a late replay is told apart from a forged state.
-            await conn.execute(
-                "DELETE FROM oauth_states WHERE expires_at < $1",
-                state.created_at - timedelta(days=1),
-            )
-            await conn.execute(
-                "INSERT INTO oauth_states (state_hash, outlet, connector, redirect_uri, secret,"
-                " created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                state.state_hash,
-                state.outlet,
-                state.connector,
-                state.redirect_uri,
-                state.secret,
-                state.created_at,
-                state.expires_at,
-            )
-
-        await self._run(create, transaction=True)
-
-    async def consume_oauth_state(self, state_hash: str, *, now: datetime) -> OAuthState | None:
-        """Mark a state used and return it as it was; the row lock makes one caller the first."""
-
-        async def consume(conn: Conn) -> OAuthState | None:
-            found = await conn.fetchrow(
-                "SELECT state_hash, outlet, connector, redirect_uri, secret, created_at,"
-                " expires_at, consumed_at FROM oauth_states WHERE state_hash = $1 FOR UPDATE",
-                state_hash,
-            )
-            if found is None:
-                return None
-            if found["consumed_at"] is None:
-                await conn.execute(
-                    "UPDATE oauth_states SET consumed_at = $2 WHERE state_hash = $1",
-                    state_hash,
-                    now,
-                )
-            secret = found["secret"]
-            return OAuthState(
-                state_hash=found["state_hash"],
-                outlet=found["outlet"],
-                connector=found["connector"],
-                redirect_uri=found["redirect_uri"],
-                secret=bytes(secret) if secret is not None else None,
-                created_at=found["created_at"],
-                expires_at=found["expires_at"],
-                consumed_at=found["consumed_at"],
-            )
-
-        return await self._run(consume, transaction=True)
+def _touched(status: str) -> int:
+    """The row count of an asyncpg command status ("UPDATE 3"); 0 if it names none."""
+    return int(status.rsplit(" ", 1)[-1]) if status[-1:].isdigit() else 0
 
 
 async def _keep_session(conn: Conn) -> None:
@@ -1119,11 +637,6 @@ def _unavailable(what: str, err: BaseException) -> StoreUnavailable:
     failure = StoreUnavailable(f"{what}: {type(err).__name__}: {err}")
     failure.__cause__ = err
     return failure
-
-
-def _filters(**columns: str | None) -> tuple[str, list[Any]]:
-    """A WHERE clause (or nothing) matching every given column exactly, with $1, $2, ..."""
-    return filters(lambda n: f"${n}", **columns)
 
 
 async def create_schema(url: str, *, prefix: str = "scratch") -> tuple[str, str]:

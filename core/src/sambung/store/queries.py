@@ -1,4 +1,4 @@
-"""The reads both backends run word for word, and the values their rows become.
+"""The SQL both backends run word for word, and the values their rows become.
 
 Only the SQL that SQLite and PostgreSQL understand alike lives here; each store converts its own
 stored times (`Times`: text on SQLite, already datetimes on PostgreSQL).
@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .base import ClaimedRow, ConnectionState, ConnectionStatus, DeadLetter, StoredRecord
+from .base import (
+    ClaimedRow,
+    ConnectionState,
+    ConnectionStatus,
+    DeadLetter,
+    DeadLetterIn,
+    StoredRecord,
+)
 
 # Stored time (or NULL) to an aware datetime (or None).
 Times = Callable[[Any], Any]
@@ -48,6 +55,23 @@ OUTBOX_STATS = (
     " COUNT(CASE WHEN status = 'dead' THEN 1 END),"
     " COUNT(CASE WHEN status = 'delivered' THEN 1 END) FROM outbox GROUP BY sink"
 )
+# After `FROM outbox AS o ... WHERE`: the due rows of one sink, oldest first (binds sink, now,
+# now, limit). Pending and due, under no live claim (an expired one is free whoever made it),
+# and no older revision of the record still pending for the sink: versions go out in order.
+DUE_OUTBOX = (
+    "o.sink = ? AND o.status = 'pending' AND o.next_attempt_at <= ?"
+    " AND (o.claimed_until IS NULL OR o.claimed_until <= ?)"
+    " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.sink = o.sink"
+    "  AND p.record_id = o.record_id AND p.status = 'pending'"
+    "  AND p.revision < o.revision)"
+    " ORDER BY o.next_attempt_at, o.id LIMIT ?"
+)
+# One ingest request's dead letter (`dead_letter_values`); a repeat of one is not kept twice.
+INSERT_DEAD_LETTER = (
+    "INSERT INTO dead_letters (stage, outlet, connector, error_type, error, field,"
+    " raw_event_id, payload, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"
+)
 COUNTS = " UNION ALL ".join(
     f"SELECT '{table}', COUNT(*) FROM {table}"
     for table in ("raw_events", "records", "outbox", "dead_letters", "cursors")
@@ -62,6 +86,22 @@ def filters(mark: Callable[[int], str], **columns: Any) -> tuple[str, list[Any]]
         return "", []
     clause = " AND ".join(f"{name} = {mark(n)}" for n, (name, _) in enumerate(given, 1))
     return " WHERE " + clause, [value for _, value in given]
+
+
+def dead_letter_values(letter: DeadLetterIn, raw_event_id: int | None, now: Any) -> list[Any]:
+    """The values INSERT_DEAD_LETTER binds for `letter`, stamped `now` (as stored)."""
+    return [
+        letter.stage,
+        letter.outlet,
+        letter.connector,
+        letter.error_type,
+        letter.error,
+        letter.field,
+        raw_event_id,
+        letter.payload,
+        now,
+        now,
+    ]
 
 
 def stored_record(r: Sequence[Any], time: Times) -> StoredRecord:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from sambung.errors import ConfigError, StoreInUse
 
+from .migrations import sqlite_migrations
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; the lock is then advisory in name only
@@ -76,9 +78,7 @@ def take_shared_lock(db: Path) -> contextlib.ExitStack:
 
 def newest_known_version() -> int:
     """The newest schema version this sambung's SQLite migrations reach."""
-    from .sqlite import migrations
-
-    known = migrations()
+    known = sqlite_migrations()
     return known[-1][0] if known else 0
 
 
