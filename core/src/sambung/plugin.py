@@ -6,20 +6,26 @@ classes subclass the bases here, declare a pydantic `Settings` model for their Y
 write only the vendor-specific parts; core runs every loop around them:
 
 ```python
-from sambung.plugin import Page, PollConnector, PollSettings, PollWindow, hookimpl, page_of
+from sambung.plugin import (
+    Page, PollConnector, PollSettings, PollWindow, RegisterConnector, hookimpl, page_of,
+)
+
+class QasirSettings(PollSettings):          # the YAML block; also the connector's `Settings`
+    api_key: SecretStr
 
 class QasirConnector(PollConnector[QasirSettings]):
     name = "qasir"
-    Settings = QasirSettings
 
     async def poll(self, window: PollWindow) -> AsyncIterator[Page]:
-        async for rows in self.client.transactions(window.since):
+        async for rows in self.client.transactions(window.since):   # decode + paginate
             yield page_of(rows, self._map, cursor=None)
 
 @hookimpl
-def sambung_register_connectors(register):
+def sambung_register_connectors(register: RegisterConnector) -> None:
     register(QasirConnector)
 ```
+
+Its tests subclass the conformance suite for its mode (`sambung.testing.conformance`).
 
 What is here is the supported surface: names are kept stable across core's internal moves
 (they are re-exported from wherever they live). Test helpers are in `sambung.testing`. Anything
