@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
-from sambung import hookimpl
-from sambung.connectors import Mode, WebhookConnector
+from sambung.plugin import (
+    ConnectorSettings,
+    Mode,
+    Page,
+    PollConnector,
+    PollWindow,
+    WebhookConnector,
+    hookimpl,
+)
 
 
 class NoParse(WebhookConnector):
@@ -48,6 +55,25 @@ class MissingMethod:
     @hookimpl
     def sambung_register_connectors(register: Callable[[type], None]) -> None:
         register(NoParse)
+
+
+class PollOnPlainSettings(PollConnector):  # type: ignore[type-arg]
+    """Polls, but its Settings lack what core reads of every poller (interval, timeout...)."""
+
+    name = "plainpoll"
+    Settings = ConnectorSettings
+
+    async def poll(self, window: PollWindow) -> AsyncIterator[Page]:
+        yield Page(records=[])
+
+
+class WrongModeSettings:
+    """A plugin whose poll connector's Settings do not extend PollSettings."""
+
+    @staticmethod
+    @hookimpl
+    def sambung_register_connectors(register: Callable[[type], None]) -> None:
+        register(PollOnPlainSettings)
 
 
 def explode_on_import() -> None:

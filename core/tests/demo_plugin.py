@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sambung import hookimpl
-from sambung.auth.signing import verify_hmac_sha256
-from sambung.connectors import (
+from sambung.plugin import (
     ConnectorSettings,
     Secrets,
+    Sink,
+    SinkSettings,
     WebhookConnector,
     WebhookEvent,
     WebhookRequest,
+    hookimpl,
+    verify_hmac_sha256,
 )
-from sambung.delivery.sinks import Sink, SinkSettings
 
 
 class DemoConnector(WebhookConnector):

@@ -6,11 +6,14 @@ import subprocess
 import sys
 from importlib.metadata import EntryPoint
 
+import pytest
+from sambung.plugin import FileDropConnector, PollConnector, PollSettings, Sink, SinkSettings
 from sambung.plugins import allowed_plugins, load_plugins
 
 DEMO = EntryPoint("demo", "core.tests.demo_plugin", "sambung")
 HALF = EntryPoint("half", "core.tests.broken_plugins:HalfRegistering", "sambung")
 MISSING = EntryPoint("missing", "core.tests.broken_plugins:MissingMethod", "sambung")
+WRONG_SETTINGS = EntryPoint("wrong", "core.tests.broken_plugins:WrongModeSettings", "sambung")
 GONE = EntryPoint("gone", "sambung_no_such_module", "sambung")
 
 
@@ -29,11 +32,46 @@ def test_a_plugin_that_fails_to_import_is_reported_and_skipped() -> None:
 
 
 def test_unfit_registrations_skip_the_whole_plugin() -> None:
-    registry = load_plugins(discovered=[HALF, MISSING, DEMO])
+    registry = load_plugins(discovered=[HALF, MISSING, WRONG_SETTINGS, DEMO])
     assert set(registry.connectors) == {"demo"}
     errors = {f.name: f.error for f in registry.failures}
     assert "name must match" in errors["half"]
     assert "declares mode webhook but not parse()" in errors["missing"]
+    assert "declares mode poll: Settings must subclass PollSettings" in errors["wrong"]
+
+
+class _Polled(PollSettings):
+    api_key: str
+
+
+class _Other(PollSettings):
+    token: str
+
+
+def test_a_connector_s_settings_are_the_model_its_base_is_subscripted_with() -> None:
+    class Polled(PollConnector[_Polled]):
+        name = "polled"
+
+    assert Polled.Settings is _Polled
+    # A subclass that names no model of its own keeps its parent's.
+    assert type("Again", (Polled,), {}).Settings is _Polled
+
+
+def test_bases_naming_different_settings_models_are_refused() -> None:
+    with pytest.raises(TypeError, match="different settings models"):
+
+        class Mixed(PollConnector[_Polled], FileDropConnector[_Other]):  # type: ignore[type-var]
+            name = "mixed"
+
+
+def test_a_sink_s_settings_are_the_model_its_base_is_subscripted_with() -> None:
+    class Settings(SinkSettings):
+        url: str
+
+    class Out(Sink[Settings]):
+        name = "out"
+
+    assert Out.Settings is Settings
 
 
 def test_a_second_connector_with_a_taken_name_is_refused() -> None:

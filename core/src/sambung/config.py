@@ -248,7 +248,7 @@ class Connection:
     """One connector configured at one outlet: the unit core runs loops and routes for."""
 
     outlet: Outlet
-    connector: type[Connector]
+    connector: type[Connector[ConnectorSettings]]
     settings: ConnectorSettings
 
     @property
@@ -316,11 +316,11 @@ class LoadedConfig:
         """The same for sink `name` (the callback path carries the sink's name)."""
         return self._callback_url(name, self.sink_settings.get(name))
 
-    def _callback_url(self, name: str, settings: Any) -> str:
-        configured = getattr(settings, "redirect_uri", None)
-        if configured is not None:
-            return str(configured)
-        from .auth.oauth import CALLBACK_PATH
+    def _callback_url(self, name: str, settings: BaseModel | None) -> str:
+        from .auth.oauth import CALLBACK_PATH, OAuthClientSettings
+
+        if isinstance(settings, OAuthClientSettings) and settings.redirect_uri is not None:
+            return str(settings.redirect_uri)
 
         return self.public_base_url() + CALLBACK_PATH.format(connector=name)
 

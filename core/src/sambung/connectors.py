@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Protocol,
+    TypeVar,
+    get_args,
+)
 from zoneinfo import ZoneInfo
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -22,6 +32,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    HttpUrl,
     SecretStr,
     ValidationError,
     field_validator,
@@ -31,15 +42,21 @@ from pydantic_core import InitErrorDetails
 
 from .auth.signing import sign_hex, verify_hmac_sha256
 from .clock import Clock, SystemClock
+from .http import VendorHttp
 from .models import Record
 from .parse import loads
 
 if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
     from .auth.oauth import OAuthSpec
+    from .auth.tokens import Token
     from .intake.csvfiles import CsvStream, RowError
     from .intake.known import KnownRecords
+    from .testing.fake_vendor import FakeVendor
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class Mode(StrEnum):
@@ -70,6 +87,11 @@ class ConnectorSettings(BaseModel):
     enabled: bool = True
 
 
+# A connector's settings type. Covariant, so that `PollConnector[PawoonSettings]` is a
+# `PollConnector[PollSettings]`: core handles every poller through the base's settings.
+S = TypeVar("S", bound=ConnectorSettings, covariant=True)
+
+
 @dataclass(frozen=True)
 class Outlet:
     """One shop branch, as configured."""
@@ -79,53 +101,126 @@ class Outlet:
     timezone: ZoneInfo
 
 
+class Credentials(Protocol):
+    """One connection's stored OAuth tokens, as core hands them to a plugin.
+
+    `key` and `fetch` plug into `with_token`, which refreshes once on a 401 around one request.
+    """
+
+    @property
+    def key(self) -> str:
+        """The connection's key in the shared token cache."""
+        ...
+
+    @property
+    def reconnect(self) -> str:
+        """The command that connects this connection again, for messages and logs."""
+        ...
+
+    async def token(self) -> Token:
+        """A fresh access token: cached, else stored, else refreshed (once for all callers)."""
+        ...
+
+    async def fetch(self, previous: Token | None) -> Token:
+        """The token cache's fetch: the stored token if fresh, else a refresh."""
+        ...
+
+    async def invalidate(self, failed_token: Token) -> None:
+        """The vendor refused `failed_token`: the next `token()` refreshes."""
+        ...
+
+    async def forget(self) -> None:
+        """Drop the cached token, whichever it is (before a retry after an `AuthError`)."""
+        ...
+
+    async def updated_at(self) -> datetime | None:
+        """When this connection's stored credential last changed, if there is one."""
+        ...
+
+
 @dataclass(frozen=True)
-class ConnectorContext:
+class ConnectorContext(Generic[S]):
     """Everything core injects into a connector instance (one per outlet and connector)."""
 
     outlet: Outlet
-    settings: ConnectorSettings
-    log: Any  # a structlog BoundLogger, already bound to outlet and connector
+    settings: S
+    # Already bound to outlet and connector.
+    log: FilteringBoundLogger
     clock: Clock = field(default_factory=SystemClock)
-    # The vendor HTTP client (`sambung.http.VendorHttp`) for connectors that call out (poll).
-    http: Any = None
-    # For connectors that declare `oauth`: their stored tokens (`await token()`,
-    # `await invalidate(token)`; `sambung.auth.credentials.ConnectionCredentials`).
-    credentials: Any = None
+    # The vendor HTTP client, for connectors that call out (poll).
+    http: VendorHttp | None = None
+    # For connectors that declare `oauth`: their stored tokens.
+    credentials: Credentials | None = None
     # For poll connectors: a read-only view of the records already stored for this outlet, for
     # a vendor with no list API whose poll asks about ids we know (`sambung.intake.known`).
     known: KnownRecords | None = None
 
 
-class Connector:
-    """Base of every connector. Subclass the base of each mode you support, not this one."""
+class Connector(Generic[S]):
+    """Base of every connector. Subclass the base of each mode you support, not this one.
+
+    The base is subscripted with the connector's settings model, which is then its `Settings`
+    too: `class QasirConnector(PollConnector[QasirSettings])`.
+    """
 
     name: ClassVar[str]
     modes: ClassVar[frozenset[Mode]] = frozenset()
+    # The model of the connector's YAML block; set from the base's type argument.
     Settings: ClassVar[type[ConnectorSettings]] = ConnectorSettings
     # The vendor's OAuth authorization-code endpoints, for connectors connected with
     # `sambung connect` (their Settings then include `sambung.auth.oauth.OAuthSettings`).
     oauth: ClassVar[OAuthSpec | None] = None
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         # A class with several mode bases (webhook, poll, file-drop) supports all their modes,
         # unless it declares its own set.
         if "modes" not in cls.__dict__:
             cls.modes = frozenset().union(*(getattr(b, "modes", ()) for b in cls.__mro__[1:]))
+        settings = settings_argument(cls, ConnectorSettings)
+        if settings is not None and "Settings" not in cls.__dict__:
+            cls.Settings = settings
 
-    def __init__(self, context: ConnectorContext) -> None:
+    def __init__(self, context: ConnectorContext[S]) -> None:
         self.context = context
         self.outlet = context.outlet
-        self.settings: Any = context.settings
+        self.settings: S = context.settings
         self.log = context.log
+
+    @property
+    def credentials(self) -> Credentials:
+        """The stored OAuth tokens core injected (for connectors that declare `oauth`)."""
+        credentials = self.context.credentials
+        if credentials is None:
+            raise RuntimeError(f"{self.name}: no credentials injected (core sets them for oauth)")
+        return credentials
 
     def oauth_endpoints(self) -> OAuthSpec | None:
         """This connection's OAuth endpoints: `oauth`, moved to `oauth_base_url` when set."""
-        if self.oauth is None:
-            return None
-        base = getattr(self.settings, "oauth_base_url", None)
-        return self.oauth.at(str(base) if base else None, getattr(self.settings, "scopes", None))
+        from .auth.oauth import OAuthClientSettings  # it builds on this module
+
+        if self.oauth is None or not isinstance(self.settings, OAuthClientSettings):
+            return self.oauth
+        base = self.settings.oauth_base_url
+        return self.oauth.at(str(base) if base else None, self.settings.scopes)
+
+
+def settings_argument(cls: type, bound: type[M]) -> type[M] | None:
+    """The settings model `cls` subscripted its bases with (`PollConnector[QasirSettings]`).
+
+    Several bases must agree (`HmacWebhookConnector[X], PollConnector[X]`); a class whose
+    bases are not subscripted with a model gives None and keeps its inherited `Settings`.
+    """
+    found = {
+        argument
+        for base in cls.__dict__.get("__orig_bases__", ())
+        for argument in get_args(base)
+        if isinstance(argument, type) and issubclass(argument, bound)
+    }
+    if len(found) > 1:
+        names = ", ".join(sorted(model.__name__ for model in found))
+        raise TypeError(f"{cls.__name__}: its bases name different settings models ({names})")
+    return found.pop() if found else None
 
 
 @dataclass(frozen=True)
@@ -138,8 +233,12 @@ class WebhookRequest:
     query: Mapping[str, str] = field(default_factory=dict)
 
     @cached_property
-    def payload(self) -> Any:
-        """The body as JSON, with exact Decimals; raises `InvalidPayload` if it is not JSON."""
+    def payload(self) -> object:
+        """The body as JSON, with exact Decimals; raises `InvalidPayload` if it is not JSON.
+
+        `object`, not a schema: a connector hands it to its `mapping`, which reads what it
+        needs with `sambung.plugin`'s parse helpers (`require`, `money`, ...).
+        """
         return loads(self.body)
 
     @cached_property
@@ -164,12 +263,12 @@ def required(method: F) -> F:
     return method
 
 
-def is_implemented(method: Any) -> bool:
+def is_implemented(method: object) -> bool:
     """Whether a connector class overrides a `required` base method (or defines it at all)."""
     return callable(method) and not getattr(method, "__sambung_required__", False)
 
 
-class WebhookConnector(Connector):
+class WebhookConnector(Connector[S]):
     """A connector that receives pushed events on the public listener."""
 
     modes = frozenset({Mode.WEBHOOK})
@@ -209,7 +308,10 @@ class HmacWebhookSettings(ConnectorSettings):
     signature_header: str = "X-Webhook-Signature"
 
 
-class HmacWebhookConnector(WebhookConnector):
+HS = TypeVar("HS", bound=HmacWebhookSettings, covariant=True)
+
+
+class HmacWebhookConnector(WebhookConnector[HS]):
     """A webhook connector for the commonest scheme: hex HMAC-SHA256 of the raw body.
 
     A subclass sets its vendor's default header by overriding `signature_header` in its own
@@ -252,6 +354,21 @@ class HmacWebhookConnector(WebhookConnector):
         return CIMultiDictProxy(headers)
 
 
+# What `sambung_register_connectors` is handed: call it once per connector class.
+RegisterConnector = Callable[[type[Connector[ConnectorSettings]]], None]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def settings_as(settings: BaseModel, kind: type[M]) -> M:
+    """`settings` as the settings base of a mode (`FileDropSettings`), which registration
+    checked that a connector of that mode extends; core reads that base's fields typed."""
+    if not isinstance(settings, kind):
+        raise TypeError(f"{type(settings).__name__} does not extend {kind.__name__}")
+    return settings
+
+
 MODE_METHODS: dict[Mode, tuple[str, ...]] = {
     Mode.WEBHOOK: ("verify", "parse"),
     Mode.POLL: ("poll",),
@@ -282,7 +399,10 @@ class FileDropSettings(ConnectorSettings):
     poll_seconds: float = Field(1.0, gt=0)
 
 
-class FileDropConnector(Connector):
+FS = TypeVar("FS", bound=FileDropSettings, covariant=True)
+
+
+class FileDropConnector(Connector[FS]):
     """A connector that reads a vendor's CSV export, row by row, through core's `CsvStream`.
 
     Core opens the file (encoding, delimiter and number style decided per file), batches the
@@ -331,6 +451,8 @@ Duration = Annotated[timedelta, BeforeValidator(_duration)]
 class PollSettings(ConnectorSettings):
     """Settings core reads for every polled connection; a plugin adds its credentials."""
 
+    # The vendor's API; each connector sets its own default (the demo serves fakes there).
+    base_url: HttpUrl | None = None
     interval: Duration = timedelta(minutes=5)
     # Each run re-reads this much before the cursor, so a record updated late or sharing the
     # cursor's second is not skipped; the upsert fingerprint makes the overlap free of duplicates.
@@ -374,6 +496,19 @@ class PollSettings(ConnectorSettings):
         return settings
 
 
+def configured(value: T | None, name: str) -> T:
+    """A setting that `required_in_mode` makes present in the mode at hand (None is a bug).
+
+    Validation refuses a YAML block that turns the mode on without it, so this only narrows
+    the optional field's type where that mode's code reads it.
+    """
+    if value is None:
+        from .errors import ConfigError
+
+        raise ConfigError(f"{name} is required in this mode")
+    return value
+
+
 @dataclass(frozen=True)
 class PollWindow:
     """What one poll run asks a connector for: records changed in [since, until]."""
@@ -407,7 +542,10 @@ class Rejected:
     field: str | None = None
 
 
-class PollConnector(Connector):
+PS = TypeVar("PS", bound=PollSettings, covariant=True)
+
+
+class PollConnector(Connector[PS]):
     """A connector whose records core fetches on a schedule.
 
     The plugin writes `poll(window)`: fetch one run's pages from the vendor, oldest first, and
@@ -438,7 +576,7 @@ class PollConnector(Connector):
     async def reauthenticate(self) -> None:
         """Drop cached credentials so the next request fetches fresh ones (after a 401)."""
 
-    def example_vendor(self) -> Any:
+    def example_vendor(self) -> FakeVendor | None:
         """A fake of this vendor accepting this connection's credentials, or None.
 
         Optional. `sambung run --simulate` serves it at the connection's `base_url` when that
@@ -455,12 +593,20 @@ class PollConnector(Connector):
         return known
 
     @property
-    def http(self) -> Any:
-        """The vendor HTTP client core injected (`sambung.http.VendorHttp`)."""
+    def http(self) -> VendorHttp:
+        """The vendor HTTP client core injected."""
         http = self.context.http
         if http is None:
             raise RuntimeError(f"{self.name}: no HTTP client injected (core sets context.http)")
         return http
+
+
+# The settings base a connector of each mode extends (checked at registration).
+MODE_SETTINGS: dict[Mode, type[ConnectorSettings]] = {
+    Mode.WEBHOOK: ConnectorSettings,
+    Mode.POLL: PollSettings,
+    Mode.FILE_DROP: FileDropSettings,
+}
 
 
 def secret_values(settings: BaseModel) -> dict[str, str]:
@@ -478,8 +624,8 @@ def secret_values(settings: BaseModel) -> dict[str, str]:
 
 
 def page_of(
-    rows: Sequence[Any],
-    to_record: Callable[[Any], Record | Sequence[Record]],
+    rows: Sequence[T],
+    to_record: Callable[[T], Record | Sequence[Record]],
     cursor: datetime | None,
 ) -> Page:
     """Map a page of vendor rows (each to a record or several); a row that does not map becomes
@@ -503,7 +649,7 @@ def page_of(
     return Page(records=records, cursor=cursor, rejects=rejects)
 
 
-def _row_json(row: Any) -> str:
+def _row_json(row: object) -> str:
     import json
 
     return json.dumps(row, default=str, ensure_ascii=False)

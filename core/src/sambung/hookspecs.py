@@ -7,14 +7,14 @@ the registered class, whose async methods core calls from its own loops.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
-    from .connectors import Connector
-    from .delivery.sinks import Sink
+    from sambung.connectors import RegisterConnector
+    from sambung.delivery.sinks import RegisterSink
+
     from .store import DeadLetter
 
 hookspec = pluggy.HookspecMarker("sambung")
@@ -22,7 +22,7 @@ hookimpl = pluggy.HookimplMarker("sambung")
 
 
 @hookspec
-def sambung_register_connectors(register: Callable[[type[Connector]], None]) -> None:
+def sambung_register_connectors(register: RegisterConnector) -> None:
     """Register connector classes by calling `register(cls)` once for each.
 
     Called once, when the daemon or CLI loads plugins, before the YAML is validated (each
@@ -33,7 +33,7 @@ def sambung_register_connectors(register: Callable[[type[Connector]], None]) -> 
 
 
 @hookspec
-def sambung_register_sinks(register: Callable[[type[Sink]], None]) -> None:
+def sambung_register_sinks(register: RegisterSink) -> None:
     """Register sink classes (where the outbox delivers) by calling `register(cls)` once for each.
 
     Called once, at plugin load, like `sambung_register_connectors`; a top-level `sinks:` entry in

@@ -58,6 +58,26 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 
 
+def dumps(payload: Any) -> bytes:
+    """JSON as vendors write it, the inverse of `loads`: every `Decimal` a bare, exact number."""
+    return _BARE.sub(r"\1", json.dumps(_mark(payload), ensure_ascii=False)).encode()
+
+
+# A Decimal is first written as a string marked by a leading NUL, then unquoted: a real string
+# of a NUL followed by nothing but digits is not something vendors send.
+_BARE = re.compile(r'"\\u0000(-?[0-9]+(?:\.[0-9]+)?)"')
+
+
+def _mark(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return "\u0000" + format(value, "f")
+    if isinstance(value, dict):
+        return {key: _mark(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mark(item) for item in value]
+    return value
+
+
 def require(node: Any, key: str, *, at: str = "") -> Any:
     """The value at `key` (a dotted path like `data.items.0.qty` works too); missing or null is
     an `InvalidRecord` naming the field. `at` is where `node` sits in the body, for that name."""

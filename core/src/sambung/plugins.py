@@ -12,6 +12,8 @@ from typing import Any
 import pluggy
 import structlog
 
+from sambung.connectors import MODE_SETTINGS
+
 from . import hookspecs
 from .connectors import MODE_METHODS, Connector, ConnectorSettings, Mode, is_implemented
 from .delivery.sinks import Sink, SinkSettings
@@ -49,8 +51,8 @@ class Registry:
     """Everything the loaded plugins registered, by name."""
 
     manager: pluggy.PluginManager
-    connectors: dict[str, type[Connector]] = field(default_factory=dict)
-    sinks: dict[str, type[Sink]] = field(default_factory=dict)
+    connectors: dict[str, type[Connector[ConnectorSettings]]] = field(default_factory=dict)
+    sinks: dict[str, type[Sink[SinkSettings]]] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
 
@@ -60,7 +62,7 @@ class Registry:
         return self.manager.hook
 
 
-def check_connector(cls: Any) -> type[Connector]:
+def check_connector(cls: Any) -> type[Connector[ConnectorSettings]]:
     """Raise `PluginError` unless `cls` is a usable connector class."""
     if not (isinstance(cls, type) and issubclass(cls, Connector)):
         raise PluginError(f"{cls!r} is not a sambung.connectors.Connector subclass")
@@ -76,10 +78,17 @@ def check_connector(cls: Any) -> type[Connector]:
                 raise PluginError(f"connector {name!r} declares mode {mode} but not {method}()")
     if not (isinstance(cls.Settings, type) and issubclass(cls.Settings, ConnectorSettings)):
         raise PluginError(f"connector {name!r}: Settings must subclass ConnectorSettings")
+    # Core reads each mode's own settings (a file-drop inbox, a poll interval) typed.
+    for mode in sorted(modes):
+        base = MODE_SETTINGS[mode]
+        if not issubclass(cls.Settings, base):
+            raise PluginError(
+                f"connector {name!r} declares mode {mode}: Settings must subclass {base.__name__}"
+            )
     return cls
 
 
-def check_sink(cls: Any) -> type[Sink]:
+def check_sink(cls: Any) -> type[Sink[SinkSettings]]:
     """Raise `PluginError` unless `cls` is a usable sink class."""
     if not (isinstance(cls, type) and issubclass(cls, Sink)):
         raise PluginError(f"{cls!r} is not a sambung.delivery.sinks.Sink subclass")
@@ -146,16 +155,16 @@ def _register(
     registry: Registry, module: ModuleType, plugin_name: str
 ) -> tuple[list[str], list[str]]:
     """Call one plugin's registration hooks; all of it registers, or none of it does."""
-    connectors: dict[str, type[Connector]] = {}
-    sinks: dict[str, type[Sink]] = {}
+    connectors: dict[str, type[Connector[ConnectorSettings]]] = {}
+    sinks: dict[str, type[Sink[SinkSettings]]] = {}
 
-    def register_connector(cls: type[Connector]) -> None:
+    def register_connector(cls: type[Connector[ConnectorSettings]]) -> None:
         checked = check_connector(cls)
         if checked.name in registry.connectors or checked.name in connectors:
             raise PluginError(f"a connector named {checked.name!r} is already registered")
         connectors[checked.name] = checked
 
-    def register_sink(cls: type[Sink]) -> None:
+    def register_sink(cls: type[Sink[SinkSettings]]) -> None:
         checked = check_sink(cls)
         if checked.name in registry.sinks or checked.name in sinks:
             raise PluginError(f"a sink named {checked.name!r} is already registered")

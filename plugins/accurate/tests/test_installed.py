@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import distribution
 
 import sambung_accurate
-from sambung.plugins import load_plugins
+from sambung.testing.core import load_plugins
 from sambung_accurate import AccurateSink
 
 

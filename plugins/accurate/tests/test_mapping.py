@@ -12,9 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sambung.delivery.accounting import draft_of
-from sambung.delivery.sinks import Delivery
-from sambung.errors import AuthError, DeliveryRejected, RetriableError
+from sambung.plugin import AuthError, Delivery, DeliveryRejected, RetriableError, draft_of
 from sambung.testing.accounting import delivery_of
 from sambung_accurate import AccurateSink
 from sambung_accurate.client import (

@@ -13,13 +13,9 @@ from typing import Any
 import aiohttp
 import structlog
 from pydantic import SecretStr
-from sambung.auth.credentials import CredentialService
-from sambung.auth.oauth import SINK_OUTLET
-from sambung.auth.tokens import Token
-from sambung.errors import RetriableError, SinkDisconnected
-from sambung.http import VendorHttp
-from sambung.store import open_store
+from sambung.plugin import RetriableError, SinkDisconnected, Token, VendorHttp
 from sambung.testing.accounting import SINK, AccountingRig, days_ago, sale
+from sambung.testing.core import SINK_OUTLET, CredentialService, open_store
 from sambung_accurate.client import OAuthAuth
 from sambung_accurate.fake import FakeAccurate
 
@@ -240,7 +236,8 @@ async def test_replicas_sharing_a_store_refresh_once(
             session = await stack.enter_async_context(aiohttp.ClientSession())
             http = VendorHttp(session, clock=rig.clock, tokens=service.tokens)
             spec = settings.oauth_endpoints()
-            auths.append(OAuthAuth(service.for_sink(SINK, settings, spec, http, rig.sink.log)))
+            credentials = service.for_sink(SINK, settings, spec, http, rig.sink.log)
+            auths.append(OAuthAuth(credentials, rig.clock))
         rig.clock.advance(fake.token_ttl.total_seconds() + 60)
 
         headers = await asyncio.gather(*(auth.headers() for auth in auths for _ in range(8)))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sambung.errors import AuthError, RetriableError
+from sambung.plugin import AuthError, RetriableError
 from sambung.testing.accounting import SINK, AccountingRig, days_ago, sale
 from sambung.testing.manual_clock import ManualClock
 from sambung_accurate.client import api_signature
@@ -240,7 +240,7 @@ async def test_the_fake_enforces_accurates_limits() -> None:
     fake = FakeAccurate(api_token=TOKEN, signature_secret=SECRET)
     fake.faults.slow(0.3, times=16, path="list.do")
     async with fake.serve() as url, aiohttp.ClientSession() as session:
-        from sambung.clock import SystemClock
+        from sambung.plugin import SystemClock
         from sambung_accurate.client import ApiTokenAuth
 
         auth = ApiTokenAuth(*_secrets(), SystemClock())
@@ -276,9 +276,8 @@ async def test_a_daily_summary_sink_gets_no_single_transactions(tmp_path: Path) 
 def test_kinds_the_sink_never_takes_are_a_config_problem(tmp_path: Path) -> None:
     import pytest
     import yaml
-    from sambung.config import load_config
-    from sambung.errors import ConfigError
-    from sambung.plugins import load_plugins
+    from sambung.plugin import ConfigError
+    from sambung.testing.core import load_config, load_plugins
 
     document = {
         "outlets": [{"id": "kemang", "name": "Kemang"}],

@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from sambung.delivery.accounting import draft_of
-from sambung.delivery.sinks import Delivery
+from sambung.plugin import Delivery, draft_of
 from sambung.testing.accounting import delivery_of
 from sambung_jurnal import JurnalSink
 from sambung_jurnal.client import (

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sambung.errors import RetriableError, SinkPaused
-from sambung.runtime.status import sink_status, sink_table
+from sambung.plugin import RetriableError, SinkPaused
 from sambung.testing.accounting import SINK, AccountingRig, days_ago, sale
+from sambung.testing.core import sink_status, sink_table
 from sambung_jurnal.client import API, mekari_headers
 from sambung_jurnal.fake import FakeJurnal
 

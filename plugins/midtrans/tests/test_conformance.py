@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from sambung.connectors import Outlet, WebhookRequest
-from sambung.store import IngestRequest, Store
+from sambung.plugin import Outlet, WebhookRequest
 from sambung.testing.conformance import PollConnectorConformance, WebhookConnectorConformance
+from sambung.testing.core import IngestRequest, Store
 from sambung.testing.fake_vendor import FakeClock
 from sambung_midtrans import MidtransConnector
 from sambung_midtrans.fake import MidtransFake

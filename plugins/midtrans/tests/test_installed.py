@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sambung.plugins import load_plugins
+from sambung.testing.core import load_plugins
 from sambung_midtrans import MidtransConnector
 
 

@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sambung.connectors import WebhookRequest
-from sambung.errors import InvalidRecord, SignatureError
-from sambung.models import PaymentStatus
+from sambung.plugin import InvalidRecord, PaymentStatus, SignatureError, WebhookRequest
 from sambung.testing import make_connector, outlet
 from sambung_midtrans import MidtransConnector
 from sambung_midtrans.mapping import dedup_key, to_payment, verify

@@ -12,13 +12,15 @@ from typing import Any
 import aiohttp
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
-from sambung.connectors import WebhookRequest
-from sambung.intake.polling import PollLoop
-from sambung.intake.webhooks import WebhookIngest
-from sambung.models import LineItem, Transaction
-from sambung.store import ConnectionStatus, IngestRequest
-from sambung.store.sqlite import SqliteStore
+from sambung.plugin import LineItem, Transaction, WebhookRequest
 from sambung.testing import outlet, poll_loops
+from sambung.testing.core import (
+    ConnectionStatus,
+    IngestRequest,
+    PollLoop,
+    SqliteStore,
+    WebhookIngest,
+)
 from sambung.testing.fake_vendor import FakeClock
 from sambung.testing.fakes import json_bytes
 from sambung_midtrans import MidtransConnector

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
-from sambung.errors import AuthError, RequestRejected, RetriableError
-from sambung.models import PaymentStatus
+from sambung.plugin import AuthError, PaymentStatus, RequestRejected, RetriableError
 from sambung.testing import make_connector, outlet
 from sambung_midtrans import MidtransConnector
 from sambung_midtrans.client import status_answer, status_path

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sambung.testing.conformance import HmacWebhookConnectorConformance
+from sambung.testing.conformance import (
+    FileDropConnectorConformance,
+    HmacWebhookConnectorConformance,
+)
 from sambung_moka.connector import MokaConnector
 
 
@@ -15,3 +18,8 @@ class TestMokaConformance(HmacWebhookConnectorConformance):
         "webhook_secret": "conformance-secret",
         "outlet_id": 41230,
     }
+
+
+class TestMokaFileDropConformance(FileDropConnectorConformance):
+    connector = MokaConnector
+    settings: ClassVar[dict[str, Any]] = {"mode": "file-drop"}

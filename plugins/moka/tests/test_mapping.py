@@ -8,8 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sambung.errors import InvalidRecord
-from sambung.models import LineItem, PaymentMethod, Transaction, TransactionType
+from sambung.plugin import InvalidRecord, LineItem, PaymentMethod, Transaction, TransactionType
 from sambung.testing import outlet
 from sambung_moka.mapping import ITEM_EVENTS, to_event, to_transaction
 

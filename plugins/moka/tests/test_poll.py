@@ -10,11 +10,10 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from sambung.intake.polling import PollLoop
-from sambung.models import Transaction
-from sambung.store import ConnectionStatus, Store
+from sambung.plugin import Transaction
 from sambung.testing import poll_loops
 from sambung.testing.conformance import PollConnectorConformance
+from sambung.testing.core import ConnectionStatus, PollLoop, Store
 from sambung.testing.fake_vendor import FakeClock, Seen
 from sambung_moka import MokaConnector
 from sambung_moka.fake import MokaFake

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sambung.models import TransactionType
+from sambung.plugin import TransactionType
 from sambung.testing import outlet
 from sambung_moka.mapping import payment_to_records
 

@@ -9,8 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sambung.errors import InvalidRecord
-from sambung.models import PaymentMethod
+from sambung.plugin import InvalidRecord, PaymentMethod
 from sambung.testing import outlet
 from sambung_olsera.mapping import to_records
 

@@ -1,35 +1,22 @@
-"""Olsera poll mode against its fake: conformance, token refresh, unsorted pages."""
+"""Olsera poll mode against its fake: token refresh, unsorted pages, empty ranges."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
-from sambung.intake.polling import PollLoop, from_cursor
-from sambung.models import Transaction
-from sambung.store import ConnectionStatus, Store
+from sambung.plugin import Transaction
 from sambung.testing import poll_loops
-from sambung.testing.conformance import PollConnectorConformance
+from sambung.testing.core import ConnectionStatus, PollLoop, Store, from_cursor
 from sambung.testing.fake_vendor import FakeClock, Seen
 from sambung_olsera import OlseraConnector
 from sambung_olsera.fake import OlseraFake
 
 START = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 POLL = {"mode": "poll", "app_id": "olsera-app", "secret_key": "olsera-secret"}
-
-
-class TestOlseraConformance(PollConnectorConformance):
-    connector = OlseraConnector
-
-    def fake(self, clock: FakeClock) -> OlseraFake:
-        return OlseraFake(timezone=self.timezone, clock=clock, page_size=20)
-
-    def settings(self, url: str) -> dict[str, Any]:
-        return {**POLL, "base_url": url}
 
 
 @pytest.fixture

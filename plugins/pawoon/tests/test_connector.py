@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from sambung.connectors import Mode, WebhookRequest
-from sambung.errors import InvalidPayload, InvalidRecord
-from sambung.models import InventoryLevel, Transaction
+from sambung.plugin import (
+    InvalidPayload,
+    InvalidRecord,
+    InventoryLevel,
+    Mode,
+    Transaction,
+    WebhookRequest,
+)
 from sambung.testing import make_connector, outlet, signed_request
 from sambung_pawoon import PawoonConnector
 

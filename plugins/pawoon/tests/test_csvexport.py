@@ -7,9 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sambung.connectors import Outlet
-from sambung.intake.csvfiles import RowError, open_csv
-from sambung.models import Transaction
+from sambung.plugin import Outlet, RowError, Transaction, open_csv
 from sambung_pawoon.csvexport import AMOUNT_COLUMNS, parse_file
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib.metadata import distribution
 
 import sambung_pawoon
-from sambung.connectors import Connector
-from sambung.plugins import load_plugins
+from sambung.plugin import Connector
+from sambung.testing.core import load_plugins
 from sambung_pawoon import PawoonConnector
 
 

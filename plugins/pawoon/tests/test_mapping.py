@@ -8,8 +8,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sambung.errors import InvalidRecord
-from sambung.models import InventoryLevel, LineItem, PaymentMethod, Transaction, TransactionType
+from sambung.plugin import (
+    InvalidRecord,
+    InventoryLevel,
+    LineItem,
+    PaymentMethod,
+    Transaction,
+    TransactionType,
+)
 from sambung.testing import outlet
 from sambung_pawoon.mapping import to_event, to_transaction
 

@@ -8,8 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sambung.errors import InvalidRecord
-from sambung.models import PaymentMethod, Transaction
+from sambung.plugin import InvalidRecord, PaymentMethod, Transaction
 from sambung.testing import outlet
 from sambung_pawoon.mapping import to_polled_transaction
 

@@ -8,8 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sambung.errors import InvalidRecord
-from sambung.models import PaymentMethod, TransactionType
+from sambung.plugin import InvalidRecord, PaymentMethod, TransactionType
 from sambung.testing import outlet
 from sambung_qasir.mapping import to_transaction
 

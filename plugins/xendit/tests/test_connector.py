@@ -8,12 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sambung.clock import SystemClock
-from sambung.connectors import Mode, WebhookRequest
-from sambung.errors import SignatureError
-from sambung.intake.webhooks import Answer, WebhookIngest
-from sambung.store.sqlite import SqliteStore
+from sambung.plugin import Mode, SignatureError, SystemClock, WebhookRequest
 from sambung.testing import make_connector, outlet
+from sambung.testing.core import Answer, SqliteStore, WebhookIngest
 from sambung_xendit import XenditConnector
 from sambung_xendit.fake import callback_headers
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib.metadata import distribution
 
 import sambung_xendit
-from sambung.connectors import Mode
-from sambung.plugins import load_plugins
+from sambung.plugin import Mode
+from sambung.testing.core import load_plugins
 from sambung_xendit import XenditConnector
 
 

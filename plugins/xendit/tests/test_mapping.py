@@ -8,8 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sambung.errors import InvalidRecord
-from sambung.models import PaymentStatus
+from sambung.plugin import InvalidRecord, PaymentStatus
 from sambung.testing import outlet
 from sambung_xendit.mapping import dedup_key, to_payment, version
 

@@ -10,13 +10,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sambung.clock import SystemClock
-from sambung.connectors import WebhookRequest
-from sambung.intake.polling import PollLoop
-from sambung.intake.webhooks import WebhookIngest
-from sambung.store import ConnectionStatus
-from sambung.store.sqlite import SqliteStore
+from sambung.plugin import SystemClock, WebhookRequest
 from sambung.testing import poll_loops
+from sambung.testing.core import ConnectionStatus, PollLoop, SqliteStore, WebhookIngest
 from sambung.testing.fake_vendor import FakeClock
 from sambung_xendit import XenditConnector
 from sambung_xendit.fake import XenditFake, callback_headers, invoice_id

@@ -20,10 +20,11 @@ from typing import Any
 import aiohttp
 import structlog
 from aiohttp import web
+from pydantic import BaseModel
 
 from sambung.clock import Clock
 from sambung.config import Connection, LoadedConfig
-from sambung.connectors import Connector, ConnectorContext
+from sambung.connectors import Connector, ConnectorContext, ConnectorSettings
 from sambung.errors import (
     AuthError,
     ConfigError,
@@ -43,6 +44,7 @@ from .oauth import (
     SINK_OUTLET,
     STATE_TTL,
     ConnectLink,
+    OAuthClientSettings,
     OAuthSpec,
     TokenEndpoint,
     authorization_url,
@@ -77,7 +79,7 @@ class OAuthTarget:
         return f"{self.name} for outlet {self.outlet}"
 
 
-def _oauth_connector(connection: Connection) -> tuple[Connector, OAuthSpec]:
+def _oauth_connector(connection: Connection) -> tuple[Connector[ConnectorSettings], OAuthSpec]:
     bound = log.bind(outlet=connection.outlet.id, connector=connection.name)
     connector = connection.connector(
         ConnectorContext(outlet=connection.outlet, settings=connection.settings, log=bound)
@@ -91,8 +93,8 @@ def _oauth_connector(connection: Connection) -> tuple[Connector, OAuthSpec]:
     return connector, spec
 
 
-def _require_client(settings: Any, where: str) -> None:
-    if not getattr(settings, "client_id", None):
+def _require_client(settings: BaseModel, where: str) -> None:
+    if not (isinstance(settings, OAuthClientSettings) and settings.client_id):
         raise ConfigError(f"{where}.client_id (and client_secret) to the OAuth app's, then connect")
 
 

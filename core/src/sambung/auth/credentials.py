@@ -29,15 +29,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
+from structlog.typing import FilteringBoundLogger
 
 from sambung import redaction
+from sambung.auth.oauth import OAuthClientSettings, OAuthSettings
 from sambung.clock import Clock, SystemClock
+from sambung.connectors import ConnectorSettings
 from sambung.errors import (
     AuthError,
     ConfigError,
@@ -241,7 +244,9 @@ class CredentialService:
         self._refused.pop(key, None)
         self.tokens.forget(key)
 
-    def for_connector(self, connector: Connector, http: VendorHttp) -> ConnectionCredentials:
+    def for_connector(
+        self, connector: Connector[ConnectorSettings], http: VendorHttp
+    ) -> ConnectionCredentials:
         """The credentials object handed to one connector instance (`context.credentials`)."""
         outlet, name = connector.outlet.id, connector.name
         return ConnectionCredentials(
@@ -256,7 +261,12 @@ class CredentialService:
         )
 
     def for_sink(
-        self, name: str, settings: Any, spec: OAuthSpec | None, http: VendorHttp, log: Any
+        self,
+        name: str,
+        settings: OAuthClientSettings,
+        spec: OAuthSpec | None,
+        http: VendorHttp,
+        log: FilteringBoundLogger,
     ) -> ConnectionCredentials:
         """The credentials of sink `name`, stored under the outlet `SINK_OUTLET` ("*")."""
         return ConnectionCredentials(
@@ -293,16 +303,16 @@ class ConnectionCredentials:
         *,
         outlet: str,
         name: str,
-        settings: Any,
+        settings: BaseModel,
         spec: OAuthSpec | None,
         http: VendorHttp,
-        log: Any,
+        log: FilteringBoundLogger,
         reconnect: str,
     ) -> None:
         self.service = service
         self.outlet = outlet
         self.connector = name
-        self.settings: Any = settings
+        self.settings = settings
         self.spec = spec
         self.http = http
         self.log = log
@@ -353,10 +363,11 @@ class ConnectionCredentials:
 
     async def _stored_or_seed(self) -> StoredTokens | None:
         stored = await self.service.load(self.outlet, self.connector)
-        access = getattr(self.settings, "access_token", None)
-        if access is None:
+        # Only a connector's settings carry a seed (`OAuthSettings`); a sink's never do.
+        access = self.settings.access_token if isinstance(self.settings, OAuthSettings) else None
+        if access is None or not isinstance(self.settings, OAuthSettings):
             return stored
-        refresh = getattr(self.settings, "refresh_token", None)
+        refresh = self.settings.refresh_token
         seed = _digest(access, refresh)
         # A seed is stored once; a changed seed replaces tokens that came from a seed, never
         # tokens from a connect flow.
@@ -375,11 +386,10 @@ class ConnectionCredentials:
             raise InvalidGrant(
                 f"the refresh token was refused (invalid_grant): run `{self.reconnect}`"
             )
-        if self.spec is None or not getattr(self.settings, "client_id", None):
+        client = self.settings
+        if self.spec is None or not isinstance(client, OAuthClientSettings) or not client.client_id:
             raise AuthError("cannot refresh: no OAuth client_id configured")
-        endpoint = TokenEndpoint(
-            self.http, self.spec, self.settings.client_id, self.settings.client_secret
-        )
+        endpoint = TokenEndpoint(self.http, self.spec, client.client_id, client.client_secret)
         try:
             fresh = await endpoint.refresh(refresh)
         except InvalidGrant:

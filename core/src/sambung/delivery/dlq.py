@@ -24,6 +24,7 @@ from sambung.config import LoadedConfig
 from sambung.connectors import (
     Connector,
     ConnectorContext,
+    ConnectorSettings,
     FileDropConnector,
     WebhookConnector,
     WebhookRequest,
@@ -200,11 +201,11 @@ class DeadLetters:
         )
         return ReplayOutcome(entry.id, "replayed", f"{len(result.records)} record(s)")
 
-    def _connector(self, outlet: str, name: str) -> WebhookConnector | None:
+    def _connector(self, outlet: str, name: str) -> WebhookConnector[ConnectorSettings] | None:
         instance = self._instance(outlet, name)
         return instance if isinstance(instance, WebhookConnector) else None
 
-    def _instance(self, outlet: str, name: str) -> Connector | None:
+    def _instance(self, outlet: str, name: str) -> Connector[ConnectorSettings] | None:
         """The connector configured now at `outlet`, as core builds it."""
         for connection in self.loaded.connections:
             if connection.outlet.id == outlet and connection.name == name:

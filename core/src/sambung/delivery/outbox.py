@@ -31,6 +31,7 @@ from sambung import metrics
 from sambung.auth.oauth import SINK_OUTLET
 from sambung.clock import Clock
 from sambung.config import LoadedConfig
+from sambung.delivery.sinks import SinkSettings
 from sambung.errors import (
     DeliveryRejected,
     RetriableError,
@@ -93,7 +94,7 @@ class SinkRuntime:
     """One configured sink as the dispatcher drives it."""
 
     name: str
-    sink: Sink
+    sink: Sink[SinkSettings]
     policy: RetryPolicy
     concurrency: int
     retention: timedelta

@@ -6,7 +6,7 @@ import structlog
 
 from sambung.clock import Clock
 from sambung.config import Connection, LoadedConfig
-from sambung.connectors import ConnectorContext, FileDropConnector, Mode
+from sambung.connectors import ConnectorContext, FileDropConnector, FileDropSettings, Mode
 from sambung.errors import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -14,7 +14,7 @@ log = structlog.get_logger(__name__)
 
 def file_drop_connector(
     connection: Connection, clock: Clock, *, bound_to: str = "filedrop"
-) -> FileDropConnector:
+) -> FileDropConnector[FileDropSettings]:
     """The connector instance of one connection, for reading its CSV files."""
     bound = log.bind(outlet=connection.outlet.id, connector=connection.name, via=bound_to)
     context = ConnectorContext(

@@ -17,7 +17,7 @@ from itertools import islice, repeat
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sambung.connectors import FileDropConnector
+from sambung.connectors import FileDropConnector, FileDropSettings
 from sambung.errors import FileError
 from sambung.models import Record, SerializedRecord
 
@@ -37,16 +37,18 @@ def open_regular(path: Path) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def records_of(connector: FileDropConnector, stream: CsvStream) -> Iterator[Record | RowError]:
+def records_of(
+    connector: FileDropConnector[FileDropSettings], stream: CsvStream
+) -> Iterator[Record | RowError]:
     """The connector's rows: its own export, or core's generic format when configured."""
     settings = connector.settings
-    if getattr(settings, "format", "native") == "generic":
+    if settings.format == "generic":
         return parse_generic(stream, connector.outlet, connector.name, settings.columns)
     return iter(connector.parse_file(stream))
 
 
 def open_for(
-    connector: FileDropConnector,
+    connector: FileDropConnector[FileDropSettings],
     handle: Any,
     encoding: str | None = None,
     *,
@@ -58,9 +60,9 @@ def open_for(
     connection's own setting wins when it names one.
     """
     settings = connector.settings
-    generic = getattr(settings, "format", "native") == "generic"
+    generic = settings.format == "generic"
     columns = amount_headers(settings.columns) if generic else connector.amount_columns
-    style = NumberStyle(getattr(settings, "number_style", "auto"))
+    style = NumberStyle(settings.number_style)
     if style is NumberStyle.AUTO and recorded_style:
         style = NumberStyle(recorded_style)
     return open_csv(
@@ -73,7 +75,7 @@ def open_for(
 
 
 def remap_row(
-    connector: FileDropConnector, kept: bytes, recorded_style: str | None
+    connector: FileDropConnector[FileDropSettings], kept: bytes, recorded_style: str | None
 ) -> list[Record | RowError]:
     """Map a dead-lettered row again, as kept (its file's header and its values, UTF-8), with
     the connector as it is configured now: the replay path after a fix."""
@@ -173,7 +175,7 @@ class Unmapped:
 
 
 def mapped_batches(
-    connector: FileDropConnector,
+    connector: FileDropConnector[FileDropSettings],
     handle: BinaryIO,
     encoding: str | None,
     size: int,
@@ -197,7 +199,9 @@ def mapped_batches(
             return
 
 
-def map_here(connector: FileDropConnector, shape: FileShape, unmapped: Unmapped) -> Batch:
+def map_here(
+    connector: FileDropConnector[FileDropSettings], shape: FileShape, unmapped: Unmapped
+) -> Batch:
     """Map a batch the worker handed over, exactly as the worker maps its own."""
     stream = CsvStream(
         header=shape.header,

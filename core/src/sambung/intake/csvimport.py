@@ -31,7 +31,7 @@ except ImportError:  # Windows: no fcntl, and no fork either
 
 from sambung import metrics
 from sambung.clock import Clock
-from sambung.connectors import FileDropConnector
+from sambung.connectors import FileDropConnector, FileDropSettings
 from sambung.errors import EncodingError, FileError, InvalidRecord
 from sambung.store import ImportedFile, IngestRequest, IntakeStore, RawEvent
 from sambung.store.base import printable
@@ -144,7 +144,7 @@ class FileImporter:
 
     async def import_path(
         self,
-        connector: FileDropConnector,
+        connector: FileDropConnector[FileDropSettings],
         path: Path,
         *,
         name: str | None = None,
@@ -158,7 +158,7 @@ class FileImporter:
         name = printable(name or path.name)
         report = ImportReport(name=name)
         bound = connector.log.bind(file=name)
-        limit = getattr(connector.settings, "max_file_bytes", 256 * 1_048_576)
+        limit = connector.settings.max_file_bytes
         try:
             report.sha256, report.size = await asyncio.to_thread(hash_file, path, limit)
         except FileError as err:
@@ -174,7 +174,7 @@ class FileImporter:
             bound.info("file.already_imported", sha256=report.sha256, first_name=known.name)
             return report
 
-        reject_file = getattr(connector.settings, "on_row_error", "skip") == "reject_file"
+        reject_file = connector.settings.on_row_error == "reject_file"
 
         async def attempt(encoding: str | None) -> tuple[ImportReport, bool]:
             """(report, whether rows were committed) for one reading of the file."""
@@ -236,7 +236,7 @@ class FileImporter:
 
     async def _run(
         self,
-        connector: FileDropConnector,
+        connector: FileDropConnector[FileDropSettings],
         path: Path,
         report: ImportReport,
         errors_path: Path | None,
@@ -312,7 +312,7 @@ class FileImporter:
 
     async def _commit(
         self,
-        connector: FileDropConnector,
+        connector: FileDropConnector[FileDropSettings],
         sha256: str,
         batch: Batch,
         shape: FileShape,

@@ -26,7 +26,7 @@ try:
 except ImportError:  # Windows: no fcntl, and no fork either
     fcntl = None  # type: ignore[assignment]
 
-from sambung.connectors import FileDropConnector
+from sambung.connectors import FileDropConnector, FileDropSettings
 
 from .csvbatches import Batch, FileShape, Unmapped, finished, map_here, mapped_batches, open_regular
 
@@ -55,7 +55,11 @@ class MappedInThread:
     more to start than it saves."""
 
     def __init__(
-        self, connector: FileDropConnector, path: Path, encoding: str | None, size: int
+        self,
+        connector: FileDropConnector[FileDropSettings],
+        path: Path,
+        encoding: str | None,
+        size: int,
     ) -> None:
         self._handle = open_regular(path)
         self._items = mapped_batches(connector, self._handle, encoding, size)
@@ -93,7 +97,11 @@ class MappedInProcess:
     """
 
     def __init__(
-        self, connector: FileDropConnector, path: Path, encoding: str | None, size: int
+        self,
+        connector: FileDropConnector[FileDropSettings],
+        path: Path,
+        encoding: str | None,
+        size: int,
     ) -> None:
         # fork: the worker inherits the connector (its plugin, settings and parser) as it is.
         context = multiprocessing.get_context("fork")
@@ -201,7 +209,7 @@ def _map_in_worker(
     send: Connection,
     receive: Connection,
     hand_off: _HandOff,
-    connector: FileDropConnector,
+    connector: FileDropConnector[FileDropSettings],
     path: Path,
     encoding: str | None,
     size: int,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from sambung.connectors import FileDropConnector
+from sambung.connectors import FileDropConnector, FileDropSettings, settings_as
 from sambung.runtime import supervision
 
 from .connections import file_drop_connections, file_drop_connector
@@ -47,7 +47,7 @@ PROCESSED, FAILED = "processed", "failed"
 
 def inbox_of(loaded: LoadedConfig, connection: Connection) -> Path:
     """A connection's inbox: `inbox:` from its block, else under the data folder."""
-    configured = getattr(connection.settings, "inbox", None)
+    configured = settings_as(connection.settings, FileDropSettings).inbox
     if configured:
         path = Path(configured).expanduser()
         return path if path.is_absolute() else loaded.base_dir / path
@@ -72,7 +72,7 @@ class InboxWatcher:
 
     def __init__(
         self,
-        connector: FileDropConnector,
+        connector: FileDropConnector[FileDropSettings],
         importer: FileImporter,
         inbox: Path,
         *,
@@ -83,8 +83,8 @@ class InboxWatcher:
         self.importer = importer
         self.inbox = inbox
         settings = connector.settings
-        self.settle_seconds: float = getattr(settings, "settle_seconds", 2.0)
-        self.poll_seconds: float = getattr(settings, "poll_seconds", 1.0)
+        self.settle_seconds = settings.settle_seconds
+        self.poll_seconds = settings.poll_seconds
         self._monotonic = monotonic
         self._sleep = sleep
         self._seen: dict[str, _Sighting] = {}

@@ -118,7 +118,7 @@ class PollLoop:
 
     def __init__(
         self,
-        connector: PollConnector,
+        connector: PollConnector[PollSettings],
         store: IntakeStore,
         routes: Routes,
         *,
@@ -159,7 +159,7 @@ class PollLoop:
         """The connector name."""
         return self.connector.name
 
-    def replace_connector(self, connector: PollConnector) -> None:
+    def replace_connector(self, connector: PollConnector[PollSettings]) -> None:
         """Use new settings (new credentials) from the next run on; a connection waiting for
         credentials runs at once."""
         self.connector = connector
@@ -539,7 +539,7 @@ class PollService:
             changed.append(f"{connection.outlet.id}/{connection.name}")
         return changed
 
-    def _connector(self, connection: Any) -> PollConnector:
+    def _connector(self, connection: Any) -> PollConnector[PollSettings]:
         """A connector instance wired to the shared session, its budget and the token cache."""
         from sambung.connectors import ConnectorContext
         from sambung.http import VendorHttp

@@ -21,7 +21,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from sambung.clock import Clock
 from sambung.config import Connection, LoadedConfig
-from sambung.connectors import FileDropConnector
+from sambung.connectors import FileDropConnector, FileDropSettings, settings_as
 from sambung.errors import StoreUnavailable
 from sambung.store import Store
 
@@ -74,12 +74,16 @@ def _file_drop_connections(loaded: LoadedConfig) -> list[Connection]:
     ]
 
 
+def _max_file_bytes(connection: Connection) -> int:
+    return settings_as(connection.settings, FileDropSettings).max_file_bytes
+
+
 async def upload_csv(request: web.Request) -> web.Response:
     """Import one uploaded CSV export for one outlet's connector."""
     host = request.app[HOST_KEY]
     loaded = host.loaded  # once: a reload during the upload does not mix two configs
     connections = _file_drop_connections(loaded)
-    limit = max((getattr(c.settings, "max_file_bytes", 0) for c in connections), default=0)
+    limit = max((_max_file_bytes(c) for c in connections), default=0)
     if not connections:
         return _answer(404, "no configured connector reads CSV files")
     if not request.content_type.startswith("multipart/"):
@@ -107,7 +111,7 @@ async def upload_csv(request: web.Request) -> web.Response:
         if not match:
             return _answer(404, f"outlet {outlet!r} has no {source!r} connector that reads CSV")
         connection = match[0]
-        most = getattr(connection.settings, "max_file_bytes", limit)
+        most = _max_file_bytes(connection)
         if size > most:
             return _answer(413, f"the file exceeds {most} bytes")
         connector = file_drop_connector(connection, host.clock, bound_to="upload")
@@ -154,7 +158,9 @@ async def _receive(
     return fields, filename, size
 
 
-def _report_answer(report: ImportReport, connector: FileDropConnector) -> web.Response:
+def _report_answer(
+    report: ImportReport, connector: FileDropConnector[FileDropSettings]
+) -> web.Response:
     header = report.header
     errors = [
         {

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sambung import metrics
 from sambung.clock import Clock
 from sambung.config import WEBHOOK_PATH
-from sambung.connectors import WebhookConnector, WebhookRequest
+from sambung.connectors import ConnectorSettings, WebhookConnector, WebhookRequest
 from sambung.errors import InvalidPayload, InvalidRecord, SignatureError, StoreUnavailable
 from sambung.store import DeadLetter, IngestRequest, IngestStore, Outcome, RawEvent
 from sambung.store.base import printable
@@ -54,7 +54,10 @@ class WebhookIngest:
         self._notify = notify
 
     async def handle(
-        self, connector: WebhookConnector, request: WebhookRequest, content_type: str | None
+        self,
+        connector: WebhookConnector[ConnectorSettings],
+        request: WebhookRequest,
+        content_type: str | None,
     ) -> Answer:
         """Answer one webhook delivered to `connector`."""
         source, log = connector.name, connector.log
@@ -137,7 +140,7 @@ class WebhookIngest:
 
     async def _dead_letter(
         self,
-        connector: WebhookConnector,
+        connector: WebhookConnector[ConnectorSettings],
         raw: RawEvent,
         status: int,
         error: str,
@@ -227,9 +230,11 @@ def _reason(err: Exception) -> str:
 class WebhookTargets:
     """Which connector instance answers `/webhooks/{source_system}[/{outlet}]`."""
 
-    by_outlet: dict[tuple[str, str], WebhookConnector]
+    by_outlet: dict[tuple[str, str], WebhookConnector[ConnectorSettings]]
 
-    def resolve(self, source_system: str, outlet: str | None) -> WebhookConnector | Answer:
+    def resolve(
+        self, source_system: str, outlet: str | None
+    ) -> WebhookConnector[ConnectorSettings] | Answer:
         """The connector for a path, or the 404 that explains why there is none."""
         if outlet is not None:
             connector = self.by_outlet.get((source_system, outlet))
@@ -276,7 +281,9 @@ async def webhook_handler(request: web.Request) -> web.Response:
     return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 
 
-async def _read_and_ingest(request: web.Request, connector: WebhookConnector) -> Answer:
+async def _read_and_ingest(
+    request: web.Request, connector: WebhookConnector[ConnectorSettings]
+) -> Answer:
     limit = request.app[MAX_BODY_KEY]
     too_large = _error(413, "too_large", f"body exceeds {limit} bytes")
     if request.content_length is not None and request.content_length > limit:

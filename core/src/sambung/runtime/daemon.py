@@ -17,7 +17,7 @@ from sambung.auth.credentials import CredentialService
 from sambung.auth.oauth import SINK_OUTLET
 from sambung.clock import Clock, SystemClock
 from sambung.config import AdminListener, LoadedConfig, PublicListener
-from sambung.connectors import ConnectorContext, Mode, WebhookConnector
+from sambung.connectors import ConnectorContext, ConnectorSettings, Mode, WebhookConnector
 from sambung.delivery.outbox import Dispatcher
 from sambung.errors import ConfigError, ConfigProblem
 from sambung.intake.filedrop import start_file_drop
@@ -85,12 +85,12 @@ class Daemon:
             lease_seconds=self.replica.ttl,
         )
 
-    def webhook_connectors(self) -> list[WebhookConnector]:
+    def webhook_connectors(self) -> list[WebhookConnector[ConnectorSettings]]:
         """The connector instance of every outlet that receives webhooks."""
         return list(self.webhook_targets.by_outlet.values())
 
     def _webhook_targets(self) -> WebhookTargets:
-        targets: dict[tuple[str, str], WebhookConnector] = {}
+        targets: dict[tuple[str, str], WebhookConnector[ConnectorSettings]] = {}
         for connection in self.loaded.connections:
             if not connection.settings.enabled or Mode.WEBHOOK not in connection.settings.mode:
                 continue

@@ -17,7 +17,7 @@ import aiohttp
 import structlog
 
 from sambung.config import WEBHOOK_PATH
-from sambung.connectors import WebhookConnector
+from sambung.connectors import ConnectorSettings, WebhookConnector
 from sambung.testing.receiver import Received, Receiver
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ async def _simulate(daemon: Daemon, interval: float) -> None:
 
 
 async def _post_forever(
-    session: aiohttp.ClientSession, connector: WebhookConnector, interval: float
+    session: aiohttp.ClientSession, connector: WebhookConnector[ConnectorSettings], interval: float
 ) -> None:
     path = f"{WEBHOOK_PATH}/{connector.name}/{connector.outlet.id}"
     bound = log.bind(outlet=connector.outlet.id, connector=connector.name)
@@ -124,7 +124,7 @@ async def simulate_polling(daemon: Daemon, *, every: float = 5.0) -> None:
     polling = getattr(daemon, "polling", None)
     fakes: dict[tuple[str, int], Any] = {}
     for loop in polling.loops.values() if polling is not None else ():
-        base = getattr(loop.connector.settings, "base_url", None)
+        base = loop.connector.settings.base_url
         parts = urlsplit(str(base)) if base is not None else None
         if parts is None or parts.hostname not in ("127.0.0.1", "localhost") or not parts.port:
             continue
@@ -178,7 +178,7 @@ async def connect_demo_connections(daemon: Daemon, fakes: dict[tuple[str, int], 
 
     for loop in daemon.polling.loops.values():
         credentials = loop.connector.context.credentials
-        parts = urlsplit(str(getattr(loop.connector.settings, "base_url", "")))
+        parts = urlsplit(str(loop.connector.settings.base_url or ""))
         fake = fakes.get((parts.hostname or "", parts.port or 0))
         if not isinstance(fake, FakeAuthorizationServer) or credentials is None:
             continue

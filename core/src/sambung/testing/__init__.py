@@ -14,7 +14,13 @@ import structlog
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from sambung.auth.signing import sign_hex
-from sambung.connectors import Connector, ConnectorContext, Outlet, WebhookRequest
+from sambung.connectors import (
+    Connector,
+    ConnectorContext,
+    ConnectorSettings,
+    Outlet,
+    WebhookRequest,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -30,7 +36,7 @@ def outlet(id: str = "kemang", timezone: str = "Asia/Jakarta", name: str | None 
     return Outlet(id=id, name=name or id.title(), timezone=ZoneInfo(timezone))
 
 
-C = TypeVar("C", bound=Connector)
+C = TypeVar("C", bound=Connector[ConnectorSettings])
 
 
 def make_connector(cls: type[C], settings: Mapping[str, Any], *, at: Outlet | None = None) -> C:
@@ -50,7 +56,7 @@ def signed_request(
 
 
 def poll_loops(
-    cls: type[Connector],
+    cls: type[Connector[ConnectorSettings]],
     settings: Mapping[str, Any],
     store: Store,
     session: aiohttp.ClientSession,

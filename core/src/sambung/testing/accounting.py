@@ -25,7 +25,7 @@ import yaml
 from sambung.clock import SystemClock
 from sambung.config import LoadedConfig, load_config
 from sambung.delivery.outbox import Dispatcher
-from sambung.delivery.sinks import Delivery, Sink
+from sambung.delivery.sinks import Delivery, Sink, SinkSettings
 from sambung.delivery.summaries import SummaryService
 from sambung.models import LineItem, Transaction, TransactionType
 from sambung.plugins import load_plugins
@@ -188,7 +188,7 @@ class AccountingRig:
         return handled
 
     @property
-    def sink(self) -> Sink:
+    def sink(self) -> Sink[SinkSettings]:
         """The sink instance the dispatcher drives."""
         return self.dispatcher.sinks[SINK].sink
 

@@ -7,11 +7,18 @@ In a plugin's tests::
         settings = {"mode": "webhook", "webhook_secret": "test-secret"}
 
 and pytest runs the checks below: installed through its entry point, examples that verify and
-map to well-formed records, tampered or unsigned requests refused, strict settings.
+map to well-formed records, tampered or unsigned requests refused, strict settings. There is a
+class for each thing a plugin can write: `WebhookConnectorConformance` (and
+`HmacWebhookConnectorConformance`), `PollConnectorConformance`,
+`FileDropConnectorConformance` and `SinkConformance`.
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,12 +26,29 @@ from typing import Any, ClassVar
 
 import aiohttp
 import pytest
+import structlog
 from pydantic import BaseModel, ValidationError
 
 from sambung.auth.signing import sign_hex
+from sambung.clock import SystemClock
 from sambung.config import Connection
-from sambung.connectors import Mode, Outlet, PollConnector, WebhookConnector, WebhookRequest
-from sambung.errors import InvalidPayload, SignatureError
+from sambung.connectors import (
+    Connector,
+    ConnectorSettings,
+    FileDropConnector,
+    FileDropSettings,
+    HmacWebhookSettings,
+    Mode,
+    Outlet,
+    PollConnector,
+    PollSettings,
+    WebhookConnector,
+    WebhookRequest,
+)
+from sambung.delivery.sinks import Delivery, DeliveryResult, Sink, SinkContext, SinkSettings
+from sambung.errors import FileError, InvalidPayload, RetriableError, SignatureError
+from sambung.intake.csvbatches import open_for, records_of
+from sambung.intake.csvfiles import RowError
 from sambung.intake.polling import PollService
 from sambung.models import RECORD_KINDS, Record
 from sambung.plugins import load_plugins
@@ -40,7 +64,7 @@ EXAMPLES = range(1, 31)
 class WebhookConnectorConformance:
     """Standard checks for a webhook connector; subclass and set `connector` and `settings`."""
 
-    connector: ClassVar[type[WebhookConnector]]
+    connector: ClassVar[type[WebhookConnector[ConnectorSettings]]]
     settings: ClassVar[dict[str, Any]]
     # Not Jakarta on purpose: a mapping that assumes WIB shows up as a wrong instant.
     timezone: ClassVar[str] = "Asia/Makassar"
@@ -49,14 +73,14 @@ class WebhookConnectorConformance:
     signs_body: ClassVar[bool] = True
 
     @pytest.fixture
-    def instance(self) -> WebhookConnector:
+    def instance(self) -> WebhookConnector[ConnectorSettings]:
         """The connector as core builds it, at an outlet in `timezone`."""
         return make_connector(
             self.connector, self.settings, at=outlet("conformance", self.timezone)
         )
 
     @pytest.fixture
-    def examples(self, instance: WebhookConnector) -> list[WebhookRequest]:
+    def examples(self, instance: WebhookConnector[ConnectorSettings]) -> list[WebhookRequest]:
         """The connector's example webhooks (it must offer some)."""
         found = [instance.example_webhook(n) for n in EXAMPLES]
         requests = [request for request in found if request is not None]
@@ -71,7 +95,7 @@ class WebhookConnectorConformance:
         assert registry.connectors.get(self.connector.name) is self.connector, registry.failures
 
     def test_examples_verify_and_map_to_well_formed_records(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
         mapped = 0
         for request in examples:
@@ -84,7 +108,7 @@ class WebhookConnectorConformance:
         assert mapped, "no example mapped to a record"
 
     def test_mapping_is_deterministic(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
         for request in examples:
             first = [r.fingerprint() for r in instance.parse(request).records]
@@ -92,7 +116,7 @@ class WebhookConnectorConformance:
             assert first == [r.fingerprint() for r in instance.parse(fresh).records]
 
     def test_a_tampered_body_is_refused_when_bodies_are_signed(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
         request = examples[0]
         tampered = WebhookRequest(body=request.body + b" ", headers=request.headers)
@@ -110,13 +134,13 @@ class WebhookConnectorConformance:
         return WebhookRequest(body=request.body, headers={})
 
     def test_a_request_without_headers_is_refused(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
         with pytest.raises(SignatureError):
             instance.verify(self.unsigned(examples[0]))
 
     def test_a_signed_body_that_is_not_json_is_an_invalid_payload(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
         body = b"<html>502 Bad Gateway</html>"
         sign = getattr(instance, "sign", None)
@@ -129,7 +153,7 @@ class WebhookConnectorConformance:
             self.connector.Settings.model_validate({**self.settings, "no_such_option": 1})
 
     def test_signed_bodies_verify_and_keep_their_bytes(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
         # What the hostile-input harness relies on to reach the parser with the bodies it makes.
         for request in examples:
@@ -140,7 +164,7 @@ class WebhookConnectorConformance:
             assert signed.body == request.body, "signed() changed more than its signature"
 
 
-def _check_record(record: Record, connector: WebhookConnector) -> None:
+def _check_record(record: Record, connector: Connector[ConnectorSettings]) -> None:
     assert record.outlet == connector.outlet.id
     assert record.source_system == connector.name
     occurred = getattr(record, "occurred_at", None)
@@ -171,7 +195,7 @@ class PollConnectorConformance:
     (`context.known`), also writes `prepare(store, vendor, at)` to store that first.
     """
 
-    connector: ClassVar[type[PollConnector]]
+    connector: ClassVar[type[PollConnector[PollSettings]]]
     timezone: ClassVar[str] = "Asia/Makassar"
 
     def fake(self, clock: FakeClock) -> Any:
@@ -230,7 +254,7 @@ class PollConnectorConformance:
             for stored in records:
                 kind = RECORD_KINDS[stored.kind]
                 record = kind.model_validate_json(stored.payload)
-                _check_record(record, loop.connector)  # type: ignore[arg-type]
+                _check_record(record, loop.connector)
         finally:
             await store.close()
 
@@ -238,7 +262,7 @@ class PollConnectorConformance:
 class HmacWebhookConnectorConformance(WebhookConnectorConformance):
     """The standard checks plus those of the hex-HMAC scheme (`HmacWebhookConnector`)."""
 
-    def _with(self, **changes: Any) -> WebhookConnector:
+    def _with(self, **changes: Any) -> WebhookConnector[ConnectorSettings]:
         return make_connector(
             self.connector, {**self.settings, **changes}, at=outlet("conformance", self.timezone)
         )
@@ -246,23 +270,29 @@ class HmacWebhookConnectorConformance(WebhookConnectorConformance):
     def _signed(self, body: bytes, secret: str, header: str) -> WebhookRequest:
         return WebhookRequest(body=body, headers={header: sign_hex(secret, body)})
 
+    @staticmethod
+    def _hmac(instance: WebhookConnector[ConnectorSettings]) -> HmacWebhookSettings:
+        settings = instance.settings
+        assert isinstance(settings, HmacWebhookSettings), "Settings must extend HmacWebhookSettings"
+        return settings
+
     def test_a_signature_under_another_secret_is_refused(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
-        header = instance.settings.signature_header
+        header = self._hmac(instance).signature_header
         with pytest.raises(SignatureError):
             instance.verify(self._signed(examples[0].body, "some-other-secret", header))
 
     def test_a_signature_that_is_not_hex_is_refused(
-        self, instance: WebhookConnector, examples: list[WebhookRequest]
+        self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
     ) -> None:
-        headers = {instance.settings.signature_header: "sha256=not-hex"}
+        headers = {self._hmac(instance).signature_header: "sha256=not-hex"}
         with pytest.raises(SignatureError, match="not hex"):
             instance.verify(WebhookRequest(body=examples[0].body, headers=headers))
 
     def test_while_rotating_both_secrets_are_accepted(self, examples: list[WebhookRequest]) -> None:
         rotating = self._with(webhook_secret=["new-secret", "old-secret"])
-        header = rotating.settings.signature_header
+        header = self._hmac(rotating).signature_header
         for secret in ("new-secret", "old-secret"):
             rotating.verify(self._signed(examples[0].body, secret, header))
         with pytest.raises(SignatureError):
@@ -270,8 +300,216 @@ class HmacWebhookConnectorConformance(WebhookConnectorConformance):
 
     def test_the_signature_header_is_configurable(self, examples: list[WebhookRequest]) -> None:
         custom = self._with(signature_header="X-Custom-Signature")
-        secret = custom.settings.webhook_secret[0].get_secret_value()
+        secret = self._hmac(custom).webhook_secret[0].get_secret_value()
         custom.verify(self._signed(examples[0].body, secret, "X-Custom-Signature"))
         with pytest.raises(SignatureError):
             default = type(custom).Settings.model_fields["signature_header"].default
             custom.verify(self._signed(examples[0].body, secret, default))
+
+
+class FileDropConnectorConformance:
+    """Standard checks for a file-drop connector, run on its own `example_file` exports.
+
+    Subclass and set `connector` and `settings` (a YAML block turning file-drop mode on). Files
+    are read as core reads them: its CSV opener, the connection's number style, its mapping.
+    """
+
+    connector: ClassVar[type[FileDropConnector[FileDropSettings]]]
+    settings: ClassVar[dict[str, Any]]
+    timezone: ClassVar[str] = "Asia/Makassar"
+
+    @pytest.fixture
+    def instance(self) -> FileDropConnector[FileDropSettings]:
+        """The connector as core builds it, at an outlet in `timezone`."""
+        return make_connector(
+            self.connector, self.settings, at=outlet("conformance", self.timezone)
+        )
+
+    @pytest.fixture
+    def export(self, instance: FileDropConnector[FileDropSettings]) -> bytes:
+        """One of the connector's example exports (it must offer some)."""
+        found = instance.example_file(1)
+        assert found, f"{self.connector.name} offers no example_file(); the demo and these need it"
+        return found
+
+    def rows(
+        self, instance: FileDropConnector[FileDropSettings], export: bytes
+    ) -> list[Record | RowError]:
+        """Every row of `export` as core's file-drop runner maps it."""
+        return list(records_of(instance, open_for(instance, io.BytesIO(export))))
+
+    def test_is_found_through_its_entry_point(self) -> None:
+        registry = load_plugins()
+        assert registry.connectors.get(self.connector.name) is self.connector, registry.failures
+
+    def test_declares_file_drop_mode_with_its_settings(self) -> None:
+        assert Mode.FILE_DROP in self.connector.modes
+        assert issubclass(self.connector.Settings, FileDropSettings)
+
+    def test_settings_refuse_unknown_options(self) -> None:
+        with pytest.raises(ValidationError):
+            self.connector.Settings.model_validate({**self.settings, "no_such_option": 1})
+
+    def test_an_example_export_maps_to_well_formed_records(
+        self, instance: FileDropConnector[FileDropSettings], export: bytes
+    ) -> None:
+        rows = self.rows(instance, export)
+        errors = [row for row in rows if isinstance(row, RowError)]
+        assert not errors, f"the connector's own example has bad rows: {errors[:3]}"
+        assert rows, "the example export mapped to no record"
+        for record in rows:
+            assert isinstance(record, Record)
+            _check_record(record, instance)
+
+    def test_mapping_a_file_again_gives_the_same_records(
+        self, instance: FileDropConnector[FileDropSettings], export: bytes
+    ) -> None:
+        # An upload of a file already dropped, or a replay, must upsert onto the same rows.
+        first = [
+            row.fingerprint() for row in self.rows(instance, export) if isinstance(row, Record)
+        ]
+        again = [
+            row.fingerprint() for row in self.rows(instance, export) if isinstance(row, Record)
+        ]
+        assert first == again
+
+    def test_a_bad_row_is_a_row_error_and_the_others_still_map(
+        self, instance: FileDropConnector[FileDropSettings]
+    ) -> None:
+        export = instance.example_file(2, bad_row=True)
+        assert export, f"{self.connector.name}: example_file(bad_row=True) offers no export"
+        rows = self.rows(instance, export)
+        errors = [row for row in rows if isinstance(row, RowError)]
+        assert errors, "a bad row was not reported as a RowError"
+        assert all(error.row >= 2 for error in errors), "row numbers count the header as row 1"
+        assert any(isinstance(row, Record) for row in rows), "one bad row lost the good ones"
+
+    def test_a_header_alone_is_no_records_and_no_errors(
+        self, instance: FileDropConnector[FileDropSettings], export: bytes
+    ) -> None:
+        header = export.splitlines(keepends=True)[0]
+        assert self.rows(instance, header) == []
+
+    def test_bytes_that_are_not_an_export_are_a_file_error_or_row_errors(
+        self, instance: FileDropConnector[FileDropSettings]
+    ) -> None:
+        # Never an exception core does not expect: the runner moves such a file to failed/.
+        try:
+            rows = self.rows(instance, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\xff\xfe")
+        except FileError:
+            return
+        assert all(isinstance(row, RowError) for row in rows), "garbage mapped to records"
+
+
+class SinkConformance:
+    """Standard checks for a sink, run against the plugin's own fake of its destination.
+
+    Subclass, set `sink`, and write `destination(tmp_path)`: an async context manager that
+    serves the destination (a fake vendor, a receiver, a folder) and yields the sink's YAML
+    block pointing at it. A sink with a network destination also writes `unreachable()`, a
+    block pointing where nothing listens. `records()` are what is delivered (three sales by
+    default; a sink that takes other kinds, per `record_kinds()`, overrides it).
+    """
+
+    sink: ClassVar[type[Sink[SinkSettings]]]
+
+    def destination(self, tmp_path: Path) -> AbstractAsyncContextManager[dict[str, Any]]:
+        """Serve the destination for one test and yield the settings that point at it."""
+        raise NotImplementedError
+
+    def unreachable(self) -> dict[str, Any] | None:
+        """Settings pointing at a destination that does not answer; None: it cannot be down."""
+        return None
+
+    def records(self) -> list[Record]:
+        """What the checks deliver."""
+        from .accounting import days_ago, sale
+
+        return [
+            sale(f"CONF-{n}", at=days_ago(1, 10 + n), items=[("KOP-001", "Kopi", 2, 25000)])
+            for n in range(1, 4)
+        ]
+
+    def deliveries(self, *, attempt: int = 1) -> list[Delivery]:
+        """`records()` as the outbox hands them to the sink (stable ids across attempts)."""
+        from .accounting import delivery_of
+
+        return [
+            replace(
+                delivery_of(record.to_json(), id=f"msg_conf_{n}", attempt=attempt),
+                outbox_id=n,
+                record_id=n,
+                sink="conformance",
+            )
+            for n, record in enumerate(self.records(), start=1)
+        ]
+
+    @asynccontextmanager
+    async def opened(
+        self, settings: dict[str, Any], tmp_path: Path
+    ) -> AsyncIterator[Sink[SinkSettings]]:
+        """The sink as the dispatcher builds it from `settings`, opened, closed afterwards."""
+        validated = self.sink.Settings.model_validate(settings)
+        async with aiohttp.ClientSession() as session:
+            context = SinkContext(
+                name="conformance",
+                settings=validated,
+                clock=SystemClock(),
+                session=session,
+                base_dir=tmp_path,
+                log=structlog.get_logger().bind(sink="conformance"),
+            )
+            instance = self.sink(context)
+            await instance.open()
+            try:
+                yield instance
+            finally:
+                await instance.close()
+
+    async def deliver_all(
+        self, instance: Sink[SinkSettings], batch: list[Delivery]
+    ) -> list[DeliveryResult]:
+        """`batch` delivered in chunks of the sink's `max_batch`, one result per item."""
+        results: list[DeliveryResult] = []
+        for start in range(0, len(batch), instance.max_batch):
+            chunk = batch[start : start + instance.max_batch]
+            answered = await instance.deliver(chunk)
+            assert len(answered) == len(chunk), "deliver() must answer once per item, in order"
+            results.extend(answered)
+        return results
+
+    def test_is_found_through_its_entry_point(self) -> None:
+        registry = load_plugins()
+        assert registry.sinks.get(self.sink.name) is self.sink, registry.failures
+
+    def test_takes_batches_of_at_least_one(self) -> None:
+        assert isinstance(self.sink.max_batch, int) and self.sink.max_batch >= 1
+
+    async def test_settings_refuse_unknown_options(self, tmp_path: Path) -> None:
+        async with self.destination(tmp_path) as settings:
+            with pytest.raises(ValidationError):
+                self.sink.Settings.model_validate({**settings, "no_such_option": 1})
+
+    async def test_delivers_every_item_of_a_batch(self, tmp_path: Path) -> None:
+        async with self.destination(tmp_path) as settings, self.opened(settings, tmp_path) as sink:
+            results = await self.deliver_all(sink, self.deliveries())
+        assert results == [None] * len(results), results
+
+    async def test_a_retry_of_delivered_items_is_delivered_not_refused(
+        self, tmp_path: Path
+    ) -> None:
+        # The outbox retries with the same id when an answer was lost: a sink must take the
+        # repeat as done (an idempotency key, a 409 that means "already there").
+        async with self.destination(tmp_path) as settings, self.opened(settings, tmp_path) as sink:
+            await self.deliver_all(sink, self.deliveries())
+            again = await self.deliver_all(sink, self.deliveries(attempt=2))
+        assert again == [None] * len(again), again
+
+    async def test_an_unreachable_destination_is_retriable_per_item(self, tmp_path: Path) -> None:
+        settings = self.unreachable()
+        if settings is None:
+            pytest.skip(f"{self.sink.name} has no network destination to be down")
+        async with self.opened(settings, tmp_path) as sink:
+            results = await self.deliver_all(sink, self.deliveries())
+        for result in results:
+            assert isinstance(result, RetriableError), f"not retriable: {result!r}"

@@ -6,12 +6,14 @@ same sequence number always gives the same basket, so tests and demos are reprod
 
 from __future__ import annotations
 
-import json
 import random
-import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+
+from ..parse import dumps
+
+# The kit's name for `sambung.parse.dumps`, which fake vendors and tests have always used.
+json_bytes = dumps
 
 
 @dataclass(frozen=True)
@@ -95,23 +97,3 @@ def basket(sequence: int) -> Basket:
     chosen = rng.sample(MENU, k=rng.randint(1, 4))
     lines = tuple(Line(item, rng.randint(1, 3)) for item in chosen)
     return Basket(lines, rng.choice(PAYMENT_LABELS), with_service=rng.random() < 0.3)
-
-
-def json_bytes(payload: Any) -> bytes:
-    """JSON as vendors write it: every `Decimal` as a bare, exact number (`755.0125`)."""
-    return _BARE.sub(r"\1", json.dumps(_mark(payload), ensure_ascii=False)).encode()
-
-
-# A Decimal is first written as a string marked by a leading NUL, then unquoted: a real string
-# of a NUL followed by nothing but digits is not something vendors send.
-_BARE = re.compile(r'"\\u0000(-?[0-9]+(?:\.[0-9]+)?)"')
-
-
-def _mark(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return "\u0000" + format(value, "f")
-    if isinstance(value, dict):
-        return {key: _mark(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_mark(item) for item in value]
-    return value

@@ -21,12 +21,19 @@ from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
-from sambung.auth.credentials import ConnectionCredentials
-from sambung.auth.signing import sign_base64
-from sambung.auth.tokens import Token
-from sambung.clock import Clock
-from sambung.errors import AuthError, DeliveryRejected, RetriableError, SinkDisconnected
-from sambung.http import VendorHttp, VendorResponse
+from sambung.plugin import (
+    AuthError,
+    Clock,
+    Credentials,
+    DeliveryRejected,
+    RetriableError,
+    SinkDisconnected,
+    Token,
+    VendorHttp,
+    VendorResponse,
+    decode,
+    sign_base64,
+)
 
 
 class AccurateAuth(Protocol):
@@ -122,14 +129,15 @@ RECONNECT_RETRY = timedelta(minutes=5)
 class OAuthAuth:
     """Accurate's OAuth mode: the sink's stored access token as a Bearer.
 
-    Tokens come from core's credentials (`ConnectionCredentials`), so eight deliveries finding
+    Tokens come from core's credentials (`Credentials`), so eight deliveries finding
     the token expired cause one refresh, under the store's lease when replicas share a store.
     Credentials missing or refused for good (`invalid_grant`) raise `SinkDisconnected`: the sink
     holds its rows until it is connected again with `sambung connect --sink NAME`.
     """
 
-    def __init__(self, credentials: ConnectionCredentials) -> None:
+    def __init__(self, credentials: Credentials, clock: Clock) -> None:
         self._credentials = credentials
+        self._clock = clock
         self._current: Token | None = None
 
     async def headers(self) -> dict[str, str]:
@@ -141,7 +149,7 @@ class OAuthAuth:
             raise SinkDisconnected(
                 f"Accurate needs connecting ({err}); rows wait in the outbox until you run"
                 f" `{credentials.reconnect}` and open the link it prints",
-                until=credentials.service.clock.now() + RECONNECT_RETRY,
+                until=self._clock.now() + RECONNECT_RETRY,
             ) from err
         self._current = token
         return {"Authorization": f"Bearer {token.access_token.get_secret_value()}"}
@@ -162,12 +170,7 @@ class AccurateRefused(DeliveryRejected):
 
 def _answer(response: VendorResponse, what: str) -> Any:
     """The `d` of an `{s, d}` answer, or `AccurateRefused` carrying Accurate's message."""
-    try:
-        payload = response.json()
-    except ValueError as err:
-        raise RetriableError(f"Accurate {what}: the answer is not JSON") from err
-    if not isinstance(payload, dict):
-        raise RetriableError(f"Accurate {what}: unexpected answer")
+    payload = decode(response, dict[str, Any], what=f"Accurate {what}")
     if payload.get("s") is False:
         raise AccurateRefused(f"Accurate refused {what}: {_words(payload.get('d'))}")
     return payload

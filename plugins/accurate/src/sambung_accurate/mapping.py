@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sambung.delivery.accounting import AccountingSinkSettings, InvoiceDraft
+from sambung.plugin import AccountingSinkSettings, InvoiceDraft
 
 
 def number_text(value: Decimal) -> str:

@@ -8,18 +8,23 @@ from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
-from sambung.auth.oauth import OAuthClientSettings, OAuthSpec
-from sambung.delivery.accounting import AccountingSinkSettings, draft_of
-from sambung.delivery.sinks import Delivery, DeliveryResult, Sink
-from sambung.errors import (
+from sambung.plugin import (
+    AccountingSinkSettings,
     AuthError,
     ConfigError,
+    Delivery,
     DeliveryRejected,
+    DeliveryResult,
+    OAuthClientSettings,
+    OAuthSpec,
     RequestRejected,
     RetriableError,
+    Sink,
     SinkPaused,
+    VendorHttp,
+    configured,
+    draft_of,
 )
-from sambung.http import VendorHttp
 
 from .client import AccurateAuth, AccurateClient, ApiTokenAuth, OAuthAuth, TimestampFormat
 from .mapping import invoice_form
@@ -34,7 +39,55 @@ ACCURATE_OAUTH = OAuthSpec(
 )
 
 
-class AccurateSink(Sink):
+class AccurateSettings(AccountingSinkSettings, OAuthClientSettings):
+    """Credentials (API token, or OAuth), the database, branches, and the rate budget."""
+
+    # `api_token`: a signed `aat…` token from the YAML. `oauth`: tokens from
+    # `sambung connect --sink NAME`, stored encrypted; needs client_id and client_secret.
+    auth: Literal["api_token", "oauth"] = "api_token"
+    api_token: SecretStr | None = None
+    signature_secret: SecretStr | None = None
+    # `X-Api-Timestamp` as the working integrations send it: `dd/MM/yyyy HH:mm:ss` on the
+    # clock of `api_timestamp_zone` (WIB), or `iso8601` with its offset.
+    api_timestamp_format: TimestampFormat = "dd/MM/yyyy HH:mm:ss"
+    api_timestamp_zone: str = "Asia/Jakarta"
+    account_url: HttpUrl = HttpUrl("https://account.accurate.id")
+    # Which database (company) to post to: with OAuth, needed when the account has more
+    # than one; an API token belongs to one database, which this must then match.
+    database_id: int | None = None
+    # Outlet id → Accurate branch name (`branchName`); unmapped outlets post without one.
+    branches: dict[str, str] = Field(default_factory=dict)
+    # Accurate allows 8 calls per second and 8 in flight per account.
+    rate_limit: float = Field(8.0, gt=0, le=8.0)
+    max_in_flight: int = Field(8, ge=1, le=8)
+    timeout_seconds: float = Field(30.0, gt=0, le=300)
+
+    @field_validator("api_timestamp_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (such as Asia/Jakarta)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_of_the_mode(self) -> Self:
+        if self.auth == "api_token" and (self.api_token is None or not self.signature_secret):
+            raise ValueError("auth: api_token needs api_token and signature_secret")
+        if self.auth == "oauth" and (not self.client_id or self.client_secret is None):
+            raise ValueError("auth: oauth needs client_id and client_secret (the OAuth app's)")
+        return self
+
+    def oauth_endpoints(self) -> OAuthSpec | None:
+        """Accurate's OAuth endpoints in OAuth mode (moved to `oauth_base_url` when set)."""
+        if self.auth != "oauth":
+            return None
+        base = str(self.oauth_base_url) if self.oauth_base_url else None
+        return ACCURATE_OAUTH.at(base, self.scopes)
+
+
+class AccurateSink(Sink[AccurateSettings]):
     """Posts each transaction, or each outlet's daily summary, as an Accurate sales invoice.
 
     The invoice number is derived from the record, so a redelivery or a changed summary finds
@@ -42,53 +95,6 @@ class AccurateSink(Sink):
     """
 
     name = "accurate"
-
-    class Settings(AccountingSinkSettings, OAuthClientSettings):
-        """Credentials (API token, or OAuth), the database, branches, and the rate budget."""
-
-        # `api_token`: a signed `aat…` token from the YAML. `oauth`: tokens from
-        # `sambung connect --sink NAME`, stored encrypted; needs client_id and client_secret.
-        auth: Literal["api_token", "oauth"] = "api_token"
-        api_token: SecretStr | None = None
-        signature_secret: SecretStr | None = None
-        # `X-Api-Timestamp` as the working integrations send it: `dd/MM/yyyy HH:mm:ss` on the
-        # clock of `api_timestamp_zone` (WIB), or `iso8601` with its offset.
-        api_timestamp_format: TimestampFormat = "dd/MM/yyyy HH:mm:ss"
-        api_timestamp_zone: str = "Asia/Jakarta"
-        account_url: HttpUrl = HttpUrl("https://account.accurate.id")
-        # Which database (company) to post to: with OAuth, needed when the account has more
-        # than one; an API token belongs to one database, which this must then match.
-        database_id: int | None = None
-        # Outlet id → Accurate branch name (`branchName`); unmapped outlets post without one.
-        branches: dict[str, str] = Field(default_factory=dict)
-        # Accurate allows 8 calls per second and 8 in flight per account.
-        rate_limit: float = Field(8.0, gt=0, le=8.0)
-        max_in_flight: int = Field(8, ge=1, le=8)
-        timeout_seconds: float = Field(30.0, gt=0, le=300)
-
-        @field_validator("api_timestamp_zone")
-        @classmethod
-        def _known_zone(cls, value: str) -> str:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown timezone {value!r} (such as Asia/Jakarta)") from None
-            return value
-
-        @model_validator(mode="after")
-        def _credentials_of_the_mode(self) -> Self:
-            if self.auth == "api_token" and (self.api_token is None or not self.signature_secret):
-                raise ValueError("auth: api_token needs api_token and signature_secret")
-            if self.auth == "oauth" and (not self.client_id or self.client_secret is None):
-                raise ValueError("auth: oauth needs client_id and client_secret (the OAuth app's)")
-            return self
-
-        def oauth_endpoints(self) -> OAuthSpec | None:
-            """Accurate's OAuth endpoints in OAuth mode (moved to `oauth_base_url` when set)."""
-            if self.auth != "oauth":
-                return None
-            base = str(self.oauth_base_url) if self.oauth_base_url else None
-            return ACCURATE_OAUTH.at(base, self.scopes)
 
     async def open(self) -> None:
         """Wire the client to the shared session and this account's rate budget."""
@@ -113,11 +119,11 @@ class AccurateSink(Sink):
             credentials = self.context.credentials.for_sink(
                 self.context.name, settings, settings.oauth_endpoints(), http, self.log
             )
-            auth = OAuthAuth(credentials)
+            auth = OAuthAuth(credentials, self.context.clock)
         else:
             auth = ApiTokenAuth(
-                settings.api_token,
-                settings.signature_secret,
+                configured(settings.api_token, "api_token"),
+                configured(settings.signature_secret, "signature_secret"),
                 self.context.clock,
                 style=settings.api_timestamp_format,
                 zone=ZoneInfo(settings.api_timestamp_zone),
@@ -168,10 +174,12 @@ class AccurateSink(Sink):
         if settings.auth == "oauth":
             secret = settings.client_secret
             return FakeAccurate(
-                client_id=settings.client_id,
+                client_id=configured(settings.client_id, "client_id"),
                 client_secret=secret.get_secret_value() if secret else "",
             )
         return FakeAccurate(
-            api_token=settings.api_token.get_secret_value(),
-            signature_secret=settings.signature_secret.get_secret_value(),
+            api_token=configured(settings.api_token, "api_token").get_secret_value(),
+            signature_secret=configured(
+                settings.signature_secret, "signature_secret"
+            ).get_secret_value(),
         )

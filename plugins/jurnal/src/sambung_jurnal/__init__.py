@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from sambung import hookimpl
-from sambung.delivery.sinks import Sink
+from sambung.plugin import RegisterSink, hookimpl
 
 from .sink import JurnalSink
 
@@ -13,6 +10,6 @@ __all__ = ["JurnalSink"]
 
 
 @hookimpl
-def sambung_register_sinks(register: Callable[[type[Sink]], None]) -> None:
+def sambung_register_sinks(register: RegisterSink) -> None:
     """Register the Jurnal sink."""
     register(JurnalSink)

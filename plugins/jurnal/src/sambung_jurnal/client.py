@@ -23,16 +23,17 @@ from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
-from sambung.auth.signing import sign_base64
-from sambung.errors import (
+from sambung.plugin import (
     DeliveryRejected,
-    InvalidPayload,
     RequestRejected,
     RetriableError,
     SinkPaused,
+    VendorHttp,
+    VendorResponse,
+    decode,
+    sign_base64,
+    vendor_message,
 )
-from sambung.http import VendorHttp, VendorResponse, vendor_message
-from sambung.parse import loads
 
 API = "/public/jurnal/api/v1"
 # What Jurnal answers a look-up of a transaction number it does not have.
@@ -143,10 +144,7 @@ class JurnalClient:
         if answer.status in NOT_FOUND:
             return None
         self._check(answer)
-        try:
-            found = invoice_id(loads(answer.body))
-        except InvalidPayload as err:
-            raise RetriableError(f"Jurnal's answer for {transaction_no} is not JSON") from err
+        found = invoice_id(decode(answer, object, what=f"Jurnal invoice {transaction_no}"))
         if found is None:
             raise RetriableError(f"Jurnal's answer for {transaction_no} has no sales_invoice.id")
         return found

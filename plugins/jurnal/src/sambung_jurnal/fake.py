@@ -11,8 +11,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from aiohttp import web
-from sambung.auth.signing import sign_base64
-from sambung.parse import loads
+from sambung.plugin import loads, sign_base64
 from sambung.testing.fake_vendor import FakeVendor
 
 from .client import API, digest, signing_string

@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from sambung.delivery.accounting import AccountingSinkSettings, InvoiceDraft
+from sambung.plugin import AccountingSinkSettings, InvoiceDraft
 
 
 def amount(value: Decimal) -> str:

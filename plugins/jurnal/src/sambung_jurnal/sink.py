@@ -8,16 +8,36 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import Field, HttpUrl, SecretStr
-from sambung.delivery.accounting import AccountingSinkSettings, draft_of
-from sambung.delivery.sinks import Delivery, DeliveryResult, Sink
-from sambung.errors import AuthError, DeliveryRejected, RetriableError, SinkPaused
-from sambung.http import VendorHttp
+from sambung.plugin import (
+    AccountingSinkSettings,
+    AuthError,
+    Delivery,
+    DeliveryRejected,
+    DeliveryResult,
+    RetriableError,
+    Sink,
+    SinkPaused,
+    VendorHttp,
+    draft_of,
+)
 
 from .client import JurnalClient
 from .mapping import encode, invoice_body
 
 
-class JurnalSink(Sink):
+class JurnalSettings(AccountingSinkSettings):
+    """Mekari HMAC credentials, the API host, and Jurnal's throttle."""
+
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    base_url: HttpUrl = HttpUrl("https://api.mekari.com")
+    # Jurnal throttles at about 100 calls a minute and says nothing of when to come back.
+    rate_per_minute: float = Field(100.0, gt=0, le=6000)
+    throttle_seconds: float = Field(60.0, ge=1, le=3600)
+    timeout_seconds: float = Field(30.0, gt=0, le=300)
+
+
+class JurnalSink(Sink[JurnalSettings]):
     """Posts each transaction, or each outlet's daily summary, as a Jurnal sales invoice.
 
     `custom_id` is the invoice's deterministic number: a redelivery answers 409, which counts as
@@ -29,17 +49,6 @@ class JurnalSink(Sink):
     """
 
     name = "jurnal"
-
-    class Settings(AccountingSinkSettings):
-        """Mekari HMAC credentials, the API host, and Jurnal's throttle."""
-
-        client_id: str = Field(min_length=1)
-        client_secret: SecretStr
-        base_url: HttpUrl = HttpUrl("https://api.mekari.com")
-        # Jurnal throttles at about 100 calls a minute and says nothing of when to come back.
-        rate_per_minute: float = Field(100.0, gt=0, le=6000)
-        throttle_seconds: float = Field(60.0, ge=1, le=3600)
-        timeout_seconds: float = Field(30.0, gt=0, le=300)
 
     async def open(self) -> None:
         """Wire the client to the shared session and this account's rate budget."""

@@ -16,9 +16,14 @@ from typing import Any
 from urllib.parse import quote
 
 from pydantic import SecretStr
-from sambung.errors import AuthError, InvalidPayload, RequestRejected, RetriableError
-from sambung.http import VendorHttp
-from sambung.redaction import shorten
+from sambung.plugin import (
+    AuthError,
+    RequestRejected,
+    RetriableError,
+    VendorHttp,
+    decode,
+    shorten,
+)
 
 # Body `status_code`s that describe a transaction (201 pending, 202 denied, 407 expired).
 TRANSACTION_CODES = frozenset({"200", "201", "202", "407"})
@@ -72,8 +77,5 @@ class MidtransClient:
         if response.status == 404:
             return None
         self.http.check(response)  # 401 → AuthError; 408, 429, 5xx → RetriableError
-        try:
-            body = response.json()
-        except InvalidPayload as err:
-            raise RetriableError(f"Midtrans answered {order_id} with something not JSON") from err
+        body = decode(response, dict[str, Any], what=f"Midtrans status of {order_id}")
         return status_answer(order_id, body)

@@ -10,24 +10,29 @@ from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import Field, HttpUrl, field_validator
-from sambung.connectors import (
+from sambung.plugin import (
+    MAX_KNOWN_DAYS,
     ConnectorContext,
     Duration,
+    InvalidPayload,
     Page,
+    PaymentMethod,
+    PaymentStatus,
     PollConnector,
     PollSettings,
     PollWindow,
+    RequestRejected,
     Secrets,
+    SignatureError,
+    TransactionType,
     WebhookConnector,
     WebhookEvent,
     WebhookRequest,
+    dumps,
+    get,
+    loads,
     page_of,
 )
-from sambung.errors import InvalidPayload, RequestRejected, SignatureError
-from sambung.intake.known import MAX_DAYS
-from sambung.models import PaymentMethod, PaymentStatus, TransactionType
-from sambung.parse import loads
-from sambung.testing.fakes import json_bytes
 
 from .client import MidtransClient
 from .mapping import (
@@ -43,7 +48,41 @@ from .mapping import (
 ORDERS_PER_PAGE = 20
 
 
-class MidtransConnector(WebhookConnector, PollConnector):
+class MidtransSettings(PollSettings):
+    """An outlet's `midtrans` block in the YAML."""
+
+    # The account's server key (a list while moving between accounts): it checks every
+    # notification's signature_key, and is the HTTP Basic user of Get Status.
+    server_key: Secrets
+    # Poll mode (gap healing): Midtrans has no list API, so each run asks Get Status about
+    # the order ids we know of: payments still pending, and orders named by POS sales.
+    base_url: HttpUrl = HttpUrl("https://api.midtrans.com")
+    heal_pending: bool = True
+    # POS connectors whose sales name a Midtrans order (a Pawoon sale paid by QRIS through
+    # Midtrans), which sale payment methods went through Midtrans, and how the order id is
+    # written from the sale (`{external_id}`, `{outlet}`, `{source_system}`).
+    sales_from: tuple[str, ...] = ()
+    sale_methods: tuple[PaymentMethod, ...] = (
+        PaymentMethod.QRIS,
+        PaymentMethod.EWALLET,
+        PaymentMethod.CARD,
+        PaymentMethod.BANK_TRANSFER,
+    )
+    order_id: str = "{external_id}"
+    # How many of the outlet's business days (today first) to look back for both.
+    heal_days: int = Field(2, ge=1, le=MAX_KNOWN_DAYS)
+    # At most this many Get Status calls per run; the rest wait for the next runs, in turn.
+    max_orders_per_run: int = Field(200, ge=1, le=10_000)
+    # An order Midtrans does not know (404) is asked about again only after this long.
+    not_found_retry: Duration = timedelta(minutes=30)
+
+    @field_validator("order_id")
+    @classmethod
+    def _known_fields(cls, value: str) -> str:
+        return check_order_template(value)
+
+
+class MidtransConnector(WebhookConnector[MidtransSettings], PollConnector[MidtransSettings]):
     """Midtrans payments: pushed as HTTP notifications, and healed by polling their status."""
 
     name = "midtrans"
@@ -51,40 +90,7 @@ class MidtransConnector(WebhookConnector, PollConnector):
     rate_limit = 5.0
     max_in_flight = 2
 
-    class Settings(PollSettings):
-        """An outlet's `midtrans` block in the YAML."""
-
-        # The account's server key (a list while moving between accounts): it checks every
-        # notification's signature_key, and is the HTTP Basic user of Get Status.
-        server_key: Secrets
-        # Poll mode (gap healing): Midtrans has no list API, so each run asks Get Status about
-        # the order ids we know of: payments still pending, and orders named by POS sales.
-        base_url: HttpUrl = HttpUrl("https://api.midtrans.com")
-        heal_pending: bool = True
-        # POS connectors whose sales name a Midtrans order (a Pawoon sale paid by QRIS through
-        # Midtrans), which sale payment methods went through Midtrans, and how the order id is
-        # written from the sale (`{external_id}`, `{outlet}`, `{source_system}`).
-        sales_from: tuple[str, ...] = ()
-        sale_methods: tuple[PaymentMethod, ...] = (
-            PaymentMethod.QRIS,
-            PaymentMethod.EWALLET,
-            PaymentMethod.CARD,
-            PaymentMethod.BANK_TRANSFER,
-        )
-        order_id: str = "{external_id}"
-        # How many of the outlet's business days (today first) to look back for both.
-        heal_days: int = Field(2, ge=1, le=MAX_DAYS)
-        # At most this many Get Status calls per run; the rest wait for the next runs, in turn.
-        max_orders_per_run: int = Field(200, ge=1, le=10_000)
-        # An order Midtrans does not know (404) is asked about again only after this long.
-        not_found_retry: Duration = timedelta(minutes=30)
-
-        @field_validator("order_id")
-        @classmethod
-        def _known_fields(cls, value: str) -> str:
-            return check_order_template(value)
-
-    def __init__(self, context: ConnectorContext) -> None:
+    def __init__(self, context: ConnectorContext[MidtransSettings]) -> None:
         super().__init__(context)
         self._created: dict[int, datetime] = {}  # the demo's orders awaiting their second step
         # Poll mode: where the next run starts in the candidates, and when each order id
@@ -107,7 +113,7 @@ class MidtransConnector(WebhookConnector, PollConnector):
         """A notification → its payment; the same status again is a duplicate."""
         payment = to_payment(request.payload, self.outlet)
         return WebhookEvent(
-            event_type=f"payment.{request.payload.get('transaction_status')}",
+            event_type=f"payment.{get(request.payload, 'transaction_status')}",
             records=[payment],
             dedup_key=dedup_key(request.payload),
         )
@@ -169,7 +175,7 @@ class MidtransConnector(WebhookConnector, PollConnector):
         if not (index == 3 and phase == 1):  # Midtrans keeps the settlement, not the late pending
             fake.remember(fake.demo_ledger(self.outlet.id), final)
         headers = CIMultiDict({"Content-Type": "application/json"})
-        return WebhookRequest(body=json_bytes(body), headers=CIMultiDictProxy(headers))
+        return WebhookRequest(body=dumps(body), headers=CIMultiDictProxy(headers))
 
     # -- poll mode: gap healing --------------------------------------------------------------
 

@@ -25,10 +25,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
-from sambung.connectors import Outlet
-from sambung.errors import InvalidRecord, SignatureError
-from sambung.models import Payment, PaymentStatus
-from sambung.parse import each, money, optional_text, optional_timestamp, require, text, timestamp
+from sambung.plugin import (
+    InvalidRecord,
+    Outlet,
+    Payment,
+    PaymentStatus,
+    SignatureError,
+    each,
+    money,
+    optional_text,
+    optional_timestamp,
+    require,
+    text,
+    timestamp,
+)
 
 SOURCE_SYSTEM = "midtrans"
 # Midtrans writes its times zone-less in Jakarta time, wherever the outlet is.

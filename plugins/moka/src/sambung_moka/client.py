@@ -8,9 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sambung.auth.credentials import ConnectionCredentials
-from sambung.errors import InvalidPayload, RetriableError
-from sambung.http import VendorHttp, with_token
+from sambung.plugin import (
+    Credentials,
+    NextUrlPaginator,
+    VendorHttp,
+    decode,
+    paginate,
+    with_token,
+)
 
 
 class LatestTransactions(BaseModel):
@@ -44,7 +49,7 @@ class MokaClient:
         base_url: str,
         moka_outlet_id: str,
         *,
-        credentials: ConnectionCredentials,
+        credentials: Credentials,
         per_page: int,
         time_format: str = "epoch",
         tz: Any = None,
@@ -67,26 +72,26 @@ class MokaClient:
         self, since: datetime, until: datetime
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Pages of payments updated in [since, until], oldest first."""
-        url: str | None = (
-            f"{self.base_url}/v3/outlets/{self.moka_outlet_id}/reports/get_latest_transactions"
-        )
-        params: dict[str, str] | None = {
+        first = f"{self.base_url}/v3/outlets/{self.moka_outlet_id}/reports/get_latest_transactions"
+        params = {
             "per_page": str(self.per_page),
             "since": self._bound(since),
             "until": self._bound(until),
             "time_filter": "updated_at",
             "reorder_type": "ASC",
         }
-        while url is not None:
+
+        async def fetch(next_url: str | None) -> LatestTransactions:
+            # The first page is asked with our query; Moka's next_url carries its own.
+            url, query = (first, params) if next_url is None else (next_url, None)
             response = await with_token(
-                self.http, self.credentials.key, self.credentials.fetch, "GET", url, params=params
+                self.http, self.credentials.key, self.credentials.fetch, "GET", url, params=query
             )
-            try:
-                data = Answer.model_validate(response.json()).data
-            except (ValueError, InvalidPayload) as err:
-                raise RetriableError(f"Moka answered something that is not a page: {err}") from err
-            if data.payments:
-                yield data.payments
-            if data.completed or not data.next_url:
-                return
-            url, params = data.next_url, None
+            return decode(response, Answer, what="Moka latest transactions").data
+
+        pages: NextUrlPaginator[LatestTransactions, dict[str, Any]] = NextUrlPaginator(
+            lambda data: data.payments,
+            next_url=lambda data: None if data.completed else data.next_url,
+        )
+        async for rows in paginate(fetch, pages):
+            yield rows

@@ -6,31 +6,59 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, HttpUrl
-from sambung.auth.oauth import OAuthSettings, OAuthSpec
-from sambung.connectors import (
+from sambung.plugin import (
+    CsvStream,
     FileDropConnector,
     FileDropSettings,
     HmacWebhookConnector,
     HmacWebhookSettings,
     Mode,
+    OAuthSettings,
+    OAuthSpec,
     Page,
     PollConnector,
     PollSettings,
     PollWindow,
+    Record,
+    RowError,
     Secrets,
     WebhookEvent,
     WebhookRequest,
+    configured,
     page_of,
 )
-from sambung.intake.csvfiles import CsvStream, RowError
-from sambung.models import Record
 
 from . import csvexport
 from .client import MokaClient
 from .mapping import payment_to_records, to_event
 
 
-class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
+class MokaSettings(HmacWebhookSettings, PollSettings, FileDropSettings, OAuthSettings):
+    """An outlet's `moka` block in the YAML."""
+
+    # Moka does not document its signing: we assume hex HMAC-SHA256 of the body, under a
+    # header name the merchant can change without a release.
+    signature_header: str = "X-Moka-Signature"
+    # Moka's own (numeric) outlet id; when set, events for any other outlet are refused.
+    outlet_id: str | None = Field(default=None, coerce_numbers_to_str=True)
+    # Poll mode: connect with `sambung connect OUTLET moka` (client_id, client_secret from
+    # OAuthSettings); access_token / refresh_token here are only a one-time seed.
+    webhook_secret: Secrets | None = None  # type: ignore[assignment]
+    base_url: HttpUrl = HttpUrl("https://api.mokapos.com")
+    per_page: int = Field(100, ge=1, le=500)
+    # How `since`/`until` are sent: epoch seconds (what the SDK types), or the outlet's
+    # day as DD/MM/YYYY (what its docstring says); the overlap re-reads the boundary day.
+    time_format: Literal["epoch", "dd/mm/yyyy"] = "epoch"
+
+    required_in_mode: ClassVar[dict[Mode, tuple[str, ...]]] = {
+        Mode.WEBHOOK: ("webhook_secret",),
+        Mode.POLL: ("outlet_id",),
+    }
+
+
+class MokaConnector(
+    HmacWebhookConnector[MokaSettings], PollConnector[MokaSettings], FileDropConnector[MokaSettings]
+):
     """Receives Moka webhooks: transactions created, updated and refunded; item events."""
 
     name = "moka"
@@ -44,28 +72,6 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
         pkce=False,
         client_auth="body",
     )
-
-    class Settings(HmacWebhookSettings, PollSettings, FileDropSettings, OAuthSettings):
-        """An outlet's `moka` block in the YAML."""
-
-        # Moka does not document its signing: we assume hex HMAC-SHA256 of the body, under a
-        # header name the merchant can change without a release.
-        signature_header: str = "X-Moka-Signature"
-        # Moka's own (numeric) outlet id; when set, events for any other outlet are refused.
-        outlet_id: str | None = Field(default=None, coerce_numbers_to_str=True)
-        # Poll mode: connect with `sambung connect OUTLET moka` (client_id, client_secret from
-        # OAuthSettings); access_token / refresh_token here are only a one-time seed.
-        webhook_secret: Secrets | None = None  # type: ignore[assignment]
-        base_url: HttpUrl = HttpUrl("https://api.mokapos.com")
-        per_page: int = Field(100, ge=1, le=500)
-        # How `since`/`until` are sent: epoch seconds (what the SDK types), or the outlet's
-        # day as DD/MM/YYYY (what its docstring says); the overlap re-reads the boundary day.
-        time_format: Literal["epoch", "dd/mm/yyyy"] = "epoch"
-
-        required_in_mode: ClassVar[dict[Mode, tuple[str, ...]]] = {
-            Mode.WEBHOOK: ("webhook_secret",),
-            Mode.POLL: ("outlet_id",),
-        }
 
     def parse(self, request: WebhookRequest) -> WebhookEvent:
         """Map a verified body to records."""
@@ -100,8 +106,8 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
         return MokaClient(
             self.http,
             str(settings.base_url),
-            settings.outlet_id,
-            credentials=self.context.credentials,
+            configured(settings.outlet_id, "outlet_id"),
+            credentials=self.credentials,
             per_page=settings.per_page,
             time_format=settings.time_format,
             tz=self.outlet.timezone,
@@ -138,14 +144,13 @@ class MokaConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
 
     async def reauthenticate(self) -> None:
         """Forget the cached token; the next request refreshes it."""
-        await self.context.credentials.forget()
+        await self.credentials.forget()
 
     def _map_payment(self, row: Any) -> Any:
         return payment_to_records(row, self.outlet)
 
     def _newest(self, rows: list[dict[str, Any]]) -> Any:
-        from sambung.errors import InvalidRecord
-        from sambung.parse import timestamp
+        from sambung.plugin import InvalidRecord, timestamp
 
         times = []
         for row in rows:

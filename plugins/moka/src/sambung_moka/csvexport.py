@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sambung.connectors import Outlet
-from sambung.intake.csvfiles import CsvStream, Row, RowError, map_rows
-from sambung.models import Record, Transaction
+from sambung.plugin import CsvStream, Outlet, Record, Row, RowError, Transaction, map_rows
 
 from .mapping import SOURCE_SYSTEM
 

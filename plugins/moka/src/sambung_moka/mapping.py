@@ -30,10 +30,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sambung.connectors import Outlet, WebhookEvent
-from sambung.errors import InvalidRecord
-from sambung.models import LineItem, Record, Transaction, TransactionType
-from sambung.parse import (
+from sambung.plugin import (
+    InvalidRecord,
+    LineItem,
+    Outlet,
+    Record,
+    Transaction,
+    TransactionType,
+    WebhookEvent,
     amount,
     each,
     get,

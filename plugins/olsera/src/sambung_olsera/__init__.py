@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from sambung import hookimpl
-from sambung.connectors import Connector
+from sambung.plugin import RegisterConnector, hookimpl
 
 from .connector import OlseraConnector
 
@@ -13,6 +10,6 @@ __all__ = ["OlseraConnector"]
 
 
 @hookimpl
-def sambung_register_connectors(register: Callable[[type[Connector]], None]) -> None:
+def sambung_register_connectors(register: RegisterConnector) -> None:
     """Register the Olsera connector."""
     register(OlseraConnector)

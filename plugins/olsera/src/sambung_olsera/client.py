@@ -9,9 +9,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, SecretStr
-from sambung.auth.tokens import Token
-from sambung.errors import AuthError, InvalidPayload, RequestRejected, RetriableError
-from sambung.http import VendorHttp, with_token
+from sambung.plugin import (
+    AuthError,
+    PageNumberPaginator,
+    RequestRejected,
+    Token,
+    VendorHttp,
+    decode,
+    paginate,
+    with_token,
+)
 
 TOKEN_PATH = "/api/open-api/v1/id/token"
 ORDERS_PATH = "/api/open-api/v1/en/order/closeorder"
@@ -44,6 +51,23 @@ class OrdersPage(BaseModel):
 
     data: list[dict[str, Any]]
     meta: Meta
+
+
+class OrderLines(BaseModel):
+    """The `data` of a closed order's detail."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    # Not validated row by row: a line that does not map is the mapping's to reject.
+    orderitems: list[Any]
+
+
+class OrderDetail(BaseModel):
+    """One answer of `closeorder/detail?id=`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    data: OrderLines
 
 
 class OlseraClient:
@@ -83,10 +107,7 @@ class OlseraClient:
 
     async def _grant(self, body: dict[str, str]) -> Token:
         response = await self.http.post(f"{self.base_url}{TOKEN_PATH}", json=body)
-        try:
-            answer = TokenAnswer.model_validate(response.json())
-        except (ValueError, InvalidPayload) as err:
-            raise RetriableError(f"Olsera token answer unreadable: {err}") from err
+        answer = decode(response, TokenAnswer, what="Olsera token")
         refresh = SecretStr(answer.refresh_token) if answer.refresh_token else None
         return Token(
             SecretStr(answer.access_token), self.http.tokens.expires_in(answer.expires_in), refresh
@@ -103,8 +124,8 @@ class OlseraClient:
 
         Olsera answers a range with no orders with HTTP 404 `{"error": {...}}`: an empty page.
         """
-        page = 1
-        while True:
+
+        async def fetch(page: int) -> OrdersPage | None:
             try:
                 response = await with_token(
                     self.http,
@@ -120,19 +141,15 @@ class OlseraClient:
                 )
             except RequestRejected as err:
                 if err.status == 404:
-                    return  # "Data not found": no orders in the range
+                    return None  # "Data not found": no orders in the range
                 raise
-            try:
-                body = OrdersPage.model_validate(response.json())
-            except (ValueError, InvalidPayload) as err:
-                raise RetriableError(
-                    f"Olsera answered something that is not a page: {err}"
-                ) from err
-            if body.data:
-                yield body.data
-            if page >= body.meta.last_page or not body.data:
-                return
-            page += 1
+            return decode(response, OrdersPage, what="Olsera closed orders")
+
+        pages: PageNumberPaginator[OrdersPage, dict[str, Any]] = PageNumberPaginator(
+            lambda body: body.data, last_page=lambda body: body.meta.last_page
+        )
+        async for rows in paginate(fetch, pages):
+            yield rows
 
     async def order_items(self, order_id: str) -> list[dict[str, Any]]:
         """The lines of one closed order (`closeorder/detail?id=`): its `orderitems`."""
@@ -144,12 +161,4 @@ class OlseraClient:
             f"{self.base_url}{DETAIL_PATH}",
             params={"id": order_id},
         )
-        try:
-            body = response.json()
-        except InvalidPayload as err:
-            raise RetriableError(f"Olsera order detail unreadable: {err}") from err
-        data = body.get("data") if isinstance(body, dict) else None
-        items = data.get("orderitems") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise RetriableError(f"Olsera order {order_id} detail has no orderitems list")
-        return items
+        return decode(response, OrderDetail, what=f"Olsera order {order_id} detail").data.orderitems

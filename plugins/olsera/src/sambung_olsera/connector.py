@@ -8,28 +8,28 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import Field, HttpUrl, SecretStr
-from sambung.connectors import Page, PollConnector, PollSettings, PollWindow, page_of
-from sambung.errors import InvalidRecord
+from sambung.plugin import InvalidRecord, Page, PollConnector, PollSettings, PollWindow, page_of
 
 from .client import OlseraClient
 from .mapping import is_sale, order_instant, to_records
 
 
-class OlseraConnector(PollConnector):
+class OlseraSettings(PollSettings):
+    """An outlet's `olsera` block in the YAML."""
+
+    app_id: str
+    secret_key: SecretStr
+    base_url: HttpUrl = HttpUrl("https://api-open.olsera.co.id")
+    # Order details fetched at once (each under the account's rate budget).
+    detail_concurrency: int = Field(4, ge=1, le=16)
+
+
+class OlseraConnector(PollConnector[OlseraSettings]):
     """Polls Olsera's closed orders."""
 
     name = "olsera"
     rate_limit = 5.0
     max_in_flight = 2
-
-    class Settings(PollSettings):
-        """An outlet's `olsera` block in the YAML."""
-
-        app_id: str
-        secret_key: SecretStr
-        base_url: HttpUrl = HttpUrl("https://api-open.olsera.co.id")
-        # Order details fetched at once (each under the account's rate budget).
-        detail_concurrency: int = Field(4, ge=1, le=16)
 
     def account(self) -> str:
         """Outlets polled with one app id share its budget."""

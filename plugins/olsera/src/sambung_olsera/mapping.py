@@ -13,10 +13,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sambung.connectors import Outlet
-from sambung.errors import InvalidRecord
-from sambung.models import LineItem, Transaction
-from sambung.parse import amount, optional_text, quantity, require, text, timestamp
+from sambung.plugin import (
+    InvalidRecord,
+    LineItem,
+    Outlet,
+    Transaction,
+    amount,
+    optional_text,
+    quantity,
+    require,
+    text,
+    timestamp,
+)
 
 SOURCE_SYSTEM = "olsera"
 COMPLETED = "Z"

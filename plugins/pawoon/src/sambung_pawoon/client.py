@@ -9,9 +9,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, SecretStr
-from sambung.auth.tokens import Token
-from sambung.errors import AuthError, InvalidPayload, RetriableError
-from sambung.http import VendorHttp, with_token
+from sambung.plugin import (
+    AuthError,
+    PageNumberPaginator,
+    Token,
+    VendorHttp,
+    decode,
+    paginate,
+    with_token,
+)
 
 _TIME = "%Y-%m-%d %H:%M:%S"
 
@@ -70,11 +76,9 @@ class PawoonClient:
                     "client_secret": self.client_secret.get_secret_value(),
                 },
             )
-            answer = TokenAnswer.model_validate(response.json())
-        except (ValueError, InvalidPayload) as err:
-            raise RetriableError(f"Pawoon token answer unreadable: {err}") from err
         except AuthError as err:
             raise AuthError(f"Pawoon refused the client credentials: {err}") from err
+        answer = decode(response, TokenAnswer, what="Pawoon token")
         return Token(SecretStr(answer.access_token), self.http.tokens.expires_in(answer.expires_in))
 
     def forget_token(self) -> None:
@@ -89,8 +93,8 @@ class PawoonClient:
         Pawoon's `meta` is `{count, total, per_page}` with no `last_page`: a page shorter than
         asked for (or empty) is the last.
         """
-        page = 1
-        while True:
+
+        async def fetch(page: int) -> TransactionsPage:
             params = {
                 "start_device_timestamp": since.astimezone(self.tz).strftime(_TIME),
                 "end_device_timestamp": until.astimezone(self.tz).strftime(_TIME),
@@ -107,14 +111,9 @@ class PawoonClient:
                 f"{self.base_url}/transactions",
                 params=params,
             )
-            try:
-                body = TransactionsPage.model_validate(response.json())
-            except (ValueError, InvalidPayload) as err:
-                raise RetriableError(
-                    f"Pawoon answered something that is not a page: {err}"
-                ) from err
-            if body.data:
-                yield body.data
-            if len(body.data) < self.per_page:
-                return
-            page += 1
+            return decode(response, TransactionsPage, what="Pawoon transactions")
+
+        pages: PageNumberPaginator[TransactionsPage, dict[str, Any]]
+        pages = PageNumberPaginator(lambda body: body.data, per_page=self.per_page)
+        async for rows in paginate(fetch, pages):
+            yield rows

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 from pydantic import Field, HttpUrl, SecretStr
-from sambung.connectors import (
+from sambung.plugin import (
+    CsvStream,
     FileDropConnector,
     FileDropSettings,
     HmacWebhookConnector,
@@ -16,41 +17,47 @@ from sambung.connectors import (
     PollConnector,
     PollSettings,
     PollWindow,
+    Record,
+    RowError,
     Secrets,
     WebhookEvent,
     WebhookRequest,
+    configured,
     page_of,
 )
-from sambung.intake.csvfiles import CsvStream, RowError
-from sambung.models import Record
 
 from . import csvexport
 from .client import PawoonClient
 from .mapping import to_event, to_polled_transaction
 
 
-class PawoonConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
+class PawoonSettings(HmacWebhookSettings, PollSettings, FileDropSettings):
+    """An outlet's `pawoon` block in the YAML."""
+
+    signature_header: str = "X-Webhook-Signature"
+    # Poll mode (webhook_secret is needed only in webhook mode, the client only in poll).
+    webhook_secret: Secrets | None = None  # type: ignore[assignment]
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    base_url: HttpUrl = HttpUrl("https://open-api.pawoon.com")
+    # Pawoon's own outlet id, to poll one outlet of a multi-outlet account.
+    pawoon_outlet_id: str | None = Field(default=None, coerce_numbers_to_str=True)
+    per_page: int = Field(100, ge=1, le=100)
+
+    required_in_mode: ClassVar[dict[Mode, tuple[str, ...]]] = {
+        Mode.WEBHOOK: ("webhook_secret",),
+        Mode.POLL: ("client_id", "client_secret"),
+    }
+
+
+class PawoonConnector(
+    HmacWebhookConnector[PawoonSettings],
+    PollConnector[PawoonSettings],
+    FileDropConnector[PawoonSettings],
+):
     """Receives Pawoon webhooks: `transaction.created` and `inventory.updated`."""
 
     name = "pawoon"
-
-    class Settings(HmacWebhookSettings, PollSettings, FileDropSettings):
-        """An outlet's `pawoon` block in the YAML."""
-
-        signature_header: str = "X-Webhook-Signature"
-        # Poll mode (webhook_secret is needed only in webhook mode, the client only in poll).
-        webhook_secret: Secrets | None = None  # type: ignore[assignment]
-        client_id: str | None = None
-        client_secret: SecretStr | None = None
-        base_url: HttpUrl = HttpUrl("https://open-api.pawoon.com")
-        # Pawoon's own outlet id, to poll one outlet of a multi-outlet account.
-        pawoon_outlet_id: str | None = Field(default=None, coerce_numbers_to_str=True)
-        per_page: int = Field(100, ge=1, le=100)
-
-        required_in_mode: ClassVar[dict[Mode, tuple[str, ...]]] = {
-            Mode.WEBHOOK: ("webhook_secret",),
-            Mode.POLL: ("client_id", "client_secret"),
-        }
 
     def parse(self, request: WebhookRequest) -> WebhookEvent:
         """Map a verified body to records."""
@@ -89,8 +96,8 @@ class PawoonConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
         return PawoonClient(
             self.http,
             str(self.settings.base_url),
-            self.settings.client_id,
-            self.settings.client_secret,
+            configured(self.settings.client_id, "client_id"),
+            configured(self.settings.client_secret, "client_secret"),
             pawoon_outlet_id=self.settings.pawoon_outlet_id,
             per_page=self.settings.per_page,
             tz=self.outlet.timezone,
@@ -110,8 +117,7 @@ class PawoonConnector(HmacWebhookConnector, PollConnector, FileDropConnector):
 
 
 def _newest(rows: list[dict[str, Any]], tz: Any) -> Any:
-    from sambung.errors import InvalidRecord
-    from sambung.parse import timestamp
+    from sambung.plugin import InvalidRecord, timestamp
 
     times = []
     for row in rows:

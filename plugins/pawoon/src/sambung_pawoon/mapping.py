@@ -16,10 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sambung.connectors import Outlet, WebhookEvent
-from sambung.errors import InvalidRecord
-from sambung.models import InventoryLevel, LineItem, Record, Transaction
-from sambung.parse import (
+from sambung.plugin import (
+    InvalidRecord,
+    InventoryLevel,
+    LineItem,
+    Outlet,
+    Record,
+    Transaction,
+    WebhookEvent,
     amount,
     business_date,
     each,

@@ -14,9 +14,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, SecretStr
-from sambung.errors import InvalidPayload, InvalidRecord, RetriableError
-from sambung.http import VendorHttp
-from sambung.parse import timestamp
+from sambung.plugin import (
+    InvalidRecord,
+    Paginator,
+    RetriableError,
+    VendorHttp,
+    decode,
+    paginate,
+    timestamp,
+)
 
 
 class Meta(BaseModel):
@@ -38,6 +44,42 @@ class TransactionsPage(BaseModel):
     meta: Meta | None = None
 
 
+class ChangeTimeKeyset(Paginator[tuple[datetime, int], TransactionsPage, dict[str, Any]]):
+    """Qasir's keyset: each request starts at the newest change time seen (`from_date`), and
+    pages within that instant only while a whole page shares it; rows already yielded at the
+    boundary instant are dropped from the next answer, which repeats them."""
+
+    def __init__(self, client: QasirClient, since: datetime) -> None:
+        super().__init__(self._fresh, (since, 1))
+        self.client = client
+        self.seen_at_boundary: set[str] = set()
+
+    def _fresh(self, body: TransactionsPage) -> list[dict[str, Any]]:
+        return [row for row in body.transactions if str(row.get("id")) not in self.seen_at_boundary]
+
+    def next_key(
+        self, page: TransactionsPage, rows: list[dict[str, Any]], key: tuple[datetime, int]
+    ) -> tuple[datetime, int] | None:
+        """Where the answer after `page` starts, or None after a short page."""
+        answered = page.transactions
+        if len(answered) < self.client.per_page:
+            return None
+        try:
+            newest = max(self.client.changed_at(row) for row in answered)
+        except InvalidRecord as err:
+            raise RetriableError("a row without a readable change time stops paging") from err
+        from_date, number = key
+        if newest == from_date:
+            number += 1  # a whole page of rows in one second: page within that second
+        else:
+            from_date, number = newest, 1
+            self.seen_at_boundary = set()
+        self.seen_at_boundary |= {
+            str(row.get("id")) for row in answered if self.client.safe_changed_at(row) == from_date
+        }
+        return from_date, number
+
+
 class QasirClient:
     """Qasir's transactions endpoint, through core's HTTP client."""
 
@@ -57,35 +99,20 @@ class QasirClient:
 
     async def transactions(self, since: datetime) -> AsyncIterator[list[dict[str, Any]]]:
         """Pages of rows changed since `since`, oldest first, each row once per run."""
-        from_date, page = since, 1
-        seen_at_boundary: set[str] = set()
-        while True:
-            body = await self._get(from_date, page)
-            rows = body.transactions
-            fresh = [row for row in rows if str(row.get("id")) not in seen_at_boundary]
-            if fresh:
-                yield fresh
-            if len(rows) < self.per_page:
-                return
-            try:
-                newest = max(self.changed_at(row) for row in rows)
-            except InvalidRecord as err:
-                raise RetriableError("a row without a readable change time stops paging") from err
-            if newest == from_date:
-                page += 1  # a whole page of rows in one second: page within that second
-            else:
-                from_date, page = newest, 1
-                seen_at_boundary = set()
-            seen_at_boundary |= {
-                str(row.get("id")) for row in rows if self._safe_changed_at(row) == from_date
-            }
+
+        async def fetch(key: tuple[datetime, int]) -> TransactionsPage:
+            return await self._get(*key)
+
+        async for rows in paginate(fetch, ChangeTimeKeyset(self, since)):
+            yield rows
 
     def newest(self, rows: list[dict[str, Any]]) -> datetime | None:
         """The newest readable change time among `rows`: how far a page is complete."""
-        times = [t for t in map(self._safe_changed_at, rows) if t is not None]
+        times = [t for t in map(self.safe_changed_at, rows) if t is not None]
         return max(times) if times else None
 
-    def _safe_changed_at(self, row: dict[str, Any]) -> datetime | None:
+    def safe_changed_at(self, row: dict[str, Any]) -> datetime | None:
+        """`changed_at`, or None when the row's time is unreadable."""
         try:
             return self.changed_at(row)
         except InvalidRecord:
@@ -101,8 +128,4 @@ class QasirClient:
             },
             headers={"Authorization": f"Bearer {self.api_key.get_secret_value()}"},
         )
-        try:
-            return TransactionsPage.model_validate(response.json())
-        except (ValueError, InvalidPayload) as err:
-            # An HTML error page from a proxy, or a half-written body: try again later.
-            raise RetriableError(f"Qasir answered something that is not a page: {err}") from err
+        return decode(response, TransactionsPage, what="Qasir transactions")

@@ -6,26 +6,27 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import Field, HttpUrl, SecretStr
-from sambung.connectors import Page, PollConnector, PollSettings, PollWindow, page_of
+from sambung.plugin import Page, PollConnector, PollSettings, PollWindow, page_of
 
 from .client import QasirClient
 from .mapping import to_transaction
 
 
-class QasirConnector(PollConnector):
+class QasirSettings(PollSettings):
+    """An outlet's `qasir` block in the YAML."""
+
+    api_key: SecretStr
+    base_url: HttpUrl = HttpUrl("https://api.qasir.id/v1")
+    per_page: int = Field(100, ge=1, le=1000)
+
+
+class QasirConnector(PollConnector[QasirSettings]):
     """Polls Qasir sales (`GET /transactions?from_date=`)."""
 
     name = "qasir"
     # Qasir publishes no limits: a polite default; 429s are honoured either way.
     rate_limit = 5.0
     max_in_flight = 4
-
-    class Settings(PollSettings):
-        """An outlet's `qasir` block in the YAML."""
-
-        api_key: SecretStr
-        base_url: HttpUrl = HttpUrl("https://api.qasir.id/v1")
-        per_page: int = Field(100, ge=1, le=1000)
 
     @property
     def client(self) -> QasirClient:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sambung.connectors import Outlet
-from sambung.models import LineItem, Transaction, TransactionType
-from sambung.parse import (
+from sambung.plugin import (
+    LineItem,
+    Outlet,
+    Transaction,
+    TransactionType,
     amount,
     each,
     optional_text,

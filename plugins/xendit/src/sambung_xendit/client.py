@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
-from sambung.errors import InvalidPayload, RetriableError
-from sambung.http import VendorHttp
+from sambung.plugin import KeysetPaginator, VendorHttp, decode, paginate
 
 MAX_LIMIT = 100
 # Where Xendit puts the account's callback verification token on every callback.
@@ -48,8 +47,8 @@ class XenditClient:
         self, created_after: datetime, statuses: Sequence[str]
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Pages of invoices created after `created_after` in `statuses`, newest first."""
-        last_id: str | None = None
-        while True:
+
+        async def fetch(last_id: str | None) -> list[dict[str, Any]]:
             params: list[tuple[str, str]] = [
                 ("limit", str(self.limit)),
                 ("created_after", xendit_time(created_after)),
@@ -62,22 +61,11 @@ class XenditClient:
                 params=params,
                 headers={"Authorization": basic_auth(self.secret_key)},
             )
-            rows = _invoices(response.json)
-            if rows:
-                yield rows
-            if len(rows) < self.limit:
-                return
-            last_id = str(rows[-1].get("id") or "")
-            if not last_id:
-                raise RetriableError("an invoice without an id stops paging")
+            # A bare JSON array of invoice objects; anything else (a proxy's page) is retried.
+            return decode(response, list[dict[str, Any]], what="Xendit invoices")
 
-
-def _invoices(read: Any) -> list[dict[str, Any]]:
-    """The list Xendit answers, or a retriable error for anything else (a proxy's HTML page)."""
-    try:
-        body = read()
-    except InvalidPayload as err:
-        raise RetriableError(f"Xendit answered something that is not JSON: {err}") from err
-    if not isinstance(body, list) or not all(isinstance(row, dict) for row in body):
-        raise RetriableError("Xendit answered something that is not a list of invoices")
-    return body
+        pages: KeysetPaginator[list[dict[str, Any]], dict[str, Any]] = KeysetPaginator(
+            lambda rows: rows, lambda invoice: str(invoice.get("id") or ""), per_page=self.limit
+        )
+        async for rows in paginate(fetch, pages):
+            yield rows

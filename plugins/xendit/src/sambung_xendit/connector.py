@@ -9,8 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import Field, HttpUrl, SecretStr
-from sambung.auth.signing import verify_token
-from sambung.connectors import (
+from sambung.plugin import (
     Duration,
     Mode,
     Page,
@@ -21,9 +20,11 @@ from sambung.connectors import (
     WebhookConnector,
     WebhookEvent,
     WebhookRequest,
+    configured,
+    dumps,
     page_of,
+    verify_token,
 )
-from sambung.testing.fakes import json_bytes
 
 from .client import CALLBACK_HEADER, MAX_LIMIT, XenditClient, xendit_time
 from .mapping import dedup_key, to_payment
@@ -31,7 +32,29 @@ from .mapping import dedup_key, to_payment
 Status = Literal["PENDING", "PAID", "SETTLED", "EXPIRED"]
 
 
-class XenditConnector(WebhookConnector, PollConnector):
+class XenditSettings(PollSettings):
+    """An outlet's `xendit` block in the YAML."""
+
+    # Webhook mode: the account's callback verification token (a list while rotating).
+    callback_token: Secrets | None = None
+    callback_header: str = CALLBACK_HEADER
+    # Poll mode: the secret API key (HTTP Basic, empty password).
+    secret_key: SecretStr | None = None
+    base_url: HttpUrl = HttpUrl("https://api.xendit.co")
+    # Which invoices the reconciliation reads: those whose callbacks matter.
+    statuses: tuple[Status, ...] = Field(("PAID", "SETTLED", "EXPIRED"), min_length=1)
+    # Xendit filters by creation time, not by change: each run also reads invoices created
+    # this long before the window, so a payment or settlement of an older invoice is seen.
+    reconcile_window: Duration = timedelta(days=3)
+    per_page: int = Field(MAX_LIMIT, ge=1, le=MAX_LIMIT)
+
+    required_in_mode: ClassVar[dict[Mode, tuple[str, ...]]] = {
+        Mode.WEBHOOK: ("callback_token",),
+        Mode.POLL: ("secret_key",),
+    }
+
+
+class XenditConnector(WebhookConnector[XenditSettings], PollConnector[XenditSettings]):
     """Xendit invoices as payments: callbacks pushed to us, and a poll that reconciles them."""
 
     name = "xendit"
@@ -40,33 +63,16 @@ class XenditConnector(WebhookConnector, PollConnector):
     rate_limit = 2.0
     max_in_flight = 2
 
-    class Settings(PollSettings):
-        """An outlet's `xendit` block in the YAML."""
-
-        # Webhook mode: the account's callback verification token (a list while rotating).
-        callback_token: Secrets | None = None
-        callback_header: str = CALLBACK_HEADER
-        # Poll mode: the secret API key (HTTP Basic, empty password).
-        secret_key: SecretStr | None = None
-        base_url: HttpUrl = HttpUrl("https://api.xendit.co")
-        # Which invoices the reconciliation reads: those whose callbacks matter.
-        statuses: tuple[Status, ...] = Field(("PAID", "SETTLED", "EXPIRED"), min_length=1)
-        # Xendit filters by creation time, not by change: each run also reads invoices created
-        # this long before the window, so a payment or settlement of an older invoice is seen.
-        reconcile_window: Duration = timedelta(days=3)
-        per_page: int = Field(MAX_LIMIT, ge=1, le=MAX_LIMIT)
-
-        required_in_mode: ClassVar[dict[Mode, tuple[str, ...]]] = {
-            Mode.WEBHOOK: ("callback_token",),
-            Mode.POLL: ("secret_key",),
-        }
-
     # -- webhook mode ------------------------------------------------------------------------
 
     def verify(self, request: WebhookRequest) -> None:
         """Accept only callbacks carrying the account's token (constant-time comparison)."""
         header = self.settings.callback_header
-        verify_token(request.headers.get(header), self.settings.callback_token, header=header)
+        verify_token(
+            request.headers.get(header),
+            configured(self.settings.callback_token, "callback_token"),
+            header=header,
+        )
 
     def parse(self, request: WebhookRequest) -> WebhookEvent:
         """An invoice callback → its payment; a resend of the same status is a duplicate."""
@@ -92,7 +98,7 @@ class XenditConnector(WebhookConnector, PollConnector):
         else:
             row = fake.paid(row, now, channel=sequence)
         headers = CIMultiDict(fake.callback_headers(token[0].get_secret_value()))
-        return WebhookRequest(body=json_bytes(row), headers=CIMultiDictProxy(headers))
+        return WebhookRequest(body=dumps(row), headers=CIMultiDictProxy(headers))
 
     def signed(self, body: bytes) -> WebhookRequest | None:
         """`body` with the callback token header (the token covers no body)."""
@@ -112,7 +118,7 @@ class XenditConnector(WebhookConnector, PollConnector):
         return XenditClient(
             self.http,
             str(self.settings.base_url),
-            self.settings.secret_key,
+            configured(self.settings.secret_key, "secret_key"),
             limit=self.settings.per_page,
         )
 

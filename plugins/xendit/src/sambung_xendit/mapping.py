@@ -26,10 +26,19 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sambung.connectors import Outlet
-from sambung.errors import InvalidRecord
-from sambung.models import Payment, PaymentStatus
-from sambung.parse import amount, each, optional_text, optional_timestamp, require, text, timestamp
+from sambung.plugin import (
+    InvalidRecord,
+    Outlet,
+    Payment,
+    PaymentStatus,
+    amount,
+    each,
+    optional_text,
+    optional_timestamp,
+    require,
+    text,
+    timestamp,
+)
 
 SOURCE_SYSTEM = "xendit"
 

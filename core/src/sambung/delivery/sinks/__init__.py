@@ -11,21 +11,26 @@ exception is treated as retriable and logged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from sambung.connectors import settings_argument
 from sambung.ratelimit import Budgets
 
 if TYPE_CHECKING:
     import aiohttp
+    from structlog.typing import FilteringBoundLogger
 
-    from sambung.auth.oauth import OAuthSpec
+    from sambung.auth.oauth import OAuthClientSettings, OAuthSpec
     from sambung.clock import Clock
+    from sambung.connectors import Credentials
+    from sambung.http import VendorHttp
+    from sambung.testing.fake_vendor import FakeVendor
 
 
 class SinkSettings(BaseModel):
@@ -45,6 +50,10 @@ class SinkSettings(BaseModel):
         """The vendor's OAuth endpoints when a sink so configured connects through OAuth
         (`sambung connect --sink NAME`); None for a sink with static credentials."""
         return None
+
+
+# A sink's settings type; covariant, as a connector's is (`sambung.connectors.S`).
+SS = TypeVar("SS", bound=SinkSettings, covariant=True)
 
 
 @dataclass(frozen=True)
@@ -84,34 +93,58 @@ class Delivery:
 DeliveryResult = BaseException | None
 
 
+class SinkCredentials(Protocol):
+    """The daemon's stored credentials, as a sink that connects through OAuth sees them."""
+
+    def for_sink(
+        self,
+        name: str,
+        settings: OAuthClientSettings,
+        spec: OAuthSpec | None,
+        http: VendorHttp,
+        log: FilteringBoundLogger,
+    ) -> Credentials:
+        """The tokens of sink `name` (stored under no outlet), fetched through `http`."""
+        ...
+
+
 @dataclass(frozen=True)
-class SinkContext:
+class SinkContext(Generic[SS]):
     """What core gives a sink instance: its YAML name and settings, and shared services."""
 
     name: str
-    settings: SinkSettings
+    settings: SS
     clock: Clock
     session: aiohttp.ClientSession
     base_dir: Path
-    log: Any
+    log: FilteringBoundLogger
     # Rate budgets per vendor account, shared with every other sink of the daemon.
     budgets: Budgets = field(default_factory=Budgets)
-    # The daemon's stored credentials (`sambung.auth.credentials.CredentialService`), for sinks that
-    # connect through OAuth: `credentials.for_sink(name, settings, spec, http, log)`.
-    credentials: Any = None
+    # The daemon's stored credentials, for sinks that connect through OAuth.
+    credentials: SinkCredentials | None = None
 
 
-class Sink:
-    """Base of every sink class: core owns claiming, retries and dead letters; a sink delivers."""
+class Sink(Generic[SS]):
+    """Base of every sink class: core owns claiming, retries and dead letters; a sink delivers.
+
+    Subscripted with the sink's settings model, which is then its `Settings` too:
+    `class JurnalSink(Sink[JurnalSettings])`.
+    """
 
     name: ClassVar[str]
     Settings: ClassVar[type[SinkSettings]] = SinkSettings
     # Items per `deliver` call: 1 for one-request-per-item sinks, more for ones that batch I/O.
     max_batch: ClassVar[int] = 1
 
-    def __init__(self, context: SinkContext) -> None:
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        settings = settings_argument(cls, SinkSettings)
+        if settings is not None and "Settings" not in cls.__dict__:
+            cls.Settings = settings
+
+    def __init__(self, context: SinkContext[SS]) -> None:
         self.context = context
-        self.settings: Any = context.settings
+        self.settings: SS = context.settings
         self.log = context.log
 
     async def open(self) -> None:
@@ -128,10 +161,14 @@ class Sink:
         """The destination's base URL, for the demo to tell whether it is on this machine."""
         return None
 
-    def example_vendor(self) -> Any:
+    def example_vendor(self) -> FakeVendor | None:
         """A fake of the destination accepting this sink's credentials, or None.
 
         Optional. `sambung run --simulate` serves it at `vendor_url()` when that is on this
         machine, so the demo shows records reaching (a stand-in for) the real system.
         """
         return None
+
+
+# What `sambung_register_sinks` is handed: call it once per sink class.
+RegisterSink = Callable[[type[Sink[SinkSettings]]], None]

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from sambung.delivery.sinks import RegisterSink
 from sambung.hookspecs import hookimpl
 
-from . import Sink
 from .http import HttpSink
 from .jsonl import JsonlSink
 from .nats import NatsSink
 
 
 @hookimpl
-def sambung_register_sinks(register: Callable[[type[Sink]], None]) -> None:
+def sambung_register_sinks(register: RegisterSink) -> None:
     """Register `http`, `jsonl` and `nats`."""
     register(HttpSink)
     register(JsonlSink)

@@ -51,32 +51,33 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-class HttpSink(Sink):
+class HttpSettings(SinkSettings):
+    """Where to POST and the shared `whsec_` secret the receiver verifies with."""
+
+    url: HttpUrl
+    secret: SecretStr
+    timeout_seconds: float = Field(10.0, gt=0, le=300)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if not text.startswith(SECRET_PREFIX):
+            raise ValueError("must be a Standard Webhooks secret: whsec_ and base64")
+        try:
+            key = secret_key(text)
+        except ValueError:
+            raise ValueError("must be whsec_ followed by base64") from None
+        if len(key) < 24:
+            raise ValueError("must hold at least 24 random bytes")
+        return value
+
+
+class HttpSink(Sink[HttpSettings]):
     """POSTs `Delivery.body()` to a URL with `webhook-id`, `webhook-timestamp` and signature."""
 
     name = "http"
-
-    class Settings(SinkSettings):
-        """Where to POST and the shared `whsec_` secret the receiver verifies with."""
-
-        url: HttpUrl
-        secret: SecretStr
-        timeout_seconds: float = Field(10.0, gt=0, le=300)
-        headers: dict[str, str] = Field(default_factory=dict)
-
-        @field_validator("secret")
-        @classmethod
-        def _whsec(cls, value: SecretStr) -> SecretStr:
-            text = value.get_secret_value()
-            if not text.startswith(SECRET_PREFIX):
-                raise ValueError("must be a Standard Webhooks secret: whsec_ and base64")
-            try:
-                key = secret_key(text)
-            except ValueError:
-                raise ValueError("must be whsec_ followed by base64") from None
-            if len(key) < 24:
-                raise ValueError("must hold at least 24 random bytes")
-            return value
 
     async def open(self) -> None:
         """Decode the secret once."""

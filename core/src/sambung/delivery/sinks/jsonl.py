@@ -12,18 +12,19 @@ from pydantic import Field
 from . import Delivery, DeliveryResult, Sink, SinkSettings
 
 
-class JsonlSink(Sink):
+class JsonlSettings(SinkSettings):
+    """The file (relative to the YAML's folder) and when to rotate it."""
+
+    path: Path
+    max_bytes: int = Field(100 * 1024 * 1024, ge=1024)
+    keep: int = Field(5, ge=1, le=1000)
+
+
+class JsonlSink(Sink[JsonlSettings]):
     """Appends each delivery's JSON envelope as a line; the simplest on-premises hand-off."""
 
     name = "jsonl"
     max_batch = 500
-
-    class Settings(SinkSettings):
-        """The file (relative to the YAML's folder) and when to rotate it."""
-
-        path: Path
-        max_bytes: int = Field(100 * 1024 * 1024, ge=1024)
-        keep: int = Field(5, ge=1, le=1000)
 
     async def open(self) -> None:
         """Resolve the path and make its folder."""

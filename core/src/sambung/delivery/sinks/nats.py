@@ -60,59 +60,60 @@ def stream_subjects(template: str) -> tuple[str, ...]:
     return (".".join([*literal, ">"]),)
 
 
-class NatsSink(Sink):
+class NatsSettings(SinkSettings):
+    """Where to publish, and the stream that stores it."""
+
+    servers: Annotated[tuple[str, ...], BeforeValidator(_as_list)] = ("nats://127.0.0.1:4222",)
+    subject: str = "sambung.{outlet}.{kind}"
+    # The stream the subjects belong to: each publish expects it, and it is checked (or
+    # created, with `create_stream`) on connecting.
+    stream: str | None = None
+    create_stream: bool = False
+    # For a created stream: its subjects (default: the subject's literal prefix and `>`) and
+    # how long JetStream remembers message ids to drop redeliveries. Long enough to cover
+    # the outbox's retries after a lost ack; ids are kept in the server's memory that long.
+    subjects: tuple[str, ...] | None = None
+    duplicate_window: Duration = timedelta(days=1)
+    ack_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    connect_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    max_in_flight: int = Field(256, ge=1, le=65_536)
+    user: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+
+    @field_validator("subject")
+    @classmethod
+    def _known_fields(cls, value: str) -> str:
+        unknown = subject_fields(value) - SUBJECT_FIELDS
+        if unknown:
+            known = ", ".join(sorted(SUBJECT_FIELDS))
+            raise ValueError(f"unknown field(s) {sorted(unknown)}; use {known}")
+        if not value or " " in value or value.startswith(".") or value.endswith("."):
+            raise ValueError("not a NATS subject")
+        return value
+
+    @field_validator("stream")
+    @classmethod
+    def _stream_name(cls, value: str | None) -> str | None:
+        if value is not None and not _STREAM_NAME.match(value):
+            raise ValueError("a stream name is letters, digits, - and _")
+        return value
+
+    @model_validator(mode="after")
+    def _creatable(self) -> NatsSettings:
+        if self.create_stream and self.stream is None:
+            raise ValueError("create_stream needs `stream` (the name to create)")
+        if self.create_stream and self.subjects is None:
+            stream_subjects(self.subject)  # raises when none can be derived
+        return self
+
+
+class NatsSink(Sink[NatsSettings]):
     """Publishes `Delivery.body()` to a JetStream subject, deduplicated by `Nats-Msg-Id`."""
 
     name = "nats"
     # Several items per call: they are published concurrently (within `max_in_flight`).
     max_batch = 64
-
-    class Settings(SinkSettings):
-        """Where to publish, and the stream that stores it."""
-
-        servers: Annotated[tuple[str, ...], BeforeValidator(_as_list)] = ("nats://127.0.0.1:4222",)
-        subject: str = "sambung.{outlet}.{kind}"
-        # The stream the subjects belong to: each publish expects it, and it is checked (or
-        # created, with `create_stream`) on connecting.
-        stream: str | None = None
-        create_stream: bool = False
-        # For a created stream: its subjects (default: the subject's literal prefix and `>`) and
-        # how long JetStream remembers message ids to drop redeliveries. Long enough to cover
-        # the outbox's retries after a lost ack; ids are kept in the server's memory that long.
-        subjects: tuple[str, ...] | None = None
-        duplicate_window: Duration = timedelta(days=1)
-        ack_timeout_seconds: float = Field(5.0, gt=0, le=300)
-        connect_timeout_seconds: float = Field(2.0, gt=0, le=60)
-        max_in_flight: int = Field(256, ge=1, le=65_536)
-        user: str | None = None
-        password: SecretStr | None = None
-        token: SecretStr | None = None
-
-        @field_validator("subject")
-        @classmethod
-        def _known_fields(cls, value: str) -> str:
-            unknown = subject_fields(value) - SUBJECT_FIELDS
-            if unknown:
-                known = ", ".join(sorted(SUBJECT_FIELDS))
-                raise ValueError(f"unknown field(s) {sorted(unknown)}; use {known}")
-            if not value or " " in value or value.startswith(".") or value.endswith("."):
-                raise ValueError("not a NATS subject")
-            return value
-
-        @field_validator("stream")
-        @classmethod
-        def _stream_name(cls, value: str | None) -> str | None:
-            if value is not None and not _STREAM_NAME.match(value):
-                raise ValueError("a stream name is letters, digits, - and _")
-            return value
-
-        @model_validator(mode="after")
-        def _creatable(self) -> NatsSink.Settings:
-            if self.create_stream and self.stream is None:
-                raise ValueError("create_stream needs `stream` (the name to create)")
-            if self.create_stream and self.subjects is None:
-                stream_subjects(self.subject)  # raises when none can be derived
-            return self
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
