@@ -27,9 +27,17 @@ from sambung.auth.credentials import (
     SecretBox,
     load_key,
 )
-from sambung.auth.oauth import OAuthSettings, OAuthSpec
+from sambung.auth.oauth import (
+    OAuthSpec,
+)
 from sambung.auth.tokens import Token
-from sambung.connectors import ConnectorContext, PollConnector, PollSettings, PollWindow
+from sambung.connectors import (
+    ConnectorContext,
+    OAuthSettings,
+    PollConnector,
+    PollSettings,
+    PollWindow,
+)
 from sambung.errors import AuthError, ConfigError, CredentialsUnreadable, RetriableError
 from sambung.http import VendorHttp
 from sambung.store import OAuthState, Store, StoredCredential, open_store

@@ -7,11 +7,10 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from sambung.connectors import Outlet
 from sambung.errors import FileError
 from sambung.intake.csvfiles import RowError, open_csv
 from sambung.intake.generic_csv import amount_headers, parse_generic
-from sambung.models import PaymentMethod, Transaction, TransactionType
+from sambung.models import Outlet, PaymentMethod, Transaction, TransactionType
 
 OUTLET = Outlet("kemang", "Kemang", ZoneInfo("Asia/Jakarta"))
 COLUMNS = {"transaction_id": "No. Nota", "occurred_at": "Tanggal", "total": "Jumlah"}

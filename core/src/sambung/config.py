@@ -33,10 +33,16 @@ from pydantic import (
     model_validator,
 )
 
-from .connectors import Connector, ConnectorSettings, Duration, Mode, Modes, Outlet
+from .connectors import (
+    Connector,
+    ConnectorSettings,
+    Duration,
+    Mode,
+    Modes,
+)
 from .delivery.sinks import SinkSettings
 from .errors import ConfigError, ConfigProblem
-from .models import DERIVED_KINDS, RecordKind
+from .models import DERIVED_KINDS, Outlet, RecordKind
 from .plugins import Registry
 
 WEBHOOK_PATH = "/api/v1/integrations/webhooks"

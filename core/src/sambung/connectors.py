@@ -24,7 +24,6 @@ from typing import (
     TypeVar,
     get_args,
 )
-from zoneinfo import ZoneInfo
 
 from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import (
@@ -40,16 +39,16 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 
+from .auth.oauth import OAuthClientSettings, OAuthSpec
 from .auth.signing import sign_hex, verify_hmac_sha256
 from .clock import Clock, SystemClock
 from .http import VendorHttp
-from .models import Record
+from .models import Outlet, Record
 from .parse import loads
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
-    from .auth.oauth import OAuthSpec
     from .auth.tokens import Token
     from .intake.csvfiles import CsvStream, RowError
     from .intake.known import KnownRecords
@@ -87,18 +86,18 @@ class ConnectorSettings(BaseModel):
     enabled: bool = True
 
 
+class OAuthSettings(ConnectorSettings, OAuthClientSettings):
+    """YAML options of a connector that connects through OAuth (mixed into its `Settings`)."""
+
+    # Optional one-time seed: tokens obtained elsewhere. Once stored, the store's (refreshed,
+    # rotated) tokens win; a changed seed replaces tokens that came from a seed.
+    access_token: SecretStr | None = None
+    refresh_token: SecretStr | None = None
+
+
 # A connector's settings type. Covariant, so that `PollConnector[PawoonSettings]` is a
 # `PollConnector[PollSettings]`: core handles every poller through the base's settings.
 S = TypeVar("S", bound=ConnectorSettings, covariant=True)
-
-
-@dataclass(frozen=True)
-class Outlet:
-    """One shop branch, as configured."""
-
-    id: str
-    name: str
-    timezone: ZoneInfo
 
 
 class Credentials(Protocol):
@@ -197,8 +196,6 @@ class Connector(Generic[S]):
 
     def oauth_endpoints(self) -> OAuthSpec | None:
         """This connection's OAuth endpoints: `oauth`, moved to `oauth_base_url` when set."""
-        from .auth.oauth import OAuthClientSettings  # it builds on this module
-
         if self.oauth is None or not isinstance(self.settings, OAuthClientSettings):
             return self.oauth
         base = self.settings.oauth_base_url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -79,6 +80,15 @@ ExternalId = Annotated[
 ]
 
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+@dataclass(frozen=True)
+class Outlet:
+    """One shop branch, as configured."""
+
+    id: str
+    name: str
+    timezone: ZoneInfo
 
 
 class PaymentMethod(StrEnum):

@@ -34,7 +34,10 @@ else in `sambung.*` is core's own and may change without notice.
 
 from __future__ import annotations
 
-from .auth.oauth import OAuthClientSettings, OAuthSettings, OAuthSpec
+from .auth.oauth import (
+    OAuthClientSettings,
+    OAuthSpec,
+)
 from .auth.signing import sign_base64, sign_hex, verify_hmac_sha256, verify_token
 from .auth.tokens import Token
 from .clock import Clock, SystemClock
@@ -49,7 +52,7 @@ from .connectors import (
     HmacWebhookConnector,
     HmacWebhookSettings,
     Mode,
-    Outlet,
+    OAuthSettings,
     Page,
     PollConnector,
     PollSettings,
@@ -96,6 +99,7 @@ from .models import (
     DailySummary,
     InventoryLevel,
     LineItem,
+    Outlet,
     Payment,
     PaymentMethod,
     PaymentStatus,

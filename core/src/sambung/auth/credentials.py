@@ -38,9 +38,11 @@ from pydantic import BaseModel, SecretStr
 from structlog.typing import FilteringBoundLogger
 
 from sambung import redaction
-from sambung.auth.oauth import OAuthClientSettings, OAuthSettings
+from sambung.auth.oauth import (
+    OAuthClientSettings,
+)
 from sambung.clock import Clock, SystemClock
-from sambung.connectors import ConnectorSettings
+from sambung.connectors import ConnectorSettings, OAuthSettings
 from sambung.errors import (
     AuthError,
     ConfigError,

@@ -29,7 +29,6 @@ from urllib.parse import urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, HttpUrl, SecretStr
 
-from sambung.connectors import ConnectorSettings
 from sambung.errors import AuthError, InvalidGrant, InvalidPayload, RequestRejected, RetriableError
 from sambung.http import RETRIABLE_STATUSES, VendorHttp, retry_after, vendor_message
 from sambung.redaction import shorten
@@ -85,15 +84,6 @@ class OAuthClientSettings(BaseModel):
     oauth_base_url: HttpUrl | None = None
     # Scopes to ask for; default: the vendor's own list.
     scopes: list[str] | None = None
-
-
-class OAuthSettings(ConnectorSettings, OAuthClientSettings):
-    """YAML options of a connector that connects through OAuth (mixed into its `Settings`)."""
-
-    # Optional one-time seed: tokens obtained elsewhere. Once stored, the store's (refreshed,
-    # rotated) tokens win; a changed seed replaces tokens that came from a seed.
-    access_token: SecretStr | None = None
-    refresh_token: SecretStr | None = None
 
 
 class TokenAnswer(BaseModel):

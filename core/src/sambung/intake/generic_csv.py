@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from sambung.connectors import Outlet
-from sambung.models import PaymentMethod, Record, Transaction, TransactionType
+from sambung.models import Outlet, PaymentMethod, Record, Transaction, TransactionType
 
 from .csvfiles import CellError, CsvStream, Row, RowError, map_rows
 

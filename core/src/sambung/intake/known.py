@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from sambung.connectors import Outlet
+from sambung.models import Outlet
 
 if TYPE_CHECKING:
     from sambung.clock import Clock

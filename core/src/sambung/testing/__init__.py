@@ -18,9 +18,9 @@ from sambung.connectors import (
     Connector,
     ConnectorContext,
     ConnectorSettings,
-    Outlet,
     WebhookRequest,
 )
+from sambung.models import Outlet
 
 if TYPE_CHECKING:
     import aiohttp

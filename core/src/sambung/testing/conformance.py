@@ -39,7 +39,6 @@ from sambung.connectors import (
     FileDropSettings,
     HmacWebhookSettings,
     Mode,
-    Outlet,
     PollConnector,
     PollSettings,
     WebhookConnector,
@@ -50,7 +49,7 @@ from sambung.errors import FileError, InvalidPayload, RetriableError, SignatureE
 from sambung.intake.csvbatches import open_for, records_of
 from sambung.intake.csvfiles import RowError
 from sambung.intake.polling import PollService
-from sambung.models import RECORD_KINDS, Record
+from sambung.models import RECORD_KINDS, Outlet, Record
 from sambung.plugins import load_plugins
 from sambung.store import Store
 from sambung.store.sqlite import SqliteStore
