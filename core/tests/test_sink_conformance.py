@@ -38,3 +38,7 @@ class TestJsonlSinkConformance(SinkConformance):
     @asynccontextmanager
     async def destination(self, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
         yield {"path": str(tmp_path / "records.jsonl")}
+
+    def unreachable(self) -> dict[str, Any]:
+        # Nothing can be created in /proc, whoever runs the test: every write fails.
+        return {"path": "/proc/sambung-conformance.jsonl"}

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pydantic import Field
 
+from sambung.errors import RetriableError
+
 from . import Delivery, DeliveryResult, Sink, SinkSettings
 
 
@@ -36,8 +38,12 @@ class JsonlSink(Sink[JsonlSettings]):
     async def deliver(self, batch: Sequence[Delivery]) -> list[DeliveryResult]:
         """Append the batch and fsync once; a failed write fails (and retries) the whole batch."""
         data = b"".join(item.body() + b"\n" for item in batch)
-        async with self._lock:
-            await asyncio.to_thread(self._append, data)
+        try:
+            async with self._lock:
+                await asyncio.to_thread(self._append, data)
+        except OSError as err:  # a full disk, an unmounted share: passing, so retried
+            failure = RetriableError(f"cannot write {self.path}: {err.strerror or err}")
+            return [failure] * len(batch)
         return [None] * len(batch)
 
     def _append(self, data: bytes) -> None:
