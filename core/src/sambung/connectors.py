@@ -21,6 +21,7 @@ from typing import (
     Generic,
     Literal,
     Protocol,
+    Self,
     TypeVar,
     get_args,
 )
@@ -32,6 +33,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    ModelWrapValidatorHandler,
     SecretStr,
     ValidationError,
     field_validator,
@@ -66,7 +68,7 @@ class Mode(StrEnum):
     FILE_DROP = "file-drop"
 
 
-def _as_list(value: Any) -> Any:
+def _as_list(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
@@ -430,7 +432,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
-def _duration(value: Any) -> Any:
+def _duration(value: object) -> object:
     """`5m`, `15s`, `2h`, `1d` or a number of seconds → timedelta."""
     if isinstance(value, timedelta | bool):
         return value
@@ -476,7 +478,7 @@ class PollSettings(ConnectorSettings):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _mode_fields(cls, data: Any, handler: Any) -> Any:
+    def _mode_fields(cls, data: object, handler: ModelWrapValidatorHandler[Self]) -> Self:
         settings = handler(data)
         missing = [
             name
