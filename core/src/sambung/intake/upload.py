@@ -23,7 +23,7 @@ from sambung.clock import Clock
 from sambung.config import Connection, LoadedConfig
 from sambung.connectors import FileDropConnector, FileDropSettings, settings_as
 from sambung.errors import StoreUnavailable
-from sambung.store import Store
+from sambung.store import IntakeStore
 
 from .connections import file_drop_connector
 from .csvimport import FileImporter, ImportReport
@@ -44,7 +44,7 @@ class UploadHost(Protocol):
     @property
     def loaded(self) -> LoadedConfig: ...
     @property
-    def store(self) -> Store: ...
+    def store(self) -> IntakeStore: ...
     @property
     def clock(self) -> Clock: ...
 

@@ -18,12 +18,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sambung import metrics
 from sambung.auth.connect import add_connect_route
 from sambung.auth.credentials import CredentialService
-from sambung.clock import Clock
-from sambung.config import LoadedConfig
 from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
 from sambung.delivery.outbox import Dispatcher
 from sambung.errors import StoreUnavailable
-from sambung.intake.upload import add_upload_route
+from sambung.intake.upload import UploadHost, add_upload_route
 from sambung.redaction import secrets
 from sambung.store import Store
 
@@ -32,16 +30,12 @@ from .status import connection_status, lease_status, loop_status, sink_status
 from .supervision import Loops
 
 
-class AdminHost(Protocol):
+class AdminHost(UploadHost, Protocol):
     """What the admin endpoints read of the running daemon (at each request: a reload
-    replaces `loaded`)."""
+    replaces `loaded`); the upload route's part, and the rest."""
 
     @property
-    def loaded(self) -> LoadedConfig: ...
-    @property
     def store(self) -> Store: ...
-    @property
-    def clock(self) -> Clock: ...
     @property
     def loops(self) -> Loops: ...
     @property
