@@ -80,7 +80,9 @@ def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
             return []
 
 
-def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
+def wait_for(condition: Any, what: str, timeout: float = 60.0) -> None:
+    # Generous: a passing test returns at once, and a loaded machine (PostgreSQL slow to commit)
+    # must not fail one that only took longer.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
