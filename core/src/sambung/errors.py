@@ -16,9 +16,13 @@ class ConfigProblem:
 
     path: str
     message: str
+    # Where the path sits in the YAML file (1-based), when it is there.
+    line: int | None = None
+    column: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        return f"{text} (line {self.line})" if self.line is not None else text
 
 
 class ConfigError(SambungError):
