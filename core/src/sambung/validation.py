@@ -44,14 +44,14 @@ def message(error: ErrorDetails, known: Iterable[str] = ()) -> str:
     """One pydantic error as a phrase that follows its path (`server.admin.token: …`)."""
     kind, ctx, given = error["type"], error.get("ctx", {}), error.get("input")
     if kind == "missing":
-        return "required, but not set"
+        return "is required, but not set"
     if kind == "extra_forbidden":
         key = str(error["loc"][-1]) if error["loc"] else ""
         names = sorted(set(known))
         hint = did_you_mean(key, names)
         if not hint and 0 < len(names) <= 12:
             hint = f" (known here: {', '.join(names)})"
-        return f"unknown setting {key!r}{hint}"
+        return f"is not a known setting{hint}"
     if kind in ("too_short", "string_too_short", "too_long", "string_too_long"):
         textual = isinstance(given, str | SecretStr) or kind.startswith("string")
         if kind.endswith("short"):
@@ -176,6 +176,35 @@ def path_of(location: Location) -> str:
     for step in location:
         text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
     return text
+
+
+def request_problem(
+    err: ValidationError | ValueError, model: type[BaseModel] | None = None
+) -> dict[str, Any]:
+    """The admin API's 400 body: `{"success": false, "error", "message", "problems"}`, the
+    message one sentence naming every problem; `model` is what the request was read into."""
+    if isinstance(err, ValidationError):
+        problems = explain(err, model=model)
+    else:
+        problems = [ConfigProblem("", str(err))]
+    return {
+        "success": False,
+        "error": "invalid_request",
+        "message": sentence(problems),
+        "problems": [{"path": p.path, "message": p.message} for p in problems],
+    }
+
+
+def sentence(problems: list[ConfigProblem]) -> str:
+    """`The request is not valid: limit must be a whole number, not 'x'.`"""
+    parts = [
+        f"{p.path or 'the body'} {p.message}"
+        if p.path or p.message.startswith("is ")
+        else p.message
+        for p in problems
+    ]
+    text = f"The request is not valid: {'; '.join(parts)}"
+    return text if text.endswith(("?", ".")) else f"{text}."
 
 
 def _length(value: object) -> int | None:
