@@ -39,6 +39,15 @@ class StoreInUse(ConfigError):
     """Another process has the SQLite store open (the daemon, most likely)."""
 
 
+class ListenerUnavailable(SambungError):
+    """A listener cannot take its address (the port is in use, say): the daemon cannot start
+    now, though the file is valid; `setting` names the YAML setting to change."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        self.setting = setting
+        super().__init__(f"{setting}: {message}")
+
+
 class BackupRefused(SambungError):
     """A backup or restore cannot go ahead (a damaged archive, the store in use, a store in the
     way): say why in one line and exit non-zero, touching nothing."""
