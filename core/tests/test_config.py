@@ -400,6 +400,20 @@ def test_problems_come_in_the_order_of_the_file(tmp_path: Path, registry: Regist
             "    name: Kopi: Senja",
             id="colon-in-value",
         ),
+        pytest.param(
+            'outlets:\n  - id: kemang\n    name: "Kemang\n    timezone: "Asia/Jakarta"\n',
+            "4:16",
+            "text after a complete value; check the quotes",
+            '    timezone: "Asia/Jakarta"',
+            id="quote-closed-on-a-later-line",
+        ),
+        pytest.param(
+            'outlets:\n  - id: kemang\n    name: "Kopi\\q"\n',
+            "3:17",
+            "found unknown escape character 'q'",
+            '    name: "Kopi\\q"',
+            id="bad-escape-inside-quotes",
+        ),
     ],
 )
 def test_a_syntax_error_points_at_the_mistake(

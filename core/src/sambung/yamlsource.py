@@ -15,6 +15,10 @@ from .validation import path_of
 # PyYAML's words for a syntax error, and what they mean to the person who typed it.
 _PLAIN = [
     ("'\\t'", "a tab character; YAML indents with spaces only"),
+    (
+        "expected <block end>, but found '<scalar>'",
+        "text after a complete value; check the quotes on this line and the lines above",
+    ),
     ("expected <block end>", "this line is indented differently from the lines above it"),
     ("that cannot start any token", "a character that cannot start a value here"),
     (
@@ -65,12 +69,12 @@ def _walk(node: yaml.Node, where: tuple[str | int, ...], source: Source) -> None
         for key, value in node.value:
             step = str(key.value) if isinstance(key, yaml.ScalarNode) else str(key)
             here = (*where, step)
-            source.lines.setdefault(path_of(here), _at(key))
+            source.lines[path_of(here)] = _at(key)  # a repeated key: the later wins
             _walk(value, here, source)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             here = (*where, index)
-            source.lines.setdefault(path_of(here), _at(item))
+            source.lines[path_of(here)] = _at(item)
             _walk(item, here, source)
     elif node.tag.endswith((":int", ":float")):
         source.numbers[path_of(where)] = str(node.value)
@@ -87,7 +91,8 @@ def _syntax(path: Path, text: str, err: yaml.YAMLError) -> str:
     # An unclosed quote or bracket is noticed where the file ends or the next key starts;
     # the mistake is where the quote or bracket opened.
     opened = getattr(err, "context_mark", None)
-    if opened is not None and ("quoted scalar" in context or "flow " in context):
+    unclosed = ("quoted scalar" in context and "escape" not in problem) or "flow " in context
+    if opened is not None and unclosed:
         mark = opened
         closer = {"flow sequence": "]", "flow mapping": "}"}
         missing = next((c for k, c in closer.items() if k in context), None)
