@@ -88,7 +88,7 @@ def test_check_on_a_broken_file_names_every_problem_and_fails(tmp_path: Path) ->
         "  outlets[1].connectors.qasir.mode: qasir supports poll; not webhook",
         "  outlets[1].connectors.moka.webhook_secret: is required, but not set",
         "  outlets[1].connectors.moka.outlet_id: is required, but not set",
-        "  outlets[1].id: 'Blok M' does not have the expected form",
+        "  outlets[1].id: must match ^[a-z0-9-]+$, not 'Blok M'",
         "  server.public.port: must be a whole number",
     ):
         assert any(line.startswith(expected) for line in lines), (expected, result.stderr)

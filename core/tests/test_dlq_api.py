@@ -17,8 +17,8 @@ from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
             "GET",
             "/api/v1/dead-letters?limit=lots",
             None,
-            "The request is not valid: limit must be a whole number, not 'lots'.",
-            [{"path": "limit", "message": "must be a whole number, not 'lots'"}],
+            "The request is not valid: limit must be a whole number, not the text 'lots'.",
+            [{"path": "limit", "message": "must be a whole number, not the text 'lots'"}],
             id="query-not-a-number",
         ),
         pytest.param(

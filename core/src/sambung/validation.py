@@ -40,8 +40,29 @@ def explain(
     return list(found.values())
 
 
+# What a value must be, by pydantic's error type; `not …` then says what it was.
+_MUST = {
+    **dict.fromkeys(("int_parsing", "int_type", "int_from_float"), "must be a whole number"),
+    **dict.fromkeys(("float_parsing", "float_type"), "must be a number"),
+    **dict.fromkeys(("bool_parsing", "bool_type"), "must be true or false"),
+    "string_type": "must be text",
+    **dict.fromkeys(("list_type", "tuple_type", "set_type", "frozen_set_type"), "must be a list"),
+    **dict.fromkeys(
+        ("dict_type", "model_type", "model_attributes_type"),
+        "must be a mapping of settings (key: value)",
+    ),
+}
+_BOUNDS = {
+    "greater_than": ("more than", "gt"),
+    "greater_than_equal": ("at least", "ge"),
+    "less_than": ("less than", "lt"),
+    "less_than_equal": ("at most", "le"),
+}
+_LENGTHS = ("too_short", "string_too_short", "too_long", "string_too_long")
+
+
 def message(error: ErrorDetails, known: Iterable[str] = ()) -> str:
-    """One pydantic error as a phrase that follows its path (`server.admin.token: …`)."""
+    """One pydantic error as a predicate that follows its path (`token: must be …`)."""
     kind, ctx, given = error["type"], error.get("ctx", {}), error.get("input")
     if kind == "missing":
         return "is required, but not set"
@@ -52,51 +73,17 @@ def message(error: ErrorDetails, known: Iterable[str] = ()) -> str:
         if not hint and 0 < len(names) <= 12:
             hint = f" (known here: {', '.join(names)})"
         return f"is not a known setting{hint}"
-    if kind in ("too_short", "string_too_short", "too_long", "string_too_long"):
-        textual = isinstance(given, str | SecretStr) or kind.startswith("string")
-        if kind.endswith("short"):
-            bound, word = ctx.get("min_length"), "at least"
-        else:
-            bound, word = ctx.get("max_length"), "at most"
-        unit = (
-            ("characters" if textual else "items")
-            if bound != 1
-            else ("character" if textual else "item")
-        )
-        actual = ctx.get("actual_length", _length(given))
-        has = f"; it has {actual}" if actual is not None else ""
-        if textual and bound == 1:
-            return "must not be empty"
-        return (
-            f"must be {word} {bound} {unit} long{has}"
-            if textual
-            else (f"must have {word} {bound} {unit}{has}")
-        )
-    bounds = {
-        "greater_than": ("more than", "gt"),
-        "greater_than_equal": ("at least", "ge"),
-        "less_than": ("less than", "lt"),
-        "less_than_equal": ("at most", "le"),
-    }
-    if kind in bounds:
-        word, key = bounds[kind]
+    if kind in _LENGTHS:
+        return _length_message(kind, ctx, given)
+    if kind in _BOUNDS:
+        word, key = _BOUNDS[kind]
         return f"must be {word} {ctx.get(key)}, not {given!r}"
+    if kind in _MUST:
+        return f"{_MUST[kind]}, not {_kind_of(given)}"
     if kind in ("literal_error", "enum"):
         return f"must be one of {ctx.get('expected')}, not {given!r}"
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"must be a whole number, not {given!r}"
-    if kind in ("float_parsing", "float_type"):
-        return f"must be a number, not {given!r}"
-    if kind in ("bool_parsing", "bool_type"):
-        return f"must be true or false, not {given!r}"
-    if kind == "string_type":
-        return f"must be text, not {_kind_of(given)}"
-    if kind in ("list_type", "tuple_type", "set_type", "frozen_set_type"):
-        return f"must be a list, not {_kind_of(given)}"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"must be a mapping of settings (key: value), not {_kind_of(given)}"
     if kind == "string_pattern_mismatch":
-        return f"{given!r} does not have the expected form {ctx.get('pattern')}"
+        return f"must match {ctx.get('pattern')}, not {given!r}"
     if kind.startswith("url_"):
         return f"must be a URL such as https://example.com, not {given!r}"
     if kind == "json_invalid":
@@ -105,6 +92,20 @@ def message(error: ErrorDetails, known: Iterable[str] = ()) -> str:
     for noise in ("Value error, ", "Assertion failed, "):
         text = text.removeprefix(noise)
     return text[0].lower() + text[1:] if text[1:2].islower() else text
+
+
+def _length_message(kind: str, ctx: dict[str, Any], given: object) -> str:
+    """`must be at least 16 characters long; it has 5`, `must have at least 1 item; it has 0`."""
+    textual = isinstance(given, str | SecretStr) or kind.startswith("string")
+    shortest = kind.endswith("short")
+    bound = ctx.get("min_length" if shortest else "max_length")
+    if textual and shortest and bound == 1:
+        return "must not be empty"
+    unit = ("character" if textual else "item") + ("" if bound == 1 else "s")
+    actual = ctx.get("actual_length", _length(given))
+    has = f"; it has {actual}" if actual is not None else ""
+    bounded = f"{'at least' if shortest else 'at most'} {bound} {unit}"
+    return f"must be {bounded} long{has}" if textual else f"must have {bounded}{has}"
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
