@@ -86,9 +86,9 @@ def test_check_on_a_broken_file_names_every_problem_and_fails(tmp_path: Path) ->
         "  outlets[0].connectors.pawoon.webhook_secret: environment variable NOT_SET_ANYWHERE",
         "  outlets[1].connectors.kasir: no connector named 'kasir' is installed",
         "  outlets[1].connectors.qasir.mode: qasir supports poll; not webhook",
-        "  outlets[1].connectors.moka.webhook_secret: field required",
-        "  outlets[1].connectors.moka.outlet_id: field required",
-        "  outlets[1].id: string should match pattern",
-        "  server.public.port: input should be a valid integer",
+        "  outlets[1].connectors.moka.webhook_secret: is required, but not set",
+        "  outlets[1].connectors.moka.outlet_id: is required, but not set",
+        "  outlets[1].id: must match ^[a-z0-9-]+$, not 'Blok M'",
+        "  server.public.port: must be a whole number",
     ):
         assert any(line.startswith(expected) for line in lines), (expected, result.stderr)

@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     AfterValidator,
     AnyHttpUrl,
@@ -44,6 +43,8 @@ from .delivery.sinks import SinkSettings
 from .errors import ConfigError, ConfigProblem
 from .models import DERIVED_KINDS, Outlet, RecordKind
 from .plugins import Registry
+from .validation import did_you_mean, explain, is_secret, model_at, path_of
+from .yamlsource import Source, read_yaml
 
 WEBHOOK_PATH = "/api/v1/integrations/webhooks"
 _MODES: TypeAdapter[frozenset[Mode]] = TypeAdapter(Modes)
@@ -353,13 +354,7 @@ def load_config(
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror or err}") from err
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{at}: not valid YAML: {problem}") from err
+    document, source = read_yaml(path, text)
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: expected a mapping at the top (store, server, outlets)")
 
@@ -367,9 +362,9 @@ def load_config(
     document = _interpolate(document, environ, (), problems)
     config: Config | None = None
     try:
-        config = Config.model_validate(document)
+        config = Config.model_validate(_secrets_as_text(Config, document, (), source))
     except ValidationError as err:
-        problems.extend(_problems(err))
+        problems.extend(explain(err, model=Config))
 
     # Connector and sink blocks are checked even when core's shape failed, so one run of
     # `sambung check` names every problem in the file.
@@ -382,14 +377,14 @@ def load_config(
         outlet = _outlet(config, index)
         for name, block in blocks.items():
             where: tuple[str | int, ...] = ("outlets", index, "connectors", str(name))
-            connection = _connection(registry, outlet, str(name), block, where, problems)
+            connection = _connection(registry, outlet, str(name), block, where, problems, source)
             if connection is not None and outlet is not None:
                 connections.append(connection)
     raw_sinks = document.get("sinks")
     sink_settings: dict[str, SinkSettings] = {}
     for name, sink in (raw_sinks if isinstance(raw_sinks, dict) else {}).items():
         if isinstance(sink, dict):
-            settings = _check_sink(registry, str(name), sink, problems)
+            settings = _check_sink(registry, str(name), sink, problems, source)
             if settings is not None:
                 sink_settings[str(name)] = settings
     for name, settings in sink_settings.items():
@@ -403,7 +398,7 @@ def load_config(
                 )
             )
     if problems or config is None:
-        raise ConfigError(sorted(problems, key=_path_order))
+        raise ConfigError(_in_file_order(problems, source))
     secrets = tuple(
         _secrets([*(c.settings for c in connections), config.server, *sink_settings.values()])
     )
@@ -427,23 +422,31 @@ def _outlet(config: Config | None, index: int) -> Outlet | None:
 
 
 def _check_sink(
-    registry: Registry, name: str, sink: dict[str, Any], problems: list[ConfigProblem]
+    registry: Registry,
+    name: str,
+    sink: dict[str, Any],
+    problems: list[ConfigProblem],
+    source: Source,
 ) -> SinkSettings | None:
     """Validate a sink block's own settings (everything but core's routing keys)."""
     kind = sink.get("type")
     if kind not in registry.sinks:
         installed = ", ".join(sorted(registry.sinks)) or "none"
+        hint = did_you_mean(str(kind), registry.sinks) if isinstance(kind, str) else ""
         problems.append(
             ConfigProblem(
-                f"sinks.{name}.type", f"no sink type {kind!r} is installed (installed: {installed})"
+                f"sinks.{name}.type",
+                f"no sink type {kind!r} is installed (installed: {installed}){hint}",
             )
         )
         return None
     own = {k: v for k, v in sink.items() if k not in SinkConfig.model_fields}
+    model = registry.sinks[kind].Settings
+    where = ("sinks", name)
     try:
-        return registry.sinks[kind].Settings.model_validate(own)
+        return model.model_validate(_secrets_as_text(model, own, where, source))
     except ValidationError as err:
-        problems.extend(_problems(err, ("sinks", name)))
+        problems.extend(explain(err, where, model, also_known=SinkConfig.model_fields))
         return None
 
 
@@ -454,23 +457,26 @@ def _connection(
     block: Any,
     where: tuple[str | int, ...],
     problems: list[ConfigProblem],
+    source: Source,
 ) -> Connection | None:
     cls = registry.connectors.get(name)
     if cls is None:
         installed = ", ".join(sorted(registry.connectors)) or "none"
+        hint = did_you_mean(name, registry.connectors)
         problems.append(
             ConfigProblem(
-                _path(where), f"no connector named {name!r} is installed (installed: {installed})"
+                path_of(where),
+                f"no connector named {name!r} is installed (installed: {installed}){hint}",
             )
         )
         return None
     if not isinstance(block, dict):
-        problems.append(ConfigProblem(_path(where), "expected a mapping such as {mode: webhook}"))
+        problems.append(ConfigProblem(path_of(where), "expected a mapping such as {mode: webhook}"))
         return None
     try:
-        settings = cls.Settings.model_validate(block)
+        settings = cls.Settings.model_validate(_secrets_as_text(cls.Settings, block, where, source))
     except ValidationError as err:
-        problems.extend(_problems(err, where))
+        problems.extend(explain(err, where, cls.Settings))
         settings = None
     try:
         modes = settings.mode if settings else _MODES.validate_python(block.get("mode"))
@@ -481,7 +487,7 @@ def _connection(
         supported = ", ".join(sorted(cls.modes))
         problems.append(
             ConfigProblem(
-                _path((*where, "mode")),
+                path_of((*where, "mode")),
                 f"{name} supports {supported}; not {', '.join(unsupported)}",
             )
         )
@@ -513,24 +519,64 @@ def _interpolate(
             return environ[name]
         if default is not None:
             return default
-        problems.append(ConfigProblem(_path(where), f"environment variable {name} is not set"))
+        problems.append(ConfigProblem(path_of(where), f"environment variable {name} is not set"))
         return ""
 
     return _ENV.sub(substitute, node)
 
 
-def _problems(err: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[ConfigProblem]:
-    found = []
-    for error in err.errors(include_url=False):
-        location = tuple(
-            step for step in error["loc"] if not (isinstance(step, str) and "[" in step)
-        )  # pydantic adds union-member names like `tuple[...]`: not part of the YAML path
-        message = error["msg"]
-        message = message[0].lower() + message[1:] if message[1:2].islower() else message
-        if message.startswith("value error, "):
-            message = message.removeprefix("value error, ")
-        found.append(ConfigProblem(_path((*prefix, *location)), message))
-    return found
+def _secrets_as_text(
+    model: type[BaseModel], data: Any, where: tuple[str | int, ...], source: Source
+) -> Any:
+    """`data` with every number given to a secret field as the text it was typed as: YAML reads
+    an unquoted `webhook_secret: 12345678901234567890` as an int, but a secret is text."""
+    if not isinstance(data, dict):
+        return data
+    fixed = dict(data)
+    for key, value in data.items():
+        info = model.model_fields.get(str(key))
+        if info is None:
+            continue
+        here = (*where, str(key))
+        if is_secret(info.annotation):
+            if isinstance(value, list):
+                fixed[key] = [_as_text(v, (*here, i), source) for i, v in enumerate(value)]
+            else:
+                fixed[key] = _as_text(value, here, source)
+        elif isinstance(value, dict):
+            inner = model_at(model, (str(key),))
+            if inner is not None:
+                fixed[key] = _secrets_as_text(inner, value, here, source)
+            elif (item := model_at(model, (str(key), ""))) is not None:
+                fixed[key] = {
+                    k: _secrets_as_text(item, v, (*here, str(k)), source) for k, v in value.items()
+                }
+        elif isinstance(value, list) and (item := model_at(model, (str(key), 0))) is not None:
+            fixed[key] = [
+                _secrets_as_text(item, v, (*here, i), source) for i, v in enumerate(value)
+            ]
+    return fixed
+
+
+def _as_text(value: object, where: tuple[str | int, ...], source: Source) -> object:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return source.numbers.get(path_of(where), str(value))
+    return value
+
+
+def _in_file_order(problems: list[ConfigProblem], source: Source) -> list[ConfigProblem]:
+    """One problem per path (the first found), each with its line, in the order of the file;
+    a problem with no place in it (a missing top-level key) comes last."""
+    unique: dict[str, ConfigProblem] = {}
+    for problem in problems:
+        if problem.path not in unique:
+            at = source.line_of(problem.path)
+            line, column = at if at else (None, None)
+            unique[problem.path] = ConfigProblem(problem.path, problem.message, line, column)
+    return sorted(
+        unique.values(),
+        key=lambda p: (p.line is None, p.line or 0, p.column or 0, _path_order(p)),
+    )
 
 
 def _path_order(problem: ConfigProblem) -> list[tuple[int, str]]:
@@ -539,14 +585,6 @@ def _path_order(problem: ConfigProblem) -> list[tuple[int, str]]:
         (int(part), "") if part.isdigit() else (-1, part)
         for part in re.split(r"(\d+)", problem.path)
     ]
-
-
-def _path(location: tuple[str | int, ...]) -> str:
-    """`('outlets', 1, 'connectors', 'moka')` → `outlets[1].connectors.moka`."""
-    text = ""
-    for step in location:
-        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
-    return text
 
 
 # Header names whose values are credentials, and the scheme word before one.

@@ -16,9 +16,13 @@ class ConfigProblem:
 
     path: str
     message: str
+    # Where the path sits in the YAML file (1-based), when it is there.
+    line: int | None = None
+    column: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        return f"{text} (line {self.line})" if self.line is not None else text
 
 
 class ConfigError(SambungError):
@@ -33,6 +37,15 @@ class ConfigError(SambungError):
 
 class StoreInUse(ConfigError):
     """Another process has the SQLite store open (the daemon, most likely)."""
+
+
+class ListenerUnavailable(SambungError):
+    """A listener cannot take its address (the port is in use, say): the daemon cannot start
+    now, though the file is valid; `setting` names the YAML setting to change."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        self.setting = setting
+        super().__init__(f"{setting}: {message}")
 
 
 class BackupRefused(SambungError):

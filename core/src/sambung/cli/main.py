@@ -15,7 +15,7 @@ from typing import Any
 from sambung import __version__, logs
 from sambung.clock import SystemClock
 from sambung.config import LoadedConfig
-from sambung.errors import ConfigError
+from sambung.errors import ConfigError, ListenerUnavailable
 from sambung.store import display_url, open_store
 
 from .backup import add_backup_commands
@@ -44,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_CONFIG
+    except ListenerUnavailable as err:
+        print(f"sambung: cannot start: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -35,6 +35,7 @@ from sambung.intake.csvfiles import RowError
 from sambung.models import Record
 from sambung.store import DeadLetter, IngestRequest, ReplayStore
 from sambung.store.base import DeadLetterQuery
+from sambung.validation import request_problem
 
 log = structlog.get_logger(__name__)
 
@@ -259,17 +260,17 @@ def add_dead_letter_routes(app: web.Application, service: DeadLetters) -> None:
     app.router.add_post("/api/v1/dead-letters/discard", _discard)
 
 
-def _bad_request(err: ValidationError | ValueError) -> web.Response:
-    return web.json_response(
-        {"success": False, "error": "invalid_request", "message": str(err)}, status=400
-    )
+def _bad_request(
+    err: ValidationError | ValueError, model: type[BaseModel] | None = None
+) -> web.Response:
+    return web.json_response(request_problem(err, model), status=400)
 
 
 async def _list(request: web.Request) -> web.Response:
     try:
         filters = DeadLetterFilter.model_validate(dict(request.query))
     except ValidationError as err:
-        return _bad_request(err)
+        return _bad_request(err, DeadLetterFilter)
     entries = await request.app[DLQ_KEY].find(filters)
     return web.json_response({"dead_letters": [describe(e) for e in entries]})
 
@@ -289,7 +290,7 @@ async def _replay(request: web.Request) -> web.Response:
     try:
         body = await _read_body(request)
     except ValidationError as err:
-        return _bad_request(err)
+        return _bad_request(err, _ReplayBody)
     service = request.app[DLQ_KEY]
     if body.all:
         outcomes = await service.replay_matching(body.filters)
@@ -304,6 +305,6 @@ async def _discard(request: web.Request) -> web.Response:
     try:
         body = await _read_body(request)
     except ValidationError as err:
-        return _bad_request(err)
+        return _bad_request(err, _ReplayBody)
     outcomes = await request.app[DLQ_KEY].discard(body.ids)
     return web.json_response({"results": [asdict(o) for o in outcomes]})

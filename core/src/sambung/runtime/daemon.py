@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -19,7 +20,7 @@ from sambung.clock import Clock, SystemClock
 from sambung.config import AdminListener, LoadedConfig, PublicListener
 from sambung.connectors import ConnectorContext, ConnectorSettings, Mode, WebhookConnector
 from sambung.delivery.outbox import Dispatcher
-from sambung.errors import ConfigError, ConfigProblem
+from sambung.errors import ListenerUnavailable
 from sambung.intake.filedrop import start_file_drop
 from sambung.intake.webhooks import (
     INGEST_KEY,
@@ -45,6 +46,24 @@ from .systemd import Notifier
 SHUTDOWN_GRACE_SECONDS = 3.0
 
 log = structlog.get_logger(__name__)
+
+
+def _unavailable(where: str, host: str, port: int, err: OSError) -> ListenerUnavailable:
+    """Why a listener cannot start, under the setting to change."""
+    if err.errno == errno.EADDRINUSE:
+        return ListenerUnavailable(
+            f"{where}.port",
+            f"port {port} on {host} is in use by another program (another sambung?); "
+            "stop it, or choose another port",
+        )
+    if err.errno == errno.EACCES:
+        return ListenerUnavailable(
+            f"{where}.port", f"not allowed to listen on port {port} on {host} (below 1024?)"
+        )
+    if err.errno == errno.EADDRNOTAVAIL:
+        return ListenerUnavailable(f"{where}.host", f"{host} is not an address of this machine")
+    reason = err.strerror or str(err)
+    return ListenerUnavailable(where, f"cannot listen on {host}:{port}: {reason}")
 
 
 class Daemon:
@@ -210,10 +229,7 @@ class Daemon:
         try:
             await web.TCPSite(runner, host, port, backlog=1024).start()
         except OSError as err:
-            reason = err.strerror or str(err)
-            raise ConfigError(
-                [ConfigProblem(where, f"cannot listen on {host}:{port}: {reason}")]
-            ) from err
+            raise _unavailable(where, host, port, err) from err
         return int(runner.addresses[0][1]) if runner.addresses else port
 
     async def stop(self) -> None:
