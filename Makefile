@@ -10,6 +10,7 @@ SYNCED := $(VENV)/.synced-$(UV_VERSION)-bytecode
 # Demo secrets for config.example.yaml; set your own in the environment to override them.
 export PAWOON_SECRET ?= demo-pawoon-secret
 export MOKA_SECRET ?= demo-moka-secret
+export SAMBUNG_ADMIN_TOKEN ?= demo-admin-token-not-for-production
 
 PGCLUSTER = $(firstword $(notdir $(wildcard /etc/postgresql/*)))
 
@@ -17,6 +18,7 @@ PGCLUSTER = $(firstword $(notdir $(wildcard /etc/postgresql/*)))
 
 ## run: start the daemon on config.example.yaml (SQLite) with the demo simulator
 run: $(SYNCED)
+	@echo 'admin API: http://127.0.0.1:8081 (Authorization: Bearer $(SAMBUNG_ADMIN_TOKEN))'
 	$(VENV)/bin/sambung run -c config.example.yaml --simulate
 
 ## test: run the whole test suite (starts PostgreSQL and NATS first, see `services`), then the

@@ -14,7 +14,11 @@ from sambung.plugins import load_plugins
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "config.example.yaml"
-ENV = {"PAWOON_SECRET": "example-pawoon", "MOKA_SECRET": "example-moka"}
+ENV = {
+    "PAWOON_SECRET": "example-pawoon",
+    "MOKA_SECRET": "example-moka",
+    "SAMBUNG_ADMIN_TOKEN": "example-admin-token-0123",
+}
 
 
 def option_names(model: type[BaseModel]) -> set[str]:

@@ -20,6 +20,7 @@ from sambung.store import display_url, open_store
 
 from .backup import add_backup_commands
 from .importcmd import add_import_command
+from .init import add_init_command
 from .loading import load, plugin_registry
 
 EXIT_CONFIG = 2
@@ -98,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_delivery_commands(command)
     _add_store_commands(command)
     add_import_command(commands)
+    add_init_command(commands)
     add_backup_commands(commands, load)
     _add_credential_commands(command)
     status = command("status", "Print the state of every connection and every sink.", _status)

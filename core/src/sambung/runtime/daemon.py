@@ -31,7 +31,7 @@ from sambung.intake.webhooks import (
     add_webhook_routes,
 )
 from sambung.plugins import Registry
-from sambung.store import DeadLetter, Store, display_url, open_store
+from sambung.store import ConnectionStatus, DeadLetter, Store, display_url, open_store
 
 from .admin import admin_app
 from .listeners import app_runner
@@ -202,7 +202,34 @@ class Daemon:
             store=display_url(self.loaded.config.store.url),
             replica=self.replica.id,
         )
+        await self._warn_needs_reauth()
         await self._start_polling()
+
+    async def _warn_needs_reauth(self) -> None:
+        """One warning per configured connection that stopped in `needs_reauth` and was not
+        connected again since, naming the command that fixes it."""
+        configured = {(c.outlet.id, c.name) for c in self.loaded.connections}
+        updated = {
+            (c.outlet, c.connector): c.updated_at for c in await self.store.list_credentials()
+        }
+        for state in await self.store.list_connection_states():
+            key = (state.outlet, state.connector)
+            if state.state is not ConnectionStatus.NEEDS_REAUTH or key not in configured:
+                continue
+            since = updated.get(key)
+            if (
+                since is not None
+                and state.last_error_at is not None
+                and since > state.last_error_at
+            ):
+                continue
+            log.warning(
+                "connection.needs_reauth",
+                outlet=state.outlet,
+                connector=state.connector,
+                error=state.last_error,
+                fix=f"sambung connect -c {self.loaded.path} {state.outlet} {state.connector}",
+            )
 
     def _start_summaries(self) -> None:
         """Start the daily-summary loop when some sink receives summaries."""

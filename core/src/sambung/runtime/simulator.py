@@ -136,6 +136,7 @@ async def simulate_polling(daemon: Daemon, *, every: float = 5.0) -> None:
             fakes[address] = fake
     if not fakes:
         return
+    keep_oauth_state(daemon, fakes)
     async with AsyncExitStack() as stack:
         for (host, port), fake in fakes.items():
             await stack.enter_async_context(fake.serve(host, port))
@@ -164,11 +165,24 @@ async def simulate_sinks(daemon: Daemon) -> None:
             log.info("simulator.sink_vendor", sink=name, url=url)
     if not fakes:
         return
+    keep_oauth_state(daemon, fakes)
     async with AsyncExitStack() as stack:
         for (host, port), fake in fakes.items():
             await stack.enter_async_context(fake.serve(host, port))
         await connect_demo_sinks(daemon, fakes)
         await asyncio.Event().wait()  # serve until the demo stops
+
+
+def keep_oauth_state(daemon: Daemon, fakes: dict[tuple[str, int], Any]) -> None:
+    """Keep every fake OAuth server's issued tokens in the data folder (beside the key file),
+    so a restarted demo's stored tokens still refresh, as at a real vendor."""
+    from sambung.auth.credentials import key_file_of
+    from sambung.testing.oauth_server import FakeAuthorizationServer
+
+    folder = key_file_of(daemon.loaded).parent
+    for (_, port), fake in fakes.items():
+        if isinstance(fake, FakeAuthorizationServer):
+            fake.persist_to(folder / f"simulator-oauth-{port}.json")
 
 
 async def connect_demo_connections(daemon: Daemon, fakes: dict[tuple[str, int], Any]) -> None:

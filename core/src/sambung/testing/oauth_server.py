@@ -13,6 +13,10 @@ its data endpoints accept; tests use it alone too::
 The token endpoint checks the client (HTTP Basic or form fields, as configured), the code, its
 redirect URI and its PKCE verifier (S256); a code works once; a refresh token works once (it
 rotates) and a used or revoked one gets `invalid_grant`.
+
+`persist_to(path)` keeps the issued tokens in a JSON file, as a real vendor keeps them across
+its own restarts: the demo (`sambung run --simulate`) uses it, so a restarted demo refreshes
+the tokens it stored instead of being refused.
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
+import os
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -71,6 +79,44 @@ class FakeAuthorizationServer(FakeVendor):
         self.token_calls = 0
         self.refresh_calls = 0
         self.exchanges = 0
+        self.state_file: Path | None = None
+
+    def persist_to(self, path: Path) -> None:
+        """Load the tokens kept in `path` (if any) and keep every later change there."""
+        self.state_file = path
+        if path.exists():
+            state = json.loads(path.read_text(encoding="utf-8"))
+            now = self.clock.now()
+            for token, expiry in state.get("tokens", {}).items():
+                if datetime.fromisoformat(expiry) > now:
+                    self.tokens[token] = datetime.fromisoformat(expiry)
+            self.refresh_tokens.update(state.get("refresh_tokens", []))
+            self.revoked.update(state.get("revoked", []))
+            remember(*self.tokens, *self.refresh_tokens)
+        self._save_state()
+
+    def _save_state(self) -> None:
+        """Write the tokens atomically, readable by the owner only (they are secrets)."""
+        if self.state_file is None:
+            return
+        now = self.clock.now()
+        state = {
+            "tokens": {t: e.isoformat() for t, e in self.tokens.items() if e > now},
+            "refresh_tokens": sorted(self.refresh_tokens),
+            "revoked": sorted(self.revoked),
+        }
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.state_file.with_name(self.state_file.name + ".tmp")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(state, out)
+        os.replace(partial, self.state_file)
+
+    def issue_token(self) -> dict[str, Any]:
+        """A new token pair, kept in the state file when there is one."""
+        issued = super().issue_token()
+        self._save_state()
+        return issued
 
     def routes(self, app: web.Application) -> None:
         """`GET /oauth/authorize`, `POST /oauth/token`, `POST /oauth/revoke`."""
@@ -139,12 +185,14 @@ class FakeAuthorizationServer(FakeVendor):
         self.revoked.add(token)
         self.refresh_tokens.discard(token)
         self.tokens.pop(token, None)
+        self._save_state()
         return web.Response(status=200)
 
     def revoke_all(self) -> None:
         """Every refresh token issued so far stops working (the merchant disconnected us)."""
         self.revoked |= self.refresh_tokens
         self.refresh_tokens.clear()
+        self._save_state()
 
     def _client_ok(self, request: web.Request, form: Any) -> bool:
         if self.client_auth == "basic":
