@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
+from pathlib import Path
 
 from sambung import redaction
 from sambung.config import LoadedConfig, load_config
 from sambung.plugins import Registry, allowed_plugins, load_plugins
+
+CONFIG_ENV = "SAMBUNG_CONFIG"
+Handler = Callable[[argparse.Namespace], int]
 
 
 def plugin_registry() -> Registry:
@@ -21,3 +26,60 @@ def load(args: argparse.Namespace) -> tuple[Registry, LoadedConfig]:
     loaded = load_config(args.config, registry)
     redaction.secrets.configure(loaded.secrets)
     return registry, loaded
+
+
+def default_config() -> Path:
+    """The YAML a command reads without `-c`: `$SAMBUNG_CONFIG`, else ./sambung.yaml."""
+    return Path(os.environ.get(CONFIG_ENV) or "sambung.yaml")
+
+
+def add_config_option(parser: argparse.ArgumentParser, *, inherited: bool = False) -> None:
+    """`-c/--config FILE`. An action under a command that takes it already (`dlq list`) takes it
+    `inherited`: given in either place it counts, and the action's absent one changes nothing."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        metavar="FILE",
+        default=argparse.SUPPRESS if inherited else default_config(),
+        help=f"the YAML file (default: ${CONFIG_ENV}, else ./sambung.yaml)",
+    )
+
+
+class Commands:
+    """How every `sambung` command and action is declared, so each takes `-c FILE` alike."""
+
+    def __init__(self, subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+        self._subparsers = subparsers
+
+    def add(
+        self, name: str, help: str, handler: Handler, *, config: bool = True
+    ) -> argparse.ArgumentParser:
+        """A command: `sambung NAME [-c FILE] …`, run by `handler(args)`."""
+        sub: argparse.ArgumentParser = self._subparsers.add_parser(
+            name, help=help, description=help
+        )
+        sub.set_defaults(handler=handler, command=name)
+        if config:
+            add_config_option(sub)
+        return sub
+
+    @staticmethod
+    def actions(command: argparse.ArgumentParser) -> Actions:
+        """The actions of a command (`dlq list`, `credentials list`), one required."""
+        return Actions(
+            command.add_subparsers(title="actions", metavar="ACTION", dest="action", required=True)
+        )
+
+
+class Actions:
+    """The actions under one command; each takes `-c FILE` after its name too."""
+
+    def __init__(self, subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+        self._subparsers = subparsers
+
+    def add(self, name: str, help: str) -> argparse.ArgumentParser:
+        """An action: `sambung COMMAND NAME [-c FILE] …`, run by its command's handler."""
+        sub: argparse.ArgumentParser = self._subparsers.add_parser(name, help=help)
+        add_config_option(sub, inherited=True)
+        return sub

@@ -20,7 +20,7 @@ from sambung.store import display_url, open_store
 
 from .backup import add_backup_commands
 from .importcmd import add_import_command
-from .loading import load, plugin_registry
+from .loading import Commands, load, plugin_registry
 
 EXIT_CONFIG = 2
 
@@ -51,22 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sambung", description=__doc__)
     parser.add_argument("--version", action="version", version=f"sambung {__version__}")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-
-    def command(
-        name: str, help: str, handler: object, config: bool = True
-    ) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
-        sub.set_defaults(handler=handler, command=name)
-        if config:
-            sub.add_argument(
-                "-c",
-                "--config",
-                type=Path,
-                default=Path("sambung.yaml"),
-                help="the YAML file (default: ./sambung.yaml)",
-            )
-        return sub
+    commands = Commands(parser.add_subparsers(title="commands", metavar="COMMAND"))
+    command = commands.add
 
     run = command("run", "Run the daemon until SIGTERM or Ctrl-C.", _run)
     run.add_argument(
@@ -92,11 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("--kind", choices=["transaction", "inventory_level", "payment"])
     records.add_argument("--limit", type=int, default=20)
     records.add_argument("--json", action="store_true", help="one JSON record per line")
-    _add_delivery_commands(command)
-    _add_store_commands(command)
+    _add_delivery_commands(commands)
+    _add_store_commands(commands)
     add_import_command(commands)
     add_backup_commands(commands, load)
-    _add_credential_commands(command)
+    _add_credential_commands(commands)
     status = command("status", "Print the state of every connection and every sink.", _status)
     status.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
@@ -170,10 +156,12 @@ def _plugins(_args: argparse.Namespace) -> int:
 # -- the store itself: migrations, and moving from SQLite to PostgreSQL --------------------------
 
 
-def _add_store_commands(command: Any) -> None:
+def _add_store_commands(commands: Commands) -> None:
     """`sambung migrate` and `sambung export`."""
-    command("migrate", "Apply the store's pending schema migrations and name each one.", _migrate)
-    export = command(
+    commands.add(
+        "migrate", "Apply the store's pending schema migrations and name each one.", _migrate
+    )
+    export = commands.add(
         "export",
         "Copy this config's SQLite store into PostgreSQL: records, outbox, cursors, everything.",
         _export,
@@ -249,10 +237,10 @@ def _records(args: argparse.Namespace) -> int:
 # -- credentials: the OAuth connect flow ---------------------------------------------------------
 
 
-def _add_credential_commands(command: Any) -> None:
+def _add_credential_commands(commands: Commands) -> None:
     """`sambung connect OUTLET CONNECTOR`, `sambung connect --sink NAME` and
     `sambung credentials list`."""
-    connect = command(
+    connect = commands.add(
         "connect",
         "Print the vendor's authorization URL for one connection or sink (OAuth); open it.",
         _connect,
@@ -261,16 +249,13 @@ def _add_credential_commands(command: Any) -> None:
     connect.add_argument("connector", nargs="?")
     connect.add_argument("--sink", help="connect this sink (by its name under sinks:) instead")
     connect.add_argument("--json", action="store_true", help="the link as one JSON object")
-    credentials = command(
+    credentials = commands.add(
         "credentials", "Stored credentials: which exist and when they expire.", _credentials
     )
-    actions = credentials.add_subparsers(
-        title="actions", metavar="ACTION", dest="action", required=True
+    listing = commands.actions(credentials).add(
+        "list", "outlet, connector, kind, expiry; never a value"
     )
-    listing = actions.add_parser("list", help="outlet, connector, kind, expiry; never a value")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    # `sambung credentials list -c FILE` as well as `sambung credentials -c FILE list`.
-    listing.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS)
 
 
 async def _open_credentials(loaded: LoadedConfig) -> Any:
@@ -369,10 +354,10 @@ def _credentials(args: argparse.Namespace) -> int:
 # -- outbox: dead letters and status ------------------------------------------------------------
 
 
-def _add_delivery_commands(command: Any) -> None:
-    """`sambung dlq …` and `sambung status`."""
-    dlq = command("dlq", "Dead letters of every stage: list, show, replay, discard.", _dlq)
-    actions = dlq.add_subparsers(title="actions", metavar="ACTION", dest="action", required=True)
+def _add_delivery_commands(commands: Commands) -> None:
+    """`sambung dlq …`."""
+    dlq = commands.add("dlq", "Dead letters of every stage: list, show, replay, discard.", _dlq)
+    actions = commands.actions(dlq)
 
     def filters(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--stage", choices=["ingest", "row", "delivery"])
@@ -381,17 +366,17 @@ def _add_delivery_commands(command: Any) -> None:
         sub.add_argument("--since", help="ISO date or time, e.g. 2026-11-26 or 2026-11-26T10:00Z")
         sub.add_argument("--limit", type=int, default=100)
 
-    listing = actions.add_parser("list", help="open dead letters, newest first")
+    listing = actions.add("list", "open dead letters, newest first")
     filters(listing)
     listing.add_argument("--status", choices=["open", "replayed", "discarded", "any"])
     listing.add_argument("--json", action="store_true", help="one JSON entry per line")
-    show = actions.add_parser("show", help="one entry: error, attempts, payload")
+    show = actions.add("show", "one entry: error, attempts, payload")
     show.add_argument("id", type=int)
-    replay = actions.add_parser("replay", help="replay entries by id, or --all matching filters")
+    replay = actions.add("replay", "replay entries by id, or --all matching filters")
     replay.add_argument("ids", type=int, nargs="*")
     replay.add_argument("--all", action="store_true")
     filters(replay)
-    discard = actions.add_parser("discard", help="keep entries for audit but never replay them")
+    discard = actions.add("discard", "keep entries for audit but never replay them")
     discard.add_argument("ids", type=int, nargs="+")
 
 
