@@ -89,3 +89,47 @@ def test_dlq_list_reads_the_config_given_after_the_action(
     config = write_config(tmp_path)
     assert main(["dlq", "list", "-c", str(config)]) == 0
     assert "no dead letters match" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["records"], ["status"], ["dlq", "list"], ["dlq", "show", "1"], ["credentials", "list"]],
+    ids=" ".join,
+)
+def test_read_only_commands_need_no_secret_in_the_environment(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("PAWOON_SECRET", raising=False)
+    config = write_config(tmp_path)
+    assert main([*argv, "-c", str(config)]) in (0, 1)  # 1: `dlq show` of an id not there
+    assert "PAWOON_SECRET" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["run"], ["check"], ["dlq", "replay", "1"]], ids=" ".join)
+def test_commands_that_use_secrets_name_the_unset_variable(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("PAWOON_SECRET", raising=False)
+    config = write_config(tmp_path)
+    assert main([*argv, "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "outlets[0].connectors.pawoon.webhook_secret: environment variable PAWOON_SECRET" in err
+
+
+def test_an_unset_variable_that_breaks_a_value_is_named_even_when_not_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SAMBUNG_TEST_PORT", raising=False)
+    config = write_config(tmp_path)
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    document["server"]["public"]["port"] = "${SAMBUNG_TEST_PORT}"
+    config.write_text(yaml.safe_dump(document), encoding="utf-8")
+    monkeypatch.setenv("PAWOON_SECRET", "pawoon-secret-for-tests")
+    assert main(["records", "-c", str(config)]) == 2
+    assert "environment variable SAMBUNG_TEST_PORT is not set" in capsys.readouterr().err

@@ -273,6 +273,12 @@ class LoadedConfig:
     secrets: tuple[str, ...]
     # Each sink's own settings, validated by its type's `Settings` model, by sink name.
     sink_settings: Mapping[str, SinkSettings] = field(default_factory=dict)
+    # `${NAME}`s left as written because NAME is not set: only ever with `need_env=False`.
+    unresolved: tuple[ConfigProblem, ...] = ()
+
+    def unresolved_at(self, path: str) -> ConfigProblem | None:
+        """Why the value at `path` (`server.admin.token`) is an unresolved `${NAME}`, if it is."""
+        return next((p for p in self.unresolved if p.path == path), None)
 
     @property
     def base_dir(self) -> Path:
@@ -345,9 +351,18 @@ def _takes(sink: SinkConfig, settings: SinkSettings | None, kind: str) -> bool:
 
 
 def load_config(
-    path: Path, registry: Registry, *, environ: Mapping[str, str] | None = None
+    path: Path,
+    registry: Registry,
+    *,
+    environ: Mapping[str, str] | None = None,
+    need_env: bool = True,
 ) -> LoadedConfig:
-    """Read, interpolate and validate a YAML file; raise `ConfigError` listing every problem."""
+    """Read, interpolate and validate a YAML file; raise `ConfigError` listing every problem.
+
+    With `need_env=False` (commands that only read the store, never call a vendor) a `${NAME}`
+    whose NAME is not set stays as written, and `unresolved` names it; the config is refused
+    only if such a value is not valid as written, and then the unset variable is named too.
+    """
     environ = os.environ if environ is None else environ
     try:
         text = path.read_text(encoding="utf-8")
@@ -364,7 +379,8 @@ def load_config(
         raise ConfigError(f"{path}: expected a mapping at the top (store, server, outlets)")
 
     problems: list[ConfigProblem] = []
-    document = _interpolate(document, environ, (), problems)
+    unset: list[ConfigProblem] = []
+    document = _interpolate(document, environ, (), problems if need_env else unset)
     config: Config | None = None
     try:
         config = Config.model_validate(document)
@@ -403,9 +419,13 @@ def load_config(
                 )
             )
     if problems or config is None:
-        raise ConfigError(sorted(problems, key=_path_order))
+        raise ConfigError(sorted([*problems, *unset], key=_path_order))
     secrets = tuple(
-        _secrets([*(c.settings for c in connections), config.server, *sink_settings.values()])
+        value
+        for value in _secrets(
+            [*(c.settings for c in connections), config.server, *sink_settings.values()]
+        )
+        if not (unset and _ENV.search(value))  # an unresolved `${NAME}` is no secret
     )
     # A password in store.url (postgresql://user:password@host/db) is masked in logs too.
     secrets += tuple(filter(None, [urlsplit(config.store.url).password]))
@@ -415,6 +435,7 @@ def load_config(
         connections=connections,
         secrets=secrets,
         sink_settings=sink_settings,
+        unresolved=tuple(unset),
     )
 
 
@@ -497,7 +518,8 @@ def _interpolate(
     where: tuple[str | int, ...],
     problems: list[ConfigProblem],
 ) -> Any:
-    """Replace `${NAME}` and `${NAME:-default}` in every string value; `$$` is a literal `$`."""
+    """Replace `${NAME}` and `${NAME:-default}` in every string value; `$$` is a literal `$`.
+    An unset NAME without a default is a problem, and `${NAME}` stays as written."""
     if isinstance(node, dict):
         return {k: _interpolate(v, environ, (*where, str(k)), problems) for k, v in node.items()}
     if isinstance(node, list):
@@ -514,7 +536,7 @@ def _interpolate(
         if default is not None:
             return default
         problems.append(ConfigProblem(_path(where), f"environment variable {name} is not set"))
-        return ""
+        return match.group(0)
 
     return _ENV.sub(substitute, node)
 

@@ -21,9 +21,10 @@ def plugin_registry() -> Registry:
 
 
 def load(args: argparse.Namespace) -> tuple[Registry, LoadedConfig]:
-    """The plugins and the config named by `-c`; its secrets are masked in all output from now."""
+    """The plugins and the config named by `-c`; its secrets are masked in all output from now.
+    A command declared `need_env=False` loads it without the `${ENV}` values it never uses."""
     registry = plugin_registry()
-    loaded = load_config(args.config, registry)
+    loaded = load_config(args.config, registry, need_env=getattr(args, "need_env", True))
     redaction.secrets.configure(loaded.secrets)
     return registry, loaded
 
@@ -53,13 +54,14 @@ class Commands:
         self._subparsers = subparsers
 
     def add(
-        self, name: str, help: str, handler: Handler, *, config: bool = True
+        self, name: str, help: str, handler: Handler, *, config: bool = True, need_env: bool = True
     ) -> argparse.ArgumentParser:
-        """A command: `sambung NAME [-c FILE] …`, run by `handler(args)`."""
+        """A command: `sambung NAME [-c FILE] …`, run by `handler(args)`. One that only reads
+        the store, and so never needs a vendor's secret, is declared `need_env=False`."""
         sub: argparse.ArgumentParser = self._subparsers.add_parser(
             name, help=help, description=help
         )
-        sub.set_defaults(handler=handler, command=name)
+        sub.set_defaults(handler=handler, command=name, need_env=need_env)
         if config:
             add_config_option(sub)
         return sub
@@ -78,8 +80,10 @@ class Actions:
     def __init__(self, subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         self._subparsers = subparsers
 
-    def add(self, name: str, help: str) -> argparse.ArgumentParser:
-        """An action: `sambung COMMAND NAME [-c FILE] …`, run by its command's handler."""
+    def add(self, name: str, help: str, *, need_env: bool = True) -> argparse.ArgumentParser:
+        """An action: `sambung COMMAND NAME [-c FILE] …`, run by its command's handler;
+        `need_env` as for a command."""
         sub: argparse.ArgumentParser = self._subparsers.add_parser(name, help=help)
+        sub.set_defaults(need_env=need_env)
         add_config_option(sub, inherited=True)
         return sub

@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
         _plugins,
         config=False,
     )
-    records = command("records", "Print the most recently stored records.", _records)
+    records = command(
+        "records", "Print the most recently stored records.", _records, need_env=False
+    )
     records.add_argument("--outlet")
     records.add_argument("--source-system", "--connector", dest="source_system")
     records.add_argument("--kind", choices=["transaction", "inventory_level", "payment"])
@@ -83,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     add_import_command(commands)
     add_backup_commands(commands, load)
     _add_credential_commands(commands)
-    status = command("status", "Print the state of every connection and every sink.", _status)
+    status = command(
+        "status", "Print the state of every connection and every sink.", _status, need_env=False
+    )
     status.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
@@ -253,7 +257,7 @@ def _add_credential_commands(commands: Commands) -> None:
         "credentials", "Stored credentials: which exist and when they expire.", _credentials
     )
     listing = commands.actions(credentials).add(
-        "list", "outlet, connector, kind, expiry; never a value"
+        "list", "outlet, connector, kind, expiry; never a value", need_env=False
     )
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
 
@@ -366,11 +370,11 @@ def _add_delivery_commands(commands: Commands) -> None:
         sub.add_argument("--since", help="ISO date or time, e.g. 2026-11-26 or 2026-11-26T10:00Z")
         sub.add_argument("--limit", type=int, default=100)
 
-    listing = actions.add("list", "open dead letters, newest first")
+    listing = actions.add("list", "open dead letters, newest first", need_env=False)
     filters(listing)
     listing.add_argument("--status", choices=["open", "replayed", "discarded", "any"])
     listing.add_argument("--json", action="store_true", help="one JSON entry per line")
-    show = actions.add("show", "one entry: error, attempts, payload")
+    show = actions.add("show", "one entry: error, attempts, payload", need_env=False)
     show.add_argument("id", type=int)
     replay = actions.add("replay", "replay entries by id, or --all matching filters")
     replay.add_argument("ids", type=int, nargs="*")

@@ -36,6 +36,9 @@ async def daemon_loop_problems(loaded: LoadedConfig, *, timeout: float = 5.0) ->
     admin = loaded.config.server.admin
     if admin is None:
         return {"error": "no admin listener configured (server.admin)"}
+    unset = loaded.unresolved_at("server.admin.token")
+    if unset is not None:
+        return {"error": f"cannot ask the daemon: {unset}"}
     host = "127.0.0.1" if admin.host in ("0.0.0.0", "::", "") else admin.host
     url = f"http://{host}:{admin.port}/api/v1/loops"
     headers = {"Authorization": f"Bearer {admin.token.get_secret_value()}"}
