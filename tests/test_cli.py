@@ -4,6 +4,9 @@ prints. Through the real entry point, `main(argv)`, and as a process where the p
 from __future__ import annotations
 
 import argparse
+import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,3 +136,102 @@ def test_an_unset_variable_that_breaks_a_value_is_named_even_when_not_needed(
     monkeypatch.setenv("PAWOON_SECRET", "pawoon-secret-for-tests")
     assert main(["records", "-c", str(config)]) == 2
     assert "environment variable SAMBUNG_TEST_PORT is not set" in capsys.readouterr().err
+
+
+def fill_store(config: Path) -> None:
+    """A daily summary, a dead letter and a credential in the config's store."""
+    from datetime import UTC, date, datetime
+    from decimal import Decimal
+
+    from sambung.models import DailySummary
+    from sambung.store import DeadLetterIn, IngestRequest, StoredCredential, open_store
+
+    summary = DailySummary(
+        outlet="kemang",
+        source_system="sambung",
+        external_id="kemang:2026-11-26",
+        business_date=date(2026, 11, 26),
+        transactions=3,
+        subtotal=Decimal(82500),
+        total=Decimal(82500),
+    )
+    letter = DeadLetterIn("ingest", "kemang", "pawoon", "InvalidPayload", "no outlet_id")
+    when = datetime(2026, 11, 26, 13, 15, tzinfo=UTC)
+    credential = StoredCredential("kemang", "moka", "oauth", b"sealed", when, when)
+
+    async def go() -> None:
+        store = open_store("sqlite:///sambung.db", base_dir=config.parent)
+        await store.open()
+        try:
+            await store.ingest(IngestRequest(records=[summary], routes=[()]))
+            await store.ingest(IngestRequest(dead_letter=letter))
+            await store.save_credential(credential)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
+def after_loops(out: str) -> list[str]:
+    """The lines after the daemon's loops (and the blank line that ends them)."""
+    lines = out.splitlines()
+    return lines[lines.index("") + 1 :]
+
+
+def test_records_of_every_kind_in_a_table_with_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    fill_store(config)
+    assert main(["records", "-c", str(config), "--kind", "daily_summary"]) == 0
+    table = after_loops(capsys.readouterr().out)
+    assert table[0].split() == [
+        "ID", "OUTLET", "CONNECTOR", "KIND", "EXTERNAL", "ID", "REV", "AMOUNT", "UPDATED"
+    ]  # fmt: skip
+    assert "kemang:2026-11-26" in table[1] and "daily_summary" in table[1]
+    assert len(table) == 2
+
+
+def test_dlq_list_and_credentials_list_print_column_headers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    fill_store(config)
+    assert main(["dlq", "list", "-c", str(config)]) == 0
+    header, entry = capsys.readouterr().out.splitlines()
+    assert header.split() == ["ID", "CREATED", "STAGE", "OUTLET", "CONNECTOR", "STATUS", "ERROR"]
+    assert "InvalidPayload: no outlet_id" in entry
+    assert main(["credentials", "list", "-c", str(config)]) == 0
+    header, entry = capsys.readouterr().out.splitlines()
+    assert header.split() == ["OUTLET", "CONNECTOR", "KIND", "EXPIRES", "UPDATED"]
+    assert entry.split()[:3] == ["kemang", "moka", "oauth"]
+
+
+@pytest.mark.parametrize("argv", [["records"], ["dlq", "list"], ["dlq", "replay", "--all"]])
+def test_an_outlet_not_in_the_config_is_an_error_naming_those_that_are(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PAWOON_SECRET", "pawoon-secret-for-tests")
+    config = write_config(tmp_path)
+    assert main([*argv, "-c", str(config), "--outlet", "kemnag"]) == 2
+    out, err = capsys.readouterr()
+    assert "no outlet 'kemnag'" in err and "(configured: kemang, senopati)" in err
+    assert out == ""
+
+
+def test_a_closed_pipe_ends_the_command_without_a_traceback(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with subprocess.Popen(
+        [sys.executable, "-m", "sambung", "records", "-c", str(config), "--limit", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # `| head -0`: the reader has gone before the first line
+        err = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert code == 141

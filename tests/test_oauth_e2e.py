@@ -128,7 +128,9 @@ async def test_connect_callback_poll_refresh_rotate_and_restart(tmp_path: Path) 
     listed = daemon.cli("credentials", "list")
     status = daemon.cli("status", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert "kemang" in listed.stdout and "moka" in listed.stdout and "expires 20" in listed.stdout
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["OUTLET", "CONNECTOR", "KIND", "EXPIRES", "UPDATED"]
+    assert row.split()[:2] == ["kemang", "moka"] and row.split()[3].startswith("20")
     polled = [json.loads(line) for line in status.stdout.splitlines()]
     assert {"connector": "moka", "mode": "poll", "state": "ok"}.items() <= polled[0].items()
 

@@ -29,6 +29,19 @@ def load(args: argparse.Namespace) -> tuple[Registry, LoadedConfig]:
     return registry, loaded
 
 
+class UsageError(Exception):
+    """A command line that names what the config has not (an outlet): exit status 2."""
+
+
+def check_outlet(loaded: LoadedConfig, outlet: str | None) -> None:
+    """Refuse an `--outlet` the config does not define, naming those it does."""
+    known = [o.id for o in loaded.config.outlets]
+    if outlet is not None and outlet not in known:
+        raise UsageError(
+            f"no outlet {outlet!r} in {loaded.path} (configured: {', '.join(known) or 'none'})"
+        )
+
+
 def default_config() -> Path:
     """The YAML a command reads without `-c`: `$SAMBUNG_CONFIG`, else ./sambung.yaml."""
     return Path(os.environ.get(CONFIG_ENV) or "sambung.yaml")

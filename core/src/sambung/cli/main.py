@@ -10,23 +10,36 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from sambung import __version__, logs
 from sambung.clock import SystemClock
 from sambung.config import LoadedConfig
 from sambung.errors import ConfigError
+from sambung.models import RecordKind
 from sambung.store import display_url, open_store
 
 from .backup import add_backup_commands
 from .importcmd import add_import_command
-from .loading import Commands, load, plugin_registry
+from .loading import Commands, UsageError, check_outlet, load, plugin_registry
 
 EXIT_CONFIG = 2
+EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, which Python ignores
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sambung` console script."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is answered below
+        return code
+    except BrokenPipeError:
+        # `sambung status | head -1`: the reader has gone; say nothing more, as `cat` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -43,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for problem in err.problems:
             print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except UsageError as err:
+        print(f"sambung: {err}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
@@ -77,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     records.add_argument("--outlet")
     records.add_argument("--source-system", "--connector", dest="source_system")
-    records.add_argument("--kind", choices=["transaction", "inventory_level", "payment"])
+    records.add_argument("--kind", choices=get_args(RecordKind))
     records.add_argument("--limit", type=int, default=20)
     records.add_argument("--json", action="store_true", help="one JSON record per line")
     _add_delivery_commands(commands)
@@ -206,7 +222,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _records(args: argparse.Namespace) -> int:
+    from sambung.runtime.status import table
+
     _, loaded = load(args)
+    check_outlet(loaded, args.outlet)
 
     async def show() -> None:
         # The daemon's own loops first: they are known even when the store does not answer.
@@ -222,17 +241,31 @@ def _records(args: argparse.Namespace) -> int:
             )
         finally:
             await store.close()
-        for row in rows:
-            if args.json:
+        if args.json:
+            for row in rows:
                 print(row.payload)
-                continue
+            return
+        if not rows:
+            print("no records match")
+            return
+        header = ("ID", "OUTLET", "CONNECTOR", "KIND", "EXTERNAL ID", "REV", "AMOUNT", "UPDATED")
+        lines: list[tuple[str, ...]] = [header]
+        for row in rows:
             record = json.loads(row.payload)
             amount = record.get("total") or record.get("amount") or record.get("quantity") or ""
-            print(
-                f"#{row.id:<6} {row.outlet:<12} {row.source_system:<8} {row.kind:<16}"
-                f" {row.external_id:<24} r{row.revision} {amount:>14} "
-                f"{row.updated_at:%Y-%m-%d %H:%M:%S}Z"
+            lines.append(
+                (
+                    f"#{row.id}",
+                    row.outlet,
+                    row.source_system,
+                    row.kind,
+                    row.external_id,
+                    f"r{row.revision}",
+                    str(amount),
+                    f"{row.updated_at:%Y-%m-%d %H:%M:%S}Z",
+                )
             )
+        print(table(lines))
 
     asyncio.run(show())
     return 0
@@ -328,6 +361,7 @@ def _credentials(args: argparse.Namespace) -> int:
 
     infos = asyncio.run(go())
     now = SystemClock().now()
+    lines: list[tuple[str, ...]] = [("OUTLET", "CONNECTOR", "KIND", "EXPIRES", "UPDATED")]
     for info in infos:
         expired = info.expires_at is not None and info.expires_at <= now
         row = {
@@ -343,10 +377,13 @@ def _credentials(args: argparse.Namespace) -> int:
             continue
         expiry = row["expires_at"] or "no expiry given"
         note = " (expired: refreshed on next use)" if expired else ""
-        print(
-            f"{info.outlet:<14} {info.connector:<10} {info.kind:<7} expires {expiry}{note}"
-            f"  updated {row['updated_at']}"
+        lines.append(
+            (info.outlet, info.connector, info.kind, expiry + note, row["updated_at"] or "-")
         )
+    if infos and not args.json:
+        from sambung.runtime.status import table
+
+        print(table(lines))
     if not infos and not args.json:
         print(
             "no stored credentials (connect with: sambung connect -c FILE OUTLET CONNECTOR,"
@@ -387,8 +424,10 @@ def _add_delivery_commands(commands: Commands) -> None:
 def _dlq(args: argparse.Namespace) -> int:
     from sambung.clock import SystemClock
     from sambung.delivery.dlq import DeadLetterFilter, DeadLetters, describe
+    from sambung.runtime.status import table
 
     _, loaded = load(args)
+    check_outlet(loaded, getattr(args, "outlet", None))
 
     def wanted() -> DeadLetterFilter:
         status = getattr(args, "status", None)
@@ -408,17 +447,28 @@ def _dlq(args: argparse.Namespace) -> int:
         try:
             if args.action == "list":
                 entries = await service.find(wanted())
-                for entry in entries:
-                    if args.json:
+                if args.json:
+                    for entry in entries:
                         print(json.dumps(describe(entry)))
-                        continue
-                    print(
-                        f"#{entry.id:<6} {entry.created_at:%Y-%m-%d %H:%M:%S}Z {entry.stage:<8}"
-                        f" {entry.outlet:<12} {entry.connector:<8} {entry.status:<9}"
-                        f" {entry.error_type}: {entry.error[:60]}"
-                    )
-                if not entries and not args.json:
+                    return 0
+                if not entries:
                     print("no dead letters match")
+                    return 0
+                header = ("ID", "CREATED", "STAGE", "OUTLET", "CONNECTOR", "STATUS", "ERROR")
+                lines: list[tuple[str, ...]] = [header]
+                lines.extend(
+                    (
+                        f"#{entry.id}",
+                        f"{entry.created_at:%Y-%m-%d %H:%M:%S}Z",
+                        entry.stage,
+                        entry.outlet,
+                        entry.connector,
+                        entry.status,
+                        f"{entry.error_type}: {entry.error[:60]}",
+                    )
+                    for entry in entries
+                )
+                print(table(lines))
                 return 0
             if args.action == "show":
                 shown = await service.show(args.id)

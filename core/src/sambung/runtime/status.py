@@ -59,7 +59,7 @@ def loop_table(problems: dict[str, str]) -> str:
     """The loops part of `sambung status`, as a text table."""
     rows: list[tuple[str, ...]] = [("LOOP", "PROBLEM")]
     rows.extend((name, why) for name, why in sorted(problems.items()))
-    return _table(rows)
+    return table(rows)
 
 
 async def sink_status(
@@ -164,7 +164,7 @@ def lease_table(leases: list[dict[str, Any]]) -> str:
     for lease in leases:
         state = f"live {lease['expires_in_seconds']:.0f}s" if lease["live"] else "expired"
         rows.append((lease["lease"], lease["owner"], state, (lease["expires_at"] or "-")[:19]))
-    return _table(rows)
+    return table(rows)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -194,7 +194,7 @@ def sink_table(sinks: list[dict[str, Any]]) -> str:
                 state,
             )
         )
-    return _table(rows)
+    return table(rows)
 
 
 def connection_table(connections: list[dict[str, Any]]) -> str:
@@ -223,7 +223,7 @@ def connection_table(connections: list[dict[str, Any]]) -> str:
                 (c["last_error"] or "-")[:40],
             )
         )
-    return _table(rows)
+    return table(rows)
 
 
 def _age(seconds: float | None) -> str:
@@ -236,7 +236,8 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def _table(rows: Sequence[Sequence[str]]) -> str:
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows as aligned text columns, the first row the column headers."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
