@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -143,7 +144,7 @@ def fill_store(config: Path) -> None:
     from datetime import UTC, date, datetime
     from decimal import Decimal
 
-    from sambung.models import DailySummary
+    from sambung.models import DailySummary, LineItem, Transaction
     from sambung.store import DeadLetterIn, IngestRequest, StoredCredential, open_store
 
     summary = DailySummary(
@@ -155,8 +156,22 @@ def fill_store(config: Path) -> None:
         subtotal=Decimal(82500),
         total=Decimal(82500),
     )
-    letter = DeadLetterIn("ingest", "kemang", "pawoon", "InvalidPayload", "no outlet_id")
     when = datetime(2026, 11, 26, 13, 15, tzinfo=UTC)
+    webhooked = Transaction(  # as a pawoon webhook stores it: no cursor, no connection state
+        outlet="kemang",
+        source_system="pawoon",
+        external_id="TRX-1",
+        occurred_at=when,
+        business_date=when.date(),
+        subtotal=Decimal(27500),
+        total=Decimal(27500),
+        items=(
+            LineItem(
+                name="Es Kopi", quantity=Decimal(1), unit_price=Decimal(27500), total=Decimal(27500)
+            ),
+        ),
+    )
+    letter = DeadLetterIn("ingest", "kemang", "pawoon", "InvalidPayload", "no outlet_id")
     credential = StoredCredential("kemang", "moka", "oauth", b"sealed", when, when)
 
     async def go() -> None:
@@ -164,6 +179,7 @@ def fill_store(config: Path) -> None:
         await store.open()
         try:
             await store.ingest(IngestRequest(records=[summary], routes=[()]))
+            await store.ingest(IngestRequest(records=[webhooked], routes=[()]))
             await store.ingest(IngestRequest(dead_letter=letter))
             await store.save_credential(credential)
         finally:
@@ -235,3 +251,36 @@ def test_a_closed_pipe_ends_the_command_without_a_traceback(tmp_path: Path) -> N
         code = process.wait(timeout=60)
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     assert code == 141
+
+
+def test_status_counts_webhook_records_as_the_admin_api_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sambung.cli.loading import load_config, plugin_registry
+    from sambung.runtime.status import connection_status
+    from sambung.store import open_store
+
+    config = write_config(tmp_path)
+    fill_store(config)
+    assert main(["status", "-c", str(config), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    shown = [line for line in lines if line.pop("section") == "connections"]
+
+    async def api_view() -> list[dict[str, object]]:
+        loaded = load_config(config, plugin_registry(), need_env=False)
+        store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
+        await store.open()
+        try:
+            return await connection_status(store, loaded)
+        finally:
+            await store.close()
+
+    assert shown == asyncio.run(api_view())  # what /api/v1/status lists as "connections"
+    [pawoon] = shown
+    assert pawoon["records"] == 1 and pawoon["last_success_at"] is not None
+
+    assert main(["status", "-c", str(config)]) == 0
+    table = after_loops(capsys.readouterr().out)
+    assert table[0].split()[:6] == ["OUTLET", "CONNECTOR", "MODE", "STATE", "RECORDS", "DLQ"]
+    assert table[1].split()[:6] == ["kemang", "pawoon", "webhook", "ok", "1", "1"]
+    assert "pawoon: last error" in "\n".join(table) and "no outlet_id" in "\n".join(table)

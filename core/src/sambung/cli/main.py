@@ -555,46 +555,22 @@ async def _status_loops(loaded: LoadedConfig, args: argparse.Namespace) -> None:
 
 
 async def _status_connections(loaded: LoadedConfig, store: Any, args: argparse.Namespace) -> None:
-    """Per outlet and connector: mode, state, last success, last error, cursor, records."""
-    states = {(s.outlet, s.connector, s.mode): s for s in await store.list_connection_states()}
-    rows = []
-    for connection in loaded.connections:
-        for mode in sorted(connection.settings.mode):
-            state = states.get((connection.outlet.id, connection.name, str(mode)))
-            if not connection.settings.enabled:
-                label = "paused"
-            elif state is not None:
-                label = state.state.value
-            else:
-                label = "ok" if mode != "poll" else "not yet run"
-            rows.append(
-                {
-                    "outlet": connection.outlet.id,
-                    "connector": connection.name,
-                    "mode": str(mode),
-                    "state": label,
-                    "last_success": _when(state.last_success_at) if state else None,
-                    "last_error": state.last_error if state else None,
-                    "last_error_at": _when(state.last_error_at) if state else None,
-                    "cursor": state.cursor if state else None,
-                    "records_fetched": state.records_fetched if state else 0,
-                }
-            )
+    """Per outlet and connector: what `/api/v1/status` says of it, from the same function."""
+    from sambung.runtime.status import connection_status, connection_table, last_error
+
+    connections = await connection_status(store, loaded)
     if args.json:
-        for row in rows:
+        for row in connections:
             print(json.dumps({"section": "connections", **row}))
         return
-    print("connections:")
-    if not rows:
-        print("  (none configured)")
-    for row in rows:
-        print(
-            f"  {row['outlet']:<14} {row['connector']:<10} {row['mode']:<9} {row['state']:<13}"
-            f" last success {row['last_success'] or '-'}  cursor {row['cursor'] or '-'}"
-            f"  records {row['records_fetched']}"
-        )
-        if row["last_error"]:
-            print(f"    last error ({row['last_error_at']}): {row['last_error']}")
+    if not connections:
+        print("connections: (none configured)")
+        return
+    print(connection_table(connections))
+    for row in connections:
+        error, at = last_error(row)
+        if error:
+            print(f"{row['outlet']} {row['connector']}: last error ({at}): {error}")
 
 
 def _when(value: Any) -> str | None:

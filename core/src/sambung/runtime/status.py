@@ -220,10 +220,27 @@ def connection_table(connections: list[dict[str, Any]]) -> str:
                 str(c["records"]),
                 str(c["open_dead_letters"]),
                 (c["last_success_at"] or "-")[:19],
-                (c["last_error"] or "-")[:40],
+                (last_error(c)[0] or "-")[:40],
             )
         )
     return table(rows)
+
+
+def last_error(connection: dict[str, Any]) -> tuple[str | None, str | None]:
+    """A connection's newest error and when, of its intake and of its polling."""
+    poll = connection.get("poll") or {}
+    found = [
+        (at, error)
+        for at, error in (
+            (connection["last_error_at"], connection["last_error"]),
+            (poll.get("last_error_at"), poll.get("last_error")),
+        )
+        if error
+    ]
+    if not found:
+        return None, None
+    at, error = max(found, key=lambda pair: pair[0] or "")
+    return error, at
 
 
 def _age(seconds: float | None) -> str:
