@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 import yaml
 from sambung.cli.main import _parser, main
 
@@ -34,6 +37,16 @@ CONFIG_COMMANDS: list[list[str]] = [
     ["dlq", "discard", "1"],
 ]
 ACTIONS = {"credentials", "dlq"}
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """`main()` sets up logging for the process, onto pytest's captured stderr: undo it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:], root.level = handlers, level
 
 
 def write_config(tmp_path: Path) -> Path:
