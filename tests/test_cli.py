@@ -236,7 +236,17 @@ def test_dlq_list_and_credentials_list_print_column_headers(
     assert entry.split()[:3] == ["kemang", "moka", "oauth"]
 
 
-@pytest.mark.parametrize("argv", [["records"], ["dlq", "list"], ["dlq", "replay", "--all"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["records", "--outlet", "kemnag"],
+        ["dlq", "list", "--outlet", "kemnag"],
+        ["dlq", "replay", "--all", "--outlet", "kemnag"],
+        ["import", "--outlet", "kemnag", "--connector", "pawoon", "a.csv"],
+        ["connect", "kemnag", "pawoon"],
+    ],
+    ids=" ".join,
+)
 def test_an_outlet_not_in_the_config_is_an_error_naming_those_that_are(
     argv: list[str],
     tmp_path: Path,
@@ -245,7 +255,7 @@ def test_an_outlet_not_in_the_config_is_an_error_naming_those_that_are(
 ) -> None:
     monkeypatch.setenv("PAWOON_SECRET", "pawoon-secret-for-tests")
     config = write_config(tmp_path)
-    assert main([*argv, "-c", str(config), "--outlet", "kemnag"]) == 2
+    assert main([*argv, "-c", str(config)]) == 2
     out, err = capsys.readouterr()
     assert "no outlet 'kemnag'" in err and "(configured: kemang, senopati)" in err
     assert out == ""

@@ -17,7 +17,7 @@ from sambung.intake.csvimport import FileImporter, ImportReport
 from sambung.runtime.daemon import tune_gc
 from sambung.store import open_store
 
-from .loading import Commands, load
+from .loading import Commands, check_outlet, load
 
 
 class ProgressLine:
@@ -112,5 +112,6 @@ def add_import_command(commands: Commands) -> None:
 
 def _handler(args: argparse.Namespace) -> int:
     _, loaded = load(args)
+    check_outlet(loaded, args.outlet)
     logs.configure(level=loaded.config.log.level, fmt=loaded.config.log.format)
     return run_import(args, loaded)

@@ -315,6 +315,7 @@ def _connect(args: argparse.Namespace) -> int:
         return 2
     outlet, name = (SINK_OUTLET, args.sink) if args.sink else (args.outlet, args.connector)
     _, loaded = load(args)
+    check_outlet(loaded, args.outlet)
 
     async def go() -> Any:
         credentials = await _open_credentials(loaded)
