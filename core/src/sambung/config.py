@@ -274,6 +274,12 @@ class LoadedConfig:
     secrets: tuple[str, ...]
     # Each sink's own settings, validated by its type's `Settings` model, by sink name.
     sink_settings: Mapping[str, SinkSettings] = field(default_factory=dict)
+    # `${NAME}`s left as written because NAME is not set: only ever with `need_env=False`.
+    unresolved: tuple[ConfigProblem, ...] = ()
+
+    def unresolved_at(self, path: str) -> ConfigProblem | None:
+        """Why the value at `path` (`server.admin.token`) is an unresolved `${NAME}`, if it is."""
+        return next((p for p in self.unresolved if p.path == path), None)
 
     @property
     def base_dir(self) -> Path:
@@ -346,9 +352,18 @@ def _takes(sink: SinkConfig, settings: SinkSettings | None, kind: str) -> bool:
 
 
 def load_config(
-    path: Path, registry: Registry, *, environ: Mapping[str, str] | None = None
+    path: Path,
+    registry: Registry,
+    *,
+    environ: Mapping[str, str] | None = None,
+    need_env: bool = True,
 ) -> LoadedConfig:
-    """Read, interpolate and validate a YAML file; raise `ConfigError` listing every problem."""
+    """Read, interpolate and validate a YAML file; raise `ConfigError` listing every problem.
+
+    With `need_env=False` (commands that only read the store, never call a vendor) a `${NAME}`
+    whose NAME is not set stays as written, and `unresolved` names it; the config is refused
+    only if such a value is not valid as written, and then the unset variable is named too.
+    """
     environ = os.environ if environ is None else environ
     try:
         text = path.read_text(encoding="utf-8")
@@ -359,7 +374,8 @@ def load_config(
         raise ConfigError(f"{path}: expected a mapping at the top (store, server, outlets)")
 
     problems: list[ConfigProblem] = []
-    document = _interpolate(document, environ, (), problems)
+    unset: list[ConfigProblem] = []
+    document = _interpolate(document, environ, (), problems if need_env else unset)
     config: Config | None = None
     try:
         config = Config.model_validate(_secrets_as_text(Config, document, (), source))
@@ -398,9 +414,16 @@ def load_config(
                 )
             )
     if problems or config is None:
-        raise ConfigError(_in_file_order(problems, source))
+        # An unset variable that breaks its value is that problem's cause: named first (and
+        # alone); one whose value is fine as written stays out of it.
+        causes = [u for u in unset if any(_related(u.path, p.path) for p in problems)]
+        raise ConfigError(_in_file_order([*causes, *problems], source))
     secrets = tuple(
-        _secrets([*(c.settings for c in connections), config.server, *sink_settings.values()])
+        value
+        for value in _secrets(
+            [*(c.settings for c in connections), config.server, *sink_settings.values()]
+        )
+        if not (unset and _ENV.search(value))  # an unresolved `${NAME}` is no secret
     )
     # A password in store.url (postgresql://user:password@host/db) is masked in logs too.
     secrets += tuple(filter(None, [urlsplit(config.store.url).password]))
@@ -410,6 +433,7 @@ def load_config(
         connections=connections,
         secrets=secrets,
         sink_settings=sink_settings,
+        unresolved=tuple(unset),
     )
 
 
@@ -503,7 +527,8 @@ def _interpolate(
     where: tuple[str | int, ...],
     problems: list[ConfigProblem],
 ) -> Any:
-    """Replace `${NAME}` and `${NAME:-default}` in every string value; `$$` is a literal `$`."""
+    """Replace `${NAME}` and `${NAME:-default}` in every string value; `$$` is a literal `$`.
+    An unset NAME without a default is a problem, and `${NAME}` stays as written."""
     if isinstance(node, dict):
         return {k: _interpolate(v, environ, (*where, str(k)), problems) for k, v in node.items()}
     if isinstance(node, list):
@@ -520,7 +545,7 @@ def _interpolate(
         if default is not None:
             return default
         problems.append(ConfigProblem(path_of(where), f"environment variable {name} is not set"))
-        return ""
+        return match.group(0)
 
     return _ENV.sub(substitute, node)
 
@@ -576,6 +601,15 @@ def _in_file_order(problems: list[ConfigProblem], source: Source) -> list[Config
     return sorted(
         unique.values(),
         key=lambda p: (p.line is None, p.line or 0, p.column or 0, _path_order(p)),
+    )
+
+
+def _related(one: str, other: str) -> bool:
+    """Whether two config paths are the same value or one holds the other."""
+    return (
+        one == other
+        or one.startswith((other + ".", other + "["))
+        or other.startswith((one + ".", one + "["))
     )
 
 

@@ -46,6 +46,8 @@ from sambung.store.snapshot import (
     store_lock,
 )
 
+from .loading import Commands
+
 log = structlog.get_logger(__name__)
 
 FORMAT_VERSION = 1
@@ -344,17 +346,11 @@ def _sync_dir(folder: Path) -> None:
 # -- the commands (credentials, and so the cryptography library, load only when one runs) --------
 
 
-def add_backup_commands(
-    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
-    load: Loader,
-) -> None:
+def add_backup_commands(commands: Commands, load: Loader) -> None:
     """Register `sambung backup` and `sambung restore`; `load` reads the config from args."""
 
     def command(name: str, help: str, handler: Callable[..., int]) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = commands.add_parser(name, help=help, description=help)
-        sub.set_defaults(handler=lambda args: handler(args, load), command=name)
-        sub.add_argument("-c", "--config", type=Path, default=Path("sambung.yaml"))
-        return sub
+        return commands.add(name, help, lambda args: handler(args, load))
 
     made = command(
         "backup",

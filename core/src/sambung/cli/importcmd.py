@@ -17,7 +17,7 @@ from sambung.intake.csvimport import FileImporter, ImportReport
 from sambung.runtime.daemon import tune_gc
 from sambung.store import open_store
 
-from .loading import load
+from .loading import Commands, check_outlet, load
 
 
 class ProgressLine:
@@ -98,15 +98,13 @@ def run_import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     return 1 if failed else 0
 
 
-def add_import_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_import_command(commands: Commands) -> None:
     """Register `sambung import` on the CLI's subcommands."""
-    sub = commands.add_parser(
+    sub = commands.add(
         "import",
-        help="Import CSV exports into the store (the file-drop import path, by hand).",
-        description="Import CSV exports into the store (the file-drop import path, by hand).",
+        "Import CSV exports into the store (the file-drop import path, by hand).",
+        _handler,
     )
-    sub.set_defaults(handler=_handler, command="import")
-    sub.add_argument("-c", "--config", type=Path, default=Path("sambung.yaml"))
     sub.add_argument("--outlet", required=True)
     sub.add_argument("--connector", required=True)
     sub.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -114,5 +112,6 @@ def add_import_command(commands: argparse._SubParsersAction) -> None:  # type: i
 
 def _handler(args: argparse.Namespace) -> int:
     _, loaded = load(args)
+    check_outlet(loaded, args.outlet)
     logs.configure(level=loaded.config.log.level, fmt=loaded.config.log.format)
     return run_import(args, loaded)

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sambung.connectors import Mode
 from sambung.plugins import Registry
 
-from .loading import plugin_registry
+from .loading import Commands, plugin_registry
 
 EXIT_USAGE = 2
 # Indonesia's three civil time zones, by the abbreviations merchants use.
@@ -353,15 +353,16 @@ def _ask_stdin(prompt: str) -> str | None:
 # -- the command -----------------------------------------------------------------------------
 
 
-def add_init_command(commands: Any) -> None:
-    """Register `sambung init` on the CLI's subcommands."""
-    sub = commands.add_parser(
+def add_init_command(commands: Commands) -> None:
+    """Register `sambung init` (it writes a config: `--output`, not `-c`)."""
+    sub = commands.add(
         "init",
-        help="Write a first config (and its env file) for your outlets and connectors.",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "Write a first config (and its env file) for your outlets and connectors.",
+        run_init,
+        config=False,
     )
-    sub.set_defaults(handler=run_init, command="init")
+    sub.description = __doc__
+    sub.formatter_class = argparse.RawDescriptionHelpFormatter
     sub.add_argument(
         "--outlet",
         action="append",

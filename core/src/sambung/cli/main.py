@@ -10,24 +10,37 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from sambung import __version__, logs
 from sambung.clock import SystemClock
 from sambung.config import LoadedConfig
 from sambung.errors import ConfigError, ListenerUnavailable
+from sambung.models import RecordKind
 from sambung.store import display_url, open_store
 
 from .backup import add_backup_commands
 from .importcmd import add_import_command
 from .init import add_init_command
-from .loading import load, plugin_registry
+from .loading import Commands, UsageError, check_outlet, load, plugin_registry
 
 EXIT_CONFIG = 2
+EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, which Python ignores
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sambung` console script."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is answered below
+        return code
+    except BrokenPipeError:
+        # `sambung status | head -1`: the reader has gone; say nothing more, as `cat` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -48,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ListenerUnavailable as err:
         print(f"sambung: cannot start: {err}", file=sys.stderr)
         return 1
+    except UsageError as err:
+        print(f"sambung: {err}", file=sys.stderr)
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
 
@@ -55,22 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sambung", description=__doc__)
     parser.add_argument("--version", action="version", version=f"sambung {__version__}")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-
-    def command(
-        name: str, help: str, handler: object, config: bool = True
-    ) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
-        sub.set_defaults(handler=handler, command=name)
-        if config:
-            sub.add_argument(
-                "-c",
-                "--config",
-                type=Path,
-                default=Path("sambung.yaml"),
-                help="the YAML file (default: ./sambung.yaml)",
-            )
-        return sub
+    commands = Commands(parser.add_subparsers(title="commands", metavar="COMMAND"))
+    command = commands.add
 
     run = command("run", "Run the daemon until SIGTERM or Ctrl-C.", _run)
     run.add_argument(
@@ -90,19 +92,23 @@ def _parser() -> argparse.ArgumentParser:
         _plugins,
         config=False,
     )
-    records = command("records", "Print the most recently stored records.", _records)
+    records = command(
+        "records", "Print the most recently stored records.", _records, need_env=False
+    )
     records.add_argument("--outlet")
     records.add_argument("--source-system", "--connector", dest="source_system")
-    records.add_argument("--kind", choices=["transaction", "inventory_level", "payment"])
+    records.add_argument("--kind", choices=get_args(RecordKind))
     records.add_argument("--limit", type=int, default=20)
     records.add_argument("--json", action="store_true", help="one JSON record per line")
-    _add_delivery_commands(command)
-    _add_store_commands(command)
+    _add_delivery_commands(commands)
+    _add_store_commands(commands)
     add_import_command(commands)
     add_init_command(commands)
     add_backup_commands(commands, load)
-    _add_credential_commands(command)
-    status = command("status", "Print the state of every connection and every sink.", _status)
+    _add_credential_commands(commands)
+    status = command(
+        "status", "Print the state of every connection and every sink.", _status, need_env=False
+    )
     status.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
@@ -175,10 +181,12 @@ def _plugins(_args: argparse.Namespace) -> int:
 # -- the store itself: migrations, and moving from SQLite to PostgreSQL --------------------------
 
 
-def _add_store_commands(command: Any) -> None:
+def _add_store_commands(commands: Commands) -> None:
     """`sambung migrate` and `sambung export`."""
-    command("migrate", "Apply the store's pending schema migrations and name each one.", _migrate)
-    export = command(
+    commands.add(
+        "migrate", "Apply the store's pending schema migrations and name each one.", _migrate
+    )
+    export = commands.add(
         "export",
         "Copy this config's SQLite store into PostgreSQL: records, outbox, cursors, everything.",
         _export,
@@ -219,7 +227,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _records(args: argparse.Namespace) -> int:
+    from sambung.runtime.status import table
+
     _, loaded = load(args)
+    check_outlet(loaded, args.outlet)
 
     async def show() -> None:
         # The daemon's own loops first: they are known even when the store does not answer.
@@ -235,17 +246,31 @@ def _records(args: argparse.Namespace) -> int:
             )
         finally:
             await store.close()
-        for row in rows:
-            if args.json:
+        if args.json:
+            for row in rows:
                 print(row.payload)
-                continue
+            return
+        if not rows:
+            print("no records match")
+            return
+        header = ("ID", "OUTLET", "CONNECTOR", "KIND", "EXTERNAL ID", "REV", "AMOUNT", "UPDATED")
+        lines: list[tuple[str, ...]] = [header]
+        for row in rows:
             record = json.loads(row.payload)
             amount = record.get("total") or record.get("amount") or record.get("quantity") or ""
-            print(
-                f"#{row.id:<6} {row.outlet:<12} {row.source_system:<8} {row.kind:<16}"
-                f" {row.external_id:<24} r{row.revision} {amount:>14} "
-                f"{row.updated_at:%Y-%m-%d %H:%M:%S}Z"
+            lines.append(
+                (
+                    f"#{row.id}",
+                    row.outlet,
+                    row.source_system,
+                    row.kind,
+                    row.external_id,
+                    f"r{row.revision}",
+                    str(amount),
+                    f"{row.updated_at:%Y-%m-%d %H:%M:%S}Z",
+                )
             )
+        print(table(lines))
 
     asyncio.run(show())
     return 0
@@ -254,10 +279,10 @@ def _records(args: argparse.Namespace) -> int:
 # -- credentials: the OAuth connect flow ---------------------------------------------------------
 
 
-def _add_credential_commands(command: Any) -> None:
+def _add_credential_commands(commands: Commands) -> None:
     """`sambung connect OUTLET CONNECTOR`, `sambung connect --sink NAME` and
     `sambung credentials list`."""
-    connect = command(
+    connect = commands.add(
         "connect",
         "Print the vendor's authorization URL for one connection or sink (OAuth); open it.",
         _connect,
@@ -266,16 +291,13 @@ def _add_credential_commands(command: Any) -> None:
     connect.add_argument("connector", nargs="?")
     connect.add_argument("--sink", help="connect this sink (by its name under sinks:) instead")
     connect.add_argument("--json", action="store_true", help="the link as one JSON object")
-    credentials = command(
+    credentials = commands.add(
         "credentials", "Stored credentials: which exist and when they expire.", _credentials
     )
-    actions = credentials.add_subparsers(
-        title="actions", metavar="ACTION", dest="action", required=True
+    listing = commands.actions(credentials).add(
+        "list", "outlet, connector, kind, expiry; never a value", need_env=False
     )
-    listing = actions.add_parser("list", help="outlet, connector, kind, expiry; never a value")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    # `sambung credentials list -c FILE` as well as `sambung credentials -c FILE list`.
-    listing.add_argument("-c", "--config", type=Path, default=argparse.SUPPRESS)
 
 
 async def _open_credentials(loaded: LoadedConfig) -> Any:
@@ -298,6 +320,7 @@ def _connect(args: argparse.Namespace) -> int:
         return 2
     outlet, name = (SINK_OUTLET, args.sink) if args.sink else (args.outlet, args.connector)
     _, loaded = load(args)
+    check_outlet(loaded, args.outlet)
 
     async def go() -> Any:
         credentials = await _open_credentials(loaded)
@@ -344,6 +367,7 @@ def _credentials(args: argparse.Namespace) -> int:
 
     infos = asyncio.run(go())
     now = SystemClock().now()
+    lines: list[tuple[str, ...]] = [("OUTLET", "CONNECTOR", "KIND", "EXPIRES", "UPDATED")]
     for info in infos:
         expired = info.expires_at is not None and info.expires_at <= now
         row = {
@@ -359,10 +383,13 @@ def _credentials(args: argparse.Namespace) -> int:
             continue
         expiry = row["expires_at"] or "no expiry given"
         note = " (expired: refreshed on next use)" if expired else ""
-        print(
-            f"{info.outlet:<14} {info.connector:<10} {info.kind:<7} expires {expiry}{note}"
-            f"  updated {row['updated_at']}"
+        lines.append(
+            (info.outlet, info.connector, info.kind, expiry + note, row["updated_at"] or "-")
         )
+    if infos and not args.json:
+        from sambung.runtime.status import table
+
+        print(table(lines))
     if not infos and not args.json:
         print(
             "no stored credentials (connect with: sambung connect -c FILE OUTLET CONNECTOR,"
@@ -374,10 +401,10 @@ def _credentials(args: argparse.Namespace) -> int:
 # -- outbox: dead letters and status ------------------------------------------------------------
 
 
-def _add_delivery_commands(command: Any) -> None:
-    """`sambung dlq …` and `sambung status`."""
-    dlq = command("dlq", "Dead letters of every stage: list, show, replay, discard.", _dlq)
-    actions = dlq.add_subparsers(title="actions", metavar="ACTION", dest="action", required=True)
+def _add_delivery_commands(commands: Commands) -> None:
+    """`sambung dlq …`."""
+    dlq = commands.add("dlq", "Dead letters of every stage: list, show, replay, discard.", _dlq)
+    actions = commands.actions(dlq)
 
     def filters(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--stage", choices=["ingest", "row", "delivery"])
@@ -386,25 +413,27 @@ def _add_delivery_commands(command: Any) -> None:
         sub.add_argument("--since", help="ISO date or time, e.g. 2026-11-26 or 2026-11-26T10:00Z")
         sub.add_argument("--limit", type=int, default=100)
 
-    listing = actions.add_parser("list", help="open dead letters, newest first")
+    listing = actions.add("list", "open dead letters, newest first", need_env=False)
     filters(listing)
     listing.add_argument("--status", choices=["open", "replayed", "discarded", "any"])
     listing.add_argument("--json", action="store_true", help="one JSON entry per line")
-    show = actions.add_parser("show", help="one entry: error, attempts, payload")
+    show = actions.add("show", "one entry: error, attempts, payload", need_env=False)
     show.add_argument("id", type=int)
-    replay = actions.add_parser("replay", help="replay entries by id, or --all matching filters")
+    replay = actions.add("replay", "replay entries by id, or --all matching filters")
     replay.add_argument("ids", type=int, nargs="*")
     replay.add_argument("--all", action="store_true")
     filters(replay)
-    discard = actions.add_parser("discard", help="keep entries for audit but never replay them")
+    discard = actions.add("discard", "keep entries for audit but never replay them")
     discard.add_argument("ids", type=int, nargs="+")
 
 
 def _dlq(args: argparse.Namespace) -> int:
     from sambung.clock import SystemClock
     from sambung.delivery.dlq import DeadLetterFilter, DeadLetters, describe
+    from sambung.runtime.status import table
 
     _, loaded = load(args)
+    check_outlet(loaded, getattr(args, "outlet", None))
 
     def wanted() -> DeadLetterFilter:
         status = getattr(args, "status", None)
@@ -424,17 +453,28 @@ def _dlq(args: argparse.Namespace) -> int:
         try:
             if args.action == "list":
                 entries = await service.find(wanted())
-                for entry in entries:
-                    if args.json:
+                if args.json:
+                    for entry in entries:
                         print(json.dumps(describe(entry)))
-                        continue
-                    print(
-                        f"#{entry.id:<6} {entry.created_at:%Y-%m-%d %H:%M:%S}Z {entry.stage:<8}"
-                        f" {entry.outlet:<12} {entry.connector:<8} {entry.status:<9}"
-                        f" {entry.error_type}: {entry.error[:60]}"
-                    )
-                if not entries and not args.json:
+                    return 0
+                if not entries:
                     print("no dead letters match")
+                    return 0
+                header = ("ID", "CREATED", "STAGE", "OUTLET", "CONNECTOR", "STATUS", "ERROR")
+                lines: list[tuple[str, ...]] = [header]
+                lines.extend(
+                    (
+                        f"#{entry.id}",
+                        f"{entry.created_at:%Y-%m-%d %H:%M:%S}Z",
+                        entry.stage,
+                        entry.outlet,
+                        entry.connector,
+                        entry.status,
+                        f"{entry.error_type}: {entry.error[:60]}",
+                    )
+                    for entry in entries
+                )
+                print(table(lines))
                 return 0
             if args.action == "show":
                 shown = await service.show(args.id)
@@ -521,46 +561,22 @@ async def _status_loops(loaded: LoadedConfig, args: argparse.Namespace) -> None:
 
 
 async def _status_connections(loaded: LoadedConfig, store: Any, args: argparse.Namespace) -> None:
-    """Per outlet and connector: mode, state, last success, last error, cursor, records."""
-    states = {(s.outlet, s.connector, s.mode): s for s in await store.list_connection_states()}
-    rows = []
-    for connection in loaded.connections:
-        for mode in sorted(connection.settings.mode):
-            state = states.get((connection.outlet.id, connection.name, str(mode)))
-            if not connection.settings.enabled:
-                label = "paused"
-            elif state is not None:
-                label = state.state.value
-            else:
-                label = "ok" if mode != "poll" else "not yet run"
-            rows.append(
-                {
-                    "outlet": connection.outlet.id,
-                    "connector": connection.name,
-                    "mode": str(mode),
-                    "state": label,
-                    "last_success": _when(state.last_success_at) if state else None,
-                    "last_error": state.last_error if state else None,
-                    "last_error_at": _when(state.last_error_at) if state else None,
-                    "cursor": state.cursor if state else None,
-                    "records_fetched": state.records_fetched if state else 0,
-                }
-            )
+    """Per outlet and connector: what `/api/v1/status` says of it, from the same function."""
+    from sambung.runtime.status import connection_status, connection_table, last_error
+
+    connections = await connection_status(store, loaded)
     if args.json:
-        for row in rows:
+        for row in connections:
             print(json.dumps({"section": "connections", **row}))
         return
-    print("connections:")
-    if not rows:
-        print("  (none configured)")
-    for row in rows:
-        print(
-            f"  {row['outlet']:<14} {row['connector']:<10} {row['mode']:<9} {row['state']:<13}"
-            f" last success {row['last_success'] or '-'}  cursor {row['cursor'] or '-'}"
-            f"  records {row['records_fetched']}"
-        )
-        if row["last_error"]:
-            print(f"    last error ({row['last_error_at']}): {row['last_error']}")
+    if not connections:
+        print("connections: (none configured)")
+        return
+    print(connection_table(connections))
+    for row in connections:
+        error, at = last_error(row)
+        if error:
+            print(f"{row['outlet']} {row['connector']}: last error ({at}): {error}")
 
 
 def _when(value: Any) -> str | None:

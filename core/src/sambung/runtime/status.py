@@ -36,6 +36,9 @@ async def daemon_loop_problems(loaded: LoadedConfig, *, timeout: float = 5.0) ->
     admin = loaded.config.server.admin
     if admin is None:
         return {"error": "no admin listener configured (server.admin)"}
+    unset = loaded.unresolved_at("server.admin.token")
+    if unset is not None:
+        return {"error": f"cannot ask the daemon: {unset}"}
     host = "127.0.0.1" if admin.host in ("0.0.0.0", "::", "") else admin.host
     url = f"http://{host}:{admin.port}/api/v1/loops"
     headers = {"Authorization": f"Bearer {admin.token.get_secret_value()}"}
@@ -56,7 +59,7 @@ def loop_table(problems: dict[str, str]) -> str:
     """The loops part of `sambung status`, as a text table."""
     rows: list[tuple[str, ...]] = [("LOOP", "PROBLEM")]
     rows.extend((name, why) for name, why in sorted(problems.items()))
-    return _table(rows)
+    return table(rows)
 
 
 async def sink_status(
@@ -161,7 +164,7 @@ def lease_table(leases: list[dict[str, Any]]) -> str:
     for lease in leases:
         state = f"live {lease['expires_in_seconds']:.0f}s" if lease["live"] else "expired"
         rows.append((lease["lease"], lease["owner"], state, (lease["expires_at"] or "-")[:19]))
-    return _table(rows)
+    return table(rows)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -191,7 +194,7 @@ def sink_table(sinks: list[dict[str, Any]]) -> str:
                 state,
             )
         )
-    return _table(rows)
+    return table(rows)
 
 
 def connection_table(connections: list[dict[str, Any]]) -> str:
@@ -217,10 +220,27 @@ def connection_table(connections: list[dict[str, Any]]) -> str:
                 str(c["records"]),
                 str(c["open_dead_letters"]),
                 (c["last_success_at"] or "-")[:19],
-                (c["last_error"] or "-")[:40],
+                (last_error(c)[0] or "-")[:40],
             )
         )
-    return _table(rows)
+    return table(rows)
+
+
+def last_error(connection: dict[str, Any]) -> tuple[str | None, str | None]:
+    """A connection's newest error and when, of its intake and of its polling."""
+    poll = connection.get("poll") or {}
+    found = [
+        (at, error)
+        for at, error in (
+            (connection["last_error_at"], connection["last_error"]),
+            (poll.get("last_error_at"), poll.get("last_error")),
+        )
+        if error
+    ]
+    if not found:
+        return None, None
+    at, error = max(found, key=lambda pair: pair[0] or "")
+    return error, at
 
 
 def _age(seconds: float | None) -> str:
@@ -233,7 +253,8 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def _table(rows: Sequence[Sequence[str]]) -> str:
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows as aligned text columns, the first row the column headers."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
