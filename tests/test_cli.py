@@ -307,3 +307,20 @@ def test_status_counts_webhook_records_as_the_admin_api_does(
     assert table[0].split()[:6] == ["OUTLET", "CONNECTOR", "MODE", "STATE", "RECORDS", "DLQ"]
     assert table[1].split()[:6] == ["kemang", "pawoon", "webhook", "ok", "1", "1"]
     assert "pawoon: last error" in "\n".join(table) and "no outlet_id" in "\n".join(table)
+
+
+def test_a_polled_connection_that_never_ran_is_not_yet_run_not_ok(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    document["outlets"][1]["connectors"] = {"qasir": {"mode": "poll", "api_key": "k" * 20}}
+    config.write_text(yaml.safe_dump(document), encoding="utf-8")
+
+    assert main(["status", "-c", str(config), "--json"]) == 0
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    states = {
+        line["connector"]: line["state"] for line in lines if line["section"] == "connections"
+    }
+    assert states == {"pawoon": "ok", "qasir": "not_yet_run"}

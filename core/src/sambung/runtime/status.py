@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sambung.config import LoadedConfig
+from sambung.connectors import Mode
 from sambung.redaction import secrets
 from sambung.store import ConnectionStore, LeaseStore, OutboxStore
 
@@ -95,8 +96,9 @@ async def sink_status(
 
 
 async def connection_status(store: ConnectionStore, loaded: LoadedConfig) -> list[dict[str, Any]]:
-    """Per outlet and connector: mode, state (ok, failing, needs_reauth, paused), last success,
-    last error, counts, and for polled connections their cursor and records fetched."""
+    """Per outlet and connector: mode, state (ok, failing, needs_reauth, paused, not_yet_run),
+    last success, last error, counts, and for polled connections their cursor and records
+    fetched."""
     activity = await store.connection_activity()
     polled = {
         (state.outlet, state.connector): state
@@ -110,8 +112,12 @@ async def connection_status(store: ConnectionStore, loaded: LoadedConfig) -> lis
         poll = polled.get(key)
         if not connection.settings.enabled:
             state = "paused"
+        elif poll is not None:
+            state = poll.state.value
         else:
-            state = poll.state.value if poll is not None else "ok"
+            # A polled connection without a poll state has not finished a run yet: "ok" would
+            # claim a success nobody saw. Webhooks and files simply wait for their senders.
+            state = "not_yet_run" if Mode.POLL in connection.settings.mode else "ok"
         last_success = max(
             (t for t in (found.get("last_success_at"), poll and poll.last_success_at) if t),
             default=None,
