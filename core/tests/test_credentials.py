@@ -438,3 +438,16 @@ async def test_pkce_and_basic_client_auth_against_the_fake(clock: FakeClock) -> 
 
     assert token.refresh_token is not None and token.expires_at == NOW + timedelta(hours=1)
     assert (server.token_calls, server.exchanges) == (3, 2)  # invalid_client: no exchange
+
+
+async def test_the_reconnect_hint_is_a_command_to_paste_with_its_config(
+    store: Store, server: FakeAuthorizationServer, clock: FakeClock
+) -> None:
+    config = Path("/etc/sambung/sambung.yaml")
+    service = CredentialService(store, SecretBox.ephemeral(), clock=clock, config_path=config)
+    connector = oauth_poll(server, clock)
+    async with aiohttp.ClientSession() as session:
+        http = VendorHttp(session, clock=clock, tokens=service.tokens)
+        credentials = service.for_connector(connector, http)
+    expected = f"sambung connect -c {config} {connector.outlet.id} {connector.name}"
+    assert credentials.reconnect == expected

@@ -190,11 +190,14 @@ class CredentialService:
         *,
         clock: Clock | None = None,
         tokens: TokenCache | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.store = store
         self.box = box
         self.clock = clock or SystemClock()
         self.tokens = tokens or TokenCache(self.clock)
+        # Named in every "reconnect with …" hint, so the command can be pasted as it is.
+        self._connect = f"sambung connect -c {config_path}" if config_path else "sambung connect"
         # Refresh tokens the vendor refused (digest by cache key): never sent again.
         self._refused: dict[str, str] = {}
 
@@ -259,7 +262,7 @@ class CredentialService:
             spec=connector.oauth_endpoints(),
             http=http,
             log=connector.log,
-            reconnect=f"sambung connect {outlet} {name}",
+            reconnect=f"{self._connect} {outlet} {name}",
         )
 
     def for_sink(
@@ -279,7 +282,7 @@ class CredentialService:
             spec=spec,
             http=http,
             log=log,
-            reconnect=f"sambung connect --sink {name}",
+            reconnect=f"{self._connect} --sink {name}",
         )
 
     def refused(self, key: str, refresh: SecretStr) -> bool:

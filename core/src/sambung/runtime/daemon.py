@@ -366,7 +366,8 @@ def _credentials(loaded: LoadedConfig, store: Store, clock: Clock) -> Credential
     """The credential service, under the key from SAMBUNG_SECRET_KEY or the key file."""
     from sambung.auth.credentials import SecretBox, key_file_of, load_key
 
-    return CredentialService(store, SecretBox(load_key(key_file_of(loaded))), clock=clock)
+    box = SecretBox(load_key(key_file_of(loaded)))
+    return CredentialService(store, box, clock=clock, config_path=loaded.path)
 
 
 def tune_gc() -> None:
