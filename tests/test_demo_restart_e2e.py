@@ -19,7 +19,7 @@ def moka_state(daemon: DaemonProcess) -> dict[str, Any]:
     """Moka's poll connection as `sambung status --json` shows it ({} before its first run)."""
     for line in daemon.cli("status", "--json").stdout.splitlines():
         state = json.loads(line)
-        if state.get("connector") == "moka" and state.get("mode") == "poll":
+        if state.get("connector") == "moka" and "poll" in state.get("mode", ()):
             return dict(state)
     return {}
 
@@ -35,22 +35,27 @@ def wait_for(daemon: DaemonProcess, check: Any, seconds: float = 60.0) -> dict[s
         time.sleep(0.5)
 
 
+def fetched(state: dict[str, Any]) -> int:
+    """Records the connection's polls fetched so far (0 before its first run)."""
+    return int((state.get("poll") or {}).get("records_fetched", 0))
+
+
 def connected_demo(tmp_path: Path) -> tuple[DaemonProcess, int]:
     """A demo daemon that connected Moka at the simulator's fake and polled records once."""
     config = moka_config(f"http://127.0.0.1:{free_port()}", free_port())
     daemon = DaemonProcess(tmp_path, config, args=("--simulate",)).start()
-    state = wait_for(daemon, lambda s: s.get("state") == "ok" and s["records_fetched"] > 0)
+    state = wait_for(daemon, lambda s: s.get("state") == "ok" and fetched(s) > 0)
     daemon.terminate()
-    return daemon, int(state["records_fetched"])
+    return daemon, fetched(state)
 
 
 def test_a_restarted_demo_keeps_polling_with_its_stored_tokens(tmp_path: Path) -> None:
-    daemon, fetched = connected_demo(tmp_path)
+    daemon, before = connected_demo(tmp_path)
     (state_file,) = tmp_path.glob("simulator-oauth-*.json")
     assert state_file.stat().st_mode & 0o077 == 0
     daemon.start()
     try:
-        wait_for(daemon, lambda s: s.get("state") == "ok" and s["records_fetched"] > fetched)
+        wait_for(daemon, lambda s: s.get("state") == "ok" and fetched(s) > before)
     finally:
         daemon.terminate()
     logs = daemon.logs()
