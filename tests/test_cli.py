@@ -221,6 +221,16 @@ def test_records_of_every_kind_in_a_table_with_headers(
     assert len(table) == 2
 
 
+def test_records_json_is_one_record_per_line_and_nothing_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    fill_store(config)
+    assert main(["records", "-c", str(config), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines and all("section" not in line and "external_id" in line for line in lines)
+
+
 def test_dlq_list_and_credentials_list_print_column_headers(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -234,7 +234,9 @@ def _records(args: argparse.Namespace) -> int:
 
     async def show() -> None:
         # The daemon's own loops first: they are known even when the store does not answer.
-        await _status_loops(loaded, args)
+        # Not with --json, which promises one record per line and nothing else.
+        if not args.json:
+            await _status_loops(loaded, args)
         store = open_store(loaded.config.store.url, base_dir=loaded.base_dir)
         await store.open()
         try:
