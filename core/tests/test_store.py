@@ -630,3 +630,33 @@ async def test_connections_the_server_terminates_are_discarded_and_every_operati
         await asyncio.gather(*workers, return_exceptions=True)
         await killer.close()
         await store.close()
+
+
+async def test_a_read_that_meets_a_stale_pooled_connection_runs_again_on_another(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state the termination test above reaches only by chance, made every time: the pool
+    hands out a connection the server ended while it was idle, and the client refuses it
+    before sending anything ("cannot switch to state …"). The read goes out on another
+    connection, the stale one is never pooled again, and the caller sees no error."""
+    store = PostgresStore(postgres_url, owner="stale")
+    await store.open()
+    await store.ingest(IngestRequest(records=[sale("T-1")], routes=[[]]))
+    refused: list[int] = []
+    fetch = asyncpg.connection.Connection.fetch
+
+    async def stale_once(self: asyncpg.Connection, *args: Any, **kwargs: Any) -> Any:
+        if not refused:
+            refused.append(id(self))
+            raise asyncpg.InternalClientError("cannot switch to state 12; another operation")
+        return await fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetch", stale_once)
+    try:
+        [record] = await store.list_records()
+        assert record.external_id == "T-1" and len(refused) == 1
+        # The refused connection was terminated, not handed out again: later reads all work.
+        for _ in range(5):
+            assert len(await store.list_records()) == 1
+    finally:
+        await store.close()

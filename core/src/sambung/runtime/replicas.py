@@ -16,7 +16,8 @@ lease passed on: it resumes mid-run, unaware. So work under a lease can fence it
 (`IngestRequest.lease`) commits only if the store finds the lease still this replica's, in the
 same transaction; otherwise it raises `LeaseLost`, and `own` stops the work (`lease.lost`).
 
-On SQLite (one process) the same code runs and simply always wins its leases.
+On SQLite (one process) the same code runs and simply always wins its leases; a starting
+daemon first frees the leases a killed one left, instead of waiting for them to expire.
 """
 
 from __future__ import annotations
