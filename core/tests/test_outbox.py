@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import random
 import sqlite3
@@ -360,6 +361,34 @@ async def test_an_ingest_dead_letter_replays_into_a_record_once_the_mapping_is_f
     assert row.sink == "books"
     replayed = await store.get_dead_letter(entry.id)
     assert replayed is not None and replayed.status == "replayed"
+
+
+async def test_a_replay_whose_connector_maps_into_another_outlet_stores_nothing(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = configure(tmp_path, {"books": {"type": "jsonl", "path": "out.jsonl"}}, fixed=False)
+    told: list[DeadLetter] = []
+    ingest = WebhookIngest(store, broken.sinks_for, clock(store), told.append)
+    connector = broken.connections[0].connector(_context(broken.connections[0]))
+    body = b'{"id": "T-9", "amount": "15000", "at": "2026-11-26T10:00:00"}'
+    request = WebhookRequest(body=body, headers={"Content-Type": "application/json"})
+    assert (await ingest.handle(connector, request, "application/json")).status == 422
+    [entry] = told
+
+    fixed = configure(tmp_path, {"books": {"type": "jsonl", "path": "out.jsonl"}}, fixed=True)
+    cls = fixed.connections[0].connector
+    parse = cls.parse
+
+    def misrouted(self: Any, request: WebhookRequest) -> Any:
+        event = parse(self, request)
+        records = [r.model_copy(update={"outlet": "senopati"}) for r in event.records]
+        return dataclasses.replace(event, records=records)
+
+    monkeypatch.setattr(cls, "parse", misrouted)
+    [outcome] = await DeadLetters(store, fixed, clock=clock(store)).replay([entry.id])
+
+    assert outcome.result == "still_failing" and "senopati/tally" in (outcome.detail or "")
+    assert await store.list_records() == []
 
 
 def _context(connection: Any) -> Any:

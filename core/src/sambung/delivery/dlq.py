@@ -32,6 +32,7 @@ from sambung.connectors import (
 from sambung.errors import InvalidRecord
 from sambung.intake.csvbatches import remap_row
 from sambung.intake.csvfiles import RowError
+from sambung.intake.guard import ensure_own
 from sambung.models import Record
 from sambung.store import DeadLetter, IngestRequest, ReplayStore
 from sambung.store.base import DeadLetterQuery
@@ -186,6 +187,10 @@ class DeadLetters:
         """Commit what a replay mapped, then mark the entry replayed."""
         routes = [self.loaded.sinks_for(entry.outlet, record.kind) for record in records]
         try:
+            # A replay is intake too: the connector's records are its own outlet's, or none is.
+            ensure_own(
+                ((r.outlet, r.source_system) for r in records), entry.outlet, entry.connector
+            )
             result = await self.store.ingest(IngestRequest(records=records, routes=routes))
         except InvalidRecord as err:  # text no store keeps (a lone surrogate): failing as before
             return self._still_failing(entry, str(err))
