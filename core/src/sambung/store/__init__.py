@@ -9,6 +9,7 @@ commits a raw event, its records, their outbox rows, a dead letter and a cursor 
 from __future__ import annotations
 
 from .base import (
+    BrowseStore,
     ConnectionState,
     ConnectionStatus,
     ConnectionStore,
@@ -29,11 +30,13 @@ from .base import (
     LeaseHold,
     LeaseStore,
     OAuthState,
+    OutboxEntry,
     OutboxRow,
     OutboxStore,
     Outcome,
     PollStore,
     RawEvent,
+    RecordQuery,
     RecordResult,
     ReplayStore,
     Store,
@@ -44,6 +47,7 @@ from .base import (
 from .factory import display_url, open_store
 
 __all__ = [
+    "BrowseStore",
     "ConnectionState",
     "ConnectionStatus",
     "ConnectionStore",
@@ -64,11 +68,13 @@ __all__ = [
     "LeaseHold",
     "LeaseStore",
     "OAuthState",
+    "OutboxEntry",
     "OutboxRow",
     "OutboxStore",
     "Outcome",
     "PollStore",
     "RawEvent",
+    "RecordQuery",
     "RecordResult",
     "ReplayStore",
     "Store",

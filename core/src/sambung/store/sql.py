@@ -36,6 +36,7 @@ from .base import (
     StoredRecord,
     storable,
 )
+from .browsing import BrowseQueries
 from .dialect import Dialect
 from .queries import (
     CONNECTION_STATES,
@@ -79,7 +80,7 @@ def where(**columns: Any) -> tuple[str, list[Any]]:
     return filters(lambda _: "?", **columns)
 
 
-class SqlStore(Store):
+class SqlStore(BrowseQueries, Store):
     """The part of a SQL store both backends share; see the module docstring."""
 
     dialect: ClassVar[Dialect]
