@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sambung import metrics
 from sambung.auth.connect import add_connect_route
 from sambung.auth.credentials import CredentialService
+from sambung.console.app import add_console, is_console_path
 from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
 from sambung.delivery.outbox import Dispatcher
 from sambung.errors import StoreUnavailable
@@ -50,12 +51,15 @@ DAEMON_KEY: web.AppKey[AdminHost] = web.AppKey("daemon")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def bearer_guard(token: str) -> Middleware:
-    """Middleware that answers 401 unless the request carries `Authorization: Bearer <token>`."""
+def bearer_guard(token: str, exempt: Callable[[str], bool] = lambda _: False) -> Middleware:
+    """Middleware that answers 401 unless the request carries `Authorization: Bearer <token>`
+    (paths `exempt` answers for check their own sign-in: the console's session)."""
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if exempt(request.path):
+            return await handler(request)
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             return web.json_response(
@@ -74,7 +78,7 @@ def bearer_guard(token: str) -> Middleware:
 
 def admin_app(daemon: AdminHost, token: str) -> web.Application:
     """The admin app, with every subsystem's endpoints mounted."""
-    app = web.Application(middlewares=[bearer_guard(token)])
+    app = web.Application(middlewares=[bearer_guard(token, exempt=is_console_path)])
     app[DAEMON_KEY] = daemon
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
@@ -83,6 +87,7 @@ def admin_app(daemon: AdminHost, token: str) -> web.Application:
     add_dead_letter_routes(app, DeadLetters(daemon.store, daemon.loaded, clock=daemon.clock))
     add_upload_route(app, daemon)
     add_connect_route(app, daemon.credentials, lambda: daemon.loaded)
+    add_console(app, daemon, token)
     return app
 
 
