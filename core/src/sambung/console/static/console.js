@@ -66,6 +66,8 @@
 
   function csvCell(value) {
     var text = String(value == null ? "" : value);
+    // A cell a spreadsheet would run as a formula is written as text (CSV injection).
+    if (/^[=+\-@\t\r]/.test(text)) text = "'" + text;
     return /[",\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
   }
 
