@@ -16,6 +16,9 @@ OUTBOX_ENTRY = (
     "SELECT id, sink, record_id, revision, payload, status, attempts, next_attempt_at,"
     " last_error, created_at, delivered_at FROM outbox"
 )
+# SQLite's planner reads a sink's newest rows through its claim index and sorts them all; read
+# backwards along the primary key instead, stopping at the limit (PostgreSQL does so itself).
+NEWEST_FIRST = {"sqlite": " NOT INDEXED"}
 
 
 class BrowseQueries:
@@ -61,13 +64,14 @@ class BrowseQueries:
         self, sink: str, *, status: str | None = None, limit: int = 50
     ) -> list[OutboxEntry]:
         """The newest outbox rows of one sink, newest first."""
+        source = OUTBOX_ENTRY + NEWEST_FIRST.get(self.dialect.name, "")
         if status is None:
             rows = await self._fetch(
-                f"{OUTBOX_ENTRY} WHERE sink = ? ORDER BY id DESC LIMIT ?", sink, limit
+                f"{source} WHERE sink = ? ORDER BY id DESC LIMIT ?", sink, limit
             )
         else:
             rows = await self._fetch(
-                f"{OUTBOX_ENTRY} WHERE sink = ? AND status = ? ORDER BY id DESC LIMIT ?",
+                f"{source} WHERE sink = ? AND status = ? ORDER BY id DESC LIMIT ?",
                 sink,
                 status,
                 limit,
