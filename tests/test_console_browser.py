@@ -127,7 +127,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    """A fresh browser profile (no cookie) at 1366×768."""
+    """A fresh browser profile (no cookie) at 1366x768."""
     opened = browser.new_context(viewport=DESKTOP)
     opened.set_default_timeout(20_000)
     yield opened

@@ -198,7 +198,8 @@ async def main(days: int, per_day: int, runs: int) -> int:
     url, median, most = max(results, key=lambda r: r[1])
     verdict = "OK" if median < TARGET_MS else "OVER"
     print(
-        f"slowest page: {url} median {median:.1f} ms (max {most:.1f} ms); target {TARGET_MS:.0f} ms: {verdict}"
+        f"slowest page: {url} median {median:.1f} ms (max {most:.1f} ms);"
+        f" target {TARGET_MS:.0f} ms: {verdict}"
     )
     return 0 if median < TARGET_MS else 1
 
