@@ -169,9 +169,7 @@ def test_sign_in_and_see_the_grid_fill(context: BrowserContext, demo: Demo) -> N
     until(page, lambda: int(kemang.inner_text()) > 0)
     expect(page.locator('tr[data-connection="kemang/pawoon"] .pill')).to_have_text("ok")
     expect(page.locator('.total[data-outlet="kemang"]')).to_contain_text("Rp")
-    shot(page, "overview", docs=True)
-    page.set_viewport_size(PHONE)
-    shot(page, "overview-phone")
+    shot(page, "overview-first")
 
 
 def test_a_failing_connection_shows_its_error(context: BrowserContext, demo: Demo) -> None:
@@ -212,6 +210,9 @@ def test_dry_run_then_replay_dead_letters(context: BrowserContext, demo: Demo) -
     expect(page.locator("#groups")).to_contain_text("DeliveryRejected")
     expect(letters.first).to_contain_text("account 4-1000 is closed")
     shot(page, "dead-letters", docs=True)
+    page.set_viewport_size(PHONE)
+    shot(page, "dead-letters-phone")
+    page.set_viewport_size(DESKTOP)
     ids = [letters.nth(i).get_attribute("data-id") for i in range(letters.count())]
 
     demo.ledger.default = Answer(204)  # the ledger's account was fixed
@@ -252,3 +253,13 @@ def test_a_forged_post_without_the_csrf_token_is_refused(
     assert forged.status == 403
     bearer_only = page.request.get(demo.admin + "/api/v1/status")
     assert bearer_only.status == 401  # the JSON API keeps its bearer token
+
+
+def test_the_overview_after_it_all(context: BrowserContext, demo: Demo) -> None:
+    page = context.new_page()
+    sign_in(page, demo)
+    expect(page.locator('tr[data-connection="panakkukang/qasir"] .pill')).to_have_text("failing")
+    expect(page.locator(".alerts")).to_contain_text("panakkukang / qasir")
+    shot(page, "overview", docs=True)
+    page.set_viewport_size(PHONE)
+    shot(page, "overview-phone")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from sambung.store import IngestRequest, RecordQuery, Store
+from sambung.store import DeadLetterIn, IngestRequest, RecordQuery, Store
+from sambung.store.base import OutboxSettlement
 
 from .conftest import sale
 
@@ -61,3 +62,21 @@ async def test_recent_outbox_of_a_sink_newest_first_by_status(store: Store) -> N
     assert [r.record_id for r in backend] == sorted((r.record_id for r in backend), reverse=True)
     assert len(backend) == 2 and len(pending) == 1 and pending[0].id == backend[0].id
     assert delivered == []
+
+
+async def test_a_connections_last_error_is_its_intakes_not_a_sinks(store: Store) -> None:
+    intake = DeadLetterIn("row", "kemang", "pawoon", "InvalidRecord", "row 3: bad total")
+    await store.ingest(IngestRequest(dead_letter=intake))
+    await store.ingest(IngestRequest(records=[sale()], routes=[["backend"]]))
+    (claimed,) = await store.claim_outbox(
+        "backend", now=store.clock.now(), limit=1, lease_seconds=60
+    )
+    await store.settle_outbox(
+        [OutboxSettlement(claimed.id, "dead", "HTTP 400: closed", "DeliveryRejected")],
+        now=store.clock.now(),
+    )
+
+    activity = (await store.connection_activity())[("kemang", "pawoon")]
+
+    assert activity["open_dead_letters"] == 1
+    assert activity["last_error"] == "row 3: bad total"

@@ -93,6 +93,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "loops": ("Loop bermasalah", "Loop problems"),
     "received_at": ("Diterima", "Received"),
     "never": ("belum pernah", "never"),
+    "fetched": ("Diambil", "Fetched"),
 }
 
 
