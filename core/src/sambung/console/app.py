@@ -27,7 +27,7 @@ from sambung.auth.oauth import SINK_OUTLET
 from sambung.delivery.dlq import DeadLetterFilter, DeadLetters
 from sambung.errors import ConfigError
 from sambung.intake.upload import upload_csv
-from sambung.runtime.status import loop_status
+from sambung.runtime.status import age, loop_status
 from sambung.store import RecordQuery
 
 from . import views
@@ -246,19 +246,6 @@ def money(value: Decimal | str | int | None) -> str:
     amount = Decimal(str(value))
     text = f"{amount:,.2f}" if amount != amount.to_integral_value() else f"{amount:,.0f}"
     return "Rp " + text.replace(",", "_").replace(".", ",").replace("_", ".")
-
-
-def age(seconds: float | None) -> str:
-    """A duration, short: 45s, 12m, 3.5h, 2.0d."""
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 def pretty(value: Any) -> str:
