@@ -261,5 +261,12 @@ def test_the_overview_after_it_all(context: BrowserContext, demo: Demo) -> None:
     expect(page.locator('tr[data-connection="panakkukang/qasir"] .pill')).to_have_text("failing")
     expect(page.locator(".alerts")).to_contain_text("panakkukang / qasir")
     shot(page, "overview", docs=True)
+    # The page refreshes itself in place: new sales show without a reload (which would drop
+    # the mark set here).
+    today = page.locator('tr[data-connection="kemang/pawoon"] .records-today')
+    before = today.inner_text()
+    page.evaluate("window.sambungMark = 1")
+    expect(today).not_to_have_text(before, timeout=30_000)
+    assert page.evaluate("window.sambungMark") == 1
     page.set_viewport_size(PHONE)
     shot(page, "overview-phone")

@@ -10,6 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sambung.clock import Clock
 from sambung.config import load_config
-from sambung.console.app import _safe_next
+from sambung.console.app import _filters, _record_query, _safe_next
 from sambung.console.session import COOKIE, Sessions
 from sambung.models import LineItem, PaymentMethod, Transaction, TransactionType
 from sambung.plugins import load_plugins
@@ -266,3 +267,16 @@ async def test_the_language_switch_turns_the_console_english(console: Any) -> No
 def test_the_page_after_sign_in_is_always_one_of_this_console(value: str) -> None:
     target = _safe_next(value)
     assert target.startswith("/") and not target.startswith("//") and "\\" not in target
+
+
+QUERY_KEYS = ("stage", "outlet", "connector", "since", "status", "limit", "kind")
+QUERY_KEYS += ("external_id", "business_date", "error_type")
+
+
+@given(st.dictionaries(st.sampled_from(QUERY_KEYS), st.text(max_size=30), max_size=6))
+def test_any_query_a_browser_sends_is_read_as_some_search(query: dict[str, str]) -> None:
+    request = make_mocked_request("GET", "/console/records?" + urlencode(query))
+    letters = _filters(request)
+    records = _record_query(request)
+    assert letters.status in ("open", "replayed", "discarded", None)
+    assert 1 <= letters.limit <= 100_000 and records.limit == 100
