@@ -229,6 +229,7 @@ def test_dry_run_then_replay_dead_letters(context: BrowserContext, demo: Demo) -
         expect(page.locator(f'#letters tr[data-id="{entry}"]')).to_have_count(0)
     page.goto(demo.admin + "/console/sinks/ledger")
     until(page, lambda: "delivered" in page.inner_text("main"))
+    shot(page, "sink")
 
 
 def test_signed_out_the_console_refuses(context: BrowserContext, demo: Demo) -> None:
@@ -270,3 +271,18 @@ def test_the_overview_after_it_all(context: BrowserContext, demo: Demo) -> None:
     assert page.evaluate("window.sambungMark") == 1
     page.set_viewport_size(PHONE)
     shot(page, "overview-phone")
+
+
+def test_a_record_with_its_revisions_raw_event_and_deliveries(
+    context: BrowserContext, demo: Demo
+) -> None:
+    page = context.new_page()
+    sign_in(page, demo, "/console/records?outlet=panakkukang")
+    page.locator("table.records tbody tr a").first.click()
+    expect(page.locator("main")).to_contain_text("PWN-000")
+    expect(page.locator("main")).to_contain_text("ledger")  # where it was delivered
+    shot(page, "record")
+    page.goto(demo.admin + "/console/config")
+    expect(page.locator("#check")).to_contain_text("config OK")
+    expect(page.locator("#plugins")).to_contain_text("pawoon")
+    shot(page, "config")

@@ -94,6 +94,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "received_at": ("Diterima", "Received"),
     "never": ("belum pernah", "never"),
     "fetched": ("Diambil", "Fetched"),
+    "updated": ("Diperbarui", "Updated"),
 }
 
 
