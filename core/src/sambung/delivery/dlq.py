@@ -29,6 +29,7 @@ from sambung.connectors import (
     WebhookConnector,
     WebhookRequest,
 )
+from sambung.delivery.attempts import describe_attempt
 from sambung.errors import InvalidRecord
 from sambung.intake.csvbatches import remap_row
 from sambung.intake.csvfiles import RowError
@@ -84,11 +85,16 @@ class DeadLetters:
         return await self.store.find_dead_letters(filters.query())
 
     async def show(self, dead_letter_id: int) -> dict[str, Any] | None:
-        """One entry with its payload (the raw body for an ingest entry), as plain data."""
+        """One entry with its payload (the raw body for an ingest entry) and, for a delivery
+        entry, its row's kept attempts, as plain data."""
         entry = await self.store.get_dead_letter(dead_letter_id)
         if entry is None:
             return None
         shown = describe(entry)
+        if entry.outbox_id is not None:
+            attempts = await self.store.list_delivery_attempts(entry.outbox_id)
+            # Not `attempts`: that key is the entry's own count, and stays what it was.
+            shown["delivery_attempts"] = [describe_attempt(a) for a in attempts]
         if entry.raw_event_id is not None and entry.payload is None:
             raw = await self.store.get_raw_event(entry.raw_event_id)
             if raw is not None:
