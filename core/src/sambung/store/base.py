@@ -559,7 +559,8 @@ class DeliveryAttemptStore(Protocol):
 
     @abc.abstractmethod
     async def prune_delivery_attempts(self, *, before: datetime, limit: int = 5000) -> int:
-        """Delete up to `limit` attempts started before `before`; returns how many."""
+        """Delete those of the oldest `limit` attempts started before `before`; returns how
+        many (call again until none)."""
 
 
 class DeadLetterStore(Protocol):

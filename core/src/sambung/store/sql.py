@@ -355,12 +355,17 @@ class SqlStore(Store):
         return [delivery_attempt(row, self.dialect.read_optional_time) for row in rows]
 
     async def prune_delivery_attempts(self, *, before: datetime, limit: int = 5000) -> int:
-        """Delete up to `limit` attempts started before `before`."""
+        """Delete those of the oldest `limit` attempts started before `before`.
+
+        Attempts are written in about the order they start, so the oldest ids are the oldest
+        attempts: this walks the primary key instead of an index on `started_at` that every
+        settle would have to write. Called until it deletes nothing.
+        """
         return await self._execute(
             "DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts"
-            " WHERE started_at < ? LIMIT ?)",
-            self.dialect.time(before),
+            " ORDER BY id LIMIT ?) AND started_at < ?",
             limit,
+            self.dialect.time(before),
         )
 
     # -- dead letters ------------------------------------------------------------------------

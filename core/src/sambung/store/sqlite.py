@@ -531,10 +531,10 @@ class SqliteStore(SqlStore):
             if s.status == "pending"
         ]
         dead = [s for s in settlements if s.status == "dead"]
+        # One batch's attempts share few start times (a chunk's): encode each once.
+        encode = lru_cache(maxsize=256)(to_db_time)
         attempts = [
-            values
-            for s in settlements
-            if (values := attempt_values(s, now, to_db_time)) is not None
+            values for s in settlements if (values := attempt_values(s, now, encode)) is not None
         ]
 
         # Fenced as on PostgreSQL: only rows still pending and claimed by this owner.

@@ -20,5 +20,5 @@ CREATE TABLE delivery_attempts (
 );
 -- One row's attempts in order, and its latest one (`deliveries list`).
 CREATE INDEX delivery_attempts_row ON delivery_attempts (outbox_id, id);
--- Retention prunes by age.
-CREATE INDEX delivery_attempts_started ON delivery_attempts (started_at);
+-- No index on started_at: every index costs each of the many inserts on the outbox's hot path,
+-- and retention prunes the oldest ids first (attempts are written in time order).
