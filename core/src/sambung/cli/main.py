@@ -20,6 +20,7 @@ from sambung.models import RecordKind
 from sambung.store import display_url, open_store
 
 from .backup import add_backup_commands
+from .deliveries import add_deliveries_command, attempts_table
 from .importcmd import add_import_command
 from .init import add_init_command
 from .loading import Commands, UsageError, check_outlet, load, plugin_registry
@@ -101,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("--limit", type=int, default=20)
     records.add_argument("--json", action="store_true", help="one JSON record per line")
     _add_delivery_commands(commands)
+    add_deliveries_command(commands)
     _add_store_commands(commands)
     add_import_command(commands)
     add_init_command(commands)
@@ -484,8 +486,11 @@ def _dlq(args: argparse.Namespace) -> int:
                     print(f"no dead letter #{args.id}", file=sys.stderr)
                     return 1
                 for key, value in shown.items():
-                    if key != "payload":
+                    if key not in ("payload", "delivery_attempts"):
                         print(f"{key}: {value}")
+                if "delivery_attempts" in shown:
+                    print("delivery attempts:")
+                    print(attempts_table(await store.list_delivery_attempts(shown["outbox_id"])))
                 print("payload:")
                 print(shown.get("payload") or "(none)")
                 return 0
