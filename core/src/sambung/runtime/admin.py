@@ -81,7 +81,12 @@ def admin_app(daemon: AdminHost, token: str) -> web.Application:
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/api/v1/status", status_endpoint)
     app.router.add_get("/api/v1/loops", loops_endpoint)
-    add_dead_letter_routes(app, DeadLetters(daemon.store, daemon.loaded, clock=daemon.clock))
+    add_dead_letter_routes(
+        app,
+        DeadLetters(
+            daemon.store, daemon.loaded, clock=daemon.clock, live=lambda: daemon.dispatcher.status()
+        ),
+    )
     add_delivery_routes(app, DeliveryAttempts(daemon.store))
     add_upload_route(app, daemon)
     add_connect_route(app, daemon.credentials, lambda: daemon.loaded)

@@ -384,6 +384,9 @@ class DeadLetterQuery:
     since: datetime | None = None
     status: str | None = "open"
     limit: int = 100
+    # The sink a delivery entry was bound for, and the entry's error class.
+    sink: str | None = None
+    error_type: str | None = None
 
 
 @dataclass(frozen=True)

@@ -378,6 +378,8 @@ class SqlStore(Store):
                 "d.outlet": query.outlet,
                 "d.connector": query.connector,
                 "d.status": query.status,
+                "o.sink": query.sink,
+                "d.error_type": query.error_type,
             }
         )
         if query.since is not None:
