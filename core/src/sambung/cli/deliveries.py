@@ -16,6 +16,7 @@ from sambung.delivery.attempts import (
     DeliveryStatus,
     describe_delivery,
 )
+from sambung.delivery.redrive import RedriveGroup, ReplayTally
 from sambung.store import DeliveryAttempt, DeliveryRow, open_store
 
 from .loading import Commands, check_outlet, load
@@ -165,3 +166,51 @@ def _cell(text: str) -> str:
 
 def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S}Z" if value is not None else "-"
+
+
+def print_groups(groups: Sequence[RedriveGroup], as_json: bool, *, dry_run: bool = False) -> None:
+    """`dlq list --group` and `dlq replay --dry-run`: a table of groups, then what a replay of
+    each would do now."""
+    from sambung.runtime.status import table
+
+    if as_json:
+        for group in groups:
+            print(json.dumps(group.describe()))
+        return
+    if not groups:
+        print("no open dead letters match")
+        return
+    lines: list[tuple[str, ...]] = [
+        ("GROUP", "STAGE", "CONNECTOR/SINK", "ERROR TYPE", "ENTRIES", "OUTLETS", "NEWEST")
+    ]
+    lines.extend(
+        (
+            str(n),
+            group.stage,
+            group.target,
+            group.error_type,
+            str(len(group.plans)),
+            ",".join(group.outlets),
+            _when(group.newest),
+        )
+        for n, group in enumerate(groups, 1)
+    )
+    print(table(lines))
+    print()
+    print("a replay now would:" if not dry_run else "dry run, nothing changed; a replay now would:")
+    for n, group in enumerate(groups, 1):
+        print(f"  {n}. {group.summary()}")
+
+
+def tally_table(tallies: Sequence[ReplayTally]) -> str:
+    """What a real replay did, per group."""
+    from sambung.runtime.status import table
+
+    lines: list[tuple[str, ...]] = [("STAGE", "CONNECTOR/SINK", "ERROR TYPE", "RESULT")]
+    for counted in tallies:
+        results = ", ".join(
+            f"{count} {result}" for result, count in sorted(counted.results.items())
+        )
+        detail = f" ({_cell(counted.detail)})" if counted.detail else ""
+        lines.append((counted.stage, counted.target, counted.error_type, results + detail))
+    return table(lines)

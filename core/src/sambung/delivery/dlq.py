@@ -194,7 +194,6 @@ class DeadLetters:
         a replay would, and write nothing: what a replay commits, or why it still fails."""
         if entry.raw_event_id is None or entry.stage not in ("ingest", "row"):
             return Remapped("unsupported", f"replay of {entry.stage} entries is not available")
-        raw = None
         if entry.stage == "ingest":
             connector: Connector[ConnectorSettings] | None = self._connector(
                 entry.outlet, entry.connector
@@ -212,7 +211,8 @@ class DeadLetters:
         raw = await self.store.get_raw_event(entry.raw_event_id)
         if raw is None:
             return Remapped("not_found", "the raw event is gone")
-        if isinstance(connector, WebhookConnector):
+        if entry.stage == "ingest":  # by the stage: one connector class may have both modes
+            assert isinstance(connector, WebhookConnector)
             headers = CIMultiDictProxy(CIMultiDict({"Content-Type": raw.content_type or ""}))
             # Already authenticated when it arrived; this is our own stored copy: no verify().
             try:
