@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sambung import metrics
 from sambung.auth.connect import add_connect_route
 from sambung.auth.credentials import CredentialService
+from sambung.delivery.attempts import DeliveryAttempts, add_delivery_routes
 from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
 from sambung.delivery.outbox import Dispatcher
 from sambung.errors import StoreUnavailable
@@ -80,7 +81,13 @@ def admin_app(daemon: AdminHost, token: str) -> web.Application:
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/api/v1/status", status_endpoint)
     app.router.add_get("/api/v1/loops", loops_endpoint)
-    add_dead_letter_routes(app, DeadLetters(daemon.store, daemon.loaded, clock=daemon.clock))
+    add_dead_letter_routes(
+        app,
+        DeadLetters(
+            daemon.store, daemon.loaded, clock=daemon.clock, live=lambda: daemon.dispatcher.status()
+        ),
+    )
+    add_delivery_routes(app, DeliveryAttempts(daemon.store))
     add_upload_route(app, daemon)
     add_connect_route(app, daemon.credentials, lambda: daemon.loaded)
     return app

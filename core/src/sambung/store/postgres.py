@@ -47,6 +47,7 @@ from .queries import (
     DEAD_LETTERS,
     DUE_OUTBOX,
     INSERT_DEAD_LETTER,
+    attempt_values,
     claimed_row,
     dead_letter,
     dead_letter_values,
@@ -535,8 +536,13 @@ class PostgresStore(SqlStore):
             for s in settlements
             if s.status == "dead"
         ]
+        attempts = [
+            values for s in settlements if (values := attempt_values(s, now, _same)) is not None
+        ]
 
         async def settle(conn: Conn) -> list[DeadLetter]:
+            if attempts:  # every attempt made is kept, fenced or not: it was sent all the same
+                await conn.execute(_INSERT_ATTEMPTS, *_columns(attempts, 13))
             # Fenced: only rows still pending and claimed by this owner. A claim that passed on
             # belongs to its new holder, who delivers (same webhook-id) and settles it.
             if delivered:
@@ -594,6 +600,16 @@ class PostgresStore(SqlStore):
             return [dead_letter(row, _same) for row in rows]
 
         return await self._run(settle, transaction=True)
+
+
+# Every attempt of a settled batch in one statement: one round trip, as the settle's updates.
+_INSERT_ATTEMPTS = (
+    "INSERT INTO delivery_attempts (outbox_id, sink, record_id, revision, attempt, started_at,"
+    " latency_ms, outcome, http_status, error_type, error, response, next_attempt_at)"
+    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::int[],"
+    " $6::timestamptz[], $7::int[], $8::text[], $9::int[], $10::text[], $11::text[],"
+    " $12::text[], $13::timestamptz[])"
+)
 
 
 class _PoolTx:

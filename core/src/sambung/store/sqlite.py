@@ -35,7 +35,9 @@ from .plan import PlannedRow, fence_group, furthest_cursors, leases_of, plan_gro
 from .queries import (
     DEAD_LETTERS,
     DUE_OUTBOX,
+    INSERT_ATTEMPT,
     INSERT_DEAD_LETTER,
+    attempt_values,
     claimed_row,
     dead_letter,
     dead_letter_values,
@@ -529,11 +531,18 @@ class SqliteStore(SqlStore):
             if s.status == "pending"
         ]
         dead = [s for s in settlements if s.status == "dead"]
+        # One batch's attempts share few start times (a chunk's): encode each once.
+        encode = lru_cache(maxsize=256)(to_db_time)
+        attempts = [
+            values for s in settlements if (values := attempt_values(s, now, encode)) is not None
+        ]
 
         # Fenced as on PostgreSQL: only rows still pending and claimed by this owner.
         mine = " AND status = 'pending' AND claimed_by = ?"
 
         def settle(conn: sqlite3.Connection) -> list[DeadLetter]:
+            # Every attempt made is kept, fenced or not: it was sent all the same.
+            conn.executemany(INSERT_ATTEMPT, attempts)
             conn.executemany(
                 "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
                 " delivered_at = ?, last_error = NULL, claimed_until = NULL, claimed_by = NULL"
