@@ -21,6 +21,8 @@ from sambung.auth.credentials import CredentialService
 from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
 from sambung.delivery.outbox import Dispatcher
 from sambung.errors import StoreUnavailable
+from sambung.intake.backfill import BackfillService, add_backfill_routes
+from sambung.intake.cursors import CursorService, add_cursor_routes
 from sambung.intake.upload import UploadHost, add_upload_route
 from sambung.redaction import secrets
 from sambung.store import Store
@@ -44,6 +46,10 @@ class AdminHost(UploadHost, Protocol):
     def replica(self) -> Replica: ...
     @property
     def credentials(self) -> CredentialService: ...
+    @property
+    def backfills(self) -> BackfillService: ...
+    @property
+    def cursors(self) -> CursorService: ...
 
 
 DAEMON_KEY: web.AppKey[AdminHost] = web.AppKey("daemon")
@@ -83,6 +89,8 @@ def admin_app(daemon: AdminHost, token: str) -> web.Application:
     add_dead_letter_routes(app, DeadLetters(daemon.store, daemon.loaded, clock=daemon.clock))
     add_upload_route(app, daemon)
     add_connect_route(app, daemon.credentials, lambda: daemon.loaded)
+    add_backfill_routes(app, daemon.backfills)
+    add_cursor_routes(app, daemon.cursors)
     return app
 
 
