@@ -23,6 +23,7 @@ from .backup import add_backup_commands
 from .importcmd import add_import_command
 from .init import add_init_command
 from .loading import Commands, UsageError, check_outlet, load, plugin_registry
+from .operate import add_operate_commands, status_backfills
 
 EXIT_CONFIG = 2
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, which Python ignores
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     add_init_command(commands)
     add_backup_commands(commands, load)
     _add_credential_commands(commands)
+    add_operate_commands(commands)
     status = command(
         "status", "Print the state of every connection and every sink.", _status, need_env=False
     )
@@ -615,3 +617,4 @@ async def _status_leases(loaded: LoadedConfig, store: Any, args: argparse.Namesp
 
 
 STATUS_SECTIONS.append(_status_leases)
+STATUS_SECTIONS.append(status_backfills)

@@ -210,6 +210,17 @@ class BackfillService:
         return found is None or found.state is BackfillState.CANCELLED
 
 
+# How many finished backfills status shows beside the running ones.
+RECENT = 5
+
+
+async def backfill_status(store: BackfillStore) -> list[dict[str, Any]]:
+    """The backfills `status` shows: every queued or running one, then the latest finished."""
+    active = await store.list_backfills(active=True)
+    recent = [t for t in await store.list_backfills(limit=len(active) + RECENT) if not t.active]
+    return [describe(task) for task in [*active, *recent[:RECENT]]]
+
+
 def describe(task: Backfill) -> dict[str, Any]:
     """A task as the admin API and `sambung backfill` show it."""
     return {

@@ -21,7 +21,7 @@ from sambung.auth.credentials import CredentialService
 from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
 from sambung.delivery.outbox import Dispatcher
 from sambung.errors import StoreUnavailable
-from sambung.intake.backfill import BackfillService, add_backfill_routes
+from sambung.intake.backfill import BackfillService, add_backfill_routes, backfill_status
 from sambung.intake.cursors import CursorService, add_cursor_routes
 from sambung.intake.upload import UploadHost, add_upload_route
 from sambung.redaction import secrets
@@ -141,5 +141,6 @@ async def status_endpoint(request: web.Request) -> web.Response:
         "loop_problems": loop_status(daemon.loops),
         "replica": daemon.replica.id,
         "leases": await lease_status(daemon.store, now),
+        "backfills": await backfill_status(daemon.store),
     }
     return web.json_response(body)
