@@ -24,6 +24,7 @@ from .deliveries import add_deliveries_command, attempts_table, print_groups, ta
 from .importcmd import add_import_command
 from .init import add_init_command
 from .loading import Commands, UsageError, check_outlet, load, plugin_registry
+from .operate import add_operate_commands, status_backfills
 
 EXIT_CONFIG = 2
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, which Python ignores
@@ -108,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     add_init_command(commands)
     add_backup_commands(commands, load)
     _add_credential_commands(commands)
+    add_operate_commands(commands)
     status = command(
         "status", "Print the state of every connection and every sink.", _status, need_env=False
     )
@@ -654,3 +656,4 @@ async def _status_leases(loaded: LoadedConfig, store: Any, args: argparse.Namesp
 
 
 STATUS_SECTIONS.append(_status_leases)
+STATUS_SECTIONS.append(status_backfills)

@@ -22,6 +22,8 @@ from sambung.delivery.attempts import DeliveryAttempts, add_delivery_routes
 from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
 from sambung.delivery.outbox import Dispatcher
 from sambung.errors import StoreUnavailable
+from sambung.intake.backfill import BackfillService, add_backfill_routes, backfill_status
+from sambung.intake.cursors import CursorService, add_cursor_routes
 from sambung.intake.upload import UploadHost, add_upload_route
 from sambung.redaction import secrets
 from sambung.store import Store
@@ -45,6 +47,10 @@ class AdminHost(UploadHost, Protocol):
     def replica(self) -> Replica: ...
     @property
     def credentials(self) -> CredentialService: ...
+    @property
+    def backfills(self) -> BackfillService: ...
+    @property
+    def cursors(self) -> CursorService: ...
 
 
 DAEMON_KEY: web.AppKey[AdminHost] = web.AppKey("daemon")
@@ -90,6 +96,8 @@ def admin_app(daemon: AdminHost, token: str) -> web.Application:
     add_delivery_routes(app, DeliveryAttempts(daemon.store))
     add_upload_route(app, daemon)
     add_connect_route(app, daemon.credentials, lambda: daemon.loaded)
+    add_backfill_routes(app, daemon.backfills)
+    add_cursor_routes(app, daemon.cursors)
     return app
 
 
@@ -140,5 +148,6 @@ async def status_endpoint(request: web.Request) -> web.Response:
         "loop_problems": loop_status(daemon.loops),
         "replica": daemon.replica.id,
         "leases": await lease_status(daemon.store, now),
+        "backfills": await backfill_status(daemon.store),
     }
     return web.json_response(body)

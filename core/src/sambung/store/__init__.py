@@ -9,11 +9,18 @@ commits a raw event, its records, their outbox rows, a dead letter and a cursor 
 from __future__ import annotations
 
 from .base import (
+    Backfill,
+    BackfillProgress,
+    BackfillState,
+    BackfillStore,
     ConnectionState,
     ConnectionStatus,
     ConnectionStore,
     CredentialInfo,
     CredentialStore,
+    CursorChange,
+    CursorState,
+    CursorStore,
     CursorUpdate,
     DeadLetter,
     DeadLetterIn,
@@ -48,11 +55,18 @@ from .base import (
 from .factory import display_url, open_store
 
 __all__ = [
+    "Backfill",
+    "BackfillProgress",
+    "BackfillState",
+    "BackfillStore",
     "ConnectionState",
     "ConnectionStatus",
     "ConnectionStore",
     "CredentialInfo",
     "CredentialStore",
+    "CursorChange",
+    "CursorState",
+    "CursorStore",
     "CursorUpdate",
     "DeadLetter",
     "DeadLetterIn",

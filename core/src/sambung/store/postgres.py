@@ -42,7 +42,17 @@ from .base import ClaimedRow, DeadLetter, IngestRequest, IngestResult, LeaseHold
 from .dialect import POSTGRES, numbered
 from .migrations import check_known
 from .migrations import postgres_migrations as migrations
-from .plan import Key, PlannedRow, RawKey, fence_group, furthest_cursors, leases_of, plan_group
+from .plan import (
+    BACKFILL_PROGRESS,
+    Key,
+    PlannedRow,
+    RawKey,
+    backfill_progress,
+    fence_group,
+    furthest_cursors,
+    leases_of,
+    plan_group,
+)
 from .queries import (
     DEAD_LETTERS,
     DUE_OUTBOX,
@@ -398,15 +408,25 @@ class PostgresStore(SqlStore):
                 if dead_letter_id is not None:
                     results[index] = replace(results[index], dead_letter_id=dead_letter_id)
         if cursors := furthest_cursors(requests):
+            # The generation is compared in ON CONFLICT's WHERE, which PostgreSQL evaluates on
+            # the row as a concurrent operator change (`change_cursor`) left it.
             await conn.execute(
-                "INSERT INTO cursors AS c (outlet, connector, value, updated_at)"
-                " SELECT *, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[])"
+                "INSERT INTO cursors AS c (outlet, connector, value, moved_by, generation,"
+                " updated_at) SELECT *, $6::timestamptz FROM unnest($1::text[], $2::text[],"
+                " $3::text[], $4::text[], $5::bigint[])"
                 " ON CONFLICT (outlet, connector) DO UPDATE"
-                " SET value = excluded.value, updated_at = excluded.updated_at"
-                " WHERE excluded.value > c.value",
-                *_columns([(*key, value) for key, value in cursors.items()], 3),
+                " SET value = excluded.value, updated_at = excluded.updated_at,"
+                " moved_by = excluded.moved_by"
+                " WHERE (c.value IS NULL OR excluded.value > c.value)"
+                " AND c.generation = excluded.generation",
+                *_columns(
+                    [(c.outlet, c.connector, c.value, c.moved_by, c.generation) for c in cursors],
+                    5,
+                ),
                 now,
             )
+        for progress in backfill_progress(requests, results, now):
+            await conn.execute(numbered(BACKFILL_PROGRESS), *progress)
         return results
 
     @staticmethod

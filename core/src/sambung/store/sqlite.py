@@ -31,7 +31,15 @@ from .base import ClaimedRow, DeadLetter, IngestRequest, IngestResult, LeaseHold
 from .dialect import SQLITE, from_db_time, to_db_time
 from .migrations import check_known
 from .migrations import sqlite_migrations as migrations
-from .plan import PlannedRow, fence_group, furthest_cursors, leases_of, plan_group
+from .plan import (
+    BACKFILL_PROGRESS,
+    PlannedRow,
+    backfill_progress,
+    fence_group,
+    furthest_cursors,
+    leases_of,
+    plan_group,
+)
 from .queries import (
     DEAD_LETTERS,
     DUE_OUTBOX,
@@ -382,12 +390,18 @@ class SqliteStore(SqlStore):
                 if (found := conn.execute(INSERT_DEAD_LETTER, values).fetchone()) is not None:
                     results[index] = replace(results[index], dead_letter_id=found[0])
         conn.executemany(
-            "INSERT INTO cursors (outlet, connector, value, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (outlet, connector) DO UPDATE"
-            " SET value = excluded.value, updated_at = excluded.updated_at"
-            " WHERE excluded.value > cursors.value",
-            [(*key, value, now) for key, value in furthest_cursors(requests).items()],
+            "INSERT INTO cursors (outlet, connector, value, updated_at, moved_by, generation)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (outlet, connector) DO UPDATE"
+            " SET value = excluded.value, updated_at = excluded.updated_at,"
+            " moved_by = excluded.moved_by"
+            " WHERE (cursors.value IS NULL OR excluded.value > cursors.value)"
+            " AND cursors.generation = excluded.generation",
+            [
+                (c.outlet, c.connector, c.value, now, c.moved_by, c.generation)
+                for c in furthest_cursors(requests)
+            ],
         )
+        conn.executemany(BACKFILL_PROGRESS, backfill_progress(requests, results, now))
         return results
 
     @staticmethod
