@@ -35,8 +35,13 @@ CONFIG_COMMANDS: list[list[str]] = [
     ["dlq", "show", "1"],
     ["dlq", "replay", "1"],
     ["dlq", "discard", "1"],
+    ["backfill", "kemang", "qasir", "--since", "2026-11-20"],
+    ["backfill", "list"],
+    ["cursor", "show"],
+    ["cursor", "set", "kemang", "qasir", "2026-11-20"],
+    ["cursor", "reset", "kemang", "qasir"],
 ]
-ACTIONS = {"credentials", "dlq"}
+ACTIONS = {"credentials", "dlq", "cursor"}
 
 
 @pytest.fixture(autouse=True)

@@ -187,6 +187,20 @@ class CredentialSettings(_Strict):
     key_file: str | None = None
 
 
+class AttemptsRetention(_Strict):
+    """How long kept delivery attempts live (`delivery_attempts`)."""
+
+    # Attempts older than this are pruned, whatever their row's status; a delivered row's
+    # attempts also go when the row itself is pruned (its sink's `retention_hours`).
+    days: float = Field(14.0, ge=0)
+
+
+class DeliverySettings(_Strict):
+    """What core keeps about deliveries beyond the outbox rows."""
+
+    attempts_retention: AttemptsRetention = AttemptsRetention()
+
+
 class SinkConfig(BaseModel):
     """A named destination: its type, what it receives, and its own settings."""
 
@@ -236,6 +250,7 @@ class Config(_Strict):
     outlets: list[OutletConfig] = Field(min_length=1)
     sinks: dict[str, SinkConfig] = Field(default_factory=dict)
     summaries: SummarySettings = SummarySettings()
+    delivery: DeliverySettings = DeliverySettings()
 
     @model_validator(mode="after")
     def _references(self) -> Config:

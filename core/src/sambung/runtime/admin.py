@@ -19,9 +19,12 @@ from sambung import metrics
 from sambung.auth.connect import add_connect_route
 from sambung.auth.credentials import CredentialService
 from sambung.console.app import add_console, is_console_path
+from sambung.delivery.attempts import DeliveryAttempts, add_delivery_routes
 from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
 from sambung.delivery.outbox import Dispatcher
 from sambung.errors import StoreUnavailable
+from sambung.intake.backfill import BackfillService, add_backfill_routes, backfill_status
+from sambung.intake.cursors import CursorService, add_cursor_routes
 from sambung.intake.upload import UploadHost, add_upload_route
 from sambung.redaction import secrets
 from sambung.store import Store
@@ -45,6 +48,10 @@ class AdminHost(UploadHost, Protocol):
     def replica(self) -> Replica: ...
     @property
     def credentials(self) -> CredentialService: ...
+    @property
+    def backfills(self) -> BackfillService: ...
+    @property
+    def cursors(self) -> CursorService: ...
 
 
 DAEMON_KEY: web.AppKey[AdminHost] = web.AppKey("daemon")
@@ -84,9 +91,17 @@ def admin_app(daemon: AdminHost, token: str) -> web.Application:
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/api/v1/status", status_endpoint)
     app.router.add_get("/api/v1/loops", loops_endpoint)
-    add_dead_letter_routes(app, DeadLetters(daemon.store, daemon.loaded, clock=daemon.clock))
+    add_dead_letter_routes(
+        app,
+        DeadLetters(
+            daemon.store, daemon.loaded, clock=daemon.clock, live=lambda: daemon.dispatcher.status()
+        ),
+    )
+    add_delivery_routes(app, DeliveryAttempts(daemon.store))
     add_upload_route(app, daemon)
     add_connect_route(app, daemon.credentials, lambda: daemon.loaded)
+    add_backfill_routes(app, daemon.backfills)
+    add_cursor_routes(app, daemon.cursors)
     add_console(app, daemon, token)
     return app
 
@@ -138,5 +153,6 @@ async def status_endpoint(request: web.Request) -> web.Response:
         "loop_problems": loop_status(daemon.loops),
         "replica": daemon.replica.id,
         "leases": await lease_status(daemon.store, now),
+        "backfills": await backfill_status(daemon.store),
     }
     return web.json_response(body)
