@@ -16,8 +16,10 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -74,7 +76,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
                     "name": "Kopi Senja Kemang",
                     "timezone": "Asia/Jakarta",
                     "connectors": {
-                        "pawoon": {"mode": "webhook", "webhook_secret": "console-pawoon-secret"}
+                        "pawoon": {"mode": "webhook", "webhook_secret": "console-pawoon-secret"},
+                        # On this machine: the simulator serves a fake Qasir there.
+                        "qasir": {
+                            "mode": "poll",
+                            "api_key": "console-qasir-key",
+                            "base_url": f"http://127.0.0.1:{free_port()}/v1",
+                            "interval": "15s",
+                        },
                     },
                 },
                 {
@@ -215,12 +224,19 @@ def test_dry_run_then_replay_dead_letters(context: BrowserContext, demo: Demo) -
     page.set_viewport_size(DESKTOP)
     ids = [letters.nth(i).get_attribute("data-id") for i in range(letters.count())]
 
+    # One entry, with each attempt and the receiver's answer.
+    page.goto(f"{demo.admin}/console/dead-letters/{ids[0]}")
+    expect(page.locator("#attempts")).to_contain_text("account 4-1000 is closed")
+    expect(page.locator("#attempts")).to_contain_text("400")
+    page.go_back()
+
     demo.ledger.default = Answer(204)  # the ledger's account was fixed
     page.check('input[data-all="id"]')
     page.click("#dry-run")
-    plan = page.locator("#plan tbody tr")
+    plan = page.locator("table.plan tbody tr")
     expect(plan).to_have_count(len(ids))
-    expect(plan.first).to_contain_text("deliver again to sink ledger")
+    expect(plan.first).to_contain_text("would_requeue")
+    assert page.locator("#letters").count() == 0  # a page of its own, nothing replayed yet
     shot(page, "dry-run")
     page.click("#replay")
     expect(page.locator(".notice")).to_contain_text("requeued")
@@ -228,8 +244,35 @@ def test_dry_run_then_replay_dead_letters(context: BrowserContext, demo: Demo) -
     for entry in ids:
         expect(page.locator(f'#letters tr[data-id="{entry}"]')).to_have_count(0)
     page.goto(demo.admin + "/console/sinks/ledger")
-    until(page, lambda: "delivered" in page.inner_text("main"))
+    until(page, lambda: "delivered" in page.inner_text("#recent"))
     shot(page, "sink")
+
+
+def test_a_backfill_runs_to_its_end_and_the_cursor_moves_after_a_confirmation(
+    context: BrowserContext, demo: Demo
+) -> None:
+    page = context.new_page()
+    path = "/console/connections/kemang/qasir"
+    sign_in(page, demo, path)
+    today = datetime.now(ZoneInfo("Asia/Jakarta")).date()
+    page.fill("#backfill-since", (today - timedelta(days=2)).isoformat())
+    page.click("#backfill")
+    expect(page.locator(".notice")).to_contain_text("queued")
+    task = page.locator("#backfill-tasks tbody tr").first
+    until(page, lambda: task.get_attribute("data-state") == "done", seconds=60)
+    expect(task).to_contain_text("100%")
+    shot(page, "backfill")
+
+    page.goto(demo.admin + path)
+    before = page.inner_text("#cursor")
+    page.fill("#cursor-value", (today - timedelta(days=1)).isoformat())
+    page.click("#move-cursor")
+    expect(page.locator("#cursor-after")).to_have_text((today - timedelta(days=1)).isoformat())
+    assert page.inner_text("#cursor-before") == before  # nothing moved before the confirmation
+    page.click("#confirm-cursor")
+    expect(page.locator(".notice")).to_contain_text("cursor moved")
+    expect(page.locator("#cursor-history tbody tr").first).to_contain_text("operator:console")
+    shot(page, "cursor")
 
 
 def test_signed_out_the_console_refuses(context: BrowserContext, demo: Demo) -> None:

@@ -24,8 +24,10 @@ from pydantic import ValidationError
 from sambung import __version__
 from sambung.auth.connect import start_connect
 from sambung.auth.oauth import SINK_OUTLET
-from sambung.delivery.dlq import DeadLetterFilter, DeadLetters
-from sambung.errors import ConfigError
+from sambung.delivery.attempts import DeliveryAttempts
+from sambung.delivery.dlq import DeadLetterFilter
+from sambung.delivery.redrive import group_key
+from sambung.errors import ConfigError, NotPolled, UnknownConnection
 from sambung.intake.upload import upload_csv
 from sambung.runtime.status import age, loop_status
 from sambung.store import RecordQuery
@@ -49,6 +51,8 @@ PREFIX = "/console"
 STATIC = files("sambung.console") / "static"
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".txt": "text/plain"}
 # Pages may load only what the daemon itself serves: no CDN, nothing inline.
+# The verdicts of a dry run that a replay acts on (the others would change nothing now).
+REPLAYABLE = ("would_replay", "would_requeue")
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
@@ -86,6 +90,7 @@ def add_console(app: web.Application, host: views.ConsoleHost, token: str) -> No
         undefined=jinja2.StrictUndefined,
     )
     environment.filters.update(money=money, age=age, pretty=pretty)
+    environment.globals.update(progress=views.backfill_progress)
     get, post = app.router.add_get, app.router.add_post
     get("/", guarded(overview))
     get(PREFIX + "/signin", signin_form)
@@ -95,9 +100,12 @@ def add_console(app: web.Application, host: views.ConsoleHost, token: str) -> No
     get(PREFIX + "/static/{name}", static)
     get(PREFIX + "/connections/{outlet}/{connector}", guarded(connection))
     post(PREFIX + "/connections/{outlet}/{connector}/connect", guarded(connect_connection))
+    post(PREFIX + "/connections/{outlet}/{connector}/backfill", guarded(backfill))
+    post(PREFIX + "/connections/{outlet}/{connector}/cursor", guarded(move_cursor))
     get(PREFIX + "/sinks/{sink}", guarded(sink))
     post(PREFIX + "/sinks/{sink}/resume", guarded(resume_sink))
     post(PREFIX + "/sinks/{sink}/connect", guarded(connect_sink))
+    get(PREFIX + "/deliveries/{id:\\d+}", guarded(delivery))
     get(PREFIX + "/dead-letters", guarded(dead_letters))
     get(PREFIX + "/dead-letters/{id:\\d+}", guarded(dead_letter))
     post(PREFIX + "/dead-letters/dry-run", guarded(dry_run))
@@ -281,7 +289,9 @@ async def connection(request: web.Request, session: Session) -> web.StreamRespon
     if found is None:
         return _render(request, "missing.html", session, status=404)
     data = await views.connection_page(host, found)
-    return _render(request, "connection.html", session, **data)
+    # While a backfill runs the page follows it by itself.
+    active = any(task.active for task in data["backfills"])
+    return _render(request, "connection.html", session, refresh=active, **data)
 
 
 async def _connect(request: web.Request, outlet: str, name: str, back: str) -> web.StreamResponse:
@@ -300,12 +310,66 @@ async def connect_connection(request: web.Request, _session: Session) -> web.Str
     return await _connect(request, outlet, name, f"{PREFIX}/connections/{outlet}/{name}")
 
 
+async def backfill(request: web.Request, _session: Session) -> web.StreamResponse:
+    """Queue a backfill of a window (the outlet's local days, or ISO datetimes)."""
+    host = request.app[CONSOLE_KEY].host
+    outlet, name = request.match_info["outlet"], request.match_info["connector"]
+    form = await request.post()
+    since, until = str(form.get("since", "")).strip(), str(form.get("until", "")).strip()
+    back = f"{PREFIX}/connections/{outlet}/{name}"
+    try:
+        task = await host.backfills.request_text(outlet, name, since, until or None, "console")
+    except (UnknownConnection, NotPolled, ValueError) as err:
+        raise _back(back, str(err)) from None
+    raise _back(back, f"backfill #{task.id} queued")
+
+
+async def move_cursor(request: web.Request, session: Session) -> web.StreamResponse:
+    """Move (or reset) a poll cursor: first a page to confirm it on, then the move itself."""
+    host = request.app[CONSOLE_KEY].host
+    outlet, name = request.match_info["outlet"], request.match_info["connector"]
+    form = await request.post()
+    value, reset = str(form.get("value", "")).strip(), form.get("reset") == "1"
+    reason = str(form.get("reason", "")).strip() or None
+    back = f"{PREFIX}/connections/{outlet}/{name}"
+    if form.get("confirm") != "1":
+        current = await host.store.get_cursor(outlet, name)
+        return _render(
+            request,
+            "cursor_confirm.html",
+            session,
+            outlet=outlet,
+            connector=name,
+            current=current,
+            value=value,
+            reset=reset,
+            reason=reason or "",
+        )
+    try:
+        if reset:
+            change = await host.cursors.reset(outlet, name, "console", reason)
+        else:
+            change = await host.cursors.set(outlet, name, value, "console", reason)
+    except (UnknownConnection, NotPolled, ValueError) as err:
+        raise _back(back, str(err)) from None
+    raise _back(back, f"cursor moved: {change.before or '-'} -> {change.after or '-'}")
+
+
 async def sink(request: web.Request, session: Session) -> web.StreamResponse:
     """One sink."""
     data = await views.sink_page(request.app[CONSOLE_KEY].host, request.match_info["sink"])
     if data is None:
         return _render(request, "missing.html", session, status=404)
     return _render(request, "sink.html", session, **data)
+
+
+async def delivery(request: web.Request, session: Session) -> web.StreamResponse:
+    """One outbox row with every attempt kept of it and the receiver's answers."""
+    host = request.app[CONSOLE_KEY].host
+    shown = await DeliveryAttempts(host.store).show(int(request.match_info["id"]))
+    if shown is None:
+        return _render(request, "missing.html", session, status=404)
+    return _render(request, "delivery.html", session, row=shown)
 
 
 async def resume_sink(request: web.Request, _session: Session) -> web.StreamResponse:
@@ -340,11 +404,15 @@ async def dead_letters(request: web.Request, session: Session) -> web.StreamResp
     error_type = request.query.get("error_type") or None
     if error_type:
         data["entries"] = [e for e in data["entries"] if e.error_type == error_type]
+    target = request.query.get("target") or None
+    if target:
+        data["entries"] = [e for e in data["entries"] if group_key(e)[1] == target]
     return _render(
         request,
         "dead_letters.html",
         session,
         error_type=error_type,
+        target=target,
         outlets=[o.id for o in host.loaded.config.outlets],
         **data,
     )
@@ -353,8 +421,7 @@ async def dead_letters(request: web.Request, session: Session) -> web.StreamResp
 async def dead_letter(request: web.Request, session: Session) -> web.StreamResponse:
     """One dead letter with its payload and attempts."""
     host = request.app[CONSOLE_KEY].host
-    service = DeadLetters(host.store, host.loaded, clock=host.clock)
-    shown = await service.show(int(request.match_info["id"]))
+    shown = await views.dead_letter_service(host).show(int(request.match_info["id"]))
     if shown is None:
         return _render(request, "missing.html", session, status=404)
     return _render(request, "dead_letter.html", session, entry=shown)
@@ -366,32 +433,27 @@ async def _ids(request: web.Request) -> list[int]:
 
 
 async def dry_run(request: web.Request, session: Session) -> web.StreamResponse:
-    """What replaying the chosen entries would do, nothing changed yet; then replay."""
-    host = request.app[CONSOLE_KEY].host
-    entries = [
-        entry
-        for entry in [await host.store.get_dead_letter(i) for i in await _ids(request)]
-        if entry is not None
-    ]
-    plan = views.redrive_plan(host.loaded, entries)
-    return _render(request, "dry_run.html", session, plan=plan)
+    """What replaying the chosen entries would do now, by group, nothing changed yet; then
+    replay those that would go."""
+    service = views.dead_letter_service(request.app[CONSOLE_KEY].host)
+    groups = await service.plan(await service.entries(await _ids(request)))
+    going = [p.id for g in groups for p in g.plans if p.verdict in REPLAYABLE]
+    return _render(request, "dry_run.html", session, groups=groups, going=going)
 
 
 async def replay(request: web.Request, _session: Session) -> web.StreamResponse:
-    """Replay the chosen entries; back to the list with what happened."""
-    host = request.app[CONSOLE_KEY].host
-    ids = await _ids(request)
-    outcomes = await DeadLetters(host.store, host.loaded, clock=host.clock).replay(ids)
-    log.info("console.replayed", ids=ids, results=[o.result for o in outcomes])
-    summary = ", ".join(f"#{o.id} {o.result}" for o in outcomes) or "nothing chosen"
+    """Replay the chosen entries group by group; back to the list with what happened."""
+    service = views.dead_letter_service(request.app[CONSOLE_KEY].host)
+    outcomes, _ = await service.replay_grouped(await service.entries(await _ids(request)))
+    log.info("console.replayed", results=[(o.id, o.result) for o in outcomes])
+    summary = ", ".join(f"#{o.id} {o.result}" for o in outcomes) or "nothing to replay"
     raise _back(f"{PREFIX}/dead-letters", summary)
 
 
 async def discard(request: web.Request, _session: Session) -> web.StreamResponse:
     """Discard the chosen entries (kept for audit, never replayed)."""
-    host = request.app[CONSOLE_KEY].host
     ids = await _ids(request)
-    outcomes = await DeadLetters(host.store, host.loaded, clock=host.clock).discard(ids)
+    outcomes = await views.dead_letter_service(request.app[CONSOLE_KEY].host).discard(ids)
     summary = ", ".join(f"#{o.id} {o.result}" for o in outcomes) or "nothing chosen"
     raise _back(f"{PREFIX}/dead-letters", summary)
 
