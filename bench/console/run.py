@@ -16,6 +16,7 @@ import re
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +31,7 @@ from sambung.plugins import load_plugins
 from sambung.runtime.admin import admin_app
 from sambung.runtime.daemon import Daemon
 from sambung.store import DeadLetterIn, IngestRequest, RawEvent, Store
-from sambung.store.base import OutboxSettlement
+from sambung.store.base import AttemptNote, OutboxSettlement
 
 TOKEN = "bench-console-admin-token-0123456789"
 ZONE = ZoneInfo("Asia/Jakarta")
@@ -98,22 +99,23 @@ async def seed(store: Store, now: datetime, days: int, per_day: int) -> dict[str
             break
         settlements = []
         for row in claimed:
+            note = AttemptNote(row.sink, row.record_id, row.revision, 1, now, latency_ms=42)
             if row.id % 50 == 0:
-                settlements.append(
-                    OutboxSettlement(row.id, "dead", "HTTP 422: unknown sku", "DeliveryRejected")
-                )
-            elif row.id % 20 == 0:
+                answer = replace(note, http_status=422, response='{"error": "unknown sku"}')
                 settlements.append(
                     OutboxSettlement(
-                        row.id,
-                        "pending",
-                        "HTTP 503: busy",
-                        "RetriableError",
-                        now + timedelta(days=1),
+                        row.id, "dead", "HTTP 422: unknown sku", "DeliveryRejected", None, answer
                     )
                 )
+            elif row.id % 20 == 0:
+                busy = replace(note, http_status=503, error_type="RetriableError", response="busy")
+                later = now + timedelta(days=1)
+                settlements.append(
+                    OutboxSettlement(row.id, "pending", "HTTP 503", "RetriableError", later, busy)
+                )
             else:
-                settlements.append(OutboxSettlement(row.id, "delivered"))
+                ok = replace(note, http_status=204)
+                settlements.append(OutboxSettlement(row.id, "delivered", attempt=ok))
         await store.settle_outbox(settlements, now=now)
         settled += len(settlements)
     return {"records": n, "settled": settled, **await store.counts()}
@@ -131,6 +133,7 @@ PAGES = (
     "/console/records?outlet=kemang&kind=transaction&business_date={today}",
     "/console/records?external_id=TRX-0000500",
     "/console/records/500",
+    "/console/deliveries/100",
     "/console/import",
     "/console/config",
 )

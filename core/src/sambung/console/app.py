@@ -8,6 +8,7 @@ through to the console's checks (`is_console_path`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -515,10 +516,18 @@ async def import_csv(request: web.Request, _session: Session) -> web.StreamRespo
     return await upload_csv(request)
 
 
+@functools.cache
+def installed_plugins() -> tuple[str, ...]:
+    """`sambung plugins`' lines, read once: plugins load when the process starts."""
+    from sambung.cli.loading import plugin_registry
+    from sambung.cli.report import plugins_report
+
+    return tuple(plugins_report(plugin_registry()))
+
+
 async def config(request: web.Request, session: Session) -> web.StreamResponse:
     """What `sambung check` says of the running config, and the plugins with their versions."""
-    from sambung.cli.loading import plugin_registry
-    from sambung.cli.report import check_report, plugins_report
+    from sambung.cli.report import check_report
 
     host = request.app[CONSOLE_KEY].host
     return _render(
@@ -526,5 +535,5 @@ async def config(request: web.Request, session: Session) -> web.StreamResponse:
         "config.html",
         session,
         check=check_report(host.loaded),
-        plugins=plugins_report(plugin_registry()),
+        plugins=installed_plugins(),
     )
