@@ -42,8 +42,23 @@ from .base import (
     StoreLifecycle,
 )
 from .factory import display_url, open_store
+from .monitoring import (
+    Alert,
+    AlertCondition,
+    AlertNotice,
+    AlertStore,
+    AlertTransition,
+    GapDay,
+    GapStore,
+    MonitoringStore,
+)
 
 __all__ = [
+    "Alert",
+    "AlertCondition",
+    "AlertNotice",
+    "AlertStore",
+    "AlertTransition",
     "ConnectionState",
     "ConnectionStatus",
     "ConnectionStore",
@@ -55,6 +70,8 @@ __all__ = [
     "DeadLetterQuery",
     "DeadLetterStore",
     "DeliveryStore",
+    "GapDay",
+    "GapStore",
     "ImportedFile",
     "IngestRequest",
     "IngestResult",
@@ -63,6 +80,7 @@ __all__ = [
     "Lease",
     "LeaseHold",
     "LeaseStore",
+    "MonitoringStore",
     "OAuthState",
     "OutboxRow",
     "OutboxStore",
