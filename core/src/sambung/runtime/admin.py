@@ -16,6 +16,7 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sambung import metrics
+from sambung.alerts.report import add_alert_routes, status_parts
 from sambung.auth.connect import add_connect_route
 from sambung.auth.credentials import CredentialService
 from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
@@ -83,6 +84,7 @@ def admin_app(daemon: AdminHost, token: str) -> web.Application:
     add_dead_letter_routes(app, DeadLetters(daemon.store, daemon.loaded, clock=daemon.clock))
     add_upload_route(app, daemon)
     add_connect_route(app, daemon.credentials, lambda: daemon.loaded)
+    add_alert_routes(app, daemon.store, lambda: daemon.loaded, daemon.clock)
     return app
 
 
@@ -133,5 +135,6 @@ async def status_endpoint(request: web.Request) -> web.Response:
         "loop_problems": loop_status(daemon.loops),
         "replica": daemon.replica.id,
         "leases": await lease_status(daemon.store, now),
+        **await status_parts(daemon.store, daemon.loaded, now),
     }
     return web.json_response(body)

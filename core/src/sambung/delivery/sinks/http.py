@@ -35,6 +35,20 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
+def check_whsec(value: SecretStr) -> SecretStr:
+    """`value` if it is a usable Standard Webhooks secret (`whsec_` and 24+ bytes of base64)."""
+    text = value.get_secret_value()
+    if not text.startswith(SECRET_PREFIX):
+        raise ValueError("must be a Standard Webhooks secret: whsec_ and base64")
+    try:
+        key = secret_key(text)
+    except ValueError:
+        raise ValueError("must be whsec_ followed by base64") from None
+    if len(key) < 24:
+        raise ValueError("must hold at least 24 random bytes")
+    return value
+
+
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a `Retry-After` header (seconds or an HTTP date); None if unusable."""
     if not value:
@@ -62,16 +76,7 @@ class HttpSettings(SinkSettings):
     @field_validator("secret")
     @classmethod
     def _whsec(cls, value: SecretStr) -> SecretStr:
-        text = value.get_secret_value()
-        if not text.startswith(SECRET_PREFIX):
-            raise ValueError("must be a Standard Webhooks secret: whsec_ and base64")
-        try:
-            key = secret_key(text)
-        except ValueError:
-            raise ValueError("must be whsec_ followed by base64") from None
-        if len(key) < 24:
-            raise ValueError("must hold at least 24 random bytes")
-        return value
+        return check_whsec(value)
 
 
 class HttpSink(Sink[HttpSettings]):
