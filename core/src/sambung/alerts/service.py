@@ -120,6 +120,7 @@ class AlertService:
         transitions = await self.store.apply_alert_conditions(
             ran, found, channels=sorted(self.channels), now=now
         )
+        log.debug("alerts.checked", rules=len(ran), found=len(found), transitions=len(transitions))
         for t in transitions:
             log.warning(
                 f"alert.{t.transition}",

@@ -19,6 +19,7 @@ from sambung.errors import ConfigError, ListenerUnavailable
 from sambung.models import RecordKind
 from sambung.store import display_url, open_store
 
+from .alerts import add_alert_commands, status_monitoring
 from .backup import add_backup_commands
 from .importcmd import add_import_command
 from .init import add_init_command
@@ -106,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     add_init_command(commands)
     add_backup_commands(commands, load)
     _add_credential_commands(commands)
+    add_alert_commands(commands)
     status = command(
         "status", "Print the state of every connection and every sink.", _status, need_env=False
     )
@@ -615,3 +617,4 @@ async def _status_leases(loaded: LoadedConfig, store: Any, args: argparse.Namesp
 
 
 STATUS_SECTIONS.append(_status_leases)
+STATUS_SECTIONS.append(status_monitoring)
