@@ -35,6 +35,8 @@ CONFIG_COMMANDS: list[list[str]] = [
     ["dlq", "show", "1"],
     ["dlq", "replay", "1"],
     ["dlq", "discard", "1"],
+    ["gaps"],
+    ["alerts"],
 ]
 ACTIONS = {"credentials", "dlq"}
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sambung.alerts.report import add_alert_routes, status_parts
 from sambung.store import AlertCondition, IngestRequest, RawEvent, Store
 from sambung.testing.manual_clock import ManualClock
@@ -75,3 +77,30 @@ async def test_alerts_open_and_recent(store: Store, clock: ManualClock, tmp_path
     parts = await status_parts(store, loaded, clock.now())
     assert [a["subject"] for a in parts["alerts"]] == ["ledger"]
     assert parts["gaps"] == []
+
+
+QUERY = st.dictionaries(
+    st.sampled_from(["outlet", "since", "open", "limit", "x", "since[]"]),
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30),
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(query=QUERY)
+async def test_any_query_is_answered_200_or_400(
+    store: Store, clock: ManualClock, tmp_path: Path, query: dict[str, str]
+) -> None:
+    app = web.Application()
+    add_alert_routes(app, store, lambda: loaded_config(tmp_path), clock)
+    async with TestClient(TestServer(app)) as client:
+        for path in ("/api/v1/gaps", "/api/v1/alerts"):
+            answer = await client.get(path, params=query)
+            assert answer.status in (200, 400), (path, query, await answer.text())
+            await answer.json()

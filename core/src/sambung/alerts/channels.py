@@ -11,9 +11,9 @@ from email.message import EmailMessage
 from typing import Literal
 
 import aiohttp
-from pydantic import Field, HttpUrl, SecretStr, field_validator
+from pydantic import Field, HttpUrl, SecretStr
 
-from sambung.delivery.sinks.http import check_whsec, secret_key, sign
+from sambung.delivery.sinks.http import SignedTarget, secret_key, sign
 from sambung.redaction import shorten
 
 from .channel import AlertMessage, ChannelSettings, NotifierChannel
@@ -48,18 +48,8 @@ async def _post(
     raise ChannelRefused(f"{shown_url}: HTTP {answer.status}: {text}")
 
 
-class WebhookChannelSettings(ChannelSettings):
+class WebhookChannelSettings(ChannelSettings, SignedTarget):
     """Where to POST each transition as JSON, and the `whsec_` secret it is signed with."""
-
-    url: HttpUrl
-    secret: SecretStr
-    timeout_seconds: float = Field(10.0, gt=0, le=300)
-    headers: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("secret")
-    @classmethod
-    def _whsec(cls, value: SecretStr) -> SecretStr:
-        return check_whsec(value)
 
 
 class WebhookChannel(NotifierChannel[WebhookChannelSettings]):

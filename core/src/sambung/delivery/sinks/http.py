@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import aiohttp
-from pydantic import Field, HttpUrl, SecretStr, field_validator
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator
 
 from sambung.errors import DeliveryRejected, RetriableError, SinkGone
 from sambung.redaction import shorten
@@ -65,8 +65,9 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-class HttpSettings(SinkSettings):
-    """Where to POST and the shared `whsec_` secret the receiver verifies with."""
+class SignedTarget(BaseModel):
+    """Where to POST and the shared `whsec_` secret the receiver verifies with (the `http`
+    sink's settings, and the alerts' `webhook` channel's)."""
 
     url: HttpUrl
     secret: SecretStr
@@ -77,6 +78,10 @@ class HttpSettings(SinkSettings):
     @classmethod
     def _whsec(cls, value: SecretStr) -> SecretStr:
         return check_whsec(value)
+
+
+class HttpSettings(SinkSettings, SignedTarget):
+    """Where to POST and the shared `whsec_` secret the receiver verifies with."""
 
 
 class HttpSink(Sink[HttpSettings]):
