@@ -35,6 +35,8 @@ EXPORTED_TABLES = (
     "connection_states",
     "credentials",
     "oauth_states",
+    "alerts",
+    "alert_notices",
 )
 
 
