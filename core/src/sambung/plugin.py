@@ -34,6 +34,13 @@ else in `sambung.*` is core's own and may change without notice.
 
 from __future__ import annotations
 
+from .alerts.channel import (
+    AlertMessage,
+    ChannelContext,
+    ChannelSettings,
+    NotifierChannel,
+    RegisterChannel,
+)
 from .auth.oauth import (
     OAuthClientSettings,
     OAuthSpec,
@@ -140,7 +147,10 @@ from .store import DeadLetter
 __all__ = [
     "MAX_KNOWN_DAYS",
     "AccountingSinkSettings",
+    "AlertMessage",
     "AuthError",
+    "ChannelContext",
+    "ChannelSettings",
     "Clock",
     "ConfigError",
     "Connector",
@@ -169,6 +179,7 @@ __all__ = [
     "LineItem",
     "Mode",
     "NextUrlPaginator",
+    "NotifierChannel",
     "NumberStyle",
     "OAuthClientSettings",
     "OAuthSettings",
@@ -185,6 +196,7 @@ __all__ = [
     "PollSettings",
     "PollWindow",
     "Record",
+    "RegisterChannel",
     "RegisterConnector",
     "RegisterSink",
     "Rejected",

@@ -19,6 +19,7 @@ from sambung.errors import ConfigError, ListenerUnavailable
 from sambung.models import RecordKind
 from sambung.store import display_url, open_store
 
+from .alerts import add_alert_commands, status_monitoring
 from .backup import add_backup_commands
 from .deliveries import add_deliveries_command, attempts_table, print_groups, tally_table
 from .importcmd import add_import_command
@@ -110,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     add_backup_commands(commands, load)
     _add_credential_commands(commands)
     add_operate_commands(commands)
+    add_alert_commands(commands)
     status = command(
         "status", "Print the state of every connection and every sink.", _status, need_env=False
     )
@@ -657,3 +659,4 @@ async def _status_leases(loaded: LoadedConfig, store: Any, args: argparse.Namesp
 
 STATUS_SECTIONS.append(_status_leases)
 STATUS_SECTIONS.append(status_backfills)
+STATUS_SECTIONS.append(status_monitoring)

@@ -16,6 +16,7 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sambung import metrics
+from sambung.alerts.report import add_alert_routes, status_parts
 from sambung.auth.connect import add_connect_route
 from sambung.auth.credentials import CredentialService
 from sambung.delivery.attempts import DeliveryAttempts, add_delivery_routes
@@ -98,6 +99,7 @@ def admin_app(daemon: AdminHost, token: str) -> web.Application:
     add_connect_route(app, daemon.credentials, lambda: daemon.loaded)
     add_backfill_routes(app, daemon.backfills)
     add_cursor_routes(app, daemon.cursors)
+    add_alert_routes(app, daemon.store, lambda: daemon.loaded, daemon.clock)
     return app
 
 
@@ -149,5 +151,6 @@ async def status_endpoint(request: web.Request) -> web.Response:
         "replica": daemon.replica.id,
         "leases": await lease_status(daemon.store, now),
         "backfills": await backfill_status(daemon.store),
+        **await status_parts(daemon.store, daemon.loaded, now),
     }
     return web.json_response(body)

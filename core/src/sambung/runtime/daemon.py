@@ -202,6 +202,7 @@ class Daemon:
         await self.dispatcher.open()
         self.dispatcher.start(self.loops.start)
         self._start_summaries()
+        self._start_alerts()
         log.info(
             "daemon.started",
             version=__version__,
@@ -255,6 +256,21 @@ class Daemon:
                 interval=self.summaries.settings.every_seconds,
             )
 
+    def _start_alerts(self) -> None:
+        """Start the alert loop; one replica checks at a time (the store still decides each
+        transition once, should two ever overlap while the lease passes on)."""
+        from sambung.alerts.service import AlertService
+
+        self.alerts = AlertService(
+            self.store, self.loaded, self.registry, self.clock, sinks=self.dispatcher.status
+        )
+        self.alerts.open()
+        self.loops.start(
+            "alerts",
+            partial(self.replica.own, "alerts", self.alerts.run_forever),
+            interval=self.alerts.interval,
+        )
+
     async def _listen(
         self, app: web.Application, listener: PublicListener | AdminListener, where: str
     ) -> int:
@@ -278,6 +294,8 @@ class Daemon:
         self._runners.clear()
         await self.loops.stop()
         await self.dispatcher.close()
+        if (alerts := getattr(self, "alerts", None)) is not None:
+            await alerts.close()
         await self._stop_polling()
         if self._background:
             await asyncio.wait(self._background, timeout=SHUTDOWN_GRACE_SECONDS)

@@ -53,8 +53,23 @@ from .base import (
     StoreLifecycle,
 )
 from .factory import display_url, open_store
+from .monitoring import (
+    Alert,
+    AlertCondition,
+    AlertNotice,
+    AlertStore,
+    AlertTransition,
+    GapDay,
+    GapStore,
+    MonitoringStore,
+)
 
 __all__ = [
+    "Alert",
+    "AlertCondition",
+    "AlertNotice",
+    "AlertStore",
+    "AlertTransition",
     "Backfill",
     "BackfillProgress",
     "BackfillState",
@@ -77,6 +92,8 @@ __all__ = [
     "DeliveryQuery",
     "DeliveryRow",
     "DeliveryStore",
+    "GapDay",
+    "GapStore",
     "ImportedFile",
     "IngestRequest",
     "IngestResult",
@@ -85,6 +102,7 @@ __all__ = [
     "Lease",
     "LeaseHold",
     "LeaseStore",
+    "MonitoringStore",
     "OAuthState",
     "OutboxRow",
     "OutboxStore",

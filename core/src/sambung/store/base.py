@@ -19,6 +19,8 @@ from sambung.errors import InvalidRecord
 from sambung.models import Record, SerializedRecord
 from sambung.redaction import redact_optional, shorten
 
+from .monitoring import MonitoringStore
+
 Channel = Literal["webhook", "poll", "file", "replay"]
 Stage = Literal["ingest", "row", "delivery"]
 
@@ -893,6 +895,7 @@ class Store(
     CredentialStore,
     CursorStore,
     BackfillStore,
+    MonitoringStore,
     Protocol,
 ):
     """Durable state of the daemon, every concern of it. Implementations must give identical

@@ -45,6 +45,7 @@ from .base import (
     storable,
 )
 from .dialect import Dialect
+from .monitoring_sql import MonitoringSql
 from .queries import (
     ATTEMPT_COLUMNS,
     BACKFILL_COLUMNS,
@@ -97,7 +98,7 @@ def where(**columns: Any) -> tuple[str, list[Any]]:
     return filters(lambda _: "?", **columns)
 
 
-class SqlStore(Store):
+class SqlStore(MonitoringSql, Store):
     """The part of a SQL store both backends share; see the module docstring."""
 
     dialect: ClassVar[Dialect]
