@@ -3,8 +3,10 @@ the results current in the store (both backends)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -425,7 +428,7 @@ async def test_a_late_payment_makes_a_new_revision_that_matches(
         assert len(await rig.store.list_outbox()) == 2
         assert await rig.service.differing() == []
         [stored] = await rig.service.stored(OUTLET, [day])
-        assert stored == second
+        assert (stored.result, stored.revision, stored.differs) == (second, 2, False)
 
 
 async def test_a_refund_after_the_day_closed_recomputes_it(
@@ -462,3 +465,89 @@ async def test_a_difference_within_the_tolerance_is_not_reported(
         _, result = await rig.result(closed.date())
         assert result.status == "differs" and result.difference == Decimal(-50)
         assert await rig.service.differing() == []  # tolerance: 100 rupiah
+
+
+async def test_the_admin_api_lists_reconciliations_and_refuses_bad_queries(
+    tmp_path: Path, sambung_store_url: str
+) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+    from sambung.delivery.reconciliation import add_reconciliation_routes
+
+    async with Rig.start(tmp_path, sambung_store_url) as rig:
+        closed = days_ago(2, 12)
+        await rig.ingest(pos("S-1", 40000, when=closed), paid("S-1", 40000, when=closed))
+        await rig.ingest(pos("S-2", 15000, when=days_ago(3, 12)))
+        await rig.service.run_once()
+        app = web.Application()
+        add_reconciliation_routes(app, lambda: rig.service)
+        async with TestClient(TestServer(app)) as client:
+            answer = await client.get(
+                "/api/v1/reconciliations", params={"since": days_ago(3, 0).date().isoformat()}
+            )
+            body = await answer.json()
+            assert answer.status == 200 and body["tolerance"] == "100"
+            shown = [
+                (r["business_date"], r["status"], r["revision"]) for r in body["reconciliations"]
+            ]
+            assert shown == [
+                (days_ago(3, 0).date().isoformat(), "differs", 1),
+                (closed.date().isoformat(), "matched", 1),
+            ]
+            assert body["reconciliations"][1]["gross"] == "40000"  # exact, as text
+
+            answer = await client.get(
+                "/api/v1/reconciliations",
+                params={"differs": "true", "since": days_ago(3, 0).date().isoformat()},
+            )
+            assert [r["business_date"] for r in (await answer.json())["reconciliations"]] == [
+                days_ago(3, 0).date().isoformat()
+            ]
+            answer = await client.get("/api/v1/reconciliations", params={"date": "yesterday"})
+            assert answer.status == 400
+            assert (await answer.json())["problems"][0]["path"] == "date"
+            answer = await client.get("/api/v1/reconciliations", params={"outlet": "nowhere"})
+            assert answer.status == 404
+
+
+@pytest.fixture
+def _logging_as_it_was() -> Iterator[None]:
+    """`main()` sets up logging for the process, onto pytest's captured output: undo it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:], root.level = handlers, level
+
+
+@pytest.mark.usefixtures("_logging_as_it_was")
+async def test_the_command_prints_the_table_and_json(
+    tmp_path: Path, sambung_store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sambung.cli.main import main
+
+    async with Rig.start(tmp_path, sambung_store_url) as rig:
+        closed = days_ago(2, 12)
+        await rig.ingest(
+            pos("S-1", 40000, when=closed),
+            pos("S-2", 25000, when=closed, label="Tunai"),
+            paid("S-1", 38000, when=closed, fee=280),
+        )
+        await rig.service.run_once()
+    # The YAML names the store by a path relative to the test folder only for SQLite.
+    config = str(tmp_path / "sambung.yaml")
+    document = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+    document["store"] = {"url": sambung_store_url}
+    Path(config).write_text(yaml.safe_dump(document), encoding="utf-8")
+    day = closed.date().isoformat()
+
+    assert await asyncio.to_thread(main, ["reconcile", "-c", config, "--date", day]) == 1
+    out = capsys.readouterr().out
+    assert f"kemang {day} (Asia/Jakarta)  DIFFERS by -2,000" in out
+    assert "qris" in out and "40,000" in out and "38,000" in out
+    assert "cash (not compared)  25,000" in out
+    assert "amount differs  pawoon:S-1 40,000 <- xendit:inv-S-1 38,000 (-2,000)" in out
+
+    assert await asyncio.to_thread(main, ["reconcile", "-c", config, "--date", day, "--json"]) == 1
+    [line] = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["difference"] == "-2000"

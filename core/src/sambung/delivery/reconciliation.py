@@ -19,13 +19,17 @@ result a no-op and a changed one a new revision with its own outbox row.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from sambung.clock import Clock
 from sambung.config import LoadedConfig, OutletConfig, ReconciliationSettings
@@ -44,6 +48,7 @@ from sambung.models import (
 )
 from sambung.runtime import supervision
 from sambung.store import IngestStore
+from sambung.validation import request_problem
 
 from .summaries import SOURCE_SYSTEM, ClosedDays, counted, store_derived, summary_id
 
@@ -352,12 +357,60 @@ class ReconciliationService:
         self.days.done(due)
         return len(results)
 
-    async def stored(self, outlet: str, days: Iterable[date]) -> list[Reconciliation]:
+    async def stored(self, outlet: str, days: Iterable[date]) -> list[StoredReconciliation]:
         """The stored reconciliations of `outlet` on `days` (a day not reconciled is left out)."""
-        found: list[Reconciliation] = []
+        found: list[StoredReconciliation] = []
         for day in days:
             for record in await self.store.records_of_day(outlet, Reconciliation.kind, day):
-                found.append(Reconciliation.model_validate_json(record.payload))
+                result = Reconciliation.model_validate_json(record.payload)
+                found.append(
+                    StoredReconciliation(
+                        result,
+                        record.revision,
+                        record.updated_at,
+                        differs_beyond(result, self.settings.tolerance),
+                    )
+                )
+        return found
+
+    def _asked(self, query: ReconciliationQuery) -> list[tuple[OutletConfig, list[date]]]:
+        """The outlets and days a query names (a `since` reaches back at most a year)."""
+        asked: list[tuple[OutletConfig, list[date]]] = []
+        for outlet in self.outlets():
+            if query.outlet is not None and outlet.id != query.outlet:
+                continue
+            closed = self.days.latest_closed(outlet)
+            if query.date is not None:
+                asked.append((outlet, [query.date]))
+                continue
+            first = max(query.since or closed, closed - timedelta(days=366))
+            asked.append(
+                (outlet, [first + timedelta(days=n) for n in range((closed - first).days + 1)])
+            )
+        return asked
+
+    async def find(self, query: ReconciliationQuery) -> list[StoredReconciliation]:
+        """The stored reconciliations a query asks for, by outlet then date (see the query)."""
+        found: list[StoredReconciliation] = []
+        for outlet, days in self._asked(query):
+            found.extend(
+                r for r in await self.stored(outlet.id, days) if r.differs or not query.differs
+            )
+        return found
+
+    async def fresh(self, query: ReconciliationQuery) -> list[StoredReconciliation]:
+        """What `find` would show, computed from the stored sales and payments now, storing
+        nothing (revision 0): for an open day, or a store no daemon reconciles."""
+        found: list[StoredReconciliation] = []
+        now = self.clock.now()
+        for outlet, days in self._asked(query):
+            for day in days:
+                result = await self.compute(outlet.id, day)
+                if result is None:
+                    continue
+                differs = differs_beyond(result, self.settings.tolerance)
+                if differs or not query.differs:
+                    found.append(StoredReconciliation(result, 0, now, differs))
         return found
 
     async def differing(self, days: int | None = None) -> list[Reconciliation]:
@@ -367,10 +420,81 @@ class ReconciliationService:
         found: list[Reconciliation] = []
         for outlet in self.outlets():
             closed = self.days.latest_closed(outlet)
-            span = [closed - timedelta(days=n) for n in range(window + 1)]
-            found.extend(
-                r
-                for r in await self.stored(outlet.id, reversed(span))
-                if differs_beyond(r, self.settings.tolerance)
-            )
+            span = [closed - timedelta(days=n) for n in range(window, -1, -1)]
+            found.extend(r.result for r in await self.stored(outlet.id, span) if r.differs)
         return found
+
+
+@dataclass(frozen=True)
+class StoredReconciliation:
+    """A stored reconciliation, its revision and when it was written, and whether it differs
+    by more than the configured tolerance."""
+
+    result: Reconciliation
+    revision: int
+    updated_at: datetime
+    differs: bool
+
+    def describe(self) -> dict[str, Any]:
+        """As the admin API and `sambung reconcile --json` show it: the record's JSON, plus."""
+        return {
+            **json.loads(self.result.to_json()),
+            "revision": self.revision,
+            "updated_at": self.updated_at.isoformat(),
+            "differs_beyond_tolerance": self.differs,
+        }
+
+
+class ReconciliationQuery(BaseModel):
+    """Which reconciliations to show: one outlet or all, one date or every closed date from
+    `since`; by default the latest closed date. `differs`: only those beyond the tolerance."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outlet: str | None = None
+    date: dt.date | None = None
+    since: dt.date | None = None
+    differs: bool = False
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ReconciliationQuery:
+        if self.date is not None and self.since is not None:
+            raise ValueError("give date or since, not both")
+        return self
+
+
+RECONCILIATION_KEY: web.AppKey[Callable[[], ReconciliationService]] = web.AppKey("reconciliation")
+
+
+def add_reconciliation_routes(
+    app: web.Application, service: Callable[[], ReconciliationService]
+) -> None:
+    """Mount `GET /api/v1/reconciliations?outlet=&date=|since=&differs=` on the admin app;
+    `service` gives the service over the configuration installed now."""
+    app[RECONCILIATION_KEY] = service
+    app.router.add_get("/api/v1/reconciliations", _list)
+
+
+async def _list(request: web.Request) -> web.Response:
+    try:
+        query = ReconciliationQuery.model_validate(dict(request.query))
+    except ValidationError as err:
+        return web.json_response(request_problem(err, ReconciliationQuery), status=400)
+    service = request.app[RECONCILIATION_KEY]()
+    known = [o.id for o in service.outlets()]
+    if query.outlet is not None and query.outlet not in known:
+        return web.json_response(
+            {
+                "success": False,
+                "error": "not_found",
+                "message": f"outlet {query.outlet!r} is not reconciled (reconciled: {known})",
+            },
+            status=404,
+        )
+    found = await service.find(query)
+    return web.json_response(
+        {
+            "tolerance": str(service.settings.tolerance),
+            "reconciliations": [r.describe() for r in found],
+        }
+    )

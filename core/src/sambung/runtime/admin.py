@@ -20,6 +20,7 @@ from sambung.auth.connect import add_connect_route
 from sambung.auth.credentials import CredentialService
 from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
 from sambung.delivery.outbox import Dispatcher
+from sambung.delivery.reconciliation import ReconciliationService, add_reconciliation_routes
 from sambung.errors import StoreUnavailable
 from sambung.intake.upload import UploadHost, add_upload_route
 from sambung.redaction import secrets
@@ -83,6 +84,9 @@ def admin_app(daemon: AdminHost, token: str) -> web.Application:
     add_dead_letter_routes(app, DeadLetters(daemon.store, daemon.loaded, clock=daemon.clock))
     add_upload_route(app, daemon)
     add_connect_route(app, daemon.credentials, lambda: daemon.loaded)
+    add_reconciliation_routes(
+        app, lambda: ReconciliationService(daemon.store, daemon.loaded, daemon.clock)
+    )
     return app
 
 

@@ -192,6 +192,7 @@ class Daemon:
         await self.dispatcher.open()
         self.dispatcher.start(self.loops.start)
         self._start_summaries()
+        self._start_reconciliation()
         log.info(
             "daemon.started",
             version=__version__,
@@ -243,6 +244,19 @@ class Daemon:
                 "summaries",
                 partial(self.replica.own, "summaries", self.summaries.run_forever),
                 interval=self.summaries.settings.every_seconds,
+            )
+
+    def _start_reconciliation(self) -> None:
+        """Start the daily-reconciliation loop when an outlet has a POS and a payment gateway."""
+        from sambung.delivery.reconciliation import ReconciliationService
+
+        self.reconciliation = ReconciliationService(self.store, self.loaded, self.clock)
+        if self.reconciliation.outlets():
+            # One replica at a time, as for summaries (an older result after a newer one).
+            self.loops.start(
+                "reconciliation",
+                partial(self.replica.own, "reconciliation", self.reconciliation.run_forever),
+                interval=self.reconciliation.settings.every_seconds,
             )
 
     async def _listen(
