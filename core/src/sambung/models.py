@@ -538,7 +538,8 @@ class PaymentTotal(BaseModel):
 
 
 class MethodComparison(BaseModel):
-    """One payment method's POS net sales against the money the gateways collected for it."""
+    """One payment method's POS net sales against the money the gateways collected for it
+    (`pos` is 0 for a method not compared: none of its sales is expected through a gateway)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -115,8 +115,8 @@ def show(item: StoredReconciliation, tz: ZoneInfo) -> str:
     lines.append(table(rows))
     lines.append(
         f"payments: gross {rupiah(r.gross)}, fees {rupiah(r.fees)}, net {rupiah(r.net)};"
-        f" {len(r.matched)} linked to sales"
-        + "".join(f", {s.key} {s.count}" for s in r.payments_by_status)
+        f" {len(r.matched)} linked to sales; by status: "
+        + (", ".join(f"{s.key} {s.count}" for s in r.payments_by_status) or "none")
     )
     for pair in r.matched:
         if pair.difference:
