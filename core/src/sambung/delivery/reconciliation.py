@@ -18,7 +18,6 @@ result a no-op and a changed one a new revision with its own outbox row.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -46,11 +45,17 @@ from sambung.models import (
     UnmatchedPayment,
     UnmatchedSale,
 )
-from sambung.runtime import supervision
 from sambung.store import IngestStore
 from sambung.validation import request_problem
 
-from .summaries import SOURCE_SYSTEM, ClosedDays, counted, store_derived, summary_id
+from .summaries import (
+    SOURCE_SYSTEM,
+    ClosedDays,
+    DerivedDaysLoop,
+    counted,
+    store_derived,
+    summary_id,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -299,7 +304,7 @@ def differs_beyond(reconciliation: Reconciliation, tolerance: Decimal) -> bool:
     return any(abs(figure) > tolerance for figure in figures)
 
 
-class ReconciliationService:
+class ReconciliationService(DerivedDaysLoop):
     """The loop that keeps every reconciled outlet's daily reconciliations up to date."""
 
     def __init__(self, store: IngestStore, loaded: LoadedConfig, clock: Clock) -> None:
@@ -319,17 +324,6 @@ class ReconciliationService:
             for outlet in self.loaded.config.outlets
             if set(outlet.connectors) & payment and set(outlet.connectors) - payment
         ]
-
-    async def run_forever(self) -> None:
-        """Look every `every_seconds` until cancelled (supervised: a failure restarts it)."""
-        while True:
-            await self.run_once()
-            supervision.cycle_done()
-            await asyncio.sleep(self.settings.every_seconds)
-
-    async def run_once(self) -> int:
-        """Reconcile every outlet's newly closed and changed dates; returns results ingested."""
-        return sum([await self.reconcile_outlet(outlet) for outlet in self.outlets()])
 
     async def compute(self, outlet: str, day: date) -> Reconciliation | None:
         """The reconciliation of `outlet`'s `day` from what the store holds now (None for a day
@@ -353,7 +347,7 @@ class ReconciliationService:
             methods=self.settings.methods,
         )
 
-    async def reconcile_outlet(self, outlet: OutletConfig) -> int:
+    async def derive(self, outlet: OutletConfig) -> int:
         """Ingest the reconciliations of one outlet's dates that closed or changed."""
         due = await self.days.due(outlet)
         computed = [await self.compute(outlet.id, day) for day in due.dates]

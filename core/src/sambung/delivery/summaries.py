@@ -16,6 +16,7 @@ when that sale is on another day, the void is counted against like a refund.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,13 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from sambung.clock import Clock
-from sambung.config import LoadedConfig, OutletConfig, SummarySettings, closing_offset
+from sambung.config import (
+    LoadedConfig,
+    OutletConfig,
+    ReconciliationSettings,
+    SummarySettings,
+    closing_offset,
+)
 from sambung.intake.polling import from_cursor, to_cursor
 from sambung.models import DailySummary, Reconciliation, SummaryLine, Transaction, TransactionType
 from sambung.runtime import supervision
@@ -241,8 +248,36 @@ async def store_derived(
     return result
 
 
-class SummaryService:
+class DerivedDaysLoop(abc.ABC):
+    """A loop keeping a record core derives per outlet and business date (a daily summary, a
+    reconciliation) up to date: every `every_seconds`, each outlet's due dates."""
+
+    settings: SummarySettings | ReconciliationSettings
+
+    @abc.abstractmethod
+    def outlets(self) -> list[OutletConfig]:
+        """The outlets this loop derives records for."""
+
+    @abc.abstractmethod
+    async def derive(self, outlet: OutletConfig) -> int:
+        """Store the records of one outlet's due dates; returns how many were made."""
+
+    async def run_forever(self) -> None:
+        """Look every `every_seconds` until cancelled (supervised: a failure restarts it)."""
+        while True:
+            await self.run_once()
+            supervision.cycle_done()
+            await asyncio.sleep(self.settings.every_seconds)
+
+    async def run_once(self) -> int:
+        """Derive every outlet's newly closed and changed dates; returns the records made."""
+        return sum([await self.derive(outlet) for outlet in self.outlets()])
+
+
+class SummaryService(DerivedDaysLoop):
     """The loop that keeps every outlet's daily summaries up to date in the store."""
+
+    settings: SummarySettings
 
     def __init__(self, store: IngestStore, loaded: LoadedConfig, clock: Clock) -> None:
         self.store = store
@@ -259,18 +294,7 @@ class SummaryService:
             if self.loaded.sinks_for(outlet.id, DailySummary.kind)
         ]
 
-    async def run_forever(self) -> None:
-        """Look every `every_seconds` until cancelled (supervised: a failure restarts it)."""
-        while True:
-            await self.run_once()
-            supervision.cycle_done()
-            await asyncio.sleep(self.settings.every_seconds)
-
-    async def run_once(self) -> int:
-        """Sum up every outlet's newly closed and changed dates; returns summaries ingested."""
-        return sum([await self.summarise_outlet(outlet) for outlet in self.outlets()])
-
-    async def summarise_outlet(self, outlet: OutletConfig) -> int:
+    async def derive(self, outlet: OutletConfig) -> int:
         """Ingest the summaries of one outlet's dates that closed or changed since last time."""
         due = await self.days.due(outlet)
         summaries: list[DailySummary] = []
