@@ -112,3 +112,53 @@ async def test_a_late_callback_flips_a_closed_day_to_matched(sambung_daemon: Sta
     statuses = [json.loads(line) for line in delivered]
     assert {s.get("kind") or s.get("data", {}).get("kind") for s in statuses} == {"reconciliation"}
     assert len(delivered) == 2
+
+
+async def test_the_simulator_pays_one_outlet_exactly_and_the_other_not_quite(
+    sambung_daemon: StartDaemon,
+) -> None:
+    def outlet(id: str, timezone: str) -> dict[str, Any]:
+        return {
+            "id": id,
+            "name": id.title(),
+            "timezone": timezone,
+            "connectors": {
+                "pawoon": {"mode": "webhook", "webhook_secret": PAWOON_SECRET},
+                "xendit": {"mode": "webhook", "callback_token": TOKEN},
+            },
+        }
+
+    config = {
+        "outlets": [outlet("kemang", "Asia/Jakarta"), outlet("panakkukang", "Asia/Makassar")],
+        "summaries": {"after": "00:00", "every_seconds": 1},
+        "reconciliation": {"every_seconds": 1},
+    }
+    daemon = await asyncio.to_thread(sambung_daemon, config, args=("--simulate",))
+
+    async def today(outlet: str) -> dict[str, Any] | None:
+        shown = await asyncio.to_thread(
+            daemon.cli, "reconcile", "--outlet", outlet, "--fresh", "--json"
+        )
+        lines = shown.stdout.splitlines()
+        return json.loads(lines[-1]) if lines else None
+
+    # kemang, first in the file, gets the mismatches: a sale left unpaid, one paid short.
+    for _ in range(600):
+        kemang = await today("kemang")
+        if (
+            kemang
+            and kemang["unmatched_sales"]
+            and any(m["difference"] == "-2000" for m in kemang["matched"])
+        ):
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError(f"no unpaid and short sales at kemang: {kemang}")
+    assert all(m["by"] == "reference" for m in kemang["matched"])
+    assert '"event": "simulator.sale_left_unpaid"' in daemon.logs()
+
+    # panakkukang is paid exactly: every payment names a sale, for its whole amount.
+    panakkukang = await today("panakkukang")
+    assert panakkukang is not None and panakkukang["matched"]
+    assert panakkukang["unmatched_payments"] == []
+    assert {m["difference"] for m in panakkukang["matched"]} == {"0"}
