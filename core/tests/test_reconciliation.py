@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from sambung.config import LoadedConfig, load_config
 from sambung.delivery.reconciliation import (
     ReconciliationService,
+    channel_method,
     differs_beyond,
     reconcile,
     sale_reference,
@@ -266,6 +267,26 @@ def test_a_payment_under_a_method_not_compared_differs_against_nothing() -> None
     assert (card.pos, card.payments, card.difference) == (0, 80000, 80000)
     assert not result.matched and not result.unmatched_sales
     assert [p.method for p in result.unmatched_payments] == [PaymentMethod.CARD]
+
+
+@pytest.mark.parametrize(
+    ("channel", "method"),
+    [
+        ("QRIS", PaymentMethod.QRIS),
+        ("qris:gopay", PaymentMethod.QRIS),
+        ("OVO", PaymentMethod.EWALLET),
+        ("SHOPEEPAY", PaymentMethod.EWALLET),
+        ("BCA", PaymentMethod.BANK_TRANSFER),
+        ("MANDIRI", PaymentMethod.BANK_TRANSFER),
+        ("bank_transfer:bni", PaymentMethod.BANK_TRANSFER),
+        ("echannel", PaymentMethod.BANK_TRANSFER),
+        ("CREDIT_CARD", PaymentMethod.CARD),
+        ("cstore:indomaret", PaymentMethod.OTHER),
+        (None, PaymentMethod.OTHER),
+    ],
+)
+def test_a_channel_names_its_method(channel: str | None, method: PaymentMethod) -> None:
+    assert channel_method(channel) is method
 
 
 def test_rupiah_stay_exact_whatever_the_number_of_payments() -> None:

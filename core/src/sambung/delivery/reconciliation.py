@@ -9,7 +9,8 @@ in time order; what is still left is unmatched. POS sales count as daily summari
 sale, so a sale refunded in full expects no payment. Payments are dated by their `paid_at` in
 the outlet's timezone (the plugins set `business_date` from it; `created` only when unpaid),
 never the server's. A matched payment counts under its sale's method; an unmatched one under
-the method its channel names (`QRIS`, `OVO` → ewallet, `bank_transfer:bca`).
+the method its channel names (`QRIS`, `OVO` → ewallet, `BCA` or `bank_transfer:bca` → bank
+transfer).
 
 Like daily summaries, a loop recomputes every newly closed date and every closed date whose
 transactions or payments changed since its last look; the store's upsert makes an unchanged
@@ -75,6 +76,23 @@ def sale_reference(sale: Transaction, template: str) -> str:
     return template.format(
         external_id=sale.external_id, outlet=sale.outlet, source_system=sale.source_system
     ).strip()
+
+
+# Gateway channels that are a bank's virtual account or transfer but name no method in words:
+# Xendit's `payment_channel` (`BCA`, `MANDIRI`) and Midtrans' Mandiri bill (`echannel`).
+_BANK_CHANNELS = frozenset(
+    {"bca", "bni", "bri", "mandiri", "permata", "cimb", "bsi", "bjb", "bnc", "echannel"}
+    | {"sahabat_sampoerna", "muamalat"}
+)
+
+
+def channel_method(channel: str | None) -> PaymentMethod:
+    """The payment method a gateway's channel names (`QRIS`, `OVO` → ewallet, `BCA` → bank
+    transfer, `credit_card` → card)."""
+    method = PaymentMethod.from_label(channel)
+    if method is PaymentMethod.OTHER and channel and channel.lower() in _BANK_CHANNELS:
+        return PaymentMethod.BANK_TRANSFER
+    return method
 
 
 def _ref(record: Transaction | Payment) -> str:
@@ -164,7 +182,7 @@ def reconcile(
             matched.append(_pair(linked, payment, "reference"))
     unmatched_payments: list[Payment] = []
     for payment in left:
-        method = PaymentMethod.from_label(payment.channel)
+        method = channel_method(payment.channel)
         linked = take(by_amount.get((method, payment.amount)))
         if linked is None:
             unmatched_payments.append(payment)
@@ -196,7 +214,7 @@ def reconcile(
             payment=_ref(p),
             reference=p.reference,
             channel=p.channel,
-            method=PaymentMethod.from_label(p.channel),
+            method=channel_method(p.channel),
             amount=p.amount,
             paid_at=p.paid_at,
         )
