@@ -10,7 +10,9 @@ import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from sambung.clock import SystemClock
 from sambung.testing.accounting import days_ago
 from sambung.testing.daemon import DaemonProcess, HttpClient, free_port
 from sambung_xendit import fake
@@ -162,3 +164,22 @@ async def test_the_simulator_pays_one_outlet_exactly_and_the_other_not_quite(
     assert panakkukang is not None and panakkukang["matched"]
     assert panakkukang["unmatched_payments"] == []
     assert {m["difference"] for m in panakkukang["matched"]} == {"0"}
+
+    # Yesterday, rung up and paid at start, is closed and stays put: it matches at
+    # panakkukang (its own WITA yesterday) and differs at kemang.
+    async def yesterday(outlet: str, timezone: str) -> dict[str, Any]:
+        day = (SystemClock().now().astimezone(ZoneInfo(timezone)) - timedelta(days=1)).date()
+        for _ in range(300):
+            shown = await asyncio.to_thread(
+                daemon.cli, "reconcile", "--outlet", outlet, "--date", day.isoformat(), "--json"
+            )
+            if shown.stdout.strip():
+                return dict(json.loads(shown.stdout), exit=shown.returncode)
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"no reconciliation of {outlet} {day}: {shown.stderr}")
+
+    closed = await yesterday("panakkukang", "Asia/Makassar")
+    assert (closed["status"], closed["exit"], len(closed["matched"])) == ("matched", 0, 10)
+    closed = await yesterday("kemang", "Asia/Jakarta")
+    assert (closed["status"], closed["exit"], len(closed["unmatched_sales"])) == ("differs", 1, 1)
+    assert [m["difference"] for m in closed["matched"] if m["difference"] != "0"] == ["-2000"]
