@@ -26,6 +26,7 @@ from .importcmd import add_import_command
 from .init import add_init_command
 from .loading import Commands, UsageError, check_outlet, load, plugin_registry
 from .operate import add_operate_commands, status_backfills
+from .reconcile import add_reconcile_command
 
 EXIT_CONFIG = 2
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, which Python ignores
@@ -107,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     add_deliveries_command(commands)
     _add_store_commands(commands)
     add_import_command(commands)
+    add_reconcile_command(commands)
     add_init_command(commands)
     add_backup_commands(commands, load)
     _add_credential_commands(commands)

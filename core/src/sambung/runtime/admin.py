@@ -22,6 +22,7 @@ from sambung.auth.credentials import CredentialService
 from sambung.delivery.attempts import DeliveryAttempts, add_delivery_routes
 from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
 from sambung.delivery.outbox import Dispatcher
+from sambung.delivery.reconciliation import ReconciliationService, add_reconciliation_routes
 from sambung.errors import StoreUnavailable
 from sambung.intake.backfill import BackfillService, add_backfill_routes, backfill_status
 from sambung.intake.cursors import CursorService, add_cursor_routes
@@ -100,6 +101,9 @@ def admin_app(daemon: AdminHost, token: str) -> web.Application:
     add_backfill_routes(app, daemon.backfills)
     add_cursor_routes(app, daemon.cursors)
     add_alert_routes(app, daemon.store, lambda: daemon.loaded, daemon.clock)
+    add_reconciliation_routes(
+        app, lambda: ReconciliationService(daemon.store, daemon.loaded, daemon.clock)
+    )
     return app
 
 

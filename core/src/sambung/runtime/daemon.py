@@ -203,6 +203,7 @@ class Daemon:
         self.dispatcher.start(self.loops.start)
         self._start_summaries()
         self._start_alerts()
+        self._start_reconciliation()
         log.info(
             "daemon.started",
             version=__version__,
@@ -270,6 +271,18 @@ class Daemon:
             partial(self.replica.own, "alerts", self.alerts.run_forever),
             interval=self.alerts.interval,
         )
+    def _start_reconciliation(self) -> None:
+        """Start the daily-reconciliation loop when an outlet has a POS and a payment gateway."""
+        from sambung.delivery.reconciliation import ReconciliationService
+
+        self.reconciliation = ReconciliationService(self.store, self.loaded, self.clock)
+        if self.reconciliation.outlets():
+            # One replica at a time, as for summaries (an older result after a newer one).
+            self.loops.start(
+                "reconciliation",
+                partial(self.replica.own, "reconciliation", self.reconciliation.run_forever),
+                interval=self.reconciliation.settings.every_seconds,
+            )
 
     async def _listen(
         self, app: web.Application, listener: PublicListener | AdminListener, where: str
