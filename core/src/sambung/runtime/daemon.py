@@ -271,6 +271,7 @@ class Daemon:
             partial(self.replica.own, "alerts", self.alerts.run_forever),
             interval=self.alerts.interval,
         )
+
     def _start_reconciliation(self) -> None:
         """Start the daily-reconciliation loop when an outlet has a POS and a payment gateway."""
         from sambung.delivery.reconciliation import ReconciliationService
