@@ -56,8 +56,23 @@ from .base import (
     StoreLifecycle,
 )
 from .factory import display_url, open_store
+from .monitoring import (
+    Alert,
+    AlertCondition,
+    AlertNotice,
+    AlertStore,
+    AlertTransition,
+    GapDay,
+    GapStore,
+    MonitoringStore,
+)
 
 __all__ = [
+    "Alert",
+    "AlertCondition",
+    "AlertNotice",
+    "AlertStore",
+    "AlertTransition",
     "Backfill",
     "BackfillProgress",
     "BackfillState",
@@ -81,6 +96,8 @@ __all__ = [
     "DeliveryQuery",
     "DeliveryRow",
     "DeliveryStore",
+    "GapDay",
+    "GapStore",
     "ImportedFile",
     "IngestRequest",
     "IngestResult",
@@ -89,6 +106,7 @@ __all__ = [
     "Lease",
     "LeaseHold",
     "LeaseStore",
+    "MonitoringStore",
     "OAuthState",
     "OutboxEntry",
     "OutboxRow",

@@ -19,6 +19,8 @@ from sambung.errors import InvalidRecord
 from sambung.models import Record, SerializedRecord
 from sambung.redaction import redact_optional, shorten
 
+from .monitoring import MonitoringStore
+
 Channel = Literal["webhook", "poll", "file", "replay"]
 Stage = Literal["ingest", "row", "delivery"]
 
@@ -569,10 +571,11 @@ class IngestStore(Protocol):
 
     @abc.abstractmethod
     async def changed_business_dates(
-        self, outlet: str, kind: str, *, since: datetime
+        self, outlet: str, kind: str | tuple[str, ...], *, since: datetime
     ) -> dict[date, datetime]:
-        """The business dates of `kind` records at `outlet` written (inserted or changed in
-        content) at or after `since`, each with the newest such write time.
+        """The business dates of `kind` records (or of any of several kinds) at `outlet`
+        written (inserted or changed in content) at or after `since`, each with the newest
+        such write time.
 
         Write times come from the store's own clock at commit and never decrease from one
         commit to the next, so a caller that passes the newest time it was given as its next
@@ -948,6 +951,7 @@ class Store(
     BrowseStore,
     CursorStore,
     BackfillStore,
+    MonitoringStore,
     Protocol,
 ):
     """Durable state of the daemon, every concern of it. Implementations must give identical

@@ -46,6 +46,7 @@ from .base import (
 )
 from .browsing import BrowseQueries
 from .dialect import Dialect
+from .monitoring_sql import MonitoringSql
 from .queries import (
     ATTEMPT_COLUMNS,
     BACKFILL_COLUMNS,
@@ -98,7 +99,7 @@ def where(**columns: Any) -> tuple[str, list[Any]]:
     return filters(lambda _: "?", **columns)
 
 
-class SqlStore(BrowseQueries, Store):
+class SqlStore(BrowseQueries, MonitoringSql, Store):
     """The part of a SQL store both backends share; see the module docstring."""
 
     dialect: ClassVar[Dialect]
@@ -414,16 +415,19 @@ class SqlStore(BrowseQueries, Store):
         return [stored_record(row, self.dialect.read_optional_time) for row in rows]
 
     async def changed_business_dates(
-        self, outlet: str, kind: str, *, since: datetime
+        self, outlet: str, kind: str | tuple[str, ...], *, since: datetime
     ) -> dict[date, datetime]:
         """Business dates of `kind` records at `outlet` written at or after `since`."""
         d = self.dialect
+        # Several kinds in one query: one read, so one newest write time covers them all.
+        kinds = (kind,) if isinstance(kind, str) else kind
+        marks = ", ".join("?" * len(kinds))
         rows = await self._fetch(
             f"SELECT business_date, MAX(updated_at) FROM records{d.records_by_update_time}"
-            " WHERE outlet = ? AND kind = ? AND updated_at >= ? AND business_date IS NOT NULL"
-            " GROUP BY business_date",
+            f" WHERE outlet = ? AND kind IN ({marks}) AND updated_at >= ?"
+            " AND business_date IS NOT NULL GROUP BY business_date",
             outlet,
-            kind,
+            *kinds,
             d.time(since),
         )
         return {d.read_day(day): d.read_time(last) for day, last in rows}
