@@ -303,7 +303,7 @@ def test_the_overview_after_it_all(context: BrowserContext, demo: Demo) -> None:
     page = context.new_page()
     sign_in(page, demo)
     expect(page.locator('tr[data-connection="panakkukang/qasir"] .pill')).to_have_text("failing")
-    expect(page.locator(".alerts")).to_contain_text("panakkukang / qasir")
+    expect(page.locator("#attention")).to_contain_text("panakkukang / qasir")
     shot(page, "overview", docs=True)
     # The page refreshes itself in place: new sales show without a reload (which would drop
     # the mark set here).

@@ -44,7 +44,7 @@ async def console_pages(
         assert signed.status == 200, await signed.text()
     found = json.loads(status)
     paths = ["/", "/console/dead-letters", "/console/records", "/console/import"]
-    paths += ["/console/config", "/console/dead-letters?status=all"]
+    paths += ["/console/config", "/console/dead-letters?status=all", "/console/reconciliations"]
     paths += [f"/console/connections/{c['outlet']}/{c['connector']}" for c in found["connections"]]
     paths += [f"/console/sinks/{s['sink']}" for s in found["sinks"]]
     paths += [f"/console/dead-letters/{e['id']}" for e in json.loads(dead_letters)["dead_letters"]]

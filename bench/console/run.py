@@ -138,6 +138,7 @@ PAGES = (
     "/console/deliveries/100",
     "/console/import",
     "/console/config",
+    "/console/reconciliations",
 )
 
 

@@ -229,6 +229,7 @@ async def test_every_page_shows_the_store_in_the_outlets_zone_without_a_secret(
         f"/console/records/{record_id}",
         "/console/import",
         "/console/config",
+        "/console/reconciliations",
     ):
         answer = await client.get(path)
         assert answer.status == 200, (path, await answer.text())

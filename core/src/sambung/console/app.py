@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from importlib.resources import files
 from typing import Any
@@ -27,6 +27,7 @@ from sambung.auth.connect import start_connect
 from sambung.auth.oauth import SINK_OUTLET
 from sambung.delivery.attempts import DeliveryAttempts
 from sambung.delivery.dlq import DeadLetterFilter
+from sambung.delivery.reconciliation import ReconciliationQuery
 from sambung.delivery.redrive import group_key
 from sambung.errors import ConfigError, NotPolled, UnknownConnection
 from sambung.intake.upload import upload_csv
@@ -112,6 +113,7 @@ def add_console(app: web.Application, host: views.ConsoleHost, token: str) -> No
     post(PREFIX + "/dead-letters/dry-run", guarded(dry_run))
     post(PREFIX + "/dead-letters/replay", guarded(replay))
     post(PREFIX + "/dead-letters/discard", guarded(discard))
+    get(PREFIX + "/reconciliations", guarded(reconciliations))
     get(PREFIX + "/records", guarded(records))
     get(PREFIX + "/records/{id:\\d+}", guarded(record))
     get(PREFIX + "/import", guarded(import_form))
@@ -457,6 +459,26 @@ async def discard(request: web.Request, _session: Session) -> web.StreamResponse
     outcomes = await views.dead_letter_service(request.app[CONSOLE_KEY].host).discard(ids)
     summary = ", ".join(f"#{o.id} {o.result}" for o in outcomes) or "nothing chosen"
     raise _back(f"{PREFIX}/dead-letters", summary)
+
+
+async def reconciliations(request: web.Request, session: Session) -> web.StreamResponse:
+    """Each outlet's daily reconciliations: POS sales against what the gateways collected."""
+    host = request.app[CONSOLE_KEY].host
+    outlet = request.query.get("outlet") or None
+    since = host.clock.now().date() - timedelta(days=14)
+    try:
+        query = ReconciliationQuery(outlet=outlet, since=since)
+    except ValidationError:
+        query = ReconciliationQuery(since=since)
+    found = await views.reconciliations(host, query)
+    return _render(
+        request,
+        "reconciliations.html",
+        session,
+        found=sorted(found, key=lambda r: (r.result.outlet, r.result.business_date), reverse=True),
+        outlet=outlet,
+        outlets=[o.id for o in host.loaded.config.outlets],
+    )
 
 
 def _record_query(request: web.Request) -> RecordQuery:

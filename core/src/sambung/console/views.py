@@ -6,17 +6,23 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from sambung.alerts.report import STATUS_DAYS, AlertFilter, GapFilter, alert_report, gap_report
 from sambung.auth.credentials import CredentialService
 from sambung.auth.oauth import SINK_OUTLET
 from sambung.clock import Clock
 from sambung.config import Connection, LoadedConfig
 from sambung.delivery.dlq import DeadLetterFilter, DeadLetters
 from sambung.delivery.outbox import Dispatcher
+from sambung.delivery.reconciliation import (
+    ReconciliationQuery,
+    ReconciliationService,
+    StoredReconciliation,
+)
 from sambung.delivery.redrive import group_entries
 from sambung.errors import ConfigError, NotPolled, UnknownConnection
 from sambung.intake.backfill import BackfillService
@@ -105,13 +111,24 @@ async def overview(host: ConsoleHost, loops_problems: dict[str, str]) -> dict[st
         success = parse_time(connection["last_success_at"])
         connection["lag_seconds"] = (now - success).total_seconds() if success else None
         connection["error"], connection["error_at"] = last_error(connection)
+    reconciled = await reconciliations(host, ReconciliationQuery())
     return {
         "connections": connections,
         "sinks": sinks,
         "totals": totals,
-        "alerts": alerts(connections, sinks, loops_problems),
+        # The alert engine's open episodes, and what needs a look right now.
+        "alerts": await alert_report(store, AlertFilter(open=True), now),
+        "attention": attention(connections, sinks, loops_problems),
+        "reconciled": {r.result.outlet: r for r in reconciled},
         "outlets": {o.id: o.name for o in loaded.config.outlets},
     }
+
+
+async def reconciliations(
+    host: ConsoleHost, query: ReconciliationQuery
+) -> list[StoredReconciliation]:
+    """The daily reconciliations `query` asks for (by default each outlet's latest closed day)."""
+    return await ReconciliationService(host.store, host.loaded, host.clock).find(query)
 
 
 def _add_sale(sums: DayTotals, record: StoredRecord) -> None:
@@ -128,10 +145,11 @@ def _add_sale(sums: DayTotals, record: StoredRecord) -> None:
         sums.refunds_count += 1
 
 
-def alerts(
+def attention(
     connections: list[dict[str, Any]], sinks: list[dict[str, Any]], loops: dict[str, str]
 ) -> list[dict[str, str]]:
-    """What needs the operator now: failing or disconnected connections, stuck sinks, loops."""
+    """What needs a look now, read off the grid: failing or disconnected connections, stuck
+    sinks, loops (the alert engine opens its alerts on these after its own delays)."""
     found = []
     for c in connections:
         if c["state"] in ("failing", "needs_reauth"):
@@ -213,7 +231,16 @@ async def connection_page(host: ConsoleHost, connection: Connection) -> dict[str
         "polled": polled,
         "cursor_view": await cursor_view(host, outlet, name) if polled else None,
         "backfills": await host.backfills.list(outlet, name) if polled else [],
+        "gaps": await gaps_of(host, outlet, name),
     }
+
+
+async def gaps_of(host: ConsoleHost, outlet: str, connector: str) -> list[dict[str, Any]]:
+    """The gap report of one connection over the last week: per business date, its records and
+    how many came only by poll (no webhook delivered them)."""
+    since = (host.clock.now() - timedelta(days=STATUS_DAYS)).date()
+    days = await gap_report(host.store, host.loaded, GapFilter(outlet=outlet, since=since))
+    return [d for d in days if d["connector"] == connector]
 
 
 async def cursor_view(host: ConsoleHost, outlet: str, connector: str) -> CursorView | None:
