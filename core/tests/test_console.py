@@ -139,6 +139,10 @@ async def test_a_post_without_the_csrf_token_is_refused(console: Any) -> None:
     assert still.status == "open"
     assert done.status == 200 and after.status == "discarded"
     assert f"#{entry} discarded" in await done.text()
+    # Said once, from the session: a link cannot put words in the console's mouth.
+    assert f"#{entry} discarded" not in await (await client.get("/console/dead-letters")).text()
+    forged_notice = await client.get("/console/dead-letters?notice=Call+0812+for+help")
+    assert "Call 0812" not in await forged_notice.text()
 
 
 async def test_signing_out_makes_the_cookie_worthless(console: Any) -> None:

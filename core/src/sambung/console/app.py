@@ -156,7 +156,13 @@ def _safe_next(value: str | None) -> str:
 
 async def signin_form(request: web.Request) -> web.StreamResponse:
     """The sign-in page."""
-    return _render(request, "signin.html", None, next=_safe_next(request.query.get("next")))
+    return _render(
+        request,
+        "signin.html",
+        None,
+        next=_safe_next(request.query.get("next")),
+        signed_out=request.query.get("out") == "1",
+    )
 
 
 async def signin(request: web.Request) -> web.StreamResponse:
@@ -241,7 +247,7 @@ def _render(
             "quote": quote,
             "local": local,
             "version": __version__,
-            "notice": request.query.get("notice"),
+            "notice": console.sessions.told(session) if session else None,
             **context,
         },
         status=status,
@@ -268,9 +274,14 @@ def pretty(value: Any) -> str:
     return str(value)
 
 
-def _back(path: str, notice: str) -> web.HTTPSeeOther:
-    joiner = "&" if "?" in path else "?"
-    return web.HTTPSeeOther(f"{_safe_next(path)}{joiner}{urlencode({'notice': notice})}")
+def _back(request: web.Request, path: str, notice: str) -> web.HTTPSeeOther:
+    """Back to `path`, which shows `notice` once. Kept in the session, not the URL: a link
+    someone sends cannot make this console say what they wrote."""
+    sessions = request.app[CONSOLE_KEY].sessions
+    session = sessions.find(request)
+    if session is not None:
+        sessions.tell(session, notice)
+    return web.HTTPSeeOther(_safe_next(path))
 
 
 # -- pages -------------------------------------------------------------------------------------
@@ -302,7 +313,7 @@ async def _connect(request: web.Request, outlet: str, name: str, back: str) -> w
     try:
         link = await start_connect(host.credentials, host.loaded, outlet, name)
     except ConfigError as err:
-        raise _back(back, str(err)) from None
+        raise _back(request, back, str(err)) from None
     log.info("console.connect_started", outlet=outlet, connector=name)
     raise web.HTTPSeeOther(link.authorization_url)
 
@@ -323,8 +334,8 @@ async def backfill(request: web.Request, _session: Session) -> web.StreamRespons
     try:
         task = await host.backfills.request_text(outlet, name, since, until or None, "console")
     except (UnknownConnection, NotPolled, ValueError) as err:
-        raise _back(back, str(err)) from None
-    raise _back(back, f"backfill #{task.id} queued")
+        raise _back(request, back, str(err)) from None
+    raise _back(request, back, f"backfill #{task.id} queued")
 
 
 async def move_cursor(request: web.Request, session: Session) -> web.StreamResponse:
@@ -354,8 +365,8 @@ async def move_cursor(request: web.Request, session: Session) -> web.StreamRespo
         else:
             change = await host.cursors.set(outlet, name, value, "console", reason)
     except (UnknownConnection, NotPolled, ValueError) as err:
-        raise _back(back, str(err)) from None
-    raise _back(back, f"cursor moved: {change.before or '-'} -> {change.after or '-'}")
+        raise _back(request, back, str(err)) from None
+    raise _back(request, back, f"cursor moved: {change.before or '-'} -> {change.after or '-'}")
 
 
 async def sink(request: web.Request, session: Session) -> web.StreamResponse:
@@ -380,7 +391,7 @@ async def resume_sink(request: web.Request, _session: Session) -> web.StreamResp
     name = request.match_info["sink"]
     request.app[CONSOLE_KEY].host.dispatcher.reconnected(name)
     log.info("console.sink_resumed", sink=name)
-    raise _back(f"{PREFIX}/sinks/{name}", "resumed")
+    raise _back(request, f"{PREFIX}/sinks/{name}", "resumed")
 
 
 async def connect_sink(request: web.Request, _session: Session) -> web.StreamResponse:
@@ -450,7 +461,7 @@ async def replay(request: web.Request, _session: Session) -> web.StreamResponse:
     outcomes, _ = await service.replay_grouped(await service.entries(await _ids(request)))
     log.info("console.replayed", results=[(o.id, o.result) for o in outcomes])
     summary = ", ".join(f"#{o.id} {o.result}" for o in outcomes) or "nothing to replay"
-    raise _back(f"{PREFIX}/dead-letters", summary)
+    raise _back(request, f"{PREFIX}/dead-letters", summary)
 
 
 async def discard(request: web.Request, _session: Session) -> web.StreamResponse:
@@ -458,7 +469,7 @@ async def discard(request: web.Request, _session: Session) -> web.StreamResponse
     ids = await _ids(request)
     outcomes = await views.dead_letter_service(request.app[CONSOLE_KEY].host).discard(ids)
     summary = ", ".join(f"#{o.id} {o.result}" for o in outcomes) or "nothing chosen"
-    raise _back(f"{PREFIX}/dead-letters", summary)
+    raise _back(request, f"{PREFIX}/dead-letters", summary)
 
 
 async def reconciliations(request: web.Request, session: Session) -> web.StreamResponse:

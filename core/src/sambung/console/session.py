@@ -43,6 +43,8 @@ class Sessions:
         self._clock = clock
         self._ttl = ttl
         self._sessions: dict[str, Session] = {}
+        # What the next page of a session says once (an action's outcome), by session id.
+        self._notices: dict[str, str] = {}
 
     def sign_in(self, given: str) -> Session | None:
         """A new session when `given` is the admin token (compared in constant time)."""
@@ -50,6 +52,7 @@ class Sessions:
             return None
         now = self._clock.now()
         self._sessions = {k: s for k, s in self._sessions.items() if s.expires_at > now}
+        self._notices = {k: n for k, n in self._notices.items() if k in self._sessions}
         while len(self._sessions) >= MAX_SESSIONS:
             self._sessions.pop(next(iter(self._sessions)))
         session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now + self._ttl)
@@ -69,6 +72,15 @@ class Sessions:
     def sign_out(self, session: Session) -> None:
         """Forget a session: its cookie no longer signs anyone in."""
         self._sessions.pop(session.id, None)
+        self._notices.pop(session.id, None)
+
+    def tell(self, session: Session, notice: str) -> None:
+        """Have the session's next page say `notice`."""
+        self._notices[session.id] = notice
+
+    def told(self, session: Session) -> str | None:
+        """The notice the session's page says now, once."""
+        return self._notices.pop(session.id, None)
 
 
 def csrf_ok(session: Session, given: str | None) -> bool:
