@@ -228,6 +228,8 @@ async def test_every_page_shows_the_store_in_the_outlets_zone_without_a_secret(
         "/console/connections/panakkukang/pawoon",
         "/console/sinks/backend",
         "/console/dead-letters",
+        "/console/dead-letters?error_type=InvalidRecord&target=pawoon",
+        "/console/dead-letters?error_type=DeliveryRejected",
         "/console/dead-letters/1",
         "/console/records?outlet=panakkukang&external_id=TRX-1",
         f"/console/records/{record_id}",
@@ -250,6 +252,8 @@ async def test_every_page_shows_the_store_in_the_outlets_zone_without_a_secret(
     letters = pages["/console/dead-letters"]
     assert "InvalidRecord" in letters and '<td class="num">1</td>' in letters
     assert "&lt;script&gt;" in pages["/console/dead-letters/1"]  # escaped, never markup
+    assert 'data-id="1"' in pages["/console/dead-letters?error_type=InvalidRecord&target=pawoon"]
+    assert 'data-id="1"' not in pages["/console/dead-letters?error_type=DeliveryRejected"]
     record = pages[f"/console/records/{record_id}"]
     assert "Revisi 2" in record and "Revisi 1" in record and "27500" in record
     assert "&lt;b&gt;hi&lt;/b&gt;" in record  # the raw event, escaped

@@ -28,9 +28,9 @@ from sambung.auth.oauth import SINK_OUTLET
 from sambung.delivery.attempts import DeliveryAttempts
 from sambung.delivery.dlq import DeadLetterFilter
 from sambung.delivery.reconciliation import ReconciliationQuery
-from sambung.delivery.redrive import group_key
 from sambung.errors import ConfigError, NotPolled, UnknownConnection
 from sambung.intake.upload import upload_csv
+from sambung.models import RECORD_KINDS
 from sambung.runtime.status import age, loop_status
 from sambung.store import RecordQuery
 
@@ -414,13 +414,9 @@ async def dead_letters(request: web.Request, session: Session) -> web.StreamResp
     """Dead letters by error class with counts, filtered, each to open, dry-run or replay."""
     host = request.app[CONSOLE_KEY].host
     filters = _filters(request)
-    data = await views.dead_letters_page(host, filters)
     error_type = request.query.get("error_type") or None
-    if error_type:
-        data["entries"] = [e for e in data["entries"] if e.error_type == error_type]
     target = request.query.get("target") or None
-    if target:
-        data["entries"] = [e for e in data["entries"] if group_key(e)[1] == target]
+    data = await views.dead_letters_page(host, filters, error_type=error_type, target=target)
     return _render(
         request,
         "dead_letters.html",
@@ -520,7 +516,7 @@ async def records(request: web.Request, session: Session) -> web.StreamResponse:
         query=query,
         found=found,
         outlets=[o.id for o in host.loaded.config.outlets],
-        kinds=("transaction", "payment", "inventory_level", "daily_summary"),
+        kinds=sorted(RECORD_KINDS),
     )
 
 

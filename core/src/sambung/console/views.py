@@ -4,7 +4,7 @@ capabilities (the same the CLI and the JSON API use); the handlers only render i
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -23,7 +23,7 @@ from sambung.delivery.reconciliation import (
     ReconciliationService,
     StoredReconciliation,
 )
-from sambung.delivery.redrive import group_entries
+from sambung.delivery.redrive import group_entries, group_key
 from sambung.errors import ConfigError, NotPolled, UnknownConnection
 from sambung.intake.backfill import BackfillService
 from sambung.intake.cursors import CursorService, CursorView
@@ -296,15 +296,27 @@ async def newest(store: Store, sink: str, status: str | None = None) -> list[Del
     return [row for row in found if row is not None]
 
 
-async def dead_letters_page(host: ConsoleHost, filters: DeadLetterFilter) -> dict[str, Any]:
-    """Dead letters matching `filters`, and their groups by error class with counts."""
+async def dead_letters_page(
+    host: ConsoleHost,
+    filters: DeadLetterFilter,
+    *,
+    error_type: str | None = None,
+    target: str | None = None,
+) -> dict[str, Any]:
+    """Dead letters matching `filters` grouped as redrive groups them, with counts, and the
+    newest entries of one group (error class, and connector or sink) when one is chosen."""
     window = await dead_letter_service(host).find(
         filters.model_copy(update={"limit": GROUP_WINDOW})
     )
     groups = [(key, len(members)) for key, members in group_entries(window).items()]
+    chosen = [
+        entry
+        for entry in window
+        if error_type in (None, entry.error_type) and target in (None, group_key(entry)[1])
+    ]
     return {
         "groups": groups,
-        "entries": window[: filters.limit],
+        "entries": chosen[: filters.limit],
         "total": len(window),
         "filters": filters,
     }
@@ -336,11 +348,3 @@ def _pretty(payload: str) -> str:
         return json.dumps(json.loads(payload), indent=2, ensure_ascii=False)
     except ValueError:
         return payload
-
-
-def by_outlet(entries: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Rows grouped by their outlet, in order."""
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for entry in entries:
-        grouped[entry["outlet"]].append(entry)
-    return dict(grouped)
