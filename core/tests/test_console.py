@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from sambung.clock import Clock
 from sambung.config import load_config
@@ -289,3 +289,12 @@ def test_any_query_a_browser_sends_is_read_as_some_search(query: dict[str, str])
     records = _record_query(request)
     assert letters.status in ("open", "replayed", "discarded", None)
     assert 1 <= letters.limit <= 100_000 and records.limit == 100
+
+
+@given(st.text(max_size=60))
+@example("\ud800" + TOKEN)
+@example(TOKEN)
+def test_only_the_admin_token_signs_in(given_token: str) -> None:
+    sessions = Sessions(TOKEN, ManualClock())
+    session = sessions.sign_in(given_token)
+    assert (session is not None) == (given_token == TOKEN)

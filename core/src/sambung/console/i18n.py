@@ -94,6 +94,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "received_at": ("Diterima", "Received"),
     "never": ("belum pernah", "never"),
     "fetched": ("Diambil", "Fetched"),
+    "last_run": ("Polling terakhir", "Last run"),
     "updated": ("Diperbarui", "Updated"),
     "backfill": ("Ambil ulang (backfill)", "Backfill"),
     "backfill_start": ("Mulai ambil ulang", "Start the backfill"),

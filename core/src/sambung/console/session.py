@@ -48,7 +48,8 @@ class Sessions:
 
     def sign_in(self, given: str) -> Session | None:
         """A new session when `given` is the admin token (compared in constant time)."""
-        if not hmac.compare_digest(given.encode(), self._token):
+        # "replace": a form may carry text no UTF-8 can hold (a lone surrogate); not the token.
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), self._token):
             return None
         now = self._clock.now()
         self._sessions = {k: s for k, s in self._sessions.items() if s.expires_at > now}
@@ -85,7 +86,9 @@ class Sessions:
 
 def csrf_ok(session: Session, given: str | None) -> bool:
     """Whether a state-changing request sent its session's CSRF token back."""
-    return given is not None and hmac.compare_digest(given.encode(), session.csrf.encode())
+    if given is None:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "replace"), session.csrf.encode())
 
 
 def set_cookie(response: web.StreamResponse, session: Session, ttl: timedelta) -> None:

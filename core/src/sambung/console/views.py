@@ -232,6 +232,14 @@ async def connection_page(host: ConsoleHost, connection: Connection) -> dict[str
         "cursor_view": await cursor_view(host, outlet, name) if polled else None,
         "backfills": await host.backfills.list(outlet, name) if polled else [],
         "gaps": await gaps_of(host, outlet, name),
+        "last_run_at": next(
+            (
+                state.last_run_at
+                for state in await store.list_connection_states()
+                if (state.outlet, state.connector, state.mode) == (outlet, name, "poll")
+            ),
+            None,
+        ),
     }
 
 
