@@ -298,3 +298,13 @@ def test_only_the_admin_token_signs_in(given_token: str) -> None:
     sessions = Sessions(TOKEN, ManualClock())
     session = sessions.sign_in(given_token)
     assert (session is not None) == (given_token == TOKEN)
+
+
+@pytest.mark.parametrize("body", [b"token=%ED%A0%80", b"token=\xff\xfe", b"next=%00&token="])
+async def test_a_sign_in_form_no_text_can_hold_is_refused_not_a_500(
+    console: Any, body: bytes
+) -> None:
+    _, client = console
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    answer = await client.post("/console/signin", data=body, headers=form)
+    assert answer.status in (400, 401)

@@ -20,6 +20,8 @@ import aiohttp_jinja2
 import jinja2
 import structlog
 from aiohttp import web
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 from pydantic import ValidationError
 
 from sambung import __version__
@@ -136,7 +138,7 @@ def guarded(handler: Guarded) -> Handler:
         if request.method == "POST":
             given = request.headers.get(CSRF_HEADER)
             if given is None and request.content_type == "application/x-www-form-urlencoded":
-                given = str((await request.post()).get(CSRF_FIELD, "")) or None
+                given = str((await _form(request)).get(CSRF_FIELD, "")) or None
             if not csrf_ok(session, given):
                 log.warning("console.csrf_refused", path=request.path)
                 return web.Response(status=403, text="the form's CSRF token is missing or wrong")
@@ -145,6 +147,14 @@ def guarded(handler: Guarded) -> Handler:
         return response
 
     return check
+
+
+async def _form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """The request's form fields; 400 for a body that is not text (bytes no UTF-8 reads)."""
+    try:
+        return await request.post()
+    except (UnicodeDecodeError, ValueError):
+        raise web.HTTPBadRequest(text="the form is not valid UTF-8 text") from None
 
 
 def _safe_next(value: str | None) -> str:
@@ -167,7 +177,7 @@ async def signin_form(request: web.Request) -> web.StreamResponse:
 
 async def signin(request: web.Request) -> web.StreamResponse:
     """Check the admin token; on success a session cookie and on to the page asked for."""
-    form = await request.post()
+    form = await _form(request)
     given, target = str(form.get("token", "")), _safe_next(str(form.get("next", "")))
     session = request.app[CONSOLE_KEY].sessions.sign_in(given)
     if session is None:
@@ -328,7 +338,7 @@ async def backfill(request: web.Request, _session: Session) -> web.StreamRespons
     """Queue a backfill of a window (the outlet's local days, or ISO datetimes)."""
     host = request.app[CONSOLE_KEY].host
     outlet, name = request.match_info["outlet"], request.match_info["connector"]
-    form = await request.post()
+    form = await _form(request)
     since, until = str(form.get("since", "")).strip(), str(form.get("until", "")).strip()
     back = f"{PREFIX}/connections/{outlet}/{name}"
     try:
@@ -342,7 +352,7 @@ async def move_cursor(request: web.Request, session: Session) -> web.StreamRespo
     """Move (or reset) a poll cursor: first a page to confirm it on, then the move itself."""
     host = request.app[CONSOLE_KEY].host
     outlet, name = request.match_info["outlet"], request.match_info["connector"]
-    form = await request.post()
+    form = await _form(request)
     value, reset = str(form.get("value", "")).strip(), form.get("reset") == "1"
     reason = str(form.get("reason", "")).strip() or None
     back = f"{PREFIX}/connections/{outlet}/{name}"
@@ -438,7 +448,7 @@ async def dead_letter(request: web.Request, session: Session) -> web.StreamRespo
 
 
 async def _ids(request: web.Request) -> list[int]:
-    form = await request.post()
+    form = await _form(request)
     return [int(str(v)) for v in form.getall("id", []) if str(v).isdigit()]
 
 
