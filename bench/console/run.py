@@ -2,9 +2,10 @@
 
 Seeds, through the store's API only: 30 business days of 300 sales each at one outlet (every
 tenth sale revised once, each revision routed to two sinks, the raw webhook body of each kept),
-a delivered, retried and dead-lettered part of the outbox with the receivers' answers, and
-ingest dead letters. Then signs in to the daemon's real admin app (in process, over HTTP on a
-local port) and requests every page RUNS times; prints each page's median and slowest answer,
+a delivered, retried and dead-lettered part of the outbox with the receivers' answers, ingest
+dead letters, and a polled connection's month of operator cursor moves and weekly backfills.
+Then signs in to the daemon's real admin app (in process, over HTTP on a local port) and
+requests every page RUNS times; prints each page's median and slowest answer,
 and the slowest page of all against the 200 ms target. SQLite by default; `--postgres URL` runs
 it in a fresh schema of that server (dropped afterwards).
 """
@@ -120,12 +121,20 @@ async def seed(store: Store, now: datetime, days: int, per_day: int) -> dict[str
                 settlements.append(OutboxSettlement(row.id, "delivered", attempt=ok))
         await store.settle_outbox(settlements, now=now)
         settled += len(settlements)
+    # A polled connection's month: a cursor moved by hand now and then, a backfill a week.
+    for day in range(days):
+        value = (now - timedelta(days=day)).isoformat()
+        await store.change_cursor("kemang", "qasir", value, actor="operator:bench", reason="")
+        if day % 7 == 0:
+            since = now - timedelta(days=day + 1)
+            await store.create_backfill("kemang", "qasir", since, since + timedelta(days=1), "b")
     return {"records": n, "settled": settled, **await store.counts()}
 
 
 PAGES = (
     "/",
     "/console/connections/kemang/pawoon",
+    "/console/connections/kemang/qasir",
     "/console/sinks/backend",
     "/console/sinks/erp",
     "/console/dead-letters",
@@ -155,7 +164,7 @@ async def main(days: int, per_day: int, runs: int, postgres: str | None) -> int:
 
 async def measure(store_url: str, days: int, per_day: int, runs: int) -> int:
     """The pages over one store (SQLite in a temporary folder, or a PostgreSQL schema)."""
-    registry = load_plugins(frozenset({"pawoon"}))
+    registry = load_plugins(frozenset({"pawoon", "qasir"}))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "sambung.yaml"
         document = {
@@ -173,7 +182,12 @@ async def measure(store_url: str, days: int, per_day: int, runs: int) -> int:
                         "pawoon": {
                             "mode": ["webhook", "file-drop"],
                             "webhook_secret": "bench-console-pawoon-secret",
-                        }
+                        },
+                        "qasir": {
+                            "mode": "poll",
+                            "api_key": "bench-console-qasir-key",
+                            "base_url": "http://127.0.0.1:9/v1",
+                        },
                     },
                 }
             ],
