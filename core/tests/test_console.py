@@ -20,7 +20,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from sambung.clock import Clock
 from sambung.config import load_config
-from sambung.console.app import _filters, _record_query, _safe_next
+from sambung.console.app import _filters, _record_query, _safe_next, money
 from sambung.console.session import COOKIE, Sessions
 from sambung.models import LineItem, PaymentMethod, Transaction, TransactionType
 from sambung.plugins import load_plugins
@@ -308,3 +308,17 @@ async def test_a_sign_in_form_no_text_can_hold_is_refused_not_a_500(
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     answer = await client.post("/console/signin", data=body, headers=form)
     assert answer.status in (400, 401)
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        ("1234567", "Rp 1.234.567"),
+        ("10972571.90", "Rp 10.972.571,90"),
+        ("-2323.15", "-Rp 2.323,15"),
+        ("0", "Rp 0"),
+        (None, "-"),
+    ],
+)
+def test_rupiah_read_the_indonesian_way(amount: str | None, shown: str) -> None:
+    assert money(None if amount is None else Decimal(amount)) == shown

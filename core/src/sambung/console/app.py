@@ -267,12 +267,14 @@ def _render(
 
 
 def money(value: Decimal | str | int | None) -> str:
-    """Rupiah as an Indonesian reads it: Rp 1.234.567 (cents kept when there are any)."""
+    """Rupiah as an Indonesian reads it: Rp 1.234.567, -Rp 2.300 (cents kept when there are)."""
     if value is None:
         return "-"
     amount = Decimal(str(value))
-    text = f"{amount:,.2f}" if amount != amount.to_integral_value() else f"{amount:,.0f}"
-    return "Rp " + text.replace(",", "_").replace(".", ",").replace("_", ".")
+    size = abs(amount)
+    text = f"{size:,.2f}" if size != size.to_integral_value() else f"{size:,.0f}"
+    shown = "Rp " + text.replace(",", "_").replace(".", ",").replace("_", ".")
+    return "-" + shown if amount < 0 else shown
 
 
 def pretty(value: Any) -> str:
