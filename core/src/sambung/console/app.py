@@ -238,7 +238,10 @@ def _render(
 
     def local(value: str | datetime | None, outlet: str | None = None) -> str:
         """A time in the outlet's zone (WIB, WITA, WIT), or the first outlet's."""
-        moment = views.parse_time(value)
+        try:
+            moment = views.parse_time(value)
+        except ValueError:  # text that is no time (a vendor's own cursor): shown as it is
+            return str(value)
         if moment is None:
             return "-"
         zone = zones.get(outlet or "") or next(iter(zones.values()), None)
