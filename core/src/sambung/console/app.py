@@ -53,10 +53,10 @@ log = structlog.get_logger(__name__)
 
 PREFIX = "/console"
 STATIC = files("sambung.console") / "static"
-STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".txt": "text/plain"}
-# Pages may load only what the daemon itself serves: no CDN, nothing inline.
+STATIC_TYPES = {".css": "text/css", ".js": "text/javascript"}
 # The verdicts of a dry run that a replay acts on (the others would change nothing now).
 REPLAYABLE = ("would_replay", "would_requeue")
+# Pages may load only what the daemon itself serves: no CDN, nothing inline.
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
@@ -93,7 +93,7 @@ def add_console(app: web.Application, host: views.ConsoleHost, token: str) -> No
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    environment.filters.update(money=money, age=age, pretty=pretty)
+    environment.filters.update(money=money, age=age)
     environment.globals.update(progress=views.backfill_progress)
     get, post = app.router.add_get, app.router.add_post
     get("/", guarded(overview))
@@ -158,8 +158,17 @@ async def _form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray 
 
 
 def _safe_next(value: str | None) -> str:
-    """Where to go after signing in: a path of this console, never another site."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    """Where to go after signing in: a path of this console, never another site. Browsers
+    drop tabs and newlines from a URL (`/<TAB>/evil.example` is `//evil.example` to them), so
+    a path with any whitespace or control character goes home instead."""
+    if (
+        value
+        and value.startswith("/")
+        and not value.startswith("//")
+        and "\\" not in value
+        and value.isprintable()
+        and not any(c.isspace() for c in value)
+    ):
         return value
     return "/"
 
@@ -278,15 +287,6 @@ def money(value: Decimal | str | int | None) -> str:
     text = f"{size:,.2f}" if size != size.to_integral_value() else f"{size:,.0f}"
     shown = "Rp " + text.replace(",", "_").replace(".", ",").replace("_", ".")
     return "-" + shown if amount < 0 else shown
-
-
-def pretty(value: Any) -> str:
-    """A value for a table cell: dates as ISO, nothing as a dash."""
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    return str(value)
 
 
 def _back(request: web.Request, path: str, notice: str) -> web.HTTPSeeOther:
