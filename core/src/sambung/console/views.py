@@ -100,7 +100,7 @@ async def overview(host: ConsoleHost, loops_problems: dict[str, str]) -> dict[st
     for outlet in loaded.config.outlets:
         day = now.astimezone(ZoneInfo(outlet.timezone)).date()
         sums = DayTotals(outlet.id, outlet.name, day)
-        for kind in ("transaction", "payment"):
+        for kind in ("transaction", "payment", "inventory_level"):
             for record in await store.records_of_day(outlet.id, kind, day):
                 today_counts[(outlet.id, record.source_system)] += 1
                 if kind == "transaction":
@@ -132,7 +132,8 @@ async def reconciliations(
 
 
 def _add_sale(sums: DayTotals, record: StoredRecord) -> None:
-    data = json.loads(record.payload)
+    # Amounts are JSON strings; parse_float keeps any written as a number exact too.
+    data = json.loads(record.payload, parse_float=Decimal)
     total = Decimal(str(data.get("total", "0")))
     kind = data.get("type", "sale")
     if kind == "sale":
