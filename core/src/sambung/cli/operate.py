@@ -37,6 +37,7 @@ def add_operate_commands(commands: Commands) -> None:
         "backfill",
         "Re-poll a window of one connection (OUTLET CONNECTOR --since D), or `list` them.",
         _backfill,
+        need_env=False,  # it only asks the daemon (or reads the store): no vendor secret
     )
     backfill.add_argument(
         "target", nargs="+", metavar="OUTLET CONNECTOR | list", help="what to backfill"
@@ -48,19 +49,26 @@ def add_operate_commands(commands: Commands) -> None:
     )
     backfill.add_argument("--json", action="store_true", help="the task(s) as JSON lines")
     cursor = commands.add(
-        "cursor", "Show, set or reset poll cursors (set and reset through the daemon).", _cursor
+        "cursor",
+        "Show, set or reset poll cursors (set and reset through the daemon).",
+        _cursor,
+        need_env=False,
     )
     actions = commands.actions(cursor)
     show = actions.add("show", "each polled connection's cursor; one's history", need_env=False)
     show.add_argument("outlet", nargs="?")
     show.add_argument("connector", nargs="?")
     show.add_argument("--json", action="store_true", help="as JSON lines")
-    set_ = actions.add("set", "move a cursor (backwards too): the next poll starts there")
+    set_ = actions.add(
+        "set", "move a cursor (backwards too): the next poll starts there", need_env=False
+    )
     set_.add_argument("outlet")
     set_.add_argument("connector")
     set_.add_argument("value", help="a date (the outlet's day start) or an ISO datetime")
     set_.add_argument("--reason", help="kept with the change")
-    reset = actions.add("reset", "forget a cursor: the next poll starts `lookback` ago")
+    reset = actions.add(
+        "reset", "forget a cursor: the next poll starts `lookback` ago", need_env=False
+    )
     reset.add_argument("outlet")
     reset.add_argument("connector")
     reset.add_argument("--reason", help="kept with the change")
@@ -244,9 +252,10 @@ def _cursor(args: argparse.Namespace) -> int:
     if status != 200:
         return _refused(status, shown)
     change = shown["change"]
+    start = "there" if change["after"] else "`lookback` before now, as a first one"
     print(
         f"{args.outlet}/{args.connector}: cursor {change['before'] or '(none)'} ->"
-        f" {change['after'] or '(none)'} by {change['actor']}; the next poll starts there"
+        f" {change['after'] or '(none)'} by {change['actor']}; the next poll starts {start}"
     )
     return 0
 
