@@ -31,6 +31,8 @@ EXPORTED_TABLES = (
     "outbox",
     "dead_letters",
     "cursors",
+    "cursor_changes",
+    "backfills",
     "imported_files",
     "connection_states",
     "credentials",
