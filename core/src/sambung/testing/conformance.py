@@ -31,7 +31,7 @@ from pydantic import BaseModel, ValidationError
 
 from sambung.auth.signing import sign_hex
 from sambung.clock import SystemClock
-from sambung.config import Connection
+from sambung.config import Connection, LoadedConfig
 from sambung.connectors import (
     Connector,
     ConnectorSettings,
@@ -46,12 +46,13 @@ from sambung.connectors import (
 )
 from sambung.delivery.sinks import Delivery, DeliveryResult, Sink, SinkContext, SinkSettings
 from sambung.errors import FileError, InvalidPayload, RetriableError, SignatureError
+from sambung.intake.backfill import BackfillService
 from sambung.intake.csvbatches import open_for, records_of
 from sambung.intake.csvfiles import RowError
 from sambung.intake.polling import PollService
 from sambung.models import RECORD_KINDS, Outlet, Record
 from sambung.plugins import load_plugins
-from sambung.store import Store
+from sambung.store import BackfillState, Store
 from sambung.store.sqlite import SqliteStore
 
 from . import make_connector, outlet
@@ -256,6 +257,56 @@ class PollConnectorConformance:
                 _check_record(record, loop.connector)
         finally:
             await store.close()
+
+    async def test_a_backfill_re_reads_its_window_and_queues_nothing_new(
+        self, tmp_path: Path
+    ) -> None:
+        start = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+        clock = FakeClock(start + timedelta(hours=3))
+        vendor = self.fake(clock)
+        vendor.seed(75, start)
+        store = SqliteStore(tmp_path / "conformance.db", synchronous="OFF")
+        await store.open()
+        try:
+            at = outlet("conformance", self.timezone)
+            await self.prepare(store, vendor, at)
+            async with vendor.serve() as url, aiohttp.ClientSession() as session:
+                connection = Connection(
+                    at, self.connector, self.connector.Settings.model_validate(self.settings(url))
+                )
+                # The task is made directly (a request would read the daemon's config) and
+                # run by the connection's loop, as in the daemon.
+                backfills = BackfillService(store, _no_config, clock=clock)
+                [loop] = PollService(
+                    [connection],
+                    store,
+                    lambda _o, _k: ("sink",),
+                    clock=clock,
+                    sleep=clock.sleep,
+                    backfills=backfills,
+                ).build(session)
+                first = await loop.run_once()
+                cursor = await store.get_cursor_state(at.id, self.connector.name)
+                outbox = len(await store.list_outbox(limit=10_000))
+                clock.advance(600)
+                task = await store.create_backfill(
+                    at.id, self.connector.name, start - timedelta(hours=1), clock.now(), "test"
+                )
+                while await loop.run_backfills():
+                    pass
+            assert first.status.value == "ok", first.error
+            done = await store.get_backfill(task.id)
+            assert done is not None and done.state is BackfillState.DONE, done
+            assert (done.records_new, done.records_changed) == (0, 0), done
+            assert done.pages > 0
+            assert len(await store.list_outbox(limit=10_000)) == outbox, "unchanged queued"
+            assert await store.get_cursor_state(at.id, self.connector.name) == cursor
+        finally:
+            await store.close()
+
+
+def _no_config() -> LoadedConfig:
+    raise NotImplementedError("the conformance suite makes its backfill tasks itself")
 
 
 class HmacWebhookConnectorConformance(WebhookConnectorConformance):
