@@ -3,6 +3,7 @@ known, and the instants an operator types (any text: a moment, or a clear refusa
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -72,3 +73,26 @@ def test_any_date_is_a_moment_or_a_value_error(day: date, end_of_day: bool) -> N
         assert day.year in (1, 9999), day
         return
     assert moment.astimezone(WIB).time() == time(0)
+
+
+def test_the_progress_bar_fills_with_the_position() -> None:
+    from sambung.cli.operate import _bar
+
+    task = {
+        "state": "running",
+        "since": "2026-11-20T00:00:00+00:00",
+        "until": "2026-11-22T00:00:00+00:00",
+        "position": "2026-11-21T00:00:00+00:00",
+        "pages": 4,
+        "records_new": 180,
+        "records_changed": 2,
+        "records_unchanged": 18,
+    }
+    out = io.StringIO()
+    _bar(task, out)
+    assert out.getvalue() == (
+        "\r[" + "#" * 15 + "-" * 15 + "]  50% running: pages 4, new 180, changed 2, unchanged 18"
+    )
+    out = io.StringIO()
+    _bar({**task, "position": None, "state": "queued"}, out)
+    assert out.getvalue().startswith("\r[" + "-" * 30 + "]   0% queued")

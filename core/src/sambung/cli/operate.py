@@ -112,21 +112,23 @@ def _backfill(args: argparse.Namespace) -> int:
         return _unreachable(err, "a backfill")
     if status != 202:
         return _refused(status, task)
-    if args.json:
+    if args.json and args.no_wait:
         print(json.dumps(task))
-    else:
+        return 0
+    if not args.json:
         print(
             f"backfill #{task['id']} of {outlet}/{connector} queued:"
             f" {task['since']} to {task['until']}"
         )
     if args.no_wait:
         return 0
-    return _follow(loaded, task, sys.stdout)
+    return _follow(loaded, task, sys.stdout, as_json=args.json)
 
 
-def _follow(loaded: LoadedConfig, task: dict[str, Any], out: TextIO) -> int:
-    """Show a task's progress until it ends: a bar on a terminal, else a line per change."""
-    show = _bar if out.isatty() else _line
+def _follow(loaded: LoadedConfig, task: dict[str, Any], out: TextIO, *, as_json: bool) -> int:
+    """Show a task's progress until it ends: a bar on a terminal, else a line per change;
+    `as_json`, only the finished task as one JSON line."""
+    show = _quiet if as_json else _bar if out.isatty() else _line
     last: tuple[Any, ...] | None = None
     while True:
         try:
@@ -146,9 +148,12 @@ def _follow(loaded: LoadedConfig, task: dict[str, Any], out: TextIO) -> int:
         if found["state"] not in ("queued", "running"):
             break
         time.sleep(PROGRESS_EVERY)
-    if out.isatty():
-        out.write("\n")
-    print(_summary(found), file=out)
+    if as_json:
+        print(json.dumps(found), file=out)
+    else:
+        if out.isatty():
+            out.write("\n")
+        print(_summary(found), file=out)
     return 0 if found["state"] == "done" else EXIT_FAILED
 
 
@@ -177,6 +182,10 @@ def _bar(task: dict[str, Any], out: TextIO) -> None:
     bar = "#" * filled + "-" * (BAR_WIDTH - filled)
     out.write(f"\r[{bar}] {done:4.0%} {task['state']}: {_counts(task)}")
     out.flush()
+
+
+def _quiet(task: dict[str, Any], out: TextIO) -> None:
+    """No progress shown (`--json`)."""
 
 
 def _line(task: dict[str, Any], out: TextIO) -> None:
