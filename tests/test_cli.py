@@ -40,6 +40,8 @@ CONFIG_COMMANDS: list[list[str]] = [
     ["cursor", "show"],
     ["cursor", "set", "kemang", "qasir", "2026-11-20"],
     ["cursor", "reset", "kemang", "qasir"],
+    ["gaps"],
+    ["alerts"],
 ]
 ACTIONS = {"credentials", "dlq", "cursor"}
 

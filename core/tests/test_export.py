@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sambung.errors import ConfigError
 from sambung.store import (
+    AlertCondition,
     ConnectionState,
     ConnectionStatus,
     CursorUpdate,
@@ -40,6 +41,8 @@ async def snapshot(store: Store) -> dict[str, Any]:
         "activity": await store.connection_activity(),
         "raw": await store.get_raw_event(1),
         "file": await store.get_imported_file("kemang", "pawoon", "ab" * 32),
+        "alerts": await store.list_alerts(),
+        "gaps": await store.webhook_gaps({("kemang", "pawoon")}),
     }
 
 
@@ -75,6 +78,8 @@ async def test_export_keeps_ids_references_and_continues_the_sequences(
         "kemang", "moka", "2026-11-26T06:00:00+00:00", actor="operator:ayu", reason="re-read"
     )
     task = await source.create_backfill("kemang", "qasir", NOW - timedelta(1), NOW, "ayu")
+    paused = AlertCondition("sink_paused", "books", "quota used up")
+    await source.apply_alert_conditions(["sink_paused"], [paused], channels=["ops"], now=NOW)
     before = await snapshot(source)
     await source.close()
 
@@ -107,6 +112,15 @@ async def test_export_keeps_ids_references_and_continues_the_sequences(
         assert await target.list_backfills() == [task]
         later = await target.create_backfill("kemang", "qasir", NOW - timedelta(1), NOW, "b")
         assert later.id == task.id + 1
+        # The open alert stays open (no second "fired"), its notice still due, once.
+        assert (
+            await target.apply_alert_conditions(
+                ["sink_paused"], [paused], channels=["ops"], now=NOW
+            )
+            == []
+        )
+        [notice] = await target.claim_alert_notices(now=NOW, limit=9, lease_seconds=9)
+        assert notice.alert.subject == "books"
     finally:
         await target.close()
 

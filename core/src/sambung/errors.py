@@ -73,8 +73,18 @@ class InvalidRecord(SambungError):
 class RetriableError(SambungError):
     """A passing failure (timeout, 5xx, 429): back off and try again later."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        body: str | None = None,
+    ) -> None:
         self.retry_after = retry_after
+        # What a destination answered, when it did (kept with the delivery attempt).
+        self.status = status
+        self.body = body
         super().__init__(message)
 
 

@@ -202,6 +202,8 @@ class Daemon:
         await self.dispatcher.open()
         self.dispatcher.start(self.loops.start)
         self._start_summaries()
+        self._start_alerts()
+        self._start_reconciliation()
         log.info(
             "daemon.started",
             version=__version__,
@@ -255,6 +257,34 @@ class Daemon:
                 interval=self.summaries.settings.every_seconds,
             )
 
+    def _start_alerts(self) -> None:
+        """Start the alert loop; one replica checks at a time (the store still decides each
+        transition once, should two ever overlap while the lease passes on)."""
+        from sambung.alerts.service import AlertService
+
+        self.alerts = AlertService(
+            self.store, self.loaded, self.registry, self.clock, sinks=self.dispatcher.status
+        )
+        self.alerts.open()
+        self.loops.start(
+            "alerts",
+            partial(self.replica.own, "alerts", self.alerts.run_forever),
+            interval=self.alerts.interval,
+        )
+
+    def _start_reconciliation(self) -> None:
+        """Start the daily-reconciliation loop when an outlet has a POS and a payment gateway."""
+        from sambung.delivery.reconciliation import ReconciliationService
+
+        self.reconciliation = ReconciliationService(self.store, self.loaded, self.clock)
+        if self.reconciliation.outlets():
+            # One replica at a time, as for summaries (an older result after a newer one).
+            self.loops.start(
+                "reconciliation",
+                partial(self.replica.own, "reconciliation", self.reconciliation.run_forever),
+                interval=self.reconciliation.settings.every_seconds,
+            )
+
     async def _listen(
         self, app: web.Application, listener: PublicListener | AdminListener, where: str
     ) -> int:
@@ -278,6 +308,8 @@ class Daemon:
         self._runners.clear()
         await self.loops.stop()
         await self.dispatcher.close()
+        if (alerts := getattr(self, "alerts", None)) is not None:
+            await alerts.close()
         await self._stop_polling()
         if self._background:
             await asyncio.wait(self._background, timeout=SHUTDOWN_GRACE_SECONDS)

@@ -17,7 +17,9 @@ from pydantic_core import PydanticSerializationError
 from sambung.clock import Clock
 from sambung.errors import InvalidRecord
 from sambung.models import Record, SerializedRecord
-from sambung.redaction import redact_optional
+from sambung.redaction import redact_optional, shorten
+
+from .monitoring import MonitoringStore
 
 Channel = Literal["webhook", "poll", "file", "replay"]
 Stage = Literal["ingest", "row", "delivery"]
@@ -343,20 +345,111 @@ class ClaimedRow:
 
 
 OutboxStatus = Literal["delivered", "pending", "dead"]
+AttemptOutcome = Literal["delivered", "retry", "dead"]
+# How much of a receiver's answer an attempt keeps: enough to read why, not a copy of the body.
+MAX_ATTEMPT_RESPONSE = 500
+
+
+@dataclass(frozen=True)
+class AttemptNote:
+    """How one delivery attempt went, kept (`delivery_attempts`) with the settlement it led to."""
+
+    sink: str
+    record_id: int
+    revision: int
+    attempt: int  # 1 for the first try of the row (since its last replay)
+    started_at: datetime
+    latency_ms: int | None = None
+    http_status: int | None = None
+    error_type: str | None = None
+    response: str | None = None  # the receiver's answer, masked and cut
+
+    def __post_init__(self) -> None:
+        if self.response is not None:
+            object.__setattr__(self, "response", shorten(self.response, MAX_ATTEMPT_RESPONSE))
 
 
 @dataclass(frozen=True)
 class OutboxSettlement:
-    """What one delivery attempt decided for one claimed row: delivered, retry later, or dead."""
+    """What one delivery attempt decided for one claimed row: delivered, retry later, or dead.
+
+    With an `attempt` note, the store keeps that attempt in `delivery_attempts`, in the same
+    transaction; without one (an older caller) the row is settled and no attempt is kept.
+    """
 
     id: int
     status: OutboxStatus
     error: str | None = None
     error_type: str | None = None
     next_attempt_at: datetime | None = None
+    attempt: AttemptNote | None = None
 
     def __post_init__(self) -> None:
         _mask(self, "error")
+
+    @property
+    def outcome(self) -> AttemptOutcome:
+        """The attempt's outcome as `delivery_attempts` names it."""
+        return "retry" if self.status == "pending" else self.status
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    """One kept delivery attempt of one outbox row."""
+
+    id: int
+    outbox_id: int
+    sink: str
+    record_id: int
+    revision: int
+    attempt: int
+    started_at: datetime
+    latency_ms: int | None
+    outcome: str
+    http_status: int | None
+    error_type: str | None
+    error: str | None
+    response: str | None
+    next_attempt_at: datetime | None
+
+    def __post_init__(self) -> None:
+        # Masked when written too; again here for a secret configured since.
+        _mask(self, "error")
+        _mask(self, "response")
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """An outbox row as the delivery tools show it: its record, its state, its latest attempt."""
+
+    id: int
+    sink: str
+    outlet: str
+    source_system: str
+    kind: str
+    external_id: str
+    record_id: int
+    revision: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+    latest: DeliveryAttempt | None = None
+
+    def __post_init__(self) -> None:
+        _mask(self, "last_error")
+
+
+@dataclass(frozen=True)
+class DeliveryQuery:
+    """Which outbox rows to list, newest first: every given field must match."""
+
+    sink: str | None = None
+    status: str | None = None
+    outlet: str | None = None
+    limit: int = 100
 
 
 @dataclass(frozen=True)
@@ -381,6 +474,9 @@ class DeadLetterQuery:
     since: datetime | None = None
     status: str | None = "open"
     limit: int = 100
+    # The sink a delivery entry was bound for, and the entry's error class.
+    sink: str | None = None
+    error_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -475,10 +571,11 @@ class IngestStore(Protocol):
 
     @abc.abstractmethod
     async def changed_business_dates(
-        self, outlet: str, kind: str, *, since: datetime
+        self, outlet: str, kind: str | tuple[str, ...], *, since: datetime
     ) -> dict[date, datetime]:
-        """The business dates of `kind` records at `outlet` written (inserted or changed in
-        content) at or after `since`, each with the newest such write time.
+        """The business dates of `kind` records (or of any of several kinds) at `outlet`
+        written (inserted or changed in content) at or after `since`, each with the newest
+        such write time.
 
         Write times come from the store's own clock at commit and never decrease from one
         commit to the next, so a caller that passes the newest time it was given as its next
@@ -537,6 +634,27 @@ class OutboxStore(Protocol):
     @abc.abstractmethod
     async def prune_outbox(self, *, before: datetime, limit: int = 5000) -> int:
         """Delete up to `limit` rows delivered (or superseded) before `before`; returns how many."""
+
+
+class DeliveryAttemptStore(Protocol):
+    """The kept delivery attempts of outbox rows, and their retention."""
+
+    @abc.abstractmethod
+    async def list_deliveries(self, query: DeliveryQuery) -> list[DeliveryRow]:
+        """Outbox rows matching `query`, newest first, each with its latest attempt."""
+
+    @abc.abstractmethod
+    async def get_delivery(self, outbox_id: int) -> DeliveryRow | None:
+        """One outbox row with its latest attempt, whatever its status."""
+
+    @abc.abstractmethod
+    async def list_delivery_attempts(self, outbox_id: int) -> list[DeliveryAttempt]:
+        """Every kept attempt of one outbox row, oldest first."""
+
+    @abc.abstractmethod
+    async def prune_delivery_attempts(self, *, before: datetime, limit: int = 5000) -> int:
+        """Delete those of the oldest `limit` attempts started before `before`; returns how
+        many (call again until none)."""
 
 
 class DeadLetterStore(Protocol):
@@ -759,11 +877,12 @@ class PollStore(IntakeStore, CredentialStore, BackfillStore, Protocol):
     backfills they run."""
 
 
-class ReplayStore(IngestStore, DeadLetterStore, Protocol):
-    """What the DLQ tools use: dead letters, and ingest to replay them through."""
+class ReplayStore(IngestStore, DeadLetterStore, DeliveryAttemptStore, Protocol):
+    """What the DLQ tools use: dead letters, ingest to replay them through, and the attempts a
+    delivery entry lists."""
 
 
-class DeliveryStore(OutboxStore, CredentialStore, Protocol):
+class DeliveryStore(OutboxStore, DeliveryAttemptStore, CredentialStore, Protocol):
     """What the dispatcher uses: the outbox, and the credentials of OAuth sinks."""
 
 
@@ -771,11 +890,13 @@ class Store(
     StoreLifecycle,
     IngestStore,
     OutboxStore,
+    DeliveryAttemptStore,
     DeadLetterStore,
     ConnectionStore,
     CredentialStore,
     CursorStore,
     BackfillStore,
+    MonitoringStore,
     Protocol,
 ):
     """Durable state of the daemon, every concern of it. Implementations must give identical

@@ -30,6 +30,7 @@ EXPORTED_TABLES = (
     "records",
     "outbox",
     "dead_letters",
+    "delivery_attempts",
     "cursors",
     "cursor_changes",
     "backfills",
@@ -37,6 +38,8 @@ EXPORTED_TABLES = (
     "connection_states",
     "credentials",
     "oauth_states",
+    "alerts",
+    "alert_notices",
 )
 
 

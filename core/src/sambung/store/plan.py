@@ -44,6 +44,7 @@ class PlannedRow:
         "raw_event_id",
         "revision",
         "version",
+        "webhook_at",
     )
 
     def __init__(
@@ -57,6 +58,7 @@ class PlannedRow:
         raw_event_id: int | None = None,
         key: Key = ("", "", "", ""),
         business_date: str | None = None,
+        webhook_at: Any = None,
     ) -> None:
         self.id, self.fingerprint, self.revision, self.version = id, fingerprint, revision, version
         self.new = new
@@ -66,6 +68,9 @@ class PlannedRow:
         self.key = key
         # The local day a transaction or summary counts for (ISO text); what summaries group by.
         self.business_date = business_date
+        # When a webhook first delivered the record (stored form), None while none has: what
+        # the webhook gap report counts.
+        self.webhook_at = webhook_at
 
 
 @dataclass
@@ -137,13 +142,29 @@ def plan_group(
         outcomes: list[RecordResult] = []
         queued = 0
         routes = request.routes or [()] * len(request.records)
+        webhook_at = now if raw is not None and raw.channel == "webhook" else None
         for record, sinks in zip(request.records, routes, strict=True):
             key, payload, fingerprint, updated_at, day = record.serialized()
             row = stored.get(key)
             version = stamp(updated_at) if updated_at else None
+            if row is not None and webhook_at is not None and row.webhook_at is None:
+                # A webhook brings what a poll stored first: late, but no loss. Remembered
+                # whatever else this delivery does to the record (even nothing).
+                row.webhook_at = webhook_at
+                row.key = key
+                touched[key] = row
             if row is None:  # most rows of an import: made whole in one call
                 row = stored[key] = touched[key] = PlannedRow(
-                    new_record_id(), fingerprint, 1, version, True, payload, raw_event_id, key, day
+                    new_record_id(),
+                    fingerprint,
+                    1,
+                    version,
+                    True,
+                    payload,
+                    raw_event_id,
+                    key,
+                    day,
+                    webhook_at,
                 )
                 outcome = inserted
             elif version is not None and row.version is not None and version < row.version:

@@ -19,6 +19,9 @@ from .base import (
     CursorState,
     DeadLetter,
     DeadLetterIn,
+    DeliveryAttempt,
+    DeliveryRow,
+    OutboxSettlement,
     StoredRecord,
 )
 
@@ -85,7 +88,27 @@ BACKFILL_COLUMNS = (
 )
 COUNTS = " UNION ALL ".join(
     f"SELECT '{table}', COUNT(*) FROM {table}"
-    for table in ("raw_events", "records", "outbox", "dead_letters", "cursors")
+    for table in ("raw_events", "records", "outbox", "dead_letters", "cursors", "delivery_attempts")
+)
+ATTEMPT_COLUMNS = (
+    "a.id, a.outbox_id, a.sink, a.record_id, a.revision, a.attempt, a.started_at, a.latency_ms,"
+    " a.outcome, a.http_status, a.error_type, a.error, a.response, a.next_attempt_at"
+)
+# Append a WHERE clause (filters on o.* and r.*): outbox rows with their record's identity and
+# their latest kept attempt (all NULL when none is kept).
+DELIVERIES = (
+    "SELECT o.id, o.sink, r.outlet, r.source_system, r.kind, r.external_id, o.record_id,"
+    " o.revision, o.status, o.attempts, o.next_attempt_at, o.created_at, o.delivered_at,"
+    f" o.last_error, {ATTEMPT_COLUMNS}"
+    " FROM outbox AS o JOIN records AS r ON r.id = o.record_id"
+    " LEFT JOIN delivery_attempts AS a ON a.id ="
+    " (SELECT MAX(l.id) FROM delivery_attempts AS l WHERE l.outbox_id = o.id)"
+)
+# One attempt row's values, in ATTEMPT_COLUMNS order after the id.
+INSERT_ATTEMPT = (
+    "INSERT INTO delivery_attempts (outbox_id, sink, record_id, revision, attempt, started_at,"
+    " latency_ms, outcome, http_status, error_type, error, response, next_attempt_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -168,6 +191,73 @@ def dead_letter(r: Sequence[Any], time: Times) -> DeadLetter:
         outbox_id=r[11],
         attempts=r[12],
         sink=r[13],
+    )
+
+
+def delivery_attempt(r: Sequence[Any], time: Times) -> DeliveryAttempt:
+    """A row of ATTEMPT_COLUMNS."""
+    return DeliveryAttempt(
+        id=r[0],
+        outbox_id=r[1],
+        sink=r[2],
+        record_id=r[3],
+        revision=r[4],
+        attempt=r[5],
+        started_at=time(r[6]),
+        latency_ms=r[7],
+        outcome=r[8],
+        http_status=r[9],
+        error_type=r[10],
+        error=r[11],
+        response=r[12],
+        next_attempt_at=time(r[13]),
+    )
+
+
+def delivery_row(r: Sequence[Any], time: Times) -> DeliveryRow:
+    """A row of DELIVERIES."""
+    return DeliveryRow(
+        id=r[0],
+        sink=r[1],
+        outlet=r[2],
+        source_system=r[3],
+        kind=r[4],
+        external_id=r[5],
+        record_id=r[6],
+        revision=r[7],
+        status=r[8],
+        attempts=r[9],
+        next_attempt_at=time(r[10]),
+        created_at=time(r[11]),
+        delivered_at=time(r[12]),
+        last_error=r[13],
+        latest=None if r[14] is None else delivery_attempt(r[14:], time),
+    )
+
+
+def attempt_values(
+    settlement: OutboxSettlement, now: Any, time: Callable[[Any], Any]
+) -> tuple[Any, ...] | None:
+    """The values INSERT_ATTEMPT binds for a settlement's attempt note, or None without one;
+    `time` encodes a datetime as the backend stores it."""
+    note = settlement.attempt
+    if note is None:
+        return None
+    due = (settlement.next_attempt_at or now) if settlement.status == "pending" else None
+    return (
+        settlement.id,
+        note.sink,
+        note.record_id,
+        note.revision,
+        note.attempt,
+        time(note.started_at),
+        note.latency_ms,
+        settlement.outcome,
+        note.http_status,
+        note.error_type or settlement.error_type,
+        settlement.error,
+        note.response,
+        None if due is None else time(due),
     )
 
 

@@ -28,6 +28,9 @@ from .base import (
     CursorState,
     DeadLetter,
     DeadLetterQuery,
+    DeliveryAttempt,
+    DeliveryQuery,
+    DeliveryRow,
     ImportedFile,
     IngestRequest,
     IngestResult,
@@ -42,7 +45,9 @@ from .base import (
     storable,
 )
 from .dialect import Dialect
+from .monitoring_sql import MonitoringSql
 from .queries import (
+    ATTEMPT_COLUMNS,
     BACKFILL_COLUMNS,
     CONNECTION_STATES,
     COUNTS,
@@ -50,6 +55,7 @@ from .queries import (
     CURSOR_COLUMNS,
     DEAD_LETTER_ACTIVITY,
     DEAD_LETTERS,
+    DELIVERIES,
     OUTBOX_STATS,
     RECORD_ACTIVITY,
     RECORD_COLUMNS,
@@ -59,6 +65,8 @@ from .queries import (
     cursor_change,
     cursor_state,
     dead_letter,
+    delivery_attempt,
+    delivery_row,
     filters,
     stored_record,
 )
@@ -90,7 +98,7 @@ def where(**columns: Any) -> tuple[str, list[Any]]:
     return filters(lambda _: "?", **columns)
 
 
-class SqlStore(Store):
+class SqlStore(MonitoringSql, Store):
     """The part of a SQL store both backends share; see the module docstring."""
 
     dialect: ClassVar[Dialect]
@@ -406,16 +414,19 @@ class SqlStore(Store):
         return [stored_record(row, self.dialect.read_optional_time) for row in rows]
 
     async def changed_business_dates(
-        self, outlet: str, kind: str, *, since: datetime
+        self, outlet: str, kind: str | tuple[str, ...], *, since: datetime
     ) -> dict[date, datetime]:
         """Business dates of `kind` records at `outlet` written at or after `since`."""
         d = self.dialect
+        # Several kinds in one query: one read, so one newest write time covers them all.
+        kinds = (kind,) if isinstance(kind, str) else kind
+        marks = ", ".join("?" * len(kinds))
         rows = await self._fetch(
             f"SELECT business_date, MAX(updated_at) FROM records{d.records_by_update_time}"
-            " WHERE outlet = ? AND kind = ? AND updated_at >= ? AND business_date IS NOT NULL"
-            " GROUP BY business_date",
+            f" WHERE outlet = ? AND kind IN ({marks}) AND updated_at >= ?"
+            " AND business_date IS NOT NULL GROUP BY business_date",
             outlet,
-            kind,
+            *kinds,
             d.time(since),
         )
         return {d.read_day(day): d.read_time(last) for day, last in rows}
@@ -460,14 +471,65 @@ class SqlStore(Store):
         return {r[0]: SinkStats(r[0], r[1], time(r[2]), r[3], r[4], r[5]) for r in rows}
 
     async def prune_outbox(self, *, before: datetime, limit: int = 5000) -> int:
-        """Delete up to `limit` delivered or superseded rows finished before `before`."""
+        """Delete up to `limit` delivered or superseded rows finished before `before`, and
+        their kept delivery attempts with them."""
+
+        async def prune(tx: Tx) -> int:
+            rows = await tx.fetch(
+                "SELECT id FROM outbox"
+                " WHERE status IN ('delivered', 'superseded') AND delivered_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.outbox_id = outbox.id)"
+                " LIMIT ?",
+                self.dialect.time(before),
+                limit,
+            )
+            if not rows:
+                return 0
+            ids = [row[0] for row in rows]
+            marks = ", ".join("?" * len(ids))
+            await tx.execute(f"DELETE FROM delivery_attempts WHERE outbox_id IN ({marks})", *ids)
+            return await tx.execute(f"DELETE FROM outbox WHERE id IN ({marks})", *ids)
+
+        return await self._write(prune)
+
+    # -- delivery attempts -------------------------------------------------------------------
+
+    async def list_deliveries(self, query: DeliveryQuery) -> list[DeliveryRow]:
+        """Outbox rows matching `query`, newest first, each with its latest attempt."""
+        clause, params = where(
+            **{"o.sink": query.sink, "o.status": query.status, "r.outlet": query.outlet}
+        )
+        rows = await self._fetch(
+            f"{DELIVERIES}{clause} ORDER BY o.id DESC LIMIT ?", *params, query.limit
+        )
+        return [delivery_row(row, self.dialect.read_optional_time) for row in rows]
+
+    async def get_delivery(self, outbox_id: int) -> DeliveryRow | None:
+        """One outbox row with its latest attempt."""
+        rows = await self._fetch(f"{DELIVERIES} WHERE o.id = ?", outbox_id)
+        return delivery_row(rows[0], self.dialect.read_optional_time) if rows else None
+
+    async def list_delivery_attempts(self, outbox_id: int) -> list[DeliveryAttempt]:
+        """Every kept attempt of one outbox row, oldest first."""
+        rows = await self._fetch(
+            f"SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts AS a WHERE a.outbox_id = ?"
+            " ORDER BY a.id",
+            outbox_id,
+        )
+        return [delivery_attempt(row, self.dialect.read_optional_time) for row in rows]
+
+    async def prune_delivery_attempts(self, *, before: datetime, limit: int = 5000) -> int:
+        """Delete those of the oldest `limit` attempts started before `before`.
+
+        Attempts are written in about the order they start, so the oldest ids are the oldest
+        attempts: this walks the primary key instead of an index on `started_at` that every
+        settle would have to write. Called until it deletes nothing.
+        """
         return await self._execute(
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-            " WHERE status IN ('delivered', 'superseded') AND delivered_at < ?"
-            " AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.outbox_id = outbox.id)"
-            " LIMIT ?)",
-            self.dialect.time(before),
+            "DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts"
+            " ORDER BY id LIMIT ?) AND started_at < ?",
             limit,
+            self.dialect.time(before),
         )
 
     # -- dead letters ------------------------------------------------------------------------
@@ -480,6 +542,8 @@ class SqlStore(Store):
                 "d.outlet": query.outlet,
                 "d.connector": query.connector,
                 "d.status": query.status,
+                "o.sink": query.sink,
+                "d.error_type": query.error_type,
             }
         )
         if query.since is not None:
