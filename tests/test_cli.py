@@ -42,8 +42,11 @@ CONFIG_COMMANDS: list[list[str]] = [
     ["cursor", "reset", "kemang", "qasir"],
     ["gaps"],
     ["alerts"],
+    ["deliveries", "list"],
+    ["deliveries", "show", "1"],
+    ["reconcile"],
 ]
-ACTIONS = {"credentials", "dlq", "cursor"}
+ACTIONS = {"credentials", "dlq", "cursor", "deliveries"}
 
 
 @pytest.fixture(autouse=True)
