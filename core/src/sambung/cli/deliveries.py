@@ -22,7 +22,7 @@ from sambung.store import DeliveryAttempt, DeliveryRow, open_store
 from .loading import Commands, check_outlet, load
 
 # How much of an error or answer a table cell shows; `show --json` has all that is kept.
-CELL = 60
+CELL = 72
 
 
 def add_deliveries_command(commands: Commands) -> None:
@@ -34,13 +34,15 @@ def add_deliveries_command(commands: Commands) -> None:
         need_env=False,
     )
     actions = commands.actions(command)
-    listing = actions.add("list", "outbox rows, newest first, with their latest attempt")
+    listing = actions.add(
+        "list", "outbox rows, newest first, with their latest attempt", need_env=False
+    )
     listing.add_argument("--sink")
     listing.add_argument("--status", choices=get_args(DeliveryStatus))
     listing.add_argument("--outlet")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true", help="one JSON row per line")
-    show = actions.add("show", "one outbox row and all its attempts, oldest first")
+    show = actions.add("show", "one outbox row and all its attempts, oldest first", need_env=False)
     show.add_argument("id", type=int)
     show.add_argument("--json", action="store_true", help="the row as one JSON object")
 

@@ -451,6 +451,8 @@ def _dlq(args: argparse.Namespace) -> int:
     from sambung.delivery.redrive import FAILED, tally
     from sambung.runtime.status import table
 
+    if getattr(args, "dry_run", False):  # it only reads: no vendor secret is needed
+        args.need_env = False
     _, loaded = load(args)
     check_outlet(loaded, getattr(args, "outlet", None))
 
