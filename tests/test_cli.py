@@ -35,8 +35,10 @@ CONFIG_COMMANDS: list[list[str]] = [
     ["dlq", "show", "1"],
     ["dlq", "replay", "1"],
     ["dlq", "discard", "1"],
+    ["deliveries", "list"],
+    ["deliveries", "show", "1"],
 ]
-ACTIONS = {"credentials", "dlq"}
+ACTIONS = {"credentials", "dlq", "deliveries"}
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +112,17 @@ def test_dlq_list_reads_the_config_given_after_the_action(
 
 @pytest.mark.parametrize(
     "argv",
-    [["records"], ["status"], ["dlq", "list"], ["dlq", "show", "1"], ["credentials", "list"]],
+    [
+        ["records"],
+        ["status"],
+        ["dlq", "list"],
+        ["dlq", "show", "1"],
+        ["dlq", "list", "--group"],
+        ["dlq", "replay", "--dry-run"],
+        ["deliveries", "list"],
+        ["deliveries", "show", "1"],
+        ["credentials", "list"],
+    ],
     ids=" ".join,
 )
 def test_read_only_commands_need_no_secret_in_the_environment(
