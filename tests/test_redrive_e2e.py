@@ -103,3 +103,25 @@ def test_a_dry_run_groups_the_dead_letters_changes_nothing_and_a_replay_reports_
         _, body = api.get("/api/v1/deliveries?sink=backend&status=delivered", AUTH)
         assert all(row["attempts"] == 1 for row in body["deliveries"])  # attempts reset on requeue
         assert open_count() == 1
+
+
+def test_a_dry_run_from_the_cli_names_a_sink_the_running_daemon_disabled(
+    sambung_daemon: Any, sambung_store_url: str
+) -> None:
+    receiver = Receiver(SINK_SECRET)
+    receiver.answer_with(410, body="gone")
+    port = free_port()
+    with ReceiverThread(receiver) as running:
+        document = config(running.url, port)
+        daemon = sambung_daemon({**document, "store": {"url": sambung_store_url}})
+        api = admin(port)
+        assert send(daemon, "TRX-1") == 200
+
+        def disabled() -> bool:
+            _, body = api.get("/api/v1/status", AUTH)
+            return any(s["sink"] == "backend" and s["disabled"] for s in body["sinks"])
+
+        wait_until(disabled, "the 410 to disable the sink")
+        dry = cli(daemon, "dlq", "replay", "--dry-run", "--sink", "backend")
+        assert "1 would wait: sink backend is disabled (HTTP 410" in dry
+        assert "restart sambung once it is fixed" in dry

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import get_args
 
+from sambung.config import LoadedConfig
 from sambung.delivery.attempts import (
     DeliveryAttempts,
     DeliveryFilter,
     DeliveryStatus,
     describe_delivery,
 )
-from sambung.delivery.redrive import RedriveGroup, ReplayTally
+from sambung.delivery.redrive import LiveSinks, RedriveGroup, ReplayTally
 from sambung.store import DeliveryAttempt, DeliveryRow, open_store
 
 from .loading import Commands, check_outlet, load
@@ -170,7 +171,24 @@ def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S}Z" if value is not None else "-"
 
 
-def print_groups(groups: Sequence[RedriveGroup], as_json: bool, *, dry_run: bool = False) -> None:
+async def daemon_sinks(loaded: LoadedConfig) -> tuple[LiveSinks, str | None]:
+    """What the running daemon says of its sinks (disabled, paused until), for a dry run in
+    this process apart; with why not when it does not answer."""
+    from sambung.runtime.status import ask_daemon
+
+    found = await ask_daemon(loaded, "/api/v1/status", timeout=3.0)
+    if "error" in found:
+        return {}, str(found["error"])
+    return {sink["sink"]: sink for sink in found.get("sinks") or ()}, None
+
+
+def print_groups(
+    groups: Sequence[RedriveGroup],
+    as_json: bool,
+    *,
+    dry_run: bool = False,
+    unknown: str | None = None,
+) -> None:
     """`dlq list --group` and `dlq replay --dry-run`: a table of groups, then what a replay of
     each would do now."""
     from sambung.runtime.status import table
@@ -202,6 +220,8 @@ def print_groups(groups: Sequence[RedriveGroup], as_json: bool, *, dry_run: bool
     print("a replay now would:" if not dry_run else "dry run, nothing changed; a replay now would:")
     for n, group in enumerate(groups, 1):
         print(f"  {n}. {group.summary()}")
+    if unknown and any(group.stage == "delivery" for group in groups):
+        print(f"(whether a sink is paused or disabled is not known: {unknown})")
 
 
 def tally_table(tallies: Sequence[ReplayTally]) -> str:
