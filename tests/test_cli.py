@@ -35,10 +35,17 @@ CONFIG_COMMANDS: list[list[str]] = [
     ["dlq", "show", "1"],
     ["dlq", "replay", "1"],
     ["dlq", "discard", "1"],
+    ["backfill", "kemang", "qasir", "--since", "2026-11-20"],
+    ["backfill", "list"],
+    ["cursor", "show"],
+    ["cursor", "set", "kemang", "qasir", "2026-11-20"],
+    ["cursor", "reset", "kemang", "qasir"],
+    ["gaps"],
+    ["alerts"],
     ["deliveries", "list"],
     ["deliveries", "show", "1"],
 ]
-ACTIONS = {"credentials", "dlq", "deliveries"}
+ACTIONS = {"credentials", "dlq", "cursor", "deliveries"}
 
 
 @pytest.fixture(autouse=True)

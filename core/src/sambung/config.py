@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import re
 import socket
+import string
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -32,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from .alerts.channel import ChannelSettings
 from .connectors import (
     Connector,
     ConnectorSettings,
@@ -41,7 +44,7 @@ from .connectors import (
 )
 from .delivery.sinks import SinkSettings
 from .errors import ConfigError, ConfigProblem
-from .models import DERIVED_KINDS, Outlet, RecordKind
+from .models import DERIVED_KINDS, Outlet, PaymentMethod, RecordKind
 from .plugins import Registry
 from .validation import did_you_mean, explain, is_secret, model_at, path_of
 from .yamlsource import Source, read_yaml
@@ -179,6 +182,51 @@ class SummarySettings(_Strict):
     backfill_days: int = Field(7, ge=0, le=366)
 
 
+# What a payment connector's reference may name of a POS sale (its unified fields).
+SALE_REFERENCE_FIELDS = frozenset({"external_id", "outlet", "source_system"})
+
+
+def _sale_reference(template: str) -> str:
+    """`template` if it names only `SALE_REFERENCE_FIELDS`, and at least one of them."""
+    try:
+        named = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    except ValueError as err:
+        raise ValueError(f"reference template {template!r}: {err}") from None
+    if not named or not named <= SALE_REFERENCE_FIELDS:
+        allowed = ", ".join("{" + f + "}" for f in sorted(SALE_REFERENCE_FIELDS))
+        raise ValueError(f"reference template {template!r} may name only {allowed}")
+    return template
+
+
+SaleReference = Annotated[str, AfterValidator(_sale_reference)]
+_DEFAULT_MATCH: dict[str, str | None] = {"xendit": "{external_id}", "midtrans": "{external_id}"}
+
+
+class ReconciliationSettings(_Strict):
+    """Daily reconciliation: POS sales against what the payment gateways collected.
+
+    A day closes as for daily summaries (`summaries.after`, an outlet's `summary_after`).
+    """
+
+    # Payment connector → the POS sale's field its payment reference carries (Xendit's
+    # `external_id`, Midtrans' `order_id`), as a template over the sale's unified fields
+    # (`{external_id}`, `PW-{external_id}`); null: its payments are matched by amount only.
+    # An outlet with one of these connectors and another one is reconciled.
+    match: dict[str, SaleReference | None] = Field(default_factory=lambda: _DEFAULT_MATCH.copy())
+    # POS payment methods that go through a gateway and are compared (cash never does; card
+    # usually goes through the bank's EDC, not the gateway).
+    methods: list[PaymentMethod] = Field(
+        default_factory=lambda: [
+            PaymentMethod.QRIS,
+            PaymentMethod.EWALLET,
+            PaymentMethod.BANK_TRANSFER,
+        ]
+    )
+    # A closed day whose figures differ by more than this many rupiah is reported (alerts).
+    tolerance: Decimal = Field(Decimal(0), ge=0)
+    every_seconds: float = Field(60.0, ge=1, le=3600)
+
+
 class CredentialSettings(_Strict):
     """Where the key that encrypts stored credentials (OAuth tokens) lives."""
 
@@ -216,6 +264,41 @@ class SinkConfig(BaseModel):
     retention_hours: float = Field(168.0, ge=0)
 
 
+class ChannelConfig(BaseModel):
+    """A named notifier channel of `alerts.channels`: its type, and that type's own settings."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+
+
+class AlertSettings(_Strict):
+    """Alerts: where they go, how often conditions are checked, and when each one holds."""
+
+    # Each channel's own settings, validated by its type's `Settings` model, by channel name.
+    # No channel: alerts are still decided and shown (`sambung alerts`), just not sent.
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    check_interval: Duration = timedelta(minutes=1)
+    # A polled connection failing (not needs_reauth: that alerts at once) for this long.
+    connection_failing_minutes: float = Field(15.0, gt=0)
+    # A sink whose oldest pending row waits this long.
+    sink_pending_minutes: float = Field(30.0, gt=0)
+    # More dead letters than this in the last hour (0: any).
+    dead_letters_per_hour: int = Field(20, ge=0)
+    # The gap rule counts records a poll stored between `gap_window_minutes` +
+    # `gap_grace_minutes` and `gap_grace_minutes` ago that no webhook delivered: the grace lets
+    # a webhook arrive after the poll, the window is how long a loss keeps the alert open.
+    gap_grace_minutes: float = Field(10.0, ge=0)
+    gap_window_minutes: float = Field(60.0, gt=0)
+
+    @field_validator("check_interval")
+    @classmethod
+    def _sensible_interval(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=0.1) <= value <= timedelta(hours=1):
+            raise ValueError("must be at least 0.1s and at most 1h")
+        return value
+
+
 class OutletConfig(_Strict):
     """One shop branch and the systems it uses."""
 
@@ -251,6 +334,8 @@ class Config(_Strict):
     sinks: dict[str, SinkConfig] = Field(default_factory=dict)
     summaries: SummarySettings = SummarySettings()
     delivery: DeliverySettings = DeliverySettings()
+    alerts: AlertSettings = AlertSettings()
+    reconciliation: ReconciliationSettings = ReconciliationSettings()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -289,6 +374,8 @@ class LoadedConfig:
     secrets: tuple[str, ...]
     # Each sink's own settings, validated by its type's `Settings` model, by sink name.
     sink_settings: Mapping[str, SinkSettings] = field(default_factory=dict)
+    # Each alert channel's own settings, validated by its type's `Settings` model, by name.
+    channel_settings: Mapping[str, ChannelSettings] = field(default_factory=dict)
     # `${NAME}`s left as written because NAME is not set: only ever with `need_env=False`.
     unresolved: tuple[ConfigProblem, ...] = ()
 
@@ -418,6 +505,7 @@ def load_config(
             settings = _check_sink(registry, str(name), sink, problems, source)
             if settings is not None:
                 sink_settings[str(name)] = settings
+    channel_settings = _check_channels(registry, document.get("alerts"), problems, source)
     for name, settings in sink_settings.items():
         configured = config.sinks[name].kinds if config is not None else None
         takes = settings.record_kinds()
@@ -436,7 +524,12 @@ def load_config(
     secrets = tuple(
         value
         for value in _secrets(
-            [*(c.settings for c in connections), config.server, *sink_settings.values()]
+            [
+                *(c.settings for c in connections),
+                config.server,
+                *sink_settings.values(),
+                *channel_settings.values(),
+            ]
         )
         if not (unset and _ENV.search(value))  # an unresolved `${NAME}` is no secret
     )
@@ -448,6 +541,7 @@ def load_config(
         connections=connections,
         secrets=secrets,
         sink_settings=sink_settings,
+        channel_settings=channel_settings,
         unresolved=tuple(unset),
     )
 
@@ -487,6 +581,37 @@ def _check_sink(
     except ValidationError as err:
         problems.extend(explain(err, where, model, also_known=SinkConfig.model_fields))
         return None
+
+
+def _check_channels(
+    registry: Registry, alerts: Any, problems: list[ConfigProblem], source: Source
+) -> dict[str, ChannelSettings]:
+    """Validate each `alerts.channels` block with its channel type's own `Settings` model."""
+    channels = alerts.get("channels") if isinstance(alerts, dict) else None
+    found: dict[str, ChannelSettings] = {}
+    for name, block in (channels if isinstance(channels, dict) else {}).items():
+        if not isinstance(block, dict):
+            continue  # core's pass reports it
+        where = ("alerts", "channels", str(name))
+        kind = block.get("type")
+        if kind not in registry.notifiers:
+            installed = ", ".join(sorted(registry.notifiers)) or "none"
+            hint = did_you_mean(str(kind), registry.notifiers) if isinstance(kind, str) else ""
+            problems.append(
+                ConfigProblem(
+                    f"{path_of(where)}.type",
+                    f"no notifier channel type {kind!r} is installed (installed: {installed})"
+                    f"{hint}",
+                )
+            )
+            continue
+        model = registry.notifiers[kind].Settings
+        own = {k: v for k, v in block.items() if k not in ChannelConfig.model_fields}
+        try:
+            found[str(name)] = model.model_validate(_secrets_as_text(model, own, where, source))
+        except ValidationError as err:
+            problems.extend(explain(err, where, model, also_known=ChannelConfig.model_fields))
+    return found
 
 
 def _connection(

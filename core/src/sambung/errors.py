@@ -156,3 +156,12 @@ class FileError(SambungError):
 
 class EncodingError(FileError):
     """Bytes that are not text in the encoding chosen from the start of the file."""
+
+
+class UnknownConnection(SambungError):
+    """No such connection (outlet and connector) is configured: the admin API answers 404."""
+
+
+class NotPolled(SambungError):
+    """The connection exists but is not polled (no cursor to show or set, no window to
+    backfill), or its poll loop does not run in this daemon: the admin API answers 409."""

@@ -34,6 +34,13 @@ else in `sambung.*` is core's own and may change without notice.
 
 from __future__ import annotations
 
+from .alerts.channel import (
+    AlertMessage,
+    ChannelContext,
+    ChannelSettings,
+    NotifierChannel,
+    RegisterChannel,
+)
 from .auth.oauth import (
     OAuthClientSettings,
     OAuthSpec,
@@ -103,6 +110,7 @@ from .models import (
     Payment,
     PaymentMethod,
     PaymentStatus,
+    Reconciliation,
     Record,
     Transaction,
     TransactionType,
@@ -140,7 +148,10 @@ from .store import DeadLetter
 __all__ = [
     "MAX_KNOWN_DAYS",
     "AccountingSinkSettings",
+    "AlertMessage",
     "AuthError",
+    "ChannelContext",
+    "ChannelSettings",
     "Clock",
     "ConfigError",
     "Connector",
@@ -169,6 +180,7 @@ __all__ = [
     "LineItem",
     "Mode",
     "NextUrlPaginator",
+    "NotifierChannel",
     "NumberStyle",
     "OAuthClientSettings",
     "OAuthSettings",
@@ -184,7 +196,9 @@ __all__ = [
     "PollConnector",
     "PollSettings",
     "PollWindow",
+    "Reconciliation",
     "Record",
+    "RegisterChannel",
     "RegisterConnector",
     "RegisterSink",
     "Rejected",

@@ -174,11 +174,14 @@ def _when(value: datetime | None) -> str:
 async def daemon_sinks(loaded: LoadedConfig) -> tuple[LiveSinks, str | None]:
     """What the running daemon says of its sinks (disabled, paused until), for a dry run in
     this process apart; with why not when it does not answer."""
-    from sambung.runtime.status import ask_daemon
+    from sambung.runtime.adminclient import DaemonUnreachable, ask_daemon
 
-    found = await ask_daemon(loaded, "/api/v1/status", timeout=3.0)
-    if "error" in found:
-        return {}, str(found["error"])
+    try:
+        status, found = await ask_daemon(loaded, "GET", "/api/v1/status", timeout=3.0)
+    except DaemonUnreachable as err:
+        return {}, str(err)
+    if status != 200 or not isinstance(found, dict):
+        return {}, f"the daemon answered {status} to /api/v1/status"
     return {sink["sink"]: sink for sink in found.get("sinks") or ()}, None
 
 

@@ -19,6 +19,7 @@ from sambung.errors import ConfigError, ListenerUnavailable
 from sambung.models import RecordKind
 from sambung.store import display_url, open_store
 
+from .alerts import add_alert_commands, status_monitoring
 from .backup import add_backup_commands
 from .deliveries import (
     add_deliveries_command,
@@ -30,6 +31,8 @@ from .deliveries import (
 from .importcmd import add_import_command
 from .init import add_init_command
 from .loading import Commands, UsageError, check_outlet, load, plugin_registry
+from .operate import add_operate_commands, status_backfills
+from .reconcile import add_reconcile_command
 
 EXIT_CONFIG = 2
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, which Python ignores
@@ -111,9 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     add_deliveries_command(commands)
     _add_store_commands(commands)
     add_import_command(commands)
+    add_reconcile_command(commands)
     add_init_command(commands)
     add_backup_commands(commands, load)
     _add_credential_commands(commands)
+    add_operate_commands(commands)
+    add_alert_commands(commands)
     status = command(
         "status", "Print the state of every connection and every sink.", _status, need_env=False
     )
@@ -663,3 +669,5 @@ async def _status_leases(loaded: LoadedConfig, store: Any, args: argparse.Namesp
 
 
 STATUS_SECTIONS.append(_status_leases)
+STATUS_SECTIONS.append(status_backfills)
+STATUS_SECTIONS.append(status_monitoring)

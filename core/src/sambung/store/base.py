@@ -19,6 +19,8 @@ from sambung.errors import InvalidRecord
 from sambung.models import Record, SerializedRecord
 from sambung.redaction import redact, redact_optional, shorten
 
+from .monitoring import MonitoringStore
+
 Channel = Literal["webhook", "poll", "file", "replay"]
 Stage = Literal["ingest", "row", "delivery"]
 
@@ -79,6 +81,92 @@ class CursorUpdate:
     outlet: str
     connector: str
     value: str
+    # The cursor's generation when the run read it (`CursorState.generation`): the update
+    # moves the cursor only while that is still the stored one, so a page in flight while an
+    # operator set or reset the cursor commits its records but leaves the operator's cursor.
+    generation: int = 0
+    # Which poll run moves it, shown by `sambung cursor show`.
+    moved_by: str | None = None
+
+
+@dataclass(frozen=True)
+class CursorState:
+    """A connection's committed cursor (None once reset), when and by whom it last moved."""
+
+    outlet: str
+    connector: str
+    value: str | None
+    moved_at: datetime
+    moved_by: str | None
+    generation: int
+
+
+@dataclass(frozen=True)
+class CursorChange:
+    """One operator change of a cursor: who, when, from what to what, and why."""
+
+    id: int
+    outlet: str
+    connector: str
+    before: str | None
+    after: str | None
+    actor: str
+    reason: str | None
+    at: datetime
+
+
+class BackfillState(StrEnum):
+    """Where a backfill task is."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_BACKFILL_STATES = (BackfillState.QUEUED, BackfillState.RUNNING)
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """A window re-polled on request, apart from the live cursor, and how far it got."""
+
+    id: int
+    outlet: str
+    connector: str
+    since: datetime
+    until: datetime
+    state: BackfillState
+    # The task's own cursor inside the window (UTC ISO text, as `CursorUpdate.value`).
+    position: str | None
+    pages: int
+    records_new: int
+    records_changed: int
+    records_unchanged: int
+    error: str | None
+    requested_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    def __post_init__(self) -> None:
+        _mask(self, "error")
+
+    @property
+    def active(self) -> bool:
+        """Whether the task still has work to do (queued or running)."""
+        return self.state in ACTIVE_BACKFILL_STATES
+
+
+@dataclass(frozen=True)
+class BackfillProgress:
+    """A backfill's progress, committed in the same transaction as the page it follows: its
+    page count and record counts grow by that page's outcomes, its position moves to
+    `position` (unless None)."""
+
+    backfill_id: int
+    position: str | None
 
 
 @dataclass(frozen=True)
@@ -104,6 +192,8 @@ class IngestRequest:
     # expired), nothing is committed and the request fails with `LeaseLost` (a poll page of a
     # replica that was frozen while its lease passed on).
     lease: LeaseHold | None = None
+    # A backfill page: the task's progress goes in the same transaction as the records.
+    backfill: BackfillProgress | None = None
 
 
 def storable(request: IngestRequest) -> IngestRequest:
@@ -490,10 +580,11 @@ class IngestStore(Protocol):
 
     @abc.abstractmethod
     async def changed_business_dates(
-        self, outlet: str, kind: str, *, since: datetime
+        self, outlet: str, kind: str | tuple[str, ...], *, since: datetime
     ) -> dict[date, datetime]:
-        """The business dates of `kind` records at `outlet` written (inserted or changed in
-        content) at or after `since`, each with the newest such write time.
+        """The business dates of `kind` records (or of any of several kinds) at `outlet`
+        written (inserted or changed in content) at or after `since`, each with the newest
+        such write time.
 
         Write times come from the store's own clock at commit and never decrease from one
         commit to the next, so a caller that passes the newest time it was given as its next
@@ -626,6 +717,65 @@ class ConnectionStore(Protocol):
         """Remember a file as imported (after its rows are committed); a repeat is a no-op."""
 
 
+class CursorStore(Protocol):
+    """Poll cursors as operators see them: when and by whom each moved, and deliberate
+    changes (set, reset), which are the one way a cursor moves back."""
+
+    @abc.abstractmethod
+    async def get_cursor_state(self, outlet: str, connector: str) -> CursorState | None:
+        """One connection's cursor with its generation, read in one statement."""
+
+    @abc.abstractmethod
+    async def list_cursors(self) -> list[CursorState]:
+        """Every stored cursor, by outlet and connector."""
+
+    @abc.abstractmethod
+    async def change_cursor(
+        self, outlet: str, connector: str, value: str | None, *, actor: str, reason: str | None
+    ) -> CursorChange:
+        """Set the cursor to `value` (None: reset it), backwards too, in one transaction that
+        bumps its generation (fencing poll pages in flight) and records the change."""
+
+    @abc.abstractmethod
+    async def cursor_changes(
+        self, outlet: str, connector: str, *, limit: int = 20
+    ) -> list[CursorChange]:
+        """The operator changes of one cursor, newest first."""
+
+
+class BackfillStore(Protocol):
+    """Backfill tasks: requested, listed, and moved through their states (their progress
+    is committed with their pages, through `IngestRequest.backfill`)."""
+
+    @abc.abstractmethod
+    async def create_backfill(
+        self, outlet: str, connector: str, since: datetime, until: datetime, requested_by: str
+    ) -> Backfill:
+        """A new queued task for that window."""
+
+    @abc.abstractmethod
+    async def get_backfill(self, backfill_id: int) -> Backfill | None:
+        """One task, whatever its state."""
+
+    @abc.abstractmethod
+    async def list_backfills(
+        self,
+        *,
+        outlet: str | None = None,
+        connector: str | None = None,
+        active: bool = False,
+        limit: int = 100,
+    ) -> list[Backfill]:
+        """Tasks, newest first (only queued and running ones when `active`)."""
+
+    @abc.abstractmethod
+    async def set_backfill_state(
+        self, backfill_id: int, state: BackfillState, *, error: str | None = None
+    ) -> Backfill | None:
+        """Move a task to `state` (stamping when it started or finished) and keep `error`;
+        a task already finished (done, failed, cancelled) stays as it is. None if unknown."""
+
+
 class LeaseStore(Protocol):
     """Named leases with an expiry: one holder at a time across replicas."""
 
@@ -727,12 +877,13 @@ class CredentialStore(LeaseStore, Protocol):
 # What consumers that span concerns take (Python has no intersection type to say it inline).
 
 
-class IntakeStore(IngestStore, ConnectionStore, Protocol):
-    """What a poll loop or a file import uses: ingest, and the state of its connection."""
+class IntakeStore(IngestStore, ConnectionStore, CursorStore, Protocol):
+    """What a poll loop or a file import uses: ingest, its cursor, and its connection state."""
 
 
-class PollStore(IntakeStore, CredentialStore, Protocol):
-    """What the poll service uses: its loops' store, and the credentials they poll with."""
+class PollStore(IntakeStore, CredentialStore, BackfillStore, Protocol):
+    """What the poll service uses: its loops' store, the credentials they poll with, and the
+    backfills they run."""
 
 
 class ReplayStore(IngestStore, DeadLetterStore, DeliveryAttemptStore, Protocol):
@@ -752,6 +903,9 @@ class Store(
     DeadLetterStore,
     ConnectionStore,
     CredentialStore,
+    CursorStore,
+    BackfillStore,
+    MonitoringStore,
     Protocol,
 ):
     """Durable state of the daemon, every concern of it. Implementations must give identical

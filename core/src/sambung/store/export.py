@@ -36,6 +36,8 @@ EXPORTED_TABLES = (
     "connection_states",
     "credentials",
     "oauth_states",
+    "alerts",
+    "alert_notices",
 )
 
 

@@ -10,9 +10,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .base import (
+    Backfill,
+    BackfillState,
     ClaimedRow,
     ConnectionState,
     ConnectionStatus,
+    CursorChange,
+    CursorState,
     DeadLetter,
     DeadLetterIn,
     DeliveryAttempt,
@@ -74,6 +78,13 @@ INSERT_DEAD_LETTER = (
     "INSERT INTO dead_letters (stage, outlet, connector, error_type, error, field,"
     " raw_event_id, payload, created_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"
+)
+CURSOR_COLUMNS = "outlet, connector, value, updated_at, moved_by, generation"
+CURSOR_CHANGE_COLUMNS = "id, outlet, connector, before, after, actor, reason, at"
+BACKFILL_COLUMNS = (
+    "id, outlet, connector, since, until, state, position, pages, records_new,"
+    " records_changed, records_unchanged, error, requested_by, created_at, started_at,"
+    " finished_at"
 )
 COUNTS = " UNION ALL ".join(
     f"SELECT '{table}', COUNT(*) FROM {table}"
@@ -278,3 +289,35 @@ def connection_activity(
         entry = found.setdefault((outlet, source), {})
         entry.update(open_dead_letters=count, last_error_at=time(last), last_error=error)
     return found
+
+
+def cursor_state(r: Sequence[Any], time: Times) -> CursorState:
+    """A row of CURSOR_COLUMNS."""
+    return CursorState(r[0], r[1], r[2], time(r[3]), r[4], int(r[5]))
+
+
+def cursor_change(r: Sequence[Any], time: Times) -> CursorChange:
+    """A row of CURSOR_CHANGE_COLUMNS."""
+    return CursorChange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], time(r[7]))
+
+
+def backfill(r: Sequence[Any], time: Times) -> Backfill:
+    """A row of BACKFILL_COLUMNS."""
+    return Backfill(
+        id=r[0],
+        outlet=r[1],
+        connector=r[2],
+        since=time(r[3]),
+        until=time(r[4]),
+        state=BackfillState(r[5]),
+        position=r[6] or None,
+        pages=int(r[7]),
+        records_new=int(r[8]),
+        records_changed=int(r[9]),
+        records_unchanged=int(r[10]),
+        error=r[11],
+        requested_by=r[12],
+        created_at=time(r[13]),
+        started_at=time(r[14]),
+        finished_at=time(r[15]),
+    )

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -56,7 +57,7 @@ from sambung.errors import FileError, InvalidPayload, RetriableError, SignatureE
 from sambung.intake.csvbatches import open_for, records_of
 from sambung.intake.csvfiles import RowError
 from sambung.intake.polling import PollService
-from sambung.models import RECORD_KINDS, Outlet, Record
+from sambung.models import RECORD_KINDS, Outlet, Payment, PaymentStatus, Record
 from sambung.plugins import load_plugins
 from sambung.store import Store
 from sambung.store.sqlite import SqliteStore
@@ -112,6 +113,24 @@ class WebhookConnectorConformance:
                 _check_record(record, instance)
                 mapped += 1
         assert mapped, "no example mapped to a record"
+
+    def test_an_example_payment_pays_the_order_it_names(
+        self, instance: WebhookConnector[ConnectorSettings]
+    ) -> None:
+        """A gateway's `example_payment` (optional) verifies and maps to a collected payment of
+        that reference and amount, dated by its paid time in the outlet's timezone."""
+        paid_at = datetime(2026, 11, 20, 23, 30, tzinfo=ZoneInfo("Asia/Jakarta"))
+        request = instance.example_payment(
+            7, reference="TRX-42", amount=Decimal("27500"), method="qris", paid_at=paid_at
+        )
+        if request is None:
+            return  # not a gateway, or no examples: nothing to check
+        instance.verify(request)
+        [payment] = [r for r in instance.parse(request).records if isinstance(r, Payment)]
+        assert (payment.reference, payment.amount) == ("TRX-42", Decimal("27500"))
+        assert payment.status in (PaymentStatus.PAID, PaymentStatus.SETTLED)
+        assert payment.paid_at == paid_at
+        assert payment.business_date == paid_at.astimezone(ZoneInfo(self.timezone)).date()
 
     def test_mapping_is_deterministic(
         self, instance: WebhookConnector[ConnectorSettings], examples: list[WebhookRequest]
