@@ -42,6 +42,7 @@ CONFIG_COMMANDS: list[list[str]] = [
     ["cursor", "reset", "kemang", "qasir"],
     ["gaps"],
     ["alerts"],
+    ["reconcile"],
     ["deliveries", "list"],
     ["deliveries", "show", "1"],
 ]
