@@ -47,6 +47,9 @@ def test_the_example_documents_every_option() -> None:
         documented |= option_names(registry.connectors[name].Settings)
     for name in ("accurate", "jurnal"):
         documented |= option_names(registry.sinks[name].Settings)
+    for name in ("webhook", "email", "telegram"):
+        channel = registry.notifiers[name].Settings
+        documented |= {f.alias or n for n, f in channel.model_fields.items()}
     missing = sorted(name for name in documented if f"{name}:" not in text)
     assert not missing, f"config.example.yaml does not mention: {missing}"
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sambung.errors import ConfigError
 from sambung.store import (
+    AlertCondition,
     ConnectionState,
     ConnectionStatus,
     CursorUpdate,
@@ -40,6 +41,8 @@ async def snapshot(store: Store) -> dict[str, Any]:
         "activity": await store.connection_activity(),
         "raw": await store.get_raw_event(1),
         "file": await store.get_imported_file("kemang", "pawoon", "ab" * 32),
+        "alerts": await store.list_alerts(),
+        "gaps": await store.webhook_gaps({("kemang", "pawoon")}),
     }
 
 
@@ -71,6 +74,8 @@ async def test_export_keeps_ids_references_and_continues_the_sequences(
     await source.save_connection_state(
         ConnectionState("kemang", "qasir", "poll", ConnectionStatus.OK, NOW, NOW, records_fetched=7)
     )
+    paused = AlertCondition("sink_paused", "books", "quota used up")
+    await source.apply_alert_conditions(["sink_paused"], [paused], channels=["ops"], now=NOW)
     before = await snapshot(source)
     await source.close()
 
@@ -97,6 +102,15 @@ async def test_export_keeps_ids_references_and_continues_the_sequences(
         )
         assert result.raw_event_id == 2 and result.records[0].id == 3
         assert [row.id for row in await target.list_outbox()] == [1, 2, 3]
+        # The open alert stays open (no second "fired"), its notice still due, once.
+        assert (
+            await target.apply_alert_conditions(
+                ["sink_paused"], [paused], channels=["ops"], now=NOW
+            )
+            == []
+        )
+        [notice] = await target.claim_alert_notices(now=NOW, limit=9, lease_seconds=9)
+        assert notice.alert.subject == "books"
     finally:
         await target.close()
 

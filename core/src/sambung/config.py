@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from .alerts.channel import ChannelSettings
 from .connectors import (
     Connector,
     ConnectorSettings,
@@ -234,6 +235,20 @@ class CredentialSettings(_Strict):
     key_file: str | None = None
 
 
+class AttemptsRetention(_Strict):
+    """How long kept delivery attempts live (`delivery_attempts`)."""
+
+    # Attempts older than this are pruned, whatever their row's status; a delivered row's
+    # attempts also go when the row itself is pruned (its sink's `retention_hours`).
+    days: float = Field(14.0, ge=0)
+
+
+class DeliverySettings(_Strict):
+    """What core keeps about deliveries beyond the outbox rows."""
+
+    attempts_retention: AttemptsRetention = AttemptsRetention()
+
+
 class SinkConfig(BaseModel):
     """A named destination: its type, what it receives, and its own settings."""
 
@@ -247,6 +262,41 @@ class SinkConfig(BaseModel):
     retry_schedule: list[Annotated[float, Field(ge=0)]] | None = Field(None, min_length=1)
     concurrency: int = Field(16, ge=1, le=512)
     retention_hours: float = Field(168.0, ge=0)
+
+
+class ChannelConfig(BaseModel):
+    """A named notifier channel of `alerts.channels`: its type, and that type's own settings."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+
+
+class AlertSettings(_Strict):
+    """Alerts: where they go, how often conditions are checked, and when each one holds."""
+
+    # Each channel's own settings, validated by its type's `Settings` model, by channel name.
+    # No channel: alerts are still decided and shown (`sambung alerts`), just not sent.
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    check_interval: Duration = timedelta(minutes=1)
+    # A polled connection failing (not needs_reauth: that alerts at once) for this long.
+    connection_failing_minutes: float = Field(15.0, gt=0)
+    # A sink whose oldest pending row waits this long.
+    sink_pending_minutes: float = Field(30.0, gt=0)
+    # More dead letters than this in the last hour (0: any).
+    dead_letters_per_hour: int = Field(20, ge=0)
+    # The gap rule counts records a poll stored between `gap_window_minutes` +
+    # `gap_grace_minutes` and `gap_grace_minutes` ago that no webhook delivered: the grace lets
+    # a webhook arrive after the poll, the window is how long a loss keeps the alert open.
+    gap_grace_minutes: float = Field(10.0, ge=0)
+    gap_window_minutes: float = Field(60.0, gt=0)
+
+    @field_validator("check_interval")
+    @classmethod
+    def _sensible_interval(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=0.1) <= value <= timedelta(hours=1):
+            raise ValueError("must be at least 0.1s and at most 1h")
+        return value
 
 
 class OutletConfig(_Strict):
@@ -283,6 +333,8 @@ class Config(_Strict):
     outlets: list[OutletConfig] = Field(min_length=1)
     sinks: dict[str, SinkConfig] = Field(default_factory=dict)
     summaries: SummarySettings = SummarySettings()
+    delivery: DeliverySettings = DeliverySettings()
+    alerts: AlertSettings = AlertSettings()
     reconciliation: ReconciliationSettings = ReconciliationSettings()
 
     @model_validator(mode="after")
@@ -322,6 +374,8 @@ class LoadedConfig:
     secrets: tuple[str, ...]
     # Each sink's own settings, validated by its type's `Settings` model, by sink name.
     sink_settings: Mapping[str, SinkSettings] = field(default_factory=dict)
+    # Each alert channel's own settings, validated by its type's `Settings` model, by name.
+    channel_settings: Mapping[str, ChannelSettings] = field(default_factory=dict)
     # `${NAME}`s left as written because NAME is not set: only ever with `need_env=False`.
     unresolved: tuple[ConfigProblem, ...] = ()
 
@@ -451,6 +505,7 @@ def load_config(
             settings = _check_sink(registry, str(name), sink, problems, source)
             if settings is not None:
                 sink_settings[str(name)] = settings
+    channel_settings = _check_channels(registry, document.get("alerts"), problems, source)
     for name, settings in sink_settings.items():
         configured = config.sinks[name].kinds if config is not None else None
         takes = settings.record_kinds()
@@ -469,7 +524,12 @@ def load_config(
     secrets = tuple(
         value
         for value in _secrets(
-            [*(c.settings for c in connections), config.server, *sink_settings.values()]
+            [
+                *(c.settings for c in connections),
+                config.server,
+                *sink_settings.values(),
+                *channel_settings.values(),
+            ]
         )
         if not (unset and _ENV.search(value))  # an unresolved `${NAME}` is no secret
     )
@@ -481,6 +541,7 @@ def load_config(
         connections=connections,
         secrets=secrets,
         sink_settings=sink_settings,
+        channel_settings=channel_settings,
         unresolved=tuple(unset),
     )
 
@@ -520,6 +581,37 @@ def _check_sink(
     except ValidationError as err:
         problems.extend(explain(err, where, model, also_known=SinkConfig.model_fields))
         return None
+
+
+def _check_channels(
+    registry: Registry, alerts: Any, problems: list[ConfigProblem], source: Source
+) -> dict[str, ChannelSettings]:
+    """Validate each `alerts.channels` block with its channel type's own `Settings` model."""
+    channels = alerts.get("channels") if isinstance(alerts, dict) else None
+    found: dict[str, ChannelSettings] = {}
+    for name, block in (channels if isinstance(channels, dict) else {}).items():
+        if not isinstance(block, dict):
+            continue  # core's pass reports it
+        where = ("alerts", "channels", str(name))
+        kind = block.get("type")
+        if kind not in registry.notifiers:
+            installed = ", ".join(sorted(registry.notifiers)) or "none"
+            hint = did_you_mean(str(kind), registry.notifiers) if isinstance(kind, str) else ""
+            problems.append(
+                ConfigProblem(
+                    f"{path_of(where)}.type",
+                    f"no notifier channel type {kind!r} is installed (installed: {installed})"
+                    f"{hint}",
+                )
+            )
+            continue
+        model = registry.notifiers[kind].Settings
+        own = {k: v for k, v in block.items() if k not in ChannelConfig.model_fields}
+        try:
+            found[str(name)] = model.model_validate(_secrets_as_text(model, own, where, source))
+        except ValidationError as err:
+            problems.extend(explain(err, where, model, also_known=ChannelConfig.model_fields))
+    return found
 
 
 def _connection(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from sambung.alerts.channel import RegisterChannel
     from sambung.connectors import RegisterConnector
     from sambung.delivery.sinks import RegisterSink
 
@@ -38,6 +39,17 @@ def sambung_register_sinks(register: RegisterSink) -> None:
 
     Called once, at plugin load, like `sambung_register_connectors`; a top-level `sinks:` entry in
     the YAML names a registered sink by its `name` in `type`. Return value: ignored.
+    """
+
+
+@hookspec
+def sambung_register_notifiers(register: RegisterChannel) -> None:
+    """Register notifier channel classes (where alerts are sent) by calling `register(cls)`.
+
+    Called once, at plugin load, like `sambung_register_sinks`; an `alerts.channels` entry in
+    the YAML names a registered channel by its `name` in `type`. Core's own `webhook`, `email`
+    and `telegram` register through this hook too. `register` raises `PluginError` for a class
+    that is unfit (no valid `name`, no `ChannelSettings` model). Return value: ignored.
     """
 
 

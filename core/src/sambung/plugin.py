@@ -34,6 +34,13 @@ else in `sambung.*` is core's own and may change without notice.
 
 from __future__ import annotations
 
+from .alerts.channel import (
+    AlertMessage,
+    ChannelContext,
+    ChannelSettings,
+    NotifierChannel,
+    RegisterChannel,
+)
 from .auth.oauth import (
     OAuthClientSettings,
     OAuthSpec,
@@ -141,7 +148,10 @@ from .store import DeadLetter
 __all__ = [
     "MAX_KNOWN_DAYS",
     "AccountingSinkSettings",
+    "AlertMessage",
     "AuthError",
+    "ChannelContext",
+    "ChannelSettings",
     "Clock",
     "ConfigError",
     "Connector",
@@ -170,6 +180,7 @@ __all__ = [
     "LineItem",
     "Mode",
     "NextUrlPaginator",
+    "NotifierChannel",
     "NumberStyle",
     "OAuthClientSettings",
     "OAuthSettings",
@@ -187,6 +198,7 @@ __all__ = [
     "PollWindow",
     "Reconciliation",
     "Record",
+    "RegisterChannel",
     "RegisterConnector",
     "RegisterSink",
     "Rejected",

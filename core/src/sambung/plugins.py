@@ -15,6 +15,8 @@ import structlog
 from sambung.connectors import MODE_SETTINGS
 
 from . import hookspecs
+from .alerts import notifier as builtin_notifier
+from .alerts.channel import ChannelSettings, NotifierChannel
 from .connectors import MODE_METHODS, Connector, ConnectorSettings, Mode, is_implemented
 from .delivery.sinks import Sink, SinkSettings
 from .delivery.sinks import builtin as builtin_sinks
@@ -53,6 +55,7 @@ class Registry:
     manager: pluggy.PluginManager
     connectors: dict[str, type[Connector[ConnectorSettings]]] = field(default_factory=dict)
     sinks: dict[str, type[Sink[SinkSettings]]] = field(default_factory=dict)
+    notifiers: dict[str, type[NotifierChannel[ChannelSettings]]] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
 
@@ -100,6 +103,18 @@ def check_sink(cls: Any) -> type[Sink[SinkSettings]]:
     return cls
 
 
+def check_notifier(cls: Any) -> type[NotifierChannel[ChannelSettings]]:
+    """Raise `PluginError` unless `cls` is a usable notifier channel class."""
+    if not (isinstance(cls, type) and issubclass(cls, NotifierChannel)):
+        raise PluginError(f"{cls!r} is not a sambung.alerts.channel.NotifierChannel subclass")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise PluginError(f"{cls.__qualname__}.name must match {_NAME.pattern}, got {name!r}")
+    if not (isinstance(cls.Settings, type) and issubclass(cls.Settings, ChannelSettings)):
+        raise PluginError(f"notifier {name!r}: Settings must subclass ChannelSettings")
+    return cls
+
+
 def allowed_plugins(value: str | None) -> frozenset[str] | None:
     """Parse `SAMBUNG_PLUGINS` (a comma list); unset or empty means every installed plugin."""
     if not value or not value.strip():
@@ -119,6 +134,7 @@ def load_plugins(
     registry = Registry(manager=manager)
     # Core's own sink types register through the same hook, first, so no plugin shadows them.
     _register(registry, builtin_sinks, "sambung")
+    _register(registry, builtin_notifier, "sambung.alerts")
     points = entry_points(group=ENTRY_POINT_GROUP) if discovered is None else discovered
     for point in sorted(points, key=lambda p: p.name):
         if allow is not None and point.name not in allow:
@@ -157,6 +173,7 @@ def _register(
     """Call one plugin's registration hooks; all of it registers, or none of it does."""
     connectors: dict[str, type[Connector[ConnectorSettings]]] = {}
     sinks: dict[str, type[Sink[SinkSettings]]] = {}
+    notifiers: dict[str, type[NotifierChannel[ChannelSettings]]] = {}
 
     def register_connector(cls: type[Connector[ConnectorSettings]]) -> None:
         checked = check_connector(cls)
@@ -170,6 +187,12 @@ def _register(
             raise PluginError(f"a sink named {checked.name!r} is already registered")
         sinks[checked.name] = checked
 
+    def register_notifier(cls: type[NotifierChannel[ChannelSettings]]) -> None:
+        checked = check_notifier(cls)
+        if checked.name in registry.notifiers or checked.name in notifiers:
+            raise PluginError(f"a notifier channel named {checked.name!r} is already registered")
+        notifiers[checked.name] = checked
+
     # Call this module's hooks alone, before it joins the manager, so a plugin that raises half
     # way registers nothing at all.
     probe = pluggy.PluginManager(ENTRY_POINT_GROUP)
@@ -177,7 +200,9 @@ def _register(
     probe.register(module, name=plugin_name)
     probe.hook.sambung_register_connectors(register=register_connector)
     probe.hook.sambung_register_sinks(register=register_sink)
+    probe.hook.sambung_register_notifiers(register=register_notifier)
     registry.manager.register(module, name=plugin_name)
     registry.connectors.update(connectors)
     registry.sinks.update(sinks)
+    registry.notifiers.update(notifiers)
     return sorted(connectors), sorted(sinks)

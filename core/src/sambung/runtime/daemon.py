@@ -103,6 +103,16 @@ class Daemon:
             # renewing (dead, frozen, cut off) has its rows taken over within about a ttl.
             lease_seconds=self.replica.ttl,
         )
+        from sambung.intake.backfill import BackfillService
+        from sambung.intake.cursors import CursorService
+
+        # Operator requests arrive on the admin API; the connection's poll loop acts on them.
+        self.backfills = BackfillService(
+            self.store, lambda: self.loaded, clock=self.clock, wake=self._wake_poll
+        )
+        self.cursors = CursorService(
+            self.store, lambda: self.loaded, clock=self.clock, wake=self._wake_poll
+        )
 
     def webhook_connectors(self) -> list[WebhookConnector[ConnectorSettings]]:
         """The connector instance of every outlet that receives webhooks."""
@@ -192,6 +202,7 @@ class Daemon:
         await self.dispatcher.open()
         self.dispatcher.start(self.loops.start)
         self._start_summaries()
+        self._start_alerts()
         self._start_reconciliation()
         log.info(
             "daemon.started",
@@ -246,6 +257,21 @@ class Daemon:
                 interval=self.summaries.settings.every_seconds,
             )
 
+    def _start_alerts(self) -> None:
+        """Start the alert loop; one replica checks at a time (the store still decides each
+        transition once, should two ever overlap while the lease passes on)."""
+        from sambung.alerts.service import AlertService
+
+        self.alerts = AlertService(
+            self.store, self.loaded, self.registry, self.clock, sinks=self.dispatcher.status
+        )
+        self.alerts.open()
+        self.loops.start(
+            "alerts",
+            partial(self.replica.own, "alerts", self.alerts.run_forever),
+            interval=self.alerts.interval,
+        )
+
     def _start_reconciliation(self) -> None:
         """Start the daily-reconciliation loop when an outlet has a POS and a payment gateway."""
         from sambung.delivery.reconciliation import ReconciliationService
@@ -282,6 +308,8 @@ class Daemon:
         self._runners.clear()
         await self.loops.stop()
         await self.dispatcher.close()
+        if (alerts := getattr(self, "alerts", None)) is not None:
+            await alerts.close()
         await self._stop_polling()
         if self._background:
             await asyncio.wait(self._background, timeout=SHUTDOWN_GRACE_SECONDS)
@@ -301,6 +329,7 @@ class Daemon:
             clock=self.clock,
             notify_reauth=self._notify_needs_reauth,
             credentials=self.credentials,
+            backfills=self.backfills,
         )
         if not self.polling.connections:
             return
@@ -331,6 +360,14 @@ class Daemon:
         loop = polling.loops.get((outlet, connector)) if polling is not None else None
         if loop is not None:
             loop.credentials_renewed()
+
+    def _wake_poll(self, outlet: str, connector: str) -> None:
+        """Run a connection's loop now (a backfill was asked for, its cursor was set); on
+        another replica's loop, its next cycle picks the change up."""
+        polling = getattr(self, "polling", None)
+        loop = polling.loops.get((outlet, connector)) if polling is not None else None
+        if loop is not None:
+            loop.wake()
 
     async def _stop_polling(self) -> None:
         polling = getattr(self, "polling", None)

@@ -30,11 +30,14 @@ EXPORTED_TABLES = (
     "records",
     "outbox",
     "dead_letters",
+    "delivery_attempts",
     "cursors",
     "imported_files",
     "connection_states",
     "credentials",
     "oauth_states",
+    "alerts",
+    "alert_notices",
 )
 
 

@@ -31,11 +31,21 @@ from .base import ClaimedRow, DeadLetter, IngestRequest, IngestResult, LeaseHold
 from .dialect import SQLITE, from_db_time, to_db_time
 from .migrations import check_known
 from .migrations import sqlite_migrations as migrations
-from .plan import PlannedRow, fence_group, furthest_cursors, leases_of, plan_group
+from .plan import (
+    BACKFILL_PROGRESS,
+    PlannedRow,
+    backfill_progress,
+    fence_group,
+    furthest_cursors,
+    leases_of,
+    plan_group,
+)
 from .queries import (
     DEAD_LETTERS,
     DUE_OUTBOX,
+    INSERT_ATTEMPT,
     INSERT_DEAD_LETTER,
+    attempt_values,
     claimed_row,
     dead_letter,
     dead_letter_values,
@@ -121,16 +131,17 @@ def _insert_records(conn: sqlite3.Connection, rows: Sequence[PlannedRow], now: s
             row.payload,
             row.raw_event_id,
             row.business_date,
+            row.webhook_at,
         )
     for (outlet, source, kind), values in by_prefix.items():
         _execute_rows(
             conn,
             "INSERT INTO records (id, outlet, source_system, kind, external_id, fingerprint,"
             " revision, source_updated_at, payload, raw_event_id, created_at, updated_at,"
-            " business_date) SELECT column1, ?1, ?2, ?3, column2, column3, column4, column5,"
-            " column6, column7, ?4, ?4, column8 FROM (VALUES {rows})",
+            " business_date, webhook_at) SELECT column1, ?1, ?2, ?3, column2, column3, column4,"
+            " column5, column6, column7, ?4, ?4, column8, column9 FROM (VALUES {rows})",
             values,
-            8,
+            9,
             shared=(outlet, source, kind, now),
         )
 
@@ -353,6 +364,7 @@ class SqliteStore(SqlStore):
                     row.payload,  # None: same content, only a newer version to remember
                     row.raw_event_id,
                     row.business_date,
+                    row.webhook_at,
                 )
         _execute_rows(
             conn,
@@ -361,9 +373,10 @@ class SqliteStore(SqlStore):
             " raw_event_id = v.column6,"
             " updated_at = CASE WHEN v.column5 IS NULL THEN records.updated_at ELSE ?1 END,"
             " business_date = CASE WHEN v.column5 IS NULL THEN records.business_date"
-            " ELSE v.column7 END FROM (VALUES {rows}) AS v WHERE records.id = v.column1",
+            " ELSE v.column7 END, webhook_at = COALESCE(records.webhook_at, v.column8)"
+            " FROM (VALUES {rows}) AS v WHERE records.id = v.column1",
             updates,
-            7,
+            8,
             shared=(now,),
         )
         _execute_rows(
@@ -380,12 +393,18 @@ class SqliteStore(SqlStore):
                 if (found := conn.execute(INSERT_DEAD_LETTER, values).fetchone()) is not None:
                     results[index] = replace(results[index], dead_letter_id=found[0])
         conn.executemany(
-            "INSERT INTO cursors (outlet, connector, value, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (outlet, connector) DO UPDATE"
-            " SET value = excluded.value, updated_at = excluded.updated_at"
-            " WHERE excluded.value > cursors.value",
-            [(*key, value, now) for key, value in furthest_cursors(requests).items()],
+            "INSERT INTO cursors (outlet, connector, value, updated_at, moved_by, generation)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (outlet, connector) DO UPDATE"
+            " SET value = excluded.value, updated_at = excluded.updated_at,"
+            " moved_by = excluded.moved_by"
+            " WHERE (cursors.value IS NULL OR excluded.value > cursors.value)"
+            " AND cursors.generation = excluded.generation",
+            [
+                (c.outlet, c.connector, c.value, now, c.moved_by, c.generation)
+                for c in furthest_cursors(requests)
+            ],
         )
+        conn.executemany(BACKFILL_PROGRESS, backfill_progress(requests, results, now))
         return results
 
     @staticmethod
@@ -424,13 +443,19 @@ class SqliteStore(SqlStore):
             for start, size in _statement_sizes(len(wanted), _MAX_PARAMETERS - 3):
                 rows = conn.execute(
                     "SELECT external_id, id, fingerprint, revision, source_updated_at,"
-                    " raw_event_id FROM records WHERE outlet = ? AND source_system = ?"
+                    " raw_event_id, webhook_at FROM records WHERE outlet = ? AND source_system = ?"
                     f" AND kind = ? AND external_id IN ({_rows_of_placeholders(1, size)})",
                     [outlet, source, kind, *wanted[start : start + size]],
                 )
-                for external_id, id, fingerprint, revision, version, raw_event_id in rows:
+                for external_id, id, fingerprint, revision, version, raw_id, webhook_at in rows:
                     found[(outlet, source, kind, external_id)] = PlannedRow(
-                        id, fingerprint, revision, version, False, raw_event_id=raw_event_id
+                        id,
+                        fingerprint,
+                        revision,
+                        version,
+                        False,
+                        raw_event_id=raw_id,
+                        webhook_at=webhook_at,
                     )
         return found
 
@@ -529,11 +554,18 @@ class SqliteStore(SqlStore):
             if s.status == "pending"
         ]
         dead = [s for s in settlements if s.status == "dead"]
+        # One batch's attempts share few start times (a chunk's): encode each once.
+        encode = lru_cache(maxsize=256)(to_db_time)
+        attempts = [
+            values for s in settlements if (values := attempt_values(s, now, encode)) is not None
+        ]
 
         # Fenced as on PostgreSQL: only rows still pending and claimed by this owner.
         mine = " AND status = 'pending' AND claimed_by = ?"
 
         def settle(conn: sqlite3.Connection) -> list[DeadLetter]:
+            # Every attempt made is kept, fenced or not: it was sent all the same.
+            conn.executemany(INSERT_ATTEMPT, attempts)
             conn.executemany(
                 "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
                 " delivered_at = ?, last_error = NULL, claimed_until = NULL, claimed_by = NULL"

@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -215,16 +215,32 @@ class Receiver:
             return set(self.acknowledged)
 
 
-class ReceiverThread:
-    """A `Receiver` on its own event loop in a thread, for tests that block (real daemons)."""
+class Served(Protocol):
+    """A fake server a test runs: started on the running loop, stopped at the end."""
 
-    def __init__(self, receiver: Receiver, port: int = 0) -> None:
+    async def start(self, host: str = ..., port: int = ...) -> str:
+        """Serve; returns its URL."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        ...
+
+
+S = TypeVar("S", bound=Served)
+
+
+class ReceiverThread(Generic[S]):
+    """A `Receiver` (or another fake server, such as `FakeTelegram`) on its own event loop in a
+    thread, for tests that block (real daemons)."""
+
+    def __init__(self, receiver: S, port: int = 0) -> None:
         self.receiver = receiver
         self.port = port
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
-    def __enter__(self) -> Receiver:
+    def __enter__(self) -> S:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.receiver.start(port=self.port), self.loop).result(10)
         return self.receiver

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import aiohttp
-from pydantic import Field, HttpUrl, SecretStr, field_validator
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator
 
 from sambung.errors import DeliveryRejected, RetriableError, SinkGone
 from sambung.redaction import shorten
 
-from . import Delivery, DeliveryResult, Sink, SinkSettings
+from . import Delivered, Delivery, DeliveryResult, Sink, SinkSettings
 
 SECRET_PREFIX = "whsec_"
 # Answers that mean "not now" rather than "never": the spec's and every big sender's list.
@@ -35,6 +35,20 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
+def check_whsec(value: SecretStr) -> SecretStr:
+    """`value` if it is a usable Standard Webhooks secret (`whsec_` and 24+ bytes of base64)."""
+    text = value.get_secret_value()
+    if not text.startswith(SECRET_PREFIX):
+        raise ValueError("must be a Standard Webhooks secret: whsec_ and base64")
+    try:
+        key = secret_key(text)
+    except ValueError:
+        raise ValueError("must be whsec_ followed by base64") from None
+    if len(key) < 24:
+        raise ValueError("must hold at least 24 random bytes")
+    return value
+
+
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a `Retry-After` header (seconds or an HTTP date); None if unusable."""
     if not value:
@@ -51,8 +65,9 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-class HttpSettings(SinkSettings):
-    """Where to POST and the shared `whsec_` secret the receiver verifies with."""
+class SignedTarget(BaseModel):
+    """Where to POST and the shared `whsec_` secret the receiver verifies with (the `http`
+    sink's settings, and the alerts' `webhook` channel's)."""
 
     url: HttpUrl
     secret: SecretStr
@@ -62,16 +77,11 @@ class HttpSettings(SinkSettings):
     @field_validator("secret")
     @classmethod
     def _whsec(cls, value: SecretStr) -> SecretStr:
-        text = value.get_secret_value()
-        if not text.startswith(SECRET_PREFIX):
-            raise ValueError("must be a Standard Webhooks secret: whsec_ and base64")
-        try:
-            key = secret_key(text)
-        except ValueError:
-            raise ValueError("must be whsec_ followed by base64") from None
-        if len(key) < 24:
-            raise ValueError("must hold at least 24 random bytes")
-        return value
+        return check_whsec(value)
+
+
+class HttpSettings(SinkSettings, SignedTarget):
+    """Where to POST and the shared `whsec_` secret the receiver verifies with."""
 
 
 class HttpSink(Sink[HttpSettings]):
@@ -102,9 +112,9 @@ class HttpSink(Sink[HttpSettings]):
             async with self.context.session.post(
                 self._url, data=body, headers=headers, timeout=self._timeout
             ) as answer:
-                if 200 <= answer.status < 300:
-                    return None
                 text = shorten(await answer.text(errors="replace"), MAX_ERROR_BODY)
+                if 200 <= answer.status < 300:
+                    return Delivered(answer.status, text)
                 retry_after = parse_retry_after(answer.headers.get("Retry-After"), now)
         except (TimeoutError, aiohttp.ClientError) as err:
             return RetriableError(f"{type(err).__name__}: {err}".rstrip(": "))
@@ -112,5 +122,7 @@ class HttpSink(Sink[HttpSettings]):
         if status == 410:
             return SinkGone(f"HTTP 410 from {self._url}: the receiver asked to stop")
         if status in RETRIABLE_STATUSES or status >= 500 or status < 400:
-            return RetriableError(f"HTTP {status}: {text}", retry_after=retry_after)
+            return RetriableError(
+                f"HTTP {status}: {text}", retry_after=retry_after, status=status, body=text
+            )
         return DeliveryRejected(f"HTTP {status}: {text}", status=status, body=text)
