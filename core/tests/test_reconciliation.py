@@ -584,3 +584,37 @@ async def test_the_command_prints_the_table_and_json(
     as_json = await asyncio.to_thread(reconcile, "--json")
     [line] = as_json.stdout.splitlines()
     assert json.loads(line)["difference"] == "-2000"
+
+
+async def test_the_alert_fires_on_a_closed_day_that_keeps_differing_and_recovers(
+    tmp_path: Path, sambung_store_url: str
+) -> None:
+    from sambung.alerts.rules import RULES, RuleContext
+
+    async with Rig.start(tmp_path, sambung_store_url) as rig:
+        closed = days_ago(2, 12)
+        await rig.ingest(pos("S-1", 40000, when=closed), pos("S-2", 30000, when=closed))
+        await rig.ingest(paid("S-1", 40000, when=closed))
+        await rig.service.run_once()
+        seen: dict[str, Any] = {}
+        check = RULES["reconciliation_differs"]
+
+        def ctx() -> RuleContext:
+            return RuleContext(rig.store, rig.loaded, rig.clock.now(), first_seen=seen)
+
+        # A payment often lands a moment after its sale: not yet, only once it keeps differing.
+        assert await check(ctx()) == {}
+        rig.clock.advance(10 * 60)
+        found = await check(ctx())
+        subject = f"{OUTLET}/{closed.date()}"
+        assert list(found) == [subject]
+        assert (
+            "differ by -30,000 (1 sales without payment, 0 payments without sale)"
+            in (found[subject])
+        )
+        assert f"sambung reconcile --outlet {OUTLET} --date {closed.date()}" in found[subject]
+
+        await rig.ingest(paid("S-2", 30000, when=closed))
+        await rig.service.run_once()
+        assert await check(ctx()) == {}
+        assert seen == {}  # a new difference counts from when it starts

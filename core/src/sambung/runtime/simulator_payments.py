@@ -17,7 +17,7 @@ them the same way: a closed day that matches at panakkukang and differs at keman
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeGuard
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TypeGuard
 import aiohttp
 import structlog
 
+from sambung.clock import FixedClock
 from sambung.config import WEBHOOK_PATH
 from sambung.connectors import ConnectorSettings, WebhookConnector, WebhookRequest
 from sambung.delivery.reconciliation import sale_reference
@@ -40,17 +41,6 @@ SHORT = Decimal(2000)
 # Yesterday's sales and invoices are numbered from here (the same every start), and a stray
 # payment's invoice this far from its sale's.
 YESTERDAY, YESTERDAY_SALES, STRAY = 9_000_000, 16, 500_000
-
-
-@dataclass(frozen=True)
-class _Fixed:
-    """A clock standing still at `at`: a POS connector's examples of an earlier day."""
-
-    at: datetime
-
-    def now(self) -> datetime:
-        """`at`."""
-        return self.at
 
 
 class PaymentSimulator:
@@ -91,7 +81,7 @@ class PaymentSimulator:
         day = self.clock.now().astimezone(tz).date() - timedelta(days=1)
         for n in range(1, YESTERDAY_SALES + 1):
             at = datetime.combine(day, time(10), tzinfo=tz) + timedelta(minutes=29 * n)
-            shifted = type(self.pos)(replace(self.pos.context, clock=_Fixed(at)))
+            shifted = type(self.pos)(replace(self.pos.context, clock=FixedClock(at)))
             request = shifted.example_webhook(YESTERDAY + n)
             if request is None or not await _post(session, self.pos, request):
                 continue
