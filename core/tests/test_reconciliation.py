@@ -618,3 +618,22 @@ async def test_the_alert_fires_on_a_closed_day_that_keeps_differing_and_recovers
         await rig.service.run_once()
         assert await check(ctx()) == {}
         assert seen == {}  # a new difference counts from when it starts
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["outlet", "date", "since", "differs", "until", "limit"]),
+        st.text(max_size=20),
+    )
+)
+def test_any_query_string_is_read_or_refused_with_a_reason(query: dict[str, str]) -> None:
+    from pydantic import ValidationError
+    from sambung.delivery.reconciliation import ReconciliationQuery
+    from sambung.validation import request_problem
+
+    try:
+        ReconciliationQuery.model_validate(query)
+    except ValidationError as err:
+        problem = request_problem(err, ReconciliationQuery)
+        assert problem["error"] == "invalid_request" and problem["problems"]
