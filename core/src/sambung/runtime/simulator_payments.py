@@ -57,7 +57,8 @@ class PaymentSimulator:
         # Numbered from the clock, so a restarted demo makes new invoices.
         self.sequence = int(self.clock.now().timestamp()) * 100
         self.sales = 0
-        self.seen: set[str] = set()
+        self.seen: set[str] = set()  # references paid, or left unpaid on purpose
+        self.seeded = False
 
     def reference(self, sale: Transaction) -> str:
         """The reference a payment for `sale` carries."""
@@ -94,16 +95,20 @@ class PaymentSimulator:
         """Pay (or, now and then, not) the gateway sales stored today since the last look."""
         outlet = self.gateway.outlet
         today = self.clock.now().astimezone(outlet.timezone).date()
-        stored = await store.records_of_day(outlet.id, Payment.kind, today)
-        # Sales paid before a restart keep their payments: only new ones are paid.
-        paid = {Payment.model_validate_json(r.payload).reference for r in stored}
-        for record in await store.records_of_day(outlet.id, Transaction.kind, today):
+        if not self.seeded:
+            self.seeded = True
+            # Sales paid before a restart keep their payments: only new ones are paid.
+            for stored in await store.records_of_day(outlet.id, Payment.kind, today):
+                self.seen.add(Payment.model_validate_json(stored.payload).reference)
+        # The newest records only: a long demo's day holds far more than a look needs.
+        recent = await store.list_records(outlet=outlet.id, kind=Transaction.kind, limit=500)
+        for record in reversed(recent):
             sale = Transaction.model_validate_json(record.payload)
             reference = self.reference(sale)
-            if not self.is_gateway_sale(sale) or reference in self.seen:
+            if sale.business_date != today or not self.is_gateway_sale(sale):
                 continue
-            self.seen.add(reference)
-            if reference not in paid:
+            if reference not in self.seen:
+                self.seen.add(reference)
                 self.sequence += 1
                 await self.settle(session, sale, self.clock.now(), self.sequence)
 
