@@ -496,6 +496,31 @@ async def test_a_refund_after_the_day_closed_recomputes_it(
         assert (revision, after.status, after.refunds, after.pos_total) == (2, "matched", 1, 0)
 
 
+async def test_a_day_that_matches_and_one_with_an_extra_payment(
+    tmp_path: Path, sambung_store_url: str
+) -> None:
+    async with Rig.start(tmp_path, sambung_store_url) as rig:
+        good, extra = days_ago(3, 12), days_ago(2, 12)
+        await rig.ingest(
+            pos("A-1", 27500, when=good),
+            pos("A-2", 12000, when=good, label="Tunai"),
+            paid("A-1", 27500, when=good, fee=193),
+            pos("B-1", 30000, when=extra),
+            paid("B-1", 30000, when=extra),
+            paid("NO-SALE-7", 15000, when=extra, channel="OVO"),
+        )
+        await rig.service.run_once()
+        _, matched = await rig.result(good.date())
+        assert (matched.status, matched.difference, matched.pos_total) == ("matched", 0, 39500)
+        assert (matched.gross, matched.fees, matched.net) == (27500, 193, 27307)
+        _, differs = await rig.result(extra.date())
+        assert (differs.status, differs.difference) == ("differs", Decimal(15000))
+        assert [(p.payment, p.method) for p in differs.unmatched_payments] == [
+            ("xendit:inv-NO-SALE-7", PaymentMethod.EWALLET)
+        ]
+        assert [r.business_date for r in await rig.service.differing()] == [extra.date()]
+
+
 async def test_a_difference_within_the_tolerance_is_not_reported(
     tmp_path: Path, sambung_store_url: str
 ) -> None:
