@@ -454,11 +454,16 @@ async def test_a_late_payment_makes_a_new_revision_that_matches(
         outbox = await rig.store.list_outbox()
         assert [json.loads(r.payload)["kind"] for r in outbox] == ["reconciliation"]
 
-        # A recompute with nothing new queues nothing.
+        # A recompute with nothing new queues nothing; a sale of the open day changes nothing
+        # of the closed one (and moves the loop's watermark past the closed day's sales).
+        rig.clock.advance(60)
+        await rig.ingest(pos("S-10", 5000, when=days_ago(0, 0, 1)))
         await rig.service.run_once()
         assert len(await rig.store.list_outbox()) == 1
 
-        # The e-wallet payment's callback arrives after the day closed: dated by its paid_at.
+        # The e-wallet payment's callback arrives after the day closed: dated by its paid_at,
+        # it alone makes the closed day be reconciled again.
+        rig.clock.advance(60)
         await rig.ingest(
             paid("S-2", 45000, when=closed + timedelta(minutes=6), fee=900, channel="OVO")
         )
