@@ -35,10 +35,15 @@ CONFIG_COMMANDS: list[list[str]] = [
     ["dlq", "show", "1"],
     ["dlq", "replay", "1"],
     ["dlq", "discard", "1"],
+    ["backfill", "kemang", "qasir", "--since", "2026-11-20"],
+    ["backfill", "list"],
+    ["cursor", "show"],
+    ["cursor", "set", "kemang", "qasir", "2026-11-20"],
+    ["cursor", "reset", "kemang", "qasir"],
     ["gaps"],
     ["alerts"],
 ]
-ACTIONS = {"credentials", "dlq"}
+ACTIONS = {"credentials", "dlq", "cursor"}
 
 
 @pytest.fixture(autouse=True)

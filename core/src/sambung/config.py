@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import re
 import socket
+import string
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -42,7 +44,7 @@ from .connectors import (
 )
 from .delivery.sinks import SinkSettings
 from .errors import ConfigError, ConfigProblem
-from .models import DERIVED_KINDS, Outlet, RecordKind
+from .models import DERIVED_KINDS, Outlet, PaymentMethod, RecordKind
 from .plugins import Registry
 from .validation import did_you_mean, explain, is_secret, model_at, path_of
 from .yamlsource import Source, read_yaml
@@ -180,12 +182,71 @@ class SummarySettings(_Strict):
     backfill_days: int = Field(7, ge=0, le=366)
 
 
+# What a payment connector's reference may name of a POS sale (its unified fields).
+SALE_REFERENCE_FIELDS = frozenset({"external_id", "outlet", "source_system"})
+
+
+def _sale_reference(template: str) -> str:
+    """`template` if it names only `SALE_REFERENCE_FIELDS`, and at least one of them."""
+    try:
+        named = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    except ValueError as err:
+        raise ValueError(f"reference template {template!r}: {err}") from None
+    if not named or not named <= SALE_REFERENCE_FIELDS:
+        allowed = ", ".join("{" + f + "}" for f in sorted(SALE_REFERENCE_FIELDS))
+        raise ValueError(f"reference template {template!r} may name only {allowed}")
+    return template
+
+
+SaleReference = Annotated[str, AfterValidator(_sale_reference)]
+_DEFAULT_MATCH: dict[str, str | None] = {"xendit": "{external_id}", "midtrans": "{external_id}"}
+
+
+class ReconciliationSettings(_Strict):
+    """Daily reconciliation: POS sales against what the payment gateways collected.
+
+    A day closes as for daily summaries (`summaries.after`, an outlet's `summary_after`).
+    """
+
+    # Payment connector → the POS sale's field its payment reference carries (Xendit's
+    # `external_id`, Midtrans' `order_id`), as a template over the sale's unified fields
+    # (`{external_id}`, `PW-{external_id}`); null: its payments are matched by amount only.
+    # An outlet with one of these connectors and another one is reconciled.
+    match: dict[str, SaleReference | None] = Field(default_factory=lambda: _DEFAULT_MATCH.copy())
+    # POS payment methods that go through a gateway and are compared (cash never does; card
+    # usually goes through the bank's EDC, not the gateway).
+    methods: list[PaymentMethod] = Field(
+        default_factory=lambda: [
+            PaymentMethod.QRIS,
+            PaymentMethod.EWALLET,
+            PaymentMethod.BANK_TRANSFER,
+        ]
+    )
+    # A closed day whose figures differ by more than this many rupiah is reported (alerts).
+    tolerance: Decimal = Field(Decimal(0), ge=0)
+    every_seconds: float = Field(60.0, ge=1, le=3600)
+
+
 class CredentialSettings(_Strict):
     """Where the key that encrypts stored credentials (OAuth tokens) lives."""
 
     # Used when SAMBUNG_SECRET_KEY is not set; created (mode 0600) on first start. Default:
     # `secret.key` beside the SQLite file. A relative path is read from the YAML's folder.
     key_file: str | None = None
+
+
+class AttemptsRetention(_Strict):
+    """How long kept delivery attempts live (`delivery_attempts`)."""
+
+    # Attempts older than this are pruned, whatever their row's status; a delivered row's
+    # attempts also go when the row itself is pruned (its sink's `retention_hours`).
+    days: float = Field(14.0, ge=0)
+
+
+class DeliverySettings(_Strict):
+    """What core keeps about deliveries beyond the outbox rows."""
+
+    attempts_retention: AttemptsRetention = AttemptsRetention()
 
 
 class SinkConfig(BaseModel):
@@ -272,7 +333,9 @@ class Config(_Strict):
     outlets: list[OutletConfig] = Field(min_length=1)
     sinks: dict[str, SinkConfig] = Field(default_factory=dict)
     summaries: SummarySettings = SummarySettings()
+    delivery: DeliverySettings = DeliverySettings()
     alerts: AlertSettings = AlertSettings()
+    reconciliation: ReconciliationSettings = ReconciliationSettings()
 
     @model_validator(mode="after")
     def _references(self) -> Config:

@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 from typing import (
@@ -287,6 +288,18 @@ class WebhookConnector(Connector[S]):
 
         Optional. The run command's simulator posts these (`sequence` counts up from 1), and the
         test kit's conformance suite checks that they verify and map.
+        """
+        return None
+
+    def example_payment(
+        self, sequence: int, *, reference: str, amount: Decimal, method: str, paid_at: datetime
+    ) -> WebhookRequest | None:
+        """A payment gateway's callback, signed: `amount` paid at `paid_at` for the order
+        `reference` (a POS sale's), through a channel of `method` (`qris`, `ewallet`); None if
+        the connector is no gateway or has no examples.
+
+        Optional. The simulator pays the demo's POS sales with it, so `make run` shows days
+        that reconcile (and, leaving some unpaid, days that do not).
         """
         return None
 

@@ -73,8 +73,18 @@ class InvalidRecord(SambungError):
 class RetriableError(SambungError):
     """A passing failure (timeout, 5xx, 429): back off and try again later."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        body: str | None = None,
+    ) -> None:
         self.retry_after = retry_after
+        # What a destination answered, when it did (kept with the delivery attempt).
+        self.status = status
+        self.body = body
         super().__init__(message)
 
 
@@ -146,3 +156,12 @@ class FileError(SambungError):
 
 class EncodingError(FileError):
     """Bytes that are not text in the encoding chosen from the start of the file."""
+
+
+class UnknownConnection(SambungError):
+    """No such connection (outlet and connector) is configured: the admin API answers 404."""
+
+
+class NotPolled(SambungError):
+    """The connection exists but is not polled (no cursor to show or set, no window to
+    backfill), or its poll loop does not run in this daemon: the admin API answers 409."""

@@ -515,10 +515,115 @@ class DailySummary(Record):
     source_ids: tuple[str, ...] = ()
 
 
+class MethodTotal(BaseModel):
+    """The net sales rung up on the POS with one payment method on one day."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: PaymentMethod
+    count: int
+    total: Amount
+
+
+class PaymentTotal(BaseModel):
+    """Gateway payments of one day grouped by one key (a status, or a channel): gross, fee, net."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    count: int
+    gross: Amount
+    fee: Amount = Decimal(0)
+    net: Amount
+
+
+class MethodComparison(BaseModel):
+    """One payment method's POS net sales against the money the gateways collected for it
+    (`pos` is 0 for a method not compared: none of its sales is expected through a gateway)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: PaymentMethod
+    pos: Amount
+    payments: Amount
+    # payments - pos: negative when money is missing, positive when more arrived than was sold.
+    difference: Amount
+
+
+class MatchedPayment(BaseModel):
+    """A sale and the payment linked to it, by reference or (failing one) by equal amount."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sale: str  # `source_system:external_id`
+    payment: str
+    by: Literal["reference", "amount"]
+    method: PaymentMethod
+    sale_amount: Amount
+    payment_amount: Amount
+    difference: Amount  # payment_amount - sale_amount (a partial payment: negative)
+
+
+class UnmatchedSale(BaseModel):
+    """A POS sale (or a refund of another day's sale) no payment accounts for."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sale: str
+    type: TransactionType
+    method: PaymentMethod
+    amount: Amount  # signed: a refund counts against
+    occurred_at: AwareDatetime
+
+
+class UnmatchedPayment(BaseModel):
+    """A collected gateway payment no sale accounts for."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    payment: str
+    reference: str
+    channel: str | None = None
+    method: PaymentMethod
+    amount: Amount
+    paid_at: AwareDatetime | None = None
+
+
+class Reconciliation(Record):
+    """An outlet's POS sales of one business date against what its payment gateways collected.
+
+    Built by `sambung.delivery.reconciliation` (core, not a vendor) from the stored transactions
+    and payments of that date, under the external id `{outlet}:{business_date}`, so a late
+    payment or a backfill makes a new revision of the same record.
+    """
+
+    kind: ClassVar[str] = "reconciliation"
+    business_date: date
+    currency: Currency = "IDR"
+    status: Literal["matched", "differs"]
+    sales: int = 0
+    refunds: int = 0
+    voids: int = 0
+    pos_total: Amount  # every method, net of refunds and voids (as the daily summary counts)
+    pos_by_method: tuple[MethodTotal, ...] = ()
+    payments_by_status: tuple[PaymentTotal, ...] = ()
+    # Collected payments (paid, settled) only: gross is what payers paid, net what arrives.
+    payments_by_channel: tuple[PaymentTotal, ...] = ()
+    gross: Amount = Decimal(0)
+    fees: Amount = Decimal(0)
+    net: Amount = Decimal(0)
+    methods: tuple[MethodComparison, ...] = ()
+    # Collected gross - POS net of the compared methods.
+    difference: Amount = Decimal(0)
+    matched: tuple[MatchedPayment, ...] = ()
+    unmatched_sales: tuple[UnmatchedSale, ...] = ()
+    unmatched_payments: tuple[UnmatchedPayment, ...] = ()
+
+
 RECORD_KINDS: dict[str, type[Record]] = {
-    cls.kind: cls for cls in (Transaction, InventoryLevel, Payment, DailySummary)
+    cls.kind: cls for cls in (Transaction, InventoryLevel, Payment, DailySummary, Reconciliation)
 }
-RecordKind = Literal["transaction", "inventory_level", "payment", "daily_summary"]
+RecordKind = Literal["transaction", "inventory_level", "payment", "daily_summary", "reconciliation"]
 # Kinds core makes from other records rather than takes in from a vendor: a sink receives them
 # only when it names them in `kinds:` (or its type asks for them).
-DERIVED_KINDS = frozenset({DailySummary.kind})
+DERIVED_KINDS = frozenset({DailySummary.kind, Reconciliation.kind})

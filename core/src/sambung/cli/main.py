@@ -21,9 +21,12 @@ from sambung.store import display_url, open_store
 
 from .alerts import add_alert_commands, status_monitoring
 from .backup import add_backup_commands
+from .deliveries import add_deliveries_command, attempts_table, print_groups, tally_table
 from .importcmd import add_import_command
 from .init import add_init_command
 from .loading import Commands, UsageError, check_outlet, load, plugin_registry
+from .operate import add_operate_commands, status_backfills
+from .reconcile import add_reconcile_command
 
 EXIT_CONFIG = 2
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, which Python ignores
@@ -102,11 +105,14 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("--limit", type=int, default=20)
     records.add_argument("--json", action="store_true", help="one JSON record per line")
     _add_delivery_commands(commands)
+    add_deliveries_command(commands)
     _add_store_commands(commands)
     add_import_command(commands)
+    add_reconcile_command(commands)
     add_init_command(commands)
     add_backup_commands(commands, load)
     _add_credential_commands(commands)
+    add_operate_commands(commands)
     add_alert_commands(commands)
     status = command(
         "status", "Print the state of every connection and every sink.", _status, need_env=False
@@ -414,6 +420,8 @@ def _add_delivery_commands(commands: Commands) -> None:
         sub.add_argument("--stage", choices=["ingest", "row", "delivery"])
         sub.add_argument("--outlet")
         sub.add_argument("--connector")
+        sub.add_argument("--sink", help="the sink a delivery entry was bound for")
+        sub.add_argument("--error-type", help="the entry's error class, e.g. DeliveryRejected")
         sub.add_argument("--since", help="ISO date or time, e.g. 2026-11-26 or 2026-11-26T10:00Z")
         sub.add_argument("--limit", type=int, default=100)
 
@@ -421,11 +429,23 @@ def _add_delivery_commands(commands: Commands) -> None:
     filters(listing)
     listing.add_argument("--status", choices=["open", "replayed", "discarded", "any"])
     listing.add_argument("--json", action="store_true", help="one JSON entry per line")
+    listing.add_argument(
+        "--group",
+        action="store_true",
+        help="open entries by stage, connector or sink, and error class, with what a replay "
+        "would do now",
+    )
     show = actions.add("show", "one entry: error, attempts, payload", need_env=False)
     show.add_argument("id", type=int)
     replay = actions.add("replay", "replay entries by id, or --all matching filters")
     replay.add_argument("ids", type=int, nargs="*")
     replay.add_argument("--all", action="store_true")
+    replay.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say per group what a replay would do now, and change nothing",
+    )
+    replay.add_argument("--json", action="store_true", help="one JSON group per line")
     filters(replay)
     discard = actions.add("discard", "keep entries for audit but never replay them")
     discard.add_argument("ids", type=int, nargs="+")
@@ -434,6 +454,7 @@ def _add_delivery_commands(commands: Commands) -> None:
 def _dlq(args: argparse.Namespace) -> int:
     from sambung.clock import SystemClock
     from sambung.delivery.dlq import DeadLetterFilter, DeadLetters, describe
+    from sambung.delivery.redrive import FAILED, tally
     from sambung.runtime.status import table
 
     _, loaded = load(args)
@@ -445,6 +466,8 @@ def _dlq(args: argparse.Namespace) -> int:
             stage=args.stage,
             outlet=args.outlet,
             connector=args.connector,
+            sink=args.sink,
+            error_type=args.error_type,
             since=_since(args.since),
             status=None if status == "any" else (status or "open"),
             limit=args.limit,
@@ -455,6 +478,16 @@ def _dlq(args: argparse.Namespace) -> int:
         await store.open()
         service = DeadLetters(store, loaded, clock=SystemClock())
         try:
+            if args.action == "list" and args.group:
+                print_groups(await service.plan(await service.open_entries(wanted())), args.json)
+                return 0
+            if args.action == "replay" and args.dry_run:
+                if args.ids:
+                    entries = await service.entries(args.ids)
+                else:
+                    entries = await service.open_entries(wanted())
+                print_groups(await service.plan(entries), args.json, dry_run=True)
+                return 0
             if args.action == "list":
                 entries = await service.find(wanted())
                 if args.json:
@@ -486,16 +519,24 @@ def _dlq(args: argparse.Namespace) -> int:
                     print(f"no dead letter #{args.id}", file=sys.stderr)
                     return 1
                 for key, value in shown.items():
-                    if key != "payload":
+                    if key not in ("payload", "delivery_attempts"):
                         print(f"{key}: {value}")
+                if "delivery_attempts" in shown:
+                    print("delivery attempts:")
+                    print(attempts_table(await store.list_delivery_attempts(shown["outbox_id"])))
                 print("payload:")
                 print(shown.get("payload") or "(none)")
                 return 0
+            tallies: list[Any] = []
             if args.action == "replay":
                 if args.all:
-                    outcomes = await service.replay_matching(wanted())
+                    outcomes, tallies = await service.replay_grouped(
+                        await service.open_entries(wanted())
+                    )
                 elif args.ids:
+                    entries = await service.entries(args.ids)
                     outcomes = await service.replay(args.ids)
+                    tallies = tally(entries, outcomes)
                 else:
                     print("give dead-letter ids, or --all with filters", file=sys.stderr)
                     return EXIT_CONFIG
@@ -504,8 +545,10 @@ def _dlq(args: argparse.Namespace) -> int:
             for outcome in outcomes:
                 detail = f" ({outcome.detail})" if outcome.detail else ""
                 print(f"#{outcome.id}: {outcome.result}{detail}")
-            failed = {"still_failing", "not_found", "unsupported"}
-            return 1 if any(o.result in failed for o in outcomes) else 0
+            if tallies:
+                print()
+                print(tally_table(tallies))
+            return 1 if any(o.result in FAILED for o in outcomes) else 0
         finally:
             await store.close()
 
@@ -617,4 +660,5 @@ async def _status_leases(loaded: LoadedConfig, store: Any, args: argparse.Namesp
 
 
 STATUS_SECTIONS.append(_status_leases)
+STATUS_SECTIONS.append(status_backfills)
 STATUS_SECTIONS.append(status_monitoring)

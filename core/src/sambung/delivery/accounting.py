@@ -56,6 +56,16 @@ class AccountingSinkSettings(SinkSettings):
         kind = DailySummary.kind if self.post == "daily_summary" else Transaction.kind
         return frozenset({kind})
 
+    def check_invoice(self, draft: InvoiceDraft) -> None:
+        """Raise `DeliveryRejected` if `draft` cannot become an invoice with these settings (a
+        code it needs is not mapped); no call to the vendor. A plugin overrides this with its
+        own pure mapping, so a dry run (`sambung dlq replay --dry-run`) finds what it would."""
+        self.customer_code(draft.outlet)
+        for line in draft.lines:
+            self.item_code(line.sku, line.name)
+        for charge, _ in draft.charges():
+            self.charge_code(charge)
+
     def item_code(self, sku: str | None, name: str) -> str:
         """The item code of a product line, or `DeliveryRejected` naming what to map."""
         code = self.items.get(sku) if sku else None

@@ -9,6 +9,7 @@ idempotent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from sambung.connectors import (
     WebhookConnector,
     WebhookRequest,
 )
+from sambung.delivery.attempts import describe_attempt
 from sambung.errors import InvalidRecord
 from sambung.intake.csvbatches import remap_row
 from sambung.intake.csvfiles import RowError
@@ -37,6 +39,16 @@ from sambung.models import Record
 from sambung.store import DeadLetter, IngestRequest, ReplayStore
 from sambung.store.base import DeadLetterQuery
 from sambung.validation import request_problem
+
+from .redrive import (
+    LiveSinks,
+    RedriveGroup,
+    Remapped,
+    ReplayTally,
+    group_entries,
+    plan_redrive,
+    tally,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +77,8 @@ class DeadLetterFilter(BaseModel):
     since: datetime | None = None
     status: Literal["open", "replayed", "discarded"] | None = "open"
     limit: int = Field(100, ge=1, le=100_000)
+    sink: str | None = None
+    error_type: str | None = None
 
     def query(self) -> DeadLetterQuery:
         """The store's query for these filters."""
@@ -74,21 +88,36 @@ class DeadLetterFilter(BaseModel):
 class DeadLetters:
     """The dead-letter operations, over one store and the configuration installed now."""
 
-    def __init__(self, store: ReplayStore, loaded: LoadedConfig, *, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: ReplayStore,
+        loaded: LoadedConfig,
+        *,
+        clock: Clock,
+        live: Callable[[], LiveSinks] | None = None,
+    ) -> None:
         self.store = store
         self.loaded = loaded
         self.clock = clock
+        # The running daemon's view of its sinks (paused, disabled), for dry runs; none in
+        # a CLI process.
+        self.live = live or dict
 
     async def find(self, filters: DeadLetterFilter) -> list[DeadLetter]:
         """Entries matching `filters`, newest first."""
         return await self.store.find_dead_letters(filters.query())
 
     async def show(self, dead_letter_id: int) -> dict[str, Any] | None:
-        """One entry with its payload (the raw body for an ingest entry), as plain data."""
+        """One entry with its payload (the raw body for an ingest entry) and, for a delivery
+        entry, its row's kept attempts, as plain data."""
         entry = await self.store.get_dead_letter(dead_letter_id)
         if entry is None:
             return None
         shown = describe(entry)
+        if entry.outbox_id is not None:
+            attempts = await self.store.list_delivery_attempts(entry.outbox_id)
+            # Not `attempts`: that key is the entry's own count, and stays what it was.
+            shown["delivery_attempts"] = [describe_attempt(a) for a in attempts]
         if entry.raw_event_id is not None and entry.payload is None:
             raw = await self.store.get_raw_event(entry.raw_event_id)
             if raw is not None:
@@ -105,6 +134,28 @@ class DeadLetters:
             filters.model_copy(update={"status": "open"}).query()
         )
         return await self.replay([entry.id for entry in reversed(entries)])
+
+    async def open_entries(self, filters: DeadLetterFilter) -> list[DeadLetter]:
+        """The open entries matching `filters`."""
+        return await self.find(filters.model_copy(update={"status": "open"}))
+
+    async def entries(self, ids: list[int]) -> list[DeadLetter]:
+        """The open entries among `ids` (unknown or closed ones left out)."""
+        found = [await self.store.get_dead_letter(i) for i in ids]
+        return [entry for entry in found if entry is not None and entry.status == "open"]
+
+    async def plan(self, entries: list[DeadLetter]) -> list[RedriveGroup]:
+        """`entries` grouped by stage, connector or sink, and error class, with what a replay
+        of each would do now; changes nothing."""
+        return await plan_redrive(self, entries, live=self.live())
+
+    async def replay_grouped(
+        self, entries: list[DeadLetter]
+    ) -> tuple[list[ReplayOutcome], list[ReplayTally]]:
+        """Replay `entries` group by group; the outcomes, and per group what they came to."""
+        ordered = [entry for group in group_entries(entries).values() for entry in group]
+        outcomes = await self.replay([entry.id for entry in ordered])
+        return outcomes, tally(entries, outcomes)
 
     async def discard(self, ids: list[int]) -> list[ReplayOutcome]:
         """Mark entries discarded: kept for audit, never replayed."""
@@ -127,57 +178,70 @@ class DeadLetters:
                 return ReplayOutcome(dead_letter_id, "not_open")
             log.info("dlq.requeued", dead_letter_id=dead_letter_id, outbox_id=entry.outbox_id)
             return ReplayOutcome(dead_letter_id, "requeued")
-        if entry.stage == "ingest" and entry.raw_event_id is not None:
-            return await self._remap(entry)
-        if entry.stage == "row" and entry.raw_event_id is not None:
-            return await self._remap_row(entry)
+        if entry.stage in ("ingest", "row") and entry.raw_event_id is not None:
+            remapped = await self.remap(entry)
+            if remapped.result == "mapped":
+                return await self._commit_replayed(entry, list(remapped.records))
+            if remapped.result == "still_failing":
+                return self._still_failing(entry, remapped.detail or "")
+            return ReplayOutcome(entry.id, remapped.result, remapped.detail)
         return ReplayOutcome(
             dead_letter_id, "unsupported", f"replay of {entry.stage} entries is not available"
         )
 
-    async def _remap(self, entry: DeadLetter) -> ReplayOutcome:
-        """Map the stored raw body again with the connector configured now, and commit."""
-        assert entry.raw_event_id is not None
-        connector = self._connector(entry.outlet, entry.connector)
-        if connector is None:
-            return ReplayOutcome(
-                entry.id, "unsupported", f"no webhook connector {entry.connector} at {entry.outlet}"
+    async def remap(self, entry: DeadLetter) -> Remapped:
+        """Map an ingest or row entry's kept body again with the connector configured now, as
+        a replay would, and write nothing: what a replay commits, or why it still fails."""
+        if entry.raw_event_id is None or entry.stage not in ("ingest", "row"):
+            return Remapped("unsupported", f"replay of {entry.stage} entries is not available")
+        if entry.stage == "ingest":
+            connector: Connector[ConnectorSettings] | None = self._connector(
+                entry.outlet, entry.connector
             )
+            if connector is None:
+                return Remapped(
+                    "unsupported", f"no webhook connector {entry.connector} at {entry.outlet}"
+                )
+        else:
+            connector = self._instance(entry.outlet, entry.connector)
+            if not isinstance(connector, FileDropConnector):
+                return Remapped(
+                    "unsupported", f"no file-drop connector {entry.connector} at {entry.outlet}"
+                )
         raw = await self.store.get_raw_event(entry.raw_event_id)
         if raw is None:
-            return ReplayOutcome(entry.id, "not_found", "the raw event is gone")
-        headers = CIMultiDictProxy(CIMultiDict({"Content-Type": raw.content_type or ""}))
-        # Already authenticated when it arrived; this is our own stored copy, so no verify().
-        request = WebhookRequest(body=raw.body, headers=headers)
+            return Remapped("not_found", "the raw event is gone")
+        if entry.stage == "ingest":  # by the stage: one connector class may have both modes
+            assert isinstance(connector, WebhookConnector)
+            headers = CIMultiDictProxy(CIMultiDict({"Content-Type": raw.content_type or ""}))
+            # Already authenticated when it arrived; this is our own stored copy: no verify().
+            try:
+                records = list(
+                    connector.parse(WebhookRequest(body=raw.body, headers=headers)).records
+                )
+            except Exception as err:  # whatever the mapping raises, the entry stays open
+                return Remapped("still_failing", f"{type(err).__name__}: {err}")
+        else:
+            assert isinstance(connector, FileDropConnector)
+            try:
+                mapped = remap_row(
+                    connector, raw.body, _parameter(raw.content_type, "number-style")
+                )
+            except Exception as err:  # a row still unreadable, whatever the reason, stays open
+                return Remapped("still_failing", f"{type(err).__name__}: {err}")
+            failures = [item for item in mapped if isinstance(item, RowError)]
+            records = [item for item in mapped if not isinstance(item, RowError)]
+            if failures or not records:
+                reason = failures[0].reason if failures else "the kept row maps to no record"
+                return Remapped("still_failing", reason)
         try:
-            event = connector.parse(request)
-        except (ValidationError, Exception) as err:
-            return self._still_failing(entry, f"{type(err).__name__}: {err}")
-        return await self._commit_replayed(entry, list(event.records))
-
-    async def _remap_row(self, entry: DeadLetter) -> ReplayOutcome:
-        """Map a stored CSV row again with the file-drop connector configured now, and commit."""
-        assert entry.raw_event_id is not None
-        connector = self._instance(entry.outlet, entry.connector)
-        if not isinstance(connector, FileDropConnector):
-            return ReplayOutcome(
-                entry.id,
-                "unsupported",
-                f"no file-drop connector {entry.connector} at {entry.outlet}",
+            # A replay is intake too: the connector's records are its own outlet's, or none is.
+            ensure_own(
+                ((r.outlet, r.source_system) for r in records), entry.outlet, entry.connector
             )
-        raw = await self.store.get_raw_event(entry.raw_event_id)
-        if raw is None:
-            return ReplayOutcome(entry.id, "not_found", "the raw event is gone")
-        try:
-            mapped = remap_row(connector, raw.body, _parameter(raw.content_type, "number-style"))
-        except Exception as err:  # a row still unreadable, whatever the reason, stays open
-            return self._still_failing(entry, f"{type(err).__name__}: {err}")
-        failures = [item for item in mapped if isinstance(item, RowError)]
-        records = [item for item in mapped if not isinstance(item, RowError)]
-        if failures or not records:
-            reason = failures[0].reason if failures else "the kept row maps to no record"
-            return self._still_failing(entry, reason)
-        return await self._commit_replayed(entry, records)
+        except InvalidRecord as err:
+            return Remapped("still_failing", str(err))
+        return Remapped("mapped", f"{len(records)} record(s)", tuple(records))
 
     def _still_failing(self, entry: DeadLetter, detail: str) -> ReplayOutcome:
         log.warning("dlq.replay_still_failing", dead_letter_id=entry.id, error=detail)
@@ -187,10 +251,6 @@ class DeadLetters:
         """Commit what a replay mapped, then mark the entry replayed."""
         routes = [self.loaded.sinks_for(entry.outlet, record.kind) for record in records]
         try:
-            # A replay is intake too: the connector's records are its own outlet's, or none is.
-            ensure_own(
-                ((r.outlet, r.source_system) for r in records), entry.outlet, entry.connector
-            )
             result = await self.store.ingest(IngestRequest(records=records, routes=routes))
         except InvalidRecord as err:  # text no store keeps (a lone surrogate): failing as before
             return self._still_failing(entry, str(err))
@@ -251,6 +311,8 @@ class _ReplayBody(BaseModel):
     ids: list[int] = Field(default_factory=list)
     all: bool = False
     filters: DeadLetterFilter = DeadLetterFilter()
+    # Say per group what a replay would do now, and change nothing.
+    dry_run: bool = False
 
 
 DLQ_KEY: web.AppKey[DeadLetters] = web.AppKey("dead_letters", DeadLetters)
@@ -271,12 +333,25 @@ def _bad_request(
     return web.json_response(request_problem(err, model), status=400)
 
 
+class _Grouping(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    group: bool = False
+
+
 async def _list(request: web.Request) -> web.Response:
+    query = dict(request.query)
     try:
-        filters = DeadLetterFilter.model_validate(dict(request.query))
+        grouped = _Grouping.model_validate(query).group
+        query.pop("group", None)
+        filters = DeadLetterFilter.model_validate(query)
     except ValidationError as err:
         return _bad_request(err, DeadLetterFilter)
-    entries = await request.app[DLQ_KEY].find(filters)
+    service = request.app[DLQ_KEY]
+    if grouped:  # open entries only: the groups are what a redrive would take
+        groups = await service.plan(await service.open_entries(filters))
+        return web.json_response({"groups": [g.describe() for g in groups]})
+    entries = await service.find(filters)
     return web.json_response({"dead_letters": [describe(e) for e in entries]})
 
 
@@ -298,12 +373,22 @@ async def _replay(request: web.Request) -> web.Response:
         return _bad_request(err, _ReplayBody)
     service = request.app[DLQ_KEY]
     if body.all:
-        outcomes = await service.replay_matching(body.filters)
+        entries = await service.open_entries(body.filters)
     elif body.ids:
-        outcomes = await service.replay(body.ids)
+        entries = await service.entries(body.ids)
     else:
         return _bad_request(ValueError("give ids, or all: true with optional filters"))
-    return web.json_response({"results": [asdict(o) for o in outcomes]})
+    if body.dry_run:
+        groups = await service.plan(entries)
+        return web.json_response({"dry_run": True, "groups": [g.describe() for g in groups]})
+    if body.all:
+        outcomes, tallies = await service.replay_grouped(entries)
+    else:  # by id: each id answered, in the order given, unknown and closed ones included
+        outcomes = await service.replay(body.ids)
+        tallies = tally(entries, outcomes)
+    return web.json_response(
+        {"results": [asdict(o) for o in outcomes], "groups": [t.describe() for t in tallies]}
+    )
 
 
 async def _discard(request: web.Request) -> web.Response:

@@ -44,9 +44,9 @@ from sambung.plugins import Registry
 from sambung.ratelimit import Budgets
 from sambung.runtime import supervision
 from sambung.store import CredentialStore, DeadLetter, DeliveryStore
-from sambung.store.base import ClaimedRow, OutboxSettlement, SinkStats
+from sambung.store.base import AttemptNote, ClaimedRow, OutboxSettlement, SinkStats
 
-from .sinks import Delivery, DeliveryResult, Sink, SinkContext
+from .sinks import Delivered, Delivery, DeliveryResult, Sink, SinkContext, is_delivered
 
 if TYPE_CHECKING:
     from sambung.auth.credentials import CredentialService
@@ -272,12 +272,12 @@ class Dispatcher:
                 delivering.cancel()
                 await asyncio.gather(delivering, return_exceptions=True)
         sent = [
-            (row, result)
-            for row, result in zip(rows, delivering.result(), strict=True)
+            (row, result, started_at, latency_ms)
+            for row, (result, started_at, latency_ms) in zip(rows, delivering.result(), strict=True)
             if not isinstance(result, _Fenced)
         ]
-        results = [result for _, result in sent]
-        settlements = [self._settle(runtime, row, result) for row, result in sent]
+        results = [result for _, result, _, _ in sent]
+        settlements = [self._settle(runtime, *sent_row) for sent_row in sent]
         if len(settlements) < len(rows):
             log.warning(
                 "outbox.batch_fenced",
@@ -333,12 +333,15 @@ class Dispatcher:
 
     async def _deliver(
         self, runtime: SinkRuntime, rows: Sequence[ClaimedRow], fence: _Fence | None = None
-    ) -> list[DeliveryResult | _Fenced]:
+    ) -> list[_Answer]:
+        """Each row's result, with when its send started and how long it took (ms)."""
         size = max(1, runtime.sink.max_batch)
         deliveries = [_delivery(row) for row in rows]
         chunks = [deliveries[i : i + size] for i in range(0, len(deliveries), size)]
         answers: list[list[DeliveryResult | _Fenced]] = [[] for _ in chunks]
+        timings: list[tuple[datetime, int | None]] = [(self.clock.now(), None)] * len(chunks)
         pending = iter(range(len(chunks)))
+        loop = asyncio.get_running_loop()
 
         async def worker() -> None:
             # `concurrency` workers share the chunks: far fewer tasks than one per chunk.
@@ -347,14 +350,21 @@ class Dispatcher:
                 if fence is not None and not fence.allows(chunk):
                     answers[index] = [FENCED] * len(chunk)  # checked before every send
                     continue
+                started_at, began = self.clock.now(), loop.time()
                 answers[index] = await self._deliver_chunk(runtime, chunk, fence)
+                # A duration, so the event loop's monotonic time, not the (movable) clock's.
+                timings[index] = (started_at, round((loop.time() - began) * 1000))
 
         workers = min(runtime.concurrency, len(chunks))
         if workers == 1:
             await worker()
         else:
             await asyncio.gather(*(worker() for _ in range(workers)))
-        return [result for answer in answers for result in answer]
+        return [
+            (result, *timing)
+            for answer, timing in zip(answers, timings, strict=True)
+            for result in answer
+        ]
 
     async def _deliver_chunk(
         self, runtime: SinkRuntime, chunk: list[Delivery], fence: _Fence | None = None
@@ -385,28 +395,57 @@ class Dispatcher:
         return list(results)
 
     def _settle(
-        self, runtime: SinkRuntime, row: ClaimedRow, result: DeliveryResult
+        self,
+        runtime: SinkRuntime,
+        row: ClaimedRow,
+        result: DeliveryResult,
+        started_at: datetime | None = None,
+        latency_ms: int | None = None,
+    ) -> OutboxSettlement:
+        """What one item's result means for its row, with a note of the attempt to keep."""
+        status, body = _answer_of(result)
+        note = AttemptNote(
+            sink=row.sink,
+            record_id=row.record_id,
+            revision=row.revision,
+            attempt=row.attempts + 1,
+            started_at=started_at or self.clock.now(),
+            latency_ms=latency_ms,
+            http_status=status,
+            error_type=None if is_delivered(result) else type(result).__name__,
+            response=body,
+        )
+        return self._decide(runtime, row, result, note)
+
+    def _decide(
+        self, runtime: SinkRuntime, row: ClaimedRow, result: DeliveryResult, note: AttemptNote
     ) -> OutboxSettlement:
         """What one item's result means for its row."""
         sink = runtime.name
-        if result is None:
+        if result is None or isinstance(result, Delivered):
             metrics.child(metrics.DELIVERIES, sink, "delivered").inc()
-            return OutboxSettlement(row.id, "delivered")
+            return OutboxSettlement(row.id, "delivered", attempt=note)
         error = _describe(result)
         if isinstance(result, SinkGone):
             metrics.child(metrics.DELIVERIES, sink, "gone").inc()
             self._disable(runtime, error)
-            return OutboxSettlement(row.id, "dead", error=error, error_type="SinkGone")
+            return OutboxSettlement(
+                row.id, "dead", error=error, error_type="SinkGone", attempt=note
+            )
         if isinstance(result, SinkPaused):
             metrics.child(metrics.DELIVERIES, sink, "paused").inc()
             self._pause(runtime, result)
             # Not a failed attempt of this item: it goes again once the sink resumes, which for
             # a disconnected sink is as soon as it is connected again (`reconnected`).
             due = self.clock.now() if isinstance(result, SinkDisconnected) else result.until
-            return OutboxSettlement(row.id, "pending", error=error, next_attempt_at=due)
+            return OutboxSettlement(
+                row.id, "pending", error=error, next_attempt_at=due, attempt=note
+            )
         if isinstance(result, DeliveryRejected):
             metrics.child(metrics.DELIVERIES, sink, "rejected").inc()
-            return OutboxSettlement(row.id, "dead", error=error, error_type="DeliveryRejected")
+            return OutboxSettlement(
+                row.id, "dead", error=error, error_type="DeliveryRejected", attempt=note
+            )
         retry_after = result.retry_after if isinstance(result, RetriableError) else None
         delay = runtime.policy.next_delay(row.attempts + 1, retry_after, self.rng)
         if delay is None:
@@ -416,6 +455,7 @@ class Dispatcher:
                 "dead",
                 error=f"gave up after {row.attempts + 1} attempts; last: {error}",
                 error_type="RetriesExhausted",
+                attempt=note,
             )
         metrics.child(metrics.DELIVERIES, sink, "retry").inc()
         return OutboxSettlement(
@@ -423,6 +463,7 @@ class Dispatcher:
             "pending",
             error=error,
             next_attempt_at=self.clock.now() + timedelta(seconds=delay),
+            attempt=note,
         )
 
     def _disable(self, runtime: SinkRuntime, reason: str) -> None:
@@ -469,7 +510,7 @@ class Dispatcher:
 
     def _track_health(self, runtime: SinkRuntime, results: Sequence[DeliveryResult]) -> None:
         """Log once when a sink starts failing and once when it recovers."""
-        failures = [r for r in results if r is not None]
+        failures = [r for r in results if isinstance(r, BaseException)]
         if len(failures) < len(results):
             runtime.last_success_at = self.clock.now()
             runtime.disconnected = False
@@ -512,6 +553,17 @@ class Dispatcher:
                 break
         if pruned:
             log.info("outbox.pruned", rows=pruned)
+        await self.prune_attempts()
+        return pruned
+
+    async def prune_attempts(self) -> int:
+        """Delete kept delivery attempts past `delivery.attempts_retention`; returns how many."""
+        keep = timedelta(days=self.loaded.config.delivery.attempts_retention.days)
+        pruned = 0
+        while count := await self.store.prune_delivery_attempts(before=self.clock.now() - keep):
+            pruned += count
+        if pruned:
+            log.info("outbox.attempts_pruned", attempts=pruned)
         return pruned
 
     def status(self) -> dict[str, dict[str, Any]]:
@@ -527,6 +579,10 @@ class Dispatcher:
             }
             for name, runtime in self.sinks.items()
         }
+
+
+# One row's result from `_deliver`: the result, when its send started, its latency in ms.
+_Answer = tuple["DeliveryResult | _Fenced", datetime, int | None]
 
 
 class _Fenced:
@@ -590,6 +646,15 @@ def _delivery(row: ClaimedRow) -> Delivery:
         attempt=row.attempts + 1,
         created_at=row.created_at,
     )
+
+
+def _answer_of(result: DeliveryResult) -> tuple[int | None, str | None]:
+    """What the destination answered, when the sink said: (HTTP status, body)."""
+    if isinstance(result, Delivered):
+        return result.status, result.body
+    if isinstance(result, RetriableError | DeliveryRejected):
+        return result.status, result.body or None
+    return None, None
 
 
 def _describe(error: BaseException) -> str:

@@ -16,8 +16,10 @@ when that sale is on another day, the void is counted against like a refund.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -25,11 +27,17 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from sambung.clock import Clock
-from sambung.config import LoadedConfig, OutletConfig, closing_offset
+from sambung.config import (
+    LoadedConfig,
+    OutletConfig,
+    ReconciliationSettings,
+    SummarySettings,
+    closing_offset,
+)
 from sambung.intake.polling import from_cursor, to_cursor
-from sambung.models import DailySummary, SummaryLine, Transaction, TransactionType
+from sambung.models import DailySummary, Reconciliation, SummaryLine, Transaction, TransactionType
 from sambung.runtime import supervision
-from sambung.store import CursorUpdate, IngestRequest, IngestStore, Outcome
+from sambung.store import CursorUpdate, IngestRequest, IngestResult, IngestStore, Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -63,22 +71,14 @@ def summarise(
 def _summary(
     outlet: str, business_date: date, currency: str, transactions: Sequence[Transaction]
 ) -> DailySummary:
-    voided: set[tuple[str, str | None]] = {
-        (t.source_system, t.reverses_external_id)
-        for t in transactions
-        if t.type is TransactionType.VOID and t.reverses_external_id
-    }
-    sale_keys: set[tuple[str, str | None]] = {
-        (t.source_system, t.external_id) for t in transactions if t.type is TransactionType.SALE
-    }
+    voided, sale_keys = _voids_and_sales(transactions)
     totals = dict.fromkeys(
         ("subtotal", "discount", "service_charge", "tax", "rounding", "total"), _ZERO
     )
     lines: dict[tuple[str, Decimal], list[Decimal]] = {}
     names: dict[tuple[str, Decimal], tuple[str | None, str]] = {}
     counts = {"sale": 0, "refund": 0, "void": 0}
-    for t in sorted(transactions, key=lambda t: (t.occurred_at, t.external_id)):
-        sign = _sign(t, voided, sale_keys)
+    for sign, t in counted(transactions):
         counts[t.type.value] += 1
         if sign == 0:
             continue
@@ -120,6 +120,28 @@ def _summary(
     )
 
 
+def _voids_and_sales(
+    transactions: Iterable[Transaction],
+) -> tuple[set[tuple[str, str | None]], set[tuple[str, str | None]]]:
+    """The sales a void of the day names, and the day's sales, each as (source, external id)."""
+    voided: set[tuple[str, str | None]] = set()
+    sales: set[tuple[str, str | None]] = set()
+    for t in transactions:
+        if t.type is TransactionType.VOID and t.reverses_external_id:
+            voided.add((t.source_system, t.reverses_external_id))
+        elif t.type is TransactionType.SALE:
+            sales.add((t.source_system, t.external_id))
+    return voided, sales
+
+
+def counted(transactions: Sequence[Transaction]) -> list[tuple[int, Transaction]]:
+    """Each of a day's transactions with how it counts (+1, -1, 0), in time order, as daily
+    summaries count it (see the module's docstring)."""
+    voided, sales = _voids_and_sales(transactions)
+    ordered = sorted(transactions, key=lambda t: (t.occurred_at, t.external_id))
+    return [(_sign(t, voided, sales), t) for t in ordered]
+
+
 def _sign(
     transaction: Transaction,
     voided: set[tuple[str, str | None]],
@@ -142,25 +164,103 @@ def latest_closed(now: datetime, tz: ZoneInfo, after: timedelta) -> date:
     return (now.astimezone(tz).replace(tzinfo=None) - after).date()
 
 
-class SummaryService:
-    """The loop that keeps every outlet's daily summaries up to date in the store."""
+@dataclass(frozen=True)
+class DueDates:
+    """An outlet's business dates to (re)compute now, and the cursor to commit with them."""
 
-    def __init__(self, store: IngestStore, loaded: LoadedConfig, clock: Clock) -> None:
+    outlet: str
+    dates: list[date]
+    cursor: CursorUpdate | None
+    closed: date  # the newest closed date, looked at once these are stored
+
+
+class ClosedDays:
+    """Finds an outlet's business dates that have just closed, and closed dates whose records
+    of `kinds` changed since the last look (a late sale, a late payment, a backfill)."""
+
+    def __init__(
+        self,
+        store: IngestStore,
+        settings: SummarySettings,
+        clock: Clock,
+        cursor: str,
+        kinds: tuple[str, ...],
+    ) -> None:
         self.store = store
-        self.loaded = loaded
+        self.settings = settings
         self.clock = clock
-        self.settings = loaded.config.summaries
+        self.cursor = cursor
+        self.kinds = kinds
         # Per outlet: the newest date already looked at as closed (in memory: after a restart
-        # the backfill window is summed up again, which costs no duplicates).
+        # the backfill window is computed again, which costs no duplicates).
         self._closed_through: dict[str, date] = {}
 
+    def latest_closed(self, outlet: OutletConfig) -> date:
+        """The outlet's newest closed business date, now."""
+        after = closing_offset(outlet.summary_after or self.settings.after)
+        return latest_closed(self.clock.now(), ZoneInfo(outlet.timezone), after)
+
+    async def due(self, outlet: OutletConfig) -> DueDates:
+        """The dates of `outlet` to compute now (see the class)."""
+        now = self.clock.now()
+        closed = self.latest_closed(outlet)
+        backfill = self.settings.backfill_days
+        previous = self._closed_through.get(outlet.id, closed - timedelta(days=backfill))
+        dates = {previous + timedelta(days=n) for n in range(1, (closed - previous).days + 1)}
+
+        stored = from_cursor(await self.store.get_cursor(outlet.id, self.cursor))
+        since = stored or now - timedelta(days=backfill)
+        changed = await self.store.changed_business_dates(outlet.id, self.kinds, since=since)
+        # Dates still open are left for when they close; the watermark moves past them anyway.
+        dates |= {day for day in changed if day <= closed}
+        watermark = max([since, *changed.values()])
+        cursor = None
+        if stored is None or watermark > stored:
+            cursor = CursorUpdate(outlet.id, self.cursor, to_cursor(watermark))
+        return DueDates(outlet.id, sorted(dates), cursor, closed)
+
+    def done(self, due: DueDates) -> None:
+        """Remember that `due`'s dates were stored: the next look starts after its closed date."""
+        self._closed_through[due.outlet] = due.closed
+
+
+async def store_derived(
+    store: IngestStore,
+    due: DueDates,
+    records: Sequence[DailySummary | Reconciliation],
+    routes: tuple[str, ...],
+    event: str,
+) -> IngestResult | None:
+    """Ingest records core derived for `due`'s dates with its cursor, and log the dates that
+    changed (an unchanged record is a no-op: no revision, no outbox row)."""
+    if not records and due.cursor is None:
+        return None
+    result = await store.ingest(
+        IngestRequest(records=list(records), routes=[routes] * len(records), cursor=due.cursor)
+    )
+    changed_days = sorted(
+        record.business_date.isoformat()
+        for record, outcome in zip(records, result.records, strict=True)
+        if outcome.outcome in (Outcome.INSERTED, Outcome.UPDATED)
+    )
+    if changed_days:
+        log.info(event, outlet=due.outlet, dates=changed_days, outbox_rows=result.outbox_rows)
+    return result
+
+
+class DerivedDaysLoop(abc.ABC):
+    """A loop keeping a record core derives per outlet and business date (a daily summary, a
+    reconciliation) up to date: every `every_seconds`, each outlet's due dates."""
+
+    settings: SummarySettings | ReconciliationSettings
+
+    @abc.abstractmethod
     def outlets(self) -> list[OutletConfig]:
-        """The outlets whose summaries some sink receives; only those are summed up."""
-        return [
-            outlet
-            for outlet in self.loaded.config.outlets
-            if self.loaded.sinks_for(outlet.id, DailySummary.kind)
-        ]
+        """The outlets this loop derives records for."""
+
+    @abc.abstractmethod
+    async def derive(self, outlet: OutletConfig) -> int:
+        """Store the records of one outlet's due dates; returns how many were made."""
 
     async def run_forever(self) -> None:
         """Look every `every_seconds` until cancelled (supervised: a failure restarts it)."""
@@ -170,49 +270,39 @@ class SummaryService:
             await asyncio.sleep(self.settings.every_seconds)
 
     async def run_once(self) -> int:
-        """Sum up every outlet's newly closed and changed dates; returns summaries ingested."""
-        return sum([await self.summarise_outlet(outlet) for outlet in self.outlets()])
+        """Derive every outlet's newly closed and changed dates; returns the records made."""
+        return sum([await self.derive(outlet) for outlet in self.outlets()])
 
-    async def summarise_outlet(self, outlet: OutletConfig) -> int:
+
+class SummaryService(DerivedDaysLoop):
+    """The loop that keeps every outlet's daily summaries up to date in the store."""
+
+    settings: SummarySettings
+
+    def __init__(self, store: IngestStore, loaded: LoadedConfig, clock: Clock) -> None:
+        self.store = store
+        self.loaded = loaded
+        self.clock = clock
+        self.settings = loaded.config.summaries
+        self.days = ClosedDays(store, self.settings, clock, CURSOR, (Transaction.kind,))
+
+    def outlets(self) -> list[OutletConfig]:
+        """The outlets whose summaries some sink receives; only those are summed up."""
+        return [
+            outlet
+            for outlet in self.loaded.config.outlets
+            if self.loaded.sinks_for(outlet.id, DailySummary.kind)
+        ]
+
+    async def derive(self, outlet: OutletConfig) -> int:
         """Ingest the summaries of one outlet's dates that closed or changed since last time."""
-        now = self.clock.now()
-        after = closing_offset(outlet.summary_after or self.settings.after)
-        closed = latest_closed(now, ZoneInfo(outlet.timezone), after)
-        backfill = self.settings.backfill_days
-        previous = self._closed_through.get(outlet.id, closed - timedelta(days=backfill))
-        dates = {previous + timedelta(days=n) for n in range(1, (closed - previous).days + 1)}
-
-        stored = from_cursor(await self.store.get_cursor(outlet.id, CURSOR))
-        since = stored or now - timedelta(days=backfill)
-        changed = await self.store.changed_business_dates(outlet.id, Transaction.kind, since=since)
-        # Dates still open are left for when they close; the watermark moves past them anyway.
-        dates |= {day for day in changed if day <= closed}
-        watermark = max([since, *changed.values()])
-
+        due = await self.days.due(outlet)
         summaries: list[DailySummary] = []
-        for day in sorted(dates):
+        for day in due.dates:
             stored_records = await self.store.records_of_day(outlet.id, Transaction.kind, day)
             transactions = [Transaction.model_validate_json(r.payload) for r in stored_records]
             summaries.extend(summarise(outlet.id, day, transactions))
         routes = self.loaded.sinks_for(outlet.id, DailySummary.kind)
-        cursor = None
-        if stored is None or watermark > stored:
-            cursor = CursorUpdate(outlet.id, CURSOR, to_cursor(watermark))
-        if summaries or cursor is not None:
-            result = await self.store.ingest(
-                IngestRequest(records=summaries, routes=[routes] * len(summaries), cursor=cursor)
-            )
-            changed_days = sorted(
-                s.business_date.isoformat()
-                for s, r in zip(summaries, result.records, strict=True)
-                if r.outcome in (Outcome.INSERTED, Outcome.UPDATED)
-            )
-            if changed_days:
-                log.info(
-                    "summaries.changed",
-                    outlet=outlet.id,
-                    dates=changed_days,
-                    outbox_rows=result.outbox_rows,
-                )
-        self._closed_through[outlet.id] = closed
+        await store_derived(self.store, due, summaries, routes, "summaries.changed")
+        self.days.done(due)
         return len(summaries)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import structlog
+from aiohttp import web
+from pydantic import ValidationError
 
 from sambung.clock import Clock
 from sambung.config import Connection, LoadedConfig
 from sambung.connectors import ConnectorContext, FileDropConnector, FileDropSettings, Mode
-from sambung.errors import ConfigError
+from sambung.errors import ConfigError, NotPolled, UnknownConnection
+from sambung.validation import request_problem
 
 log = structlog.get_logger(__name__)
 
@@ -39,3 +45,42 @@ def file_drop_connections(loaded: LoadedConfig) -> list[Connection]:
     return [
         c for c in loaded.connections if c.settings.enabled and Mode.FILE_DROP in c.settings.mode
     ]
+
+
+def polled_connection(loaded: LoadedConfig, outlet: str, connector: str) -> Connection:
+    """The enabled polled connection of `connector` at `outlet`, for cursors and backfills;
+    `UnknownConnection` if none is configured, `NotPolled` if it is not polled."""
+    try:
+        connection = find_connection(loaded, outlet, connector)
+    except ConfigError:
+        raise UnknownConnection(f"outlet {outlet!r} has no {connector!r} connector") from None
+    if not connection.settings.enabled or Mode.POLL not in connection.settings.mode:
+        raise NotPolled(f"{outlet}/{connector} is not polled (mode poll is not enabled)")
+    return connection
+
+
+def operator_instant(text: str, tz: ZoneInfo, *, end_of_day: bool = False) -> datetime:
+    """An instant an operator typed: an ISO datetime (naive is read in `tz`), or a date,
+    which is the start of that day at the outlet (with `end_of_day`, the start of the next,
+    so `--until 2026-11-22` covers all of the 22nd); `ValueError` for anything else."""
+    value = text.strip()
+    if len(value) == 10:
+        day = date.fromisoformat(value)
+        if end_of_day:
+            day += timedelta(days=1)
+        return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(ZoneInfo("UTC"))
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(ZoneInfo("UTC"))
+
+
+def refusal(err: UnknownConnection | NotPolled | ValidationError | ValueError) -> web.Response:
+    """The admin API's answer to a cursor or backfill request it cannot take: 404 for no such
+    connection, 409 for one that is not polled, 400 (naming every problem) for a bad body."""
+    if isinstance(err, UnknownConnection):
+        body = {"success": False, "error": "not_found", "message": str(err)}
+        return web.json_response(body, status=404)
+    if isinstance(err, NotPolled):
+        return web.json_response(
+            {"success": False, "error": "conflict", "message": str(err)}, status=409
+        )
+    return web.json_response(request_problem(err), status=400)

@@ -9,7 +9,9 @@ by business date (an indexed column), so a poller names how many days back it ca
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,21 @@ if TYPE_CHECKING:
 
 # The most business days one look-up reads, so a setting cannot make a poll read the world.
 MAX_DAYS = 31
+# The most a backfill's window reads, newest day first.
+MAX_WINDOW_DAYS = 366
+# Set while a backfill polls: the window's business dates replace "the last N days", so a
+# poller that heals from what is known (Midtrans) heals the backfilled window instead.
+_window: ContextVar[tuple[datetime, datetime] | None] = ContextVar("known_window", default=None)
+
+
+@contextmanager
+def within(since: datetime, until: datetime) -> Iterator[None]:
+    """Let every `KnownRecords` read in this context read the business dates of a window."""
+    token = _window.set((since, until))
+    try:
+        yield
+    finally:
+        _window.reset(token)
 
 
 @dataclass(frozen=True)
@@ -46,8 +63,15 @@ class KnownRecords:
         self._clock = clock
 
     def business_dates(self, days: int) -> list[date]:
-        """The outlet's last `days` business dates, today first (at most `MAX_DAYS`)."""
-        today = self._clock.now().astimezone(self._outlet.timezone).date()
+        """The outlet's last `days` business dates, today first (at most `MAX_DAYS`); in a
+        backfill (`within`), the dates of its window, newest first."""
+        tz = self._outlet.timezone
+        window = _window.get()
+        if window is not None:
+            first, last = (moment.astimezone(tz).date() for moment in window)
+            span = min((last - first).days + 1, MAX_WINDOW_DAYS)
+            return [last - timedelta(days=back) for back in range(max(1, span))]
+        today = self._clock.now().astimezone(tz).date()
         return [today - timedelta(days=back) for back in range(max(1, min(days, MAX_DAYS)))]
 
     async def recent(

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from tenacity import (
@@ -46,10 +46,12 @@ from sambung.errors import (
 from sambung.runtime import supervision
 from sambung.runtime.replicas import ensure_lease, held_lease
 from sambung.store import (
+    BackfillProgress,
     ConnectionState,
     ConnectionStatus,
     CursorUpdate,
     IngestRequest,
+    IngestResult,
     IntakeStore,
     Outcome,
     PollStore,
@@ -105,6 +107,14 @@ def from_cursor(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+class Backfills(Protocol):
+    """What runs a connection's backfills between its live runs (`backfill.BackfillService`)."""
+
+    async def run_due(self, loop: PollLoop, deadline: datetime) -> bool:
+        """Run due backfills of `loop`'s connection until `deadline`; whether work is left."""
+        ...
+
+
 class _RetryLater(Exception):
     """The vendor asked us to wait longer than a run should: end it, cursor untouched."""
 
@@ -125,9 +135,11 @@ class PollLoop:
         clock: Clock | None = None,
         sleep: Sleeper = real_sleep,
         notify_reauth: ReauthNotifier | None = None,
+        backfills: Backfills | None = None,
     ) -> None:
         self.connector = connector
         self.store = store
+        self.backfills = backfills
         self.routes = routes
         self.clock = clock or SystemClock()
         self.sleep = sleep
@@ -174,8 +186,19 @@ class PollLoop:
         await self.sleep(random.uniform(0, min(START_SPREAD_SECONDS, self._interval() * JITTER)))
         while True:
             await self.run_once()
+            more = await self.run_backfills()
             supervision.cycle_done()
-            await self._pause(self._next_delay())
+            # A backfill cut short by the interval goes on right after the next live run.
+            await self._pause(0 if more else self._next_delay())
+
+    async def run_backfills(self) -> bool:
+        """Run this connection's due backfills for up to one interval, never beside a live
+        run (and so never beyond the vendor load of one); whether work is left."""
+        if self.backfills is None or self.status is ConnectionStatus.NEEDS_REAUTH:
+            return False
+        async with self._running:
+            deadline = self.clock.now() + self.settings.interval
+            return await self.backfills.run_due(self, deadline)
 
     def wake(self) -> None:
         """Run now rather than at the end of the current wait (new credentials arrived)."""
@@ -245,7 +268,7 @@ class PollLoop:
     async def _run(self) -> RunResult:
         started = time.perf_counter()
         run_at = self.clock.now()
-        counter = _Counter()
+        counter = _Counter(run_at)
         try:
             cursor = await self._with_retries(counter)
         except LeaseLost:
@@ -308,8 +331,15 @@ class PollLoop:
         return float(BACKOFF(state))
 
     async def _pages(self, counter: _Counter) -> datetime | None:
-        """One attempt: from the committed cursor (less the overlap) to now."""
-        committed = from_cursor(await self.store.get_cursor(self.outlet, self.name))
+        """One attempt: from the committed cursor (less the overlap) to now.
+
+        The cursor is read afresh every time, so one an operator set (`sambung cursor set`)
+        is the next run's; its generation goes with each page's cursor update, so a set made
+        while this run's pages are in flight is not overwritten by them.
+        """
+        state = await self.store.get_cursor_state(self.outlet, self.name)
+        committed = from_cursor(state.value) if state is not None else None
+        generation = state.generation if state is not None else 0
         now = self.clock.now()
         since = committed - self.settings.overlap if committed else now - self.settings.lookback
         window = PollWindow(since=since, until=now)
@@ -318,15 +348,54 @@ class PollLoop:
         # passed stops there, even between the requests of one page).
         ensure_lease()
         async for page in self.connector.poll(window):
-            committed = await self._commit(page, committed, window, counter)
+            committed = await self._commit(page, committed, window, counter, generation)
             supervision.cycle_done()  # a long backfill is progress, not a stall
             ensure_lease()
         return committed
 
     async def _commit(
-        self, page: Page, committed: datetime | None, window: PollWindow, counter: _Counter
+        self,
+        page: Page,
+        committed: datetime | None,
+        window: PollWindow,
+        counter: _Counter,
+        generation: int,
     ) -> datetime | None:
         """Commit one page's records with its cursor, in one transaction."""
+        update = None
+        if page.cursor is not None:
+            # Never past our own now (a till clock running ahead), never backwards.
+            candidate = min(page.cursor, window.until)
+            if committed is None or candidate > committed:
+                committed = candidate
+                update = CursorUpdate(
+                    self.outlet, self.name, to_cursor(candidate), generation, counter.run
+                )
+        result = await self.commit_page(page, cursor=update)
+        if not page.records and update is None:
+            return committed
+        counter.records += len(page.records)
+        counter.pages += 1
+        counter.changed += sum(
+            1 for r in result.records if r.outcome in (Outcome.INSERTED, Outcome.UPDATED)
+        )
+        self.log.debug(
+            "poll.page_committed",
+            records=len(page.records),
+            outbox_rows=result.outbox_rows,
+            cursor=to_cursor(committed) if committed else None,
+        )
+        return committed
+
+    async def commit_page(
+        self,
+        page: Page,
+        *,
+        cursor: CursorUpdate | None = None,
+        backfill: BackfillProgress | None = None,
+    ) -> IngestResult:
+        """Commit one page of this connection (its records, and the live cursor or a
+        backfill's progress) in one transaction, its rejects dead-lettered first."""
         ensure_own(((r.outlet, r.source_system) for r in page.records), self.outlet, self.name)
         for rejected in page.rejects:
             await self.store.ingest(
@@ -344,20 +413,19 @@ class PollLoop:
                 )
             )
             metrics.child(metrics.DEAD_LETTERS, "ingest", self.name).inc()
-        update = None
-        if page.cursor is not None:
-            # Never past our own now (a till clock running ahead), never backwards.
-            candidate = min(page.cursor, window.until)
-            if committed is None or candidate > committed:
-                committed = candidate
-                update = CursorUpdate(self.outlet, self.name, to_cursor(candidate))
-        if not page.records and update is None:
-            return committed
+        if not page.records and cursor is None and backfill is None:
+            return IngestResult()
         routes = [self.routes(self.outlet, record.kind) for record in page.records]
         # Fenced by the loop's lease (when it runs under one): a replica that was frozen while
         # the lease passed on commits nothing of this page, and stops.
         result = await self.store.ingest(
-            IngestRequest(records=page.records, routes=routes, cursor=update, lease=held_lease())
+            IngestRequest(
+                records=page.records,
+                routes=routes,
+                cursor=cursor,
+                lease=held_lease(),
+                backfill=backfill,
+            )
         )
         now = self.clock.now()
         for record, outcome in zip(page.records, result.records, strict=True):
@@ -365,18 +433,7 @@ class PollLoop:
             if record.source_updated_at is not None:
                 lag = (now - record.source_updated_at).total_seconds()
                 metrics.child(metrics.POLL_LAG_SECONDS, self.name).observe(max(0.0, lag))
-        counter.records += len(page.records)
-        counter.pages += 1
-        counter.changed += sum(
-            1 for r in result.records if r.outcome in (Outcome.INSERTED, Outcome.UPDATED)
-        )
-        self.log.debug(
-            "poll.page_committed",
-            records=len(page.records),
-            outbox_rows=result.outbox_rows,
-            cursor=to_cursor(committed) if committed else None,
-        )
-        return committed
+        return result
 
     async def _succeeded(
         self, run_at: datetime, counter: _Counter, cursor: datetime | None
@@ -463,14 +520,16 @@ class PollLoop:
 
 
 class _Counter:
-    """Records and pages committed so far in one run (kept across retries)."""
+    """Records and pages committed so far in one run (kept across retries), and the run's id
+    (what a cursor it moves says moved it)."""
 
-    __slots__ = ("changed", "pages", "records")
+    __slots__ = ("changed", "pages", "records", "run")
 
-    def __init__(self) -> None:
+    def __init__(self, run_at: datetime) -> None:
         self.records = 0
         self.pages = 0
         self.changed = 0
+        self.run = f"poll:{to_cursor(run_at)}"
 
 
 class PollService:
@@ -486,6 +545,7 @@ class PollService:
         sleep: Sleeper = real_sleep,
         notify_reauth: ReauthNotifier | None = None,
         credentials: CredentialService | None = None,
+        backfills: Backfills | None = None,
     ) -> None:
         from sambung.auth.credentials import CredentialService, SecretBox
         from sambung.ratelimit import Budgets
@@ -498,6 +558,7 @@ class PollService:
         self.clock = clock or SystemClock()
         self.sleep = sleep
         self.notify_reauth = notify_reauth
+        self.backfills = backfills
         # A fake clock brings its own monotonic time, so budgets wait in the same fake time.
         self.budgets = Budgets(clock=getattr(self.clock, "monotonic", monotonic), sleep=sleep)
         # Stored OAuth tokens; without the daemon's (tests), an in-memory key for this process.
@@ -519,6 +580,7 @@ class PollService:
                 clock=self.clock,
                 sleep=self.sleep,
                 notify_reauth=self.notify_reauth,
+                backfills=self.backfills,
             )
         return list(self.loops.values())
 

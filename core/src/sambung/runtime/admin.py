@@ -19,9 +19,13 @@ from sambung import metrics
 from sambung.alerts.report import add_alert_routes, status_parts
 from sambung.auth.connect import add_connect_route
 from sambung.auth.credentials import CredentialService
+from sambung.delivery.attempts import DeliveryAttempts, add_delivery_routes
 from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
 from sambung.delivery.outbox import Dispatcher
+from sambung.delivery.reconciliation import ReconciliationService, add_reconciliation_routes
 from sambung.errors import StoreUnavailable
+from sambung.intake.backfill import BackfillService, add_backfill_routes, backfill_status
+from sambung.intake.cursors import CursorService, add_cursor_routes
 from sambung.intake.upload import UploadHost, add_upload_route
 from sambung.redaction import secrets
 from sambung.store import Store
@@ -45,6 +49,10 @@ class AdminHost(UploadHost, Protocol):
     def replica(self) -> Replica: ...
     @property
     def credentials(self) -> CredentialService: ...
+    @property
+    def backfills(self) -> BackfillService: ...
+    @property
+    def cursors(self) -> CursorService: ...
 
 
 DAEMON_KEY: web.AppKey[AdminHost] = web.AppKey("daemon")
@@ -81,10 +89,21 @@ def admin_app(daemon: AdminHost, token: str) -> web.Application:
     app.router.add_get("/metrics", metrics_endpoint)
     app.router.add_get("/api/v1/status", status_endpoint)
     app.router.add_get("/api/v1/loops", loops_endpoint)
-    add_dead_letter_routes(app, DeadLetters(daemon.store, daemon.loaded, clock=daemon.clock))
+    add_dead_letter_routes(
+        app,
+        DeadLetters(
+            daemon.store, daemon.loaded, clock=daemon.clock, live=lambda: daemon.dispatcher.status()
+        ),
+    )
+    add_delivery_routes(app, DeliveryAttempts(daemon.store))
     add_upload_route(app, daemon)
     add_connect_route(app, daemon.credentials, lambda: daemon.loaded)
+    add_backfill_routes(app, daemon.backfills)
+    add_cursor_routes(app, daemon.cursors)
     add_alert_routes(app, daemon.store, lambda: daemon.loaded, daemon.clock)
+    add_reconciliation_routes(
+        app, lambda: ReconciliationService(daemon.store, daemon.loaded, daemon.clock)
+    )
     return app
 
 
@@ -135,6 +154,7 @@ async def status_endpoint(request: web.Request) -> web.Response:
         "loop_problems": loop_status(daemon.loops),
         "replica": daemon.replica.id,
         "leases": await lease_status(daemon.store, now),
+        "backfills": await backfill_status(daemon.store),
         **await status_parts(daemon.store, daemon.loaded, now),
     }
     return web.json_response(body)

@@ -103,6 +103,16 @@ class Daemon:
             # renewing (dead, frozen, cut off) has its rows taken over within about a ttl.
             lease_seconds=self.replica.ttl,
         )
+        from sambung.intake.backfill import BackfillService
+        from sambung.intake.cursors import CursorService
+
+        # Operator requests arrive on the admin API; the connection's poll loop acts on them.
+        self.backfills = BackfillService(
+            self.store, lambda: self.loaded, clock=self.clock, wake=self._wake_poll
+        )
+        self.cursors = CursorService(
+            self.store, lambda: self.loaded, clock=self.clock, wake=self._wake_poll
+        )
 
     def webhook_connectors(self) -> list[WebhookConnector[ConnectorSettings]]:
         """The connector instance of every outlet that receives webhooks."""
@@ -193,6 +203,7 @@ class Daemon:
         self.dispatcher.start(self.loops.start)
         self._start_summaries()
         self._start_alerts()
+        self._start_reconciliation()
         log.info(
             "daemon.started",
             version=__version__,
@@ -261,6 +272,19 @@ class Daemon:
             interval=self.alerts.interval,
         )
 
+    def _start_reconciliation(self) -> None:
+        """Start the daily-reconciliation loop when an outlet has a POS and a payment gateway."""
+        from sambung.delivery.reconciliation import ReconciliationService
+
+        self.reconciliation = ReconciliationService(self.store, self.loaded, self.clock)
+        if self.reconciliation.outlets():
+            # One replica at a time, as for summaries (an older result after a newer one).
+            self.loops.start(
+                "reconciliation",
+                partial(self.replica.own, "reconciliation", self.reconciliation.run_forever),
+                interval=self.reconciliation.settings.every_seconds,
+            )
+
     async def _listen(
         self, app: web.Application, listener: PublicListener | AdminListener, where: str
     ) -> int:
@@ -305,6 +329,7 @@ class Daemon:
             clock=self.clock,
             notify_reauth=self._notify_needs_reauth,
             credentials=self.credentials,
+            backfills=self.backfills,
         )
         if not self.polling.connections:
             return
@@ -335,6 +360,14 @@ class Daemon:
         loop = polling.loops.get((outlet, connector)) if polling is not None else None
         if loop is not None:
             loop.credentials_renewed()
+
+    def _wake_poll(self, outlet: str, connector: str) -> None:
+        """Run a connection's loop now (a backfill was asked for, its cursor was set); on
+        another replica's loop, its next cycle picks the change up."""
+        polling = getattr(self, "polling", None)
+        loop = polling.loops.get((outlet, connector)) if polling is not None else None
+        if loop is not None:
+            loop.wake()
 
     async def _stop_polling(self) -> None:
         polling = getattr(self, "polling", None)

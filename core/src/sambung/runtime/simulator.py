@@ -20,6 +20,8 @@ from sambung.config import WEBHOOK_PATH
 from sambung.connectors import ConnectorSettings, WebhookConnector
 from sambung.testing.receiver import Received, Receiver
 
+from .simulator_payments import pay_sales, payment_simulators
+
 if TYPE_CHECKING:
     from .daemon import Daemon
 
@@ -44,6 +46,11 @@ async def _simulate(daemon: Daemon, interval: float) -> None:
             hint="no configured webhook connector offers example webhooks",
         )
         return
+    # Where a gateway pays the outlet's sales (simulator_payments), no gateway there posts
+    # payments of its own: they would name no sale.
+    paying = {p.gateway.outlet.id for p in payment_simulators(daemon)}
+    gateways = set(daemon.loaded.config.reconciliation.match)
+    connectors = [c for c in connectors if c.outlet.id not in paying or c.name not in gateways]
     log.info("simulator.started", targets=[f"{c.outlet.id}/{c.name}" for c in connectors])
     async with aiohttp.ClientSession(base_url=daemon.local_url) as session:
         await asyncio.gather(*(_post_forever(session, c, interval) for c in connectors))
@@ -236,10 +243,14 @@ async def _connect_at_fake(daemon: Daemon, outlet: str, name: str) -> None:
 
 async def simulate_all(daemon: Daemon) -> None:
     """Everything the demo shows, side by side: webhooks posted to the daemon, CSV exports
-    dropped into file-drop inboxes, fake vendor APIs for its polls, and fake accounting
-    systems for its accounting sinks."""
+    dropped into file-drop inboxes, fake vendor APIs for its polls, fake accounting systems
+    for its accounting sinks, and gateway payments for its sales."""
     from .simulator_files import drop_files
 
     await asyncio.gather(
-        simulate(daemon), drop_files(daemon), simulate_polling(daemon), simulate_sinks(daemon)
+        simulate(daemon),
+        drop_files(daemon),
+        simulate_polling(daemon),
+        simulate_sinks(daemon),
+        pay_sales(daemon),
     )

@@ -32,27 +32,14 @@ async def daemon_loop_problems(loaded: LoadedConfig, *, timeout: float = 5.0) ->
     """The running daemon's loop problems as its `/api/v1/status` reports them, read from
     `/api/v1/loops` (the same function, without the store): `sambung status` shows the
     daemon's own view, not a copy. {"loop_problems": …} or {"error": why}."""
-    import aiohttp
+    from .adminclient import DaemonUnreachable, admin_target, ask_daemon
 
-    admin = loaded.config.server.admin
-    if admin is None:
-        return {"error": "no admin listener configured (server.admin)"}
-    unset = loaded.unresolved_at("server.admin.token")
-    if unset is not None:
-        return {"error": f"cannot ask the daemon: {unset}"}
-    host = "127.0.0.1" if admin.host in ("0.0.0.0", "::", "") else admin.host
-    url = f"http://{host}:{admin.port}/api/v1/loops"
-    headers = {"Authorization": f"Bearer {admin.token.get_secret_value()}"}
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
-            session.get(url, headers=headers) as response,
-        ):
-            if response.status != 200:
-                return {"error": f"the daemon answered {response.status} at {url}"}
-            body = await response.json()
-    except (aiohttp.ClientError, TimeoutError, ValueError) as err:
-        return {"error": f"the daemon does not answer at {url} ({type(err).__name__})"}
+        status, body = await ask_daemon(loaded, "GET", "/api/v1/loops", timeout=timeout)
+    except DaemonUnreachable as err:
+        return {"error": str(err)}
+    if status != 200:
+        return {"error": f"the daemon answered {status} at {admin_target(loaded)[0]}/api/v1/loops"}
     return {"loop_problems": dict(body.get("loop_problems") or {})}
 
 

@@ -17,7 +17,7 @@ from pydantic_core import PydanticSerializationError
 from sambung.clock import Clock
 from sambung.errors import InvalidRecord
 from sambung.models import Record, SerializedRecord
-from sambung.redaction import redact_optional
+from sambung.redaction import redact_optional, shorten
 
 from .monitoring import MonitoringStore
 
@@ -73,6 +73,92 @@ class CursorUpdate:
     outlet: str
     connector: str
     value: str
+    # The cursor's generation when the run read it (`CursorState.generation`): the update
+    # moves the cursor only while that is still the stored one, so a page in flight while an
+    # operator set or reset the cursor commits its records but leaves the operator's cursor.
+    generation: int = 0
+    # Which poll run moves it, shown by `sambung cursor show`.
+    moved_by: str | None = None
+
+
+@dataclass(frozen=True)
+class CursorState:
+    """A connection's committed cursor (None once reset), when and by whom it last moved."""
+
+    outlet: str
+    connector: str
+    value: str | None
+    moved_at: datetime
+    moved_by: str | None
+    generation: int
+
+
+@dataclass(frozen=True)
+class CursorChange:
+    """One operator change of a cursor: who, when, from what to what, and why."""
+
+    id: int
+    outlet: str
+    connector: str
+    before: str | None
+    after: str | None
+    actor: str
+    reason: str | None
+    at: datetime
+
+
+class BackfillState(StrEnum):
+    """Where a backfill task is."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_BACKFILL_STATES = (BackfillState.QUEUED, BackfillState.RUNNING)
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """A window re-polled on request, apart from the live cursor, and how far it got."""
+
+    id: int
+    outlet: str
+    connector: str
+    since: datetime
+    until: datetime
+    state: BackfillState
+    # The task's own cursor inside the window (UTC ISO text, as `CursorUpdate.value`).
+    position: str | None
+    pages: int
+    records_new: int
+    records_changed: int
+    records_unchanged: int
+    error: str | None
+    requested_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    def __post_init__(self) -> None:
+        _mask(self, "error")
+
+    @property
+    def active(self) -> bool:
+        """Whether the task still has work to do (queued or running)."""
+        return self.state in ACTIVE_BACKFILL_STATES
+
+
+@dataclass(frozen=True)
+class BackfillProgress:
+    """A backfill's progress, committed in the same transaction as the page it follows: its
+    page count and record counts grow by that page's outcomes, its position moves to
+    `position` (unless None)."""
+
+    backfill_id: int
+    position: str | None
 
 
 @dataclass(frozen=True)
@@ -98,6 +184,8 @@ class IngestRequest:
     # expired), nothing is committed and the request fails with `LeaseLost` (a poll page of a
     # replica that was frozen while its lease passed on).
     lease: LeaseHold | None = None
+    # A backfill page: the task's progress goes in the same transaction as the records.
+    backfill: BackfillProgress | None = None
 
 
 def storable(request: IngestRequest) -> IngestRequest:
@@ -257,20 +345,111 @@ class ClaimedRow:
 
 
 OutboxStatus = Literal["delivered", "pending", "dead"]
+AttemptOutcome = Literal["delivered", "retry", "dead"]
+# How much of a receiver's answer an attempt keeps: enough to read why, not a copy of the body.
+MAX_ATTEMPT_RESPONSE = 500
+
+
+@dataclass(frozen=True)
+class AttemptNote:
+    """How one delivery attempt went, kept (`delivery_attempts`) with the settlement it led to."""
+
+    sink: str
+    record_id: int
+    revision: int
+    attempt: int  # 1 for the first try of the row (since its last replay)
+    started_at: datetime
+    latency_ms: int | None = None
+    http_status: int | None = None
+    error_type: str | None = None
+    response: str | None = None  # the receiver's answer, masked and cut
+
+    def __post_init__(self) -> None:
+        if self.response is not None:
+            object.__setattr__(self, "response", shorten(self.response, MAX_ATTEMPT_RESPONSE))
 
 
 @dataclass(frozen=True)
 class OutboxSettlement:
-    """What one delivery attempt decided for one claimed row: delivered, retry later, or dead."""
+    """What one delivery attempt decided for one claimed row: delivered, retry later, or dead.
+
+    With an `attempt` note, the store keeps that attempt in `delivery_attempts`, in the same
+    transaction; without one (an older caller) the row is settled and no attempt is kept.
+    """
 
     id: int
     status: OutboxStatus
     error: str | None = None
     error_type: str | None = None
     next_attempt_at: datetime | None = None
+    attempt: AttemptNote | None = None
 
     def __post_init__(self) -> None:
         _mask(self, "error")
+
+    @property
+    def outcome(self) -> AttemptOutcome:
+        """The attempt's outcome as `delivery_attempts` names it."""
+        return "retry" if self.status == "pending" else self.status
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    """One kept delivery attempt of one outbox row."""
+
+    id: int
+    outbox_id: int
+    sink: str
+    record_id: int
+    revision: int
+    attempt: int
+    started_at: datetime
+    latency_ms: int | None
+    outcome: str
+    http_status: int | None
+    error_type: str | None
+    error: str | None
+    response: str | None
+    next_attempt_at: datetime | None
+
+    def __post_init__(self) -> None:
+        # Masked when written too; again here for a secret configured since.
+        _mask(self, "error")
+        _mask(self, "response")
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """An outbox row as the delivery tools show it: its record, its state, its latest attempt."""
+
+    id: int
+    sink: str
+    outlet: str
+    source_system: str
+    kind: str
+    external_id: str
+    record_id: int
+    revision: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+    latest: DeliveryAttempt | None = None
+
+    def __post_init__(self) -> None:
+        _mask(self, "last_error")
+
+
+@dataclass(frozen=True)
+class DeliveryQuery:
+    """Which outbox rows to list, newest first: every given field must match."""
+
+    sink: str | None = None
+    status: str | None = None
+    outlet: str | None = None
+    limit: int = 100
 
 
 @dataclass(frozen=True)
@@ -295,6 +474,9 @@ class DeadLetterQuery:
     since: datetime | None = None
     status: str | None = "open"
     limit: int = 100
+    # The sink a delivery entry was bound for, and the entry's error class.
+    sink: str | None = None
+    error_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -389,10 +571,11 @@ class IngestStore(Protocol):
 
     @abc.abstractmethod
     async def changed_business_dates(
-        self, outlet: str, kind: str, *, since: datetime
+        self, outlet: str, kind: str | tuple[str, ...], *, since: datetime
     ) -> dict[date, datetime]:
-        """The business dates of `kind` records at `outlet` written (inserted or changed in
-        content) at or after `since`, each with the newest such write time.
+        """The business dates of `kind` records (or of any of several kinds) at `outlet`
+        written (inserted or changed in content) at or after `since`, each with the newest
+        such write time.
 
         Write times come from the store's own clock at commit and never decrease from one
         commit to the next, so a caller that passes the newest time it was given as its next
@@ -453,6 +636,27 @@ class OutboxStore(Protocol):
         """Delete up to `limit` rows delivered (or superseded) before `before`; returns how many."""
 
 
+class DeliveryAttemptStore(Protocol):
+    """The kept delivery attempts of outbox rows, and their retention."""
+
+    @abc.abstractmethod
+    async def list_deliveries(self, query: DeliveryQuery) -> list[DeliveryRow]:
+        """Outbox rows matching `query`, newest first, each with its latest attempt."""
+
+    @abc.abstractmethod
+    async def get_delivery(self, outbox_id: int) -> DeliveryRow | None:
+        """One outbox row with its latest attempt, whatever its status."""
+
+    @abc.abstractmethod
+    async def list_delivery_attempts(self, outbox_id: int) -> list[DeliveryAttempt]:
+        """Every kept attempt of one outbox row, oldest first."""
+
+    @abc.abstractmethod
+    async def prune_delivery_attempts(self, *, before: datetime, limit: int = 5000) -> int:
+        """Delete those of the oldest `limit` attempts started before `before`; returns how
+        many (call again until none)."""
+
+
 class DeadLetterStore(Protocol):
     """Dead letters: listed, replayed and resolved by the DLQ tools."""
 
@@ -502,6 +706,65 @@ class ConnectionStore(Protocol):
     @abc.abstractmethod
     async def record_imported_file(self, entry: ImportedFile) -> None:
         """Remember a file as imported (after its rows are committed); a repeat is a no-op."""
+
+
+class CursorStore(Protocol):
+    """Poll cursors as operators see them: when and by whom each moved, and deliberate
+    changes (set, reset), which are the one way a cursor moves back."""
+
+    @abc.abstractmethod
+    async def get_cursor_state(self, outlet: str, connector: str) -> CursorState | None:
+        """One connection's cursor with its generation, read in one statement."""
+
+    @abc.abstractmethod
+    async def list_cursors(self) -> list[CursorState]:
+        """Every stored cursor, by outlet and connector."""
+
+    @abc.abstractmethod
+    async def change_cursor(
+        self, outlet: str, connector: str, value: str | None, *, actor: str, reason: str | None
+    ) -> CursorChange:
+        """Set the cursor to `value` (None: reset it), backwards too, in one transaction that
+        bumps its generation (fencing poll pages in flight) and records the change."""
+
+    @abc.abstractmethod
+    async def cursor_changes(
+        self, outlet: str, connector: str, *, limit: int = 20
+    ) -> list[CursorChange]:
+        """The operator changes of one cursor, newest first."""
+
+
+class BackfillStore(Protocol):
+    """Backfill tasks: requested, listed, and moved through their states (their progress
+    is committed with their pages, through `IngestRequest.backfill`)."""
+
+    @abc.abstractmethod
+    async def create_backfill(
+        self, outlet: str, connector: str, since: datetime, until: datetime, requested_by: str
+    ) -> Backfill:
+        """A new queued task for that window."""
+
+    @abc.abstractmethod
+    async def get_backfill(self, backfill_id: int) -> Backfill | None:
+        """One task, whatever its state."""
+
+    @abc.abstractmethod
+    async def list_backfills(
+        self,
+        *,
+        outlet: str | None = None,
+        connector: str | None = None,
+        active: bool = False,
+        limit: int = 100,
+    ) -> list[Backfill]:
+        """Tasks, newest first (only queued and running ones when `active`)."""
+
+    @abc.abstractmethod
+    async def set_backfill_state(
+        self, backfill_id: int, state: BackfillState, *, error: str | None = None
+    ) -> Backfill | None:
+        """Move a task to `state` (stamping when it started or finished) and keep `error`;
+        a task already finished (done, failed, cancelled) stays as it is. None if unknown."""
 
 
 class LeaseStore(Protocol):
@@ -605,19 +868,21 @@ class CredentialStore(LeaseStore, Protocol):
 # What consumers that span concerns take (Python has no intersection type to say it inline).
 
 
-class IntakeStore(IngestStore, ConnectionStore, Protocol):
-    """What a poll loop or a file import uses: ingest, and the state of its connection."""
+class IntakeStore(IngestStore, ConnectionStore, CursorStore, Protocol):
+    """What a poll loop or a file import uses: ingest, its cursor, and its connection state."""
 
 
-class PollStore(IntakeStore, CredentialStore, Protocol):
-    """What the poll service uses: its loops' store, and the credentials they poll with."""
+class PollStore(IntakeStore, CredentialStore, BackfillStore, Protocol):
+    """What the poll service uses: its loops' store, the credentials they poll with, and the
+    backfills they run."""
 
 
-class ReplayStore(IngestStore, DeadLetterStore, Protocol):
-    """What the DLQ tools use: dead letters, and ingest to replay them through."""
+class ReplayStore(IngestStore, DeadLetterStore, DeliveryAttemptStore, Protocol):
+    """What the DLQ tools use: dead letters, ingest to replay them through, and the attempts a
+    delivery entry lists."""
 
 
-class DeliveryStore(OutboxStore, CredentialStore, Protocol):
+class DeliveryStore(OutboxStore, DeliveryAttemptStore, CredentialStore, Protocol):
     """What the dispatcher uses: the outbox, and the credentials of OAuth sinks."""
 
 
@@ -625,9 +890,12 @@ class Store(
     StoreLifecycle,
     IngestStore,
     OutboxStore,
+    DeliveryAttemptStore,
     DeadLetterStore,
     ConnectionStore,
     CredentialStore,
+    CursorStore,
+    BackfillStore,
     MonitoringStore,
     Protocol,
 ):

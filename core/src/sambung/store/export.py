@@ -30,6 +30,7 @@ EXPORTED_TABLES = (
     "records",
     "outbox",
     "dead_letters",
+    "delivery_attempts",
     "cursors",
     "imported_files",
     "connection_states",

@@ -17,7 +17,7 @@ from typing import Any
 from sambung.errors import LeaseLost
 from sambung.models import Record, SerializedRecord
 
-from .base import IngestRequest, IngestResult, LeaseHold, Outcome, RecordResult
+from .base import CursorUpdate, IngestRequest, IngestResult, LeaseHold, Outcome, RecordResult
 
 Key = tuple[str, str, str, str]
 RawKey = tuple[str, str, str]
@@ -202,15 +202,46 @@ def plan_group(
     return plan
 
 
-def furthest_cursors(requests: Sequence[IngestRequest]) -> dict[tuple[str, str], str]:
+def furthest_cursors(requests: Sequence[IngestRequest]) -> list[CursorUpdate]:
     """Per (outlet, connector), the furthest cursor a group moves it to: a cursor only moves
-    forward (see `CursorUpdate`), so of several in one group the furthest wins."""
-    cursors: dict[tuple[str, str], str] = {}
+    forward (see `CursorUpdate`), so of several in one group the furthest of the newest
+    generation wins (an older generation's would be refused by the store anyway)."""
+    cursors: dict[tuple[str, str], CursorUpdate] = {}
     for request in requests:
         if (c := request.cursor) is not None:
             key = (c.outlet, c.connector)
-            cursors[key] = max(c.value, cursors.get(key, c.value))
-    return cursors
+            best = cursors.get(key)
+            if best is None or (c.generation, c.value) > (best.generation, best.value):
+                cursors[key] = c
+    return list(cursors.values())
+
+
+# Moves a backfill task on by one committed page (binds position, pages' outcomes, the time
+# and the id); its position only moves forward, like a cursor.
+BACKFILL_PROGRESS = (
+    "UPDATE backfills SET position = CASE WHEN ? > COALESCE(position, '') THEN ?"
+    " ELSE position END, pages = pages + 1, records_new = records_new + ?,"
+    " records_changed = records_changed + ?, records_unchanged = records_unchanged + ?,"
+    " updated_at = ? WHERE id = ?"
+)
+
+
+def backfill_progress(
+    requests: Sequence[IngestRequest], results: Sequence[IngestResult], now: Any
+) -> list[tuple[Any, ...]]:
+    """The BACKFILL_PROGRESS values of each backfill page in a group, from what its records'
+    upserts did (new, changed, or unchanged: the same content, or older, queues nothing)."""
+    rows = []
+    for request, result in zip(requests, results, strict=True):
+        if (progress := request.backfill) is None:
+            continue
+        new = sum(1 for r in result.records if r.outcome is Outcome.INSERTED)
+        changed = sum(1 for r in result.records if r.outcome is Outcome.UPDATED)
+        unchanged = len(result.records) - new - changed
+        # A page with no cursor of its own keeps the position ('' is before any cursor).
+        position = progress.position or ""
+        rows.append((position, position, new, changed, unchanged, now, progress.backfill_id))
+    return rows
 
 
 def leases_of(requests: Sequence[IngestRequest]) -> list[LeaseHold]:

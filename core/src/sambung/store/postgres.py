@@ -42,11 +42,22 @@ from .base import ClaimedRow, DeadLetter, IngestRequest, IngestResult, LeaseHold
 from .dialect import POSTGRES, numbered
 from .migrations import check_known
 from .migrations import postgres_migrations as migrations
-from .plan import Key, PlannedRow, RawKey, fence_group, furthest_cursors, leases_of, plan_group
+from .plan import (
+    BACKFILL_PROGRESS,
+    Key,
+    PlannedRow,
+    RawKey,
+    backfill_progress,
+    fence_group,
+    furthest_cursors,
+    leases_of,
+    plan_group,
+)
 from .queries import (
     DEAD_LETTERS,
     DUE_OUTBOX,
     INSERT_DEAD_LETTER,
+    attempt_values,
     claimed_row,
     dead_letter,
     dead_letter_values,
@@ -401,15 +412,25 @@ class PostgresStore(SqlStore):
                 if dead_letter_id is not None:
                     results[index] = replace(results[index], dead_letter_id=dead_letter_id)
         if cursors := furthest_cursors(requests):
+            # The generation is compared in ON CONFLICT's WHERE, which PostgreSQL evaluates on
+            # the row as a concurrent operator change (`change_cursor`) left it.
             await conn.execute(
-                "INSERT INTO cursors AS c (outlet, connector, value, updated_at)"
-                " SELECT *, $4::timestamptz FROM unnest($1::text[], $2::text[], $3::text[])"
+                "INSERT INTO cursors AS c (outlet, connector, value, moved_by, generation,"
+                " updated_at) SELECT *, $6::timestamptz FROM unnest($1::text[], $2::text[],"
+                " $3::text[], $4::text[], $5::bigint[])"
                 " ON CONFLICT (outlet, connector) DO UPDATE"
-                " SET value = excluded.value, updated_at = excluded.updated_at"
-                " WHERE excluded.value > c.value",
-                *_columns([(*key, value) for key, value in cursors.items()], 3),
+                " SET value = excluded.value, updated_at = excluded.updated_at,"
+                " moved_by = excluded.moved_by"
+                " WHERE (c.value IS NULL OR excluded.value > c.value)"
+                " AND c.generation = excluded.generation",
+                *_columns(
+                    [(c.outlet, c.connector, c.value, c.moved_by, c.generation) for c in cursors],
+                    5,
+                ),
                 now,
             )
+        for progress in backfill_progress(requests, results, now):
+            await conn.execute(numbered(BACKFILL_PROGRESS), *progress)
         return results
 
     @staticmethod
@@ -550,8 +571,13 @@ class PostgresStore(SqlStore):
             for s in settlements
             if s.status == "dead"
         ]
+        attempts = [
+            values for s in settlements if (values := attempt_values(s, now, _same)) is not None
+        ]
 
         async def settle(conn: Conn) -> list[DeadLetter]:
+            if attempts:  # every attempt made is kept, fenced or not: it was sent all the same
+                await conn.execute(_INSERT_ATTEMPTS, *_columns(attempts, 13))
             # Fenced: only rows still pending and claimed by this owner. A claim that passed on
             # belongs to its new holder, who delivers (same webhook-id) and settles it.
             if delivered:
@@ -609,6 +635,16 @@ class PostgresStore(SqlStore):
             return [dead_letter(row, _same) for row in rows]
 
         return await self._run(settle, transaction=True)
+
+
+# Every attempt of a settled batch in one statement: one round trip, as the settle's updates.
+_INSERT_ATTEMPTS = (
+    "INSERT INTO delivery_attempts (outbox_id, sink, record_id, revision, attempt, started_at,"
+    " latency_ms, outcome, http_status, error_type, error, response, next_attempt_at)"
+    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[], $5::int[],"
+    " $6::timestamptz[], $7::int[], $8::text[], $9::int[], $10::text[], $11::text[],"
+    " $12::text[], $13::timestamptz[])"
+)
 
 
 class _PoolTx:

@@ -10,11 +10,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .base import (
+    Backfill,
+    BackfillState,
     ClaimedRow,
     ConnectionState,
     ConnectionStatus,
+    CursorChange,
+    CursorState,
     DeadLetter,
     DeadLetterIn,
+    DeliveryAttempt,
+    DeliveryRow,
+    OutboxSettlement,
     StoredRecord,
 )
 
@@ -72,9 +79,36 @@ INSERT_DEAD_LETTER = (
     " raw_event_id, payload, created_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"
 )
+CURSOR_COLUMNS = "outlet, connector, value, updated_at, moved_by, generation"
+CURSOR_CHANGE_COLUMNS = "id, outlet, connector, before, after, actor, reason, at"
+BACKFILL_COLUMNS = (
+    "id, outlet, connector, since, until, state, position, pages, records_new,"
+    " records_changed, records_unchanged, error, requested_by, created_at, started_at,"
+    " finished_at"
+)
 COUNTS = " UNION ALL ".join(
     f"SELECT '{table}', COUNT(*) FROM {table}"
-    for table in ("raw_events", "records", "outbox", "dead_letters", "cursors")
+    for table in ("raw_events", "records", "outbox", "dead_letters", "cursors", "delivery_attempts")
+)
+ATTEMPT_COLUMNS = (
+    "a.id, a.outbox_id, a.sink, a.record_id, a.revision, a.attempt, a.started_at, a.latency_ms,"
+    " a.outcome, a.http_status, a.error_type, a.error, a.response, a.next_attempt_at"
+)
+# Append a WHERE clause (filters on o.* and r.*): outbox rows with their record's identity and
+# their latest kept attempt (all NULL when none is kept).
+DELIVERIES = (
+    "SELECT o.id, o.sink, r.outlet, r.source_system, r.kind, r.external_id, o.record_id,"
+    " o.revision, o.status, o.attempts, o.next_attempt_at, o.created_at, o.delivered_at,"
+    f" o.last_error, {ATTEMPT_COLUMNS}"
+    " FROM outbox AS o JOIN records AS r ON r.id = o.record_id"
+    " LEFT JOIN delivery_attempts AS a ON a.id ="
+    " (SELECT MAX(l.id) FROM delivery_attempts AS l WHERE l.outbox_id = o.id)"
+)
+# One attempt row's values, in ATTEMPT_COLUMNS order after the id.
+INSERT_ATTEMPT = (
+    "INSERT INTO delivery_attempts (outbox_id, sink, record_id, revision, attempt, started_at,"
+    " latency_ms, outcome, http_status, error_type, error, response, next_attempt_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -160,6 +194,73 @@ def dead_letter(r: Sequence[Any], time: Times) -> DeadLetter:
     )
 
 
+def delivery_attempt(r: Sequence[Any], time: Times) -> DeliveryAttempt:
+    """A row of ATTEMPT_COLUMNS."""
+    return DeliveryAttempt(
+        id=r[0],
+        outbox_id=r[1],
+        sink=r[2],
+        record_id=r[3],
+        revision=r[4],
+        attempt=r[5],
+        started_at=time(r[6]),
+        latency_ms=r[7],
+        outcome=r[8],
+        http_status=r[9],
+        error_type=r[10],
+        error=r[11],
+        response=r[12],
+        next_attempt_at=time(r[13]),
+    )
+
+
+def delivery_row(r: Sequence[Any], time: Times) -> DeliveryRow:
+    """A row of DELIVERIES."""
+    return DeliveryRow(
+        id=r[0],
+        sink=r[1],
+        outlet=r[2],
+        source_system=r[3],
+        kind=r[4],
+        external_id=r[5],
+        record_id=r[6],
+        revision=r[7],
+        status=r[8],
+        attempts=r[9],
+        next_attempt_at=time(r[10]),
+        created_at=time(r[11]),
+        delivered_at=time(r[12]),
+        last_error=r[13],
+        latest=None if r[14] is None else delivery_attempt(r[14:], time),
+    )
+
+
+def attempt_values(
+    settlement: OutboxSettlement, now: Any, time: Callable[[Any], Any]
+) -> tuple[Any, ...] | None:
+    """The values INSERT_ATTEMPT binds for a settlement's attempt note, or None without one;
+    `time` encodes a datetime as the backend stores it."""
+    note = settlement.attempt
+    if note is None:
+        return None
+    due = (settlement.next_attempt_at or now) if settlement.status == "pending" else None
+    return (
+        settlement.id,
+        note.sink,
+        note.record_id,
+        note.revision,
+        note.attempt,
+        time(note.started_at),
+        note.latency_ms,
+        settlement.outcome,
+        note.http_status,
+        note.error_type or settlement.error_type,
+        settlement.error,
+        note.response,
+        None if due is None else time(due),
+    )
+
+
 def connection_state(r: Sequence[Any], time: Times) -> ConnectionState:
     """A row of CONNECTION_STATES."""
     return ConnectionState(
@@ -188,3 +289,35 @@ def connection_activity(
         entry = found.setdefault((outlet, source), {})
         entry.update(open_dead_letters=count, last_error_at=time(last), last_error=error)
     return found
+
+
+def cursor_state(r: Sequence[Any], time: Times) -> CursorState:
+    """A row of CURSOR_COLUMNS."""
+    return CursorState(r[0], r[1], r[2], time(r[3]), r[4], int(r[5]))
+
+
+def cursor_change(r: Sequence[Any], time: Times) -> CursorChange:
+    """A row of CURSOR_CHANGE_COLUMNS."""
+    return CursorChange(r[0], r[1], r[2], r[3], r[4], r[5], r[6], time(r[7]))
+
+
+def backfill(r: Sequence[Any], time: Times) -> Backfill:
+    """A row of BACKFILL_COLUMNS."""
+    return Backfill(
+        id=r[0],
+        outlet=r[1],
+        connector=r[2],
+        since=time(r[3]),
+        until=time(r[4]),
+        state=BackfillState(r[5]),
+        position=r[6] or None,
+        pages=int(r[7]),
+        records_new=int(r[8]),
+        records_changed=int(r[9]),
+        records_unchanged=int(r[10]),
+        error=r[11],
+        requested_by=r[12],
+        created_at=time(r[13]),
+        started_at=time(r[14]),
+        finished_at=time(r[15]),
+    )

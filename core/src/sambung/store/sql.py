@@ -19,10 +19,18 @@ from sambung.clock import Clock, SystemClock
 from sambung.errors import StoreUnavailable
 
 from .base import (
+    ACTIVE_BACKFILL_STATES,
+    Backfill,
+    BackfillState,
     ConnectionState,
     CredentialInfo,
+    CursorChange,
+    CursorState,
     DeadLetter,
     DeadLetterQuery,
+    DeliveryAttempt,
+    DeliveryQuery,
+    DeliveryRow,
     ImportedFile,
     IngestRequest,
     IngestResult,
@@ -39,16 +47,26 @@ from .base import (
 from .dialect import Dialect
 from .monitoring_sql import MonitoringSql
 from .queries import (
+    ATTEMPT_COLUMNS,
+    BACKFILL_COLUMNS,
     CONNECTION_STATES,
     COUNTS,
+    CURSOR_CHANGE_COLUMNS,
+    CURSOR_COLUMNS,
     DEAD_LETTER_ACTIVITY,
     DEAD_LETTERS,
+    DELIVERIES,
     OUTBOX_STATS,
     RECORD_ACTIVITY,
     RECORD_COLUMNS,
+    backfill,
     connection_activity,
     connection_state,
+    cursor_change,
+    cursor_state,
     dead_letter,
+    delivery_attempt,
+    delivery_row,
     filters,
     stored_record,
 )
@@ -225,7 +243,156 @@ class SqlStore(MonitoringSql, Store):
         rows = await self._fetch(
             "SELECT value FROM cursors WHERE outlet = ? AND connector = ?", outlet, connector
         )
-        return str(rows[0][0]) if rows else None
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    # -- cursors as operators see them ---------------------------------------------------------
+
+    async def get_cursor_state(self, outlet: str, connector: str) -> CursorState | None:
+        """One connection's cursor with its generation, in one statement."""
+        rows = await self._fetch(
+            f"SELECT {CURSOR_COLUMNS} FROM cursors WHERE outlet = ? AND connector = ?",
+            outlet,
+            connector,
+        )
+        return cursor_state(rows[0], self.dialect.read_time) if rows else None
+
+    async def list_cursors(self) -> list[CursorState]:
+        """Every stored cursor, by outlet and connector."""
+        rows = await self._fetch(f"SELECT {CURSOR_COLUMNS} FROM cursors ORDER BY outlet, connector")
+        return [cursor_state(row, self.dialect.read_time) for row in rows]
+
+    async def change_cursor(
+        self, outlet: str, connector: str, value: str | None, *, actor: str, reason: str | None
+    ) -> CursorChange:
+        """Set (or with None reset) a cursor, bump its generation, record the change."""
+        d = self.dialect
+        now = self.clock.now()
+
+        async def change(tx: Tx) -> CursorChange:
+            found = await tx.fetchrow(
+                "SELECT value FROM cursors WHERE outlet = ? AND connector = ?" + d.lock_rows,
+                outlet,
+                connector,
+            )
+            before = found[0] if found is not None else None
+            # The row stays on reset (value NULL): its generation must go on fencing the
+            # pages of a run that read the old cursor.
+            await tx.execute(
+                "INSERT INTO cursors (outlet, connector, value, updated_at, moved_by, generation)"
+                " VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (outlet, connector) DO UPDATE"
+                " SET value = excluded.value, updated_at = excluded.updated_at,"
+                " moved_by = excluded.moved_by, generation = cursors.generation + 1",
+                outlet,
+                connector,
+                value,
+                d.time(now),
+                actor,
+            )
+            row = await tx.fetchrow(
+                "INSERT INTO cursor_changes (outlet, connector, before, after, actor, reason, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                outlet,
+                connector,
+                before,
+                value,
+                actor,
+                reason,
+                d.time(now),
+            )
+            assert row is not None
+            return CursorChange(row[0], outlet, connector, before, value, actor, reason, now)
+
+        return await self._write(change)
+
+    async def cursor_changes(
+        self, outlet: str, connector: str, *, limit: int = 20
+    ) -> list[CursorChange]:
+        """The operator changes of one cursor, newest first."""
+        rows = await self._fetch(
+            f"SELECT {CURSOR_CHANGE_COLUMNS} FROM cursor_changes"
+            " WHERE outlet = ? AND connector = ? ORDER BY id DESC LIMIT ?",
+            outlet,
+            connector,
+            limit,
+        )
+        return [cursor_change(row, self.dialect.read_time) for row in rows]
+
+    # -- backfills ---------------------------------------------------------------------------
+
+    async def create_backfill(
+        self, outlet: str, connector: str, since: datetime, until: datetime, requested_by: str
+    ) -> Backfill:
+        """A new queued task for that window."""
+        d = self.dialect
+        stamp = d.time(self.clock.now())
+
+        async def create(tx: Tx) -> Backfill:
+            row = await tx.fetchrow(
+                "INSERT INTO backfills (outlet, connector, since, until, state, requested_by,"
+                f" created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                f" RETURNING {BACKFILL_COLUMNS}",
+                outlet,
+                connector,
+                d.time(since),
+                d.time(until),
+                BackfillState.QUEUED.value,
+                requested_by,
+                stamp,
+                stamp,
+            )
+            assert row is not None
+            return backfill(row, d.read_optional_time)
+
+        return await self._write(create)
+
+    async def get_backfill(self, backfill_id: int) -> Backfill | None:
+        """One task, whatever its state."""
+        rows = await self._fetch(
+            f"SELECT {BACKFILL_COLUMNS} FROM backfills WHERE id = ?", backfill_id
+        )
+        return backfill(rows[0], self.dialect.read_optional_time) if rows else None
+
+    async def list_backfills(
+        self,
+        *,
+        outlet: str | None = None,
+        connector: str | None = None,
+        active: bool = False,
+        limit: int = 100,
+    ) -> list[Backfill]:
+        """Tasks, newest first (only queued and running ones when `active`)."""
+        clause, params = where(outlet=outlet, connector=connector)
+        if active:
+            states = ", ".join(f"'{state.value}'" for state in ACTIVE_BACKFILL_STATES)
+            clause += (" AND " if clause else " WHERE ") + f"state IN ({states})"
+        rows = await self._fetch(
+            f"SELECT {BACKFILL_COLUMNS} FROM backfills{clause} ORDER BY id DESC LIMIT ?",
+            *params,
+            limit,
+        )
+        return [backfill(row, self.dialect.read_optional_time) for row in rows]
+
+    async def set_backfill_state(
+        self, backfill_id: int, state: BackfillState, *, error: str | None = None
+    ) -> Backfill | None:
+        """Move an unfinished task to `state`, stamping its start or its end."""
+        d = self.dialect
+        stamp = d.time(self.clock.now())
+        finished = stamp if state not in ACTIVE_BACKFILL_STATES else None
+        started = stamp if state is BackfillState.RUNNING else None
+        active = ", ".join(f"'{s.value}'" for s in ACTIVE_BACKFILL_STATES)
+        await self._execute(
+            "UPDATE backfills SET state = ?, error = ?,"
+            " started_at = COALESCE(started_at, ?), finished_at = ?, updated_at = ?"
+            f" WHERE id = ? AND state IN ({active})",
+            state.value,
+            error,
+            started,
+            finished,
+            stamp,
+            backfill_id,
+        )
+        return await self.get_backfill(backfill_id)
 
     async def counts(self) -> dict[str, int]:
         """Row counts per table."""
@@ -247,16 +414,19 @@ class SqlStore(MonitoringSql, Store):
         return [stored_record(row, self.dialect.read_optional_time) for row in rows]
 
     async def changed_business_dates(
-        self, outlet: str, kind: str, *, since: datetime
+        self, outlet: str, kind: str | tuple[str, ...], *, since: datetime
     ) -> dict[date, datetime]:
         """Business dates of `kind` records at `outlet` written at or after `since`."""
         d = self.dialect
+        # Several kinds in one query: one read, so one newest write time covers them all.
+        kinds = (kind,) if isinstance(kind, str) else kind
+        marks = ", ".join("?" * len(kinds))
         rows = await self._fetch(
             f"SELECT business_date, MAX(updated_at) FROM records{d.records_by_update_time}"
-            " WHERE outlet = ? AND kind = ? AND updated_at >= ? AND business_date IS NOT NULL"
-            " GROUP BY business_date",
+            f" WHERE outlet = ? AND kind IN ({marks}) AND updated_at >= ?"
+            " AND business_date IS NOT NULL GROUP BY business_date",
             outlet,
-            kind,
+            *kinds,
             d.time(since),
         )
         return {d.read_day(day): d.read_time(last) for day, last in rows}
@@ -301,14 +471,65 @@ class SqlStore(MonitoringSql, Store):
         return {r[0]: SinkStats(r[0], r[1], time(r[2]), r[3], r[4], r[5]) for r in rows}
 
     async def prune_outbox(self, *, before: datetime, limit: int = 5000) -> int:
-        """Delete up to `limit` delivered or superseded rows finished before `before`."""
+        """Delete up to `limit` delivered or superseded rows finished before `before`, and
+        their kept delivery attempts with them."""
+
+        async def prune(tx: Tx) -> int:
+            rows = await tx.fetch(
+                "SELECT id FROM outbox"
+                " WHERE status IN ('delivered', 'superseded') AND delivered_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.outbox_id = outbox.id)"
+                " LIMIT ?",
+                self.dialect.time(before),
+                limit,
+            )
+            if not rows:
+                return 0
+            ids = [row[0] for row in rows]
+            marks = ", ".join("?" * len(ids))
+            await tx.execute(f"DELETE FROM delivery_attempts WHERE outbox_id IN ({marks})", *ids)
+            return await tx.execute(f"DELETE FROM outbox WHERE id IN ({marks})", *ids)
+
+        return await self._write(prune)
+
+    # -- delivery attempts -------------------------------------------------------------------
+
+    async def list_deliveries(self, query: DeliveryQuery) -> list[DeliveryRow]:
+        """Outbox rows matching `query`, newest first, each with its latest attempt."""
+        clause, params = where(
+            **{"o.sink": query.sink, "o.status": query.status, "r.outlet": query.outlet}
+        )
+        rows = await self._fetch(
+            f"{DELIVERIES}{clause} ORDER BY o.id DESC LIMIT ?", *params, query.limit
+        )
+        return [delivery_row(row, self.dialect.read_optional_time) for row in rows]
+
+    async def get_delivery(self, outbox_id: int) -> DeliveryRow | None:
+        """One outbox row with its latest attempt."""
+        rows = await self._fetch(f"{DELIVERIES} WHERE o.id = ?", outbox_id)
+        return delivery_row(rows[0], self.dialect.read_optional_time) if rows else None
+
+    async def list_delivery_attempts(self, outbox_id: int) -> list[DeliveryAttempt]:
+        """Every kept attempt of one outbox row, oldest first."""
+        rows = await self._fetch(
+            f"SELECT {ATTEMPT_COLUMNS} FROM delivery_attempts AS a WHERE a.outbox_id = ?"
+            " ORDER BY a.id",
+            outbox_id,
+        )
+        return [delivery_attempt(row, self.dialect.read_optional_time) for row in rows]
+
+    async def prune_delivery_attempts(self, *, before: datetime, limit: int = 5000) -> int:
+        """Delete those of the oldest `limit` attempts started before `before`.
+
+        Attempts are written in about the order they start, so the oldest ids are the oldest
+        attempts: this walks the primary key instead of an index on `started_at` that every
+        settle would have to write. Called until it deletes nothing.
+        """
         return await self._execute(
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-            " WHERE status IN ('delivered', 'superseded') AND delivered_at < ?"
-            " AND NOT EXISTS (SELECT 1 FROM dead_letters AS d WHERE d.outbox_id = outbox.id)"
-            " LIMIT ?)",
-            self.dialect.time(before),
+            "DELETE FROM delivery_attempts WHERE id IN (SELECT id FROM delivery_attempts"
+            " ORDER BY id LIMIT ?) AND started_at < ?",
             limit,
+            self.dialect.time(before),
         )
 
     # -- dead letters ------------------------------------------------------------------------
@@ -321,6 +542,8 @@ class SqlStore(MonitoringSql, Store):
                 "d.outlet": query.outlet,
                 "d.connector": query.connector,
                 "d.status": query.status,
+                "o.sink": query.sink,
+                "d.error_type": query.error_type,
             }
         )
         if query.since is not None:

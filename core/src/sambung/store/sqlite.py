@@ -31,11 +31,21 @@ from .base import ClaimedRow, DeadLetter, IngestRequest, IngestResult, LeaseHold
 from .dialect import SQLITE, from_db_time, to_db_time
 from .migrations import check_known
 from .migrations import sqlite_migrations as migrations
-from .plan import PlannedRow, fence_group, furthest_cursors, leases_of, plan_group
+from .plan import (
+    BACKFILL_PROGRESS,
+    PlannedRow,
+    backfill_progress,
+    fence_group,
+    furthest_cursors,
+    leases_of,
+    plan_group,
+)
 from .queries import (
     DEAD_LETTERS,
     DUE_OUTBOX,
+    INSERT_ATTEMPT,
     INSERT_DEAD_LETTER,
+    attempt_values,
     claimed_row,
     dead_letter,
     dead_letter_values,
@@ -383,12 +393,18 @@ class SqliteStore(SqlStore):
                 if (found := conn.execute(INSERT_DEAD_LETTER, values).fetchone()) is not None:
                     results[index] = replace(results[index], dead_letter_id=found[0])
         conn.executemany(
-            "INSERT INTO cursors (outlet, connector, value, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (outlet, connector) DO UPDATE"
-            " SET value = excluded.value, updated_at = excluded.updated_at"
-            " WHERE excluded.value > cursors.value",
-            [(*key, value, now) for key, value in furthest_cursors(requests).items()],
+            "INSERT INTO cursors (outlet, connector, value, updated_at, moved_by, generation)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (outlet, connector) DO UPDATE"
+            " SET value = excluded.value, updated_at = excluded.updated_at,"
+            " moved_by = excluded.moved_by"
+            " WHERE (cursors.value IS NULL OR excluded.value > cursors.value)"
+            " AND cursors.generation = excluded.generation",
+            [
+                (c.outlet, c.connector, c.value, now, c.moved_by, c.generation)
+                for c in furthest_cursors(requests)
+            ],
         )
+        conn.executemany(BACKFILL_PROGRESS, backfill_progress(requests, results, now))
         return results
 
     @staticmethod
@@ -538,11 +554,18 @@ class SqliteStore(SqlStore):
             if s.status == "pending"
         ]
         dead = [s for s in settlements if s.status == "dead"]
+        # One batch's attempts share few start times (a chunk's): encode each once.
+        encode = lru_cache(maxsize=256)(to_db_time)
+        attempts = [
+            values for s in settlements if (values := attempt_values(s, now, encode)) is not None
+        ]
 
         # Fenced as on PostgreSQL: only rows still pending and claimed by this owner.
         mine = " AND status = 'pending' AND claimed_by = ?"
 
         def settle(conn: sqlite3.Connection) -> list[DeadLetter]:
+            # Every attempt made is kept, fenced or not: it was sent all the same.
+            conn.executemany(INSERT_ATTEMPT, attempts)
             conn.executemany(
                 "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
                 " delivered_at = ?, last_error = NULL, claimed_until = NULL, claimed_by = NULL"

@@ -15,6 +15,7 @@ from sambung.plugin import (
     Delivery,
     DeliveryRejected,
     DeliveryResult,
+    InvoiceDraft,
     OAuthClientSettings,
     OAuthSpec,
     RequestRejected,
@@ -78,6 +79,10 @@ class AccurateSettings(AccountingSinkSettings, OAuthClientSettings):
         if self.auth == "oauth" and (not self.client_id or self.client_secret is None):
             raise ValueError("auth: oauth needs client_id and client_secret (the OAuth app's)")
         return self
+
+    def check_invoice(self, draft: InvoiceDraft) -> None:
+        """Map `draft` as a post would (no call): a dry run finds what a post would refuse."""
+        invoice_form(draft, self, branch=self.branches.get(draft.outlet))
 
     def oauth_endpoints(self) -> OAuthSpec | None:
         """Accurate's OAuth endpoints in OAuth mode (moved to `oauth_base_url` when set)."""

@@ -14,6 +14,7 @@ from sambung.plugin import (
     Delivery,
     DeliveryRejected,
     DeliveryResult,
+    InvoiceDraft,
     RetriableError,
     Sink,
     SinkPaused,
@@ -35,6 +36,10 @@ class JurnalSettings(AccountingSinkSettings):
     rate_per_minute: float = Field(100.0, gt=0, le=6000)
     throttle_seconds: float = Field(60.0, ge=1, le=3600)
     timeout_seconds: float = Field(30.0, gt=0, le=300)
+
+    def check_invoice(self, draft: InvoiceDraft) -> None:
+        """Map `draft` as a post would (no call): a dry run finds what a post would refuse."""
+        invoice_body(draft, self)
 
 
 class JurnalSink(Sink[JurnalSettings]):

@@ -4,7 +4,8 @@ poll of `GET /v2/invoices` that recovers the callbacks that never arrived."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -97,6 +98,21 @@ class XenditConnector(WebhookConnector[XenditSettings], PollConnector[XenditSett
             row = {**row, "status": "EXPIRED", "updated": xendit_time(now)}
         else:
             row = fake.paid(row, now, channel=sequence)
+        headers = CIMultiDict(fake.callback_headers(token[0].get_secret_value()))
+        return WebhookRequest(body=dumps(row), headers=CIMultiDictProxy(headers))
+
+    def example_payment(
+        self, sequence: int, *, reference: str, amount: Decimal, method: str, paid_at: datetime
+    ) -> WebhookRequest | None:
+        """A paid invoice's callback for order `reference`, through a channel of `method`."""
+        from . import fake  # only the demo and tests need it
+
+        token = self.settings.callback_token
+        if not token:
+            return None
+        row = fake.invoice(sequence, paid_at - timedelta(minutes=2), outlet=self.outlet.id)
+        row = {**row, "external_id": reference, "amount": amount}
+        row = fake.paid(row, paid_at, channel=fake.channel_for(method))
         headers = CIMultiDict(fake.callback_headers(token[0].get_secret_value()))
         return WebhookRequest(body=dumps(row), headers=CIMultiDictProxy(headers))
 

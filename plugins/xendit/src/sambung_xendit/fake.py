@@ -63,6 +63,15 @@ def invoice(sequence: int, created: datetime, *, outlet: str = "kemang") -> dict
     }
 
 
+# The index in `CHANNELS` of a channel for each unified payment method.
+_METHOD_CHANNEL = {"qris": 0, "bank_transfer": 1, "ewallet": 2, "card": 5}
+
+
+def channel_for(method: str) -> int:
+    """The index in `CHANNELS` of a channel that pays by `method` (`qris`, `ewallet`…)."""
+    return _METHOD_CHANNEL.get(method, 0)
+
+
 def paid(row: dict[str, Any], at: datetime, channel: int = 0) -> dict[str, Any]:
     """`row` paid at `at` through one of `CHANNELS`."""
     method, name, fixed, rate = CHANNELS[channel % len(CHANNELS)]

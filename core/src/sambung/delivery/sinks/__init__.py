@@ -2,11 +2,11 @@
 
 A sink class is registered through `sambung_register_sinks`; the dispatcher builds one instance
 per `sinks:` entry of the YAML and calls `deliver` with batches of up to `max_batch` items. Each
-item's result says what happens next, by its class: `None` delivered, `RetriableError` try again
-later (honouring `retry_after`), `DeliveryRejected` dead-letter at once, `SinkGone` stop sending
-to this sink, `SinkPaused` hold this sink until a given time (a quota used up),
-`SinkDisconnected` hold it until its OAuth credentials are connected again. Any other
-exception is treated as retriable and logged.
+item's result says what happens next, by its class: `None` (or `Delivered`, with the answer)
+delivered, `RetriableError` try again later (honouring `retry_after`), `DeliveryRejected`
+dead-letter at once, `SinkGone` stop sending to this sink, `SinkPaused` hold this sink until
+a given time (a quota used up), `SinkDisconnected` hold it until its OAuth credentials are
+connected again. Any other exception is treated as retriable and logged.
 """
 
 from __future__ import annotations
@@ -90,7 +90,26 @@ class Delivery:
         ).encode()
 
 
-DeliveryResult = BaseException | None
+@dataclass(frozen=True)
+class Delivered:
+    """A delivered item with what the destination answered, for the kept attempt.
+
+    Optional: a sink may return plain `None` for a delivered item (nothing is kept but the time
+    and latency). A failure carries its answer on the error (`RetriableError`'s and
+    `DeliveryRejected`'s `status` and `body`).
+    """
+
+    status: int | None = None
+    body: str | None = None
+
+
+# None or `Delivered`: delivered; an exception: what went wrong (see the module docstring).
+DeliveryResult = BaseException | Delivered | None
+
+
+def is_delivered(result: DeliveryResult) -> bool:
+    """Whether `result` says the item was delivered."""
+    return result is None or isinstance(result, Delivered)
 
 
 class SinkCredentials(Protocol):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator
 from sambung.errors import DeliveryRejected, RetriableError, SinkGone
 from sambung.redaction import shorten
 
-from . import Delivery, DeliveryResult, Sink, SinkSettings
+from . import Delivered, Delivery, DeliveryResult, Sink, SinkSettings
 
 SECRET_PREFIX = "whsec_"
 # Answers that mean "not now" rather than "never": the spec's and every big sender's list.
@@ -112,9 +112,9 @@ class HttpSink(Sink[HttpSettings]):
             async with self.context.session.post(
                 self._url, data=body, headers=headers, timeout=self._timeout
             ) as answer:
-                if 200 <= answer.status < 300:
-                    return None
                 text = shorten(await answer.text(errors="replace"), MAX_ERROR_BODY)
+                if 200 <= answer.status < 300:
+                    return Delivered(answer.status, text)
                 retry_after = parse_retry_after(answer.headers.get("Retry-After"), now)
         except (TimeoutError, aiohttp.ClientError) as err:
             return RetriableError(f"{type(err).__name__}: {err}".rstrip(": "))
@@ -122,5 +122,7 @@ class HttpSink(Sink[HttpSettings]):
         if status == 410:
             return SinkGone(f"HTTP 410 from {self._url}: the receiver asked to stop")
         if status in RETRIABLE_STATUSES or status >= 500 or status < 400:
-            return RetriableError(f"HTTP {status}: {text}", retry_after=retry_after)
+            return RetriableError(
+                f"HTTP {status}: {text}", retry_after=retry_after, status=status, body=text
+            )
         return DeliveryRejected(f"HTTP {status}: {text}", status=status, body=text)
