@@ -35,6 +35,8 @@ Found = dict[str, str]
 Rule = Callable[["RuleContext"], Awaitable[Found]]
 
 RULES: dict[str, Rule] = {}
+# The gap rule looks at records of business dates this many days before its window, and later.
+GAP_DAYS = 2
 
 
 def rule(name: str) -> Callable[[Rule], Rule]:
@@ -199,8 +201,11 @@ async def webhook_gaps(ctx: RuleContext) -> Found:
     grace = timedelta(minutes=ctx.settings.gap_grace_minutes)
     window = timedelta(minutes=ctx.settings.gap_window_minutes)
     end = ctx.now - grace
+    # Only the last few business dates: a poll reaching further back (a first run's lookback,
+    # a backfill) brings what predates the webhooks, which is no loss; and the query stays small.
+    since = (end - window - timedelta(days=GAP_DAYS)).date()
     days = await ctx.store.webhook_gaps(
-        gap_connections(ctx.loaded), stored_between=(end - window, end)
+        gap_connections(ctx.loaded), since=since, stored_between=(end - window, end)
     )
     lost: dict[str, list[str]] = {}
     totals: dict[str, list[int]] = {}
