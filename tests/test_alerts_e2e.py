@@ -173,7 +173,7 @@ async def test_needs_reauth_fires_once_on_every_channel_and_recovers_once(
 
                 return check
 
-            await until(every_channel_has(1), seconds=15)
+            await until(every_channel_has(1))
             await three_more_checks(daemon)  # the vendor still refuses: nothing more is sent
             assert len(telegram.texts()) == len(receiver.requests) == len(mailbox.texts()) == 1
             [fired] = telegram.texts()
@@ -191,7 +191,7 @@ async def test_needs_reauth_fires_once_on_every_channel_and_recovers_once(
             daemon.config_path.write_text(yaml.safe_dump(written), encoding="utf-8")
             assert daemon.process is not None
             daemon.process.send_signal(signal.SIGHUP)
-            await until(every_channel_has(2), seconds=30)
+            await until(every_channel_has(2))
             await three_more_checks(daemon)
             assert len(telegram.texts()) == len(receiver.requests) == len(mailbox.texts()) == 2
 
@@ -256,7 +256,7 @@ async def test_the_gap_report_counts_lost_webhooks_and_its_alert_recovers_when_t
             gaps = admin_get(daemon, "/api/v1/gaps?outlet=kemang")["gaps"]
             return sum(d["total"] for d in gaps) == 3
 
-        await until(polled, seconds=15)
+        await until(polled)
         [day] = admin_get(daemon, "/api/v1/gaps?outlet=kemang")["gaps"]
         assert (day["connector"], day["poll_only"], day["total"]) == ("xendit", 2, 3)
 
@@ -266,7 +266,7 @@ async def test_the_gap_report_counts_lost_webhooks_and_its_alert_recovers_when_t
 
             return check
 
-        await until(told(1), seconds=15)
+        await until(told(1))
         await three_more_checks(daemon)
         [fired] = telegram.texts()
         assert fired.startswith("[sambung] FIRED webhook_gaps kemang/xendit")
@@ -281,7 +281,7 @@ async def test_the_gap_report_counts_lost_webhooks_and_its_alert_recovers_when_t
         for n in (2, 3):
             status, _ = await vendor.send_callback(webhook_url, vendor.callback(invoice_id(n)))
             assert status == 200
-        await until(told(2), seconds=15)
+        await until(told(2))
         await three_more_checks(daemon)
         assert len(telegram.texts()) == 2
         assert telegram.texts()[1].startswith("[sambung] RECOVERED webhook_gaps kemang/xendit")

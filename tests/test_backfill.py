@@ -20,7 +20,7 @@ from sambung.errors import UnknownConnection
 from sambung.intake.backfill import BackfillService, add_backfill_routes
 from sambung.intake.cursors import CursorService, add_cursor_routes
 from sambung.intake.polling import PollLoop, PollService, from_cursor, to_cursor
-from sambung.store import BackfillState, IngestRequest, Store
+from sambung.store import BackfillState, ConnectionStatus, IngestRequest, Store
 from sambung.testing import outlet
 from sambung.testing.fake_vendor import FakeClock
 from sambung_qasir import QasirConnector
@@ -221,6 +221,25 @@ async def test_a_failing_vendor_keeps_the_task_for_the_next_cycle(
     await wired.loop.run_backfills()
     done = await store.get_backfill(task.id)
     assert done is not None and done.state is BackfillState.DONE and done.records_new == 10
+
+
+async def test_an_expired_token_keeps_the_task_and_needs_reauth_holds_it(
+    vendor: QasirFake, store: Store, build: Build
+) -> None:
+    vendor.seed(10, START)
+    wired = build()
+    vendor.faults.fail(401, times=1)
+    task = await wired.backfills.request("kemang", "qasir", START, START + timedelta(hours=1), "t")
+    await wired.loop.run_backfills()
+    waiting = await store.get_backfill(task.id)
+    assert waiting is not None and waiting.state is BackfillState.RUNNING and waiting.error
+    wired.loop.status = ConnectionStatus.NEEDS_REAUTH
+    assert not await wired.loop.run_backfills()
+    assert vendor.faults.injected == 1 and len(vendor.requests) == 1, "no request meanwhile"
+    wired.loop.status = ConnectionStatus.OK
+    await wired.loop.run_backfills()
+    done = await store.get_backfill(task.id)
+    assert done is not None and done.state is BackfillState.DONE
 
 
 async def test_a_refused_request_fails_the_task(

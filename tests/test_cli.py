@@ -42,8 +42,11 @@ CONFIG_COMMANDS: list[list[str]] = [
     ["cursor", "reset", "kemang", "qasir"],
     ["gaps"],
     ["alerts"],
+    ["deliveries", "list"],
+    ["deliveries", "show", "1"],
+    ["reconcile"],
 ]
-ACTIONS = {"credentials", "dlq", "cursor"}
+ACTIONS = {"credentials", "dlq", "cursor", "deliveries"}
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +120,17 @@ def test_dlq_list_reads_the_config_given_after_the_action(
 
 @pytest.mark.parametrize(
     "argv",
-    [["records"], ["status"], ["dlq", "list"], ["dlq", "show", "1"], ["credentials", "list"]],
+    [
+        ["records"],
+        ["status"],
+        ["dlq", "list"],
+        ["dlq", "show", "1"],
+        ["dlq", "list", "--group"],
+        ["dlq", "replay", "--dry-run"],
+        ["deliveries", "list"],
+        ["deliveries", "show", "1"],
+        ["credentials", "list"],
+    ],
     ids=" ".join,
 )
 def test_read_only_commands_need_no_secret_in_the_environment(

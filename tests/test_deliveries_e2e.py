@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sambung.redaction import MASK
-from sambung.testing.daemon import DaemonProcess, free_port
+from sambung.testing.daemon import DaemonProcess, HttpClient, free_port
 from sambung.testing.receiver import Receiver, ReceiverThread
 
 from .test_outbox_e2e import AUTH, SINK_SECRET, admin, config, send, wait_until
@@ -26,6 +28,17 @@ def cli(daemon: DaemonProcess, *args: str) -> str:
     return done.stdout
 
 
+@contextmanager
+def daemon_and_receiver(
+    sambung_daemon: Any, store_url: str, receiver: Receiver, **sink: Any
+) -> Iterator[tuple[DaemonProcess, HttpClient, ReceiverThread]]:
+    """A daemon on `store_url` delivering its `backend` sink to `receiver`, with its admin API."""
+    port = free_port()
+    with ReceiverThread(receiver) as running:
+        document = config(running.url, port, **sink)
+        yield sambung_daemon({**document, "store": {"url": store_url}}), admin(port), running
+
+
 def test_a_row_that_failed_twice_then_succeeded_shows_three_attempts_with_their_answers(
     sambung_daemon: Any, sambung_store_url: str
 ) -> None:
@@ -34,11 +47,10 @@ def test_a_row_that_failed_twice_then_succeeded_shows_three_attempts_with_their_
     receiver.answer_with(500, body=f"upstream down (key {SINK_SECRET})")
     receiver.answer_with(500, body="still down")
     receiver.answer_with(200, body='{"received": true}')
-    port = free_port()
-    with ReceiverThread(receiver) as running:
-        document = config(running.url, port, retry_schedule=[0, 0.2, 0.2, 0.2])
-        daemon = sambung_daemon({**document, "store": {"url": sambung_store_url}})
-        api = admin(port)
+    schedule = [0, 0.2, 0.2, 0.2]
+    with daemon_and_receiver(
+        sambung_daemon, sambung_store_url, receiver, retry_schedule=schedule
+    ) as (daemon, api, running):
         assert send(daemon, "TRX-1") == 200
 
         def delivered() -> list[dict[str, Any]]:

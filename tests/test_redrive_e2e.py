@@ -9,12 +9,12 @@ from typing import Any
 
 from sambung.store import DeliveryQuery, open_store
 from sambung.store.base import DeadLetterQuery
-from sambung.testing.daemon import DaemonProcess, free_port
-from sambung.testing.receiver import Receiver, ReceiverThread
+from sambung.testing.daemon import DaemonProcess
+from sambung.testing.receiver import Receiver
 
 from .payloads import PAWOON_SECRET, WEBHOOKS, pawoon_sale, signed
-from .test_deliveries_e2e import cli
-from .test_outbox_e2e import AUTH, SINK_SECRET, admin, config, send, wait_until
+from .test_deliveries_e2e import cli, daemon_and_receiver
+from .test_outbox_e2e import AUTH, SINK_SECRET, send, wait_until
 
 
 def snapshot(daemon: DaemonProcess, url: str) -> tuple[Any, ...]:
@@ -42,11 +42,11 @@ def test_a_dry_run_groups_the_dead_letters_changes_nothing_and_a_replay_reports_
 ) -> None:
     receiver = Receiver(SINK_SECRET)
     receiver.answer_with(422, times=2, body='{"error": "unknown outlet"}')
-    port = free_port()
-    with ReceiverThread(receiver) as running:
-        document = config(running.url, port)
-        daemon = sambung_daemon({**document, "store": {"url": sambung_store_url}})
-        api = admin(port)
+    with daemon_and_receiver(sambung_daemon, sambung_store_url, receiver) as (
+        daemon,
+        api,
+        running,
+    ):
         assert send(daemon, "TRX-1") == 200
         assert send(daemon, "TRX-2") == 200
         unmappable = pawoon_sale(None)
@@ -103,3 +103,25 @@ def test_a_dry_run_groups_the_dead_letters_changes_nothing_and_a_replay_reports_
         _, body = api.get("/api/v1/deliveries?sink=backend&status=delivered", AUTH)
         assert all(row["attempts"] == 1 for row in body["deliveries"])  # attempts reset on requeue
         assert open_count() == 1
+
+
+def test_a_dry_run_from_the_cli_names_a_sink_the_running_daemon_disabled(
+    sambung_daemon: Any, sambung_store_url: str
+) -> None:
+    receiver = Receiver(SINK_SECRET)
+    receiver.answer_with(410, body="gone")
+    with daemon_and_receiver(sambung_daemon, sambung_store_url, receiver) as (
+        daemon,
+        api,
+        _running,
+    ):
+        assert send(daemon, "TRX-1") == 200
+
+        def disabled() -> bool:
+            _, body = api.get("/api/v1/status", AUTH)
+            return any(s["sink"] == "backend" and s["disabled"] for s in body["sinks"])
+
+        wait_until(disabled, "the 410 to disable the sink")
+        dry = cli(daemon, "dlq", "replay", "--dry-run", "--sink", "backend")
+        assert "1 would wait: sink backend is disabled (HTTP 410" in dry
+        assert "restart sambung once it is fixed" in dry

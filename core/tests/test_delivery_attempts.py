@@ -11,6 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given
+from hypothesis import strategies as st
 from sambung.delivery.attempts import DeliveryAttempts, add_delivery_routes
 from sambung.delivery.dlq import DeadLetterFilter, DeadLetters
 from sambung.delivery.sinks import Delivered, is_delivered
@@ -262,3 +264,34 @@ async def _json(response: aiohttp.ClientResponse) -> Any:
 
 def _now() -> datetime:
     return datetime(2026, 1, 1, tzinfo=UTC)
+
+
+async def test_an_answer_with_a_nul_or_a_lone_surrogate_is_kept_spelled_out(
+    harness: Harness, receiver: Receiver
+) -> None:
+    # PostgreSQL keeps no NUL in text: a receiver's odd answer must not fail the settle.
+    await harness.ingest("TRX-1")
+    receiver.answer_with(500, body="bad\x00answer")
+    receiver.answer_with(200, body="ok\x00")
+    assert await harness.drain() == 1
+    harness.clock.advance(5)
+    assert await harness.drain() == 1
+    [row] = await harness.outbox()
+    attempts = await harness.store.list_delivery_attempts(row.id)
+    assert [a.response for a in attempts] == ["bad\\x00answer", "ok\\x00"]
+    assert attempts[0].error == "HTTP 500: bad\\x00answer"
+
+
+@given(answer=st.text(max_size=2000))
+def test_any_answer_is_kept_storable_masked_and_cut(answer: str) -> None:
+    secrets.learn(LEAKED)
+    note = AttemptNote(
+        sink="s", record_id=1, revision=1, attempt=1, started_at=_now(), response=answer + LEAKED
+    )
+    kept = note.response
+    assert kept is not None and len(kept) <= MAX_ATTEMPT_RESPONSE
+    assert "\x00" not in kept and LEAKED not in kept
+    kept.encode("utf-8")  # no lone surrogate
+    settled = OutboxSettlement(1, "pending", error=answer)
+    assert settled.error is not None and "\x00" not in settled.error
+    settled.error.encode("utf-8")

@@ -74,6 +74,10 @@ async def test_export_keeps_ids_references_and_continues_the_sequences(
     await source.save_connection_state(
         ConnectionState("kemang", "qasir", "poll", ConnectionStatus.OK, NOW, NOW, records_fetched=7)
     )
+    change = await source.change_cursor(
+        "kemang", "moka", "2026-11-26T06:00:00+00:00", actor="operator:ayu", reason="re-read"
+    )
+    task = await source.create_backfill("kemang", "qasir", NOW - timedelta(1), NOW, "ayu")
     paused = AlertCondition("sink_paused", "books", "quota used up")
     await source.apply_alert_conditions(["sink_paused"], [paused], channels=["ops"], now=NOW)
     before = await snapshot(source)
@@ -102,6 +106,12 @@ async def test_export_keeps_ids_references_and_continues_the_sequences(
         )
         assert result.raw_event_id == 2 and result.records[0].id == 3
         assert [row.id for row in await target.list_outbox()] == [1, 2, 3]
+        assert await target.cursor_changes("kemang", "moka") == [change]
+        moka = await target.get_cursor_state("kemang", "moka")
+        assert moka is not None and (moka.generation, moka.moved_by) == (1, "operator:ayu")
+        assert await target.list_backfills() == [task]
+        later = await target.create_backfill("kemang", "qasir", NOW - timedelta(1), NOW, "b")
+        assert later.id == task.id + 1
         # The open alert stays open (no second "fired"), its notice still due, once.
         assert (
             await target.apply_alert_conditions(

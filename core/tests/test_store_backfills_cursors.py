@@ -3,6 +3,7 @@ progress commits with its page, and an operator's set or reset fences a poll pag
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sambung.store import (
@@ -127,3 +128,24 @@ async def test_a_backfill_page_commits_its_progress_with_its_records(store: Stor
     assert len(await store.list_outbox()) == 4
     # The live cursor was never part of it.
     assert await store.get_cursor("kemang", "pawoon") is None
+
+
+async def test_an_operator_set_racing_a_page_always_stands(store: Store) -> None:
+    # Whichever commits first, a page whose run read the cursor before the set never leaves
+    # its cursor over the operator's (on PostgreSQL the two transactions truly overlap).
+    for n in range(20):
+        ahead = f"2026-11-27T{n:02d}:30:00+00:00"
+        read = await store.get_cursor_state("kemang", "qasir")
+        generation = read.generation if read is not None else 0
+        rewound = f"2026-11-26T{n:02d}:00:00+00:00"
+        await asyncio.gather(
+            store.ingest(
+                IngestRequest(
+                    records=[sale(f"R{n}")],
+                    cursor=CursorUpdate("kemang", "qasir", ahead, generation, "run"),
+                )
+            ),
+            store.change_cursor("kemang", "qasir", rewound, actor="op", reason=None),
+        )
+        assert await store.get_cursor("kemang", "qasir") == rewound
+    assert len(await store.cursor_changes("kemang", "qasir", limit=100)) == 20

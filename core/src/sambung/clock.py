@@ -24,6 +24,17 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class FixedClock:
+    """A clock standing still at one instant (what a check decided at, an earlier day)."""
+
+    def __init__(self, at: datetime) -> None:
+        self._at = at
+
+    def now(self) -> datetime:
+        """The instant it stands at."""
+        return self._at
+
+
 class Sleeper(Protocol):
     """What core awaits to wait: injected so tests move time instead of sleeping."""
 

@@ -224,6 +224,8 @@ class ReconciliationSettings(_Strict):
     )
     # A closed day whose figures differ by more than this many rupiah is reported (alerts).
     tolerance: Decimal = Field(Decimal(0), ge=0)
+    # ...once it has differed this long: a payment often lands a moment after its sale.
+    alert_after_minutes: float = Field(10.0, ge=0)
     every_seconds: float = Field(60.0, ge=1, le=3600)
 
 

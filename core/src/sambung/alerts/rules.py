@@ -22,8 +22,10 @@ from typing import Any
 
 import structlog
 
+from sambung.clock import FixedClock
 from sambung.config import AlertSettings, LoadedConfig
 from sambung.connectors import Mode
+from sambung.delivery.reconciliation import ReconciliationService
 from sambung.store import AlertCondition, ConnectionStatus, DeadLetterQuery, Store
 
 log = structlog.get_logger(__name__)
@@ -33,6 +35,8 @@ Found = dict[str, str]
 Rule = Callable[["RuleContext"], Awaitable[Found]]
 
 RULES: dict[str, Rule] = {}
+# The gap rule looks at records of business dates this many days before its window, and later.
+GAP_DAYS = 2
 
 
 def rule(name: str) -> Callable[[Rule], Rule]:
@@ -197,8 +201,11 @@ async def webhook_gaps(ctx: RuleContext) -> Found:
     grace = timedelta(minutes=ctx.settings.gap_grace_minutes)
     window = timedelta(minutes=ctx.settings.gap_window_minutes)
     end = ctx.now - grace
+    # Only the last few business dates: a poll reaching further back (a first run's lookback,
+    # a backfill) brings what predates the webhooks, which is no loss; and the query stays small.
+    since = (end - window - timedelta(days=GAP_DAYS)).date()
     days = await ctx.store.webhook_gaps(
-        gap_connections(ctx.loaded), stored_between=(end - window, end)
+        gap_connections(ctx.loaded), since=since, stored_between=(end - window, end)
     )
     lost: dict[str, list[str]] = {}
     totals: dict[str, list[int]] = {}
@@ -216,6 +223,29 @@ async def webhook_gaps(ctx: RuleContext) -> Found:
         )
         for subject, per_day in lost.items()
     }
+
+
+@rule("reconciliation_differs")
+async def reconciliation_differs(ctx: RuleContext) -> Found:
+    """A closed day whose POS sales and gateway payments differ by more than
+    `reconciliation.tolerance`, for `reconciliation.alert_after_minutes` on end."""
+    service = ReconciliationService(ctx.store, ctx.loaded, FixedClock(ctx.now))
+    limit = timedelta(minutes=ctx.loaded.config.reconciliation.alert_after_minutes)
+    differing = {f"{r.outlet}/{r.business_date}": r for r in await service.differing(now=ctx.now)}
+    found: Found = {}
+    for key in [k for k in ctx.first_seen if k.startswith("reconciliation_differs:")]:
+        if key.removeprefix("reconciliation_differs:") not in differing:
+            ctx.held_since(key, False)  # matched again: a new difference counts afresh
+    for subject, r in differing.items():
+        since = ctx.held_since(f"reconciliation_differs:{subject}", True)
+        if since is not None and ctx.now - since >= limit:
+            found[subject] = (
+                f"{r.outlet} {r.business_date}: POS sales and payments differ by"
+                f" {r.difference:,} ({len(r.unmatched_sales)} sales without payment,"
+                f" {len(r.unmatched_payments)} payments without sale):"
+                f" sambung reconcile --outlet {r.outlet} --date {r.business_date}"
+            )
+    return found
 
 
 def _minutes(span: timedelta) -> str:

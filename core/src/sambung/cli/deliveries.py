@@ -10,19 +10,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import get_args
 
+from sambung.config import LoadedConfig
 from sambung.delivery.attempts import (
     DeliveryAttempts,
     DeliveryFilter,
     DeliveryStatus,
     describe_delivery,
 )
-from sambung.delivery.redrive import RedriveGroup, ReplayTally
+from sambung.delivery.redrive import LiveSinks, RedriveGroup, ReplayTally
 from sambung.store import DeliveryAttempt, DeliveryRow, open_store
 
 from .loading import Commands, check_outlet, load
 
 # How much of an error or answer a table cell shows; `show --json` has all that is kept.
-CELL = 60
+CELL = 72
 
 
 def add_deliveries_command(commands: Commands) -> None:
@@ -34,13 +35,15 @@ def add_deliveries_command(commands: Commands) -> None:
         need_env=False,
     )
     actions = commands.actions(command)
-    listing = actions.add("list", "outbox rows, newest first, with their latest attempt")
+    listing = actions.add(
+        "list", "outbox rows, newest first, with their latest attempt", need_env=False
+    )
     listing.add_argument("--sink")
     listing.add_argument("--status", choices=get_args(DeliveryStatus))
     listing.add_argument("--outlet")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true", help="one JSON row per line")
-    show = actions.add("show", "one outbox row and all its attempts, oldest first")
+    show = actions.add("show", "one outbox row and all its attempts, oldest first", need_env=False)
     show.add_argument("id", type=int)
     show.add_argument("--json", action="store_true", help="the row as one JSON object")
 
@@ -168,7 +171,27 @@ def _when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S}Z" if value is not None else "-"
 
 
-def print_groups(groups: Sequence[RedriveGroup], as_json: bool, *, dry_run: bool = False) -> None:
+async def daemon_sinks(loaded: LoadedConfig) -> tuple[LiveSinks, str | None]:
+    """What the running daemon says of its sinks (disabled, paused until), for a dry run in
+    this process apart; with why not when it does not answer."""
+    from sambung.runtime.adminclient import DaemonUnreachable, ask_daemon
+
+    try:
+        status, found = await ask_daemon(loaded, "GET", "/api/v1/status", timeout=3.0)
+    except DaemonUnreachable as err:
+        return {}, str(err)
+    if status != 200 or not isinstance(found, dict):
+        return {}, f"the daemon answered {status} to /api/v1/status"
+    return {sink["sink"]: sink for sink in found.get("sinks") or ()}, None
+
+
+def print_groups(
+    groups: Sequence[RedriveGroup],
+    as_json: bool,
+    *,
+    dry_run: bool = False,
+    unknown: str | None = None,
+) -> None:
     """`dlq list --group` and `dlq replay --dry-run`: a table of groups, then what a replay of
     each would do now."""
     from sambung.runtime.status import table
@@ -200,6 +223,8 @@ def print_groups(groups: Sequence[RedriveGroup], as_json: bool, *, dry_run: bool
     print("a replay now would:" if not dry_run else "dry run, nothing changed; a replay now would:")
     for n, group in enumerate(groups, 1):
         print(f"  {n}. {group.summary()}")
+    if unknown and any(group.stage == "delivery" for group in groups):
+        print(f"(whether a sink is paused or disabled is not known: {unknown})")
 
 
 def tally_table(tallies: Sequence[ReplayTally]) -> str:

@@ -21,7 +21,13 @@ from sambung.store import display_url, open_store
 
 from .alerts import add_alert_commands, status_monitoring
 from .backup import add_backup_commands
-from .deliveries import add_deliveries_command, attempts_table, print_groups, tally_table
+from .deliveries import (
+    add_deliveries_command,
+    attempts_table,
+    daemon_sinks,
+    print_groups,
+    tally_table,
+)
 from .importcmd import add_import_command
 from .init import add_init_command
 from .loading import Commands, UsageError, check_outlet, load, plugin_registry
@@ -425,6 +431,8 @@ def _dlq(args: argparse.Namespace) -> int:
     from sambung.delivery.redrive import FAILED, tally
     from sambung.runtime.status import table
 
+    if getattr(args, "dry_run", False):  # it only reads: no vendor secret is needed
+        args.need_env = False
     _, loaded = load(args)
     check_outlet(loaded, getattr(args, "outlet", None))
 
@@ -446,15 +454,16 @@ def _dlq(args: argparse.Namespace) -> int:
         await store.open()
         service = DeadLetters(store, loaded, clock=SystemClock())
         try:
-            if args.action == "list" and args.group:
-                print_groups(await service.plan(await service.open_entries(wanted())), args.json)
-                return 0
-            if args.action == "replay" and args.dry_run:
-                if args.ids:
-                    entries = await service.entries(args.ids)
+            if (args.action == "list" and args.group) or (args.action == "replay" and args.dry_run):
+                live, unknown = await daemon_sinks(loaded)
+                planner = DeadLetters(store, loaded, clock=SystemClock(), live=lambda: live)
+                if args.action == "replay" and args.ids:
+                    entries = await planner.entries(args.ids)
                 else:
-                    entries = await service.open_entries(wanted())
-                print_groups(await service.plan(entries), args.json, dry_run=True)
+                    entries = await planner.open_entries(wanted())
+                dry_run = args.action == "replay"
+                groups = await planner.plan(entries)
+                print_groups(groups, args.json, dry_run=dry_run, unknown=unknown)
                 return 0
             if args.action == "list":
                 entries = await service.find(wanted())

@@ -37,6 +37,7 @@ def add_operate_commands(commands: Commands) -> None:
         "backfill",
         "Re-poll a window of one connection (OUTLET CONNECTOR --since D), or `list` them.",
         _backfill,
+        need_env=False,  # it only asks the daemon (or reads the store): no vendor secret
     )
     backfill.add_argument(
         "target", nargs="+", metavar="OUTLET CONNECTOR | list", help="what to backfill"
@@ -48,19 +49,26 @@ def add_operate_commands(commands: Commands) -> None:
     )
     backfill.add_argument("--json", action="store_true", help="the task(s) as JSON lines")
     cursor = commands.add(
-        "cursor", "Show, set or reset poll cursors (set and reset through the daemon).", _cursor
+        "cursor",
+        "Show, set or reset poll cursors (set and reset through the daemon).",
+        _cursor,
+        need_env=False,
     )
     actions = commands.actions(cursor)
     show = actions.add("show", "each polled connection's cursor; one's history", need_env=False)
     show.add_argument("outlet", nargs="?")
     show.add_argument("connector", nargs="?")
     show.add_argument("--json", action="store_true", help="as JSON lines")
-    set_ = actions.add("set", "move a cursor (backwards too): the next poll starts there")
+    set_ = actions.add(
+        "set", "move a cursor (backwards too): the next poll starts there", need_env=False
+    )
     set_.add_argument("outlet")
     set_.add_argument("connector")
     set_.add_argument("value", help="a date (the outlet's day start) or an ISO datetime")
     set_.add_argument("--reason", help="kept with the change")
-    reset = actions.add("reset", "forget a cursor: the next poll starts `lookback` ago")
+    reset = actions.add(
+        "reset", "forget a cursor: the next poll starts `lookback` ago", need_env=False
+    )
     reset.add_argument("outlet")
     reset.add_argument("connector")
     reset.add_argument("--reason", help="kept with the change")
@@ -104,21 +112,23 @@ def _backfill(args: argparse.Namespace) -> int:
         return _unreachable(err, "a backfill")
     if status != 202:
         return _refused(status, task)
-    if args.json:
+    if args.json and args.no_wait:
         print(json.dumps(task))
-    else:
+        return 0
+    if not args.json:
         print(
             f"backfill #{task['id']} of {outlet}/{connector} queued:"
             f" {task['since']} to {task['until']}"
         )
     if args.no_wait:
         return 0
-    return _follow(loaded, task, sys.stdout)
+    return _follow(loaded, task, sys.stdout, as_json=args.json)
 
 
-def _follow(loaded: LoadedConfig, task: dict[str, Any], out: TextIO) -> int:
-    """Show a task's progress until it ends: a bar on a terminal, else a line per change."""
-    show = _bar if out.isatty() else _line
+def _follow(loaded: LoadedConfig, task: dict[str, Any], out: TextIO, *, as_json: bool) -> int:
+    """Show a task's progress until it ends: a bar on a terminal, else a line per change;
+    `as_json`, only the finished task as one JSON line."""
+    show = _quiet if as_json else _bar if out.isatty() else _line
     last: tuple[Any, ...] | None = None
     while True:
         try:
@@ -138,9 +148,12 @@ def _follow(loaded: LoadedConfig, task: dict[str, Any], out: TextIO) -> int:
         if found["state"] not in ("queued", "running"):
             break
         time.sleep(PROGRESS_EVERY)
-    if out.isatty():
-        out.write("\n")
-    print(_summary(found), file=out)
+    if as_json:
+        print(json.dumps(found), file=out)
+    else:
+        if out.isatty():
+            out.write("\n")
+        print(_summary(found), file=out)
     return 0 if found["state"] == "done" else EXIT_FAILED
 
 
@@ -169,6 +182,10 @@ def _bar(task: dict[str, Any], out: TextIO) -> None:
     bar = "#" * filled + "-" * (BAR_WIDTH - filled)
     out.write(f"\r[{bar}] {done:4.0%} {task['state']}: {_counts(task)}")
     out.flush()
+
+
+def _quiet(task: dict[str, Any], out: TextIO) -> None:
+    """No progress shown (`--json`)."""
 
 
 def _line(task: dict[str, Any], out: TextIO) -> None:
@@ -244,9 +261,10 @@ def _cursor(args: argparse.Namespace) -> int:
     if status != 200:
         return _refused(status, shown)
     change = shown["change"]
+    start = "there" if change["after"] else "`lookback` before now, as a first one"
     print(
         f"{args.outlet}/{args.connector}: cursor {change['before'] or '(none)'} ->"
-        f" {change['after'] or '(none)'} by {change['actor']}; the next poll starts there"
+        f" {change['after'] or '(none)'} by {change['actor']}; the next poll starts {start}"
     )
     return 0
 

@@ -99,8 +99,8 @@ class DeadLetters:
         self.store = store
         self.loaded = loaded
         self.clock = clock
-        # The running daemon's view of its sinks (paused, disabled), for dry runs; none in
-        # a CLI process.
+        # The running daemon's view of its sinks (paused, disabled), for dry runs: its
+        # dispatcher's, or what its admin API told a CLI process; none when not known.
         self.live = live or dict
 
     async def find(self, filters: DeadLetterFilter) -> list[DeadLetter]:

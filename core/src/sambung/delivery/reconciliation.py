@@ -431,13 +431,16 @@ class ReconciliationService(DerivedDaysLoop):
                     found.append(StoredReconciliation(result, 0, now, differs))
         return found
 
-    async def differing(self, days: int | None = None) -> list[Reconciliation]:
-        """The stored reconciliations of closed days, over the last `days` (default: the
-        summaries' backfill window), that differ by more than `tolerance`: what alerts fire on."""
+    async def differing(
+        self, days: int | None = None, *, now: datetime | None = None
+    ) -> list[Reconciliation]:
+        """The stored reconciliations of days closed at `now` (default: the clock's), over the
+        last `days` (default: the summaries' backfill window), that differ by more than
+        `tolerance`: what the `reconciliation_differs` alert fires on."""
         window = self.loaded.config.summaries.backfill_days if days is None else days
         found: list[Reconciliation] = []
         for outlet in self.outlets():
-            closed = self.days.latest_closed(outlet)
+            closed = self.days.latest_closed(outlet, now)
             span = [closed - timedelta(days=n) for n in range(window, -1, -1)]
             found.extend(r.result for r in await self.stored(outlet.id, span) if r.differs)
         return found

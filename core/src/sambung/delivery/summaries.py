@@ -195,10 +195,10 @@ class ClosedDays:
         # the backfill window is computed again, which costs no duplicates).
         self._closed_through: dict[str, date] = {}
 
-    def latest_closed(self, outlet: OutletConfig) -> date:
-        """The outlet's newest closed business date, now."""
+    def latest_closed(self, outlet: OutletConfig, now: datetime | None = None) -> date:
+        """The outlet's newest closed business date at `now` (default: the clock's now)."""
         after = closing_offset(outlet.summary_after or self.settings.after)
-        return latest_closed(self.clock.now(), ZoneInfo(outlet.timezone), after)
+        return latest_closed(now or self.clock.now(), ZoneInfo(outlet.timezone), after)
 
     async def due(self, outlet: OutletConfig) -> DueDates:
         """The dates of `outlet` to compute now (see the class)."""

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sambung.clock import Clock
 from sambung.config import LoadedConfig
 from sambung.connectors import PollWindow
-from sambung.errors import LeaseLost, NotPolled, RetriableError, UnknownConnection
+from sambung.errors import AuthError, LeaseLost, NotPolled, RetriableError, UnknownConnection
 from sambung.runtime import supervision
 from sambung.runtime.replicas import ensure_lease
 from sambung.store import Backfill, BackfillProgress, BackfillState, BackfillStore
@@ -150,13 +150,14 @@ class BackfillService:
             finished = await self._pages(loop, task, deadline)
         except LeaseLost:
             raise  # the loop stops; the task resumes wherever the loop runs next
-        except RetriableError as err:
-            # Passing: kept running, tried again next cycle from the last committed page.
+        except (RetriableError, AuthError) as err:
+            # Passing: kept running, tried again next cycle from the last committed page (an
+            # expired token is the live run's to refresh; in needs_reauth, backfills wait).
             message = f"{type(err).__name__}: {err}"
             bound.warning("backfill.retrying", error=message)
             await self.store.set_backfill_state(task.id, BackfillState.RUNNING, error=message)
             return False
-        except Exception as err:  # AuthError, RequestRejected, a connector bug: for good
+        except Exception as err:  # RequestRejected, a connector bug: for good
             message = f"{type(err).__name__}: {err}"
             bound.error("backfill.failed", error=message)
             await self.store.set_backfill_state(task.id, BackfillState.FAILED, error=message)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -64,13 +64,17 @@ def operator_instant(text: str, tz: ZoneInfo, *, end_of_day: bool = False) -> da
     which is the start of that day at the outlet (with `end_of_day`, the start of the next,
     so `--until 2026-11-22` covers all of the 22nd); `ValueError` for anything else."""
     value = text.strip()
-    if len(value) == 10:
-        day = date.fromisoformat(value)
-        if end_of_day:
-            day += timedelta(days=1)
-        return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(ZoneInfo("UTC"))
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(ZoneInfo("UTC"))
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            if end_of_day:
+                day += timedelta(days=1)
+            moment = datetime(day.year, day.month, day.day, tzinfo=tz)
+        else:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(UTC)
+    except OverflowError:  # year 1 or 9999, moved past the calendar's end by the timezone
+        raise ValueError(f"{value} is outside the years a cursor can hold") from None
 
 
 def refusal(err: UnknownConnection | NotPolled | ValidationError | ValueError) -> web.Response:

@@ -198,7 +198,11 @@ class PollLoop:
             return False
         async with self._running:
             deadline = self.clock.now() + self.settings.interval
-            return await self.backfills.run_due(self, deadline)
+            try:
+                return await self.backfills.run_due(self, deadline)
+            except StoreUnavailable as err:  # as a live run: wait for the next interval
+                self.log.error("backfill.store_unavailable", error=str(err))
+                return False
 
     def wake(self) -> None:
         """Run now rather than at the end of the current wait (new credentials arrived)."""
@@ -430,7 +434,8 @@ class PollLoop:
         now = self.clock.now()
         for record, outcome in zip(page.records, result.records, strict=True):
             metrics.child(metrics.RECORDS_INGESTED, self.name, "poll", outcome.outcome.value).inc()
-            if record.source_updated_at is not None:
+            # A backfill reads the past on purpose: its records say nothing of the live lag.
+            if record.source_updated_at is not None and backfill is None:
                 lag = (now - record.source_updated_at).total_seconds()
                 metrics.child(metrics.POLL_LAG_SECONDS, self.name).observe(max(0.0, lag))
         return result

@@ -17,7 +17,7 @@ them the same way: a closed day that matches at panakkukang and differs at keman
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeGuard
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TypeGuard
 import aiohttp
 import structlog
 
+from sambung.clock import FixedClock
 from sambung.config import WEBHOOK_PATH
 from sambung.connectors import ConnectorSettings, WebhookConnector, WebhookRequest
 from sambung.delivery.reconciliation import sale_reference
@@ -42,17 +43,6 @@ SHORT = Decimal(2000)
 YESTERDAY, YESTERDAY_SALES, STRAY = 9_000_000, 16, 500_000
 
 
-@dataclass(frozen=True)
-class _Fixed:
-    """A clock standing still at `at`: a POS connector's examples of an earlier day."""
-
-    at: datetime
-
-    def now(self) -> datetime:
-        """`at`."""
-        return self.at
-
-
 class PaymentSimulator:
     """Pays one outlet's stored sales through its gateway (see the module's docstring)."""
 
@@ -67,7 +57,8 @@ class PaymentSimulator:
         # Numbered from the clock, so a restarted demo makes new invoices.
         self.sequence = int(self.clock.now().timestamp()) * 100
         self.sales = 0
-        self.seen: set[str] = set()
+        self.seen: set[str] = set()  # references paid, or left unpaid on purpose
+        self.seeded = False
 
     def reference(self, sale: Transaction) -> str:
         """The reference a payment for `sale` carries."""
@@ -91,7 +82,7 @@ class PaymentSimulator:
         day = self.clock.now().astimezone(tz).date() - timedelta(days=1)
         for n in range(1, YESTERDAY_SALES + 1):
             at = datetime.combine(day, time(10), tzinfo=tz) + timedelta(minutes=29 * n)
-            shifted = type(self.pos)(replace(self.pos.context, clock=_Fixed(at)))
+            shifted = type(self.pos)(replace(self.pos.context, clock=FixedClock(at)))
             request = shifted.example_webhook(YESTERDAY + n)
             if request is None or not await _post(session, self.pos, request):
                 continue
@@ -104,16 +95,20 @@ class PaymentSimulator:
         """Pay (or, now and then, not) the gateway sales stored today since the last look."""
         outlet = self.gateway.outlet
         today = self.clock.now().astimezone(outlet.timezone).date()
-        stored = await store.records_of_day(outlet.id, Payment.kind, today)
-        # Sales paid before a restart keep their payments: only new ones are paid.
-        paid = {Payment.model_validate_json(r.payload).reference for r in stored}
-        for record in await store.records_of_day(outlet.id, Transaction.kind, today):
+        if not self.seeded:
+            self.seeded = True
+            # Sales paid before a restart keep their payments: only new ones are paid.
+            for stored in await store.records_of_day(outlet.id, Payment.kind, today):
+                self.seen.add(Payment.model_validate_json(stored.payload).reference)
+        # The newest records only: a long demo's day holds far more than a look needs.
+        recent = await store.list_records(outlet=outlet.id, kind=Transaction.kind, limit=500)
+        for record in reversed(recent):
             sale = Transaction.model_validate_json(record.payload)
             reference = self.reference(sale)
-            if not self.is_gateway_sale(sale) or reference in self.seen:
+            if sale.business_date != today or not self.is_gateway_sale(sale):
                 continue
-            self.seen.add(reference)
-            if reference not in paid:
+            if reference not in self.seen:
+                self.seen.add(reference)
                 self.sequence += 1
                 await self.settle(session, sale, self.clock.now(), self.sequence)
 

@@ -17,7 +17,7 @@ from pydantic_core import PydanticSerializationError
 from sambung.clock import Clock
 from sambung.errors import InvalidRecord
 from sambung.models import Record, SerializedRecord
-from sambung.redaction import redact_optional, shorten
+from sambung.redaction import redact, redact_optional, shorten
 
 from .monitoring import MonitoringStore
 
@@ -29,6 +29,14 @@ def _mask(value: object, name: str) -> None:
     """Redact the error text `value.name` of a frozen dataclass: such text often quotes a
     vendor's answer, and every one stored or shown passes through these classes."""
     object.__setattr__(value, name, redact_optional(getattr(value, name)))
+
+
+def _kept(value: object, name: str) -> None:
+    """`_mask`, and spell out what no store keeps (a NUL, a lone surrogate): the text quotes a
+    receiver's answer, which must never fail the transaction that records it."""
+    text = getattr(value, name)
+    if text is not None:
+        object.__setattr__(value, name, printable(redact(text)))
 
 
 @dataclass(frozen=True)
@@ -366,7 +374,8 @@ class AttemptNote:
 
     def __post_init__(self) -> None:
         if self.response is not None:
-            object.__setattr__(self, "response", shorten(self.response, MAX_ATTEMPT_RESPONSE))
+            kept = shorten(printable(self.response), MAX_ATTEMPT_RESPONSE)
+            object.__setattr__(self, "response", kept)
 
 
 @dataclass(frozen=True)
@@ -385,7 +394,7 @@ class OutboxSettlement:
     attempt: AttemptNote | None = None
 
     def __post_init__(self) -> None:
-        _mask(self, "error")
+        _kept(self, "error")
 
     @property
     def outcome(self) -> AttemptOutcome:

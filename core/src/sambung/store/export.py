@@ -32,6 +32,8 @@ EXPORTED_TABLES = (
     "dead_letters",
     "delivery_attempts",
     "cursors",
+    "cursor_changes",
+    "backfills",
     "imported_files",
     "connection_states",
     "credentials",

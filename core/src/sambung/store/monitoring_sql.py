@@ -120,18 +120,20 @@ class MonitoringSql(MonitoringStore):
         stamp = d.time(now)
         wanted = {(c.rule, c.subject): c for c in active if c.rule in rules}
         names = sorted(set(rules))
+        if not names:
+            return []
+        open_sql = (
+            f"SELECT {_ALERT_COLUMNS} FROM alerts AS a WHERE a.recovered_at IS NULL"
+            f" AND a.rule IN ({', '.join('?' for _ in names)}) ORDER BY a.id"
+        )
+        # Nearly every check changes nothing: a read tells, and the write (on SQLite, a turn
+        # of the one writer that webhooks wait on) is taken only when something may change.
+        if {(r[1], r[2]) for r in await self._fetch(open_sql, *names)} == wanted.keys():
+            return []
 
         async def apply(tx: _Tx) -> list[AlertTransition]:
             done: list[AlertTransition] = []
-            open_rows = (
-                await tx.fetch(
-                    f"SELECT {_ALERT_COLUMNS} FROM alerts AS a WHERE a.recovered_at IS NULL"
-                    f" AND a.rule IN ({', '.join('?' for _ in names)}) ORDER BY a.id",
-                    *names,
-                )
-                if names
-                else []
-            )
+            open_rows = await tx.fetch(open_sql, *names)
             open_now = {(r[1], r[2]) for r in open_rows}
             for row in open_rows:
                 if (row[1], row[2]) in wanted:
@@ -181,6 +183,12 @@ class MonitoringSql(MonitoringStore):
         """Claim due unsent notices, oldest first, one conditional update each."""
         d = self.dialect
         stamp, until = d.time(now), d.time(now + timedelta(seconds=lease_seconds))
+        # A read first, as in `apply_alert_conditions`: most checks find nothing due.
+        if not await self._fetch(
+            "SELECT 1 FROM alert_notices WHERE status = 'pending' AND next_attempt_at <= ? LIMIT 1",
+            stamp,
+        ):
+            return []
 
         async def claim(tx: _Tx) -> list[AlertNotice]:
             due = await tx.fetch(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from sambung.auth.signing import sign_hex
 from sambung.clock import SystemClock
-from sambung.config import Connection
+from sambung.config import Connection, LoadedConfig
 from sambung.connectors import (
     Connector,
     ConnectorSettings,
@@ -54,12 +54,13 @@ from sambung.delivery.sinks import (
     is_delivered,
 )
 from sambung.errors import FileError, InvalidPayload, RetriableError, SignatureError
+from sambung.intake.backfill import BackfillService
 from sambung.intake.csvbatches import open_for, records_of
 from sambung.intake.csvfiles import RowError
-from sambung.intake.polling import PollService
+from sambung.intake.polling import PollLoop, PollService
 from sambung.models import RECORD_KINDS, Outlet, Payment, PaymentStatus, Record
 from sambung.plugins import load_plugins
-from sambung.store import Store
+from sambung.store import BackfillState, Store
 from sambung.store.sqlite import SqliteStore
 
 from . import make_connector, outlet
@@ -248,10 +249,10 @@ class PollConnectorConformance:
                 {**self.settings("http://127.0.0.1:9"), "no_such_option": 1}
             )
 
-    async def test_polls_well_formed_records_and_the_overlap_adds_nothing(
-        self, tmp_path: Path
-    ) -> None:
-        start = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+    @asynccontextmanager
+    async def _seeded(self, tmp_path: Path, start: datetime) -> AsyncIterator[_Seeded]:
+        """75 rows at the fake from `start`, and the connection's loop, wired as the daemon
+        wires it (backfills included), its clock three hours on."""
         clock = FakeClock(start + timedelta(hours=3))
         vendor = self.fake(clock)
         vendor.seed(75, start)
@@ -264,13 +265,30 @@ class PollConnectorConformance:
                 connection = Connection(
                     at, self.connector, self.connector.Settings.model_validate(self.settings(url))
                 )
+                # Backfill tasks are made directly (a request reads the daemon's config) and
+                # run by the connection's loop, as in the daemon.
+                backfills = BackfillService(store, _no_config, clock=clock)
                 [loop] = PollService(
-                    [connection], store, lambda _o, _k: ("sink",), clock=clock, sleep=clock.sleep
+                    [connection],
+                    store,
+                    lambda _o, _k: ("sink",),
+                    clock=clock,
+                    sleep=clock.sleep,
+                    backfills=backfills,
                 ).build(session)
-                first = await loop.run_once()
-                outbox = len(await store.list_outbox(limit=10_000))
-                clock.advance(600)
-                second = await loop.run_once()
+                yield _Seeded(store, loop, clock)
+        finally:
+            await store.close()
+
+    async def test_polls_well_formed_records_and_the_overlap_adds_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        async with self._seeded(tmp_path, datetime(2026, 11, 26, 1, 0, tzinfo=UTC)) as seeded:
+            store, loop, clock = seeded.store, seeded.loop, seeded.clock
+            first = await loop.run_once()
+            outbox = len(await store.list_outbox(limit=10_000))
+            clock.advance(600)
+            second = await loop.run_once()
             assert first.status.value == "ok", first.error
             assert second.status.value == "ok", second.error
             records = await store.list_records(limit=10_000)
@@ -280,8 +298,42 @@ class PollConnectorConformance:
                 kind = RECORD_KINDS[stored.kind]
                 record = kind.model_validate_json(stored.payload)
                 _check_record(record, loop.connector)
-        finally:
-            await store.close()
+
+    async def test_a_backfill_re_reads_its_window_and_queues_nothing_new(
+        self, tmp_path: Path
+    ) -> None:
+        start = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+        async with self._seeded(tmp_path, start) as seeded:
+            store, loop, clock = seeded.store, seeded.loop, seeded.clock
+            first = await loop.run_once()
+            cursor = await store.get_cursor_state(loop.outlet, loop.name)
+            outbox = len(await store.list_outbox(limit=10_000))
+            clock.advance(600)
+            task = await store.create_backfill(
+                loop.outlet, loop.name, start - timedelta(hours=1), clock.now(), "test"
+            )
+            while await loop.run_backfills():
+                pass
+            assert first.status.value == "ok", first.error
+            done = await store.get_backfill(task.id)
+            assert done is not None and done.state is BackfillState.DONE, done
+            assert (done.records_new, done.records_changed) == (0, 0), done
+            assert done.pages > 0
+            assert len(await store.list_outbox(limit=10_000)) == outbox, "unchanged queued"
+            assert await store.get_cursor_state(loop.outlet, loop.name) == cursor
+
+
+@dataclass(frozen=True)
+class _Seeded:
+    """What `PollConnectorConformance._seeded` yields."""
+
+    store: SqliteStore
+    loop: PollLoop
+    clock: FakeClock
+
+
+def _no_config() -> LoadedConfig:
+    raise NotImplementedError("the conformance suite makes its backfill tasks itself")
 
 
 class HmacWebhookConnectorConformance(WebhookConnectorConformance):
