@@ -14,17 +14,18 @@ export SAMBUNG_ADMIN_TOKEN ?= demo-admin-token-not-for-production
 
 PGCLUSTER = $(firstword $(notdir $(wildcard /etc/postgresql/*)))
 
-.PHONY: run test test-shifted services records check bench-ingest bench-outbox bench-store bench-csv-import bench-poll lint clean
+.PHONY: run test test-shifted services browser records check bench-console bench-ingest bench-outbox bench-store bench-csv-import bench-poll lint clean
 
 ## run: start the daemon on config.example.yaml (SQLite) with the demo simulator
 run: $(SYNCED)
 	@echo 'admin API: http://127.0.0.1:8081 (Authorization: Bearer $(SAMBUNG_ADMIN_TOKEN))'
+	@echo 'console:   http://127.0.0.1:8081/ (sign in with the token $(SAMBUNG_ADMIN_TOKEN))'
 	$(VENV)/bin/sambung run -c config.example.yaml --simulate
 
 ## test: run the whole test suite (starts PostgreSQL and NATS first, see `services`), then the
 ## unit and store tests again with the wall clock a year ahead, so a test that only passes until
 ## some date fails on the day it is written
-test: services $(SYNCED)
+test: services browser $(SYNCED)
 	$(VENV)/bin/python -m pytest
 	$(VENV)/bin/python tests/shifted_clock.py +365d -q -p no:cacheprovider core/tests plugins
 
@@ -45,6 +46,13 @@ services:
 		start-stop-daemon --start --quiet --oknodo --background --exec /usr/sbin/nats-server \
 			-- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server; fi
 
+## browser: Debian's Chromium for the console's browser tests (Playwright drives it; it never
+## downloads a browser of its own), installed unless already there
+browser:
+	@command -v chromium >/dev/null || apt-get install -y chromium \
+		|| (apt-get update && apt-get install -y chromium)
+	@command -v chromium >/dev/null || { echo "chromium is missing: apt-get install chromium"; exit 1; }
+
 ## records: the newest records stored by `make run`
 records: $(SYNCED)
 	$(VENV)/bin/sambung records -c config.example.yaml --limit 20
@@ -52,6 +60,10 @@ records: $(SYNCED)
 ## check: validate config.example.yaml and print its webhook URLs
 check: $(SYNCED)
 	$(VENV)/bin/sambung check -c config.example.yaml
+
+## bench-console: every console page over a month of one outlet's data; print the slowest
+bench-console: $(SYNCED)
+	$(VENV)/bin/python bench/console/run.py
 
 ## bench-ingest: webhook ingest against a bare aiohttp endpoint (needs wrk: apt-get install wrk)
 bench-ingest: $(SYNCED)

@@ -58,3 +58,7 @@ def test_wheels_install_into_a_fresh_venv_and_the_plugin_is_found(tmp_path: Path
     assert rest == ["  connector pawoon: file-drop, poll, webhook"]
     where = run(python, "-c", "import sambung; print(sambung.__file__)", cwd=tmp_path)
     assert where.startswith(str(venv)), "sambung came from the checkout, not the wheel"
+    # The console's templates and static files are package data: they ship in the wheel.
+    console = "from importlib.resources import files; c = files('sambung.console'); print("
+    console += "(c / 'templates' / 'base.html').is_file(), (c / 'static' / 'console.js').is_file())"
+    assert run(python, "-c", console, cwd=tmp_path).strip() == "True True"

@@ -6,8 +6,8 @@ HTTP Basic pair) in its 4xx and 5xx answers, as JSON and as plain text, raw and 
 Pawoon polls with client credentials (a token obtained at run time), Moka with OAuth tokens
 (seeded, then refreshed at run time), Xendit with HTTP Basic; an HTTP sink's receiver echoes
 the sink's own Authorization header. Afterwards every form of every secret is looked for in the
-daemon's log, `sambung status` (text and JSON), `/api/v1/status`, `/readyz` and every text
-column of every table.
+daemon's log, `sambung status` (text and JSON), `/api/v1/status`, `/readyz`, every page of the
+operator console and every text column of every table.
 """
 
 from __future__ import annotations
@@ -34,6 +34,26 @@ from sambung_pawoon.fake import webhook_bytes
 
 WIB = ZoneInfo("Asia/Jakarta")
 ADMIN_TOKEN = secrets.token_urlsafe(24)
+
+
+async def console_pages(
+    session: aiohttp.ClientSession, admin: str, status: str, dead_letters: str
+) -> list[tuple[str, str]]:
+    """Every page of the operator console, signed in: each connection, sink and dead letter."""
+    async with session.post(admin + "/console/signin", data={"token": ADMIN_TOKEN}) as signed:
+        assert signed.status == 200, await signed.text()
+    found = json.loads(status)
+    paths = ["/", "/console/dead-letters", "/console/records", "/console/import"]
+    paths += ["/console/config", "/console/dead-letters?status=all", "/console/reconciliations"]
+    paths += [f"/console/connections/{c['outlet']}/{c['connector']}" for c in found["connections"]]
+    paths += [f"/console/sinks/{s['sink']}" for s in found["sinks"]]
+    paths += [f"/console/dead-letters/{e['id']}" for e in json.loads(dead_letters)["dead_letters"]]
+    pages = []
+    for path in paths:
+        async with session.get(admin + path) as response:
+            assert response.status == 200, (path, response.status)
+            pages.append((f"console {path}", await response.text()))
+    return pages
 
 
 def awkward_secret() -> str:
@@ -271,11 +291,13 @@ async def test_echoed_credentials_reach_no_log_status_api_or_column(tmp_path: Pa
         assert status == 200, answer
         # Five Pawoon, one Xendit, two Moka connections fail; the sink dead-letters one row.
         await settled(daemon.workdir / "sambung.db", 9)
-        async with aiohttp.ClientSession() as session:
+        # unsafe: the jar keeps the console's cookie for an IP address (127.0.0.1) too.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
             shown = []
             for path in ("/api/v1/status", "/readyz", "/api/v1/dead-letters"):
                 async with session.get(admin + path, headers=auth) as response:
                     shown.append((path, await response.text()))
+            shown += await console_pages(session, admin, shown[0][1], shown[2][1])
     finally:
         await asyncio.to_thread(daemon.terminate)
         await runner.cleanup()

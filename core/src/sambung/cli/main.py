@@ -33,6 +33,7 @@ from .init import add_init_command
 from .loading import Commands, UsageError, check_outlet, load, plugin_registry
 from .operate import add_operate_commands, status_backfills
 from .reconcile import add_reconcile_command
+from .report import check_report, plugins_report
 
 EXIT_CONFIG = 2
 EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, which Python ignores
@@ -149,46 +150,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     _, loaded = load(args)
-    config = loaded.config
-    print(f"config: {loaded.path}")
-    print(f"store: {display_url(config.store.url)}")
-    public = config.server.public
-    print(f"public listener: {public.host}:{public.port} (max body {public.max_body_bytes} bytes)")
-    for outlet in config.outlets:
-        print(f"\noutlet {outlet.id} — {outlet.name} ({outlet.timezone})")
-        connections = [c for c in loaded.connections if c.outlet.id == outlet.id]
-        if not connections:
-            print("  (no connectors)")
-        for connection in connections:
-            modes = ", ".join(sorted(connection.settings.mode))
-            state = "" if connection.settings.enabled else " [disabled]"
-            print(f"  {connection.name}: {modes}{state}")
-            if "webhook" in connection.settings.mode:
-                print(f"    webhook URL: {loaded.webhook_url(connection)}")
-    if config.sinks:
-        print("\nsinks:")
-        for name, sink in config.sinks.items():
-            taken = loaded.sink_kinds(name)
-            kinds = ", ".join(taken) if taken else "every vendor kind"
-            outlets = ", ".join(sink.outlets) if sink.outlets else "every outlet"
-            print(f"  {name}: {sink.type} ({kinds}; {outlets})")
-    print("\nconfig OK")
+    print("\n".join(check_report(loaded)))
     return 0
 
 
 def _plugins(_args: argparse.Namespace) -> int:
     registry = plugin_registry()
-    if not registry.plugins and not registry.failures:
-        print("no sambung plugins installed")
-    for plugin in registry.plugins:
-        print(f"{plugin.name} {plugin.version} ({plugin.distribution})")
-        for name in plugin.connectors:
-            modes = ", ".join(sorted(registry.connectors[name].modes))
-            print(f"  connector {name}: {modes}")
-        for name in plugin.sinks:
-            print(f"  sink {name}")
-    for failure in registry.failures:
-        print(f"{failure.name} FAILED to load ({failure.distribution}): {failure.error}")
+    print("\n".join(plugins_report(registry)))
     return 1 if registry.failures else 0
 
 

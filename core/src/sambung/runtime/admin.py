@@ -19,6 +19,7 @@ from sambung import metrics
 from sambung.alerts.report import add_alert_routes, status_parts
 from sambung.auth.connect import add_connect_route
 from sambung.auth.credentials import CredentialService
+from sambung.console.app import add_console, is_console_path
 from sambung.delivery.attempts import DeliveryAttempts, add_delivery_routes
 from sambung.delivery.dlq import DeadLetters, add_dead_letter_routes
 from sambung.delivery.outbox import Dispatcher
@@ -59,12 +60,15 @@ DAEMON_KEY: web.AppKey[AdminHost] = web.AppKey("daemon")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def bearer_guard(token: str) -> Middleware:
-    """Middleware that answers 401 unless the request carries `Authorization: Bearer <token>`."""
+def bearer_guard(token: str, exempt: Callable[[str], bool] = lambda _: False) -> Middleware:
+    """Middleware that answers 401 unless the request carries `Authorization: Bearer <token>`
+    (paths `exempt` answers for check their own sign-in: the console's session)."""
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if exempt(request.path):
+            return await handler(request)
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             return web.json_response(
@@ -83,7 +87,7 @@ def bearer_guard(token: str) -> Middleware:
 
 def admin_app(daemon: AdminHost, token: str) -> web.Application:
     """The admin app, with every subsystem's endpoints mounted."""
-    app = web.Application(middlewares=[bearer_guard(token)])
+    app = web.Application(middlewares=[bearer_guard(token, exempt=is_console_path)])
     app[DAEMON_KEY] = daemon
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
@@ -104,6 +108,7 @@ def admin_app(daemon: AdminHost, token: str) -> web.Application:
     add_reconciliation_routes(
         app, lambda: ReconciliationService(daemon.store, daemon.loaded, daemon.clock)
     )
+    add_console(app, daemon, token)
     return app
 
 

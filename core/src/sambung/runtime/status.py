@@ -169,7 +169,7 @@ def sink_table(sinks: list[dict[str, Any]]) -> str:
     header = ("SINK", "TYPE", "PENDING", "OLDEST", "RETRYING", "FAILED", "DELIVERED", "STATE")
     rows: list[tuple[str, ...]] = [header]
     for sink in sinks:
-        age = sink["oldest_pending_age_seconds"]
+        pending_age = sink["oldest_pending_age_seconds"]
         state = "disabled" if sink["disabled"] else ("failing" if sink["failing"] else "ok")
         if sink.get("paused_until"):
             state = f"paused until {sink['paused_until'][:16]}"
@@ -180,7 +180,7 @@ def sink_table(sinks: list[dict[str, Any]]) -> str:
                 sink["sink"],
                 sink["type"],
                 str(sink["pending"]),
-                _age(age),
+                age(pending_age),
                 str(sink["retrying"]),
                 str(sink["failures"]),
                 str(sink["delivered"]),
@@ -236,7 +236,8 @@ def last_error(connection: dict[str, Any]) -> tuple[str | None, str | None]:
     return error, at
 
 
-def _age(seconds: float | None) -> str:
+def age(seconds: float | None) -> str:
+    """A duration as the status tables and the console show it: 45s, 12m, 3.5h."""
     if seconds is None:
         return "-"
     if seconds < 120:

@@ -874,6 +874,60 @@ class CredentialStore(LeaseStore, Protocol):
         """
 
 
+@dataclass(frozen=True)
+class RecordQuery:
+    """Which records to find, as the console searches them: every given field must match."""
+
+    outlet: str | None = None
+    source_system: str | None = None
+    kind: str | None = None
+    external_id: str | None = None
+    business_date: date | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """An outbox row as an operator reads it: where one revision went, how, and the answer."""
+
+    id: int
+    sink: str
+    record_id: int
+    revision: int
+    payload: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+    def __post_init__(self) -> None:
+        _mask(self, "last_error")
+
+
+class BrowseStore(Protocol):
+    """Reads for the operator console: find records, follow one to its deliveries."""
+
+    @abc.abstractmethod
+    async def search_records(self, query: RecordQuery) -> list[StoredRecord]:
+        """Records matching `query`, most recently changed first."""
+
+    @abc.abstractmethod
+    async def get_record_by_id(self, record_id: int) -> StoredRecord | None:
+        """One stored record by its id."""
+
+    @abc.abstractmethod
+    async def record_outbox(self, record_id: int) -> list[OutboxEntry]:
+        """Every outbox row of one record (each revision to each sink), oldest first."""
+
+    @abc.abstractmethod
+    async def recent_outbox(
+        self, sink: str, *, status: str | None = None, limit: int = 50
+    ) -> list[OutboxEntry]:
+        """The newest outbox rows of one sink (of one status, if given), newest first."""
+
+
 # What consumers that span concerns take (Python has no intersection type to say it inline).
 
 
@@ -903,6 +957,7 @@ class Store(
     DeadLetterStore,
     ConnectionStore,
     CredentialStore,
+    BrowseStore,
     CursorStore,
     BackfillStore,
     MonitoringStore,

@@ -52,7 +52,7 @@ RECORD_ACTIVITY = (
 DEAD_LETTER_ACTIVITY = (
     "SELECT outlet, connector, COUNT(CASE WHEN status = 'open' THEN 1 END), MAX(created_at),"
     " (SELECT e.error FROM dead_letters AS e WHERE e.outlet = d.outlet"
-    "  AND e.connector = d.connector ORDER BY e.id DESC LIMIT 1)"
+    "  AND e.connector = d.connector AND e.stage != 'delivery' ORDER BY e.id DESC LIMIT 1)"
     " FROM dead_letters AS d WHERE stage != 'delivery' GROUP BY outlet, connector"
 )
 OUTBOX_STATS = (

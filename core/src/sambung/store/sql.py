@@ -44,6 +44,7 @@ from .base import (
     StoredRecord,
     storable,
 )
+from .browsing import BrowseQueries
 from .dialect import Dialect
 from .monitoring_sql import MonitoringSql
 from .queries import (
@@ -98,7 +99,7 @@ def where(**columns: Any) -> tuple[str, list[Any]]:
     return filters(lambda _: "?", **columns)
 
 
-class SqlStore(MonitoringSql, Store):
+class SqlStore(BrowseQueries, MonitoringSql, Store):
     """The part of a SQL store both backends share; see the module docstring."""
 
     dialect: ClassVar[Dialect]
