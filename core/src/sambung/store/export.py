@@ -40,6 +40,8 @@ EXPORTED_TABLES = (
     "oauth_states",
     "alerts",
     "alert_notices",
+    "connection_controls",
+    "poll_runs",
 )
 
 
