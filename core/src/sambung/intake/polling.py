@@ -64,6 +64,7 @@ from sambung.store import (
 )
 from sambung.store.controls import ControlStore
 
+from .controls import is_paused
 from .guard import ensure_own, rejection
 
 if TYPE_CHECKING:
@@ -223,14 +224,7 @@ class PollLoop:
     async def paused(self) -> bool:
         """Whether an operator paused this connection (read from the store each cycle, so a
         pause made on another replica holds here too)."""
-        if self.controls is None:
-            return False
-        try:
-            control = await self.controls.get_control(self.outlet, self.name)
-        except StoreUnavailable as err:  # the run would fail on it too, and say so
-            self.log.error("poll.pause_unknown", error=str(err))
-            return False
-        return control is not None and control.paused
+        return await is_paused(self.controls, self.outlet, self.name, self.log)
 
     async def record_run(self, run: PollRun) -> None:
         """Add one finished run (or backfill slice) to the connection's recent runs."""
