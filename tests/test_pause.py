@@ -1,12 +1,18 @@
-"""Pausing a connection and its recent runs, in the poll loop against the fake Qasir API:
-no request while paused, polling again on resume, and one recorded run per run or slice."""
+"""Pausing a connection and its recent runs, in process: the poll loop (against the fake Qasir
+API) asks nothing while paused and polls again on resume, an inbox holds its files, webhooks
+are still stored, and every run or backfill slice is recorded."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
+from sambung.clock import SystemClock
+from sambung.intake.webhooks import WebhookIngest
 from sambung.store import RunOutcome, Store
+from sambung.testing import make_connector, signed_request
+from sambung_pawoon.connector import PawoonConnector
 from sambung_qasir.fake import QasirFake
 
 from .test_polling import START, Build, build, clock, session, vendor  # noqa: F401
@@ -103,3 +109,53 @@ async def test_a_backfill_slice_is_a_recorded_run(
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_a_paused_inbox_leaves_its_files_waiting_until_resumed(
+    store: Store, tmp_path: Path
+) -> None:
+    from .csvdata import pawoon_export
+    from .test_filedrop import FakeTime, watcher
+
+    time, inbox = FakeTime(), tmp_path / "inbox"
+    runner = watcher(store, inbox, time)
+    runner.controls = store
+    waits: list[float] = []
+    resumed = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.now += 5  # long past settle_seconds: only the pause holds the file back
+        await (resumed.wait() if len(waits) == 4 else asyncio.sleep(0))
+
+    runner._sleep = sleep
+    outlet, name = runner.connector.outlet.id, runner.connector.name
+    await store.set_paused(outlet, name, True, actor="ayu", reason=None)
+    (inbox / "sales.csv").write_bytes(pawoon_export(5))
+    task = asyncio.create_task(runner.run())
+    try:
+        await until(lambda: _async(len(waits) == 4))
+        assert (inbox / "sales.csv").exists() and await store.list_records() == []
+        await store.set_paused(outlet, name, False, actor="ayu", reason=None)
+        resumed.set()
+        await until(lambda: _async((inbox / "processed" / "sales.csv").exists()))
+    finally:
+        task.cancel()
+    assert len(await store.list_records()) == 5
+
+
+async def test_a_paused_connection_still_takes_and_stores_its_webhooks(store: Store) -> None:
+    # Refusing one would lose it: the vendor sent it once and may never send it again.
+    ingest = WebhookIngest(store, lambda outlet, kind: (), SystemClock(), lambda entry: None)
+    pawoon = make_connector(PawoonConnector, {"mode": "webhook", "webhook_secret": "s3cret"})
+    await store.set_paused(pawoon.outlet.id, "pawoon", True, actor="ayu", reason=None)
+    body = (
+        b'{"event_type": "transaction.created", "data": {"transaction_id": "TRX-9",'
+        b' "total": 27800, "tax": 2750, "timestamp": "2026-11-26 20:15:00",'
+        b' "payment_method": "QRIS", "items": []}}'
+    )
+    answer = await ingest.handle(
+        pawoon, signed_request(body, secret="s3cret", header="X-Webhook-Signature"), None
+    )
+    assert answer.status == 200, answer.body
+    assert [r.external_id for r in await store.list_records()] == ["TRX-9"]
