@@ -93,3 +93,38 @@ def test_a_run_is_described_with_its_duration_and_unchanged_records() -> None:
     )  # fmt: skip
     shown = describe_run(run)
     assert (shown["seconds"], shown["records_unchanged"], shown["outcome"]) == (1.5, 3, "ok")
+
+
+async def test_the_pause_resume_and_runs_api(
+    store: Store, clock: ManualClock, tmp_path: Path
+) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+    from sambung.intake.controls import add_control_routes
+
+    loaded = loaded_config(tmp_path)
+    app = web.Application()
+    add_control_routes(app, ControlService(store, lambda: loaded, clock=clock))
+    await store.record_run(
+        PollRun("kemang", "qasir", "live", clock.now(), clock.now(), RunOutcome.FAILED, error="x")
+    )
+    base = "/api/v1/connections/kemang/qasir"
+    async with TestClient(TestServer(app)) as client:
+        answer = await client.post(f"{base}/pause", json={"reason": "vendor down"})
+        assert answer.status == 200
+        body = await answer.json()
+        assert (body["paused"], body["actor"], body["reason"]) == (
+            True,
+            "operator:admin-api",
+            "vendor down",
+        )
+        assert (await store.get_control("kemang", "qasir")).paused  # type: ignore[union-attr]
+        resumed = await client.post(f"{base}/resume")
+        assert resumed.status == 200 and (await resumed.json())["paused"] is False
+
+        runs = await (await client.get(f"{base}/runs?limit=5")).json()
+        assert [r["outcome"] for r in runs["runs"]] == ["failed"]
+        assert (await client.get(f"{base}/runs?limit=many")).status == 400
+        assert (await client.post(f"{base}/pause", json={"why": "?"})).status == 400
+        missing = "/api/v1/connections/kemang/moka/pause"
+        assert (await client.post(missing)).status == 404

@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from sambung.clock import Clock
 from sambung.config import Connection, LoadedConfig
@@ -29,7 +29,7 @@ from sambung.errors import ConfigError, NotPolled, StoreUnavailable, UnknownConn
 from sambung.store import ConnectionControl, PollRun
 from sambung.store.controls import ControlStore
 
-from .connections import find_connection, refusal
+from .connections import OperatorNote, find_connection, refusal
 
 log = structlog.get_logger(__name__)
 
@@ -163,15 +163,6 @@ def describe_run(run: PollRun) -> dict[str, Any]:
     }
 
 
-class _PauseBody(BaseModel):
-    """`POST .../pause` and `.../resume`: optionally who and why."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    actor: str = Field("admin-api", min_length=1, max_length=100)
-    reason: str | None = Field(None, max_length=500)
-
-
 CONTROLS_KEY: web.AppKey[ControlService] = web.AppKey("controls", ControlService)
 _CONNECTION = "/api/v1/connections/{outlet}/{connector}"
 
@@ -201,7 +192,7 @@ async def _change(request: web.Request, *, paused: bool) -> web.Response:
     service = request.app[CONTROLS_KEY]
     outlet, connector = _connection(request)
     try:
-        body = _PauseBody.model_validate_json(await request.read() or b"{}")
+        body = OperatorNote.model_validate_json(await request.read() or b"{}")
         change = service.pause if paused else service.resume
         control = await change(outlet, connector, body.actor, body.reason)
     except (UnknownConnection, NotPolled, ValidationError) as err:
