@@ -57,6 +57,7 @@ def test_pause_stops_the_polls_resume_restarts_them_and_runs_are_listed(
         before = len(vendor.requests)
         # Both wake the loop; paused, it asks the vendor nothing.
         assert daemon.cli("cursor", "set", "kemang", "qasir", rewound).returncode == 0
+        wait_for(lambda: '"poll.paused"' in daemon.logs(), "the woken loop finding the pause")
         since = (now - timedelta(hours=2)).isoformat()
         asked = daemon.cli("backfill", "kemang", "qasir", "--since", since, "--no-wait")
         assert asked.returncode == 0, asked.stderr
@@ -82,3 +83,36 @@ def test_pause_stops_the_polls_resume_restarts_them_and_runs_are_listed(
         "OUTCOME",
     ]
     assert "failed" in table.stdout
+
+
+def test_a_pause_outlives_a_restart(
+    sambung_daemon: Any,
+    hello_site: Path,
+    store_url: str,  # noqa: F811
+) -> None:
+    now = datetime.now(UTC)
+    vendor = QasirFake(api_key=KEY)
+    vendor.seed(5, now - timedelta(minutes=30))
+    admin_port = free_port()
+    with serving(vendor) as url:
+        daemon: DaemonProcess = sambung_daemon(
+            config(url, store_url, admin_port), env={"PYTHONPATH": str(hello_site)}
+        )
+        admin = Admin(f"http://127.0.0.1:{admin_port}")
+
+        def state() -> str:
+            [found] = admin.ask("/api/v1/status")["connections"]
+            return str(found["state"])
+
+        wait_for(lambda: state() == "ok", "the start-up run")
+        assert daemon.cli("pause", "kemang", "qasir").returncode == 0
+        daemon.terminate()
+        before, told = len(vendor.requests), daemon.logs().count('"poll.paused"')
+
+        daemon.start()  # a start-up run would poll at once: paused, it does not
+        wait_for(lambda: daemon.logs().count('"poll.paused"') > told, "the paused first cycle")
+        assert state() == "paused" and len(vendor.requests) == before
+        assert daemon.cli("resume", "kemang", "qasir").returncode == 0
+        wait_for(lambda: len(vendor.requests) > before, "the poll after the resume")
+        daemon.terminate()
+    assert '"poll.resumed"' in daemon.logs()

@@ -164,6 +164,7 @@ class PollLoop:
         self._running = asyncio.Lock()
         self._wake = asyncio.Event()
         self._loaded = False
+        self._paused = False
 
     @property
     def settings(self) -> PollSettings:
@@ -197,9 +198,15 @@ class PollLoop:
         await self.sleep(random.uniform(0, min(START_SPREAD_SECONDS, self._interval() * JITTER)))
         while True:
             if await self.paused():
+                if not self._paused:  # once when the pause starts, once when it ends
+                    self._paused = True
+                    self.log.info("poll.paused", hint="no polls or backfills until resumed")
                 supervision.cycle_done()  # paused is idle, not stalled
                 await self._pause(self._next_delay())  # a resume wakes it
                 continue
+            if self._paused:
+                self._paused = False
+                self.log.info("poll.resumed")
             await self.run_once()
             more = await self.run_backfills()
             supervision.cycle_done()
