@@ -300,6 +300,7 @@ def test_pause_then_resume_from_the_connection_page_with_its_runs(
     expect(page.locator("#state")).not_to_have_text("paused")
     expect(page.locator("#pause")).to_be_visible()
     expect(page.locator("#paused-by")).to_have_count(0)
+    expect(page.locator("#pause-history tbody tr")).to_have_count(2)
     shot(page, "connection-runs")
 
 

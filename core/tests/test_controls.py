@@ -121,6 +121,12 @@ async def test_the_pause_resume_and_runs_api(
         assert (await store.get_control("kemang", "qasir")).paused  # type: ignore[union-attr]
         resumed = await client.post(f"{base}/resume")
         assert resumed.status == 200 and (await resumed.json())["paused"] is False
+        shown = await (await client.get(f"{base}/pause")).json()
+        assert shown["paused"] is False
+        assert [(h["paused"], h["reason"]) for h in shown["history"]] == [
+            (False, None),
+            (True, "vendor down"),
+        ]
 
         runs = await (await client.get(f"{base}/runs?limit=5")).json()
         assert [r["outcome"] for r in runs["runs"]] == ["failed"]

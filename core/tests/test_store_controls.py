@@ -39,6 +39,9 @@ async def test_a_pause_is_kept_with_who_when_and_why_until_resumed(store: Store)
     resumed = await store.set_paused("kemang", "qasir", False, actor="budi", reason=None)
     assert await store.list_controls() == [resumed]
     assert not resumed.paused and resumed.actor == "budi" and resumed.reason is None
+    assert await store.control_changes("kemang", "qasir") == [resumed, paused]
+    assert await store.control_changes("kemang", "qasir", limit=1) == [resumed]
+    assert await store.control_changes("kemang", "moka") == []
 
 
 async def test_pauses_are_per_connection(store: Store) -> None:

@@ -241,6 +241,7 @@ async def connection_page(host: ConsoleHost, connection: Connection) -> dict[str
         "backfills": await host.backfills.list(outlet, name) if polled else [],
         "pausable": pausable,
         "runs": await host.controls.runs(outlet, name, RUNS_SHOWN) if pausable else [],
+        "pauses": await host.controls.history(outlet, name, 5) if pausable else [],
         "gaps": await gaps_of(host, outlet, name),
         "last_run_at": next(
             (

@@ -107,6 +107,13 @@ class ControlService:
         pausable_connection(self.loaded(), outlet, connector)
         return await self.store.get_control(outlet, connector)
 
+    async def history(
+        self, outlet: str, connector: str, limit: int = 20
+    ) -> list[ConnectionControl]:
+        """One connection's pauses and resumes, newest first (`UnknownConnection`)."""
+        pausable_connection(self.loaded(), outlet, connector)
+        return await self.store.control_changes(outlet, connector, limit)
+
     async def runs(self, outlet: str, connector: str, limit: int = 20) -> list[PollRun]:
         """One polled connection's recent runs, newest first (`UnknownConnection`)."""
         pausable_connection(self.loaded(), outlet, connector)
@@ -168,9 +175,10 @@ _CONNECTION = "/api/v1/connections/{outlet}/{connector}"
 
 
 def add_control_routes(app: web.Application, service: ControlService) -> None:
-    """Mount `POST .../pause`, `POST .../resume` and `GET .../runs` under
+    """Mount `GET` and `POST .../pause`, `POST .../resume` and `GET .../runs` under
     `/api/v1/connections/{outlet}/{connector}` on the admin app."""
     app[CONTROLS_KEY] = service
+    app.router.add_get(f"{_CONNECTION}/pause", _show)
     app.router.add_post(f"{_CONNECTION}/pause", _pause)
     app.router.add_post(f"{_CONNECTION}/resume", _resume)
     app.router.add_get(f"{_CONNECTION}/runs", _runs)
@@ -178,6 +186,24 @@ def add_control_routes(app: web.Application, service: ControlService) -> None:
 
 def _connection(request: web.Request) -> tuple[str, str]:
     return request.match_info["outlet"], request.match_info["connector"]
+
+
+async def _show(request: web.Request) -> web.Response:
+    service = request.app[CONTROLS_KEY]
+    outlet, connector = _connection(request)
+    try:
+        control = await service.control(outlet, connector)
+        history = await service.history(outlet, connector)
+    except (UnknownConnection, NotPolled) as err:
+        return refusal(err)
+    return web.json_response(
+        {
+            "outlet": outlet,
+            "connector": connector,
+            **describe_control(control if control and control.paused else None),
+            "history": [describe_control(change) for change in history],
+        }
+    )
 
 
 async def _pause(request: web.Request) -> web.Response:

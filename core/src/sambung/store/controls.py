@@ -77,6 +77,12 @@ class ControlStore(Protocol):
         """Pause (or resume) one connection, recording who and why."""
         ...
 
+    async def control_changes(
+        self, outlet: str, connector: str, limit: int = 20
+    ) -> list[ConnectionControl]:
+        """One connection's pauses and resumes (each as the state it set), newest first."""
+        ...
+
     async def get_control(self, outlet: str, connector: str) -> ConnectionControl | None:
         """One connection's pause state, if an operator ever paused or resumed it."""
         ...

@@ -52,20 +52,39 @@ class ControlSql(ControlStore):
     async def set_paused(
         self, outlet: str, connector: str, paused: bool, *, actor: str, reason: str | None
     ) -> ConnectionControl:
-        """Pause (or resume) one connection, recording who and why."""
+        """Pause (or resume) one connection, recording who and why, and the change with them."""
         now = self.clock.now()
-        await self._execute(
-            f"INSERT INTO connection_controls ({_CONTROL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (outlet, connector) DO UPDATE SET paused = excluded.paused,"
-            " reason = excluded.reason, actor = excluded.actor, changed_at = excluded.changed_at",
+        values = (outlet, connector, paused, reason, actor, self.dialect.time(now))
+
+        async def change(tx: _Tx) -> None:
+            await tx.execute(
+                f"INSERT INTO connection_controls ({_CONTROL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (outlet, connector) DO UPDATE SET paused = excluded.paused,"
+                " reason = excluded.reason, actor = excluded.actor,"
+                " changed_at = excluded.changed_at",
+                *values,
+            )
+            await tx.execute(
+                "INSERT INTO connection_control_changes (outlet, connector, paused, reason,"
+                " actor, at) VALUES (?, ?, ?, ?, ?, ?)",
+                *values,
+            )
+
+        await self._write(change)
+        return ConnectionControl(outlet, connector, paused, reason, actor, now)
+
+    async def control_changes(
+        self, outlet: str, connector: str, limit: int = 20
+    ) -> list[ConnectionControl]:
+        """One connection's pauses and resumes, newest first."""
+        rows = await self._fetch(
+            "SELECT outlet, connector, paused, reason, actor, at FROM connection_control_changes"
+            " WHERE outlet = ? AND connector = ? ORDER BY id DESC LIMIT ?",
             outlet,
             connector,
-            paused,
-            reason,
-            actor,
-            self.dialect.time(now),
+            limit,
         )
-        return ConnectionControl(outlet, connector, paused, reason, actor, now)
+        return [self._control(row) for row in rows]
 
     async def get_control(self, outlet: str, connector: str) -> ConnectionControl | None:
         """One connection's pause state, if an operator ever paused or resumed it."""

@@ -41,6 +41,7 @@ EXPORTED_TABLES = (
     "alerts",
     "alert_notices",
     "connection_controls",
+    "connection_control_changes",
     "poll_runs",
 )
 

@@ -11,6 +11,19 @@ CREATE TABLE connection_controls (
     PRIMARY KEY (outlet, connector)
 );
 
+-- Every pause and resume: who, when, why (the console and `GET .../pause` list them).
+CREATE TABLE connection_control_changes (
+    id         bigserial PRIMARY KEY,
+    outlet     text NOT NULL,
+    connector  text NOT NULL,
+    paused     boolean NOT NULL,
+    reason     text,
+    actor      text NOT NULL,
+    at         timestamptz NOT NULL
+);
+CREATE INDEX connection_control_changes_connection
+    ON connection_control_changes (outlet, connector, id);
+
 -- One row per poll run (kind 'live') or backfill slice (kind 'backfill') of a connection, written
 -- once when it ends; the oldest beyond the newest few hundred of a connection are pruned in the
 -- same transaction.
