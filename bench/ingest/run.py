@@ -83,13 +83,17 @@ class BenchError(Exception):
 # -- the servers ------------------------------------------------------------------------------
 
 
+# Extra `store:` settings of every daemon the run starts (`--writer-thread`).
+STORE_EXTRA: dict[str, str] = {}
+
+
 def daemon_config(db: Path | str, port: int, sink: Path | None) -> str:
     """The daemon's YAML: one SQLite file (or a PostgreSQL URL), the public listener, every
     outlet on Pawoon webhooks, and one `jsonl` sink, so that every new record also writes its
     outbox row and the dispatcher delivers it, as in production."""
     url = db if isinstance(db, str) else f"sqlite:///{db}"
     lines = [
-        f'store: {{url: "{url}"}}',
+        f'store: {{url: "{url}"{"".join(f", {k}: {v}" for k, v in STORE_EXTRA.items())}}}',
         f"server: {{public: {{host: {HOST}, port: {port}}}}}",
         "log: {level: warning, format: json}",
         *([f'sinks: {{archive: {{type: jsonl, path: "{sink}"}}}}'] if sink else []),
@@ -175,7 +179,16 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """CPU seconds the server and its live child processes have used so far."""
-        return sum(_process_cpu(pid) for pid in _process_tree(self.pid))
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds so far of the server and each live child, by a name for each."""
+        found: dict[str, float] = {}
+        for pid in _process_tree(self.pid):
+            with contextlib.suppress(OSError):
+                name = "main" if pid == self.pid else _process_name(pid)
+                found[name] = found.get(name, 0.0) + _process_cpu(pid)
+        return found
 
     def stop(self, *, check: bool = True) -> None:
         """SIGTERM, wait for a clean drain, kill only if it hangs; with `check`, want exit 0."""
@@ -224,6 +237,8 @@ class LoadResult:
     # CPU microseconds the server (all its processes) spent per 2xx answer: the figure that
     # does not depend on what else the machine runs.
     cpu_us_per_ok: float
+    # The same per process of the server (main, writer_process, intake workers).
+    cpu_us_by_process: dict[str, float]
     wrk_output: str = field(repr=False)
 
     @property
@@ -266,7 +281,8 @@ def run_wrk(
         str(load.threads),
     ]
     children_before = _children_cpu()
-    server_before = server.cpu_seconds()
+    by_process_before = server.cpu_by_process()
+    server_before = sum(by_process_before.values())
     wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # wrk first formats every request (a second or two of its own CPU), then starts the load.
     # Its CPU up to the moment the server gets busy is set-up, not load generation.
@@ -278,7 +294,8 @@ def run_wrk(
         time.sleep(0.05)
     profiler = profile.start(server.pid, seconds) if profile is not None else None
     stdout, stderr = wrk.communicate()
-    server_cpu = server.cpu_seconds() - server_before
+    by_process = server.cpu_by_process()
+    server_cpu = sum(by_process.values()) - server_before
     wrk_cpu = _children_cpu() - children_before - (wrk_setup or 0.0)
     if profiler is not None:
         assert profile is not None
@@ -308,6 +325,10 @@ def run_wrk(
         server_cpu=round(server_cpu / duration, 3),
         wrk_cpu=round(wrk_cpu / duration, 3),
         cpu_us_per_ok=round(server_cpu * 1e6 / ok, 1) if ok else 0.0,
+        cpu_us_by_process={
+            name: round((cpu - by_process_before.get(name, 0.0)) * 1e6 / ok, 1) if ok else 0.0
+            for name, cpu in by_process.items()
+        },
         wrk_output=stdout,
     )
 
@@ -317,6 +338,15 @@ def _process_cpu(pid: int) -> float:
     # The fields after `(comm)` start at the 3rd (state); utime and stime are the 14th and 15th.
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _process_name(pid: int) -> str:
+    """What a child process runs: its `-m` module, else its program."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    words = [a.decode(errors="replace") for a in argv if a]
+    if "-m" in words[:-1]:
+        return words[words.index("-m") + 1].rsplit(".", 1)[-1]
+    return Path(words[0]).name if words else str(pid)
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -544,6 +574,11 @@ def combine(target: str, results: Sequence[LoadResult]) -> LoadResult:
         cpu_us_per_ok=round(
             sum(r.cpu_us_per_ok * r.ok for r in results) / max(1, sum(r.ok for r in results)), 1
         ),
+        cpu_us_by_process={
+            f"{n}.{name}": us
+            for n, r in enumerate(results)
+            for name, us in r.cpu_us_by_process.items()
+        },
         wrk_output="\n".join(r.wrk_output for r in results),
     )
 
@@ -650,6 +685,10 @@ def print_table(runs: Sequence[LoadResult], ratio: float) -> None:
             f"{run.wrk_cpu:>8.0%} {run.cpu_us_per_ok:>10.0f}"
         )
     verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
+    for run in runs:
+        if len(run.cpu_us_by_process) > 1:
+            parts = ", ".join(f"{k} {v:.0f}" for k, v in run.cpu_us_by_process.items())
+            print(f"{run.target}: CPU µs per 2xx by process: {parts}")
     print(
         f"\nratio (daemon/bare throughput): {ratio:.2f} (target >= {TARGET_RATIO:.2f}: {verdict})"
     )
@@ -723,6 +762,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="sample only the thread holding the GIL (py-spy --gil)",
     )
     parser.add_argument(
+        "--writer-thread",
+        action="store_true",
+        help="store.writer_process: false (the SQLite group commit on a thread of the daemon)",
+    )
+    parser.add_argument(
         "--no-sink",
         action="store_true",
         help="configure no sink (no outbox rows, no deliveries), as runs before 2026-12-04 did",
@@ -790,6 +834,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         profile = Profile(py_spy, args.profile.resolve(), args.profile_format, args.profile_gil)
+    if args.writer_thread:
+        STORE_EXTRA["writer_process"] = "false"
     load = LoadSettings(args.duration, args.warmup, args.concurrency, args.threads, args.timeout)
     stamp = datetime.now(UTC)
 
