@@ -191,3 +191,42 @@ async def test_sigterm_does_not_stop_the_writer_before_the_daemon_drains(
     result = await store.ingest(IngestRequest(records=[sale("TRX-1")]))
     assert result.records[0].outcome is Outcome.INSERTED
     assert store.writer_pid == pid
+
+
+def wait_dead(pid: int) -> None:
+    """Until the killed process is gone or a zombie (a kill is not instant)."""
+    while alive(pid):
+        os.sched_yield()
+
+
+async def test_a_writer_killed_between_groups_is_replaced_before_the_next_write(
+    store: SqliteStore,
+) -> None:
+    first = store.writer_pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    wait_dead(first)
+    # Nothing was in its hands: the next write is not failed, it goes to a new process.
+    result = await store.ingest(IngestRequest(records=[sale("TRX-1")]))
+    assert result.records[0].outcome is Outcome.INSERTED
+    assert store.writer_pid not in (None, first)
+
+
+async def test_ping_restarts_a_dead_writer_and_fails_while_it_cannot_start(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = store.writer_pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    wait_dead(first)
+    # A writer that cannot start (here: a Python that exits at once) makes the store unready.
+    monkeypatch.setattr("sambung.store.writer_process.sys.executable", "/bin/false")
+    with pytest.raises(StoreUnavailable, match="did not start"):
+        await store.ping()
+    with pytest.raises(StoreUnavailable):
+        await store.ingest(IngestRequest(records=[sale("TRX-1")]))
+    monkeypatch.undo()
+    await store.ping()
+    assert store.writer_pid not in (None, first)
+    result = await store.ingest(IngestRequest(records=[sale("TRX-1")]))
+    assert result.records[0].outcome is Outcome.INSERTED

@@ -460,6 +460,13 @@ class SqliteStore(SqlStore):
                     )
         return found
 
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless a query answers and the writer process runs (a dead
+        one is started again here, so readiness tells of one only while it cannot start)."""
+        await super().ping()
+        if self._process is not None:
+            await self._process.ensure_running()
+
     # -- how statements reach the database ----------------------------------------------------
 
     async def _fetch(self, sql: str, *args: Any) -> list[Row]:

@@ -75,6 +75,8 @@ class WriterProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        # One exchange with the child at a time; a check that restarts it waits its turn.
+        self._turn = asyncio.Lock()
 
     @property
     def pid(self) -> int | None:
@@ -116,15 +118,33 @@ class WriterProcess:
             raise StoreUnavailable("the store's writer process answered nonsense at start")
         log.debug("store.writer_process_started", pid=self.pid)
 
+    async def ensure_running(self) -> None:
+        """Start a new child if the last one died; `StoreUnavailable` if it cannot start."""
+        async with self._turn:
+            await self._ensure_running()
+
+    async def _ensure_running(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            return
+        if self._process is not None:  # died between groups: no write was in its hands
+            code = await self._reap()
+            log.error("store.writer_process_died", exit_code=code, group=0)
+        await self.start()
+
     async def commit(
         self, requests: Sequence[IngestRequest], now: datetime
     ) -> list[IngestResult | Exception]:
         """Commit one group in the child; per request its result or why it failed."""
-        if self._writer is None:
-            try:
-                await self.start()
-            except StoreUnavailable as err:
-                return [err] * len(requests)
+        async with self._turn:
+            return await self._commit(requests, now)
+
+    async def _commit(
+        self, requests: Sequence[IngestRequest], now: datetime
+    ) -> list[IngestResult | Exception]:
+        try:
+            await self._ensure_running()
+        except StoreUnavailable as err:
+            return [err] * len(requests)
         assert self._writer is not None
         try:
             payload = pickle.dumps((now, list(requests)), pickle.HIGHEST_PROTOCOL)
@@ -151,7 +171,8 @@ class WriterProcess:
 
     async def stop(self) -> None:
         """Close the socket (the child ends after the group it holds) and reap the child."""
-        await self._reap()
+        async with self._turn:
+            await self._reap()
 
     async def _receive(self) -> object:
         assert self._reader is not None
