@@ -491,10 +491,15 @@ class SqliteStore(SqlStore):
     async def _on_writer(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run `work` in one transaction on the writer thread, after the writes queued before."""
         self._check_open()
+        # With a writer process, take turns with its groups rather than racing it for SQLite's
+        # write lock: the loser of that race sleeps in the busy handler, and under a poll
+        # storm lease renewals starved until their leases lapsed.
+        turn = self._process.turn if self._process is not None else contextlib.nullcontext()
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._transaction, work
-            )
+            async with turn:
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._transaction, work
+                )
         except sqlite3.Error as err:
             raise StoreUnavailable(f"write failed: {err}") from err
 

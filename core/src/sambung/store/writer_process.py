@@ -79,6 +79,11 @@ class WriterProcess:
         self._turn = asyncio.Lock()
 
     @property
+    def turn(self) -> asyncio.Lock:
+        """Held while a group is with the child: the daemon's other writes wait for it."""
+        return self._turn
+
+    @property
     def pid(self) -> int | None:
         """The child's pid while it runs."""
         return self._process.pid if self._process is not None else None
