@@ -33,6 +33,15 @@ def raw(key: str, clock: ManualClock) -> RawEvent:
     )
 
 
+def webhook(store: SqliteStore, external_id: str) -> IngestRequest:
+    """A webhook's write: its raw event, one sale and its outbox row for `books`."""
+    return IngestRequest(
+        raw=raw(external_id, store.clock),  # type: ignore[arg-type]
+        records=[sale(external_id)],
+        routes=[("books",)],
+    )
+
+
 @pytest.fixture
 async def store(tmp_path: Path, clock: ManualClock) -> AsyncIterator[SqliteStore]:
     """A SQLite store whose group commit runs in its writer process."""
@@ -66,18 +75,7 @@ def alive(pid: int) -> bool:
 
 async def test_groups_are_committed_by_another_process(store: SqliteStore) -> None:
     assert store.writer_pid is not None and store.writer_pid != os.getpid()
-    results = await asyncio.gather(
-        *(
-            store.ingest(
-                IngestRequest(
-                    raw=raw(f"r{i}", store.clock),  # type: ignore[arg-type]
-                    records=[sale(f"TRX-{i}")],
-                    routes=[("books",)],
-                )
-            )
-            for i in range(100)
-        )
-    )
+    results = await asyncio.gather(*(store.ingest(webhook(store, f"TRX-{i}")) for i in range(100)))
     assert [r.records[0].outcome for r in results] == [Outcome.INSERTED] * 100
     assert all(r.outbox_rows == 1 for r in results)
     counts = await store.counts()
@@ -131,16 +129,7 @@ async def test_a_killed_writer_fails_its_pending_writes_and_the_next_one_starts_
     with write_lock(store.path):
         # The writer takes the group and waits in BEGIN IMMEDIATE for the lock held here.
         pending = [
-            asyncio.ensure_future(
-                store.ingest(
-                    IngestRequest(
-                        raw=raw(f"k{i}", store.clock),  # type: ignore[arg-type]
-                        records=[sale(f"KILLED-{i}")],
-                        routes=[("books",)],
-                    )
-                )
-            )
-            for i in range(10)
+            asyncio.ensure_future(store.ingest(webhook(store, f"KILLED-{i}"))) for i in range(10)
         ]
         await asyncio.sleep(0)  # the writer loop hands the group to the process
         os.kill(first, signal.SIGKILL)
@@ -185,27 +174,27 @@ async def test_sigterm_does_not_stop_the_writer_before_the_daemon_drains(
     store: SqliteStore,
 ) -> None:
     """systemd signals the whole group: the writer must outlive SIGTERM until the socket closes."""
-    pid = store.writer_pid
-    assert pid is not None
-    os.kill(pid, signal.SIGTERM)
+    pid = signal_writer(store, signal.SIGTERM)
     result = await store.ingest(IngestRequest(records=[sale("TRX-1")]))
     assert result.records[0].outcome is Outcome.INSERTED
     assert store.writer_pid == pid
 
 
-def wait_dead(pid: int) -> None:
-    """Until the killed process is gone or a zombie (a kill is not instant)."""
-    while alive(pid):
+def signal_writer(store: SqliteStore, signum: int) -> int:
+    """Send `signum` to the store's writer process (and after SIGKILL wait until it is dead,
+    which is not instant); its pid."""
+    pid = store.writer_pid
+    assert pid is not None
+    os.kill(pid, signum)
+    while signum == signal.SIGKILL and alive(pid):
         os.sched_yield()
+    return pid
 
 
 async def test_a_writer_killed_between_groups_is_replaced_before_the_next_write(
     store: SqliteStore,
 ) -> None:
-    first = store.writer_pid
-    assert first is not None
-    os.kill(first, signal.SIGKILL)
-    wait_dead(first)
+    first = signal_writer(store, signal.SIGKILL)
     # Nothing was in its hands: the next write is not failed, it goes to a new process.
     result = await store.ingest(IngestRequest(records=[sale("TRX-1")]))
     assert result.records[0].outcome is Outcome.INSERTED
@@ -215,10 +204,7 @@ async def test_a_writer_killed_between_groups_is_replaced_before_the_next_write(
 async def test_ping_restarts_a_dead_writer_and_fails_while_it_cannot_start(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = store.writer_pid
-    assert first is not None
-    os.kill(first, signal.SIGKILL)
-    wait_dead(first)
+    first = signal_writer(store, signal.SIGKILL)
     # A writer that cannot start (here: a Python that exits at once) makes the store unready.
     monkeypatch.setattr("sambung.store.writer_process.sys.executable", "/bin/false")
     with pytest.raises(StoreUnavailable, match="did not start"):
