@@ -162,7 +162,9 @@ class SqliteStore(SqlStore):
         self._lock: contextlib.ExitStack | None = None
         # The group commit in a process of its own (see `writer_process`); other writes stay
         # on this process's writer connection, which WAL and busy_timeout serialise with it.
-        self._process = WriterProcess(path, synchronous) if writer_process else None
+        # Where the platform lacks what it needs, the commit stays on the thread, as before.
+        use_process = writer_process and WriterProcess.supported()
+        self._process = WriterProcess(path, synchronous) if use_process else None
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -78,6 +78,11 @@ class WriterProcess:
         # One exchange with the child at a time; a check that restarts it waits its turn.
         self._turn = asyncio.Lock()
 
+    @staticmethod
+    def supported() -> bool:
+        """Whether this platform has what the child needs (Unix sockets; not Windows)."""
+        return hasattr(socket, "AF_UNIX") and sys.platform != "win32"
+
     @property
     def turn(self) -> asyncio.Lock:
         """Held while a group is with the child: the daemon's other writes wait for it."""
