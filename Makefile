@@ -30,7 +30,8 @@ run: $(SYNCED)
 TEST_WORKERS ?= 3
 test: services browser $(SYNCED)
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
-	$(VENV)/bin/python tests/shifted_clock.py +365d -q -p no:cacheprovider core/tests plugins
+	$(VENV)/bin/python tests/shifted_clock.py +365d -q -p no:cacheprovider -n $(TEST_WORKERS) \
+		--dist loadfile core/tests plugins
 
 ## test-shifted: the whole suite with the wall clock moved by SHIFT (default +365d; e.g. -365d)
 SHIFT ?= +365d
