@@ -56,12 +56,12 @@ DEAD_LETTER_ACTIVITY = (
     "  AND e.connector = d.connector AND e.stage != 'delivery' ORDER BY e.id DESC LIMIT 1)"
     " FROM dead_letters AS d WHERE stage != 'delivery' GROUP BY outlet, connector"
 )
-OUTBOX_STATS = (
-    "SELECT sink, COUNT(CASE WHEN status = 'pending' THEN 1 END),"
-    " MIN(CASE WHEN status = 'pending' THEN created_at END),"
-    " COUNT(CASE WHEN status = 'pending' AND attempts > 0 THEN 1 END),"
-    " COUNT(CASE WHEN status = 'dead' THEN 1 END),"
-    " COUNT(CASE WHEN status = 'delivered' THEN 1 END) FROM outbox GROUP BY sink"
+# `outbox_stats`, in two reads that each stay inside an index (0016): rows per sink and status,
+# then the oldest pending row and the retrying ones per sink, from pending rows only.
+OUTBOX_COUNTS = "SELECT sink, status, COUNT(*) FROM outbox GROUP BY sink, status"
+PENDING_STATS = (
+    "SELECT sink, MIN(created_at), COUNT(CASE WHEN attempts > 0 THEN 1 END) FROM outbox"
+    " WHERE status = 'pending' GROUP BY sink"
 )
 # After `FROM outbox AS o ... WHERE`: the due rows of one sink, oldest first (binds sink, now,
 # now, limit). Pending and due, under no live claim (an expired one is free whoever made it),
