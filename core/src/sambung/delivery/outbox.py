@@ -46,7 +46,7 @@ from sambung.runtime import supervision
 from sambung.store import CredentialStore, DeadLetter, DeliveryStore
 from sambung.store.base import AttemptNote, ClaimedRow, OutboxSettlement, SinkStats
 
-from .sinks import Delivered, Delivery, DeliveryResult, Sink, SinkContext, is_delivered
+from .sinks import Delivered, Delivery, DeliveryResult, Sink, SinkContext
 
 if TYPE_CHECKING:
     from sambung.auth.credentials import CredentialService
@@ -403,17 +403,21 @@ class Dispatcher:
         latency_ms: int | None = None,
     ) -> OutboxSettlement:
         """What one item's result means for its row, with a note of the attempt to keep."""
-        status, body = _answer_of(result)
+        if result is None:  # the common case, kept short: this runs once per delivery
+            status, body, error_type = None, None, None
+        else:
+            status, body = _answer_of(result)
+            error_type = None if isinstance(result, Delivered) else type(result).__name__
         note = AttemptNote(
-            sink=row.sink,
-            record_id=row.record_id,
-            revision=row.revision,
-            attempt=row.attempts + 1,
-            started_at=started_at or self.clock.now(),
-            latency_ms=latency_ms,
-            http_status=status,
-            error_type=None if is_delivered(result) else type(result).__name__,
-            response=body,
+            row.sink,
+            row.record_id,
+            row.revision,
+            row.attempts + 1,
+            started_at or self.clock.now(),
+            latency_ms,
+            status,
+            error_type,
+            body,
         )
         return self._decide(runtime, row, result, note)
 
