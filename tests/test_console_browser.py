@@ -275,6 +275,35 @@ def test_a_backfill_runs_to_its_end_and_the_cursor_moves_after_a_confirmation(
     shot(page, "cursor")
 
 
+def test_pause_then_resume_from_the_connection_page_with_its_runs(
+    context: BrowserContext, demo: Demo
+) -> None:
+    page = context.new_page()
+    path = "/console/connections/kemang/qasir"
+    sign_in(page, demo, path)
+    runs = page.locator("#run-rows tbody tr")
+    until(page, lambda: runs.count() > 0)
+    expect(runs.first).to_contain_text("WIB")  # started, in the outlet's zone
+    page.fill("#pause-reason", "till replaced")
+    page.click("#pause")
+    expect(page.locator(".notice")).to_contain_text("paused")
+    expect(page.locator("#state")).to_have_text("paused")
+    expect(page.locator("#paused-by")).to_contain_text("operator:console")
+    expect(page.locator("#paused-by")).to_contain_text("till replaced")
+    page.goto(demo.admin + "/")
+    expect(page.locator('tr[data-connection="kemang/qasir"] .pill')).to_have_text("paused")
+    shot(page, "overview-paused")
+
+    page.goto(demo.admin + path)
+    page.click("#resume")
+    expect(page.locator(".notice")).to_contain_text("resumed")
+    expect(page.locator("#state")).not_to_have_text("paused")
+    expect(page.locator("#pause")).to_be_visible()
+    expect(page.locator("#paused-by")).to_have_count(0)
+    expect(page.locator("#pause-history tbody tr")).to_have_count(2)
+    shot(page, "connection-runs")
+
+
 def test_signed_out_the_console_refuses(context: BrowserContext, demo: Demo) -> None:
     page = context.new_page()
     sign_in(page, demo)

@@ -115,9 +115,11 @@ async def connection_needs_reauth(ctx: RuleContext) -> Found:
 
 @rule("connection_failing")
 async def connection_failing(ctx: RuleContext) -> Found:
-    """A polled connection failing for longer than `connection_failing_minutes`."""
+    """A polled connection failing for longer than `connection_failing_minutes` (not one an
+    operator paused: it is not polled, so its last failure is old news)."""
     limit = timedelta(minutes=ctx.settings.connection_failing_minutes)
-    configured = _configured(ctx)
+    paused = {(c.outlet, c.connector) for c in await ctx.store.list_controls() if c.paused}
+    configured = _configured(ctx) - paused
     found: Found = {}
     for s in await ctx.store.list_connection_states():
         subject = f"{s.outlet}/{s.connector}"

@@ -21,6 +21,7 @@ from sambung.store import display_url, open_store
 
 from .alerts import add_alert_commands, status_monitoring
 from .backup import add_backup_commands
+from .controls import add_control_commands
 from .deliveries import (
     add_deliveries_command,
     attempts_table,
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     add_backup_commands(commands, load)
     _add_credential_commands(commands)
     add_operate_commands(commands)
+    add_control_commands(commands)
     add_alert_commands(commands)
     status = command(
         "status", "Print the state of every connection and every sink.", _status, need_env=False
@@ -598,6 +600,13 @@ async def _status_connections(loaded: LoadedConfig, store: Any, args: argparse.N
         return
     print(connection_table(connections))
     for row in connections:
+        pause = row["pause"]
+        if pause["paused"]:
+            why = f": {pause['reason']}" if pause["reason"] else ""
+            print(
+                f"{row['outlet']} {row['connector']}: paused by {pause['actor']}"
+                f" at {pause['changed_at'][:19]}{why} (sambung resume)"
+            )
         error, at = last_error(row)
         if error:
             print(f"{row['outlet']} {row['connector']}: last error ({at}): {error}")

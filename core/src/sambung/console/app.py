@@ -106,6 +106,8 @@ def add_console(app: web.Application, host: views.ConsoleHost, token: str) -> No
     post(PREFIX + "/connections/{outlet}/{connector}/connect", guarded(connect_connection))
     post(PREFIX + "/connections/{outlet}/{connector}/backfill", guarded(backfill))
     post(PREFIX + "/connections/{outlet}/{connector}/cursor", guarded(move_cursor))
+    post(PREFIX + "/connections/{outlet}/{connector}/pause", guarded(pause_connection))
+    post(PREFIX + "/connections/{outlet}/{connector}/resume", guarded(pause_connection))
     get(PREFIX + "/sinks/{sink}", guarded(sink))
     post(PREFIX + "/sinks/{sink}/resume", guarded(resume_sink))
     post(PREFIX + "/sinks/{sink}/connect", guarded(connect_sink))
@@ -382,6 +384,22 @@ async def move_cursor(request: web.Request, session: Session) -> web.StreamRespo
     except (UnknownConnection, NotPolled, ValueError) as err:
         raise _back(request, back, str(err)) from None
     raise _back(request, back, f"cursor moved: {change.before or '-'} -> {change.after or '-'}")
+
+
+async def pause_connection(request: web.Request, _session: Session) -> web.StreamResponse:
+    """Pause or resume a connection (which, the last part of the path says)."""
+    host = request.app[CONSOLE_KEY].host
+    outlet, name = request.match_info["outlet"], request.match_info["connector"]
+    form = await _form(request)
+    reason = str(form.get("reason", "")).strip()[:500] or None
+    back = f"{PREFIX}/connections/{outlet}/{name}"
+    pausing = request.path.endswith("/pause")
+    change = host.controls.pause if pausing else host.controls.resume
+    try:
+        await change(outlet, name, "console", reason)
+    except (UnknownConnection, NotPolled) as err:
+        raise _back(request, back, str(err)) from None
+    raise _back(request, back, f"{outlet}/{name} {'paused' if pausing else 'resumed'}")
 
 
 async def sink(request: web.Request, session: Session) -> web.StreamResponse:

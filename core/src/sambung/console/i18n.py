@@ -140,6 +140,16 @@ WORDS: dict[str, tuple[str, str]] = {
     "attempt": ("Ke-", "Attempt"),
     "next_attempt": ("Percobaan berikut", "Next attempt"),
     "after": ("Sesudah", "After"),
+    "pause": ("Jeda", "Pause"),
+    "paused_by": ("Dijeda oleh", "Paused by"),
+    "pause_note": (
+        "Selama dijeda: tidak ada polling, backfill, atau file inbox baru. Webhook tetap diterima.",
+        "While paused: no polls, backfills or new inbox files. Webhooks are still accepted.",
+    ),
+    "recent_runs": ("Riwayat polling (20 terakhir)", "Recent runs (last 20)"),
+    "started": ("Mulai", "Started"),
+    "outcome": ("Hasil", "Outcome"),
+    "seconds": ("Detik", "Seconds"),
 }
 
 

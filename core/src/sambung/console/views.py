@@ -26,6 +26,7 @@ from sambung.delivery.reconciliation import (
 from sambung.delivery.redrive import group_entries, group_key
 from sambung.errors import ConfigError, NotPolled, UnknownConnection
 from sambung.intake.backfill import BackfillService
+from sambung.intake.controls import ControlService
 from sambung.intake.cursors import CursorService, CursorView
 from sambung.redaction import secrets
 from sambung.runtime.status import connection_status, last_error, sink_status
@@ -34,6 +35,8 @@ from sambung.store import Backfill, DeliveryRow, RecordQuery, Store, StoredRecor
 
 # Dead letters read to count the groups of the list page: a month of one outlet's failures.
 GROUP_WINDOW = 10_000
+# How many of a connection's recent runs its page shows.
+RUNS_SHOWN = 20
 
 
 class ConsoleHost(Protocol):
@@ -56,6 +59,8 @@ class ConsoleHost(Protocol):
     def backfills(self) -> BackfillService: ...
     @property
     def cursors(self) -> CursorService: ...
+    @property
+    def controls(self) -> ControlService: ...
 
 
 def dead_letter_service(host: ConsoleHost) -> DeadLetters:
@@ -214,6 +219,8 @@ async def connection_page(host: ConsoleHost, connection: Connection) -> dict[str
     status["error"], status["error_at"] = last_error(status)
     credential = await store.get_credential(outlet, name)
     polled = "poll" in connection.settings.mode
+    # What a pause stops (`controls.pausable_connection`): polls, backfills, inbox files.
+    pausable = connection.settings.enabled and (polled or "file-drop" in connection.settings.mode)
     letters = await dead_letter_service(host).find(
         DeadLetterFilter(outlet=outlet, connector=name, limit=20)
     )
@@ -232,6 +239,9 @@ async def connection_page(host: ConsoleHost, connection: Connection) -> dict[str
         "polled": polled,
         "cursor_view": await cursor_view(host, outlet, name) if polled else None,
         "backfills": await host.backfills.list(outlet, name) if polled else [],
+        "pausable": pausable,
+        "runs": await host.controls.runs(outlet, name, RUNS_SHOWN) if pausable else [],
+        "pauses": await host.controls.history(outlet, name, 5) if pausable else [],
         "gaps": await gaps_of(host, outlet, name),
         "last_run_at": next(
             (

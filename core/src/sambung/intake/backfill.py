@@ -30,7 +30,14 @@ from sambung.connectors import PollWindow
 from sambung.errors import AuthError, LeaseLost, NotPolled, RetriableError, UnknownConnection
 from sambung.runtime import supervision
 from sambung.runtime.replicas import ensure_lease
-from sambung.store import Backfill, BackfillProgress, BackfillState, BackfillStore
+from sambung.store import (
+    Backfill,
+    BackfillProgress,
+    BackfillState,
+    BackfillStore,
+    PollRun,
+    RunOutcome,
+)
 
 from .connections import operator_instant, polled_connection, refusal
 from .known import within
@@ -138,8 +145,51 @@ class BackfillService:
         return False
 
     async def _run(self, loop: PollLoop, task: Backfill, deadline: datetime) -> bool:
+        """Run one slice of a task (`_slice`) and add it to the connection's recent runs."""
+        started = self.clock.now()
+        outcome, error = RunOutcome.OK, None
+        try:
+            more, error = await self._slice(loop, task, deadline)
+            if error is not None:
+                outcome = RunOutcome.FAILED
+            return more
+        except LeaseLost as err:
+            outcome, error = RunOutcome.LEASE_LOST, str(err)
+            raise
+        finally:
+            # One read per slice (not per page) gives what its pages committed.
+            after = await self.store.get_backfill(task.id) or task
+            await loop.record_run(
+                PollRun(
+                    loop.outlet,
+                    loop.name,
+                    "backfill",
+                    started,
+                    self.clock.now(),
+                    outcome,
+                    pages=after.pages - task.pages,
+                    records_fetched=(
+                        after.records_new
+                        + after.records_changed
+                        + after.records_unchanged
+                        - task.records_new
+                        - task.records_changed
+                        - task.records_unchanged
+                    ),
+                    records_new=after.records_new - task.records_new,
+                    records_changed=after.records_changed - task.records_changed,
+                    error=error,
+                    cursor_before=task.position,
+                    cursor_after=after.position,
+                )
+            )
+
+    async def _slice(
+        self, loop: PollLoop, task: Backfill, deadline: datetime
+    ) -> tuple[bool, str | None]:
         """Run one task on from its position; whether the deadline cut it short (a failing
-        vendor or a cancel does not: the loop waits its interval as after a failed run)."""
+        vendor or a cancel does not: the loop waits its interval as after a failed run), and
+        the error that ended it, if one did."""
         bound = loop.log.bind(backfill_id=task.id)
         if task.state is BackfillState.QUEUED:
             bound.info("backfill.started", since=to_cursor(task.since), until=to_cursor(task.until))
@@ -156,17 +206,17 @@ class BackfillService:
             message = f"{type(err).__name__}: {err}"
             bound.warning("backfill.retrying", error=message)
             await self.store.set_backfill_state(task.id, BackfillState.RUNNING, error=message)
-            return False
+            return False, message
         except Exception as err:  # RequestRejected, a connector bug: for good
             message = f"{type(err).__name__}: {err}"
             bound.error("backfill.failed", error=message)
             await self.store.set_backfill_state(task.id, BackfillState.FAILED, error=message)
-            return False
+            return False, message
         if finished is None:
             bound.info("backfill.cancelled")
-            return False
+            return False, None
         if not finished:
-            return True
+            return True, None
         done = await self.store.set_backfill_state(task.id, BackfillState.DONE)
         if done is not None:
             bound.info(
@@ -176,7 +226,7 @@ class BackfillService:
                 records_changed=done.records_changed,
                 records_unchanged=done.records_unchanged,
             )
-        return False
+        return False, None
 
     async def _pages(self, loop: PollLoop, task: Backfill, deadline: datetime) -> bool | None:
         """Poll the rest of the window page by page: True once the window is done, False when

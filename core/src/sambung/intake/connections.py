@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sambung.clock import Clock
 from sambung.config import Connection, LoadedConfig
@@ -75,6 +75,16 @@ def operator_instant(text: str, tz: ZoneInfo, *, end_of_day: bool = False) -> da
         return (moment if moment.tzinfo else moment.replace(tzinfo=tz)).astimezone(UTC)
     except OverflowError:  # year 1 or 9999, moved past the calendar's end by the timezone
         raise ValueError(f"{value} is outside the years a cursor can hold") from None
+
+
+class OperatorNote(BaseModel):
+    """The body of an operator's change on the admin API (a cursor reset, a pause): optionally
+    who and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    actor: str = Field("admin-api", min_length=1, max_length=100)
+    reason: str | None = Field(None, max_length=500)
 
 
 def refusal(err: UnknownConnection | NotPolled | ValidationError | ValueError) -> web.Response:

@@ -26,7 +26,7 @@ from sambung.connectors import Mode
 from sambung.errors import NotPolled, UnknownConnection
 from sambung.store import CursorChange, CursorState, CursorStore
 
-from .connections import operator_instant, polled_connection, refusal
+from .connections import OperatorNote, operator_instant, polled_connection, refusal
 from .polling import to_cursor
 
 log = structlog.get_logger(__name__)
@@ -155,15 +155,6 @@ class _CursorBody(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
-class _ResetBody(BaseModel):
-    """`DELETE .../cursor`: optionally who and why."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    actor: str = Field("admin-api", min_length=1, max_length=100)
-    reason: str | None = Field(None, max_length=500)
-
-
 CURSORS_KEY: web.AppKey[CursorService] = web.AppKey("cursors", CursorService)
 _CONNECTION = "/api/v1/connections/{outlet}/{connector}/cursor"
 
@@ -210,7 +201,7 @@ async def _set(request: web.Request) -> web.Response:
 async def _reset(request: web.Request) -> web.Response:
     service = request.app[CURSORS_KEY]
     try:
-        body = _ResetBody.model_validate_json(await request.read() or b"{}")
+        body = OperatorNote.model_validate_json(await request.read() or b"{}")
         change = await service.reset(*_connection(request), body.actor, body.reason)
     except (UnknownConnection, NotPolled, ValidationError, ValueError) as err:
         return refusal(err)

@@ -28,6 +28,7 @@ from sambung.connectors import FileDropConnector, FileDropSettings, settings_as
 from sambung.runtime import supervision
 
 from .connections import file_drop_connections, file_drop_connector
+from .controls import is_paused
 from .csvfiles import spreadsheet_safe
 from .csvimport import FileImporter, ImportReport
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from sambung.clock import Clock
     from sambung.config import Connection, LoadedConfig
     from sambung.store import Store
+    from sambung.store.controls import ControlStore
 
 # `Replica.own(lease, work)`: run `work` while holding the lease (the runtime passes it in).
 Own = Callable[[str, Callable[[], Awaitable[None]]], Awaitable[None]]
@@ -78,8 +80,11 @@ class InboxWatcher:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        controls: ControlStore | None = None,
     ) -> None:
         self.connector = connector
+        # Operator pauses (`sambung pause`): a paused inbox is not scanned.
+        self.controls = controls
         self.importer = importer
         self.inbox = inbox
         settings = connector.settings
@@ -96,7 +101,11 @@ class InboxWatcher:
         self.inbox.mkdir(parents=True, exist_ok=True)
         self.log.info("inbox.watching", settle_seconds=self.settle_seconds)
         while True:
-            await self.scan_once()
+            # Paused by an operator: files wait in the inbox (nothing lost) until resumed.
+            if not await is_paused(
+                self.controls, self.connector.outlet.id, self.connector.name, self.log
+            ):
+                await self.scan_once()
             supervision.cycle_done()
             await self._sleep(self.poll_seconds)
 
@@ -202,7 +211,7 @@ def start_file_drop(
     importer = FileImporter(store, loaded.sinks_for, clock)
     for connection in file_drop_connections(loaded):
         connector = file_drop_connector(connection, clock)
-        watcher = InboxWatcher(connector, importer, inbox_of(loaded, connection))
+        watcher = InboxWatcher(connector, importer, inbox_of(loaded, connection), controls=store)
         lease = f"filedrop:{connection.outlet.id}/{connection.name}"
         # One replica at a time imports an inbox: two would race to move the same file.
         start_loop(

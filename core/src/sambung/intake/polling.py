@@ -10,6 +10,10 @@ Failures are handled by class: `RetriableError` is retried with backoff and jitt
 the vendor's `Retry-After`), then the run ends and the next interval tries again; `AuthError`
 gets one credential refresh, then the connection goes to `needs_reauth` and stops polling until
 its credentials change; `RequestRejected` and anything else mark it `failing`.
+
+An operator may pause a connection (`sambung pause`, kept in the store): the loop checks at the
+start of every cycle and, while paused, neither polls nor runs backfills; a resume wakes it.
+Every run, and every backfill slice, ends with one row in the connection's recent runs.
 """
 
 from __future__ import annotations
@@ -54,9 +58,13 @@ from sambung.store import (
     IngestResult,
     IntakeStore,
     Outcome,
+    PollRun,
     PollStore,
+    RunOutcome,
 )
+from sambung.store.controls import ControlStore
 
+from .controls import is_paused
 from .guard import ensure_own, rejection
 
 if TYPE_CHECKING:
@@ -136,9 +144,12 @@ class PollLoop:
         sleep: Sleeper = real_sleep,
         notify_reauth: ReauthNotifier | None = None,
         backfills: Backfills | None = None,
+        controls: ControlStore | None = None,
     ) -> None:
         self.connector = connector
         self.store = store
+        # Operator pauses and the recent-runs record (none in tests that need neither).
+        self.controls = controls
         self.backfills = backfills
         self.routes = routes
         self.clock = clock or SystemClock()
@@ -153,6 +164,7 @@ class PollLoop:
         self._running = asyncio.Lock()
         self._wake = asyncio.Event()
         self._loaded = False
+        self._paused = False
 
     @property
     def settings(self) -> PollSettings:
@@ -185,6 +197,16 @@ class PollLoop:
         self._loaded = False
         await self.sleep(random.uniform(0, min(START_SPREAD_SECONDS, self._interval() * JITTER)))
         while True:
+            if await self.paused():
+                if not self._paused:  # once when the pause starts, once when it ends
+                    self._paused = True
+                    self.log.info("poll.paused", hint="no polls or backfills until resumed")
+                supervision.cycle_done()  # paused is idle, not stalled
+                await self._pause(self._next_delay())  # a resume wakes it
+                continue
+            if self._paused:
+                self._paused = False
+                self.log.info("poll.resumed")
             await self.run_once()
             more = await self.run_backfills()
             supervision.cycle_done()
@@ -196,6 +218,8 @@ class PollLoop:
         run (and so never beyond the vendor load of one); whether work is left."""
         if self.backfills is None or self.status is ConnectionStatus.NEEDS_REAUTH:
             return False
+        if await self.paused():
+            return False
         async with self._running:
             deadline = self.clock.now() + self.settings.interval
             try:
@@ -203,6 +227,20 @@ class PollLoop:
             except StoreUnavailable as err:  # as a live run: wait for the next interval
                 self.log.error("backfill.store_unavailable", error=str(err))
                 return False
+
+    async def paused(self) -> bool:
+        """Whether an operator paused this connection (read from the store each cycle, so a
+        pause made on another replica holds here too)."""
+        return await is_paused(self.controls, self.outlet, self.name, self.log)
+
+    async def record_run(self, run: PollRun) -> None:
+        """Add one finished run (or backfill slice) to the connection's recent runs."""
+        if self.controls is None:
+            return
+        try:
+            await self.controls.record_run(run)
+        except StoreUnavailable as err:  # a missing history line must not fail the run
+            self.log.error("poll.run_not_recorded", error=str(err))
 
     def wake(self) -> None:
         """Run now rather than at the end of the current wait (new credentials arrived)."""
@@ -275,7 +313,8 @@ class PollLoop:
         counter = _Counter(run_at)
         try:
             cursor = await self._with_retries(counter)
-        except LeaseLost:
+        except LeaseLost as err:
+            await self._record(run_at, counter, RunOutcome.LEASE_LOST, None, str(err))
             raise  # not a failure of the connection: the loop stops here (`Replica.own`)
         except AuthError as err:
             result = await self._needs_reauth(run_at, counter, err)
@@ -289,6 +328,11 @@ class PollLoop:
             result = await self._failed(run_at, counter, err)
         else:
             result = await self._succeeded(run_at, counter, cursor)
+        outcome = {
+            ConnectionStatus.OK: RunOutcome.OK,
+            ConnectionStatus.NEEDS_REAUTH: RunOutcome.NEEDS_REAUTH,
+        }.get(result.status, RunOutcome.FAILED)
+        await self._record(run_at, counter, outcome, result.cursor, result.error)
         status = {
             ConnectionStatus.OK: "success",
             ConnectionStatus.NEEDS_REAUTH: "needs_reauth",
@@ -296,6 +340,35 @@ class PollLoop:
         metrics.child(metrics.SYNC_TOTAL, self.name, status).inc()
         metrics.child(metrics.SYNC_SECONDS, self.name).observe(time.perf_counter() - started)
         return result
+
+    async def _record(
+        self,
+        run_at: datetime,
+        counter: _Counter,
+        outcome: RunOutcome,
+        cursor: datetime | None,
+        error: str | None,
+    ) -> None:
+        await self.record_run(
+            PollRun(
+                self.outlet,
+                self.name,
+                "live",
+                run_at,
+                self.clock.now(),
+                outcome,
+                pages=counter.pages,
+                records_fetched=counter.records,
+                records_new=counter.new,
+                records_changed=counter.changed - counter.new,
+                error=error,
+                cursor_before=counter.cursor_before,
+                # A failed run may still have moved it, page by page.
+                cursor_after=to_cursor(cursor)
+                if cursor
+                else counter.cursor_after or counter.cursor_before,
+            )
+        )
 
     async def _with_retries(self, counter: _Counter) -> datetime | None:
         """Fetch and commit every page; retry passing failures; refresh credentials once."""
@@ -344,6 +417,8 @@ class PollLoop:
         state = await self.store.get_cursor_state(self.outlet, self.name)
         committed = from_cursor(state.value) if state is not None else None
         generation = state.generation if state is not None else 0
+        if not counter.read:  # the run's first attempt: where the run started
+            counter.read, counter.cursor_before = True, state.value if state else None
         now = self.clock.now()
         since = committed - self.settings.overlap if committed else now - self.settings.lookback
         window = PollWindow(since=since, until=now)
@@ -383,6 +458,9 @@ class PollLoop:
         counter.changed += sum(
             1 for r in result.records if r.outcome in (Outcome.INSERTED, Outcome.UPDATED)
         )
+        counter.new += sum(1 for r in result.records if r.outcome is Outcome.INSERTED)
+        if committed is not None:
+            counter.cursor_after = to_cursor(committed)
         self.log.debug(
             "poll.page_committed",
             records=len(page.records),
@@ -525,16 +603,29 @@ class PollLoop:
 
 
 class _Counter:
-    """Records and pages committed so far in one run (kept across retries), and the run's id
-    (what a cursor it moves says moved it)."""
+    """Records and pages committed so far in one run (kept across retries), the run's id
+    (what a cursor it moves says moved it), and its cursor before and after."""
 
-    __slots__ = ("changed", "pages", "records", "run")
+    __slots__ = (
+        "changed",
+        "cursor_after",
+        "cursor_before",
+        "new",
+        "pages",
+        "read",
+        "records",
+        "run",
+    )
 
     def __init__(self, run_at: datetime) -> None:
         self.records = 0
         self.pages = 0
-        self.changed = 0
+        self.changed = 0  # new or changed
+        self.new = 0
         self.run = f"poll:{to_cursor(run_at)}"
+        self.read = False
+        self.cursor_before: str | None = None
+        self.cursor_after: str | None = None
 
 
 class PollService:
@@ -586,6 +677,7 @@ class PollService:
                 sleep=self.sleep,
                 notify_reauth=self.notify_reauth,
                 backfills=self.backfills,
+                controls=self.store,
             )
         return list(self.loops.values())
 

@@ -26,6 +26,7 @@ from sambung.delivery.outbox import Dispatcher
 from sambung.delivery.reconciliation import ReconciliationService, add_reconciliation_routes
 from sambung.errors import StoreUnavailable
 from sambung.intake.backfill import BackfillService, add_backfill_routes, backfill_status
+from sambung.intake.controls import ControlService, add_control_routes
 from sambung.intake.cursors import CursorService, add_cursor_routes
 from sambung.intake.upload import UploadHost, add_upload_route
 from sambung.redaction import secrets
@@ -54,6 +55,8 @@ class AdminHost(UploadHost, Protocol):
     def backfills(self) -> BackfillService: ...
     @property
     def cursors(self) -> CursorService: ...
+    @property
+    def controls(self) -> ControlService: ...
 
 
 DAEMON_KEY: web.AppKey[AdminHost] = web.AppKey("daemon")
@@ -104,6 +107,7 @@ def admin_app(daemon: AdminHost, token: str) -> web.Application:
     add_connect_route(app, daemon.credentials, lambda: daemon.loaded)
     add_backfill_routes(app, daemon.backfills)
     add_cursor_routes(app, daemon.cursors)
+    add_control_routes(app, daemon.controls)
     add_alert_routes(app, daemon.store, lambda: daemon.loaded, daemon.clock)
     add_reconciliation_routes(
         app, lambda: ReconciliationService(daemon.store, daemon.loaded, daemon.clock)

@@ -117,6 +117,11 @@ class Daemon:
         self.cursors = CursorService(
             self.store, lambda: self.loaded, clock=self.clock, wake=self._wake_poll
         )
+        from sambung.intake.controls import ControlService
+
+        self.controls = ControlService(
+            self.store, lambda: self.loaded, clock=self.clock, wake=self._wake_poll
+        )
 
     def webhook_connectors(self) -> list[WebhookConnector[ConnectorSettings]]:
         """The connector instance of every outlet that receives webhooks."""

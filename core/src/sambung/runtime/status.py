@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sambung.config import LoadedConfig
 from sambung.connectors import Mode
+from sambung.intake.controls import describe_control
 from sambung.redaction import secrets
-from sambung.store import ConnectionStore, LeaseStore, OutboxStore
+from sambung.store import ConnectionStore, ControlStore, LeaseStore, OutboxStore
 
 if TYPE_CHECKING:
     from sambung.delivery.outbox import Dispatcher
@@ -82,11 +83,16 @@ async def sink_status(
     return list(secrets.redact_all(sinks))
 
 
-async def connection_status(store: ConnectionStore, loaded: LoadedConfig) -> list[dict[str, Any]]:
+class StatusStore(ConnectionStore, ControlStore, Protocol):
+    """What the connections part reads: their states and activity, and operator pauses."""
+
+
+async def connection_status(store: StatusStore, loaded: LoadedConfig) -> list[dict[str, Any]]:
     """Per outlet and connector: mode, state (ok, failing, needs_reauth, paused, not_yet_run),
-    last success, last error, counts, and for polled connections their cursor and records
-    fetched."""
+    who paused it, when and why, last success, last error, counts, and for polled connections
+    their cursor and records fetched."""
     activity = await store.connection_activity()
+    controls = {(c.outlet, c.connector): c for c in await store.list_controls()}
     polled = {
         (state.outlet, state.connector): state
         for state in await store.list_connection_states()
@@ -97,7 +103,8 @@ async def connection_status(store: ConnectionStore, loaded: LoadedConfig) -> lis
         key = (connection.outlet.id, connection.name)
         found = activity.get(key, {})
         poll = polled.get(key)
-        if not connection.settings.enabled:
+        control = controls.get(key)
+        if not connection.settings.enabled or (control is not None and control.paused):
             state = "paused"
         elif poll is not None:
             state = poll.state.value
@@ -115,6 +122,8 @@ async def connection_status(store: ConnectionStore, loaded: LoadedConfig) -> lis
                 "connector": connection.name,
                 "mode": sorted(connection.settings.mode),
                 "state": state,
+                # An operator's pause (`sambung pause`); `enabled: false` in the YAML is not one.
+                "pause": describe_control(control if control and control.paused else None),
                 "last_success_at": _iso(last_success),
                 "last_error_at": _iso(found.get("last_error_at")),
                 "last_error": found.get("last_error"),

@@ -55,6 +55,7 @@ from .base import (
     StoredRecord,
     StoreLifecycle,
 )
+from .controls import RUNS_KEPT, ConnectionControl, ControlStore, PollRun, RunOutcome
 from .factory import display_url, open_store
 from .monitoring import (
     Alert,
@@ -68,6 +69,7 @@ from .monitoring import (
 )
 
 __all__ = [
+    "RUNS_KEPT",
     "Alert",
     "AlertCondition",
     "AlertNotice",
@@ -78,9 +80,11 @@ __all__ = [
     "BackfillState",
     "BackfillStore",
     "BrowseStore",
+    "ConnectionControl",
     "ConnectionState",
     "ConnectionStatus",
     "ConnectionStore",
+    "ControlStore",
     "CredentialInfo",
     "CredentialStore",
     "CursorChange",
@@ -112,11 +116,13 @@ __all__ = [
     "OutboxRow",
     "OutboxStore",
     "Outcome",
+    "PollRun",
     "PollStore",
     "RawEvent",
     "RecordQuery",
     "RecordResult",
     "ReplayStore",
+    "RunOutcome",
     "Store",
     "StoreLifecycle",
     "StoredCredential",

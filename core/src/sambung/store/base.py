@@ -19,6 +19,7 @@ from sambung.errors import InvalidRecord
 from sambung.models import Record, SerializedRecord
 from sambung.redaction import redact, redact_optional, shorten
 
+from .controls import ControlStore
 from .monitoring import MonitoringStore
 
 Channel = Literal["webhook", "poll", "file", "replay"]
@@ -940,9 +941,9 @@ class IntakeStore(IngestStore, ConnectionStore, CursorStore, Protocol):
     """What a poll loop or a file import uses: ingest, its cursor, and its connection state."""
 
 
-class PollStore(IntakeStore, CredentialStore, BackfillStore, Protocol):
-    """What the poll service uses: its loops' store, the credentials they poll with, and the
-    backfills they run."""
+class PollStore(IntakeStore, CredentialStore, BackfillStore, ControlStore, Protocol):
+    """What the poll service uses: its loops' store, the credentials they poll with, the
+    backfills they run, and the pauses and runs of their connections."""
 
 
 class ReplayStore(IngestStore, DeadLetterStore, DeliveryAttemptStore, Protocol):
@@ -966,6 +967,7 @@ class Store(
     CursorStore,
     BackfillStore,
     MonitoringStore,
+    ControlStore,
     Protocol,
 ):
     """Durable state of the daemon, every concern of it. Implementations must give identical

@@ -40,6 +40,9 @@ EXPORTED_TABLES = (
     "oauth_states",
     "alerts",
     "alert_notices",
+    "connection_controls",
+    "connection_control_changes",
+    "poll_runs",
 )
 
 

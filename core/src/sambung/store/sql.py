@@ -45,6 +45,7 @@ from .base import (
     storable,
 )
 from .browsing import NEWEST_FIRST, SCARCE_STATUSES, BrowseQueries
+from .controls_sql import ControlSql
 from .dialect import Dialect
 from .monitoring_sql import MonitoringSql
 from .queries import (
@@ -100,7 +101,7 @@ def where(**columns: Any) -> tuple[str, list[Any]]:
     return filters(lambda _: "?", **columns)
 
 
-class SqlStore(BrowseQueries, MonitoringSql, Store):
+class SqlStore(BrowseQueries, MonitoringSql, ControlSql, Store):
     """The part of a SQL store both backends share; see the module docstring."""
 
     dialect: ClassVar[Dialect]
