@@ -305,3 +305,22 @@ def test_any_answer_is_kept_storable_masked_and_cut(answer: str) -> None:
     settled = OutboxSettlement(1, "pending", error=answer)
     assert settled.error is not None and "\x00" not in settled.error
     settled.error.encode("utf-8")
+
+
+async def test_each_delivered_row_counts_once_in_the_metrics(
+    harness: Harness, receiver: Receiver
+) -> None:
+    from sambung import metrics
+
+    def delivered() -> float:
+        labels = {"sink": "backend", "result": "delivered"}
+        return metrics.REGISTRY.get_sample_value("sambung_deliveries_total", labels) or 0.0
+
+    before = delivered()
+    await harness.ingest("TRX-1", "TRX-2", "TRX-3")
+    receiver.answer_with(500, body="busy")  # one of the three goes again later
+    assert await harness.drain() == 3
+    assert delivered() == before + 2
+    harness.clock.advance(5)
+    assert await harness.drain() == 1
+    assert delivered() == before + 3

@@ -278,6 +278,10 @@ class Dispatcher:
         ]
         results = [result for _, result, _, _ in sent]
         settlements = [self._settle(runtime, *sent_row) for sent_row in sent]
+        # Counted once a batch, not once a row: most rows are delivered, the rest count each.
+        delivered = sum(1 for s in settlements if s.status == "delivered")
+        if delivered:
+            metrics.child(metrics.DELIVERIES, runtime.name, "delivered").inc(delivered)
         if len(settlements) < len(rows):
             log.warning(
                 "outbox.batch_fenced",
@@ -426,8 +430,7 @@ class Dispatcher:
     ) -> OutboxSettlement:
         """What one item's result means for its row."""
         sink = runtime.name
-        if result is None or isinstance(result, Delivered):
-            metrics.child(metrics.DELIVERIES, sink, "delivered").inc()
+        if result is None or isinstance(result, Delivered):  # counted by the batch
             return OutboxSettlement(row.id, "delivered", attempt=note)
         error = _describe(result)
         if isinstance(result, SinkGone):
