@@ -24,10 +24,14 @@ run: $(SYNCED)
 
 ## test: run the whole test suite (starts PostgreSQL and NATS first, see `services`), then the
 ## unit and store tests again with the wall clock a year ahead, so a test that only passes until
-## some date fails on the day it is written
+## some date fails on the day it is written. The suite runs its files on TEST_WORKERS pytest-xdist
+## workers (a file stays on one worker): most of its time is daemons, started as real processes,
+## waiting on sockets and timers, which overlaps well even on two cores.
+TEST_WORKERS ?= 3
 test: services browser $(SYNCED)
-	$(VENV)/bin/python -m pytest
-	$(VENV)/bin/python tests/shifted_clock.py +365d -q -p no:cacheprovider core/tests plugins
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/python tests/shifted_clock.py +365d -q -p no:cacheprovider -n $(TEST_WORKERS) \
+		--dist loadfile core/tests plugins
 
 ## test-shifted: the whole suite with the wall clock moved by SHIFT (default +365d; e.g. -365d)
 SHIFT ?= +365d

@@ -201,7 +201,7 @@ async def test_a_worker_whose_importer_is_gone_ends_at_its_next_send(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Without the kernel's help (prctl is Linux only): the pipe alone must end the worker.
-    monkeypatch.setattr(csvworker, "_die_with", lambda parent: None)
+    monkeypatch.setattr(csvworker, "die_with", lambda parent: None)
     source = tmp_path / "export.csv"
     source.write_bytes(pawoon_export(5_000))
     connector = make_connector(PawoonConnector, {"mode": ["file-drop"], "webhook_secret": "s" * 16})

@@ -30,7 +30,7 @@ def run_inner(tmp_path: Path, suffix: str, *, leak: bool) -> subprocess.Complete
     return run_source(tmp_path, source)
 
 
-def run_source(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
+def run_source(tmp_path: Path, source: str, *options: str) -> subprocess.CompletedProcess[str]:
     """A separate pytest session with the scan enabled, over the test module `source`."""
     (tmp_path / "test_inner.py").write_text(source, encoding="utf-8")
     return subprocess.run(
@@ -43,6 +43,7 @@ def run_source(tmp_path: Path, source: str) -> subprocess.CompletedProcess[str]:
             "sambung.testing.secret_scan",
             "-p",
             "no:cacheprovider",
+            *options,
             "test_inner.py",
         ],
         cwd=tmp_path,
@@ -59,6 +60,18 @@ def test_a_planted_secret_in_a_log_line_fails_the_run(tmp_path: Path) -> None:
     assert "SECRET LEAK" in result.stdout
     assert "1 passed" in result.stdout, "the test itself passed: the scan failed the run"
     assert "planted-token-3f9c2a" not in result.stdout, "the report never prints the secret"
+
+
+def test_a_secret_a_worker_learnt_and_logged_fails_a_parallel_run(tmp_path: Path) -> None:
+    # `make test` runs the suite on pytest-xdist workers: the secret is remembered in a worker,
+    # the log line is captured there, and the controller must still put the two together.
+    source = INNER.format(suffix="a1b2c3") + INNER.replace("test_logs_a_token", "test_other")
+    result = run_source(tmp_path, source.format(suffix="d4e5f6"), "-n", "2")
+
+    assert result.returncode == 1, result.stdout
+    assert "SECRET LEAK" in result.stdout
+    assert "2 passed" in result.stdout
+    assert "planted-token-a1b2c3" not in result.stdout
 
 
 def test_a_run_without_leaks_passes(tmp_path: Path) -> None:

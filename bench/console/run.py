@@ -18,7 +18,6 @@ import re
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -104,20 +103,20 @@ async def seed(store: Store, now: datetime, days: int, per_day: int) -> dict[str
         for row in claimed:
             note = AttemptNote(row.sink, row.record_id, row.revision, 1, now, latency_ms=42)
             if row.id % 50 == 0:
-                answer = replace(note, http_status=422, response='{"error": "unknown sku"}')
+                answer = note._replace(http_status=422, response='{"error": "unknown sku"}')
                 settlements.append(
                     OutboxSettlement(
                         row.id, "dead", "HTTP 422: unknown sku", "DeliveryRejected", None, answer
                     )
                 )
             elif row.id % 20 == 0:
-                busy = replace(note, http_status=503, error_type="RetriableError", response="busy")
+                busy = note._replace(http_status=503, error_type="RetriableError", response="busy")
                 later = now + timedelta(days=1)
                 settlements.append(
                     OutboxSettlement(row.id, "pending", "HTTP 503", "RetriableError", later, busy)
                 )
             else:
-                ok = replace(note, http_status=204)
+                ok = note._replace(http_status=204)
                 settlements.append(OutboxSettlement(row.id, "delivered", attempt=ok))
         await store.settle_outbox(settlements, now=now)
         settled += len(settlements)

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
+from budget import budget, print_budget
 from payloads import WEBHOOK_PATH, Outlet, write_requests
 from sambung.testing.daemon import free_port
 
@@ -82,14 +83,20 @@ class BenchError(Exception):
 # -- the servers ------------------------------------------------------------------------------
 
 
-def daemon_config(db: Path | str, port: int) -> str:
+# Extra `store:` settings of every daemon the run starts (`--writer-thread`).
+STORE_EXTRA: dict[str, str] = {}
+
+
+def daemon_config(db: Path | str, port: int, sink: Path | None) -> str:
     """The daemon's YAML: one SQLite file (or a PostgreSQL URL), the public listener, every
-    outlet on Pawoon webhooks."""
+    outlet on Pawoon webhooks, and one `jsonl` sink, so that every new record also writes its
+    outbox row and the dispatcher delivers it, as in production."""
     url = db if isinstance(db, str) else f"sqlite:///{db}"
     lines = [
-        f'store: {{url: "{url}"}}',
+        f'store: {{url: "{url}"{"".join(f", {k}: {v}" for k, v in STORE_EXTRA.items())}}}',
         f"server: {{public: {{host: {HOST}, port: {port}}}}}",
         "log: {level: warning, format: json}",
+        *([f'sinks: {{archive: {{type: jsonl, path: "{sink}"}}}}'] if sink else []),
         "outlets:",
     ]
     for outlet in OUTLETS:
@@ -171,8 +178,17 @@ class Server:
             return False
 
     def cpu_seconds(self) -> float:
-        """CPU seconds the server has used so far."""
-        return _process_cpu(self.pid)
+        """CPU seconds the server and its live child processes have used so far."""
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds so far of the server and each live child, by a name for each."""
+        found: dict[str, float] = {}
+        for pid in _process_tree(self.pid):
+            with contextlib.suppress(OSError):
+                name = "main" if pid == self.pid else _process_name(pid)
+                found[name] = found.get(name, 0.0) + _process_cpu(pid)
+        return found
 
     def stop(self, *, check: bool = True) -> None:
         """SIGTERM, wait for a clean drain, kill only if it hangs; with `check`, want exit 0."""
@@ -218,6 +234,11 @@ class LoadResult:
     fresh: int
     server_cpu: float
     wrk_cpu: float
+    # CPU microseconds the server (all its processes) spent per 2xx answer: the figure that
+    # does not depend on what else the machine runs.
+    cpu_us_per_ok: float
+    # The same per process of the server (main, writer_process, intake workers).
+    cpu_us_by_process: dict[str, float]
     wrk_output: str = field(repr=False)
 
     @property
@@ -260,7 +281,8 @@ def run_wrk(
         str(load.threads),
     ]
     children_before = _children_cpu()
-    server_before = server.cpu_seconds()
+    by_process_before = server.cpu_by_process()
+    server_before = sum(by_process_before.values())
     wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # wrk first formats every request (a second or two of its own CPU), then starts the load.
     # Its CPU up to the moment the server gets busy is set-up, not load generation.
@@ -272,7 +294,8 @@ def run_wrk(
         time.sleep(0.05)
     profiler = profile.start(server.pid, seconds) if profile is not None else None
     stdout, stderr = wrk.communicate()
-    server_cpu = server.cpu_seconds() - server_before
+    by_process = server.cpu_by_process()
+    server_cpu = sum(by_process.values()) - server_before
     wrk_cpu = _children_cpu() - children_before - (wrk_setup or 0.0)
     if profiler is not None:
         assert profile is not None
@@ -285,6 +308,7 @@ def run_wrk(
     raw: dict[str, Any] = json.loads(marker.removeprefix("WRK_RESULT "))
     duration = raw["duration_us"] / 1e6
     statuses = {str(k): int(v) for k, v in sorted(raw["statuses"].items())}
+    ok = sum(n for status, n in statuses.items() if 200 <= int(status) < 300)
     return LoadResult(
         target=server.name,
         duration_s=round(duration, 3),
@@ -300,6 +324,11 @@ def run_wrk(
         fresh=raw["fresh"],
         server_cpu=round(server_cpu / duration, 3),
         wrk_cpu=round(wrk_cpu / duration, 3),
+        cpu_us_per_ok=round(server_cpu * 1e6 / ok, 1) if ok else 0.0,
+        cpu_us_by_process={
+            name: round((cpu - by_process_before.get(name, 0.0)) * 1e6 / ok, 1) if ok else 0.0
+            for name, cpu in by_process.items()
+        },
         wrk_output=stdout,
     )
 
@@ -309,6 +338,27 @@ def _process_cpu(pid: int) -> float:
     # The fields after `(comm)` start at the 3rd (state); utime and stime are the 14th and 15th.
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _process_name(pid: int) -> str:
+    """What a child process runs: its `-m` module, else its program."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    words = [a.decode(errors="replace") for a in argv if a]
+    if "-m" in words[:-1]:
+        return words[words.index("-m") + 1].rsplit(".", 1)[-1]
+    return Path(words[0]).name if words else str(pid)
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its live descendants (a daemon's store writer and intake workers)."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+    return tree
 
 
 def _children_cpu() -> float:
@@ -462,12 +512,12 @@ class TargetRun:
 
 
 def bench_daemon(
-    work: Path, files: RequestFiles, load: LoadSettings, profile: Profile | None
+    work: Path, files: RequestFiles, load: LoadSettings, profile: Profile | None, sink: bool
 ) -> tuple[TargetRun, StoreCheck]:
     db = work / "bench.db"
     config = work / "sambung.yaml"
     port = free_port()
-    config.write_text(daemon_config(db, port))
+    config.write_text(daemon_config(db, port, work / "records.jsonl" if sink else None))
     command = [sys.executable, "-m", "sambung", "run", "-c", str(config)]
     with Server("daemon", command, port, work / "daemon.log", work, "/healthz") as daemon:
         print(f"daemon: pid {daemon.pid} on port {port}; warming up {load.warmup}s ...")
@@ -521,6 +571,14 @@ def combine(target: str, results: Sequence[LoadResult]) -> LoadResult:
         server_cpu=round(sum(r.server_cpu for r in results), 3),
         # Each wrk's figure counts every child reaped meanwhile: the largest is about the total.
         wrk_cpu=max(r.wrk_cpu for r in results),
+        cpu_us_per_ok=round(
+            sum(r.cpu_us_per_ok * r.ok for r in results) / max(1, sum(r.ok for r in results)), 1
+        ),
+        cpu_us_by_process={
+            f"{n}.{name}": us
+            for n, r in enumerate(results)
+            for name, us in r.cpu_us_by_process.items()
+        },
         wrk_output="\n".join(r.wrk_output for r in results),
     )
 
@@ -542,7 +600,12 @@ def run_replicas(
 
 
 def bench_postgres(
-    work: Path, files: RequestFiles, load: LoadSettings, postgres_url: str, replicas: int
+    work: Path,
+    files: RequestFiles,
+    load: LoadSettings,
+    postgres_url: str,
+    replicas: int,
+    sink: bool,
 ) -> tuple[TargetRun, StoreCheck]:
     """`replicas` daemons on one fresh PostgreSQL schema, each driven by its own wrk."""
     import asyncio
@@ -559,7 +622,9 @@ def bench_postgres(
             for n in range(replicas):
                 port = free_port()
                 config = work / f"pg{replicas}-{n}.yaml"
-                config.write_text(daemon_config(url, port))
+                config.write_text(
+                    daemon_config(url, port, work / f"pg{replicas}-{n}.jsonl" if sink else None)
+                )
                 command = [sys.executable, "-m", "sambung", "run", "-c", str(config)]
                 log = work / f"pg{replicas}-{n}.log"
                 server = Server(f"{target}.{n}", command, port, log, work, "/healthz")
@@ -608,7 +673,7 @@ def prepare_requests(work: Path, count: int, warmup_count: int) -> RequestFiles:
 def print_table(runs: Sequence[LoadResult], ratio: float) -> None:
     header = (
         f"{'target':<8} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
-        f"{'server CPU':>11} {'wrk CPU':>8}"
+        f"{'server CPU':>11} {'wrk CPU':>8} {'CPU us/ok':>10}"
     )
     print()
     print(header)
@@ -617,9 +682,13 @@ def print_table(runs: Sequence[LoadResult], ratio: float) -> None:
         print(
             f"{run.target:<8} {run.requests_per_s:>11,.1f} {run.latency_ms['p50']:>8.2f} "
             f"{run.latency_ms['p99']:>8.2f} {run.non_2xx:>8,} {run.server_cpu:>10.0%} "
-            f"{run.wrk_cpu:>8.0%}"
+            f"{run.wrk_cpu:>8.0%} {run.cpu_us_per_ok:>10.0f}"
         )
     verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
+    for run in runs:
+        if len(run.cpu_us_by_process) > 1:
+            parts = ", ".join(f"{k} {v:.0f}" for k, v in run.cpu_us_by_process.items())
+            print(f"{run.target}: CPU µs per 2xx by process: {parts}")
     print(
         f"\nratio (daemon/bare throughput): {ratio:.2f} (target >= {TARGET_RATIO:.2f}: {verdict})"
     )
@@ -693,6 +762,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="sample only the thread holding the GIL (py-spy --gil)",
     )
     parser.add_argument(
+        "--writer-thread",
+        action="store_true",
+        help="store.writer_process: false (the SQLite group commit on a thread of the daemon)",
+    )
+    parser.add_argument(
+        "--no-sink",
+        action="store_true",
+        help="configure no sink (no outbox rows, no deliveries), as runs before 2026-12-04 did",
+    )
+    parser.add_argument(
+        "--budget-requests",
+        type=int,
+        default=5000,
+        help="requests `budget.py` times each step of the webhook path on (0: skip the budget)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the work directory (requests, logs, SQLite file)"
     )
     parser.add_argument(
@@ -749,6 +834,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         profile = Profile(py_spy, args.profile.resolve(), args.profile_format, args.profile_gil)
+    if args.writer_thread:
+        STORE_EXTRA["writer_process"] = "false"
     load = LoadSettings(args.duration, args.warmup, args.concurrency, args.threads, args.timeout)
     stamp = datetime.now(UTC)
 
@@ -756,9 +843,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with work_directory(args.keep) as work:
             warmup_requests = min(args.requests, max(10_000, args.warmup * REQUESTS_PER_SECOND))
             files = prepare_requests(work, args.requests, warmup_requests)
-            daemon, store = bench_daemon(work, files, load, profile)
+            daemon, store = bench_daemon(work, files, load, profile, not args.no_sink)
             postgres = [
-                bench_postgres(work, files, load, args.postgres, int(n))
+                bench_postgres(work, files, load, args.postgres, int(n), not args.no_sink)
                 for n in (args.replicas.split(",") if args.postgres else [])
             ]
             bare = bench_bare(work, files, load)
@@ -768,6 +855,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ratio = daemon.measured.requests_per_s / bare.measured.requests_per_s
     print_table([daemon.measured, *(run.measured for run, _ in postgres), bare.measured], ratio)
+    components = budget(args.budget_requests) if args.budget_requests else {}
+    if components:
+        print_budget(components, bare.measured.cpu_us_per_ok)
+        print(
+            f"daemon in situ: {daemon.measured.cpu_us_per_ok:.0f} CPU µs per acknowledged event, "
+            "all its processes summed"
+        )
     problems = [*load_problems(daemon.measured), *store.problems]
     for run, check in postgres:
         problems += [
@@ -804,6 +898,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             **asdict(load),
             "requests_generated": args.requests,
             "profiled": profile is not None,
+            "sink": not args.no_sink,
         },
         "environment": environment(),
         "daemon": _result_json(daemon.measured),
@@ -819,6 +914,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for run, check in postgres
         },
         "ratio": round(ratio, 3),
+        "cpu_us_budget": {name: round(us, 1) for name, us in components.items()},
         "target_ratio": TARGET_RATIO,
         "store_check": asdict(store),
         "problems": problems,

@@ -30,20 +30,42 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid` and its live children (the daemon's store writer process)."""
+    return sum(_own_cpu_seconds(p) for p in _tree(pid))
+
+
+def _own_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def _tree(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").iterdir():
+            todo += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """Peak RSS of `pid` plus that of its live children."""
+    total = 0.0
+    for each in _tree(pid):
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+# `--writer-thread`: the store's group commit on a thread of the daemon, as before 2026-12-04.
+WRITER_PROCESS = True
 
 
 def config(outlets: int, vendor: str, interval: str, db: Path) -> dict[str, object]:
     return {
-        "store": {"url": f"sqlite:///{db}"},
+        "store": {"url": f"sqlite:///{db}", "writer_process": WRITER_PROCESS},
         "server": {"public": {"host": "127.0.0.1", "port": free_port()}},
         "log": {"level": "warning", "format": "json"},
         "outlets": [
@@ -145,7 +167,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--outlets", type=int, default=1000)
     parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--writer-thread", action="store_true", help="store.writer_process: false")
     args = parser.parse_args()
+    global WRITER_PROCESS
+    WRITER_PROCESS = not args.writer_thread
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         busy = phase(args.outlets, "15s", args.duration, settle=5.0, work=work)
@@ -162,7 +187,7 @@ def main() -> None:
         idle_share = 100 * idle["cpu"] / idle["wall"]
         # /proc counts CPU in clock ticks (10 ms): over 30 s that is a resolution of 0.03 %.
         print(f"idle CPU between polls (interval 10m): {idle_share:.2f} % of a core")
-        print(f"peak RSS: {max(busy['rss'], idle['rss']):.0f} MB")
+        print(f"peak RSS (daemon + writer process): {max(busy['rss'], idle['rss']):.0f} MB")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from sambung.delivery.dlq import DeadLetterFilter, DeadLetters
 from sambung.delivery.sinks import Delivered, is_delivered
 from sambung.redaction import MASK, secrets
 from sambung.store import DeliveryQuery, Store
-from sambung.store.base import MAX_ATTEMPT_RESPONSE, AttemptNote, OutboxSettlement
+from sambung.store.base import MAX_ATTEMPT_RESPONSE, AttemptNote, OutboxSettlement, kept_answer
 from sambung.testing.receiver import Receiver
 
 from .test_outbox import SECRET, Harness, clock, configure
@@ -196,13 +196,26 @@ async def test_a_settlement_without_a_note_keeps_no_attempt(harness: Harness) ->
     assert listed.status == "delivered" and listed.latest is None
 
 
-def test_an_attempt_note_masks_and_cuts_the_answer() -> None:
+async def test_the_store_cuts_and_masks_any_note_s_answer(harness: Harness) -> None:
     secrets.learn(LEAKED)
-    note = AttemptNote(
-        sink="s", record_id=1, revision=1, attempt=1, started_at=_now(), response=LEAKED * 40
+    await harness.ingest("TRX-1")
+    [row] = await harness.store.claim_outbox(
+        "backend", now=harness.clock.now(), limit=10, lease_seconds=60
     )
-    assert note.response is not None
-    assert len(note.response) <= MAX_ATTEMPT_RESPONSE and LEAKED not in note.response
+    note = AttemptNote("backend", row.record_id, row.revision, 1, _now(), response=LEAKED * 40)
+    await harness.store.settle_outbox(
+        [OutboxSettlement(row.id, "delivered", attempt=note)], now=harness.clock.now()
+    )
+    [attempt] = await harness.store.list_delivery_attempts(row.id)
+    assert attempt.response is not None and attempt.response == kept_answer(note.response)
+    assert len(attempt.response) <= MAX_ATTEMPT_RESPONSE and LEAKED not in attempt.response
+
+
+def test_an_attempt_s_answer_is_masked_and_cut() -> None:
+    secrets.learn(LEAKED)
+    kept = kept_answer(LEAKED * 40)
+    assert kept is not None
+    assert len(kept) <= MAX_ATTEMPT_RESPONSE and LEAKED not in kept
 
 
 def test_delivered_with_an_answer_counts_as_delivered() -> None:
@@ -285,13 +298,29 @@ async def test_an_answer_with_a_nul_or_a_lone_surrogate_is_kept_spelled_out(
 @given(answer=st.text(max_size=2000))
 def test_any_answer_is_kept_storable_masked_and_cut(answer: str) -> None:
     secrets.learn(LEAKED)
-    note = AttemptNote(
-        sink="s", record_id=1, revision=1, attempt=1, started_at=_now(), response=answer + LEAKED
-    )
-    kept = note.response
+    kept = kept_answer(answer + LEAKED)
     assert kept is not None and len(kept) <= MAX_ATTEMPT_RESPONSE
     assert "\x00" not in kept and LEAKED not in kept
     kept.encode("utf-8")  # no lone surrogate
     settled = OutboxSettlement(1, "pending", error=answer)
     assert settled.error is not None and "\x00" not in settled.error
     settled.error.encode("utf-8")
+
+
+async def test_each_delivered_row_counts_once_in_the_metrics(
+    harness: Harness, receiver: Receiver
+) -> None:
+    from sambung import metrics
+
+    def delivered() -> float:
+        labels = {"sink": "backend", "result": "delivered"}
+        return metrics.REGISTRY.get_sample_value("sambung_deliveries_total", labels) or 0.0
+
+    before = delivered()
+    await harness.ingest("TRX-1", "TRX-2", "TRX-3")
+    receiver.answer_with(500, body="busy")  # one of the three goes again later
+    assert await harness.drain() == 3
+    assert delivered() == before + 2
+    harness.clock.advance(5)
+    assert await harness.drain() == 1
+    assert delivered() == before + 3

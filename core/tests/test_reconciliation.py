@@ -387,7 +387,13 @@ class Rig:
     @classmethod
     @asynccontextmanager
     async def start(
-        cls, folder: Path, store_url: str, *, timezone: str = "Asia/Jakarta", after: str = "47:00"
+        cls,
+        folder: Path,
+        store_url: str,
+        *,
+        timezone: str = "Asia/Jakarta",
+        after: str = "47:00",
+        start: datetime | None = None,
     ) -> AsyncIterator[Rig]:
         document: dict[str, Any] = {
             "outlets": [
@@ -411,7 +417,7 @@ class Rig:
         path = folder / "sambung.yaml"
         path.write_text(yaml.safe_dump(document), encoding="utf-8")
         loaded = load_config(path, load_plugins())
-        clock = ManualClock()
+        clock = ManualClock(start)
         store = open_store(store_url, base_dir=folder, clock=clock)
         await store.open()
         try:

@@ -121,6 +121,9 @@ class StoreSettings(_Strict):
     """Where state lives; a relative SQLite path is read from the YAML file's folder."""
 
     url: str = "sqlite:///./data/sambung.db"
+    # SQLite: the group commit of ingested events runs in a process of its own, off the event
+    # loop's GIL (see store/writer_process.py); false keeps it on a thread of the daemon.
+    writer_process: bool = True
 
 
 class ReplicaSettings(_Strict):

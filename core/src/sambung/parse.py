@@ -127,6 +127,11 @@ def _steps(path: str) -> tuple[tuple[str, int | None], ...]:
 
 def money(value: Any, field: str) -> Decimal:
     """An amount as an exact, finite `Decimal` from an int, a Decimal or a numeric string."""
+    if type(value) is int:  # most amounts a till sends: no decimals to bound, no tuple to build
+        amount = Decimal(value)
+        if value and amount.adjusted() >= MAX_AMOUNT_DIGITS:
+            raise InvalidRecord(f"amount has more than {MAX_AMOUNT_DIGITS} digits", field=field)
+        return amount
     if isinstance(value, bool) or value is None:
         raise InvalidRecord(f"expected an amount, got {value!r}", field=field)
     if isinstance(value, float):

@@ -38,7 +38,12 @@ def add_reconcile_command(commands: Commands) -> None:
     when.add_argument(
         "--since", type=date.fromisoformat, help="every closed date from YYYY-MM-DD on"
     )
-    sub.add_argument("--differs", action="store_true", help="only days beyond the tolerance")
+    sub.add_argument(
+        "--open",
+        action="store_true",
+        help="through today, still open (default: up to the latest closed date)",
+    )
+    sub.add_argument("--differs", action="store_true", help="only closed days beyond the tolerance")
     sub.add_argument(
         "--fresh",
         action="store_true",
@@ -52,7 +57,11 @@ def _handler(args: argparse.Namespace) -> int:
     check_outlet(loaded, args.outlet)
     try:
         query = ReconciliationQuery(
-            outlet=args.outlet, date=args.date, since=args.since, differs=args.differs
+            outlet=args.outlet,
+            date=args.date,
+            since=args.since,
+            open=args.open,
+            differs=args.differs,
         )
     except ValidationError as err:
         raise UsageError(str(err)) from None
@@ -76,14 +85,14 @@ def _handler(args: argparse.Namespace) -> int:
     if args.json:
         for item in found:
             print(json.dumps(item.describe()))
-        return 1 if any(item.differs for item in found) else 0
+        return 1 if any(item.state == "differs" for item in found) else 0
     if not found:
         print("no reconciliation stored for those days (the daemon makes one as a day closes;")
         print("--fresh computes one now from the stored sales and payments)")
         return 0
     zones = {o.id: ZoneInfo(o.timezone) for o in loaded.config.outlets}
     print("\n\n".join(show(item, zones[item.result.outlet]) for item in found))
-    return 1 if any(item.differs for item in found) else 0
+    return 1 if any(item.state == "differs" for item in found) else 0
 
 
 def rupiah(amount: Decimal) -> str:
@@ -98,6 +107,8 @@ def show(item: StoredReconciliation, tz: ZoneInfo) -> str:
     verdict = "MATCHED" if r.status == "matched" else f"DIFFERS by {rupiah(r.difference)}"
     if r.status == "differs" and not item.differs:
         verdict += " (within tolerance)"
+    if not item.closed:  # figures so far: the day still takes sales and payments
+        verdict = f"OPEN, so far {verdict.lower()}"
     lines = [
         f"{r.outlet} {r.business_date} ({tz.key})  {verdict}  ({revision}; {r.sales} sales,"
         f" {r.refunds} refunds, {r.voids} voids; POS total {rupiah(r.pos_total)})"

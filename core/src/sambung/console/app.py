@@ -507,9 +507,10 @@ async def reconciliations(request: web.Request, session: Session) -> web.StreamR
     outlet = request.query.get("outlet") or None
     since = host.clock.now().date() - timedelta(days=14)
     try:
-        query = ReconciliationQuery(outlet=outlet, since=since)
+        # Through today: the open day shows as open, its figures a running count.
+        query = ReconciliationQuery(outlet=outlet, since=since, open=True)
     except ValidationError:
-        query = ReconciliationQuery(since=since)
+        query = ReconciliationQuery(since=since, open=True)
     found = await views.reconciliations(host, query)
     return _render(
         request,

@@ -122,6 +122,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "target": ("Konektor / tujuan", "Connector / sink"),
     "attention": ("Perlu dilihat sekarang", "Needs a look now"),
     "reconciliation": ("Rekonsiliasi", "Reconciliation"),
+    # A day's reconciliation: still open (figures so far), or its verdict once closed.
+    "recon_open": ("masih buka", "still open"),
+    "recon_matched": ("cocok", "matched"),
+    "recon_differs": ("selisih", "differs"),
     "collected": ("Diterima gateway", "Collected"),
     "fees": ("Biaya", "Fees"),
     "difference": ("Selisih", "Difference"),

@@ -46,7 +46,7 @@ from sambung.runtime import supervision
 from sambung.store import CredentialStore, DeadLetter, DeliveryStore
 from sambung.store.base import AttemptNote, ClaimedRow, OutboxSettlement, SinkStats
 
-from .sinks import Delivered, Delivery, DeliveryResult, Sink, SinkContext, is_delivered
+from .sinks import Delivered, Delivery, DeliveryResult, Sink, SinkContext
 
 if TYPE_CHECKING:
     from sambung.auth.credentials import CredentialService
@@ -278,6 +278,10 @@ class Dispatcher:
         ]
         results = [result for _, result, _, _ in sent]
         settlements = [self._settle(runtime, *sent_row) for sent_row in sent]
+        # Counted once a batch, not once a row: most rows are delivered, the rest count each.
+        delivered = sum(1 for s in settlements if s.status == "delivered")
+        if delivered:
+            metrics.child(metrics.DELIVERIES, runtime.name, "delivered").inc(delivered)
         if len(settlements) < len(rows):
             log.warning(
                 "outbox.batch_fenced",
@@ -403,17 +407,21 @@ class Dispatcher:
         latency_ms: int | None = None,
     ) -> OutboxSettlement:
         """What one item's result means for its row, with a note of the attempt to keep."""
-        status, body = _answer_of(result)
+        if result is None:  # the common case, kept short: this runs once per delivery
+            status, body, error_type = None, None, None
+        else:
+            status, body = _answer_of(result)
+            error_type = None if isinstance(result, Delivered) else type(result).__name__
         note = AttemptNote(
-            sink=row.sink,
-            record_id=row.record_id,
-            revision=row.revision,
-            attempt=row.attempts + 1,
-            started_at=started_at or self.clock.now(),
-            latency_ms=latency_ms,
-            http_status=status,
-            error_type=None if is_delivered(result) else type(result).__name__,
-            response=body,
+            row.sink,
+            row.record_id,
+            row.revision,
+            row.attempts + 1,
+            started_at or self.clock.now(),
+            latency_ms,
+            status,
+            error_type,
+            body,
         )
         return self._decide(runtime, row, result, note)
 
@@ -422,8 +430,7 @@ class Dispatcher:
     ) -> OutboxSettlement:
         """What one item's result means for its row."""
         sink = runtime.name
-        if result is None or isinstance(result, Delivered):
-            metrics.child(metrics.DELIVERIES, sink, "delivered").inc()
+        if result is None or isinstance(result, Delivered):  # counted by the batch
             return OutboxSettlement(row.id, "delivered", attempt=note)
         error = _describe(result)
         if isinstance(result, SinkGone):

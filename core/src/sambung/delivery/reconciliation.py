@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import structlog
 from aiohttp import web
@@ -62,6 +63,8 @@ log = structlog.get_logger(__name__)
 
 # The cursor (in the store's cursors table) holding how far changed sales and payments were read.
 CURSOR = "sambung.reconciliation"
+# What a day's reconciliation says: nothing yet while the day is open, else its verdict.
+ReconciliationState = Literal["open", "matched", "differs"]
 COLLECTED = frozenset({PaymentStatus.PAID, PaymentStatus.SETTLED})
 _ZERO = Decimal(0)
 
@@ -375,8 +378,25 @@ class ReconciliationService(DerivedDaysLoop):
         self.days.done(due)
         return len(results)
 
+    def latest_closed(self, outlet: OutletConfig, now: datetime | None = None) -> date:
+        """The outlet's newest business date that is over at `now` (default: the clock's): its
+        closing time (`summaries.after`) has passed, and so has its local day.
+
+        The loop reconciles a day from its closing time on, and a closing time before midnight
+        (the demo's 00:00, a cafe's 23:30) comes while the day still takes sales: its figures
+        are a running count then, not a verdict, so the day counts as open until it ends."""
+        now = now or self.clock.now()
+        yesterday = now.astimezone(ZoneInfo(outlet.timezone)).date() - timedelta(days=1)
+        return min(self.days.latest_closed(outlet, now), yesterday)
+
+    def today(self, outlet: OutletConfig) -> date:
+        """The outlet's business date now, in its timezone: its latest day, still open."""
+        return self.clock.now().astimezone(ZoneInfo(outlet.timezone)).date()
+
     async def stored(self, outlet: str, days: Iterable[date]) -> list[StoredReconciliation]:
         """The stored reconciliations of `outlet` on `days` (a day not reconciled is left out)."""
+        [config] = [o for o in self.loaded.config.outlets if o.id == outlet]
+        closed = self.latest_closed(config)
         found: list[StoredReconciliation] = []
         for day in days:
             for record in await self.store.records_of_day(outlet, Reconciliation.kind, day):
@@ -387,6 +407,7 @@ class ReconciliationService(DerivedDaysLoop):
                         record.revision,
                         record.updated_at,
                         differs_beyond(result, self.settings.tolerance),
+                        closed=day <= closed,
                     )
                 )
         return found
@@ -397,7 +418,8 @@ class ReconciliationService(DerivedDaysLoop):
         for outlet in self.outlets():
             if query.outlet is not None and outlet.id != query.outlet:
                 continue
-            closed = self.days.latest_closed(outlet)
+            # The latest day asked: the newest closed one, or today's (still open) when asked.
+            closed = self.today(outlet) if query.open else self.latest_closed(outlet)
             if query.date is not None:
                 asked.append((outlet, [query.date]))
                 continue
@@ -412,7 +434,9 @@ class ReconciliationService(DerivedDaysLoop):
         found: list[StoredReconciliation] = []
         for outlet, days in self._asked(query):
             found.extend(
-                r for r in await self.stored(outlet.id, days) if r.differs or not query.differs
+                r
+                for r in await self.stored(outlet.id, days)
+                if r.state == "differs" or not query.differs
             )
         return found
 
@@ -422,13 +446,15 @@ class ReconciliationService(DerivedDaysLoop):
         found: list[StoredReconciliation] = []
         now = self.clock.now()
         for outlet, days in self._asked(query):
+            closed = self.latest_closed(outlet, now)
             for day in days:
                 result = await self.compute(outlet.id, day)
                 if result is None:
                     continue
                 differs = differs_beyond(result, self.settings.tolerance)
-                if differs or not query.differs:
-                    found.append(StoredReconciliation(result, 0, now, differs))
+                shown = StoredReconciliation(result, 0, now, differs, closed=day <= closed)
+                if shown.state == "differs" or not query.differs:
+                    found.append(shown)
         return found
 
     async def differing(
@@ -440,21 +466,31 @@ class ReconciliationService(DerivedDaysLoop):
         window = self.loaded.config.summaries.backfill_days if days is None else days
         found: list[Reconciliation] = []
         for outlet in self.outlets():
-            closed = self.days.latest_closed(outlet, now)
+            closed = self.latest_closed(outlet, now)  # an open day is no verdict yet
             span = [closed - timedelta(days=n) for n in range(window, -1, -1)]
-            found.extend(r.result for r in await self.stored(outlet.id, span) if r.differs)
+            found.extend(
+                r.result for r in await self.stored(outlet.id, span) if r.state == "differs"
+            )
         return found
 
 
 @dataclass(frozen=True)
 class StoredReconciliation:
-    """A stored reconciliation, its revision and when it was written, and whether it differs
-    by more than the configured tolerance."""
+    """A stored reconciliation, its revision and when it was written, whether its figures
+    differ by more than the configured tolerance, and whether its day is over (`closed`)."""
 
     result: Reconciliation
     revision: int
     updated_at: datetime
     differs: bool
+    closed: bool = True
+
+    @property
+    def state(self) -> ReconciliationState:
+        """`open` while the day still takes sales (no verdict yet), else its verdict."""
+        if not self.closed:
+            return "open"
+        return "differs" if self.differs else "matched"
 
     def describe(self) -> dict[str, Any]:
         """As the admin API and `sambung reconcile --json` show it: the record's JSON, plus."""
@@ -463,18 +499,22 @@ class StoredReconciliation:
             "revision": self.revision,
             "updated_at": self.updated_at.isoformat(),
             "differs_beyond_tolerance": self.differs,
+            "closed": self.closed,
+            "state": self.state,
         }
 
 
 class ReconciliationQuery(BaseModel):
     """Which reconciliations to show: one outlet or all, one date or every closed date from
-    `since`; by default the latest closed date. `differs`: only those beyond the tolerance."""
+    `since`; by default the latest closed date. `open`: through today (still open) instead of
+    the latest closed date. `differs`: only closed days beyond the tolerance."""
 
     model_config = ConfigDict(extra="forbid")
 
     outlet: str | None = None
     date: dt.date | None = None
     since: dt.date | None = None
+    open: bool = False
     differs: bool = False
 
     @model_validator(mode="after")
@@ -490,7 +530,7 @@ RECONCILIATION_KEY: web.AppKey[Callable[[], ReconciliationService]] = web.AppKey
 def add_reconciliation_routes(
     app: web.Application, service: Callable[[], ReconciliationService]
 ) -> None:
-    """Mount `GET /api/v1/reconciliations?outlet=&date=|since=&differs=` on the admin app;
+    """Mount `GET /api/v1/reconciliations?outlet=&date=|since=&open=&differs=` on the admin app;
     `service` gives the service over the configuration installed now."""
     app[RECONCILIATION_KEY] = service
     app.router.add_get("/api/v1/reconciliations", _list)

@@ -8,7 +8,6 @@ the worker commits nothing, and dies with the importer.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import multiprocessing
 import os
 import pickle
@@ -27,6 +26,7 @@ except ImportError:  # Windows: no fcntl, and no fork either
     fcntl = None  # type: ignore[assignment]
 
 from sambung.connectors import FileDropConnector, FileDropSettings
+from sambung.processes import die_with
 
 from .csvbatches import Batch, FileShape, Unmapped, finished, map_here, mapped_batches, open_regular
 
@@ -186,25 +186,6 @@ def _widen(pipe: Connection) -> None:
         log.debug("csv.pipe_not_widened", error=str(err))
 
 
-def _die_with(parent: int) -> None:
-    """Have the kernel SIGKILL this worker when the importing process dies, even by SIGKILL.
-
-    The worker holds copies of the importer's descriptors, a daemon's listening sockets among
-    them: left running, it would keep a restarted daemon from binding its port. Linux only
-    (prctl); elsewhere the worker still ends at its next send, on the closed pipe.
-    """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the importer died before the request took effect
-        os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1
-
-
 def _map_in_worker(
     send: Connection,
     receive: Connection,
@@ -219,7 +200,7 @@ def _map_in_worker(
     # The fork copied the importer's reading end too: with it open here, the pipe would keep a
     # reader after the importer died, and a send would wait forever instead of failing.
     receive.close()
-    _die_with(parent)
+    die_with(parent)
     # Signals are the importing process's business: it stops the worker when it stops. The
     # inherited wakeup fd would otherwise tell the parent's event loop about our signals.
     try:

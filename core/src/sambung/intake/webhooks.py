@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -70,15 +70,22 @@ class WebhookIngest:
             log.exception("webhook.verify_crashed", error=f"{type(err).__name__}: {err}")
             return _error(401, "unauthorized", "signature could not be verified")
 
-        raw = RawEvent(
-            outlet=connector.outlet.id,
-            source_system=source,
-            channel="webhook",
-            dedup_key=request.body_sha256,
-            body=request.body,
-            received_at=self._clock.now(),
-            content_type=content_type and printable(content_type),
-        )
+        received_at = self._clock.now()
+        content_type = content_type and printable(content_type)
+
+        def raw_event(dedup_key: str | None = None, event_type: str | None = None) -> RawEvent:
+            # Built once, when what it holds is known: a dataclass replace() per webhook costs.
+            return RawEvent(
+                outlet=connector.outlet.id,
+                source_system=source,
+                channel="webhook",
+                dedup_key=dedup_key or request.body_sha256,
+                body=request.body,
+                received_at=received_at,
+                content_type=content_type,
+                event_type=event_type,
+            )
+
         try:
             request.payload  # noqa: B018 - parse once here so "not JSON" is told apart
             event = connector.parse(request)
@@ -88,25 +95,30 @@ class WebhookIngest:
                 connector.name,
             )
         except InvalidPayload as err:
-            return await self._dead_letter(connector, raw, 400, "invalid_payload", err, None)
+            return await self._dead_letter(
+                connector, raw_event(), 400, "invalid_payload", err, None
+            )
         except InvalidRecord as err:
-            return await self._dead_letter(connector, raw, 422, "invalid_record", err, err.field)
+            return await self._dead_letter(
+                connector, raw_event(), 422, "invalid_record", err, err.field
+            )
         except ValidationError as err:
             field = _first_field(err)
-            return await self._dead_letter(connector, raw, 422, "invalid_record", err, field)
+            return await self._dead_letter(
+                connector, raw_event(), 422, "invalid_record", err, field
+            )
         except Exception as err:  # a mapping bug: keep the body so it replays once fixed
             log.exception("webhook.mapping_crashed", error=f"{type(err).__name__}: {err}")
-            return await self._dead_letter(connector, raw, 422, "mapping_failed", err, None)
+            return await self._dead_letter(connector, raw_event(), 422, "mapping_failed", err, None)
 
-        received = raw
-        raw = replace(raw, dedup_key=event.dedup_key or raw.dedup_key, event_type=event.event_type)
+        raw = raw_event(event.dedup_key, event.event_type)
         routes = [self._routes(connector.outlet.id, record.kind) for record in event.records]
         try:
             result = await self._store.ingest(
                 IngestRequest(raw=raw, records=event.records, routes=routes)
             )
         except InvalidRecord as err:  # text the store cannot keep: the sender's, kept as sent
-            return await self._dead_letter(connector, received, 422, "invalid_record", err, None)
+            return await self._dead_letter(connector, raw_event(), 422, "invalid_record", err, None)
         except StoreUnavailable as err:
             log.error("webhook.store_unavailable", error=str(err))
             return _unavailable()

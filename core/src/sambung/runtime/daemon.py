@@ -76,7 +76,11 @@ class Daemon:
         replicas = loaded.config.replicas
         replica_id = replicas.id or default_replica_id()
         self.store: Store = open_store(
-            loaded.config.store.url, base_dir=loaded.base_dir, owner=replica_id, clock=self.clock
+            loaded.config.store.url,
+            base_dir=loaded.base_dir,
+            owner=replica_id,
+            clock=self.clock,
+            writer_process=loaded.config.store.writer_process,
         )
         self.replica = Replica(
             self.store, replica_id, ttl=replicas.lease_ttl.total_seconds(), clock=self.clock

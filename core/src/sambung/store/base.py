@@ -359,9 +359,12 @@ AttemptOutcome = Literal["delivered", "retry", "dead"]
 MAX_ATTEMPT_RESPONSE = 500
 
 
-@dataclass(frozen=True)
-class AttemptNote:
-    """How one delivery attempt went, kept (`delivery_attempts`) with the settlement it led to."""
+class AttemptNote(NamedTuple):
+    """How one delivery attempt went, kept (`delivery_attempts`) with the settlement it led to.
+
+    A plain tuple, not a dataclass: the dispatcher makes one per delivery on its hot path. The
+    store cuts and masks `response` as it writes it (`kept_answer`), whoever made the note.
+    """
 
     sink: str
     record_id: int
@@ -371,12 +374,14 @@ class AttemptNote:
     latency_ms: int | None = None
     http_status: int | None = None
     error_type: str | None = None
-    response: str | None = None  # the receiver's answer, masked and cut
+    response: str | None = None  # the receiver's answer
 
-    def __post_init__(self) -> None:
-        if self.response is not None:
-            kept = shorten(printable(self.response), MAX_ATTEMPT_RESPONSE)
-            object.__setattr__(self, "response", kept)
+
+def kept_answer(response: str | None) -> str | None:
+    """A receiver's answer as an attempt keeps it: storable, masked and cut."""
+    if response is None:
+        return None
+    return shorten(printable(response), MAX_ATTEMPT_RESPONSE)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ OUTBOX_ENTRY = (
 # SQLite's planner reads a sink's newest rows through its claim index and sorts them all; read
 # backwards along the primary key instead, stopping at the limit (PostgreSQL does so itself).
 NEWEST_FIRST = {"sqlite": " NOT INDEXED"}
+# Outbox statuses few rows have at a time: an index finds them faster than a walk of every row.
+SCARCE_STATUSES = frozenset({"pending", "dead"})
 
 
 class BrowseQueries:

@@ -13,19 +13,25 @@ from .base import Store
 
 
 def open_store(
-    url: str, *, base_dir: Path, owner: str | None = None, clock: Clock | None = None
+    url: str,
+    *,
+    base_dir: Path,
+    owner: str | None = None,
+    clock: Clock | None = None,
+    writer_process: bool = False,
 ) -> Store:
     """The store named by a URL; a relative SQLite path is read from `base_dir` (the YAML's).
 
     `owner` names this process (its replica id) in what it claims in a shared store; `clock`
-    stamps every write (the system clock unless given).
+    stamps every write (the system clock unless given); `writer_process` runs a SQLite store's
+    group commit in a process of its own (the daemon's choice, `store.writer_process`).
     """
     if url.startswith("sqlite:///"):
         from .sqlite import SqliteStore
 
         path = Path(url.removeprefix("sqlite:///"))
         path = path if path.is_absolute() else base_dir / path
-        return SqliteStore(path, clock=clock, owner=owner or "local")
+        return SqliteStore(path, clock=clock, owner=owner or "local", writer_process=writer_process)
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 

@@ -57,10 +57,10 @@ from .queries import (
     DEAD_LETTERS,
     DUE_OUTBOX,
     INSERT_DEAD_LETTER,
-    attempt_values,
     claimed_row,
     dead_letter,
     dead_letter_values,
+    split_settlements,
 )
 from .sql import Row, SqlStore, Tx
 
@@ -562,18 +562,9 @@ class PostgresStore(SqlStore):
         self, settlements: Sequence[OutboxSettlement], *, now: datetime
     ) -> list[DeadLetter]:
         """Record delivered, retry-later and dead rows in one transaction."""
-        delivered = [s.id for s in settlements if s.status == "delivered"]
-        retry = [
-            (s.id, s.next_attempt_at or now, s.error) for s in settlements if s.status == "pending"
-        ]
-        dead = [
-            (s.id, s.error_type or "DeliveryFailed", s.error or "")
-            for s in settlements
-            if s.status == "dead"
-        ]
-        attempts = [
-            values for s in settlements if (values := attempt_values(s, now, _same)) is not None
-        ]
+        split = split_settlements(settlements, now, _same)
+        delivered, retry, attempts = split.delivered, split.retry, split.attempts
+        dead = [(s.id, s.error_type or "DeliveryFailed", s.error or "") for s in split.dead]
 
         async def settle(conn: Conn) -> list[DeadLetter]:
             if attempts:  # every attempt made is kept, fenced or not: it was sent all the same

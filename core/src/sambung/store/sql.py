@@ -44,7 +44,7 @@ from .base import (
     StoredRecord,
     storable,
 )
-from .browsing import BrowseQueries
+from .browsing import NEWEST_FIRST, SCARCE_STATUSES, BrowseQueries
 from .controls_sql import ControlSql
 from .dialect import Dialect
 from .monitoring_sql import MonitoringSql
@@ -58,7 +58,8 @@ from .queries import (
     DEAD_LETTER_ACTIVITY,
     DEAD_LETTERS,
     DELIVERIES,
-    OUTBOX_STATS,
+    OUTBOX_COUNTS,
+    PENDING_STATS,
     RECORD_ACTIVITY,
     RECORD_COLUMNS,
     backfill,
@@ -469,8 +470,22 @@ class SqlStore(BrowseQueries, MonitoringSql, ControlSql, Store):
     async def outbox_stats(self) -> dict[str, SinkStats]:
         """Counts per sink of pending, retrying, dead and delivered rows."""
         time = self.dialect.read_optional_time
-        rows = await self._fetch(OUTBOX_STATS)
-        return {r[0]: SinkStats(r[0], r[1], time(r[2]), r[3], r[4], r[5]) for r in rows}
+        counts: dict[str, dict[str, int]] = {}
+        for sink, status, count in await self._fetch(OUTBOX_COUNTS):
+            counts.setdefault(sink, {})[status] = count
+        pending = {r[0]: (time(r[1]), r[2]) for r in await self._fetch(PENDING_STATS)}
+        stats = {}
+        for sink, by_status in counts.items():
+            oldest, retrying = pending.get(sink, (None, 0))
+            stats[sink] = SinkStats(
+                sink,
+                by_status.get("pending", 0),
+                oldest,
+                retrying,
+                by_status.get("dead", 0),
+                by_status.get("delivered", 0),
+            )
+        return stats
 
     async def prune_outbox(self, *, before: datetime, limit: int = 5000) -> int:
         """Delete up to `limit` delivered or superseded rows finished before `before`, and
@@ -501,8 +516,15 @@ class SqlStore(BrowseQueries, MonitoringSql, ControlSql, Store):
         clause, params = where(
             **{"o.sink": query.sink, "o.status": query.status, "r.outlet": query.outlet}
         )
+        source = DELIVERIES
+        if query.status not in SCARCE_STATUSES:
+            # Most rows match: walk the primary key backwards and stop at the limit, rather
+            # than let SQLite read every match through an index and sort them (60 ms a month).
+            # Pending and dead rows are few, and an index finds them faster than a walk.
+            hint = NEWEST_FIRST.get(self.dialect.name, "")
+            source = DELIVERIES.replace("FROM outbox AS o", f"FROM outbox AS o{hint}", 1)
         rows = await self._fetch(
-            f"{DELIVERIES}{clause} ORDER BY o.id DESC LIMIT ?", *params, query.limit
+            f"{source}{clause} ORDER BY o.id DESC LIMIT ?", *params, query.limit
         )
         return [delivery_row(row, self.dialect.read_optional_time) for row in rows]
 

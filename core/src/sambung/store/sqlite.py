@@ -45,13 +45,14 @@ from .queries import (
     DUE_OUTBOX,
     INSERT_ATTEMPT,
     INSERT_DEAD_LETTER,
-    attempt_values,
     claimed_row,
     dead_letter,
     dead_letter_values,
+    split_settlements,
 )
 from .snapshot import take_shared_lock
 from .sql import Row, SqlStore, Tx
+from .writer_process import WriterProcess
 
 __all__ = ["SqliteStore", "migrations"]
 
@@ -159,6 +160,7 @@ class SqliteStore(SqlStore):
         synchronous: str = "FULL",
         clock: Clock | None = None,
         owner: str = "local",
+        writer_process: bool = False,
     ) -> None:
         super().__init__(owner=owner, clock=clock)
         self.path = path
@@ -169,6 +171,11 @@ class SqliteStore(SqlStore):
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock: contextlib.ExitStack | None = None
+        # The group commit in a process of its own (see `writer_process`); other writes stay
+        # on this process's writer connection, which WAL and busy_timeout serialise with it.
+        # Where the platform lacks what it needs, the commit stays on the thread, as before.
+        use_process = writer_process and WriterProcess.supported()
+        self._process = WriterProcess(path, synchronous) if use_process else None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -183,6 +190,8 @@ class SqliteStore(SqlStore):
         self._reader = await aiosqlite.connect(self.path)
         await self._reader.execute("PRAGMA busy_timeout = 10000")
         await self._reader.execute("PRAGMA query_only = ON")
+        if self._process is not None:
+            await self._process.start()
         self._start_writers()
 
     def _open_writer(self) -> None:
@@ -200,6 +209,16 @@ class SqliteStore(SqlStore):
         conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
         self._migrate(conn)
         self._writer = conn
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The pid of the writer process, when the group commit runs in one."""
+        return self._process.pid if self._process is not None else None
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations on a connection of its own; the names applied."""
@@ -245,6 +264,8 @@ class SqliteStore(SqlStore):
     async def close(self) -> None:
         """Drain queued writes, stop the writer and close both connections."""
         await self._stop_writers()
+        if self._process is not None:
+            await self._process.stop()
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
@@ -262,7 +283,9 @@ class SqliteStore(SqlStore):
     # -- writes ----------------------------------------------------------------------------
 
     async def _commit(self, requests: Sequence[IngestRequest]) -> list[IngestResult | Exception]:
-        """Commit a group on the writer thread (`_commit_group`)."""
+        """Commit a group on the writer thread, or in the writer process (`_commit_group`)."""
+        if self._process is not None:
+            return await self._process.commit(requests, self.clock.now())
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, self._commit_group, requests)
@@ -271,19 +294,23 @@ class SqliteStore(SqlStore):
             failure.__cause__ = err
             return [failure] * len(requests)
 
-    def _commit_group(self, requests: Sequence[IngestRequest]) -> list[IngestResult | Exception]:
+    def _commit_group(
+        self, requests: Sequence[IngestRequest], now: datetime | None = None
+    ) -> list[IngestResult | Exception]:
         """Commit a group in one transaction; if it fails, commit each request on its own.
 
         The fallback keeps one bad request (a bug, a constraint we did not foresee) from failing
-        the others that happened to share its group.
+        the others that happened to share its group. `now` stamps the group (the store's clock
+        unless given: the writer process gets the daemon's).
         """
         conn = self._writer
         assert conn is not None
+        now = now or self.clock.now()
         try:
             conn.execute("BEGIN IMMEDIATE")
             # Fenced writes check their lease in this transaction (the write lock is held).
-            kept, merge = fence_group(requests, self._held_leases(conn, requests))
-            results = merge(self._apply_group(conn, kept) if kept else [])
+            kept, merge = fence_group(requests, self._held_leases(conn, requests, now))
+            results = merge(self._apply_group(conn, kept, now) if kept else [])
             conn.execute("COMMIT")
             return results
         except Exception as err:
@@ -293,13 +320,14 @@ class SqliteStore(SqlStore):
                 failure = StoreUnavailable(f"write failed: {err}")
                 failure.__cause__ = err
                 return [failure]
-        return [self._commit_group([request])[0] for request in requests]
+        return [self._commit_group([request], now)[0] for request in requests]
 
+    @staticmethod
     def _held_leases(
-        self, conn: sqlite3.Connection, requests: Sequence[IngestRequest]
+        conn: sqlite3.Connection, requests: Sequence[IngestRequest], at: datetime
     ) -> set[LeaseHold]:
-        """Which of the leases the group is fenced by are held by their owner right now."""
-        now = to_db_time(self.clock.now())
+        """Which of the leases the group is fenced by are held by their owner at `at`."""
+        now = to_db_time(at)
         return {
             lease
             for lease in leases_of(requests)
@@ -310,7 +338,7 @@ class SqliteStore(SqlStore):
         }
 
     def _apply_group(
-        self, conn: sqlite3.Connection, requests: Sequence[IngestRequest]
+        self, conn: sqlite3.Connection, requests: Sequence[IngestRequest], at: datetime
     ) -> list[IngestResult]:
         """Apply a group with a fixed number of statements, however many requests it holds.
 
@@ -321,7 +349,7 @@ class SqliteStore(SqlStore):
         one group that touch the same record behave as if they were committed one after the
         other.
         """
-        now = to_db_time(self.clock.now())
+        now = to_db_time(at)
         next_raw, next_record = conn.execute(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM raw_events),"
             " (SELECT COALESCE(MAX(id), 0) FROM records)"
@@ -459,6 +487,13 @@ class SqliteStore(SqlStore):
                     )
         return found
 
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless a query answers and the writer process runs (a dead
+        one is started again here, so readiness tells of one only while it cannot start)."""
+        await super().ping()
+        if self._process is not None:
+            await self._process.ensure_running()
+
     # -- how statements reach the database ----------------------------------------------------
 
     async def _fetch(self, sql: str, *args: Any) -> list[Row]:
@@ -483,10 +518,15 @@ class SqliteStore(SqlStore):
     async def _on_writer(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run `work` in one transaction on the writer thread, after the writes queued before."""
         self._check_open()
+        # With a writer process, take turns with its groups rather than racing it for SQLite's
+        # write lock: the loser of that race sleeps in the busy handler, and under a poll
+        # storm lease renewals starved until their leases lapsed.
+        turn = self._process.turn if self._process is not None else contextlib.nullcontext()
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._transaction, work
-            )
+            async with turn:
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._transaction, work
+                )
         except sqlite3.Error as err:
             raise StoreUnavailable(f"write failed: {err}") from err
 
@@ -547,18 +587,11 @@ class SqliteStore(SqlStore):
     ) -> list[DeadLetter]:
         """Record delivered, retry-later and dead rows in one transaction."""
         stamp = to_db_time(now)
-        delivered = [(stamp, s.id) for s in settlements if s.status == "delivered"]
-        retry = [
-            (to_db_time(s.next_attempt_at or now), s.error, s.id)
-            for s in settlements
-            if s.status == "pending"
-        ]
-        dead = [s for s in settlements if s.status == "dead"]
         # One batch's attempts share few start times (a chunk's): encode each once.
-        encode = lru_cache(maxsize=256)(to_db_time)
-        attempts = [
-            values for s in settlements if (values := attempt_values(s, now, encode)) is not None
-        ]
+        delivered, retry, dead, attempts = split_settlements(
+            settlements, now, lru_cache(maxsize=256)(to_db_time)
+        )
+        owner = self.owner
 
         # Fenced as on PostgreSQL: only rows still pending and claimed by this owner.
         mine = " AND status = 'pending' AND claimed_by = ?"
@@ -566,16 +599,20 @@ class SqliteStore(SqlStore):
         def settle(conn: sqlite3.Connection) -> list[DeadLetter]:
             # Every attempt made is kept, fenced or not: it was sent all the same.
             conn.executemany(INSERT_ATTEMPT, attempts)
-            conn.executemany(
-                "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
-                " delivered_at = ?, last_error = NULL, claimed_until = NULL, claimed_by = NULL"
-                " WHERE id = ?" + mine,
-                [(*row, self.owner) for row in delivered],
-            )
+            # Delivered rows all take the same values: a few `IN` statements, not one per row
+            # (per-row statements were most of a drain's settle time).
+            for start in range(0, len(delivered), _IDS_PER_STATEMENT):
+                ids = delivered[start : start + _IDS_PER_STATEMENT]
+                conn.execute(
+                    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
+                    " delivered_at = ?, last_error = NULL, claimed_until = NULL,"
+                    f" claimed_by = NULL WHERE id IN ({', '.join('?' * len(ids))})" + mine,
+                    (stamp, *ids, owner),
+                )
             conn.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
                 " claimed_until = NULL, claimed_by = NULL WHERE id = ?" + mine,
-                [(*row, self.owner) for row in retry],
+                [(due, error, outbox_id, owner) for outbox_id, due, error in retry],
             )
             created: list[DeadLetter] = []
             for entry in dead:
@@ -608,6 +645,10 @@ class SqliteStore(SqlStore):
             return created
 
         return await self._on_writer(settle)
+
+
+# Ids bound in one `IN (…)`: well under SQLite's oldest limit of 999 variables per statement.
+_IDS_PER_STATEMENT = 500
 
 
 class _WriterTx:

@@ -92,8 +92,34 @@ def scan() -> list[tuple[str, str]]:
     return leaks
 
 
+class _FromWorkers:
+    """Under pytest-xdist, the secrets and daemon logs each worker learnt, sent to the
+    controller: it scans everything once, with every test's captured output, which xdist
+    forwards to it in the reports."""
+
+    @staticmethod
+    def pytest_testnodedown(node: Any, error: object) -> None:
+        """Take a finished worker's secrets and log files into the final scan."""
+        output = getattr(node, "workeroutput", {})
+        SECRETS.update(output.get("sambung_secrets", ()))
+        LOG_FILES.extend(Path(path) for path in output.get("sambung_logs", ()))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Listen for workers' findings when the suite runs under pytest-xdist."""
+    # Registered only then: the hook is xdist's, unknown to a pytest without it.
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_FromWorkers(), "sambung-secret-scan-workers")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: Any) -> None:
     """Fail the run if any secret reached a log."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        # An xdist worker: the controller scans, once, with what every worker found.
+        output["sambung_secrets"] = sorted(_all_secrets())
+        output["sambung_logs"] = [str(path) for path in LOG_FILES]
+        return
     leaks = scan()
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if leaks:
