@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,20 +20,28 @@ from .test_backfill_e2e import Admin, config, store_url  # noqa: F401
 from .test_poll_e2e import KEY, serving, wait_for
 
 
+@contextmanager
+def polled(
+    sambung_daemon: Any, hello_site: Path, url_of_store: str, rows: int, **qasir: Any
+) -> Iterator[tuple[QasirFake, DaemonProcess, Admin]]:
+    """A daemon polling kemang's fake Qasir (its `rows` half an hour old), and its admin API."""
+    vendor = QasirFake(api_key=KEY)
+    vendor.seed(rows, datetime.now(UTC) - timedelta(minutes=30))
+    admin_port = free_port()
+    with serving(vendor) as url:
+        daemon: DaemonProcess = sambung_daemon(
+            config(url, url_of_store, admin_port, **qasir), env={"PYTHONPATH": str(hello_site)}
+        )
+        yield vendor, daemon, Admin(f"http://127.0.0.1:{admin_port}")
+
+
 def test_pause_stops_the_polls_resume_restarts_them_and_runs_are_listed(
     sambung_daemon: Any,
     hello_site: Path,
     store_url: str,  # noqa: F811
 ) -> None:
     now = datetime.now(UTC)
-    vendor = QasirFake(api_key=KEY)
-    vendor.seed(10, now - timedelta(minutes=30))
-    admin_port = free_port()
-    with serving(vendor) as url:
-        daemon: DaemonProcess = sambung_daemon(
-            config(url, store_url, admin_port, retries=0), env={"PYTHONPATH": str(hello_site)}
-        )
-        admin = Admin(f"http://127.0.0.1:{admin_port}")
+    with polled(sambung_daemon, hello_site, store_url, 10, retries=0) as (vendor, daemon, admin):
 
         def runs() -> list[dict[str, Any]]:
             shown = daemon.cli("runs", "kemang", "qasir", "--json")
@@ -90,15 +100,7 @@ def test_a_pause_outlives_a_restart(
     hello_site: Path,
     store_url: str,  # noqa: F811
 ) -> None:
-    now = datetime.now(UTC)
-    vendor = QasirFake(api_key=KEY)
-    vendor.seed(5, now - timedelta(minutes=30))
-    admin_port = free_port()
-    with serving(vendor) as url:
-        daemon: DaemonProcess = sambung_daemon(
-            config(url, store_url, admin_port), env={"PYTHONPATH": str(hello_site)}
-        )
-        admin = Admin(f"http://127.0.0.1:{admin_port}")
+    with polled(sambung_daemon, hello_site, store_url, 5) as (vendor, daemon, admin):
 
         def state() -> str:
             [found] = admin.ask("/api/v1/status")["connections"]
