@@ -1,4 +1,4 @@
-"""Outbox counts and delivery lists read through indexes (0016), on both backends: same answers."""
+"""Outbox counts and delivery lists read through indexes (0014), on both backends: same answers."""
 
 from __future__ import annotations
 

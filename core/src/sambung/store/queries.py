@@ -56,7 +56,7 @@ DEAD_LETTER_ACTIVITY = (
     "  AND e.connector = d.connector AND e.stage != 'delivery' ORDER BY e.id DESC LIMIT 1)"
     " FROM dead_letters AS d WHERE stage != 'delivery' GROUP BY outlet, connector"
 )
-# `outbox_stats`, in two reads that each stay inside an index (0016): rows per sink and status,
+# `outbox_stats`, in two reads that each stay inside an index (0014): rows per sink and status,
 # then the oldest pending row and the retrying ones per sink, from pending rows only.
 OUTBOX_COUNTS = "SELECT sink, status, COUNT(*) FROM outbox GROUP BY sink, status"
 PENDING_STATS = (
