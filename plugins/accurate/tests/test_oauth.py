@@ -91,6 +91,18 @@ async def test_the_stored_token_is_sent_as_the_bearer(tmp_path: Path) -> None:
         assert await rig.dead_letters() == []
 
 
+async def deliver_all(rig: AccountingRig, fake: FakeAccurate, invoices: int) -> None:
+    """Drain until the fake holds `invoices` invoices. More than 8 calls at once can meet
+    Accurate's 8-per-second limit when a busy machine holds some up and they arrive bunched:
+    the sink answers such a 429 with a retry, which the rig's clock is moved to."""
+    await rig.drain()
+    for _ in range(5):
+        if len(fake.invoices) >= invoices:
+            return
+        rig.clock.advance(10)
+        await rig.drain()
+
+
 async def test_an_expiring_token_is_refreshed_once_for_many_deliveries(tmp_path: Path) -> None:
     fake = fake_accurate()
     async with running(tmp_path, fake, concurrency=8) as rig:
@@ -98,7 +110,7 @@ async def test_an_expiring_token_is_refreshed_once_for_many_deliveries(tmp_path:
         await rig.ingest(*sales(16))
         rig.clock.advance(fake.token_ttl.total_seconds() + 60)  # past the token's expiry
 
-        assert await rig.drain() == 16
+        await deliver_all(rig, fake, 16)
 
         assert fake.refresh_calls == 1
         assert len(fake.invoices) == 16
@@ -124,7 +136,7 @@ async def test_a_token_accurate_refuses_early_is_refreshed_once(tmp_path: Path) 
         )
         rig.clock.advance(5)  # the rig's clock past the store's (real) stamps of the new rows
 
-        assert await rig.drain() == 8
+        await deliver_all(rig, fake, 12)
 
         assert fake.refresh_calls == 1
         assert len(fake.invoices) == 12
