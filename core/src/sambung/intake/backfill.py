@@ -16,7 +16,6 @@ known (Midtrans) asks about the records known on the window's business dates (`k
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +23,6 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sambung.clock import Clock
-from sambung.config import LoadedConfig
 from sambung.connectors import PollWindow
 from sambung.errors import AuthError, LeaseLost, NotPolled, RetriableError, UnknownConnection
 from sambung.runtime import supervision
@@ -39,7 +36,7 @@ from sambung.store import (
     RunOutcome,
 )
 
-from .connections import operator_instant, polled_connection, refusal
+from .connections import OperatorService, operator_instant, polled_connection, refusal
 from .known import within
 from .polling import from_cursor, to_cursor
 
@@ -48,25 +45,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-Wake = Callable[[str, str], None]
 
-
-class BackfillService:
+class BackfillService(OperatorService[BackfillStore]):
     """Backfill tasks: requested by an operator (CLI, admin API), run by the poll loops."""
-
-    def __init__(
-        self,
-        store: BackfillStore,
-        loaded: Callable[[], LoadedConfig],
-        *,
-        clock: Clock,
-        wake: Wake | None = None,
-    ) -> None:
-        self.store = store
-        self.loaded = loaded
-        self.clock = clock
-        # Set by the daemon once its poll loops run: starts a connection's next cycle now.
-        self.wake = wake
 
     async def request(
         self, outlet: str, connector: str, since: datetime, until: datetime, requested_by: str

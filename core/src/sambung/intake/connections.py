@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -16,6 +18,29 @@ from sambung.errors import ConfigError, NotPolled, UnknownConnection
 from sambung.validation import request_problem
 
 log = structlog.get_logger(__name__)
+
+# Starts one connection's next poll cycle now: (outlet, connector).
+Wake = Callable[[str, str], None]
+StoreT = TypeVar("StoreT")
+
+
+class OperatorService(Generic[StoreT]):
+    """What an operator's change to a connection works with: the daemon's store, config and
+    clock, and the wake that lets the running loop pick the change up at once."""
+
+    def __init__(
+        self,
+        store: StoreT,
+        loaded: Callable[[], LoadedConfig],
+        *,
+        clock: Clock,
+        wake: Wake | None = None,
+    ) -> None:
+        self.store = store
+        self.loaded = loaded
+        self.clock = clock
+        # Set by the daemon once its poll loops run.
+        self.wake = wake
 
 
 def file_drop_connector(

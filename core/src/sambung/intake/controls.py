@@ -15,27 +15,21 @@ the connection's recent runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from sambung.clock import Clock
 from sambung.config import Connection, LoadedConfig
 from sambung.connectors import Mode
 from sambung.errors import ConfigError, NotPolled, StoreUnavailable, UnknownConnection
 from sambung.store import ConnectionControl, PollRun
 from sambung.store.controls import ControlStore
 
-from .connections import OperatorNote, find_connection, refusal
+from .connections import OperatorNote, OperatorService, find_connection, refusal
 
 log = structlog.get_logger(__name__)
-
-# Starts a connection's next run now (the daemon's `_wake_poll`; as `cursors.Wake`, which this
-# module cannot import: the poll loop imports this one).
-Wake = Callable[[str, str], None]
 
 # The most runs one request may list (the store keeps `RUNS_KEPT` per connection).
 MAX_RUNS = 200
@@ -72,23 +66,9 @@ def pausable_connection(loaded: LoadedConfig, outlet: str, connector: str) -> Co
     return connection
 
 
-class ControlService:
+class ControlService(OperatorService[ControlStore]):
     """Pause and resume connections (the daemon's, so its loops pick a change up), and list
     their recent runs."""
-
-    def __init__(
-        self,
-        store: ControlStore,
-        loaded: Callable[[], LoadedConfig],
-        *,
-        clock: Clock,
-        wake: Wake | None = None,
-    ) -> None:
-        self.store = store
-        self.loaded = loaded
-        self.clock = clock
-        # Set by the daemon: starts a resumed connection's next run now.
-        self.wake = wake
 
     async def pause(
         self, outlet: str, connector: str, actor: str, reason: str | None = None

@@ -12,7 +12,6 @@ cursor update is refused, so the operator's cursor stands.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,18 +19,14 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sambung.clock import Clock
-from sambung.config import LoadedConfig
 from sambung.connectors import Mode
 from sambung.errors import NotPolled, UnknownConnection
 from sambung.store import CursorChange, CursorState, CursorStore
 
-from .connections import OperatorNote, operator_instant, polled_connection, refusal
+from .connections import OperatorNote, OperatorService, operator_instant, polled_connection, refusal
 from .polling import to_cursor
 
 log = structlog.get_logger(__name__)
-
-Wake = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -44,22 +39,8 @@ class CursorView:
     history: list[CursorChange]
 
 
-class CursorService:
+class CursorService(OperatorService[CursorStore]):
     """Show, set and reset poll cursors (the daemon's, so its loops pick a change up)."""
-
-    def __init__(
-        self,
-        store: CursorStore,
-        loaded: Callable[[], LoadedConfig],
-        *,
-        clock: Clock,
-        wake: Wake | None = None,
-    ) -> None:
-        self.store = store
-        self.loaded = loaded
-        self.clock = clock
-        # Set by the daemon once its poll loops run: starts a connection's next run now.
-        self.wake = wake
 
     async def show(self, outlet: str, connector: str) -> CursorView:
         """One polled connection's cursor and history (`UnknownConnection` / `NotPolled`)."""
